@@ -1,0 +1,49 @@
+"""openrouter-research-mcp: the OpenRouter model catalog as MCP research tools."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+
+from ._version import __version__
+
+__all__ = ["__version__", "main"]
+
+SETUP_HINT = "see 'Client setup' in the README"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="openrouter-research-mcp",
+        description="An MCP server (stdio) that exposes the OpenRouter model catalog as research tools. "
+                    "Start it from an MCP client such as Claude Desktop, Cursor, VS Code or the MCP Inspector.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--env-file", metavar="PATH",
+                        help="a .env file that fills in variables missing from the environment (default: ./.env)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Parse arguments, load the configuration once, and serve MCP over stdio."""
+    args = _parser().parse_args(argv)
+    # Imports that pull in the MCP SDK wait until the arguments are known, so --help and --version are instant.
+    from ._logging import configure_logging
+    from .config import load_settings
+    from .errors import ConfigError
+
+    try:
+        settings = load_settings(env_file=args.env_file)
+    except ConfigError as exc:
+        sys.stderr.write(f"openrouter-research-mcp: configuration error: {exc}\n")
+        raise SystemExit(2) from None
+    configure_logging(settings.log_level, settings.api_key.get_secret_value() if settings.api_key else "")
+    if sys.stdin.isatty():
+        logging.getLogger(__name__).warning(
+            "waiting for an MCP client on stdin; this server is meant to be started by one (%s)", SETUP_HINT)
+
+    from .server import build_server
+
+    build_server(settings).run()

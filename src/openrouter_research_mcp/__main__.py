@@ -1,0 +1,5 @@
+"""`python -m openrouter_research_mcp`."""
+
+from . import main
+
+main()

@@ -1,0 +1,40 @@
+"""Every tunable default in one place, so a reader finds the policy without reading the mechanics."""
+
+from __future__ import annotations
+
+__all__ = [
+    "CREDITS_URL",
+    "DEFAULT_APP_TITLE",
+    "DEFAULT_APP_URL",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_CONNECT_TIMEOUT",
+    "DEFAULT_MAX_RETRIES",
+    "DEFAULT_MODEL",
+    "DEFAULT_MODELS_TTL",
+    "DEFAULT_TIMEOUT",
+    "INITIAL_RETRY_DELAY",
+    "KEYS_URL",
+    "MAX_RETRY_AFTER",
+    "MAX_RETRY_DELAY",
+    "NEVER_RETRY_STATUSES",
+    "RETRY_STATUSES",
+]
+
+DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
+# Inexpensive, capable, long context, supports tools and structured outputs.
+DEFAULT_MODEL = "openai/gpt-4o-mini"
+DEFAULT_TIMEOUT = 60.0  # seconds per upstream request (read); generous because reasoning models think first
+DEFAULT_CONNECT_TIMEOUT = 10.0
+DEFAULT_MAX_RETRIES = 2
+DEFAULT_MODELS_TTL = 3600.0
+DEFAULT_APP_TITLE = "openrouter-research-mcp"
+DEFAULT_APP_URL = "https://github.com/openrouter-research-mcp/openrouter-research-mcp"
+KEYS_URL = "https://openrouter.ai/settings/keys"
+CREDITS_URL = "https://openrouter.ai/settings/credits"
+
+# Retry policy (see retry.py). 408/429/5xx-class transients are retried; client mistakes never are.
+RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 524, 529})
+NEVER_RETRY_STATUSES = frozenset({400, 401, 402, 403, 404, 413, 422})
+INITIAL_RETRY_DELAY = 0.5
+MAX_RETRY_DELAY = 8.0
+MAX_RETRY_AFTER = 60.0  # a Retry-After beyond this is ignored in favour of our own backoff

@@ -1,0 +1,257 @@
+"""`ModelCatalog`: the OpenRouter model list, cached in memory and on disk, looked up and searched.
+
+Freshness rules:
+- fresh (younger than the TTL): served from memory, or from the disk cache after a restart;
+- stale: served at once while one background refresh runs (stale-while-revalidate);
+- refresh failed: the stale copy keeps being served, and `snapshot.refresh_error` says why and how old it is;
+- nothing cached and the fetch fails: an error the user can act on.
+Concurrent callers share one in-flight fetch. The cache file is written atomically and discarded when corrupt or
+written for another base URL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import difflib
+import json
+import logging
+import os
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import ModelNotFoundError, OpenRouterError, UpstreamUnavailableError
+from .modelinfo import ModelInfo, SearchPage, SearchQuery, search_models
+from .usage import Pricing
+
+__all__ = ["CACHE_FORMAT", "CatalogSnapshot", "ModelCatalog", "VARIANT_SUFFIXES"]
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = "openrouter-research-mcp/models/v1"
+CACHE_FILE = "models.json"
+VARIANT_SUFFIXES = ("free", "online", "nitro", "floor", "thinking", "extended", "beta", "exacto")
+# Routers that pick a model at request time; a catalog may omit them, and their price is known only afterwards.
+ROUTER_IDS = ("openrouter/auto", "openrouter/free")
+
+
+@dataclass
+class CatalogSnapshot:
+    """The models as of `fetched_at` (wall-clock seconds), and where they came from."""
+
+    models: dict[str, ModelInfo]
+    fetched_at: float
+    source: str  # "network" or "disk"
+    refresh_error: str | None = None
+    by_slug: dict[str, list[str]] = field(default_factory=dict)
+
+    def age(self, now: float | None = None) -> float:
+        return max((time.time() if now is None else now) - self.fetched_at, 0.0)
+
+
+def parse_catalog(body: Any) -> dict[str, ModelInfo]:
+    """Parse `GET /models` (either shape); skip, and log, any entry that cannot be read."""
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        raise ValueError("no `data` list in the catalog")
+    models: dict[str, ModelInfo] = {}
+    for entry in data:
+        if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
+            continue
+        try:
+            models[entry["id"]] = ModelInfo.from_api(entry)
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("skipping catalog entry %r: %s", entry.get("id"), exc)
+    return models
+
+
+def _snapshot(raw: Any, fetched_at: float, source: str) -> CatalogSnapshot:
+    models = parse_catalog(raw)
+    by_slug: dict[str, list[str]] = {}
+    for model_id in models:
+        by_slug.setdefault(model_id.split("/", 1)[-1], []).append(model_id)
+    return CatalogSnapshot(models=models, fetched_at=fetched_at, source=source, by_slug=by_slug)
+
+
+class ModelCatalog:
+    """The model catalog with memory and disk caching.
+
+    `fetch` returns the raw `GET /models` JSON (normally `OpenRouterClient.get_json("/models")`); `cache_dir` holds
+    the cache file (None disables disk caching); `base_url` is recorded in the file so a cache made for another
+    gateway is never used; `clock` is wall-clock time, injectable for tests.
+    """
+
+    def __init__(
+        self,
+        fetch: Callable[[], Awaitable[Any]],
+        *,
+        cache_dir: Path | None,
+        ttl: float,
+        base_url: str = "",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._fetch = fetch
+        self._path = cache_dir / CACHE_FILE if cache_dir is not None else None
+        self._ttl = ttl
+        self._base_url = base_url
+        self._clock = clock
+        self._snapshot: CatalogSnapshot | None = None
+        self._inflight: asyncio.Task[CatalogSnapshot] | None = None
+        self._disk_checked = False
+        self._disk_lock = asyncio.Lock()
+        self.fetch_count = 0
+
+    @property
+    def cache_path(self) -> Path | None:
+        return self._path
+
+    @property
+    def loaded(self) -> CatalogSnapshot | None:
+        """The snapshot in memory, if any, without fetching."""
+        return self._snapshot
+
+    def _fresh(self, snap: CatalogSnapshot) -> bool:
+        return snap.age(self._clock()) < self._ttl
+
+    # ------------------------------------------------------------------------------------------------- disk
+
+    def _read_disk(self) -> CatalogSnapshot | None:
+        if self._path is None or not self._path.is_file():
+            return None
+        try:
+            doc = json.loads(self._path.read_text(encoding="utf-8"))
+            if not isinstance(doc, dict) or doc.get("format") != CACHE_FORMAT:
+                raise ValueError("not a cache file of ours")
+            if doc.get("base_url") != self._base_url:
+                raise ValueError(f"made for {doc.get('base_url')!r}")
+            return _snapshot(doc["data"], float(doc["fetched_at"]), "disk")
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            log.warning("discarding model cache %s: %s", self._path, exc)
+            with contextlib.suppress(OSError):
+                self._path.unlink()
+            return None
+
+    def _write_disk(self, raw: Any, fetched_at: float) -> None:
+        if self._path is None:
+            return
+        doc = {"format": CACHE_FORMAT, "base_url": self._base_url, "fetched_at": fetched_at, "data": raw}
+        try:
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=".models-", suffix=".tmp", dir=self._path.parent)
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as out:
+                    json.dump(doc, out, separators=(",", ":"))
+                os.replace(tmp, self._path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except OSError as exc:  # a read-only cache dir must not break the server
+            log.warning("could not write the model cache %s: %s", self._path, exc)
+
+    # ------------------------------------------------------------------------------------------------ fetching
+
+    async def _refresh(self) -> CatalogSnapshot:
+        self.fetch_count += 1
+        raw = await self._fetch()
+        fetched_at = self._clock()
+        try:
+            snap = await asyncio.to_thread(_snapshot, raw, fetched_at, "network")
+        except ValueError as exc:
+            raise UpstreamUnavailableError(f"The model catalog from {self._base_url or 'OpenRouter'} could not be "
+                                           f"read ({exc}). Check OPENROUTER_BASE_URL.") from None
+        self._snapshot = snap
+        await asyncio.to_thread(self._write_disk, raw, fetched_at)
+        log.info("model catalog: %d models fetched", len(snap.models))
+        return snap
+
+    def _start_refresh(self) -> asyncio.Task[CatalogSnapshot]:
+        if self._inflight is None or self._inflight.done():
+            self._inflight = asyncio.create_task(self._refresh())
+            self._inflight.add_done_callback(self._refresh_done)
+        return self._inflight
+
+    def _refresh_done(self, task: asyncio.Task[CatalogSnapshot]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and self._snapshot is not None:
+            age = self._snapshot.age(self._clock())
+            self._snapshot.refresh_error = (f"refresh failed ({exc}); serving the catalog from "
+                                            f"{age / 60:.0f} min ago")
+            log.warning("model catalog %s", self._snapshot.refresh_error)
+        elif exc is None and self._snapshot is not None:
+            self._snapshot.refresh_error = None
+
+    async def get(self) -> CatalogSnapshot:
+        """The current snapshot: fresh from memory or disk, stale while a refresh runs, or fetched now."""
+        if self._snapshot is None and not self._disk_checked:
+            async with self._disk_lock:  # callers arriving during the disk read wait for it instead of fetching
+                if not self._disk_checked:
+                    try:
+                        self._snapshot = await asyncio.to_thread(self._read_disk)
+                    finally:
+                        self._disk_checked = True
+        snap = self._snapshot
+        if snap is not None:
+            if not self._fresh(snap):
+                self._start_refresh()
+            return snap
+        try:
+            return await asyncio.shield(self._start_refresh())
+        except OpenRouterError as exc:
+            raise UpstreamUnavailableError(f"The model catalog could not be loaded: {exc.message}",
+                                           status=exc.status) from None
+
+    async def aclose(self) -> None:
+        """Cancel a background refresh, if one runs."""
+        if self._inflight is not None and not self._inflight.done():
+            self._inflight.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._inflight
+
+    # ------------------------------------------------------------------------------------------------- lookup
+
+    def resolve(self, snap: CatalogSnapshot, model_id: str) -> ModelInfo:
+        """The entry for `model_id`, accepting router ids and variant suffixes; raises with close matches."""
+        wanted = model_id.strip()
+        if wanted in snap.models:
+            return snap.models[wanted]
+        base, _, suffix = wanted.partition(":")
+        if suffix in VARIANT_SUFFIXES and base in snap.models:
+            return snap.models[base]
+        if wanted in ROUTER_IDS:
+            return ModelInfo(id=wanted, name=wanted, pricing=Pricing(prompt=-1, completion=-1),
+                             description="OpenRouter router: the model is chosen per request.")
+        raise ModelNotFoundError(model_id, self.suggest(snap, base))
+
+    def suggest(self, snap: CatalogSnapshot, model_id: str, n: int = 3) -> list[str]:
+        """Up to `n` catalog ids close to `model_id`."""
+        key = model_id.lower()
+        exact_slug = snap.by_slug.get(key.split("/", 1)[-1], [])
+        close = difflib.get_close_matches(key, list(snap.models), n=n, cutoff=0.6)
+        slugs = difflib.get_close_matches(key.split("/", 1)[-1], list(snap.by_slug), n=n, cutoff=0.6)
+        from_slugs = [model for slug in slugs for model in snap.by_slug[slug]]
+        return list(dict.fromkeys([*exact_slug, *close, *from_slugs]))[:n]
+
+    async def lookup(self, model_id: str) -> ModelInfo:
+        """Resolve `model_id` against the current snapshot (see `resolve`)."""
+        return self.resolve(await self.get(), model_id)
+
+    def pricing_for(self, model_id: str) -> Pricing | None:
+        """Pricing from the loaded snapshot, without fetching; None if unknown (used for cost fallbacks)."""
+        if self._snapshot is None:
+            return None
+        try:
+            return self.resolve(self._snapshot, model_id).pricing
+        except ModelNotFoundError:
+            return None
+
+    async def search(self, query: SearchQuery) -> tuple[SearchPage, CatalogSnapshot]:
+        """Search the catalog; returns the page and the snapshot it came from (for its age)."""
+        snap = await self.get()
+        return search_models(snap.models.values(), query), snap

@@ -1,0 +1,301 @@
+"""`OpenRouterClient`: one pooled `httpx.AsyncClient` for the server's lifetime, with retry, fallback and cost.
+
+A chat call walks the model chain (the requested model, then its fallbacks). For each model it sends OpenRouter's
+native `models` list, so OpenRouter can reroute by itself, and retries transient failures with tenacity (see
+`retry.py`). When a model fails for a reason another model might not share (unknown id, context too small, still
+unavailable after retries), the client moves to the next model itself. Every try is recorded as an `Attempt`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+import httpx
+
+from ._constants import DEFAULT_CONNECT_TIMEOUT
+from ._util import as_dict
+from ._version import __version__
+from .completion import Attempt, ChatResult, assemble_stream, parse_completion
+from .config import Settings
+from .errors import (
+    AuthError,
+    BadResponseError,
+    ContextLengthError,
+    ModelNotFoundError,
+    OpenRouterError,
+    TransientError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
+    error_for_status,
+)
+from .retry import parse_retry_after, retrying
+from .usage import Pricing, UsageLedger, cost_from_pricing
+
+__all__ = ["OpenRouterClient", "is_fallback_worthy"]
+
+log = logging.getLogger(__name__)
+
+PricingLookup = Callable[[str], Pricing | None]
+T = TypeVar("T")
+
+
+def is_fallback_worthy(exc: OpenRouterError) -> bool:
+    """Whether another model might succeed where this one failed."""
+    return isinstance(exc, ModelNotFoundError | ContextLengthError | TransientError | BadResponseError)
+
+
+def _error_details(response: httpx.Response) -> tuple[str, dict[str, Any], float | None]:
+    """Message, metadata and a retry hint from an error response body, tolerating any shape."""
+    try:
+        body = response.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return response.text.strip()[:300] or response.reason_phrase, {}, None
+    error = body.get("error") if isinstance(body, dict) else None
+    if not isinstance(error, dict):
+        return str(error or body)[:300], {}, None
+    metadata = as_dict(error.get("metadata"))
+    availability = as_dict(error.get("availability"))
+    hint = availability.get("retry_after")
+    return str(error.get("message") or ""), metadata, float(hint) if isinstance(hint, int | float) else None
+
+
+class OpenRouterClient:
+    """Async OpenRouter API client shared by every tool.
+
+    `pricing` maps a model id to its catalog pricing, used when a response lacks `usage.cost`; `ledger` collects the
+    session's usage; `transport` and `sleep` exist so tests can fake the network and the clock.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        pricing: PricingLookup | None = None,
+        ledger: UsageLedger | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self.settings = settings
+        self.pricing = pricing
+        self.ledger = ledger if ledger is not None else UsageLedger()
+        self._sleep = sleep
+        self._secret = settings.api_key.get_secret_value() if settings.api_key else ""
+        headers = {
+            "HTTP-Referer": settings.app_url,
+            "X-OpenRouter-Title": settings.app_title,
+            "X-Title": settings.app_title,
+            "User-Agent": f"openrouter-research-mcp/{__version__}",
+        }
+        if self._secret:
+            headers["Authorization"] = f"Bearer {self._secret}"
+        self._http = httpx.AsyncClient(
+            base_url=settings.base_url,
+            headers=headers,
+            timeout=self._timeout(None),
+            transport=transport,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+        )
+
+    async def __aenter__(self) -> OpenRouterClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self._http.aclose()
+
+    # ----------------------------------------------------------------------------------------------- plumbing
+
+    def _timeout(self, deadline: float | None) -> httpx.Timeout:
+        read = self.settings.timeout
+        if deadline is not None:
+            read = min(read, deadline - time.monotonic())
+            if read <= 0:
+                raise UpstreamTimeoutError("The time allowed for this call ran out before the request could be sent. "
+                                           "Allow more time or use a faster model.")
+        return httpx.Timeout(read, connect=min(DEFAULT_CONNECT_TIMEOUT, read))
+
+    def _scrub(self, exc: OpenRouterError) -> OpenRouterError:
+        """Make sure the key can never travel inside an error, whatever the upstream echoed."""
+        if self._secret and self._secret in exc.message:
+            exc.message = exc.message.replace(self._secret, "***")
+            exc.args = (exc.message,)
+        return exc
+
+    def _transport_error(self, exc: httpx.TransportError, model: str | None) -> OpenRouterError:
+        where = f"OpenRouter at {self.settings.base_url}"
+        if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+            return UpstreamTimeoutError(f"{where} did not answer within {self.settings.timeout:g} s"
+                                        f"{f' for `{model}`' if model else ''}. Raise OPENROUTER_TIMEOUT, lower "
+                                        "max_tokens, or use a faster model.", model=model)
+        return UpstreamUnavailableError(f"Could not reach {where} ({type(exc).__name__}). Check the network "
+                                        "connection and OPENROUTER_BASE_URL.", model=model)
+
+    async def _raise_for_status(self, response: httpx.Response, model: str | None) -> None:
+        if response.status_code < 400:
+            return
+        await response.aread()
+        message, metadata, hint = _error_details(response)
+        retry_after = parse_retry_after(response.headers)
+        raise error_for_status(response.status_code, message, model=model, metadata=metadata,
+                               retry_after=retry_after if retry_after is not None else hint)
+
+    async def _with_deadline(self, work: Awaitable[Any], deadline: float | None, model: str | None) -> Any:
+        if deadline is None:
+            return await work
+        try:
+            async with asyncio.timeout(max(deadline - time.monotonic(), 0)):
+                return await work
+        except TimeoutError:
+            during = f" while `{model}` was answering" if model else ""
+            raise UpstreamTimeoutError(f"The time allowed for this call ran out{during}. Allow more time or use a "
+                                       "faster model.", model=model) from None
+
+    async def _retrying(self, once: Callable[[], Awaitable[T]], deadline: float | None) -> tuple[T, int]:
+        """Run `once` under the retry policy; return its result and how many retries it took."""
+        retries = -1
+        try:
+            async for attempt in retrying(self.settings.max_retries, deadline, self._sleep):
+                with attempt:
+                    retries += 1
+                    if retries:
+                        log.info("retry %d of %d", retries, self.settings.max_retries)
+                    return await once(), retries
+        except OpenRouterError as exc:
+            exc.retries = max(retries, 0)
+            raise
+        raise AssertionError("unreachable: tenacity re-raises the last error")  # pragma: no cover
+
+    # ------------------------------------------------------------------------------------------------ GET calls
+
+    async def get_json(self, path: str, *, deadline: float | None = None, auth: bool = False) -> Any:
+        """GET a JSON document (e.g. `/models`, `/key`) with the retry policy."""
+        if auth and not self._secret:
+            raise AuthError.missing()
+
+        async def once() -> Any:
+            try:
+                response = await self._with_deadline(
+                    self._http.get(path, timeout=self._timeout(deadline)), deadline, None)
+            except httpx.TransportError as exc:
+                raise self._transport_error(exc, None) from None
+            await self._raise_for_status(response, None)
+            try:
+                return response.json()
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                raise BadResponseError(f"OpenRouter's answer to GET {path} was not JSON. Check OPENROUTER_BASE_URL "
+                                       "points at an OpenAI-compatible API.") from None
+
+        try:
+            body, _ = await self._retrying(once, deadline)
+        except OpenRouterError as exc:
+            raise self._scrub(exc) from None
+        return body
+
+    # ----------------------------------------------------------------------------------------------- chat calls
+
+    async def _complete_once(self, payload: dict[str, Any], model: str, deadline: float | None,
+                             on_text: Callable[[str], Awaitable[None]] | None) -> ChatResult:
+        timeout = self._timeout(deadline)
+        header_id: str | None = None
+        try:
+            if not payload.get("stream"):
+                response = await self._with_deadline(
+                    self._http.post("/chat/completions", json=payload, timeout=timeout), deadline, model)
+                await self._raise_for_status(response, model)
+                header_id = response.headers.get("x-generation-id")
+                try:
+                    body = response.json()
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    raise BadResponseError(f"OpenRouter's answer for `{model}` was not JSON (HTTP "
+                                           f"{response.status_code}). Try again.", model=model) from None
+            else:
+                body = await self._with_deadline(self._stream(payload, model, timeout, on_text), deadline, model)
+        except httpx.TransportError as exc:
+            raise self._transport_error(exc, model) from None
+        result = parse_completion(body, model)
+        result.generation_id = result.generation_id or header_id
+        if result.usage.cost_usd is None and self.pricing is not None:
+            pricing = self.pricing(result.model) or self.pricing(model)
+            if pricing is not None and (cost := cost_from_pricing(result.usage, pricing)) is not None:
+                result.usage.cost_usd, result.usage.cost_source = cost, "pricing"
+        return result
+
+    async def _stream(self, payload: dict[str, Any], model: str, timeout: httpx.Timeout,
+                      on_text: Callable[[str], Awaitable[None]] | None) -> Any:
+        async with self._http.stream("POST", "/chat/completions", json=payload, timeout=timeout) as response:
+            await self._raise_for_status(response, model)
+            if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
+                await response.aread()  # a gateway that ignored `stream`: treat it as a plain answer
+                try:
+                    return response.json()
+                except (json.JSONDecodeError, UnicodeDecodeError):
+                    raise BadResponseError(f"OpenRouter's answer for `{model}` was not JSON. Try again.",
+                                           model=model) from None
+            lines: AsyncIterator[str] = response.aiter_lines()
+            return await assemble_stream(lines, model, on_text)
+
+    async def chat(
+        self,
+        messages: Sequence[dict[str, Any]],
+        *,
+        model: str | None = None,
+        fallback_models: Sequence[str] | None = None,
+        stream: bool = False,
+        deadline: float | None = None,
+        on_text: Callable[[str], Awaitable[None]] | None = None,
+        **params: Any,
+    ) -> ChatResult:
+        """Send a chat completion, retrying and falling back as needed.
+
+        `model` defaults to OPENROUTER_DEFAULT_MODEL and `fallback_models` to OPENROUTER_FALLBACK_MODELS.
+        `deadline` is a `time.monotonic()` value no request or retry may outlive. Other keyword arguments
+        (temperature, max_tokens, reasoning, plugins, response_format, ...) go into the request body when not None.
+        """
+        if not self._secret:
+            raise AuthError.missing()
+        primary = model or self.settings.default_model
+        fallbacks = self.settings.fallback_models if fallback_models is None else fallback_models
+        chain = list(dict.fromkeys([primary, *fallbacks]))
+        extra = {key: value for key, value in params.items() if value is not None}
+        attempts: list[Attempt] = []
+        started = time.monotonic()
+        for index, current in enumerate(chain):
+            payload: dict[str, Any] = {"model": current, "messages": list(messages), **extra}
+            if len(chain) - index > 1:
+                payload["models"] = chain[index:]
+            if stream:
+                payload["stream"] = True
+            retries = 0
+
+            async def once(payload: dict[str, Any] = payload, current: str = current) -> ChatResult:
+                return await self._complete_once(payload, current, deadline, on_text)
+
+            try:
+                result, retries = await self._retrying(once, deadline)
+            except OpenRouterError as exc:
+                self._scrub(exc)
+                attempts.append(Attempt(model=current, ok=False, status=exc.status, error=exc.message,
+                                        retries=exc.retries))
+                self.ledger.record_failure(current)
+                out_of_time = deadline is not None and time.monotonic() >= deadline
+                if index + 1 < len(chain) and is_fallback_worthy(exc) and not out_of_time:
+                    log.warning("%s failed (%s); falling back to %s", current, type(exc).__name__, chain[index + 1])
+                    continue
+                exc.attempts = attempts
+                raise
+            attempts.append(Attempt(model=current, ok=True, retries=retries,
+                                    answered_by=result.model if result.model != current else None))
+            result.model_requested = primary
+            result.attempts = attempts
+            result.latency_s = round(time.monotonic() - started, 4)
+            self.ledger.record(result.model, result.usage)
+            return result
+        raise AssertionError("unreachable: the chain is never empty")  # pragma: no cover

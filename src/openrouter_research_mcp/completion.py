@@ -1,0 +1,187 @@
+"""Chat completion results: parsing a response body, assembling an SSE stream into one, and the result types.
+
+Both paths end in `parse_completion`, so a streamed answer and a plain one are checked the same way: an `error`
+object, empty `choices` or `finish_reason == "error"` in an HTTP 200 body each become a typed error.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ._util import as_dict
+from .errors import BadResponseError, RequestError, StreamError, error_for_status
+from .usage import Pricing, Usage, usage_from_response
+
+__all__ = ["Attempt", "ChatResult", "Citation", "assemble_stream", "parse_completion", "raise_for_body_error"]
+
+
+class Citation(BaseModel):
+    """A web source behind an answer, from a `url_citation` annotation."""
+
+    url: str
+    title: str = ""
+    snippet: str = Field(default="", description="the annotation's `content`: the passage the model drew on")
+    start_index: int | None = None
+    end_index: int | None = None
+
+
+class Attempt(BaseModel):
+    """One model tried while answering a request."""
+
+    model: str
+    ok: bool
+    status: int | None = Field(default=None, description="HTTP (or in-body) status of the failure")
+    error: str | None = None
+    retries: int = 0
+    answered_by: str | None = Field(default=None, description="the model that answered, when OpenRouter rerouted")
+
+
+class ChatResult(BaseModel):
+    """A finished chat completion, with where it came from and what it cost."""
+
+    text: str
+    reasoning: str | None = None
+    model_requested: str
+    model: str = Field(description="the model that answered (the response's `model`)")
+    provider: str | None = None
+    generation_id: str | None = None
+    finish_reason: str | None = None
+    citations: list[Citation] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=Usage)
+    attempts: list[Attempt] = Field(default_factory=list)
+    latency_s: float = 0.0
+
+
+def raise_for_body_error(body: dict[str, Any], model: str | None, partial_text: str = "") -> None:
+    """Raise the typed error for an `error` object inside an HTTP 200 body (or a stream chunk)."""
+    error = body.get("error")
+    if not error:
+        return
+    if not isinstance(error, dict):
+        error = {"message": str(error)}
+    message = str(error.get("message") or "no message")
+    metadata = as_dict(error.get("metadata"))
+    raw_code = str(error.get("code", ""))
+    code = int(raw_code) if raw_code.isdigit() else 502
+    if partial_text:
+        raise StreamError(f"The stream from `{model}` broke off with an error ({code}: {message}) after "
+                          f"{len(partial_text)} characters; the partial answer is kept. Try again or use another "
+                          "model.", partial_text=partial_text, status=code, model=model)
+    typed = error_for_status(code, message, model=model, metadata=metadata)
+    if type(typed) is RequestError and code == 400:
+        # A 400 inside a 200 body is the upstream failing mid-request, not our arguments being wrong.
+        typed = BadResponseError(f"`{model}` failed while answering ({code}: {message}). Try again or use another "
+                                 "model.", status=code, model=model)
+    raise typed
+
+
+def _citations(message: dict[str, Any]) -> list[Citation]:
+    seen: dict[str, Citation] = {}
+    for note in message.get("annotations") or []:
+        if not isinstance(note, dict) or note.get("type") != "url_citation":
+            continue
+        data = note.get("url_citation") or {}
+        url = data.get("url")
+        if isinstance(url, str) and url and url not in seen:
+            seen[url] = Citation(url=url, title=str(data.get("title") or ""), snippet=str(data.get("content") or ""),
+                                 start_index=data.get("start_index"), end_index=data.get("end_index"))
+    return list(seen.values())
+
+
+def parse_completion(body: Any, requested: str, pricing: Pricing | None = None) -> ChatResult:
+    """Turn a chat completion body into a `ChatResult`, or raise the typed error it carries."""
+    if not isinstance(body, dict):
+        raise BadResponseError(f"OpenRouter's answer for `{requested}` was not a JSON object. Try again.",
+                               model=requested)
+    raise_for_body_error(body, requested)
+    choices = body.get("choices")
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise BadResponseError(f"`{requested}` returned no choices (an empty answer). Try again or use another "
+                               "model.", model=requested)
+    choice = choices[0]
+    message = as_dict(choice.get("message"))
+    answered_by = str(body.get("model") or requested)
+    if choice.get("finish_reason") == "error":
+        reason = choice.get("native_finish_reason") or "error"
+        raise BadResponseError(f"`{answered_by}` stopped with an error ({reason}) before finishing. Try again or "
+                               "use another model.", model=answered_by)
+    content = message.get("content")
+    if isinstance(content, list):  # content parts
+        content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+    return ChatResult(
+        text=str(content or ""),
+        reasoning=message.get("reasoning") or None,
+        model_requested=requested,
+        model=answered_by,
+        provider=body.get("provider"),
+        generation_id=body.get("id"),
+        finish_reason=choice.get("finish_reason"),
+        citations=_citations(message),
+        usage=usage_from_response(body.get("usage"), pricing),
+    )
+
+
+async def assemble_stream(
+    lines: AsyncIterator[str],
+    requested: str,
+    on_text: Callable[[str], Awaitable[None]] | None = None,
+) -> dict[str, Any]:
+    """Read SSE lines into one chat completion body, as if the answer had not been streamed.
+
+    `:` comment lines (keep-alives such as `: OPENROUTER PROCESSING`) are skipped. A chunk with an `error` raises a
+    `StreamError` that keeps the text received so far; a stream that stops without `[DONE]` or a finish reason does
+    too.
+    """
+    text: list[str] = []
+    reasoning: list[str] = []
+    annotations: list[Any] = []
+    body: dict[str, Any] = {}
+    finish_reason: str | None = None
+    done = False
+    async for line in lines:
+        if not line or line.startswith(":") or not line.startswith("data:"):
+            continue
+        data = line[5:].strip()
+        if data == "[DONE]":
+            done = True
+            break
+        try:
+            chunk = json.loads(data)
+        except json.JSONDecodeError:
+            raise StreamError(f"`{requested}` sent a stream chunk that is not JSON. Try again.",
+                              partial_text="".join(text), model=requested) from None
+        if not isinstance(chunk, dict):
+            continue
+        for key in ("id", "model", "provider", "created"):
+            if chunk.get(key) is not None:
+                body.setdefault(key, chunk[key])
+        if chunk.get("usage"):
+            body["usage"] = chunk["usage"]
+        if chunk.get("error"):
+            raise_for_body_error(chunk, str(body.get("model") or requested), "".join(text))
+        for choice in chunk.get("choices") or []:
+            delta = choice.get("delta") or {}
+            if delta.get("content"):
+                text.append(delta["content"])
+                if on_text is not None:
+                    await on_text(delta["content"])
+            if delta.get("reasoning"):
+                reasoning.append(delta["reasoning"])
+            annotations.extend(delta.get("annotations") or [])
+            if choice.get("finish_reason"):
+                finish_reason = choice["finish_reason"]
+    if not done and finish_reason is None:
+        raise StreamError(f"The stream from `{requested}` ended before the answer was complete "
+                          f"({len(''.join(text))} characters arrived). Try again.",
+                          partial_text="".join(text), model=requested)
+    body["choices"] = [{
+        "finish_reason": finish_reason,
+        "message": {"role": "assistant", "content": "".join(text), "reasoning": "".join(reasoning) or None,
+                    "annotations": annotations},
+    }]
+    return body
+

@@ -1,0 +1,195 @@
+"""What the catalog knows about one model, parsed tolerantly, and the pure search over a list of them.
+
+Both catalog shapes load: the 2025 one (every pricing key, zeros as `"0"`) and the 2026 one (zero prices omitted,
+extra fields such as `reasoning`, `knowledge_cutoff`, `links`). Unknown or oddly typed fields never break parsing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ._util import as_dict
+from .usage import Pricing
+
+__all__ = ["CAPABILITIES", "ModelInfo", "SearchPage", "SearchQuery", "search_models"]
+
+Capability = Literal["tools", "reasoning", "structured_outputs", "web_search"]
+CAPABILITIES: tuple[str, ...] = ("tools", "reasoning", "structured_outputs", "web_search")
+SortKey = Literal["price", "context", "newest", "name"]
+
+
+def _lenient_int(value: Any) -> int:
+    try:
+        return max(int(value), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _str_list(value: Any) -> list[str]:
+    return [str(item) for item in value] if isinstance(value, list) else []
+
+
+class ModelInfo(BaseModel):
+    """One catalog entry. `raw` keeps the upstream JSON untouched for the full-metadata view."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    name: str = ""
+    description: str = ""
+    created: int = 0
+    context_length: int = 0
+    max_completion_tokens: int | None = None
+    input_modalities: list[str] = Field(default_factory=lambda: ["text"])
+    output_modalities: list[str] = Field(default_factory=lambda: ["text"])
+    pricing: Pricing = Field(default_factory=Pricing)
+    supported_parameters: list[str] = Field(default_factory=list)
+    is_moderated: bool = False
+    knowledge_cutoff: str | None = None
+    expiration_date: str | None = None
+    raw: dict[str, Any] = Field(default_factory=dict, exclude=True, repr=False)
+
+    @field_validator("name", "description", mode="before")
+    @classmethod
+    def _text(cls, value: Any) -> str:
+        return "" if value is None else str(value)
+
+    @field_validator("created", "context_length", mode="before")
+    @classmethod
+    def _count(cls, value: Any) -> int:
+        return _lenient_int(value)
+
+    @classmethod
+    def from_api(cls, data: dict[str, Any]) -> ModelInfo:
+        """Build from one element of `GET /models` `data`, in either shape."""
+        architecture = as_dict(data.get("architecture"))
+        top = as_dict(data.get("top_provider"))
+        inputs = _str_list(architecture.get("input_modalities"))
+        outputs = _str_list(architecture.get("output_modalities"))
+        if not inputs and isinstance(architecture.get("modality"), str) and "->" in architecture["modality"]:
+            left, right = architecture["modality"].split("->", 1)
+            inputs, outputs = left.split("+"), right.split("+")
+        max_completion = top.get("max_completion_tokens")
+        return cls.model_validate({
+            "id": str(data["id"]),
+            "name": data.get("name") or data["id"],
+            "description": data.get("description"),
+            "created": data.get("created"),
+            "context_length": data.get("context_length") or top.get("context_length"),
+            "max_completion_tokens": _lenient_int(max_completion) or None,
+            "input_modalities": inputs or ["text"],
+            "output_modalities": outputs or ["text"],
+            "pricing": Pricing.model_validate(as_dict(data.get("pricing"))),
+            "supported_parameters": _str_list(data.get("supported_parameters")),
+            "is_moderated": bool(top.get("is_moderated")),
+            "knowledge_cutoff": str(data["knowledge_cutoff"]) if data.get("knowledge_cutoff") else None,
+            "expiration_date": str(data["expiration_date"]) if data.get("expiration_date") else None,
+            "raw": data,
+        })
+
+    @property
+    def provider(self) -> str:
+        return self.id.split("/", 1)[0] if "/" in self.id else ""
+
+    @property
+    def capabilities(self) -> list[str]:
+        """What this model can do, as declared by the catalog."""
+        params = set(self.supported_parameters)
+        found = []
+        if "tools" in params:
+            found.append("tools")
+        if params & {"reasoning", "include_reasoning"} or isinstance(self.raw.get("reasoning"), dict):
+            found.append("reasoning")
+        if params & {"structured_outputs", "response_format"}:
+            found.append("structured_outputs")
+        if "web_search_options" in params or (self.pricing.web_search or 0) > 0:
+            found.append("web_search")
+        return found
+
+    def summary(self) -> dict[str, Any]:
+        """A compact dict for listings: prices in USD per million tokens."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "context_length": self.context_length,
+            "prompt_usd_per_mtok": self.pricing.per_million("prompt"),
+            "completion_usd_per_mtok": self.pricing.per_million("completion"),
+            "input_modalities": self.input_modalities,
+            "output_modalities": self.output_modalities,
+            "capabilities": self.capabilities,
+        }
+
+
+class SearchQuery(BaseModel):
+    """Filters, sort and paging for `search_models`. Prices are USD per million tokens."""
+
+    query: str | None = None
+    provider: str | None = None
+    free_only: bool = False
+    min_context: int | None = Field(default=None, ge=0)
+    max_prompt_price: float | None = Field(default=None, ge=0)
+    max_completion_price: float | None = Field(default=None, ge=0)
+    input_modality: str | None = None
+    output_modality: str | None = None
+    supports: list[Capability] = Field(default_factory=list)
+    sort: SortKey = "name"
+    limit: int = Field(default=20, ge=1, le=200)
+    offset: int = Field(default=0, ge=0)
+
+
+class SearchPage(BaseModel):
+    """One page of matches and the total count before paging."""
+
+    total: int
+    offset: int
+    models: list[ModelInfo]
+
+
+def _price_key(model: ModelInfo) -> float:
+    p = model.pricing
+    total = p.prompt + p.completion
+    return math.inf if math.isnan(total) else total
+
+
+def _within(price: float, cap_per_million: float | None) -> bool:
+    return cap_per_million is None or (not math.isnan(price) and price * 1_000_000 <= cap_per_million + 1e-12)
+
+
+def search_models(models: Iterable[ModelInfo], q: SearchQuery) -> SearchPage:
+    """Filter, sort and page `models` by `q`."""
+    words = (q.query or "").lower().split()
+    provider = (q.provider or "").lower().strip()
+    hits = []
+    for m in models:
+        haystack = f"{m.id} {m.name} {m.description}".lower()
+        if words and not all(word in haystack for word in words):
+            continue
+        if provider and m.provider.lower() != provider:
+            continue
+        if q.free_only and not (m.pricing.is_free or m.id.endswith(":free")):
+            continue
+        if q.min_context is not None and m.context_length < q.min_context:
+            continue
+        if not _within(m.pricing.prompt, q.max_prompt_price) or not _within(m.pricing.completion,
+                                                                           q.max_completion_price):
+            continue
+        if q.input_modality and q.input_modality.lower() not in m.input_modalities:
+            continue
+        if q.output_modality and q.output_modality.lower() not in m.output_modalities:
+            continue
+        if any(cap not in m.capabilities for cap in q.supports):
+            continue
+        hits.append(m)
+    if q.sort == "price":
+        hits.sort(key=lambda m: (_price_key(m), m.id))
+    elif q.sort == "context":
+        hits.sort(key=lambda m: (-m.context_length, m.id))
+    elif q.sort == "newest":
+        hits.sort(key=lambda m: (-m.created, m.id))
+    else:
+        hits.sort(key=lambda m: (m.name.lower(), m.id))
+    return SearchPage(total=len(hits), offset=q.offset, models=hits[q.offset:q.offset + q.limit])

@@ -1,0 +1,26 @@
+"""Shared fixtures. Every test runs with a clean environment: no real key, no real cache dir, no .env pickup."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+FAKE_KEY = "sk-or-v1-test-0123456789abcdef0123456789abcdef0123456789abcdef"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Strip OPENROUTER_* variables, run from an empty directory, and restore os.environ afterwards."""
+    saved = dict(os.environ)
+    for name in list(os.environ):
+        if name.startswith("OPENROUTER_"):
+            monkeypatch.delenv(name)
+    work = tmp_path / "cwd"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)

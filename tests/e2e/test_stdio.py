@@ -1,0 +1,76 @@
+"""The real server as a subprocess: it handshakes over stdio, writes nothing but JSON-RPC to stdout, logs to stderr
+without the key, and exits cleanly when stdin closes."""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..conftest import FAKE_KEY
+
+
+def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENROUTER_")}
+    env.update({"OPENROUTER_CACHE_DIR": str(tmp_path / "cache"), "OPENROUTER_BASE_URL": "http://127.0.0.1:9/api/v1",
+                **extra})
+    return env
+
+
+def rpc(id_: int, method: str, params: dict[str, object] | None = None) -> str:
+    return json.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params or {}})
+
+
+def read_message(proc: subprocess.Popen[str], seconds: float = 30) -> dict[str, Any]:
+    """The next stdout line as JSON, failing the test if none arrives in time or it is not JSON."""
+    assert proc.stdout is not None
+    ready, _, _ = select.select([proc.stdout], [], [], seconds)
+    assert ready, "the server sent nothing"
+    line = proc.stdout.readline()
+    message: dict[str, Any] = json.loads(line)
+    return message
+
+
+def test_stdio_stdout_is_only_json_rpc_and_stdin_close_exits(tmp_path: Path) -> None:
+    with subprocess.Popen(
+        [sys.executable, "-m", "openrouter_research_mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, bufsize=1, cwd=tmp_path,
+        env=server_env(tmp_path, OPENROUTER_API_KEY=FAKE_KEY, OPENROUTER_LOG_LEVEL="DEBUG"),
+    ) as proc:
+        assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        try:
+            proc.stdin.write(rpc(1, "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
+                                                   "clientInfo": {"name": "raw-test", "version": "0"}}) + "\n")
+            init = read_message(proc)
+            proc.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}) + "\n")
+            proc.stdin.write(rpc(2, "tools/list") + "\n")
+            tools = read_message(proc)
+            proc.stdin.write(rpc(3, "ping") + "\n")
+            ping = read_message(proc)
+            proc.stdin.close()
+            assert proc.wait(timeout=30) == 0
+            rest = proc.stdout.read()
+            stderr = proc.stderr.read()
+        finally:
+            if proc.poll() is None:  # a hung server must not hang the test run
+                proc.kill()
+    assert init["result"]["serverInfo"]["name"] == "openrouter-research-mcp"
+    assert init["result"]["protocolVersion"] == "2025-11-25"
+    assert tools["id"] == 2 and "tools" in tools["result"] and ping == {"jsonrpc": "2.0", "id": 3, "result": {}}
+    assert all(json.loads(line)["jsonrpc"] == "2.0" for line in rest.splitlines() if line.strip())
+    assert "ready" in stderr  # logging goes to stderr
+    assert FAKE_KEY not in stderr and FAKE_KEY not in rest
+
+
+def test_stdio_bad_configuration_stops_with_one_line(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "openrouter_research_mcp"], input="", capture_output=True,
+                          text=True, timeout=60, env=server_env(tmp_path, OPENROUTER_TIMEOUT="soon"), cwd=tmp_path,
+                          check=False)
+    assert done.returncode == 2 and done.stdout == ""
+    assert done.stderr.strip().splitlines() == [
+        "openrouter-research-mcp: configuration error: OPENROUTER_TIMEOUT: Input should be a valid number, "
+        "unable to parse string as a number (got 'soon')"]
