@@ -21,6 +21,9 @@ def _parser() -> argparse.ArgumentParser:
                     "Start it from an MCP client such as Claude Desktop, Cursor, VS Code or the MCP Inspector.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("command", nargs="?", choices=("serve", "doctor"), default="serve",
+                        help="serve (default): run the MCP server on stdio; doctor: check the configuration, the "
+                             "catalog and the key, and print a report")
     parser.add_argument("--env-file", metavar="PATH",
                         help="a .env file that fills in variables missing from the environment (default: ./.env)")
     return parser
@@ -39,7 +42,18 @@ def main(argv: Sequence[str] | None = None) -> None:
     except ConfigError as exc:
         sys.stderr.write(f"openrouter-research-mcp: configuration error: {exc}\n")
         raise SystemExit(2) from None
-    configure_logging(settings.log_level, settings.api_key.get_secret_value() if settings.api_key else "")
+    secret = settings.api_key.get_secret_value() if settings.api_key else ""
+    if args.command == "doctor":
+        import asyncio
+
+        from .doctor import run_doctor
+
+        configure_logging("ERROR", secret)
+        report, ok = asyncio.run(run_doctor(settings))
+        sys.stdout.write(report.replace(secret, "***") if secret else report)
+        sys.stdout.write("\n")
+        raise SystemExit(0 if ok else 1)
+    configure_logging(settings.log_level, secret)
     if sys.stdin.isatty():
         logging.getLogger(__name__).warning(
             "waiting for an MCP client on stdin; this server is meant to be started by one (%s)", SETUP_HINT)

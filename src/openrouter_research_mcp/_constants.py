@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 __all__ = [
+    "DEFAULT_COMPARE_MAX_COST_USD",
+    "DEFAULT_COMPARE_MAX_TOKENS",
+    "JUDGE_MAX_TOKENS",
+    "PROGRESS_INTERVAL",
     "CREDITS_URL",
     "DEFAULT_APP_TITLE",
     "DEFAULT_APP_URL",
@@ -23,7 +27,7 @@ __all__ = [
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 # Inexpensive, capable, long context, supports tools and structured outputs.
 DEFAULT_MODEL = "openai/gpt-4o-mini"
-DEFAULT_TIMEOUT = 60.0  # seconds per upstream request (read); generous because reasoning models think first
+DEFAULT_TIMEOUT = 50.0  # seconds per upstream request, and per tool call in all: inside hosts' 60 s limit
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 2
 DEFAULT_MODELS_TTL = 3600.0
@@ -38,3 +42,9 @@ NEVER_RETRY_STATUSES = frozenset({400, 401, 402, 403, 404, 413, 422})
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 MAX_RETRY_AFTER = 60.0  # a Retry-After beyond this is ignored in favour of our own backoff
+
+# Tools
+DEFAULT_COMPARE_MAX_TOKENS = 1024
+DEFAULT_COMPARE_MAX_COST_USD = 0.50
+JUDGE_MAX_TOKENS = 1500
+PROGRESS_INTERVAL = 1.0  # seconds between streamed-text progress notifications

@@ -1,64 +1,285 @@
-"""The MCP surface: builds the `MCPServer`, owns the shared client and catalog for the server's lifetime."""
+"""The MCP surface: tools, resources and prompts registered on an `MCPServer`. Parses, delegates, formats.
+
+The logic lives in `tools.py` (and the client and catalog); here each handler fetches the shared state, calls it,
+renders the result and turns anticipated failures into `ToolError`s with messages meant for people.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
-import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import MCPServer
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.types import (
+    CallToolResult,
+    Completion,
+    CompletionArgument,
+    CompletionContext,
+    PromptReference,
+    ResourceTemplateReference,
+    TextContent,
+    ToolAnnotations,
+)
+from pydantic import BaseModel, Field
 
+from ._constants import DEFAULT_COMPARE_MAX_COST_USD, DEFAULT_COMPARE_MAX_TOKENS
 from ._version import __version__
-from .catalog import ModelCatalog
-from .client import OpenRouterClient
+from .account import account_info
 from .config import Settings
-from .usage import UsageLedger
+from .errors import ModelNotFoundError, OpenRouterError
+from .modelinfo import SearchQuery
+from .prompts import compare_answers_text, deep_research_brief_text, pick_model_text
+from .render import error_text, render_ask, render_compare, render_models
+from .results import AskResult, CompareResult, ModelsPage
+from .state import AppState, open_state
+from .tools import Progress, ask, compare_models, list_models
 
-__all__ = ["AppState", "build_server"]
+__all__ = ["INSTRUCTIONS", "build_server"]
 
 log = logging.getLogger(__name__)
 
-INSTRUCTIONS = (
-    "Research tools over the whole OpenRouter model catalog. Every result reports tokens and USD cost."
-)
+INSTRUCTIONS = """\
+Research tools over the whole OpenRouter model catalog (hundreds of models from many providers).
+- ask: one model's answer; set web_search=true for current facts with cited sources.
+- compare_models: one prompt to 2-8 models at once, side by side; add judge_model for a verdict.
+- list_models: find model ids by capability, price, context or modality before choosing one.
+Model ids look like provider/model (e.g. openai/gpt-4o-mini); unknown ids fail before anything is spent, with
+suggestions. Every result reports tokens and USD cost; compare_models refuses to start what could exceed its
+max_cost_usd. The openrouter://usage resource sums this session's spend."""
+
+Capability = Literal["tools", "reasoning", "structured_outputs", "web_search"]
+Effort = Literal["minimal", "low", "medium", "high"]
 
 
-@dataclass
-class AppState:
-    """What every tool shares for the server's lifetime."""
+class _StateRef:
+    """Lets handlers without a `Context` (static resources, completion) reach the lifespan state."""
 
-    settings: Settings
-    client: OpenRouterClient
-    catalog: ModelCatalog
-    ledger: UsageLedger
+    state: AppState | None = None
+
+    def get(self) -> AppState:
+        if self.state is None:  # pragma: no cover - only before the lifespan has started
+            raise ResourceError("The server is still starting; try again in a moment.")
+        return self.state
 
 
-@asynccontextmanager
-async def open_state(settings: Settings) -> AsyncIterator[AppState]:
-    """Create the shared client and catalog, and close them on the way out."""
-    ledger = UsageLedger()
-    client = OpenRouterClient(settings, ledger=ledger)
-    catalog = ModelCatalog(lambda: client.get_json("/models"), cache_dir=settings.cache_dir,
-                           ttl=settings.models_ttl, base_url=settings.base_url)
-    client.pricing = catalog.pricing_for
+def _state(ctx: Context) -> AppState:
+    state = ctx.request_context.lifespan_context
+    assert isinstance(state, AppState)
+    return state
+
+
+def _progress(ctx: Context) -> Progress:
+    async def report(done: float, total: float | None, message: str) -> None:
+        await ctx.report_progress(done, total, message)
+
+    return report
+
+
+@contextmanager
+def _tool_errors() -> Iterator[None]:
     try:
-        yield AppState(settings=settings, client=client, catalog=catalog, ledger=ledger)
-    finally:
-        await catalog.aclose()
-        await client.aclose()
-        sys.stdout.flush()  # drain any stray buffered output to stderr while fd 1 still points there
+        yield
+    except OpenRouterError as exc:
+        raise ToolError(error_text(exc)) from None
+
+
+def _result(model: BaseModel, text: str) -> CallToolResult:
+    return CallToolResult(content=[TextContent(type="text", text=text)],
+                          structured_content=model.model_dump(mode="json"))
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=1, ensure_ascii=False)
+
+
+Prompt = Annotated[str, Field(min_length=1, description="the question or task, complete and self-contained")]
+ModelId = Annotated[str, Field(description="an OpenRouter model id such as openai/gpt-4o-mini (see list_models)")]
+System = Annotated[str | None, Field(description="optional system prompt")]
+Temperature = Annotated[float | None, Field(ge=0, le=2, description="sampling temperature, 0-2")]
+
+
+async def ask_tool(
+    prompt: Prompt,
+    ctx: Context,
+    model: Annotated[str | None, Field(description="model id; default: the server's OPENROUTER_DEFAULT_MODEL")] = None,
+    system: System = None,
+    fallback_models: Annotated[list[str] | None, Field(
+        max_length=8, description="models to try in order if the first fails; default: OPENROUTER_FALLBACK_MODELS")]
+    = None,
+    temperature: Temperature = None,
+    max_tokens: Annotated[int | None, Field(ge=1, le=200_000, description="cap on answer tokens")] = None,
+    reasoning_effort: Annotated[Effort | None, Field(description="thinking effort for reasoning models")] = None,
+    web_search: Annotated[bool, Field(description="ground the answer in a live web search and return its sources "
+                                                  "(adds a small search fee)")] = False,
+) -> Annotated[CallToolResult, AskResult]:
+    """Ask one OpenRouter model a question and get its answer, the model that answered, tokens and USD cost.
+
+    Use web_search=true for anything recent or factual that needs sources; the sources come back numbered.
+    fallback_models are tried in order if the model is down or rejects the request."""
+    with _tool_errors():
+        result = await ask(_state(ctx), prompt, model=model, system=system, fallback_models=fallback_models,
+                           temperature=temperature, max_tokens=max_tokens, reasoning_effort=reasoning_effort,
+                           web_search=web_search, progress=_progress(ctx))
+    return _result(result, render_ask(result))
+
+
+async def compare_models_tool(
+    prompt: Prompt,
+    models: Annotated[list[str], Field(min_length=2, max_length=8, description="2 to 8 model ids to ask at once")],
+    ctx: Context,
+    system: System = None,
+    max_tokens: Annotated[int, Field(ge=1, le=32_000, description="cap on each answer's tokens")]
+    = DEFAULT_COMPARE_MAX_TOKENS,
+    temperature: Temperature = None,
+    judge_model: Annotated[str | None, Field(description="a model that reads all answers and returns agreement, "
+                                                         "disagreements and a recommended answer")] = None,
+    max_cost_usd: Annotated[float, Field(gt=0, le=50, description="spending cap for the whole comparison; calls "
+                                                                  "whose worst case does not fit are not started")]
+    = DEFAULT_COMPARE_MAX_COST_USD,
+) -> Annotated[CallToolResult, CompareResult]:
+    """Send one prompt to several models at once and compare their answers side by side.
+
+    All requests run in parallel; a model that fails is reported in its entry and the others still answer.
+    With judge_model, a final call weighs the answers. Reports tokens, cost and latency per model and in total."""
+    with _tool_errors():
+        result = await compare_models(_state(ctx), prompt, models, system=system, max_tokens=max_tokens,
+                                      temperature=temperature, judge_model=judge_model, max_cost_usd=max_cost_usd,
+                                      progress=_progress(ctx))
+    return _result(result, render_compare(result))
+
+
+async def list_models_tool(
+    ctx: Context,
+    query: Annotated[str | None, Field(description="words to find in the id, name or description")] = None,
+    provider: Annotated[str | None, Field(description="e.g. openai, anthropic, google, meta-llama")] = None,
+    free_only: Annotated[bool, Field(description="only models that cost nothing")] = False,
+    min_context: Annotated[int | None, Field(ge=0, description="minimum context length in tokens")] = None,
+    max_price: Annotated[float | None, Field(ge=0, description="highest prompt and completion price, USD per "
+                                                               "million tokens")] = None,
+    modality: Annotated[str | None, Field(description="an input modality such as image, audio or file; "
+                                                      "'->image' filters by output")] = None,
+    supports: Annotated[list[Capability] | None, Field(description="required capabilities")] = None,
+    sort: Annotated[Literal["price", "context", "newest", "name"], Field(description="order of results")] = "name",
+    limit: Annotated[int, Field(ge=1, le=100, description="models per page")] = 20,
+    offset: Annotated[int, Field(ge=0, description="where the page starts (see next_offset)")] = 0,
+) -> Annotated[CallToolResult, ModelsPage]:
+    """Search the OpenRouter model catalog: ids, context length, prices per million tokens, modalities, capabilities.
+
+    Use it to find a model id before ask or compare_models. The catalog is cached, so calls are cheap."""
+    output = modality[2:] if modality and modality.startswith("->") else None
+    search = SearchQuery(query=query, provider=provider, free_only=free_only, min_context=min_context,
+                         max_prompt_price=max_price, max_completion_price=max_price,
+                         input_modality=None if output or not modality else modality, output_modality=output,
+                         supports=supports or [], sort=sort, limit=limit, offset=offset)
+    with _tool_errors():
+        page = await list_models(_state(ctx), search)
+    return _result(page, render_models(page))
 
 
 def build_server(settings: Settings) -> MCPServer:
-    """The MCP server for `settings`."""
+    """The MCP server for `settings`: tools, resources, prompts and completions."""
+    ref = _StateRef()
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer) -> AsyncIterator[AppState]:
         async with open_state(settings) as state:
+            ref.state = state
             log.info("openrouter-research-mcp %s ready (key %s)", __version__,
                      "present" if settings.has_api_key else "missing")
-            yield state
+            try:
+                yield state
+            finally:
+                ref.state = None
 
-    return MCPServer("openrouter-research-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
+    mcp = MCPServer("openrouter-research-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
+    paid = ToolAnnotations(read_only_hint=True, open_world_hint=True, idempotent_hint=False)
+    mcp.add_tool(ask_tool, name="ask", title="Ask a model", annotations=paid)
+    mcp.add_tool(compare_models_tool, name="compare_models", title="Compare models side by side", annotations=paid)
+    mcp.add_tool(list_models_tool, name="list_models", title="Find models", annotations=ToolAnnotations(
+        read_only_hint=True, idempotent_hint=True, open_world_hint=False))
+
+    @mcp.resource("openrouter://models", name="models", title="Model catalog index", mime_type="application/json",
+                  description="Every model: id, context, USD per million prompt/completion tokens.")
+    async def models_index() -> str:
+        try:
+            snap = await ref.get().catalog.get()
+        except OpenRouterError as exc:
+            raise ResourceError(exc.message) from None
+        rows = [[m.id, m.context_length, m.pricing.per_million("prompt"), m.pricing.per_million("completion")]
+                for m in sorted(snap.models.values(), key=lambda m: m.id)]
+        return json.dumps({"columns": ["id", "context", "prompt_usd_per_mtok", "completion_usd_per_mtok"],
+                           "models": rows, "catalog_age_s": int(snap.age())}, separators=(",", ":"))
+
+    @mcp.resource("openrouter://models/{+model_id}", name="model", title="One model's metadata",
+                  mime_type="application/json", description="Everything the catalog says about one model.")
+    async def model_detail(model_id: str) -> str:
+        state = ref.get()
+        try:
+            info = await state.catalog.lookup(model_id)
+        except ModelNotFoundError as exc:
+            raise ResourceNotFoundError(exc.message) from None
+        except OpenRouterError as exc:
+            raise ResourceError(exc.message) from None
+        return _json({**info.raw, "capabilities": info.capabilities} if info.raw else info.model_dump(mode="json"))
+
+    @mcp.resource("openrouter://usage", name="usage", title="Session usage", mime_type="application/json",
+                  description="This session's calls, tokens and USD cost, by model.")
+    def usage() -> str:
+        ledger = ref.get().ledger
+        return _json({"totals": ledger.totals().model_dump(),
+                      "by_model": {k: v.model_dump() for k, v in ledger.by_model().items()}})
+
+    @mcp.resource("openrouter://account", name="account", title="OpenRouter account", mime_type="application/json",
+                  description="The key's limits, usage and credits (never the key itself).")
+    async def account() -> str:
+        try:
+            return _json(await account_info(ref.get().client))
+        except OpenRouterError as exc:
+            raise ResourceError(exc.message) from None
+
+    @mcp.prompt(name="deep_research_brief", title="Research brief")
+    def deep_research_brief(
+        topic: Annotated[str, Field(description="what to research")],
+        audience: Annotated[str | None, Field(description="who the report is for")] = None,
+        focus: Annotated[str | None, Field(description="aspects to emphasise")] = None,
+    ) -> str:
+        """Plan a cited research report and run it with deep_research."""
+        return deep_research_brief_text(topic, audience, focus)
+
+    @mcp.prompt(name="compare_answers", title="Compare models on a question")
+    def compare_answers(
+        question: Annotated[str, Field(description="the question to put to several models")],
+        models: Annotated[str | None, Field(description="comma-separated model ids (optional)")] = None,
+    ) -> str:
+        """Put one question to several models with compare_models and weigh the answers."""
+        return compare_answers_text(question, models)
+
+    @mcp.prompt(name="pick_model", title="Pick a model for a task")
+    def pick_model(
+        task: Annotated[str, Field(description="what the model must do")],
+        budget_usd: Annotated[str | None, Field(description="rough budget per call in USD")] = None,
+        needs: Annotated[str | None, Field(description="required capabilities, e.g. tools, vision, 100k context")]
+        = None,
+    ) -> str:
+        """Choose a model for a task and a budget with list_models."""
+        return pick_model_text(task, budget_usd, needs)
+
+    @mcp.completion()  # type: ignore[no-untyped-call, untyped-decorator]
+    async def complete(_ref: PromptReference | ResourceTemplateReference, argument: CompletionArgument,
+                       _context: CompletionContext | None) -> Completion | None:
+        if argument.name not in ("model_id", "models", "model", "judge_model"):
+            return None
+        try:
+            snap = await ref.get().catalog.get()
+        except (OpenRouterError, ResourceError):
+            return None
+        typed = argument.value.rsplit(",", 1)[-1].strip().lower()
+        ids = sorted(snap.models)
+        hits = [i for i in ids if i.lower().startswith(typed)] or [i for i in ids if typed in i.lower()]
+        return Completion(values=hits[:100], total=len(hits), has_more=len(hits) > 100)
+
+    return mcp

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ._util import as_dict
+
 __all__ = ["ModelUsage", "Pricing", "Usage", "UsageLedger", "cost_from_pricing", "usage_from_response"]
 
 PER_MILLION = 1_000_000
@@ -100,10 +102,10 @@ def cost_from_pricing(usage: Usage, pricing: Pricing) -> float | None:
 
 def usage_from_response(raw: Any, pricing: Pricing | None) -> Usage:
     """Read OpenRouter's `usage` object; fill in `cost_usd` from `pricing` when `usage.cost` is absent."""
-    raw = raw if isinstance(raw, dict) else {}
-    prompt_details = raw.get("prompt_tokens_details") or {}
-    completion_details = raw.get("completion_tokens_details") or {}
-    server_tools = raw.get("server_tool_use") or {}
+    raw = as_dict(raw)
+    prompt_details = as_dict(raw.get("prompt_tokens_details"))
+    completion_details = as_dict(raw.get("completion_tokens_details"))
+    server_tools = as_dict(raw.get("server_tool_use"))
     usage = Usage(
         prompt_tokens=_int(raw.get("prompt_tokens")),
         completion_tokens=_int(raw.get("completion_tokens")),

@@ -1,0 +1,31 @@
+"""The account behind the key (`GET /key`, `GET /credits`), without ever the key itself."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ._util import as_dict
+from .client import OpenRouterClient
+from .errors import OpenRouterError
+
+__all__ = ["account_info"]
+
+# Fields of GET /key worth showing; anything else (the label is a masked key) is left out.
+KEY_FIELDS = ("limit", "limit_remaining", "limit_reset", "usage", "usage_daily", "usage_weekly", "usage_monthly",
+              "is_free_tier", "rate_limit", "expires_at")
+
+
+async def account_info(client: OpenRouterClient) -> dict[str, Any]:
+    """Limits, usage and credits of the configured key. Raises AuthError when there is no key or it is refused."""
+    key = as_dict((await client.get_json("/key", auth=True)).get("data"))
+    info: dict[str, Any] = {name: key[name] for name in KEY_FIELDS if name in key}
+    try:
+        credits = as_dict((await client.get_json("/credits", auth=True)).get("data"))
+    except OpenRouterError:  # 2026: may need a management key (403); the key data alone still helps
+        credits = {}
+    if credits:
+        total, used = credits.get("total_credits"), credits.get("total_usage")
+        info["credits"] = {"total_usd": total, "used_usd": used}
+        if isinstance(total, int | float) and isinstance(used, int | float):
+            info["credits"]["remaining_usd"] = round(total - used, 6)
+    return info

@@ -1,0 +1,88 @@
+"""Spending caps enforced in code: estimate a call's worst case before it starts, settle its real cost after.
+
+A call is started only when its worst case fits what is left; once it finishes, the reservation is replaced by the
+real `usage.cost`. So total spend can pass the cap by at most what in-flight calls cost beyond their estimates, and
+estimates are deliberately pessimistic (every `max_tokens` used, the prompt rounded up).
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+from dataclasses import dataclass
+
+from .errors import BudgetExceededError
+from .modelinfo import ModelInfo
+
+__all__ = ["DEFAULT_WEB_SEARCH_FEE", "Budget", "Reservation", "estimate_prompt_tokens", "worst_case_cost"]
+
+# OpenRouter's web plugin bills per result; used when the catalog gives a model no web_search price.
+DEFAULT_WEB_SEARCH_FEE = 0.02
+
+
+def estimate_prompt_tokens(text_chars: int) -> int:
+    """A pessimistic token count for `text_chars` characters (about 3 characters a token, plus framing)."""
+    return math.ceil(text_chars / 3) + 16
+
+
+def worst_case_cost(model: ModelInfo, prompt_chars: int, max_tokens: int, *, web_search: bool = False) -> float | None:
+    """The most a call can cost: the prompt estimate, all of `max_tokens` at the dearest output rate, the request
+    fee and, with web search, the search fee. None when the model's pricing is only known at routing time."""
+    pricing = model.pricing
+    if not pricing.known:
+        return None
+    output_rate = max(pricing.completion, pricing.internal_reasoning)
+    cost = estimate_prompt_tokens(prompt_chars) * pricing.prompt + max_tokens * output_rate + pricing.request
+    if web_search:
+        cost += pricing.web_search * 5 if pricing.web_search else DEFAULT_WEB_SEARCH_FEE
+    return cost
+
+
+@dataclass
+class Reservation:
+    """Money set aside for one call until its real cost is known."""
+
+    amount: float
+    label: str
+    settled: bool = False
+
+
+class Budget:
+    """A spending cap in USD shared by the calls of one tool invocation. Thread- and task-safe."""
+
+    def __init__(self, max_usd: float) -> None:
+        self.max_usd = max_usd
+        self.spent = 0.0
+        self.reserved = 0.0
+        self._lock = threading.Lock()
+
+    @property
+    def remaining(self) -> float:
+        return max(self.max_usd - self.spent - self.reserved, 0.0)
+
+    def reserve(self, amount: float | None, label: str) -> Reservation:
+        """Set aside `amount` for a call, or raise `BudgetExceededError` if it does not fit what is left."""
+        if amount is None:
+            raise BudgetExceededError(f"{label}: its price is decided at routing time, so its cost cannot be "
+                                      "bounded in advance. Name a specific model instead.")
+        with self._lock:
+            if amount > self.max_usd - self.spent - self.reserved + 1e-12:
+                raise BudgetExceededError(
+                    f"{label} could cost up to ${amount:.4f}, but only ${self.remaining:.4f} of the "
+                    f"${self.max_usd:.2f} budget is left. Raise max_cost_usd, lower max_tokens, or choose cheaper "
+                    "models.")
+            self.reserved += amount
+        return Reservation(amount=amount, label=label)
+
+    def settle(self, reservation: Reservation, actual: float | None) -> None:
+        """Replace a reservation by the real cost (the reservation itself when the real cost is unknown)."""
+        with self._lock:
+            if reservation.settled:
+                return
+            reservation.settled = True
+            self.reserved = max(self.reserved - reservation.amount, 0.0)
+            self.spent += reservation.amount if actual is None else actual
+
+    def release(self, reservation: Reservation) -> None:
+        """Give a reservation back unspent (the call failed before anything was billed)."""
+        self.settle(reservation, 0.0)

@@ -1,0 +1,64 @@
+"""`openrouter-research-mcp doctor`: check the configuration and the upstream, and say what to fix."""
+
+from __future__ import annotations
+
+import time
+
+from .account import account_info
+from .config import Settings
+from .errors import AuthError, OpenRouterError
+from .state import open_state
+
+__all__ = ["run_doctor"]
+
+
+def _usd(value: object) -> str:
+    return f"${value:.4f}" if isinstance(value, int | float) else "unknown"
+
+
+async def run_doctor(settings: Settings) -> tuple[str, bool]:
+    """A readable report and whether everything needed works. Never shows the key."""
+    lines = ["openrouter-research-mcp doctor", ""]
+    ok = True
+    lines.append(f"base URL        {settings.base_url}")
+    lines.append(f"default model   {settings.default_model}")
+    lines.append(f"fallbacks       {', '.join(settings.fallback_models) or '(none)'}")
+    lines.append(f"timeout         {settings.timeout:g} s, {settings.max_retries} retries")
+    lines.append(f"cache           {settings.cache_dir} (TTL {settings.models_ttl:g} s)")
+    async with open_state(settings) as state:
+        started = time.monotonic()
+        try:
+            snap = await state.catalog.get()
+            age = snap.age()
+            lines.append(f"catalog         {len(snap.models)} models, {snap.source}, {age / 60:.0f} min old "
+                         f"({(time.monotonic() - started) * 1000:.0f} ms)")
+            try:
+                state.catalog.resolve(snap, settings.default_model)
+            except OpenRouterError as exc:
+                ok = False
+                lines.append(f"  ! default model: {exc.message}")
+        except OpenRouterError as exc:
+            ok = False
+            lines.append(f"catalog         FAILED: {exc.message}")
+        if not settings.has_api_key:
+            ok = False
+            lines.append(f"API key         MISSING: {AuthError.missing().message}")
+        else:
+            try:
+                info = await account_info(state.client)
+                lines.append("API key         present and valid")
+                lines.append(f"  usage         {_usd(info.get('usage'))} total, {_usd(info.get('usage_daily'))} today")
+                limit, left = info.get("limit"), info.get("limit_remaining")
+                lines.append(f"  limit         {'none' if limit is None else _usd(limit)}"
+                             + ("" if left is None else f" ({_usd(left)} left)"))
+                credits = info.get("credits") or {}
+                if credits:
+                    lines.append(f"  credits       {_usd(credits.get('remaining_usd'))} left of "
+                                 f"{_usd(credits.get('total_usd'))}")
+                if info.get("is_free_tier"):
+                    lines.append("  free tier     yes (`:free` models allow about 50 requests a day)")
+            except OpenRouterError as exc:
+                ok = False
+                lines.append(f"API key         FAILED: {exc.message}")
+    lines += ["", "all good" if ok else "problems found: see the lines marked above"]
+    return "\n".join(lines), ok

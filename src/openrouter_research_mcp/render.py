@@ -1,0 +1,105 @@
+"""Readable text renderings of tool results, for hosts that show the text rather than the structured content.
+
+They stay compact on purpose: the host model pays for every token we return.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from .completion import Attempt
+from .errors import OpenRouterError
+from .results import AskResult, CompareResult, ModelsPage, UsageOut
+
+__all__ = ["error_text", "render_ask", "render_compare", "render_models", "usd"]
+
+
+def usd(value: float | None) -> str:
+    """`$0.000123`-style, or `unknown`."""
+    if value is None:
+        return "unknown"
+    return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
+
+
+def _usage(u: UsageOut) -> str:
+    reasoning = f" (+{u.reasoning_tokens:,} reasoning)" if u.reasoning_tokens else ""
+    return f"{u.prompt_tokens:,} in / {u.completion_tokens:,} out{reasoning} tokens · {usd(u.cost_usd)}"
+
+
+def _attempts(attempts: Sequence[Attempt]) -> str:
+    parts = []
+    for a in attempts:
+        if a.ok:
+            parts.append(f"{a.model} ok" + (f" (answered by {a.answered_by})" if a.answered_by else ""))
+        else:
+            parts.append(f"{a.model} failed ({a.status or 'no status'})")
+    return " → ".join(parts)
+
+
+def render_ask(r: AskResult) -> str:
+    lines = [r.answer or "(no text)", "", "---"]
+    via = f" (requested {r.model_requested})" if r.model != r.model_requested else ""
+    lines.append(f"{r.model}{via} · {_usage(r.usage)} · {r.latency_s:.1f} s")
+    if r.attempts:
+        lines.append(f"Attempts: {_attempts(r.attempts)}")
+    for w in r.warnings:
+        lines.append(f"Note: {w}")
+    if r.sources:
+        lines += ["", "Sources:"] + [f"[{s.n}] {s.title or s.url} — {s.url}" for s in r.sources]
+    return "\n".join(lines)
+
+
+def render_compare(r: CompareResult) -> str:
+    out: list[str] = []
+    for e in r.entries:
+        out.append(f"## {e.model}" + (f" (answered by {e.answered_by})" if e.answered_by else ""))
+        if e.ok:
+            out += [e.answer or "(no text)", f"_{_usage(e.usage)} · {e.latency_s:.1f} s_", ""]
+        else:
+            out += [f"**Failed:** {e.error}", ""]
+    if r.judge:
+        j = r.judge
+        out.append(f"## Verdict ({j.model})")
+        if j.ok:
+            out.append(f"Agreement: {j.agreement}. {j.summary or ''}".strip())
+            out += [f"- {d}" for d in j.disagreements]
+            if j.best_model:
+                out.append(f"Best answer: {j.best_model}")
+            if j.recommended_answer:
+                out += ["", "Recommended answer:", j.recommended_answer]
+            out.append(f"_{_usage(j.usage)}_")
+        else:
+            out.append(f"Not available: {j.error}")
+        out.append("")
+    t = r.totals
+    out.append(f"Total: {t.succeeded} answered, {t.failed} failed · {t.prompt_tokens:,} in / "
+               f"{t.completion_tokens:,} out tokens · {usd(t.cost_usd)} of ${r.max_cost_usd:.2f} budget · "
+               f"{t.wall_time_s:.1f} s wall")
+    return "\n".join(out)
+
+
+def _price(value: float | None) -> str:
+    return "?" if value is None else f"{value:g}"
+
+
+def render_models(p: ModelsPage) -> str:
+    if not p.models:
+        return f"No models match ({p.total} total). Loosen the filters."
+    shown = f"{p.offset + 1}-{p.offset + len(p.models)} of {p.total}"
+    lines = [f"Models {shown} (USD per million tokens in/out; context in tokens):"]
+    for m in p.models:
+        caps = ",".join(m.capabilities)
+        lines.append(f"{m.id} | {m.name} | {m.context:,} | ${_price(m.prompt_usd_per_mtok)}/"
+                     f"${_price(m.completion_usd_per_mtok)} | {m.modalities}" + (f" | {caps}" if caps else ""))
+    if p.next_offset is not None:
+        lines.append(f"More: offset={p.next_offset}")
+    if p.catalog_note:
+        lines.append(f"Note: {p.catalog_note}")
+    return "\n".join(lines)
+
+
+def error_text(exc: OpenRouterError) -> str:
+    """The message a user sees for an anticipated failure, with the models tried when there were several."""
+    if len(exc.attempts) > 1:
+        return f"{exc.message} Tried: {_attempts(exc.attempts)}."
+    return exc.message

@@ -1,0 +1,133 @@
+"""The structured results the tools return (their `outputSchema`), kept compact: hosts pay for every token."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from .completion import Attempt
+from .usage import Usage
+
+__all__ = [
+    "AskResult",
+    "CompareEntry",
+    "CompareResult",
+    "CompareTotals",
+    "JudgeVerdict",
+    "ModelRow",
+    "ModelsPage",
+    "Source",
+    "UsageOut",
+]
+
+
+class UsageOut(BaseModel):
+    """Tokens and USD cost of a call (cost is null only when neither OpenRouter nor the catalog could price it)."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    total_tokens: int = 0
+    cost_usd: float | None = None
+
+    @classmethod
+    def of(cls, usage: Usage) -> UsageOut:
+        return cls(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
+                   reasoning_tokens=usage.reasoning_tokens, total_tokens=usage.total_tokens, cost_usd=usage.cost_usd)
+
+
+class Source(BaseModel):
+    """A web source the answer cites (from OpenRouter's `url_citation` annotations)."""
+
+    n: int
+    url: str
+    title: str = ""
+    snippet: str = ""
+
+
+class AskResult(BaseModel):
+    """One model's answer."""
+
+    answer: str
+    model: str = Field(description="the model that answered")
+    model_requested: str
+    usage: UsageOut
+    latency_s: float
+    generation_id: str | None = None
+    finish_reason: str | None = None
+    sources: list[Source] = Field(default_factory=list, description="web sources, when web_search was on")
+    attempts: list[Attempt] = Field(default_factory=list, description="every model tried, when fallback was used")
+    warnings: list[str] = Field(default_factory=list)
+
+
+class CompareEntry(BaseModel):
+    """One model's part in a comparison: its answer or its error."""
+
+    model: str
+    ok: bool
+    answer: str | None = None
+    error: str | None = None
+    answered_by: str | None = Field(default=None, description="set when OpenRouter routed to another model")
+    usage: UsageOut = Field(default_factory=UsageOut)
+    latency_s: float = 0.0
+    finish_reason: str | None = None
+
+
+class JudgeVerdict(BaseModel):
+    """A judge model's reading of the answers."""
+
+    model: str
+    ok: bool
+    agreement: Literal["high", "medium", "low"] | None = None
+    summary: str | None = Field(default=None, description="what the answers agree on")
+    disagreements: list[str] = Field(default_factory=list)
+    recommended_answer: str | None = None
+    best_model: str | None = None
+    error: str | None = None
+    usage: UsageOut = Field(default_factory=UsageOut)
+
+
+class CompareTotals(BaseModel):
+    """Sums over every call the comparison made, the judge included."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float = 0.0
+    wall_time_s: float = 0.0
+    succeeded: int = 0
+    failed: int = 0
+
+
+class CompareResult(BaseModel):
+    """Several models' answers to one prompt, side by side."""
+
+    prompt: str
+    entries: list[CompareEntry]
+    judge: JudgeVerdict | None = None
+    totals: CompareTotals
+    max_cost_usd: float
+
+
+class ModelRow(BaseModel):
+    """One model in a listing; prices in USD per million tokens (null: decided at routing time)."""
+
+    id: str
+    name: str
+    context: int
+    prompt_usd_per_mtok: float | None
+    completion_usd_per_mtok: float | None
+    modalities: str = Field(description="inputs->outputs, e.g. text+image->text")
+    capabilities: list[str]
+
+
+class ModelsPage(BaseModel):
+    """A page of catalog matches."""
+
+    models: list[ModelRow]
+    total: int = Field(description="matches before paging")
+    offset: int
+    next_offset: int | None = Field(description="offset of the next page, or null on the last page")
+    catalog_age_s: int
+    catalog_note: str | None = Field(default=None, description="set when the catalog is stale or a refresh failed")

@@ -1,0 +1,41 @@
+"""What every tool shares for the server's lifetime: settings, the client, the catalog and the usage ledger."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from .catalog import ModelCatalog
+from .client import OpenRouterClient
+from .config import Settings
+from .usage import UsageLedger
+
+__all__ = ["AppState", "open_state"]
+
+
+@dataclass
+class AppState:
+    """Shared state, created once in the server's lifespan."""
+
+    settings: Settings
+    client: OpenRouterClient
+    catalog: ModelCatalog
+    ledger: UsageLedger
+
+
+@asynccontextmanager
+async def open_state(settings: Settings) -> AsyncIterator[AppState]:
+    """Create the shared client and catalog, and close them on the way out."""
+    ledger = UsageLedger()
+    client = OpenRouterClient(settings, ledger=ledger)
+    catalog = ModelCatalog(lambda: client.get_json("/models"), cache_dir=settings.cache_dir,
+                           ttl=settings.models_ttl, base_url=settings.base_url)
+    client.pricing = catalog.pricing_for
+    try:
+        yield AppState(settings=settings, client=client, catalog=catalog, ledger=ledger)
+    finally:
+        await catalog.aclose()
+        await client.aclose()
+        sys.stdout.flush()  # drain any stray buffered output to stderr while fd 1 still points there

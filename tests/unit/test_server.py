@@ -1,0 +1,224 @@
+"""The MCP surface in-process (`Client(server)`), with OpenRouter faked by respx: tools, resources, prompts,
+completion, and errors that people can act on."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import respx
+from mcp import Client, MCPError
+from mcp.types import PromptReference, ResourceTemplateReference, TextResourceContents
+
+from openrouter_research_mcp.config import load_settings
+from openrouter_research_mcp.server import build_server
+
+from ..conftest import FAKE_KEY
+from ..fakes.catalog_data import catalog
+from .helpers import BASE, citation, completion, error_body
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def mocked_openrouter() -> Iterator[respx.MockRouter]:
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        router.get("/models").mock(return_value=httpx.Response(200, json=catalog(2026)))
+        yield router
+
+
+def server(tmp_path: Path, **env: str) -> Any:
+    environ = {"OPENROUTER_API_KEY": FAKE_KEY, "OPENROUTER_BASE_URL": BASE,
+               "OPENROUTER_CACHE_DIR": str(tmp_path / "cache"), **env}
+    return build_server(load_settings(environ={k: v for k, v in environ.items() if v}))
+
+
+def text(result: Any) -> str:
+    return "\n".join(c.text for c in result.content if c.type == "text")
+
+
+@pytest.mark.usefixtures("mocked_openrouter")
+async def test_server_lists_tools_with_schemas_and_annotations(tmp_path: Path) -> None:
+    async with Client(server(tmp_path)) as client:
+        tools = {t.name: t for t in (await client.list_tools()).tools}
+    assert set(tools) == {"ask", "compare_models", "list_models"}
+    hints = {name: tool.annotations for name, tool in tools.items()}
+    assert hints["list_models"] and hints["list_models"].read_only_hint and hints["list_models"].idempotent_hint
+    assert hints["ask"] and hints["ask"].open_world_hint
+    assert hints["compare_models"] and hints["compare_models"].open_world_hint
+    for tool in tools.values():
+        assert tool.description and tool.output_schema and tool.output_schema.get("type") == "object"
+        for name, prop in tool.input_schema["properties"].items():
+            assert prop.get("description") or name == "ctx", (tool.name, name)
+    assert tools["compare_models"].input_schema["properties"]["models"]["minItems"] == 2
+
+
+async def test_server_ask_returns_answer_usage_and_sources(tmp_path: Path,
+                                                           mocked_openrouter: respx.MockRouter) -> None:
+    route = mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion(
+        "It is 42.", cost=0.0003, annotations=[citation("https://src.test/a", "Source A", "passage")])))
+    async with Client(server(tmp_path)) as client:
+        result = await client.call_tool("ask", {"prompt": "What is it?", "web_search": True, "max_tokens": 100})
+    assert not result.is_error
+    body = json.loads(route.calls[0].request.content)
+    assert body["plugins"] == [{"id": "web", "max_results": 5}] and body["stream"] is True
+    data = result.structured_content
+    assert data["answer"] == "It is 42." and data["model"] == data["model_requested"] == "openai/gpt-4o-mini"
+    assert data["usage"]["cost_usd"] == 0.0003 and data["sources"][0]["url"] == "https://src.test/a"
+    assert "It is 42." in text(result) and "[1] Source A — https://src.test/a" in text(result)
+
+
+async def test_server_unknown_model_fails_fast_with_suggestions(tmp_path: Path,
+                                                                mocked_openrouter: respx.MockRouter) -> None:
+    route = mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
+    async with Client(server(tmp_path)) as client:
+        result = await client.call_tool("ask", {"prompt": "hi", "model": "openai/gpt-4o-mni"})
+        compared = await client.call_tool("compare_models", {"prompt": "hi", "models": ["openai/gpt-4o",
+                                                                                         "antropic/claude-3.5-sonnet"]})
+    assert result.is_error and "`openai/gpt-4o-mini`" in text(result) and "Did you mean" in text(result)
+    assert compared.is_error and "anthropic/claude-3.5-sonnet" in text(compared)
+    assert route.call_count == 0
+
+
+async def test_server_missing_key_explains_itself(tmp_path: Path, mocked_openrouter: respx.MockRouter) -> None:
+    route = mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
+    async with Client(server(tmp_path, OPENROUTER_API_KEY="")) as client:
+        result = await client.call_tool("ask", {"prompt": "hi"})
+        listed = await client.call_tool("list_models", {"limit": 2})
+    assert result.is_error and "OPENROUTER_API_KEY" in text(result) and "openrouter.ai/settings/keys" in text(result)
+    assert not listed.is_error and len(listed.structured_content["models"]) == 2
+    assert route.call_count == 0
+
+
+async def test_server_compare_keeps_failures_in_their_entry(tmp_path: Path,
+                                                            mocked_openrouter: respx.MockRouter) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        model = json.loads(request.content)["model"]
+        if model == "deepseek/deepseek-r1":
+            return httpx.Response(402, json=error_body(402, "Insufficient credits"))
+        if model == "google/gemini-2.5-flash":  # the judge
+            verdict = {"agreement": "high", "summary": "Both say 4.", "disagreements": [],
+                       "recommended_answer": "4", "best_model": "openai/gpt-4o"}
+            return httpx.Response(200, json=completion(json.dumps(verdict), model=model, cost=0.0001))
+        return httpx.Response(200, json=completion(f"4 (from {model})", model=model, cost=0.001))
+
+    route = mocked_openrouter.post("/chat/completions").mock(side_effect=answer)
+    async with Client(server(tmp_path)) as client:
+        result = await client.call_tool("compare_models", {
+            "prompt": "2+2?", "models": ["openai/gpt-4o", "anthropic/claude-3.5-sonnet", "deepseek/deepseek-r1"],
+            "judge_model": "google/gemini-2.5-flash", "max_tokens": 200})
+    assert not result.is_error, text(result)
+    data = result.structured_content
+    by_model = {e["model"]: e for e in data["entries"]}
+    assert by_model["openai/gpt-4o"]["ok"] and by_model["openai/gpt-4o"]["answer"] == "4 (from openai/gpt-4o)"
+    assert not by_model["deepseek/deepseek-r1"]["ok"] and "credits" in by_model["deepseek/deepseek-r1"]["error"]
+    assert data["judge"]["ok"] and data["judge"]["agreement"] == "high" and data["judge"]["best_model"]
+    assert data["totals"]["succeeded"] == 2 and data["totals"]["failed"] == 1
+    assert data["totals"]["cost_usd"] == pytest.approx(0.0021)
+    judge_request = json.loads(route.calls[-1].request.content)
+    assert judge_request["response_format"]["type"] == "json_schema"
+    assert "<answer model=\"openai/gpt-4o\">" in judge_request["messages"][1]["content"]
+
+
+async def test_server_compare_refuses_what_could_exceed_budget(tmp_path: Path,
+                                                               mocked_openrouter: respx.MockRouter) -> None:
+    route = mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
+    async with Client(server(tmp_path)) as client:
+        result = await client.call_tool("compare_models", {
+            "prompt": "Write an essay.", "models": ["openai/gpt-4o", "anthropic/claude-3.5-sonnet"],
+            "max_tokens": 20000, "max_cost_usd": 0.1})
+        auto = await client.call_tool("compare_models", {"prompt": "x", "models": ["openrouter/auto",
+                                                                                  "openai/gpt-4o"]})
+    assert result.is_error and "max_cost_usd" in text(result) and "budget" in text(result)
+    assert auto.is_error and "routing time" in text(auto)
+    assert route.call_count == 0
+
+
+async def test_server_list_models_filters_and_pages(tmp_path: Path, mocked_openrouter: respx.MockRouter) -> None:
+    async with Client(server(tmp_path)) as client:
+        first = await client.call_tool("list_models", {"limit": 3, "sort": "price"})
+        vision = await client.call_tool("list_models", {"modality": "image", "supports": ["tools"]})
+        images_out = await client.call_tool("list_models", {"modality": "->image"})
+        again = await client.call_tool("list_models", {"query": "llama", "free_only": True})
+    page = first.structured_content
+    assert page["total"] == 10 and page["next_offset"] == 3 and len(page["models"]) == 3
+    assert page["models"][0]["prompt_usd_per_mtok"] == 0.0
+    assert {m["id"] for m in vision.structured_content["models"]} == {
+        "openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-3.5-sonnet", "google/gemini-2.5-flash",
+        "openrouter/auto"}
+    assert [m["id"] for m in images_out.structured_content["models"]] == ["openai/gpt-image-1"]
+    assert [m["id"] for m in again.structured_content["models"]] == ["meta-llama/llama-3.3-70b-instruct:free"]
+    assert mocked_openrouter.routes[0].call_count == 1  # the catalog was fetched once for all four calls
+
+
+async def test_server_resources(tmp_path: Path, mocked_openrouter: respx.MockRouter) -> None:
+    mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion(cost=0.002)))
+    mocked_openrouter.get("/key").mock(return_value=httpx.Response(200, json={"data": {
+        "label": "sk-or-v1-abc...xyz", "limit": 10.0, "limit_remaining": 7.5, "usage": 2.5, "usage_daily": 0.1,
+        "is_free_tier": False}}))
+    mocked_openrouter.get("/credits").mock(return_value=httpx.Response(403, json=error_body(403, "management key")))
+    async with Client(server(tmp_path)) as client:
+        listed = {str(r.uri) for r in (await client.list_resources()).resources}
+        templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
+        await client.call_tool("ask", {"prompt": "hi"})
+        usage = json.loads(_text_of(await client.read_resource("openrouter://usage")))
+        account = json.loads(_text_of(await client.read_resource("openrouter://account")))
+        index = json.loads(_text_of(await client.read_resource("openrouter://models")))
+        one = json.loads(_text_of(await client.read_resource("openrouter://models/openai/gpt-4o")))
+        with pytest.raises(MCPError) as missing:
+            await client.read_resource("openrouter://models/openai/gpt-40")
+    assert {"openrouter://models", "openrouter://usage", "openrouter://account"} <= listed
+    assert "openrouter://models/{+model_id}" in templates
+    assert usage["totals"]["calls"] == 1 and usage["by_model"]["openai/gpt-4o-mini"]["cost_usd"] == 0.002
+    assert account["limit_remaining"] == 7.5 and "label" not in account and FAKE_KEY not in json.dumps(account)
+    assert ["openai/gpt-4o", 128000, 2.5, 10.0] in index["models"]
+    assert one["id"] == "openai/gpt-4o" and "tools" in one["capabilities"] and one["pricing"]["prompt"]
+    assert missing.value.code == -32602 and "openai/gpt-4o" in missing.value.message
+
+
+def _text_of(result: Any) -> str:
+    [content] = result.contents
+    assert isinstance(content, TextResourceContents)
+    return content.text
+
+
+@pytest.mark.usefixtures("mocked_openrouter")
+async def test_server_prompts_and_completion(tmp_path: Path) -> None:
+    async with Client(server(tmp_path)) as client:
+        prompts = {p.name: p for p in (await client.list_prompts()).prompts}
+        brief = await client.get_prompt("deep_research_brief", {"topic": "solid-state batteries",
+                                                                "audience": "investors"})
+        done = await client.complete(PromptReference(name="compare_answers"), {"name": "models", "value": "openai/"})
+        template = await client.complete(ResourceTemplateReference(uri="openrouter://models/{+model_id}"),
+                                         {"name": "model_id", "value": "anthrop"})
+    assert {"deep_research_brief", "compare_answers", "pick_model"} <= set(prompts)
+    for prompt in prompts.values():
+        assert prompt.description and all(a.description for a in prompt.arguments or [])
+    assert [a.name for a in prompts["deep_research_brief"].arguments or [] if a.required] == ["topic"]
+    message = brief.messages[0].content
+    assert message.type == "text" and "solid-state batteries" in message.text and "deep_research" in message.text
+    assert done.completion.values == ["openai/gpt-4o", "openai/gpt-4o-mini", "openai/gpt-image-1"]
+    assert template.completion.values == ["anthropic/claude-3.5-sonnet"]
+
+
+async def test_server_fallback_reports_attempts(tmp_path: Path, mocked_openrouter: respx.MockRouter) -> None:
+    mocked_openrouter.post("/chat/completions").mock(side_effect=[
+        httpx.Response(400, json=error_body(400, "maximum context length exceeded")),
+        httpx.Response(200, json=completion("ok", model="google/gemini-2.5-flash"))])
+    async with Client(server(tmp_path)) as client:
+        result = await client.call_tool("ask", {"prompt": "hi", "model": "openai/gpt-4o",
+                                                "fallback_models": ["google/gemini-2.5-flash"]})
+    data = result.structured_content
+    assert data["model"] == "google/gemini-2.5-flash" and data["model_requested"] == "openai/gpt-4o"
+    assert [(a["model"], a["ok"]) for a in data["attempts"]] == [("openai/gpt-4o", False),
+                                                                ("google/gemini-2.5-flash", True)]
+    assert "requested openai/gpt-4o" in text(result) and "Attempts:" in text(result)
