@@ -6,6 +6,7 @@ renders the result and turns anticipated failures into `ToolError`s with message
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from collections.abc import AsyncIterator, Iterator
@@ -197,10 +198,11 @@ def build_server(settings: Settings) -> MCPServer:
 
     mcp = MCPServer("openrouter-research-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
     paid = ToolAnnotations(read_only_hint=True, open_world_hint=True, idempotent_hint=False)
-    mcp.add_tool(ask_tool, name="ask", title="Ask a model", annotations=paid)
-    mcp.add_tool(compare_models_tool, name="compare_models", title="Compare models side by side", annotations=paid)
-    mcp.add_tool(list_models_tool, name="list_models", title="Find models", annotations=ToolAnnotations(
-        read_only_hint=True, idempotent_hint=True, open_world_hint=False))
+    catalog_only = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+    for fn, name, title, hints in ((ask_tool, "ask", "Ask a model", paid),
+                                   (compare_models_tool, "compare_models", "Compare models side by side", paid),
+                                   (list_models_tool, "list_models", "Find models", catalog_only)):
+        mcp.add_tool(fn, name=name, title=title, description=inspect.cleandoc(fn.__doc__ or ""), annotations=hints)
 
     @mcp.resource("openrouter://models", name="models", title="Model catalog index", mime_type="application/json",
                   description="Every model: id, context, USD per million prompt/completion tokens.")

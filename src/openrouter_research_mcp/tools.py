@@ -226,6 +226,8 @@ async def compare_models(
         raise
     started = time.monotonic()
     deadline = started + state.settings.timeout
+    # With a judge, the answers get 60% of the time so the verdict still fits inside the call's deadline.
+    answers_deadline = started + state.settings.timeout * (0.6 if judge_model else 1.0)
     done = 0
     total_steps = len(unique) + (1 if judge_model else 0)
     await progress(0, total_steps, f"asking {len(unique)} models at once")
@@ -234,7 +236,7 @@ async def compare_models(
         nonlocal done
         try:
             result = await state.client.chat(_messages(prompt, system), model=model_id, fallback_models=[],
-                                             stream=True, deadline=deadline, max_tokens=max_tokens,
+                                             stream=True, deadline=answers_deadline, max_tokens=max_tokens,
                                              temperature=temperature)
             budget.settle(reservations[model_id], result.usage.cost_usd)
             entry = CompareEntry(model=model_id, ok=True, answer=result.text, usage=UsageOut.of(result.usage),
@@ -254,7 +256,7 @@ async def compare_models(
         ok = [e for e in entries if e.ok]
         if len(ok) >= 2:
             await progress(len(unique), total_steps, f"judging with {judge_model}")
-            verdict = await _judge(state, judge_model, prompt, entries, deadline + state.settings.timeout)
+            verdict = await _judge(state, judge_model, prompt, entries, deadline)
             budget.settle(reservations["\0judge"], verdict.usage.cost_usd)
         else:
             budget.release(reservations["\0judge"])
