@@ -37,6 +37,7 @@ CACHE_FILE = "models.json"
 VARIANT_SUFFIXES = ("free", "online", "nitro", "floor", "thinking", "extended", "beta", "exacto")
 # Routers that pick a model at request time; a catalog may omit them, and their price is known only afterwards.
 ROUTER_IDS = ("openrouter/auto", "openrouter/free")
+REFRESH_BACKOFF = 60.0  # seconds between background refresh attempts while the catalog cannot be fetched
 
 
 @dataclass
@@ -102,6 +103,7 @@ class ModelCatalog:
         self._snapshot: CatalogSnapshot | None = None
         self._inflight: asyncio.Task[CatalogSnapshot] | None = None
         self._disk_checked = False
+        self._next_refresh = 0.0  # wall-clock time before which no background refresh starts (after a failure)
         self._disk_lock = asyncio.Lock()
         self.fetch_count = 0
 
@@ -164,6 +166,9 @@ class ModelCatalog:
         except ValueError as exc:
             raise UpstreamUnavailableError(f"The model catalog from {self._base_url or 'OpenRouter'} could not be "
                                            f"read ({exc}). Check OPENROUTER_BASE_URL.") from None
+        if not snap.models:  # never let an empty answer replace a good catalog
+            raise UpstreamUnavailableError(f"The model catalog from {self._base_url or 'OpenRouter'} was empty. "
+                                           "Check OPENROUTER_BASE_URL.")
         self._snapshot = snap
         await asyncio.to_thread(self._write_disk, raw, fetched_at)
         log.info("model catalog: %d models fetched", len(snap.models))
@@ -179,13 +184,14 @@ class ModelCatalog:
         if task.cancelled():
             return
         exc = task.exception()
-        if exc is not None and self._snapshot is not None:
-            age = self._snapshot.age(self._clock())
-            self._snapshot.refresh_error = (f"refresh failed ({exc}); serving the catalog from "
-                                            f"{age / 60:.0f} min ago")
-            log.warning("model catalog %s", self._snapshot.refresh_error)
-        elif exc is None and self._snapshot is not None:
-            self._snapshot.refresh_error = None
+        if exc is not None:
+            # During an outage, do not refetch on every call: wait a while before the next background try.
+            self._next_refresh = self._clock() + REFRESH_BACKOFF
+            if self._snapshot is not None:
+                age = self._snapshot.age(self._clock())
+                self._snapshot.refresh_error = (f"refresh failed ({exc}); serving the catalog from "
+                                                f"{age / 60:.0f} min ago")
+                log.warning("model catalog %s", self._snapshot.refresh_error)
 
     async def get(self) -> CatalogSnapshot:
         """The current snapshot: fresh from memory or disk, stale while a refresh runs, or fetched now."""
@@ -198,7 +204,7 @@ class ModelCatalog:
                         self._disk_checked = True
         snap = self._snapshot
         if snap is not None:
-            if not self._fresh(snap):
+            if not self._fresh(snap) and self._clock() >= self._next_refresh:
                 self._start_refresh()
             return snap
         try:
@@ -222,10 +228,12 @@ class ModelCatalog:
         if wanted in snap.models:
             return snap.models[wanted]
         base, _, suffix = wanted.partition(":")
-        if suffix in VARIANT_SUFFIXES and base in snap.models:
+        # `:free` is a separate catalog entry (checked above); the other variants route the base model.
+        if suffix in VARIANT_SUFFIXES and suffix != "free" and base in snap.models:
             return snap.models[base]
         if wanted in ROUTER_IDS:
-            return ModelInfo(id=wanted, name=wanted, pricing=Pricing(prompt=-1, completion=-1),
+            price = Pricing() if wanted == "openrouter/free" else Pricing(prompt=-1, completion=-1)
+            return ModelInfo(id=wanted, name=wanted, pricing=price,
                              description="OpenRouter router: the model is chosen per request.")
         raise ModelNotFoundError(model_id, self.suggest(snap, base))
 

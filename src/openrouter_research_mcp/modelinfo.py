@@ -83,7 +83,9 @@ class ModelInfo(BaseModel):
             "max_completion_tokens": _lenient_int(max_completion) or None,
             "input_modalities": inputs or ["text"],
             "output_modalities": outputs or ["text"],
-            "pricing": Pricing.model_validate(as_dict(data.get("pricing"))),
+            # No pricing object at all means unknown, not free; a missing key inside it means 0.
+            "pricing": (Pricing.model_validate(data["pricing"]) if isinstance(data.get("pricing"), dict)
+                        else Pricing(prompt=-1, completion=-1)),
             "supported_parameters": _str_list(data.get("supported_parameters")),
             "is_moderated": bool(top.get("is_moderated")),
             "knowledge_cutoff": str(data["knowledge_cutoff"]) if data.get("knowledge_cutoff") else None,
