@@ -21,6 +21,9 @@ def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     work = tmp_path / "cwd"
     work.mkdir()
     monkeypatch.chdir(work)
+    # Default cache and data dirs (platformdirs) land in the test's tmp dir, never in the real home.
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     yield
     os.environ.clear()
     os.environ.update(saved)

@@ -15,7 +15,9 @@ __all__ = [
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_MODEL",
     "DEFAULT_MODELS_TTL",
+    "DEFAULT_RESEARCH_MAX_COST_USD",
     "DEFAULT_TIMEOUT",
+    "DEFAULT_WEB_SEARCH_FEE",
     "INITIAL_RETRY_DELAY",
     "KEYS_URL",
     "MAX_RETRY_AFTER",
@@ -48,3 +50,6 @@ DEFAULT_COMPARE_MAX_TOKENS = 1024
 DEFAULT_COMPARE_MAX_COST_USD = 0.50
 JUDGE_MAX_TOKENS = 1500
 PROGRESS_INTERVAL = 1.0  # seconds between streamed-text progress notifications
+DEFAULT_RESEARCH_MAX_COST_USD = 0.50
+# OpenRouter's web plugin bills per search (about $0.02 for 5 results); used when the catalog lists no price.
+DEFAULT_WEB_SEARCH_FEE = 0.02

@@ -11,13 +11,12 @@ import math
 import threading
 from dataclasses import dataclass
 
+from ._constants import DEFAULT_WEB_SEARCH_FEE
 from .errors import BudgetExceededError
 from .modelinfo import ModelInfo
 
 __all__ = ["DEFAULT_WEB_SEARCH_FEE", "Budget", "Reservation", "estimate_prompt_tokens", "worst_case_cost"]
 
-# OpenRouter's web plugin bills per result; used when the catalog gives a model no web_search price.
-DEFAULT_WEB_SEARCH_FEE = 0.02
 
 
 def estimate_prompt_tokens(text_chars: int) -> int:

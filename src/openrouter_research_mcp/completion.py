@@ -141,6 +141,7 @@ async def assemble_stream(
     annotations: list[Any] = []
     body: dict[str, Any] = {}
     finish_reason: str | None = None
+    saw_choice = False
     done = False
     async for line in lines:
         if not line or line.startswith(":") or not line.startswith("data:"):
@@ -164,6 +165,7 @@ async def assemble_stream(
         if chunk.get("error"):
             raise_for_body_error(chunk, str(body.get("model") or requested), "".join(text))
         for choice in chunk.get("choices") or []:
+            saw_choice = True
             delta = choice.get("delta") or {}
             if delta.get("content"):
                 text.append(delta["content"])
@@ -178,6 +180,9 @@ async def assemble_stream(
         raise StreamError(f"The stream from `{requested}` ended before the answer was complete "
                           f"({len(''.join(text))} characters arrived). Try again.",
                           partial_text="".join(text), model=requested)
+    if not saw_choice:  # only usage and [DONE]: the same as `choices: []` in a plain answer
+        body["choices"] = []
+        return body
     body["choices"] = [{
         "finish_reason": finish_reason,
         "message": {"role": "assistant", "content": "".join(text), "reasoning": "".join(reasoning) or None,

@@ -23,6 +23,7 @@ from ._constants import (
     DEFAULT_MAX_RETRIES,
     DEFAULT_MODEL,
     DEFAULT_MODELS_TTL,
+    DEFAULT_RESEARCH_MAX_COST_USD,
     DEFAULT_TIMEOUT,
 )
 from .errors import ConfigError
@@ -34,6 +35,10 @@ APP_NAME = "openrouter-research-mcp"
 
 def _default_cache_dir() -> Path:
     return Path(platformdirs.user_cache_dir(APP_NAME, appauthor=False))
+
+
+def _default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
 def _env(name: str) -> Any:
@@ -57,6 +62,11 @@ class Settings(BaseModel):
     app_url: Annotated[str, _env("OPENROUTER_APP_URL")] = DEFAULT_APP_URL
     log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
                          _env("OPENROUTER_LOG_LEVEL")] = "INFO"
+    research_max_cost_usd: Annotated[float, _env("OPENROUTER_RESEARCH_MAX_COST_USD"), Field(gt=0, le=100)] = (
+        DEFAULT_RESEARCH_MAX_COST_USD)
+    research_concurrency: Annotated[int, _env("OPENROUTER_RESEARCH_CONCURRENCY"), Field(ge=1, le=16)] = 4
+    web_search: Annotated[Literal["plugin", "server_tool"], _env("OPENROUTER_WEB_SEARCH")] = "plugin"
+    data_dir: Annotated[Path, _env("OPENROUTER_DATA_DIR"), Field(default_factory=_default_data_dir)]
 
     @field_validator("base_url")
     @classmethod
@@ -77,7 +87,7 @@ class Settings(BaseModel):
     def _upper(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("cache_dir")
+    @field_validator("cache_dir", "data_dir")
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()

@@ -9,9 +9,11 @@ from collections.abc import Sequence
 
 from .completion import Attempt
 from .errors import OpenRouterError
-from .results import AskResult, CompareResult, ModelsPage, UsageOut
+from .results import AskResult, CompareResult, ModelsPage, ResearchResult, UsageOut
 
-__all__ = ["error_text", "render_ask", "render_compare", "render_models", "usd"]
+__all__ = ["error_text", "render_ask", "render_compare", "render_models", "render_research", "usd"]
+
+REPORT_WORDS = 2000  # the text rendering stays about this long so it fits a host's context
 
 
 def usd(value: float | None) -> str:
@@ -103,3 +105,24 @@ def error_text(exc: OpenRouterError) -> str:
     if len(exc.attempts) > 1:
         return f"{exc.message} Tried: {_attempts(exc.attempts)}."
     return exc.message
+
+
+def render_research(r: ResearchResult) -> str:
+    """The report (bounded to about REPORT_WORDS words), then the run's status and spend."""
+    footer = (f"---\nresearch_id: {r.research_id} · status: {r.status}"
+              + (f" (stopped: {r.stopped_because})" if r.stopped_because and r.stopped_because != r.status else "")
+              + f" · {len(r.sources)} sources · {r.upstream_requests} requests · {usd(r.cost_usd)} of "
+              f"${r.max_cost_usd:.2f} budget · {r.timings.get('total_s', r.timings.get('elapsed_s', 0)):.1f} s")
+    if r.removed_citations:
+        footer += f"\n{r.removed_citations} citation(s) not backed by a found source were removed."
+    if r.report is None:
+        return (f"Research {r.status}: {r.progress}\n{footer}\nPoll get_research with this research_id for the "
+                "report.")
+    main, marker, sources = r.report.partition("\n## Sources\n")
+    words = main.split(" ")
+    room = max(REPORT_WORDS - len(sources.split(" ")), 300)
+    if len(words) > room:  # keep the source list whole: the numbers in the text point into it
+        main = " ".join(words[:room]) + (f"\n\n[… report truncated; read research://reports/{r.research_id} for "
+                                         "the full text]")
+    body = main + marker + sources
+    return f"{body}\n{footer}"

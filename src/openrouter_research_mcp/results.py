@@ -131,3 +131,50 @@ class ModelsPage(BaseModel):
     next_offset: int | None = Field(description="offset of the next page, or null on the last page")
     catalog_age_s: int
     catalog_note: str | None = Field(default=None, description="set when the catalog is stale or a refresh failed")
+
+
+class ResearchSource(BaseModel):
+    n: int
+    url: str
+    title: str = ""
+    snippet: str = ""
+    found_by: str = ""
+
+
+class ResearchRoundOut(BaseModel):
+    round: int
+    sub_questions: list[str]
+    gaps: list[str] = Field(default_factory=list)
+
+
+class StageSpend(BaseModel):
+    stage: str
+    model: str
+    calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    reasoning_tokens: int
+    cost_usd: float
+
+
+class ResearchResult(BaseModel):
+    """A research run: its report with numbered sources, or its progress while it runs."""
+
+    research_id: str
+    question: str
+    status: str = Field(description="running, done, budget, time, cancelled, interrupted or failed")
+    stopped_because: str | None = Field(description="done, budget, time, cancelled, interrupted or failed")
+    progress: str
+    report: str | None = Field(description="markdown; cites only the numbered sources")
+    sources: list[ResearchSource]
+    sub_questions: list[ResearchRoundOut]
+    open_questions: list[str]
+    removed_citations: int = Field(description="citations or URLs outside the source list removed from the report")
+    usage: list[StageSpend] = Field(description="calls, tokens and USD by stage and model")
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+    max_cost_usd: float
+    upstream_requests: int
+    timings: dict[str, float]
+    error: str | None = None

@@ -34,8 +34,10 @@ from .config import Settings
 from .errors import ModelNotFoundError, OpenRouterError
 from .modelinfo import SearchQuery
 from .prompts import compare_answers_text, deep_research_brief_text, pick_model_text
-from .render import error_text, render_ask, render_compare, render_models
-from .results import AskResult, CompareResult, ModelsPage
+from .render import error_text, render_ask, render_compare, render_models, render_research
+from .research.models import RUN_ID
+from .research_tools import deep_research, get_research, research_result
+from .results import AskResult, CompareResult, ModelsPage, ResearchResult
 from .state import AppState, open_state
 from .tools import Progress, ask, compare_models, list_models
 
@@ -48,9 +50,12 @@ Research tools over the whole OpenRouter model catalog (hundreds of models from 
 - ask: one model's answer; set web_search=true for current facts with cited sources.
 - compare_models: one prompt to 2-8 models at once, side by side; add judge_model for a verdict.
 - list_models: find model ids by capability, price, context or modality before choosing one.
+- deep_research: a cited research report on a hard question (plans sub-questions, searches the web in parallel,
+  reflects, writes; every citation is a source it really found). Capped by max_cost_usd and max_seconds. For long
+  jobs pass background=true and poll get_research(research_id).
 Model ids look like provider/model (e.g. openai/gpt-4o-mini); unknown ids fail before anything is spent, with
-suggestions. Every result reports tokens and USD cost; compare_models refuses to start what could exceed its
-max_cost_usd. The openrouter://usage resource sums this session's spend."""
+suggestions. Every result reports tokens and USD cost; compare_models and deep_research never start a call that
+could take them past max_cost_usd. The openrouter://usage resource sums this session's spend."""
 
 Capability = Literal["tools", "reasoning", "structured_outputs", "web_search"]
 Effort = Literal["minimal", "low", "medium", "high"]
@@ -181,6 +186,45 @@ async def list_models_tool(
     return _result(page, render_models(page))
 
 
+async def deep_research_tool(
+    question: Annotated[str, Field(min_length=1, description="the research question, complete and specific")],
+    ctx: Context,
+    breadth: Annotated[int, Field(ge=1, le=6, description="sub-questions in the first round (halved after)")] = 3,
+    depth: Annotated[int, Field(ge=1, le=3, description="rounds of search and reflection")] = 2,
+    max_cost_usd: Annotated[float | None, Field(gt=0, le=100, description="spending cap in USD; default: "
+                                                                           "OPENROUTER_RESEARCH_MAX_COST_USD")] = None,
+    max_seconds: Annotated[float, Field(gt=0, le=3600, description="time cap; the report is written from what "
+                                                                   "was found by then")] = 50,
+    planner_model: Annotated[str | None, Field(description="model that plans and reflects")] = None,
+    searcher_model: Annotated[str | None, Field(description="model that answers sub-questions from the web")] = None,
+    writer_model: Annotated[str | None, Field(description="model that writes the report")] = None,
+    background: Annotated[bool, Field(description="return a research_id at once and run on; poll get_research")]
+    = False,
+) -> Annotated[CallToolResult, ResearchResult]:
+    """Research a question across the web and write a cited markdown report.
+
+    Plans sub-questions, searches them in parallel with web-grounded models, reflects on gaps for a second round,
+    then writes a report whose every [n] citation is a source that was really found. Enforces max_cost_usd (never
+    starts a call that could cross it) and max_seconds (returns a partial report with its research_id). For runs
+    longer than your client's timeout, pass background=true and poll get_research."""
+    with _tool_errors():
+        result = await deep_research(_state(ctx), question, breadth=breadth, depth=depth, max_cost_usd=max_cost_usd,
+                                     max_seconds=max_seconds, planner_model=planner_model,
+                                     searcher_model=searcher_model, writer_model=writer_model, background=background,
+                                     progress=_progress(ctx))
+    return _result(result, render_research(result))
+
+
+async def get_research_tool(
+    research_id: Annotated[str, Field(description="the id deep_research returned")],
+    ctx: Context,
+) -> Annotated[CallToolResult, ResearchResult]:
+    """Check a research run: status, progress, spend so far, and the report with its sources once done."""
+    with _tool_errors():
+        result = get_research(_state(ctx), research_id)
+    return _result(result, render_research(result))
+
+
 def build_server(settings: Settings) -> MCPServer:
     """The MCP server for `settings`: tools, resources, prompts and completions."""
     ref = _StateRef()
@@ -201,7 +245,10 @@ def build_server(settings: Settings) -> MCPServer:
     catalog_only = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
     for fn, name, title, hints in ((ask_tool, "ask", "Ask a model", paid),
                                    (compare_models_tool, "compare_models", "Compare models side by side", paid),
-                                   (list_models_tool, "list_models", "Find models", catalog_only)):
+                                   (list_models_tool, "list_models", "Find models", catalog_only),
+                                   (deep_research_tool, "deep_research", "Deep research with citations", paid),
+                                   (get_research_tool, "get_research", "Research status and report",
+                                    ToolAnnotations(read_only_hint=True, open_world_hint=False))):
         mcp.add_tool(fn, name=name, title=title, description=inspect.cleandoc(fn.__doc__ or ""), annotations=hints)
 
     @mcp.resource("openrouter://models", name="models", title="Model catalog index", mime_type="application/json",
@@ -242,6 +289,23 @@ def build_server(settings: Settings) -> MCPServer:
             return _json(await account_info(ref.get().client))
         except OpenRouterError as exc:
             raise ResourceError(exc.message) from None
+
+    @mcp.resource("research://reports", name="research_reports", title="Research runs",
+                  mime_type="application/json", description="Every saved research run: id, question, status, cost.")
+    def research_reports() -> str:
+        runs = ref.get().research.list()
+        return _json([{"research_id": r.research_id, "question": r.params.question, "status": r.status,
+                       "sources": len(r.sources), "cost_usd": r.cost_usd, "created_at": r.created_at}
+                      for r in runs])
+
+    @mcp.resource("research://reports/{research_id}", name="research_report", title="One research report",
+                  mime_type="text/markdown", description="A run's full report with its numbered sources.")
+    def research_report(research_id: str) -> str:
+        run = ref.get().research.get(research_id) if RUN_ID.fullmatch(research_id) else None
+        if run is None:
+            raise ResourceNotFoundError(f"No research run has the id `{research_id}`.")
+        r = research_result(run)
+        return r.report or render_research(r)
 
     @mcp.prompt(name="deep_research_brief", title="Research brief")
     def deep_research_brief(

@@ -10,6 +10,9 @@ from dataclasses import dataclass
 from .catalog import ModelCatalog
 from .client import OpenRouterClient
 from .config import Settings
+from .research.engine import ResearchEngine
+from .research.manager import ResearchManager
+from .research.store import RunStore
 from .usage import UsageLedger
 
 __all__ = ["AppState", "open_state"]
@@ -23,6 +26,7 @@ class AppState:
     client: OpenRouterClient
     catalog: ModelCatalog
     ledger: UsageLedger
+    research: ResearchManager
 
 
 @asynccontextmanager
@@ -33,9 +37,13 @@ async def open_state(settings: Settings) -> AsyncIterator[AppState]:
     catalog = ModelCatalog(lambda: client.get_json("/models"), cache_dir=settings.cache_dir,
                            ttl=settings.models_ttl, base_url=settings.base_url)
     client.pricing = catalog.pricing_for
+    store = RunStore(settings.data_dir / "research")
+    engine = ResearchEngine(client, store, web_mode=settings.web_search, concurrency=settings.research_concurrency)
+    research = ResearchManager(engine, store, catalog)
     try:
-        yield AppState(settings=settings, client=client, catalog=catalog, ledger=ledger)
+        yield AppState(settings=settings, client=client, catalog=catalog, ledger=ledger, research=research)
     finally:
+        await research.aclose()
         await catalog.aclose()
         await client.aclose()
         sys.stdout.flush()  # drain any stray buffered output to stderr while fd 1 still points there

@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from ._constants import DEFAULT_WEB_SEARCH_FEE
 from ._util import as_dict
 
 __all__ = ["ModelUsage", "Pricing", "Usage", "UsageLedger", "cost_from_pricing", "usage_from_response"]
@@ -95,7 +96,7 @@ def cost_from_pricing(usage: Usage, pricing: Pricing) -> float | None:
         + (usage.completion_tokens - reasoning) * pricing.completion
         + reasoning * pricing.internal_reasoning
         + pricing.request
-        + usage.web_search_requests * pricing.web_search
+        + usage.web_search_requests * (pricing.web_search or DEFAULT_WEB_SEARCH_FEE)
     )
     return round(cost, 10)
 

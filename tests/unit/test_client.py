@@ -397,3 +397,23 @@ async def test_client_secret_never_in_error_text_or_repr(mocked_openrouter: resp
                 *(a.model_dump_json() for a in error.attempts), repr(settings), str(settings)]
     assert all(FAKE_KEY not in text for text in rendered)
     assert "***" in error.message and FAKE_KEY not in settings.model_dump_json()
+
+
+async def test_client_stream_with_no_choices_is_an_empty_answer_error(mocked_openrouter: respx.MockRouter,
+                                                                      client: OpenRouterClient) -> None:
+    usage_only = {"id": "gen-s1", "model": "openai/gpt-4o-mini", "choices": [],
+                  "usage": {"prompt_tokens": 3, "completion_tokens": 0, "total_tokens": 3}}
+    mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(
+        200, content=sse(": OPENROUTER PROCESSING", usage_only), headers={"content-type": "text/event-stream"}))
+    with pytest.raises(BadResponseError, match="no choices"):
+        await client.chat(MESSAGES, stream=True, fallback_models=[])
+
+
+async def test_client_cost_estimate_includes_web_search_fee(mocked_openrouter: respx.MockRouter,
+                                                            client: OpenRouterClient) -> None:
+    body = completion(cost=None, prompt_tokens=0, completion_tokens=0)
+    body["usage"]["server_tool_use"] = {"web_search_requests": 1}
+    mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=body))
+    client.pricing = lambda _model: Pricing.model_validate({"prompt": "0.000001", "completion": "0.000002"})
+    result = await client.chat(MESSAGES, fallback_models=[])
+    assert result.usage.cost_usd == pytest.approx(0.02)  # no catalog web_search price: the plugin's default fee

@@ -38,7 +38,7 @@ def mocked_openrouter() -> Iterator[respx.MockRouter]:
 
 def server(tmp_path: Path, **env: str) -> Any:
     environ = {"OPENROUTER_API_KEY": FAKE_KEY, "OPENROUTER_BASE_URL": BASE,
-               "OPENROUTER_CACHE_DIR": str(tmp_path / "cache"), **env}
+               "OPENROUTER_CACHE_DIR": str(tmp_path / "cache"), "OPENROUTER_DATA_DIR": str(tmp_path / "data"), **env}
     return build_server(load_settings(environ={k: v for k, v in environ.items() if v}))
 
 
@@ -50,7 +50,7 @@ def text(result: Any) -> str:
 async def test_server_lists_tools_with_schemas_and_annotations(tmp_path: Path) -> None:
     async with Client(server(tmp_path)) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"ask", "compare_models", "list_models"}
+    assert set(tools) == {"ask", "compare_models", "list_models", "deep_research", "get_research"}
     hints = {name: tool.annotations for name, tool in tools.items()}
     assert hints["list_models"] and hints["list_models"].read_only_hint and hints["list_models"].idempotent_hint
     assert hints["ask"] and hints["ask"].open_world_hint

@@ -1,0 +1,339 @@
+"""The research loop: plan, search in parallel, reflect, repeat, write, then check every citation in code.
+
+Money and time are budgets, not hopes. Before each call its worst case is reserved against `max_cost_usd` (the
+writer's share is held back from the start), and a call that does not fit is not started. Search work stops at
+the work deadline so the writer always has its share of `max_seconds`; if the writer cannot run, a report is
+assembled in code from what was found. The run is saved after every step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from ..budget import Budget, Reservation, worst_case_cost
+from ..client import OpenRouterClient
+from ..completion import ChatResult
+from ..errors import BudgetExceededError, OpenRouterError
+from ..modelinfo import ModelInfo
+from .ledger import CitationLedger
+from .models import ResearchRun, Round, Stage, SubQuestion
+from .prompts import (
+    PLAN_SCHEMA,
+    REFLECT_SCHEMA,
+    plan_messages,
+    reflect_messages,
+    response_format,
+    search_messages,
+    write_messages,
+)
+from .store import RunStore
+from .verify import source_list, verify_citations
+
+__all__ = ["ResearchEngine", "preflight"]
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[float, float | None, str], Awaitable[None]]
+
+PLAN_MAX_TOKENS = 800
+SEARCH_MAX_TOKENS = 900
+REFLECT_MAX_TOKENS = 700
+WRITE_MAX_TOKENS = 3000
+HEARTBEAT_S = 5.0  # progress is re-sent at least this often while work runs (hosts want one every 10 s)
+
+
+class _Stop(Exception):
+    """No more work may start (budget or time)."""
+
+
+class ResearchEngine:
+    """Runs one `ResearchRun` to its end, saving it as it goes."""
+
+    def __init__(self, client: OpenRouterClient, store: RunStore, *, web_mode: str = "plugin",
+                 concurrency: int = 4) -> None:
+        self.client = client
+        self.store = store
+        self.web_mode = web_mode
+        self.concurrency = concurrency
+
+    async def run(self, run: ResearchRun, models: dict[str, ModelInfo | None], progress: Progress) -> ResearchRun:
+        """Carry `run` through every stage; returns it finished (done, budget, time, cancelled or failed)."""
+        return await _Run(self, run, models, progress).execute()
+
+
+class _Run:
+    def __init__(self, engine: ResearchEngine, run: ResearchRun, models: dict[str, ModelInfo | None],
+                 progress: Progress) -> None:
+        self.e, self.run, self.models, self.report_progress = engine, run, models, progress
+        p = run.params
+        self.started = time.monotonic()
+        self.deadline = self.started + p.max_seconds
+        # The writer's share of the time: a quarter, at least 10 s where the run allows it.
+        self.work_deadline = self.deadline - min(max(p.max_seconds * 0.25, 10.0), p.max_seconds * 0.5)
+        self.budget = Budget(p.max_cost_usd)
+        self.ledger = CitationLedger(run.sources)
+        self.tick = 0
+        self.message = "starting"
+
+    # ----------------------------------------------------------------------------------------------- helpers
+
+    async def say(self, message: str) -> None:
+        self.tick += 1
+        self.message = self.run.progress = message
+        with contextlib.suppress(Exception):  # a client that went away must not stop the research
+            await self.report_progress(self.tick, None, message)
+
+    async def heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(HEARTBEAT_S)
+            elapsed = time.monotonic() - self.started
+            await self.say(f"{self.message.split(' (')[0]} ({elapsed:.0f} s, ${self.budget.spent:.4f} spent)")
+
+    async def save(self) -> None:
+        self.run.sources = list(self.ledger.entries)
+        self.run.updated_at = time.time()
+        self.run.timings["elapsed_s"] = round(time.monotonic() - self.started, 3)
+        await asyncio.to_thread(self.e.store.save, self.run.model_copy(deep=True))
+
+    def stop(self, why: str) -> None:
+        if self.run.stopped_because is None:
+            self.run.stopped_because = why  # type: ignore[assignment]
+
+    def reserve(self, stage: Stage, model: str, prompt_chars: int, max_tokens: int, web: bool = False) -> Reservation:
+        if time.monotonic() >= (self.deadline if stage == "write" else self.work_deadline):
+            self.stop("time")
+            raise _Stop
+        info = self.models.get(model)
+        worst = worst_case_cost(info, prompt_chars, max_tokens, web_search=web) if info else None
+        try:
+            return self.budget.reserve(worst, f"the {stage} call to `{model}`")
+        except BudgetExceededError:
+            self.stop("budget")
+            raise _Stop from None
+
+    async def call(self, stage: Stage, model: str, messages: list[dict[str, str]], max_tokens: int,
+                   reservation: Reservation, **extra: Any) -> ChatResult:
+        deadline = self.deadline if stage == "write" else self.work_deadline
+        try:
+            result = await self.e.client.chat(messages, model=model, fallback_models=[], stream=True,
+                                              deadline=deadline, max_tokens=max_tokens, **extra)
+        except OpenRouterError as exc:
+            self.run.upstream_requests += sum(1 + a.retries for a in exc.attempts) or 1
+            self.budget.settle(reservation, 0.0 if exc.status and exc.status < 500 else None)
+            raise
+        self.run.upstream_requests += sum(1 + a.retries for a in result.attempts)
+        self.budget.settle(reservation, result.usage.cost_usd)
+        self.run.spend_line(stage, result.model).add(result.usage)
+        return result
+
+    async def structured(self, stage: Stage, model: str, messages: list[dict[str, str]], max_tokens: int,
+                         name: str, schema: dict[str, Any]) -> dict[str, Any]:
+        chars = sum(len(m["content"]) for m in messages)
+        reservation = self.reserve(stage, model, chars, max_tokens)
+        result = await self.call(stage, model, messages, max_tokens, reservation, temperature=0,
+                                 response_format=response_format(name, schema))
+        try:
+            data = json.loads(result.text)
+        except json.JSONDecodeError:
+            log.warning("%s: %s returned text that is not JSON", stage, model)
+            return {}
+        return data if isinstance(data, dict) else {}
+
+    # ------------------------------------------------------------------------------------------------ stages
+
+    async def plan(self) -> list[SubQuestion]:
+        p = self.run.params
+        await self.say("planning")
+        t = time.monotonic()
+        try:
+            data = await self.structured("plan", p.planner_model, plan_messages(p.question, p.breadth),
+                                         PLAN_MAX_TOKENS, "research_plan", PLAN_SCHEMA(p.breadth))
+        except OpenRouterError as exc:
+            log.warning("planning failed (%s); researching the question as asked", exc.message)
+            data = {}
+        finally:
+            self.run.timings["plan_s"] = round(time.monotonic() - t, 3)
+        subs = _sub_questions(data.get("sub_questions"), p.breadth)
+        return subs or [SubQuestion(question=p.question, rationale="the question as asked")]
+
+    def _web(self) -> dict[str, Any]:
+        if self.e.web_mode == "server_tool":
+            return {"tools": [{"type": "openrouter:web_search"}]}
+        return {"plugins": [{"id": "web", "max_results": 5}]}
+
+    async def search_one(self, sq: SubQuestion, index: int, total: int, gate: asyncio.Semaphore) -> None:
+        p = self.run.params
+        async with gate:
+            messages = search_messages(p.question, sq.question)
+            try:
+                reservation = self.reserve("search", p.searcher_model, sum(len(m["content"]) for m in messages),
+                                           SEARCH_MAX_TOKENS, web=True)
+            except _Stop:
+                sq.status = "skipped"
+                return
+            await self.say(f"searching {index}/{total}: {sq.question[:80]}")
+            try:
+                result = await self.call("search", p.searcher_model, messages, SEARCH_MAX_TOKENS, reservation,
+                                         **self._web())
+            except OpenRouterError as exc:
+                sq.status, sq.error = "failed", exc.message
+                if time.monotonic() >= self.work_deadline:
+                    self.stop("time")
+                return
+            sq.finding = result.text
+            sq.sources = [self.ledger.add(c.url, c.title, c.snippet, sq.question) for c in result.citations]
+            sq.status = "done"
+        await self.save()
+
+    async def search(self, round_: Round) -> int:
+        before = len(self.ledger)
+        gate = asyncio.Semaphore(self.e.concurrency)
+        t = time.monotonic()
+        total = len(round_.sub_questions)
+        async with asyncio.TaskGroup() as group:
+            for i, sq in enumerate(round_.sub_questions, start=1):
+                group.create_task(self.search_one(sq, i, total, gate))
+        self.run.timings[f"search_round_{round_.n}_s"] = round(time.monotonic() - t, 3)
+        return len(self.ledger) - before
+
+    async def reflect(self, breadth: int) -> tuple[list[str], list[SubQuestion]]:
+        p = self.run.params
+        await self.say("reflecting on the findings")
+        done = [sq for r in self.run.rounds for sq in r.sub_questions if sq.status == "done"]
+        t = time.monotonic()
+        try:
+            data = await self.structured("reflect", p.planner_model, reflect_messages(p.question, done, breadth),
+                                         REFLECT_MAX_TOKENS, "research_gaps", REFLECT_SCHEMA(breadth))
+        finally:
+            self.run.timings["reflect_s"] = round(self.run.timings.get("reflect_s", 0) + time.monotonic() - t, 3)
+        gaps = [str(g) for g in data.get("gaps") or [] if str(g).strip()][:6]
+        asked = {sq.question.strip().lower() for r in self.run.rounds for sq in r.sub_questions}
+        follow = [sq for sq in _sub_questions(data.get("follow_up_questions"), breadth)
+                  if sq.question.strip().lower() not in asked]
+        return gaps, follow
+
+    async def write(self) -> None:
+        p = self.run.params
+        await self.say("writing the report")
+        done = [sq for r in self.run.rounds for sq in r.sub_questions if sq.status == "done"]
+        partial = self.run.stopped_because not in (None, "done")
+        messages = write_messages(p.question, done, self.ledger.entries, partial)
+        t = time.monotonic()
+        report = ""
+        try:
+            if done:
+                reservation = self.reserve("write", p.writer_model, sum(len(m["content"]) for m in messages),
+                                           WRITE_MAX_TOKENS)
+                report = (await self.call("write", p.writer_model, messages, WRITE_MAX_TOKENS, reservation)).text
+        except (_Stop, OpenRouterError) as exc:
+            log.warning("writer unavailable (%s); assembling the report from the findings", exc)
+        self.run.timings["write_s"] = round(time.monotonic() - t, 3)
+        if not report.strip():
+            report = _assembled_report(p.question, done, self.run.open_questions)
+        checked, removed = verify_citations(report, self.ledger)
+        self.run.removed_citations = removed
+        self.run.report = f"{checked.rstrip()}\n\n{source_list(self.ledger)}\n"
+
+    # ------------------------------------------------------------------------------------------------- driver
+
+    async def execute(self) -> ResearchRun:
+        p = self.run.params
+        writer_hold = self.budget.reserve(_writer_worst_case(self.run, self.models), _writer_label(self.run))
+        beat = asyncio.create_task(self.heartbeat())
+        try:
+            await self.research(p.breadth, p.depth)
+            self.budget.release(writer_hold)
+            await self.write()
+            self.stop("done")
+            self.run.status = "done" if self.run.stopped_because == "done" else self.run.stopped_because  # type: ignore[assignment]
+            self.run.progress = f"finished ({self.run.stopped_because})"
+        except asyncio.CancelledError:
+            self.stop("cancelled")
+            self.run.status = "cancelled"
+            self.run.progress = "cancelled; the findings so far are kept"
+            done = [sq for r in self.run.rounds for sq in r.sub_questions if sq.status == "done"]
+            checked, _ = verify_citations(_assembled_report(p.question, done, self.run.open_questions), self.ledger)
+            self.run.report = f"{checked}\n\n{source_list(self.ledger)}\n"
+            await asyncio.shield(self.save())
+            raise
+        finally:
+            beat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await beat
+        self.run.timings["total_s"] = round(time.monotonic() - self.started, 3)
+        await self.save()
+        return self.run
+
+    async def research(self, breadth: int, depth: int) -> None:
+        subs = await self.plan()
+        for n in range(1, depth + 1):
+            round_ = Round(n=n, sub_questions=subs)
+            self.run.rounds.append(round_)
+            await self.save()
+            new_sources = await self.search(round_)
+            if self.run.stopped_because or n == depth:
+                break
+            if new_sources == 0:
+                log.info("round %d brought no new sources; stopping", n)
+                break
+            breadth = max(1, breadth // 2)
+            try:
+                gaps, subs = await self.reflect(breadth)
+            except (_Stop, OpenRouterError):
+                break
+            round_.gaps = gaps
+            self.run.open_questions = gaps
+            if not subs:
+                break
+
+
+def _sub_questions(raw: Any, limit: int) -> list[SubQuestion]:
+    out: list[SubQuestion] = []
+    for item in raw if isinstance(raw, list) else []:
+        if isinstance(item, dict) and str(item.get("question") or "").strip():
+            out.append(SubQuestion(question=str(item["question"]).strip(), rationale=str(item.get("rationale") or "")))
+    return out[:limit]
+
+
+def _assembled_report(question: str, done: Sequence[SubQuestion], open_questions: Sequence[str]) -> str:
+    """A plain report built in code from the findings, for when the writer cannot run."""
+    lines = [f"# {question}", "", "_Assembled from the research findings without a writer model._", ""]
+    if not done:
+        lines.append("No findings were gathered before the run stopped.")
+    for sq in done:
+        cites = "".join(f"[{n}]" for n in sq.sources)
+        lines += [f"## {sq.question}", "", f"{sq.finding.strip()} {cites}".strip(), ""]
+    if open_questions:
+        lines += ["## Open questions", "", *(f"- {q}" for q in open_questions)]
+    return "\n".join(lines)
+
+
+
+def _writer_label(run: ResearchRun) -> str:
+    return f"writing the report with `{run.params.writer_model}`"
+
+
+def _writer_worst_case(run: ResearchRun, models: dict[str, ModelInfo | None]) -> float | None:
+    """The writer's worst case, set aside before anything else is spent so a report can always be written."""
+    p = run.params
+    findings = p.breadth * p.depth * (SEARCH_MAX_TOKENS * 4 + 5 * 600)
+    info = models.get(p.writer_model)
+    return worst_case_cost(info, len(p.question) + findings + 3000, WRITE_MAX_TOKENS) if info else None
+
+
+def preflight(run: ResearchRun, models: dict[str, ModelInfo | None]) -> None:
+    """Refuse, before anything is spent, a run whose budget cannot cover writing, planning and one search."""
+    p = run.params
+    budget = Budget(p.max_cost_usd)
+    budget.reserve(_writer_worst_case(run, models), _writer_label(run))
+    for stage, model, tokens, web in (("plan", p.planner_model, PLAN_MAX_TOKENS, False),
+                                      ("search", p.searcher_model, SEARCH_MAX_TOKENS, True)):
+        info = models.get(model)
+        worst = worst_case_cost(info, 4000, tokens, web_search=web) if info else None
+        budget.reserve(worst, f"the {stage} call to `{model}`")

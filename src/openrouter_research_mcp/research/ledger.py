@@ -1,0 +1,68 @@
+"""The citation ledger: every web source the research found, de-duplicated by normalised URL and numbered.
+
+Only ledger entries may be cited in a report, so every source a reader sees was really returned by a web-grounded
+model call, together with the sub-question that found it.
+"""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+from pydantic import BaseModel, Field
+
+__all__ = ["CitationLedger", "LedgerEntry", "normalise_url"]
+
+_TRACKING = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "ref_src")
+
+
+def normalise_url(url: str) -> str:
+    """A canonical form for de-duplication: lower-case scheme and host, no `www.`, default port, fragment,
+    tracking parameters or trailing slash; query parameters sorted."""
+    parts = urlsplit(url.strip())
+    host = (parts.hostname or "").lower().removeprefix("www.")
+    port = parts.port
+    if port and not ((parts.scheme == "http" and port == 80) or (parts.scheme == "https" and port == 443)):
+        host = f"{host}:{port}"
+    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
+                   if not k.lower().startswith(_TRACKING))
+    path = parts.path.rstrip("/") or ""
+    return urlunsplit((parts.scheme.lower() or "https", host, path, urlencode(query), ""))
+
+
+class LedgerEntry(BaseModel):
+    """One numbered source."""
+
+    n: int
+    url: str
+    title: str = ""
+    snippet: str = ""
+    found_by: str = Field(description="the sub-question whose search returned it")
+
+
+class CitationLedger:
+    """Numbered, de-duplicated sources. `add` returns the source's number, new or existing."""
+
+    def __init__(self, entries: list[LedgerEntry] | None = None) -> None:
+        self.entries: list[LedgerEntry] = list(entries or [])
+        self._by_key = {normalise_url(e.url): e for e in self.entries}
+
+    def add(self, url: str, title: str, snippet: str, found_by: str) -> int:
+        key = normalise_url(url)
+        existing = self._by_key.get(key)
+        if existing is not None:
+            if not existing.snippet and snippet:
+                existing.snippet = snippet
+            return existing.n
+        entry = LedgerEntry(n=len(self.entries) + 1, url=url, title=title, snippet=snippet[:500], found_by=found_by)
+        self.entries.append(entry)
+        self._by_key[key] = entry
+        return entry.n
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def numbers(self) -> set[int]:
+        return {e.n for e in self.entries}
+
+    def knows_url(self, url: str) -> bool:
+        return normalise_url(url) in self._by_key

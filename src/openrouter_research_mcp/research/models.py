@@ -1,0 +1,108 @@
+"""The research run as data: what is saved after every step, returned by `get_research`, and shown as a resource."""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ..usage import Usage
+from .ledger import LedgerEntry
+
+__all__ = ["RUN_ID", "ResearchParams", "ResearchRun", "Round", "SpendLine", "SubQuestion", "new_run_id"]
+
+# Run ids are made here and checked against this before any file is touched: no user text reaches a path.
+RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{8}$")
+
+Status = Literal["running", "done", "budget", "time", "cancelled", "interrupted", "failed"]
+Stage = Literal["plan", "search", "reflect", "write"]
+
+
+def new_run_id() -> str:
+    return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+
+
+class ResearchParams(BaseModel):
+    """What the caller asked for, after defaults."""
+
+    question: str
+    breadth: int = Field(default=3, ge=1, le=6)
+    depth: int = Field(default=2, ge=1, le=3)
+    max_cost_usd: float = Field(gt=0)
+    max_seconds: float = Field(default=50, gt=0)
+    planner_model: str
+    searcher_model: str
+    writer_model: str
+    background: bool = False
+
+
+class SubQuestion(BaseModel):
+    """One focused question and what its web search found."""
+
+    question: str
+    rationale: str = ""
+    status: Literal["pending", "done", "failed", "skipped"] = "pending"
+    finding: str = ""
+    sources: list[int] = Field(default_factory=list, description="ledger numbers of the sources it found")
+    error: str | None = None
+
+
+class Round(BaseModel):
+    n: int
+    sub_questions: list[SubQuestion]
+    gaps: list[str] = Field(default_factory=list, description="what reflection found missing after this round")
+
+
+class SpendLine(BaseModel):
+    """Calls, tokens and cost for one stage and model."""
+
+    stage: Stage
+    model: str
+    calls: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    reasoning_tokens: int = 0
+    cost_usd: float = 0.0
+
+    def add(self, usage: Usage) -> None:
+        self.calls += 1
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        self.reasoning_tokens += usage.reasoning_tokens
+        self.cost_usd = round(self.cost_usd + (usage.cost_usd or 0.0), 10)
+
+
+class ResearchRun(BaseModel):
+    """A research run, complete or in progress."""
+
+    research_id: str
+    params: ResearchParams
+    status: Status = "running"
+    stopped_because: Literal["done", "budget", "time", "cancelled", "interrupted", "failed"] | None = None
+    progress: str = "starting"
+    created_at: float = Field(default_factory=time.time)
+    updated_at: float = Field(default_factory=time.time)
+    rounds: list[Round] = Field(default_factory=list)
+    sources: list[LedgerEntry] = Field(default_factory=list)
+    report: str | None = None
+    open_questions: list[str] = Field(default_factory=list)
+    removed_citations: int = 0
+    spend: list[SpendLine] = Field(default_factory=list)
+    timings: dict[str, float] = Field(default_factory=dict)
+    upstream_requests: int = 0
+    error: str | None = None
+
+    @property
+    def cost_usd(self) -> float:
+        return round(sum(line.cost_usd for line in self.spend), 8)
+
+    def spend_line(self, stage: Stage, model: str) -> SpendLine:
+        for line in self.spend:
+            if line.stage == stage and line.model == model:
+                return line
+        line = SpendLine(stage=stage, model=model)
+        self.spend.append(line)
+        return line

@@ -1,0 +1,68 @@
+"""`deep_research` and `get_research`, free of MCP: arguments in, `ResearchResult` out."""
+
+from __future__ import annotations
+
+from .errors import AuthError, OpenRouterError, RequestError
+from .research.engine import Progress
+from .research.models import ResearchParams, ResearchRun
+from .results import ResearchResult, ResearchRoundOut, ResearchSource, StageSpend
+from .state import AppState
+
+__all__ = ["deep_research", "get_research", "research_result"]
+
+
+def research_result(run: ResearchRun) -> ResearchResult:
+    """The structured view of a run."""
+    return ResearchResult(
+        research_id=run.research_id, question=run.params.question, status=run.status,
+        stopped_because=run.stopped_because, progress=run.progress, report=run.report,
+        sources=[ResearchSource(**s.model_dump()) for s in run.sources],
+        sub_questions=[ResearchRoundOut(round=r.n, sub_questions=[sq.question for sq in r.sub_questions], gaps=r.gaps)
+                       for r in run.rounds],
+        open_questions=run.open_questions, removed_citations=run.removed_citations,
+        usage=[StageSpend(**line.model_dump()) for line in run.spend],
+        prompt_tokens=sum(line.prompt_tokens for line in run.spend),
+        completion_tokens=sum(line.completion_tokens for line in run.spend),
+        cost_usd=run.cost_usd, max_cost_usd=run.params.max_cost_usd, upstream_requests=run.upstream_requests,
+        timings=run.timings, error=run.error)
+
+
+async def deep_research(
+    state: AppState,
+    question: str,
+    *,
+    breadth: int = 3,
+    depth: int = 2,
+    max_cost_usd: float | None = None,
+    max_seconds: float = 50,
+    planner_model: str | None = None,
+    searcher_model: str | None = None,
+    writer_model: str | None = None,
+    background: bool = False,
+    progress: Progress,
+) -> ResearchResult:
+    """Validate, then run (or start in the background) a research job."""
+    if not question.strip():
+        raise RequestError("The question is empty. Pass what to research in `question`.")
+    if not state.settings.has_api_key:
+        raise AuthError.missing()
+    default = state.settings.default_model
+    params = ResearchParams(
+        question=question.strip(), breadth=breadth, depth=depth,
+        max_cost_usd=max_cost_usd if max_cost_usd is not None else state.settings.research_max_cost_usd,
+        max_seconds=max_seconds, planner_model=planner_model or default, searcher_model=searcher_model or default,
+        writer_model=writer_model or default, background=background)
+    run, models = await state.research.prepare(params)
+    if background:
+        return research_result(state.research.start_background(run, models))
+    return research_result(await state.research.run(run, models, progress))
+
+
+def get_research(state: AppState, research_id: str) -> ResearchResult:
+    """Status, progress, spend so far, and the report when done."""
+    run = state.research.get(research_id.strip())
+    if run is None:
+        known = [r.research_id for r in state.research.list()[:5]]
+        hint = f" Recent runs: {', '.join(known)}." if known else " No runs have been saved yet."
+        raise OpenRouterError(f"No research run has the id `{research_id}`.{hint}")
+    return research_result(run)
