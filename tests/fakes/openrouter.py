@@ -131,7 +131,8 @@ def _prompt(body: dict[str, Any]) -> str:
 
 class FakeOpenRouter:
     """The fake server. Attributes tests may change at any time: `latency`, `model_latency`, `catalog_body`,
-    `models_fail`, `include_cost`, `structured_answers`; `requests` logs every request, `errors` the fake's own bugs.
+    `models_fail`, `include_cost`, `structured_answers`, `text_answers`; `requests` logs every request, `errors`
+    the fake's own bugs.
     """
 
     def __init__(self, *, latency: float = 0.0, catalog_shape: int = 2026, api_key: str = FAKE_KEY,
@@ -143,6 +144,7 @@ class FakeOpenRouter:
         self.include_cost = include_cost
         self.models_fail: int | None = None
         self.structured_answers: dict[str, Any] = {}
+        self.text_answers: dict[str, str] = {}  # model id -> the text it answers (non-JSON requests)
         self.requests: list[Recorded] = []
         self.errors: list[BaseException] = []
         self.stopping = threading.Event()
@@ -308,7 +310,7 @@ class FakeOpenRouter:
                or any(t.get("type") == "openrouter:web_search" for t in _dicts(body.get("tools"))))
         response_format = _dict(body.get("response_format"))
         spec, structured = _dict(response_format.get("json_schema")), response_format.get("type") in _JSON_FORMATS
-        content = f"[{model}] Answer: {prompt[:200]}"
+        content = self.text_answers.get(model, f"[{model}] Answer: {prompt[:200]}")
         if response_format.get("type") == "json_schema":
             name = spec.get("name")
             content = json.dumps(self.structured_answers[name] if name in self.structured_answers

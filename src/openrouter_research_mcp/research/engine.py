@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -186,8 +187,8 @@ class _Run:
                 if time.monotonic() >= self.work_deadline:
                     self.stop("time")
                 return
-            sq.finding = result.text
             sq.sources = [self.ledger.add(c.url, c.title, c.snippet, sq.question) for c in result.citations]
+            sq.finding = _renumber(result.text, sq.sources)
             sq.status = "done"
         await self.save()
 
@@ -285,12 +286,24 @@ class _Run:
             breadth = max(1, breadth // 2)
             try:
                 gaps, subs = await self.reflect(breadth)
-            except (_Stop, OpenRouterError):
+            except (_Stop, OpenRouterError) as exc:
+                if time.monotonic() >= self.work_deadline:
+                    self.stop("time")
+                log.info("no further round: %s", exc)
                 break
             round_.gaps = gaps
             self.run.open_questions = gaps
             if not subs:
                 break
+
+
+def _renumber(text: str, ledger_numbers: Sequence[int]) -> str:
+    """A search answer numbers its own citations [1], [2]…; point them at the ledger's numbers instead."""
+    def swap(match: re.Match[str]) -> str:
+        i = int(match.group(1))
+        return f"[{ledger_numbers[i - 1]}]" if 0 < i <= len(ledger_numbers) else ""
+
+    return re.sub(r"\[(\d+)\]", swap, text)
 
 
 def _sub_questions(raw: Any, limit: int) -> list[SubQuestion]:

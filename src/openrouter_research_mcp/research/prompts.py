@@ -58,7 +58,7 @@ def search_messages(question: str, sub_question: str) -> list[dict[str, str]]:
         {"role": "system", "content": (
             "You answer one research sub-question from a live web search. State the key facts, figures and dates "
             "concisely, say where sources disagree, and cite the web results you used. " + UNTRUSTED)},
-        {"role": "user", "content": f"Overall question: {question}\nSub-question: {sub_question}"},
+        {"role": "user", "content": f"Sub-question: {sub_question}\n(Part of the overall question: {question})"},
     ]
 
 

@@ -1,0 +1,51 @@
+"""Budget: worst-case reservations before a call, settlement after it."""
+
+from __future__ import annotations
+
+import pytest
+
+from openrouter_research_mcp.budget import Budget, estimate_prompt_tokens, worst_case_cost
+from openrouter_research_mcp.errors import BudgetExceededError
+from openrouter_research_mcp.modelinfo import ModelInfo
+from openrouter_research_mcp.usage import Pricing
+
+
+def model(**prices: str) -> ModelInfo:
+    return ModelInfo(id="a/b", pricing=Pricing.model_validate(prices))
+
+
+def test_worst_case_cost_counts_prompt_output_request_and_search() -> None:
+    m = model(prompt="0.000001", completion="0.000002", internal_reasoning="0.000004", request="0.001")
+    assert worst_case_cost(m, 300, 1000) == pytest.approx(estimate_prompt_tokens(300) * 1e-6 + 1000 * 4e-6 + 0.001)
+    assert worst_case_cost(m, 300, 1000, web_search=True) == pytest.approx(
+        estimate_prompt_tokens(300) * 1e-6 + 1000 * 4e-6 + 0.001 + 0.02)
+    assert worst_case_cost(model(prompt="-1", completion="-1"), 300, 1000) is None
+    assert estimate_prompt_tokens(300) >= 300 // 4  # never optimistic about the prompt
+
+
+def test_budget_refuses_what_could_cross_the_cap_and_settles_real_costs() -> None:
+    budget = Budget(0.10)
+    first = budget.reserve(0.06, "first")
+    with pytest.raises(BudgetExceededError, match=r"\$0\.0400 of the \$0\.10 budget"):
+        budget.reserve(0.05, "second")
+    budget.settle(first, 0.01)  # cheaper than feared: the difference comes back
+    second = budget.reserve(0.05, "second")
+    assert budget.spent == pytest.approx(0.01) and budget.remaining == pytest.approx(0.04)
+    budget.settle(second, None)  # unknown real cost: the reservation is counted as spent
+    budget.settle(second, 0.0)  # settling twice changes nothing
+    assert budget.spent == pytest.approx(0.06) and budget.reserved == 0
+
+
+def test_budget_refuses_unpriced_calls() -> None:
+    with pytest.raises(BudgetExceededError, match="routing time"):
+        Budget(1.0).reserve(None, "`openrouter/auto`")
+
+
+def test_budget_overspend_is_bounded_by_in_flight_overruns() -> None:
+    budget = Budget(0.05)
+    calls = [budget.reserve(0.01, f"call {i}") for i in range(5)]
+    with pytest.raises(BudgetExceededError):
+        budget.reserve(0.01, "sixth")
+    for call in calls:
+        budget.settle(call, 0.009)
+    assert budget.spent <= budget.max_usd

@@ -1,0 +1,160 @@
+"""deep_research without MCP, against the fake OpenRouter on loopback: the whole loop, offline."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from openrouter_research_mcp.config import load_settings
+from openrouter_research_mcp.errors import BudgetExceededError, ModelNotFoundError
+from openrouter_research_mcp.research_tools import deep_research, get_research
+from openrouter_research_mcp.state import AppState, open_state
+
+from ..conftest import FAKE_KEY
+from ..fakes.openrouter import FakeOpenRouter
+
+PLAN = {"sub_questions": [{"question": f"Sub-question {i}?", "rationale": f"covers part {i}"} for i in (1, 2, 3)]}
+GAPS = {"gaps": ["costs are unclear"], "follow_up_questions": [{"question": "What does it cost?",
+                                                                "rationale": "a gap"}]}
+NO_GAPS: dict[str, list[str]] = {"gaps": [], "follow_up_questions": []}
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeOpenRouter]:
+    with FakeOpenRouter() as server:
+        server.structured_answers.update({"research_plan": PLAN, "research_gaps": GAPS})
+        yield server
+
+
+@pytest.fixture
+async def state(fake: FakeOpenRouter, tmp_path: Path) -> AsyncIterator[AppState]:
+    settings = load_settings(environ={"OPENROUTER_API_KEY": FAKE_KEY, "OPENROUTER_BASE_URL": fake.base_url,
+                                      "OPENROUTER_CACHE_DIR": str(tmp_path / "cache"),
+                                      "OPENROUTER_DATA_DIR": str(tmp_path / "data"), "OPENROUTER_MAX_RETRIES": "0"})
+    async with open_state(settings) as app:
+        yield app
+
+
+class Notes:
+    def __init__(self) -> None:
+        self.seen: list[tuple[float, str]] = []
+
+    async def __call__(self, done: float, _total: float | None, message: str) -> None:
+        self.seen.append((done, message))
+
+
+def cited(report: str) -> set[int]:
+    body = report.split("## Sources")[0]
+    return {int(n) for n in re.findall(r"\[(\d+)\]", body)}
+
+
+async def test_research_full_loop_parallel_reflective_and_cited(fake: FakeOpenRouter, state: AppState) -> None:
+    fake.latency = 0.3
+    notes = Notes()
+    result = await deep_research(state, "How do heat pumps work in cold climates?", breadth=3, depth=2,
+                                 progress=notes)
+    assert result.status == "done" and result.stopped_because == "done"
+    assert [r.sub_questions for r in result.sub_questions] == [
+        ["Sub-question 1?", "Sub-question 2?", "Sub-question 3?"], ["What does it cost?"]]
+    assert result.open_questions == ["costs are unclear"]
+    searches = [r for r in fake.chat_requests() if r.body and r.body.get("plugins")]
+    assert len(searches) == 4 and fake.max_concurrency() == 3  # the three first-round searches overlapped
+    assert len(result.sources) == 12 and [s.n for s in result.sources] == list(range(1, 13))
+    assert {s.found_by for s in result.sources} >= {"Sub-question 1?", "What does it cost?"}
+    assert result.report and result.report.rstrip().endswith(result.sources[-1].url + ")")
+    assert cited(result.report) <= {s.n for s in result.sources} and result.removed_citations == 0
+    assert {u.stage for u in result.usage} == {"plan", "search", "reflect", "write"}
+    assert 0 < result.cost_usd <= result.max_cost_usd == 0.5
+    assert result.upstream_requests == len(fake.chat_requests()) == 7
+    assert [m for _, m in notes.seen][0] == "planning" and any(m.startswith("searching 2/3") for _, m in notes.seen)
+    assert any(m == "reflecting on the findings" for _, m in notes.seen) and notes.seen[-1][1] == "writing the report"
+    assert [d for d, _ in notes.seen] == sorted(d for d, _ in notes.seen)  # progress only ever increases
+
+
+async def test_research_stops_when_reflection_finds_no_gap(fake: FakeOpenRouter, state: AppState) -> None:
+    fake.structured_answers["research_gaps"] = NO_GAPS
+    result = await deep_research(state, "What is a heat pump?", depth=3, progress=Notes())
+    assert len(result.sub_questions) == 1 and result.stopped_because == "done"
+
+
+async def test_research_writer_inventions_are_removed(fake: FakeOpenRouter, state: AppState) -> None:
+    fake.text_answers["google/gemini-2.5-flash"] = (
+        "## Summary\nHeat pumps move heat [1]. Made up [42] and [99][1]. See https://invented.example/paper "
+        "and [a fake](https://fake.example/x).")
+    result = await deep_research(state, "Heat pumps?", depth=1, writer_model="google/gemini-2.5-flash",
+                                 progress=Notes())
+    assert result.report is not None
+    assert "invented.example" not in result.report and "fake.example" not in result.report
+    assert "[42]" not in result.report and "[99]" not in result.report and "Heat pumps move heat [1]" in result.report
+    assert result.removed_citations == 4
+    urls = set(re.findall(r"https?://[^\s)\]]+", result.report))
+    assert urls <= {s.url for s in result.sources}
+
+
+async def test_research_budget_stop_keeps_spend_under_cap(fake: FakeOpenRouter, state: AppState) -> None:
+    result = await deep_research(state, "Heat pumps?", breadth=6, depth=1, max_cost_usd=0.06, progress=Notes())
+    assert result.stopped_because == "budget" and result.status == "budget"
+    searches = [r for r in fake.chat_requests() if r.body and r.body.get("plugins")]
+    assert 1 <= len(searches) < 6 and result.report and "## Sources" in result.report
+    assert result.cost_usd <= 0.06
+
+
+async def test_research_refuses_a_budget_too_small_to_start(fake: FakeOpenRouter, state: AppState) -> None:
+    with pytest.raises(BudgetExceededError, match="budget"):
+        await deep_research(state, "Heat pumps?", max_cost_usd=0.001, progress=Notes())
+    assert fake.chat_requests() == []
+
+
+async def test_research_unknown_model_override_rejected_before_spending(fake: FakeOpenRouter,
+                                                                        state: AppState) -> None:
+    with pytest.raises(ModelNotFoundError) as caught:
+        await deep_research(state, "Heat pumps?", searcher_model="openai/gpt4o-mini", progress=Notes())
+    assert "openai/gpt-4o-mini" in caught.value.message and fake.chat_requests() == []
+
+
+async def test_research_time_stop_returns_partial_report(fake: FakeOpenRouter, state: AppState) -> None:
+    fake.latency = 0.6
+    started = time.monotonic()
+    result = await deep_research(state, "Heat pumps?", breadth=3, depth=3, max_seconds=3, progress=Notes())
+    elapsed = time.monotonic() - started
+    assert result.stopped_because == "time" and elapsed < 4.0
+    assert result.report and "## Sources" in result.report and result.research_id
+
+
+async def test_research_background_then_poll(fake: FakeOpenRouter, state: AppState) -> None:
+    fake.latency = 0.2
+    started = await deep_research(state, "Heat pumps?", depth=1, background=True, progress=Notes())
+    assert started.status == "running" and started.report is None
+    for _ in range(100):
+        polled = get_research(state, started.research_id)
+        if polled.status != "running":
+            break
+        await asyncio.sleep(0.1)
+    assert polled.status == "done" and polled.report and polled.cost_usd > 0
+
+
+async def test_research_cancel_stops_work_and_saves(fake: FakeOpenRouter, state: AppState, tmp_path: Path) -> None:
+    fake.fail(kind="hang", times=10, model="openai/gpt-4o-mini")
+    fake.structured_answers.pop("research_plan")
+    task = asyncio.create_task(deep_research(state, "Heat pumps?", progress=Notes()))
+    for _ in range(50):
+        await asyncio.sleep(0.05)
+        if fake.chat_requests():
+            break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    for _ in range(50):  # the fake notices each closed connection within a poll or two
+        if all(r.finished is not None for r in fake.chat_requests()):
+            break
+        await asyncio.sleep(0.05)
+    assert fake.chat_requests() and all(r.finished is not None for r in fake.chat_requests())
+    [saved] = list((tmp_path / "data" / "research").glob("*.json"))
+    run = json.loads(saved.read_text())
+    assert run["status"] == "cancelled" and run["stopped_because"] == "cancelled"
