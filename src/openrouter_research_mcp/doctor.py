@@ -7,13 +7,14 @@ import time
 from .account import account_info
 from .config import Settings
 from .errors import AuthError, OpenRouterError
+from .render import usd
 from .state import open_state
 
 __all__ = ["run_doctor"]
 
 
 def _usd(value: object) -> str:
-    return f"${value:.4f}" if isinstance(value, int | float) else "unknown"
+    return usd(float(value)) if isinstance(value, int | float) else "unknown"
 
 
 async def run_doctor(settings: Settings) -> tuple[str, bool]:

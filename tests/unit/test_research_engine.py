@@ -158,3 +158,15 @@ async def test_research_cancel_stops_work_and_saves(fake: FakeOpenRouter, state:
     [saved] = list((tmp_path / "data" / "research").glob("*.json"))
     run = json.loads(saved.read_text())
     assert run["status"] == "cancelled" and run["stopped_because"] == "cancelled"
+
+
+async def test_research_heartbeat_keeps_progress_flowing(fake: FakeOpenRouter, state: AppState,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("openrouter_research_mcp.research.engine.HEARTBEAT_S", 0.1)
+    fake.latency = 0.5
+    notes = Notes()
+    await deep_research(state, "Heat pumps?", depth=1, progress=notes)
+    beats = [m for _, m in notes.seen if re.search(r"\(\d+ s, \$[\d.]+ spent\)$", m)]
+    assert len(beats) >= 5 and any(b.startswith("planning") for b in beats)
+    gaps = [b - a for (a, _), (b, _) in zip(notes.seen, notes.seen[1:], strict=False)]
+    assert all(g == 1 for g in gaps)  # every notification advances the counter by one

@@ -18,7 +18,7 @@ from openrouter_research_mcp.config import load_settings
 from openrouter_research_mcp.server import build_server
 
 from ..conftest import FAKE_KEY
-from ..fakes.catalog_data import catalog
+from ..fakes.catalog_data import catalog, with_extra_models
 from .helpers import BASE, citation, completion, error_body
 
 pytestmark = pytest.mark.anyio
@@ -158,6 +158,19 @@ async def test_server_list_models_filters_and_pages(tmp_path: Path, mocked_openr
     assert [m["id"] for m in images_out.structured_content["models"]] == ["openai/gpt-image-1"]
     assert [m["id"] for m in again.structured_content["models"]] == ["meta-llama/llama-3.3-70b-instruct:free"]
     assert mocked_openrouter.routes[0].call_count == 1  # the catalog was fetched once for all four calls
+
+
+async def test_server_default_model_page_fits_the_context_budget(tmp_path: Path) -> None:
+    realistic = with_extra_models(catalog(2026), 400)
+    for entry in realistic["data"][10:]:  # real names and ids are longer than the synthetic ones
+        entry["name"] = f"Provider Name: {entry['name']} Instruct Preview (extended context)"
+    with respx.mock(base_url=BASE) as router:
+        router.get("/models").mock(return_value=httpx.Response(200, json=realistic))
+        async with Client(server(tmp_path)) as client:
+            page = await client.call_tool("list_models", {})
+    assert len(page.structured_content["models"]) == 20
+    characters = len(text(page)) + len(json.dumps(page.structured_content))
+    assert characters / 4 < 2500, f"a default page costs about {characters / 4:.0f} tokens"
 
 
 async def test_server_resources(tmp_path: Path, mocked_openrouter: respx.MockRouter) -> None:
