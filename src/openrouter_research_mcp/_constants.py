@@ -22,7 +22,6 @@ __all__ = [
     "KEYS_URL",
     "MAX_RETRY_AFTER",
     "MAX_RETRY_DELAY",
-    "NEVER_RETRY_STATUSES",
     "RETRY_STATUSES",
 ]
 
@@ -38,9 +37,9 @@ DEFAULT_APP_URL = "https://github.com/openrouter-research-mcp/openrouter-researc
 KEYS_URL = "https://openrouter.ai/settings/keys"
 CREDITS_URL = "https://openrouter.ai/settings/credits"
 
-# Retry policy (see retry.py). 408/429/5xx-class transients are retried; client mistakes never are.
+# Retry policy (see retry.py): only these statuses are retried; client mistakes (400, 401, 402, 403, 404, 413, 422)
+# never are, since trying again cannot change the answer.
 RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504, 524, 529})
-NEVER_RETRY_STATUSES = frozenset({400, 401, 402, 403, 404, 413, 422})
 INITIAL_RETRY_DELAY = 0.5
 MAX_RETRY_DELAY = 8.0
 MAX_RETRY_AFTER = 60.0  # a Retry-After beyond this is ignored in favour of our own backoff

@@ -103,7 +103,8 @@ class ModelCatalog:
         self._snapshot: CatalogSnapshot | None = None
         self._inflight: asyncio.Task[CatalogSnapshot] | None = None
         self._disk_checked = False
-        self._next_refresh = 0.0  # wall-clock time before which no background refresh starts (after a failure)
+        self._next_refresh = 0.0  # wall-clock time before which no refresh starts (after a failure)
+        self._last_error: UpstreamUnavailableError | None = None  # the last failed fetch while nothing is cached
         self._disk_lock = asyncio.Lock()
         self.fetch_count = 0
 
@@ -170,6 +171,7 @@ class ModelCatalog:
             raise UpstreamUnavailableError(f"The model catalog from {self._base_url or 'OpenRouter'} was empty. "
                                            "Check OPENROUTER_BASE_URL.")
         self._snapshot = snap
+        self._last_error = None
         await asyncio.to_thread(self._write_disk, raw, fetched_at)
         log.info("model catalog: %d models fetched", len(snap.models))
         return snap
@@ -207,11 +209,14 @@ class ModelCatalog:
             if not self._fresh(snap) and self._clock() >= self._next_refresh:
                 self._start_refresh()
             return snap
+        if self._last_error is not None and self._clock() < self._next_refresh:
+            raise self._last_error  # failed moments ago: answer at once instead of retrying on every call
         try:
             return await asyncio.shield(self._start_refresh())
         except OpenRouterError as exc:
-            raise UpstreamUnavailableError(f"The model catalog could not be loaded: {exc.message}",
-                                           status=exc.status) from None
+            self._last_error = UpstreamUnavailableError(f"The model catalog could not be loaded: {exc.message}",
+                                                        status=exc.status)
+            raise self._last_error from None
 
     async def aclose(self) -> None:
         """Cancel a background refresh, if one runs."""

@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from ._util import as_dict
 from .errors import BadResponseError, RequestError, StreamError, error_for_status
@@ -84,11 +84,13 @@ def _citations(message: dict[str, Any]) -> list[Citation]:
     for note in message.get("annotations") or []:
         if not isinstance(note, dict) or note.get("type") != "url_citation":
             continue
-        data = note.get("url_citation") or {}
+        data = as_dict(note.get("url_citation"))
         url = data.get("url")
         if isinstance(url, str) and url and url not in seen:
+            start, end = data.get("start_index"), data.get("end_index")
             seen[url] = Citation(url=url, title=str(data.get("title") or ""), snippet=str(data.get("content") or ""),
-                                 start_index=data.get("start_index"), end_index=data.get("end_index"))
+                                 start_index=start if isinstance(start, int) else None,
+                                 end_index=end if isinstance(end, int) else None)
     return list(seen.values())
 
 
@@ -112,17 +114,21 @@ def parse_completion(body: Any, requested: str, pricing: Pricing | None = None) 
     content = message.get("content")
     if isinstance(content, list):  # content parts
         content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-    return ChatResult(
-        text=str(content or ""),
-        reasoning=message.get("reasoning") or None,
-        model_requested=requested,
-        model=answered_by,
-        provider=body.get("provider"),
-        generation_id=body.get("id"),
-        finish_reason=choice.get("finish_reason"),
-        citations=_citations(message),
-        usage=usage_from_response(body.get("usage"), pricing),
-    )
+    try:
+        return ChatResult(
+            text=str(content or ""),
+            reasoning=str(message.get("reasoning") or "") or None,
+            model_requested=requested,
+            model=answered_by,
+            provider=body["provider"] if isinstance(body.get("provider"), str) else None,
+            generation_id=str(body["id"]) if body.get("id") else None,
+            finish_reason=str(choice["finish_reason"]) if choice.get("finish_reason") else None,
+            citations=_citations(message),
+            usage=usage_from_response(body.get("usage"), pricing),
+        )
+    except (ValidationError, TypeError, ValueError) as exc:  # an answer of an unexpected shape is not a crash
+        raise BadResponseError(f"`{answered_by}` sent an answer this server could not read ({type(exc).__name__}). "
+                               "Try again or use another model.", model=answered_by) from None
 
 
 async def assemble_stream(

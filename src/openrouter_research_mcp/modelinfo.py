@@ -112,19 +112,6 @@ class ModelInfo(BaseModel):
             found.append("web_search")
         return found
 
-    def summary(self) -> dict[str, Any]:
-        """A compact dict for listings: prices in USD per million tokens."""
-        return {
-            "id": self.id,
-            "name": self.name,
-            "context_length": self.context_length,
-            "prompt_usd_per_mtok": self.pricing.per_million("prompt"),
-            "completion_usd_per_mtok": self.pricing.per_million("completion"),
-            "input_modalities": self.input_modalities,
-            "output_modalities": self.output_modalities,
-            "capabilities": self.capabilities,
-        }
-
 
 class SearchQuery(BaseModel):
     """Filters, sort and paging for `search_models`. Prices are USD per million tokens."""

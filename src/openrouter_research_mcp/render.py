@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .completion import Attempt
-from .errors import OpenRouterError
+from .errors import OpenRouterError, StreamError
 from .results import AskResult, CompareResult, ModelsPage, ResearchResult, UsageOut
 
 __all__ = ["error_text", "render_ask", "render_compare", "render_models", "render_research", "usd"]
@@ -100,11 +100,19 @@ def render_models(p: ModelsPage) -> str:
     return "\n".join(lines)
 
 
+PARTIAL_CHARS = 1500  # how much of a broken stream's text an error shows
+
+
 def error_text(exc: OpenRouterError) -> str:
-    """The message a user sees for an anticipated failure, with the models tried when there were several."""
+    """The message a user sees for an anticipated failure: the models tried when there were several, and the
+    partial answer of a stream that broke off."""
+    text = exc.message
     if len(exc.attempts) > 1:
-        return f"{exc.message} Tried: {_attempts(exc.attempts)}."
-    return exc.message
+        text += f" Tried: {_attempts(exc.attempts)}."
+    if isinstance(exc, StreamError) and exc.partial_text.strip():
+        partial = exc.partial_text[:PARTIAL_CHARS] + ("…" if len(exc.partial_text) > PARTIAL_CHARS else "")
+        text += f"\n\nPartial answer before the break:\n{partial}"
+    return text
 
 
 def render_research(r: ResearchResult) -> str:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from .errors import AuthError, OpenRouterError, RequestError
-from .research.engine import Progress
+import asyncio
+import time
+
+from ._util import Progress
+from .errors import AuthError, OpenRouterError, RequestError, UpstreamUnavailableError
 from .research.models import ResearchParams, ResearchRun
-from .results import ResearchResult, ResearchRoundOut, ResearchSource, StageSpend
+from .results import ResearchResult, ResearchRoundOut, StageSpend
 from .state import AppState
 
 __all__ = ["deep_research", "get_research", "research_result"]
@@ -16,7 +19,7 @@ def research_result(run: ResearchRun) -> ResearchResult:
     return ResearchResult(
         research_id=run.research_id, question=run.params.question, status=run.status,
         stopped_because=run.stopped_because, progress=run.progress, report=run.report,
-        sources=[ResearchSource(**s.model_dump()) for s in run.sources],
+        sources=run.sources,
         sub_questions=[ResearchRoundOut(round=r.n, sub_questions=[sq.question for sq in r.sub_questions], gaps=r.gaps)
                        for r in run.rounds],
         open_questions=run.open_questions, removed_citations=run.removed_citations,
@@ -52,10 +55,16 @@ async def deep_research(
         max_cost_usd=max_cost_usd if max_cost_usd is not None else state.settings.research_max_cost_usd,
         max_seconds=max_seconds, planner_model=planner_model or default, searcher_model=searcher_model or default,
         writer_model=writer_model or default, background=background)
-    run, models = await state.research.prepare(params)
+    started = time.monotonic()
+    try:  # checking models and prices may use at most a third of max_seconds
+        async with asyncio.timeout(max_seconds / 3):
+            run, models = await state.research.prepare(params)
+    except TimeoutError:
+        raise UpstreamUnavailableError("deep_research needs the model catalog to price and cap its calls, and it "
+                                       "did not load in time. Try again in a minute.") from None
     if background:
         return research_result(state.research.start_background(run, models))
-    return research_result(await state.research.run(run, models, progress))
+    return research_result(await state.research.run(run, models, progress, started=started))
 
 
 def get_research(state: AppState, research_id: str) -> ResearchResult:

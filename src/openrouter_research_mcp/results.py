@@ -7,6 +7,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from .completion import Attempt
+from .modelinfo import ModelInfo
+from .research.ledger import LedgerEntry
 from .usage import Usage
 
 __all__ = [
@@ -121,6 +123,13 @@ class ModelRow(BaseModel):
     modalities: str = Field(description="inputs->outputs, e.g. text+image->text")
     capabilities: list[str]
 
+    @classmethod
+    def of(cls, m: ModelInfo) -> ModelRow:
+        return cls(id=m.id, name=m.name, context=m.context_length, prompt_usd_per_mtok=m.pricing.per_million("prompt"),
+                   completion_usd_per_mtok=m.pricing.per_million("completion"),
+                   modalities=f"{'+'.join(m.input_modalities)}->{'+'.join(m.output_modalities)}",
+                   capabilities=m.capabilities)
+
 
 class ModelsPage(BaseModel):
     """A page of catalog matches."""
@@ -131,14 +140,6 @@ class ModelsPage(BaseModel):
     next_offset: int | None = Field(description="offset of the next page, or null on the last page")
     catalog_age_s: int
     catalog_note: str | None = Field(default=None, description="set when the catalog is stale or a refresh failed")
-
-
-class ResearchSource(BaseModel):
-    n: int
-    url: str
-    title: str = ""
-    snippet: str = ""
-    found_by: str = ""
 
 
 class ResearchRoundOut(BaseModel):
@@ -166,7 +167,7 @@ class ResearchResult(BaseModel):
     stopped_because: str | None = Field(description="done, budget, time, cancelled, interrupted or failed")
     progress: str
     report: str | None = Field(description="markdown; cites only the numbered sources")
-    sources: list[ResearchSource]
+    sources: list[LedgerEntry]
     sub_questions: list[ResearchRoundOut]
     open_questions: list[str]
     removed_citations: int = Field(description="citations or URLs outside the source list removed from the report")

@@ -28,6 +28,7 @@ from mcp.types import (
 from pydantic import BaseModel, Field
 
 from ._constants import DEFAULT_COMPARE_MAX_COST_USD, DEFAULT_COMPARE_MAX_TOKENS
+from ._util import Progress
 from ._version import __version__
 from .account import account_info
 from .config import Settings
@@ -39,7 +40,7 @@ from .research.models import RUN_ID
 from .research_tools import deep_research, get_research, research_result
 from .results import AskResult, CompareResult, ModelsPage, ResearchResult
 from .state import AppState, open_state
-from .tools import Progress, ask, compare_models, list_models
+from .tools import ask, compare_models, list_models
 
 __all__ = ["INSTRUCTIONS", "build_server"]
 
@@ -241,7 +242,8 @@ def build_server(settings: Settings) -> MCPServer:
                 ref.state = None
 
     mcp = MCPServer("openrouter-research-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
-    paid = ToolAnnotations(read_only_hint=True, open_world_hint=True, idempotent_hint=False)
+    # Paid tools are not read-only: they spend money (and deep_research saves files), so hosts should ask first.
+    paid = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True, idempotent_hint=False)
     catalog_only = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
     for fn, name, title, hints in ((ask_tool, "ask", "Ask a model", paid),
                                    (compare_models_tool, "compare_models", "Compare models side by side", paid),

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ._constants import DEFAULT_COMPARE_MAX_COST_USD, DEFAULT_COMPARE_MAX_TOKENS, JUDGE_MAX_TOKENS, PROGRESS_INTERVAL
+from ._util import Progress, no_progress
 from .budget import Budget, worst_case_cost
 from .completion import ChatResult
 from .errors import ContextLengthError, OpenRouterError, RequestError, UpstreamUnavailableError
@@ -28,27 +29,22 @@ from .results import (
 )
 from .state import AppState
 
-__all__ = ["Progress", "ask", "compare_models", "list_models", "resolve_models"]
+__all__ = ["ask", "compare_models", "list_models", "resolve_models"]
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[float, float | None, str], Awaitable[None]]
-
-
-async def _no_progress(_done: float, _total: float | None, _message: str) -> None:
-    return None
-
-
-async def resolve_models(state: AppState, model_ids: Sequence[str]) -> dict[str, ModelInfo | None]:
+async def resolve_models(state: AppState, model_ids: Sequence[str],
+                         deadline: float | None = None) -> dict[str, ModelInfo | None]:
     """Check every id against the catalog before anything is spent; unknown ids raise with close matches.
 
-    When the catalog itself cannot be loaded, ids map to None and the call goes ahead unchecked: an outage of
-    `/models` should not block answers.
+    When the catalog cannot be loaded (or not before `deadline`), ids map to None and the caller decides: `ask`
+    goes ahead unchecked, since an outage of `/models` should not block answers.
     """
     try:
-        snap = await state.catalog.get()
-    except UpstreamUnavailableError as exc:
-        log.warning("model ids not checked: %s", exc.message)
+        async with asyncio.timeout(None if deadline is None else max(deadline - time.monotonic(), 0)):
+            snap = await state.catalog.get()  # the fetch itself is shielded and carries on for the next call
+    except (UpstreamUnavailableError, TimeoutError) as exc:
+        log.warning("model ids not checked: %s", getattr(exc, "message", "the catalog took too long"))
         return dict.fromkeys(model_ids)
     return {model_id: state.catalog.resolve(snap, model_id) for model_id in model_ids}
 
@@ -114,14 +110,16 @@ async def ask(
     max_tokens: int | None = None,
     reasoning_effort: str | None = None,
     web_search: bool = False,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> AskResult:
     """Ask one model (with fallbacks) and return its answer, sources, usage and cost."""
     if not prompt.strip():
         raise RequestError("The prompt is empty. Pass the question to ask in `prompt`.")
+    deadline = time.monotonic() + state.settings.timeout
     primary = model or state.settings.default_model
     fallbacks = list(state.settings.fallback_models if fallback_models is None else fallback_models)
-    infos = await resolve_models(state, [primary, *fallbacks])
+    # The catalog check may use at most a fifth of the call's time; the answer gets the rest.
+    infos = await resolve_models(state, [primary, *fallbacks], time.monotonic() + state.settings.timeout / 5)
     _check_context(infos[primary], len(prompt) + len(system or ""), max_tokens)
     extra: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
     if reasoning_effort:
@@ -131,7 +129,7 @@ async def ask(
     await progress(0, 2, f"asking {primary}")
     result = await state.client.chat(
         _messages(prompt, system), model=primary, fallback_models=fallbacks, stream=True,
-        deadline=time.monotonic() + state.settings.timeout, on_text=_streamed_progress(progress, primary), **extra)
+        deadline=deadline, on_text=_streamed_progress(progress, primary), **extra)
     await progress(2, 2, f"answered by {result.model}")
     fell_back = len(result.attempts) > 1 or any(a.answered_by for a in result.attempts)
     return AskResult(
@@ -196,7 +194,7 @@ async def compare_models(
     temperature: float | None = None,
     judge_model: str | None = None,
     max_cost_usd: float = DEFAULT_COMPARE_MAX_COST_USD,
-    progress: Progress = _no_progress,
+    progress: Progress = no_progress,
 ) -> CompareResult:
     """Send one prompt to several models at once; a failing model is reported in its entry, never fails the call."""
     if not prompt.strip():
@@ -204,7 +202,13 @@ async def compare_models(
     unique = list(dict.fromkeys(m.strip() for m in models if m.strip()))
     if not 2 <= len(unique) <= 8:
         raise RequestError(f"compare_models needs 2 to 8 different models; got {len(unique)}.")
-    infos = await resolve_models(state, [*unique, *([judge_model] if judge_model else [])])
+    started = time.monotonic()
+    deadline = started + state.settings.timeout
+    infos = await resolve_models(state, [*unique, *([judge_model] if judge_model else [])],
+                                 started + state.settings.timeout / 5)
+    if any(info is None for info in infos.values()):
+        raise UpstreamUnavailableError("compare_models needs the model catalog's prices to enforce max_cost_usd, and "
+                                       "the catalog could not be loaded just now. Try again in a minute.")
     chars = len(prompt) + len(system or "")
     for model_id in unique:
         _check_context(infos[model_id], chars, max_tokens)
@@ -213,7 +217,8 @@ async def compare_models(
     try:
         for model_id in unique:
             info = infos[model_id]
-            cost = worst_case_cost(info, chars, max_tokens) if info else None
+            # `:online` variants add a web search, billed on top of the tokens.
+            cost = worst_case_cost(info, chars, max_tokens, web_search=model_id.endswith(":online")) if info else None
             reservations[model_id] = budget.reserve(cost, f"`{model_id}`")
         if judge_model:
             info = infos[judge_model]
@@ -224,8 +229,6 @@ async def compare_models(
         for reservation in reservations.values():
             budget.release(reservation)
         raise
-    started = time.monotonic()
-    deadline = started + state.settings.timeout
     # With a judge, the answers get 60% of the time so the verdict still fits inside the call's deadline.
     answers_deadline = started + state.settings.timeout * (0.6 if judge_model else 1.0)
     done = 0
@@ -243,8 +246,13 @@ async def compare_models(
                                  latency_s=result.latency_s, finish_reason=result.finish_reason,
                                  answered_by=result.model if result.model != model_id else None)
         except OpenRouterError as exc:
-            budget.release(reservations[model_id])
+            budget.settle(reservations[model_id], 0.0 if exc.status and exc.status < 500 else None)
             entry = CompareEntry(model=model_id, ok=False, error=exc.message,
+                                 latency_s=round(time.monotonic() - started, 4))
+        except Exception as exc:  # one model's surprise must not sink the others' answers
+            log.exception("compare_models: %s failed unexpectedly", model_id)
+            budget.settle(reservations[model_id], None)
+            entry = CompareEntry(model=model_id, ok=False, error=f"unexpected failure ({type(exc).__name__})",
                                  latency_s=round(time.monotonic() - started, 4))
         done += 1
         await progress(done, total_steps, f"{done}/{len(unique)} answered ({model_id}{'' if entry.ok else ' failed'})")
@@ -270,14 +278,6 @@ async def compare_models(
     return CompareResult(prompt=prompt, entries=entries, judge=verdict, totals=totals, max_cost_usd=max_cost_usd)
 
 
-def _row(m: ModelInfo) -> ModelRow:
-    return ModelRow(id=m.id, name=m.name, context=m.context_length,
-                    prompt_usd_per_mtok=m.pricing.per_million("prompt"),
-                    completion_usd_per_mtok=m.pricing.per_million("completion"),
-                    modalities=f"{'+'.join(m.input_modalities)}->{'+'.join(m.output_modalities)}",
-                    capabilities=m.capabilities)
-
-
 async def list_models(state: AppState, query: SearchQuery) -> ModelsPage:
     """Search the catalog and return one compact page."""
     page, snap = await state.catalog.search(query)
@@ -286,5 +286,5 @@ async def list_models(state: AppState, query: SearchQuery) -> ModelsPage:
     if note is None and age > state.settings.models_ttl:
         note = f"the catalog is {age / 60:.0f} min old; a refresh is under way"
     end = page.offset + len(page.models)
-    return ModelsPage(models=[_row(m) for m in page.models], total=page.total, offset=page.offset,
+    return ModelsPage(models=[ModelRow.of(m) for m in page.models], total=page.total, offset=page.offset,
                       next_offset=end if end < page.total else None, catalog_age_s=int(age), catalog_note=note)

@@ -152,7 +152,7 @@ async def test_catalog_keeps_serving_stale_snapshot_when_refresh_fails(
     BadResponseError("OpenRouter's answer to GET /models was not JSON."),
 ])
 async def test_catalog_without_cache_raises_upstream_unavailable_when_fetch_fails(
-        catalogs: Catalogs, fake_models_fetch: FakeModelsFetch, error: OpenRouterError) -> None:
+        catalogs: Catalogs, fake_models_fetch: FakeModelsFetch, clock: FakeClock, error: OpenRouterError) -> None:
     fake_models_fetch.error = error
     models = catalogs.new(fake_models_fetch)
     with pytest.raises(UpstreamUnavailableError) as info:
@@ -163,7 +163,11 @@ async def test_catalog_without_cache_raises_upstream_unavailable_when_fetch_fail
     assert info.value.status == error.status
     assert models.loaded is None
 
-    fake_models_fetch.error = None  # the next call tries again instead of caching the failure
+    fake_models_fetch.error = None
+    with pytest.raises(UpstreamUnavailableError):  # moments later: the same answer at once, no new fetch
+        await models.get()
+    assert fake_models_fetch.calls == 1
+    clock.advance(REFRESH_BACKOFF)  # then it tries again
     snap = await models.get()
     assert fake_models_fetch.calls == 2 and sorted(snap.models) == sorted(model_ids())
 

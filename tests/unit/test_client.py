@@ -417,3 +417,21 @@ async def test_client_cost_estimate_includes_web_search_fee(mocked_openrouter: r
     client.pricing = lambda _model: Pricing.model_validate({"prompt": "0.000001", "completion": "0.000002"})
     result = await client.chat(MESSAGES, fallback_models=[])
     assert result.usage.cost_usd == pytest.approx(0.02)  # no catalog web_search price: the plugin's default fee
+
+
+@pytest.mark.parametrize("odd", [
+    {"provider": {"name": "OpenAI"}},
+    {"choices": [{"finish_reason": "stop", "message": {"content": "x", "annotations": [
+        {"type": "url_citation", "url_citation": "https://a.test"}]}}]},
+    {"usage": {"prompt_tokens": "many", "completion_tokens_details": ["x"]}},
+])
+async def test_client_odd_shapes_never_crash(odd: dict[str, Any], mocked_openrouter: respx.MockRouter,
+                                             client: OpenRouterClient) -> None:
+    body = {**completion("fine"), **odd}
+    mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=body))
+    try:
+        result = await client.chat(MESSAGES, fallback_models=[])
+    except BadResponseError as exc:  # unreadable: a typed error the user can act on
+        assert "could not read" in exc.message
+    else:
+        assert result.text in ("fine", "x") and result.citations == []

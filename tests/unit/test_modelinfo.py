@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from openrouter_research_mcp.catalog import parse_catalog
 from openrouter_research_mcp.modelinfo import ModelInfo, SearchQuery, search_models
+from openrouter_research_mcp.results import ModelRow
 from openrouter_research_mcp.usage import Pricing, Usage, cost_from_pricing, usage_from_response
 from tests.fakes.catalog_data import catalog, model_ids
 
@@ -57,7 +58,7 @@ def test_parse_catalog_both_shapes_agree() -> None:
         assert a.pricing.known == b.pricing.known and a.pricing.is_free == b.pricing.is_free
         assert (a.input_modalities, a.output_modalities) == (b.input_modalities, b.output_modalities)
         assert a.capabilities == b.capabilities
-        assert a.summary() == b.summary()
+        assert ModelRow.of(a) == ModelRow.of(b)
 
 
 def test_parse_catalog_treats_missing_pricing_keys_as_zero() -> None:

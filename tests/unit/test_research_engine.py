@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from openrouter_research_mcp.config import load_settings
-from openrouter_research_mcp.errors import BudgetExceededError, ModelNotFoundError
+from openrouter_research_mcp.errors import AuthError, BudgetExceededError, ModelNotFoundError
 from openrouter_research_mcp.research_tools import deep_research, get_research
 from openrouter_research_mcp.state import AppState, open_state
 
@@ -67,7 +67,7 @@ async def test_research_full_loop_parallel_reflective_and_cited(fake: FakeOpenRo
     assert len(searches) == 4 and fake.max_concurrency() == 3  # the three first-round searches overlapped
     assert len(result.sources) == 12 and [s.n for s in result.sources] == list(range(1, 13))
     assert {s.found_by for s in result.sources} >= {"Sub-question 1?", "What does it cost?"}
-    assert result.report and result.report.rstrip().endswith(result.sources[-1].url + ")")
+    assert result.report and result.report.rstrip().endswith(f"(<{result.sources[-1].url}>)")
     assert cited(result.report) <= {s.n for s in result.sources} and result.removed_citations == 0
     assert {u.stage for u in result.usage} == {"plan", "search", "reflect", "write"}
     assert 0 < result.cost_usd <= result.max_cost_usd == 0.5
@@ -93,7 +93,7 @@ async def test_research_writer_inventions_are_removed(fake: FakeOpenRouter, stat
     assert "invented.example" not in result.report and "fake.example" not in result.report
     assert "[42]" not in result.report and "[99]" not in result.report and "Heat pumps move heat [1]" in result.report
     assert result.removed_citations == 4
-    urls = set(re.findall(r"https?://[^\s)\]]+", result.report))
+    urls = set(re.findall(r"https?://[^\s)\]>]+", result.report))
     assert urls <= {s.url for s in result.sources}
 
 
@@ -170,3 +170,19 @@ async def test_research_heartbeat_keeps_progress_flowing(fake: FakeOpenRouter, s
     assert len(beats) >= 5 and any(b.startswith("planning") for b in beats)
     gaps = [b - a for (a, _), (b, _) in zip(notes.seen, notes.seen[1:], strict=False)]
     assert all(g == 1 for g in gaps)  # every notification advances the counter by one
+
+
+async def test_research_revoked_key_fails_clearly(fake: FakeOpenRouter, state: AppState) -> None:
+    fake.api_key = "sk-or-v1-someone-else"
+    with pytest.raises(AuthError, match="401"):
+        await deep_research(state, "Heat pumps?", progress=Notes())
+    [run] = state.research.list()
+    assert run.status == "failed" and run.error and "401" in run.error
+    assert len(fake.chat_requests()) == 1  # the planner's refusal ended the run: nothing else was tried
+
+
+async def test_research_all_searches_failing_is_a_failed_run(fake: FakeOpenRouter, state: AppState) -> None:
+    fake.fail(503, times=30, model="openai/gpt-4o-mini")
+    result = await deep_research(state, "Heat pumps?", depth=1, writer_model="google/gemini-2.5-flash",
+                                 planner_model="google/gemini-2.5-flash", progress=Notes())
+    assert result.status == "failed" and result.error and "503" in result.error and result.sources == []

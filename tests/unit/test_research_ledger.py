@@ -62,5 +62,32 @@ def test_verify_with_empty_ledger_removes_every_citation() -> None:
 
 def test_source_list_numbers_every_entry() -> None:
     listed = source_list(ledger_of("https://a.test/1", "https://b.test/2"))
-    assert listed.splitlines()[2:] == ["1. [https://a.test/1](https://a.test/1)",
-                                       "2. [https://b.test/2](https://b.test/2)"]
+    assert listed.splitlines()[2:] == ["1. [https://a.test/1](<https://a.test/1>)",
+                                       "2. [https://b.test/2](<https://b.test/2>)"]
+
+
+def test_source_list_escapes_titles_so_web_text_cannot_add_links() -> None:
+    ledger = CitationLedger()
+    ledger.add("https://a.test/1", "Click [here](https://evil.example/x)\nnow", "", "q")
+    [line] = source_list(ledger).splitlines()[2:]
+    assert line == "1. [Click \\[here\\]\\(https://evil.example/x\\) now](<https://a.test/1>)"
+
+
+def test_ledger_accepts_only_web_urls_and_odd_urls_never_crash() -> None:
+    ledger = CitationLedger()
+    assert ledger.add("javascript:alert(1)", "x", "", "q") is None and ledger.add("/relative", "x", "", "q") is None
+    assert ledger.add("http://[::1]:8080/", "v6", "", "q") == 1 and ledger.add("http://example.org:99999/", "p", "",
+                                                                               "q") == 2
+    assert normalise_url("http://example.org:99999/") == "http://example.org:99999/"
+
+
+def test_verify_is_case_blind_keeps_parenthesised_urls_and_leaves_code_alone() -> None:
+    ledger = ledger_of("https://en.wikipedia.org/wiki/Mercury_(planet)")
+    report = ("See [Mercury](https://en.wikipedia.org/wiki/Mercury_(planet)) and "
+              "https://en.wikipedia.org/wiki/Mercury_(planet). Not HTTPS://EVIL.example/x nor [t](Https://evil.x/y) "
+              "nor www.evil.example/page. Code `xs[0]` and\n```\nm[2][3]\n```\n[1]")
+    cleaned, removed = verify_citations(report, ledger)
+    assert "[Mercury](https://en.wikipedia.org/wiki/Mercury_(planet))" in cleaned
+    assert "and https://en.wikipedia.org/wiki/Mercury_(planet)." in cleaned
+    assert "evil" not in cleaned.lower() and removed == 3
+    assert "`xs[0]`" in cleaned and "m[2][3]" in cleaned and cleaned.endswith("[1]")

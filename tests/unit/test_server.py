@@ -3,7 +3,9 @@ completion, and errors that people can act on."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -235,3 +237,30 @@ async def test_server_fallback_reports_attempts(tmp_path: Path, mocked_openroute
     assert [(a["model"], a["ok"]) for a in data["attempts"]] == [("openai/gpt-4o", False),
                                                                 ("google/gemini-2.5-flash", True)]
     assert "requested openai/gpt-4o" in text(result) and "Attempts:" in text(result)
+
+
+async def test_server_catalog_outage(tmp_path: Path) -> None:
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        router.get("/models").mock(return_value=httpx.Response(503, json=error_body(503, "down")))
+        chat = router.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion("still here")))
+        async with Client(server(tmp_path, OPENROUTER_MAX_RETRIES="0")) as client:
+            compared = await client.call_tool("compare_models", {"prompt": "x", "models": ["a/b", "c/d"]})
+            asked = await client.call_tool("ask", {"prompt": "x"})
+    assert compared.is_error and "catalog" in text(compared) and "max_cost_usd" in text(compared)
+    assert not asked.is_error and asked.structured_content["answer"] == "still here" and chat.call_count == 1
+
+
+async def test_server_slow_catalog_does_not_stretch_ask_past_its_deadline(tmp_path: Path) -> None:
+    async def hang(_request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(30)
+        return httpx.Response(200, json=catalog(2026))
+
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        router.get("/models").mock(side_effect=hang)
+        router.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion("quick")))
+        async with Client(server(tmp_path, OPENROUTER_TIMEOUT="2")) as client:
+            started = time.monotonic()
+            asked = await client.call_tool("ask", {"prompt": "x"})
+            elapsed = time.monotonic() - started
+    assert not asked.is_error and asked.structured_content["answer"] == "quick"
+    assert elapsed < 2.0  # the catalog check gave up after a fifth of OPENROUTER_TIMEOUT; it was not waited for

@@ -14,15 +14,16 @@ import json
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
+from .._util import Progress
 from ..budget import Budget, Reservation, worst_case_cost
 from ..client import OpenRouterClient
 from ..completion import ChatResult
-from ..errors import BudgetExceededError, OpenRouterError
+from ..errors import AuthError, BudgetExceededError, CreditsError, OpenRouterError, StreamError
 from ..modelinfo import ModelInfo
-from .ledger import CitationLedger
+from .ledger import SNIPPET_CHARS, CitationLedger
 from .models import ResearchRun, Round, Stage, SubQuestion
 from .prompts import (
     PLAN_SCHEMA,
@@ -40,17 +41,25 @@ __all__ = ["ResearchEngine", "preflight"]
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[float, float | None, str], Awaitable[None]]
 
 PLAN_MAX_TOKENS = 800
 SEARCH_MAX_TOKENS = 900
 REFLECT_MAX_TOKENS = 700
 WRITE_MAX_TOKENS = 3000
+MAX_SOURCES_PER_SEARCH = 8  # citations kept from one search; the writer's budget hold assumes no more
 HEARTBEAT_S = 5.0  # progress is re-sent at least this often while work runs (hosts want one every 10 s)
 
 
 class _Stop(Exception):
     """No more work may start (budget or time)."""
+
+
+class _AccountProblem(Exception):
+    """The key or the credits failed: every further call would fail too, so the run ends with this error."""
+
+    def __init__(self, error: OpenRouterError) -> None:
+        super().__init__(error.message)
+        self.error = error
 
 
 class ResearchEngine:
@@ -63,17 +72,18 @@ class ResearchEngine:
         self.web_mode = web_mode
         self.concurrency = concurrency
 
-    async def run(self, run: ResearchRun, models: dict[str, ModelInfo | None], progress: Progress) -> ResearchRun:
+    async def run(self, run: ResearchRun, models: dict[str, ModelInfo | None], progress: Progress,
+                  started: float | None = None) -> ResearchRun:
         """Carry `run` through every stage; returns it finished (done, budget, time, cancelled or failed)."""
-        return await _Run(self, run, models, progress).execute()
+        return await _Run(self, run, models, progress, started).execute()
 
 
 class _Run:
     def __init__(self, engine: ResearchEngine, run: ResearchRun, models: dict[str, ModelInfo | None],
-                 progress: Progress) -> None:
+                 progress: Progress, started: float | None) -> None:
         self.e, self.run, self.models, self.report_progress = engine, run, models, progress
         p = run.params
-        self.started = time.monotonic()
+        self.started = time.monotonic() if started is None else started
         self.deadline = self.started + p.max_seconds
         # The writer's share of the time: a quarter, at least 10 s where the run allows it.
         self.work_deadline = self.deadline - min(max(p.max_seconds * 0.25, 10.0), p.max_seconds * 0.5)
@@ -126,7 +136,11 @@ class _Run:
                                               deadline=deadline, max_tokens=max_tokens, **extra)
         except OpenRouterError as exc:
             self.run.upstream_requests += sum(1 + a.retries for a in exc.attempts) or 1
-            self.budget.settle(reservation, 0.0 if exc.status and exc.status < 500 else None)
+            # Refused before any work (4xx) costs nothing; anything else may have been billed: count the worst case.
+            refused = exc.status is not None and exc.status < 500 and not isinstance(exc, StreamError)
+            self.budget.settle(reservation, 0.0 if refused else None)
+            if isinstance(exc, AuthError | CreditsError):
+                raise _AccountProblem(exc) from None
             raise
         self.run.upstream_requests += sum(1 + a.retries for a in result.attempts)
         self.budget.settle(reservation, result.usage.cost_usd)
@@ -155,8 +169,8 @@ class _Run:
         try:
             data = await self.structured("plan", p.planner_model, plan_messages(p.question, p.breadth),
                                          PLAN_MAX_TOKENS, "research_plan", PLAN_SCHEMA(p.breadth))
-        except OpenRouterError as exc:
-            log.warning("planning failed (%s); researching the question as asked", exc.message)
+        except (OpenRouterError, _Stop) as exc:
+            log.warning("planning failed (%s); researching the question as asked", exc)
             data = {}
         finally:
             self.run.timings["plan_s"] = round(time.monotonic() - t, 3)
@@ -187,8 +201,10 @@ class _Run:
                 if time.monotonic() >= self.work_deadline:
                     self.stop("time")
                 return
-            sq.sources = [self.ledger.add(c.url, c.title, c.snippet, sq.question) for c in result.citations]
-            sq.finding = _renumber(result.text, sq.sources)
+            numbers = [self.ledger.add(c.url, c.title, c.snippet, sq.question)
+                       for c in result.citations[:MAX_SOURCES_PER_SEARCH]]
+            sq.sources = [n for n in numbers if n is not None]
+            sq.finding = _renumber(result.text, numbers)
             sq.status = "done"
         await self.save()
 
@@ -197,9 +213,12 @@ class _Run:
         gate = asyncio.Semaphore(self.e.concurrency)
         t = time.monotonic()
         total = len(round_.sub_questions)
-        async with asyncio.TaskGroup() as group:
-            for i, sq in enumerate(round_.sub_questions, start=1):
-                group.create_task(self.search_one(sq, i, total, gate))
+        try:
+            async with asyncio.TaskGroup() as group:
+                for i, sq in enumerate(round_.sub_questions, start=1):
+                    group.create_task(self.search_one(sq, i, total, gate))
+        except* _AccountProblem as problems:  # the other searches were cancelled by the group
+            raise problems.exceptions[0] from None
         self.run.timings[f"search_round_{round_.n}_s"] = round(time.monotonic() - t, 3)
         return len(self.ledger) - before
 
@@ -243,6 +262,13 @@ class _Run:
 
     # ------------------------------------------------------------------------------------------------- driver
 
+    def keep_partial_report(self) -> None:
+        """A report assembled in code from the findings so far (no model call), for runs that end abruptly."""
+        done = [sq for r in self.run.rounds for sq in r.sub_questions if sq.status == "done"]
+        checked, _ = verify_citations(_assembled_report(self.run.params.question, done, self.run.open_questions),
+                                      self.ledger)
+        self.run.report = f"{checked}\n\n{source_list(self.ledger)}\n"
+
     async def execute(self) -> ResearchRun:
         p = self.run.params
         writer_hold = self.budget.reserve(_writer_worst_case(self.run, self.models), _writer_label(self.run))
@@ -250,23 +276,32 @@ class _Run:
         try:
             await self.research(p.breadth, p.depth)
             self.budget.release(writer_hold)
+            subs = [sq for r in self.run.rounds for sq in r.sub_questions]
+            if subs and not any(sq.status == "done" for sq in subs) and any(sq.status == "failed" for sq in subs):
+                self.stop("failed")  # every search failed: say why rather than report nothing as done
+                self.run.error = next(sq.error for sq in subs if sq.status == "failed")
             await self.write()
             self.stop("done")
-            self.run.status = "done" if self.run.stopped_because == "done" else self.run.stopped_because  # type: ignore[assignment]
+            self.run.status = self.run.stopped_because or "done"
             self.run.progress = f"finished ({self.run.stopped_because})"
+        except _AccountProblem as problem:
+            self.stop("failed")
+            self.run.status, self.run.error = "failed", problem.error.message
+            self.run.progress = "failed: " + problem.error.message
+            self.keep_partial_report()
+            await self.save()
+            raise problem.error from None
         except asyncio.CancelledError:
             self.stop("cancelled")
             self.run.status = "cancelled"
             self.run.progress = "cancelled; the findings so far are kept"
-            done = [sq for r in self.run.rounds for sq in r.sub_questions if sq.status == "done"]
-            checked, _ = verify_citations(_assembled_report(p.question, done, self.run.open_questions), self.ledger)
-            self.run.report = f"{checked}\n\n{source_list(self.ledger)}\n"
+            self.keep_partial_report()
             await asyncio.shield(self.save())
             raise
         finally:
             beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            # asyncio.wait never raises the heartbeat's own CancelledError, so a cancel of this task still lands.
+            await asyncio.wait([beat])
         self.run.timings["total_s"] = round(time.monotonic() - self.started, 3)
         await self.save()
         return self.run
@@ -297,11 +332,12 @@ class _Run:
                 break
 
 
-def _renumber(text: str, ledger_numbers: Sequence[int]) -> str:
+def _renumber(text: str, ledger_numbers: Sequence[int | None]) -> str:
     """A search answer numbers its own citations [1], [2]…; point them at the ledger's numbers instead."""
     def swap(match: re.Match[str]) -> str:
         i = int(match.group(1))
-        return f"[{ledger_numbers[i - 1]}]" if 0 < i <= len(ledger_numbers) else ""
+        n = ledger_numbers[i - 1] if 0 < i <= len(ledger_numbers) else None
+        return f"[{n}]" if n is not None else ""
 
     return re.sub(r"\[(\d+)\]", swap, text)
 
@@ -335,7 +371,10 @@ def _writer_label(run: ResearchRun) -> str:
 def _writer_worst_case(run: ResearchRun, models: dict[str, ModelInfo | None]) -> float | None:
     """The writer's worst case, set aside before anything else is spent so a report can always be written."""
     p = run.params
-    findings = p.breadth * p.depth * (SEARCH_MAX_TOKENS * 4 + 5 * 600)
+    # Every search's answer (at most SEARCH_MAX_TOKENS) and its sources (at most MAX_SOURCES_PER_SEARCH, each a
+    # snippet plus title and URL) are what the writer reads, so this bounds its prompt.
+    searches = sum(max(1, p.breadth // 2**n) for n in range(p.depth))
+    findings = searches * (SEARCH_MAX_TOKENS * 4 + 300 + MAX_SOURCES_PER_SEARCH * (SNIPPET_CHARS + 2400))
     info = models.get(p.writer_model)
     return worst_case_cost(info, len(p.question) + findings + 3000, WRITE_MAX_TOKENS) if info else None
 
@@ -345,8 +384,10 @@ def preflight(run: ResearchRun, models: dict[str, ModelInfo | None]) -> None:
     p = run.params
     budget = Budget(p.max_cost_usd)
     budget.reserve(_writer_worst_case(run, models), _writer_label(run))
-    for stage, model, tokens, web in (("plan", p.planner_model, PLAN_MAX_TOKENS, False),
-                                      ("search", p.searcher_model, SEARCH_MAX_TOKENS, True)):
+    plan_chars = sum(len(m["content"]) for m in plan_messages(p.question, p.breadth))
+    search_chars = sum(len(m["content"]) for m in search_messages(p.question, p.question))
+    for stage, model, chars, tokens, web in (("plan", p.planner_model, plan_chars, PLAN_MAX_TOKENS, False),
+                                             ("search", p.searcher_model, search_chars, SEARCH_MAX_TOKENS, True)):
         info = models.get(model)
-        worst = worst_case_cost(info, 4000, tokens, web_search=web) if info else None
+        worst = worst_case_cost(info, chars, tokens, web_search=web) if info else None
         budget.reserve(worst, f"the {stage} call to `{model}`")

@@ -10,23 +10,34 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from pydantic import BaseModel, Field
 
-__all__ = ["CitationLedger", "LedgerEntry", "normalise_url"]
+__all__ = ["SNIPPET_CHARS", "CitationLedger", "LedgerEntry", "is_web_url", "normalise_url"]
 
 _TRACKING = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "ref_src")
+SNIPPET_CHARS = 500
 
 
 def normalise_url(url: str) -> str:
     """A canonical form for de-duplication: lower-case scheme and host, no `www.`, default port, fragment,
-    tracking parameters or trailing slash; query parameters sorted."""
-    parts = urlsplit(url.strip())
-    host = (parts.hostname or "").lower().removeprefix("www.")
-    port = parts.port
-    if port and not ((parts.scheme == "http" and port == 80) or (parts.scheme == "https" and port == 443)):
+    tracking parameters or trailing slash; query parameters sorted. Never raises: a URL `urlsplit` cannot read
+    (a bad port, a broken IPv6 literal) is compared as its stripped, lower-cased text."""
+    try:
+        parts = urlsplit(url.strip())
+        host = (parts.hostname or "").lower().removeprefix("www.")
+        port = parts.port
+    except ValueError:
+        return url.strip().lower()
+    scheme = parts.scheme.lower()
+    if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         host = f"{host}:{port}"
     query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
                    if not k.lower().startswith(_TRACKING))
     path = parts.path.rstrip("/") or ""
-    return urlunsplit((parts.scheme.lower() or "https", host, path, urlencode(query), ""))
+    return urlunsplit((scheme or "https", host, path, urlencode(query), ""))
+
+
+def is_web_url(url: str) -> bool:
+    """Only http(s) sources enter the ledger (no `javascript:`, `data:` or relative links)."""
+    return url.strip().lower().startswith(("http://", "https://")) and len(url) <= 2048
 
 
 class LedgerEntry(BaseModel):
@@ -46,14 +57,18 @@ class CitationLedger:
         self.entries: list[LedgerEntry] = list(entries or [])
         self._by_key = {normalise_url(e.url): e for e in self.entries}
 
-    def add(self, url: str, title: str, snippet: str, found_by: str) -> int:
+    def add(self, url: str, title: str, snippet: str, found_by: str) -> int | None:
+        """The source's number (new or existing), or None for a URL that is not http(s)."""
+        if not is_web_url(url):
+            return None
         key = normalise_url(url)
         existing = self._by_key.get(key)
         if existing is not None:
             if not existing.snippet and snippet:
-                existing.snippet = snippet
+                existing.snippet = snippet[:SNIPPET_CHARS]
             return existing.n
-        entry = LedgerEntry(n=len(self.entries) + 1, url=url, title=title, snippet=snippet[:500], found_by=found_by)
+        entry = LedgerEntry(n=len(self.entries) + 1, url=url.strip(), title=" ".join(title.split())[:200],
+                            snippet=snippet[:SNIPPET_CHARS], found_by=found_by)
         self.entries.append(entry)
         self._by_key[key] = entry
         return entry.n

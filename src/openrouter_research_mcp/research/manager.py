@@ -6,20 +6,17 @@ import asyncio
 import contextlib
 import logging
 
+from .._util import Progress, no_progress
 from ..catalog import ModelCatalog
 from ..errors import OpenRouterError, UpstreamUnavailableError
 from ..modelinfo import ModelInfo
-from .engine import Progress, ResearchEngine, preflight
+from .engine import ResearchEngine, preflight
 from .models import ResearchParams, ResearchRun, new_run_id
 from .store import RunStore
 
 __all__ = ["ResearchManager"]
 
 log = logging.getLogger(__name__)
-
-
-async def _quiet(_done: float, _total: float | None, _message: str) -> None:
-    return None
 
 
 class ResearchManager:
@@ -48,16 +45,24 @@ class ResearchManager:
         preflight(run, models)
         return run, models
 
-    async def run(self, run: ResearchRun, models: dict[str, ModelInfo | None],
-                  progress: Progress = _quiet) -> ResearchRun:
-        """Run to the end in the caller's task (a client cancel cancels the run)."""
+    async def run(self, run: ResearchRun, models: dict[str, ModelInfo | None], progress: Progress = no_progress,
+                  started: float | None = None) -> ResearchRun:
+        """Run to the end in the caller's task (a client cancel cancels the run). `started` (a `time.monotonic()`
+        value) is when the caller's clock began, so `max_seconds` covers the preparation too."""
         self._live[run.research_id] = run
         try:
-            return await self.engine.run(run, models, progress)
-        except OpenRouterError as exc:  # e.g. a missing key: record it, then let the tool report it
+            return await self.engine.run(run, models, progress, started)
+        except OpenRouterError as exc:  # e.g. a revoked key: recorded, then reported by the tool
             run.status, run.stopped_because, run.error = "failed", "failed", exc.message
             self.store.save(run)
             raise
+        except Exception as exc:  # a bug must not leave the run "running" forever
+            log.exception("research run %s failed", run.research_id)
+            run.status, run.stopped_because = "failed", "failed"
+            run.error = f"deep_research failed unexpectedly ({type(exc).__name__}: {exc})"
+            self.store.save(run)
+            raise OpenRouterError(f"{run.error}. The run {run.research_id} is saved as failed; please report this "
+                                  "with the server log.") from exc
         finally:
             self._live.pop(run.research_id, None)
 

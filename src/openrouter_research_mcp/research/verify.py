@@ -9,8 +9,11 @@ from .ledger import CitationLedger
 __all__ = ["source_list", "verify_citations"]
 
 _GROUP = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")  # [3], [1, 2], [2-4]
-_LINK = re.compile(r"\[([^\]]*)\]\((https?://[^)\s]+)\)")  # [text](url)
-_URL = re.compile(r"https?://[^\s<>\)\]\"']+")
+# A URL may hold one level of balanced parentheses (Wikipedia's `Mercury_(planet)`).
+_URL_BODY = r"(?:[^\s<>()\[\]\"'`]|\([^\s<>()\"'`]*\))+"
+_LINK = re.compile(rf"\[([^\]]*)\]\(\s*((?:https?|ftp|javascript|data):{_URL_BODY})\s*\)", re.IGNORECASE)
+_URL = re.compile(rf"\b(?:https?://|www\.){_URL_BODY}", re.IGNORECASE)
+_CODE = re.compile(r"(```.*?```|`[^`\n]+`)", re.DOTALL)  # code is left alone: `xs[0]` is not a citation
 
 
 def _numbers(group: str) -> list[int]:
@@ -24,30 +27,32 @@ def _numbers(group: str) -> list[int]:
     return out
 
 
-def verify_citations(report: str, ledger: CitationLedger) -> tuple[str, int]:
-    """Remove every `[n]` that is not a ledger number and every URL that is not a ledger URL.
+def _known(url: str, ledger: CitationLedger) -> bool:
+    return ledger.knows_url(url) or (url.lower().startswith("www.") and ledger.knows_url(f"https://{url}"))
 
-    Returns the cleaned report and how many citations or URLs were removed.
+
+def verify_citations(report: str, ledger: CitationLedger) -> tuple[str, int]:
+    """Remove every `[n]` that is not a ledger number and every URL or link that is not a ledger URL.
+
+    Returns the cleaned report and how many citations or URLs were removed. Code spans are not touched.
     """
     valid = ledger.numbers()
     removed = 0
 
     def fix_link(match: re.Match[str]) -> str:
         nonlocal removed
-        text, url = match.group(1), match.group(2)
-        if ledger.knows_url(url):
+        if _known(match.group(2), ledger):
             return match.group(0)
         removed += 1
-        return text
+        return match.group(1)
 
     def fix_url(match: re.Match[str]) -> str:
         nonlocal removed
-        url = match.group(0).rstrip(".,;:")
-        tail = match.group(0)[len(url):]
-        if ledger.knows_url(url):
+        url = match.group(0).rstrip(".,;:!?")
+        if _known(url, ledger):
             return match.group(0)
         removed += 1
-        return "" + tail
+        return match.group(0)[len(url):]
 
     def fix_group(match: re.Match[str]) -> str:
         nonlocal removed
@@ -56,17 +61,27 @@ def verify_citations(report: str, ledger: CitationLedger) -> tuple[str, int]:
         removed += len(numbers) - len(kept)
         return "".join(f"[{n}]" for n in dict.fromkeys(kept))
 
-    body = _LINK.sub(fix_link, report)
-    # Bare URLs, but not those inside a kept markdown link (they are ledger URLs already).
-    pieces = re.split(r"(\[[^\]]*\]\(https?://[^)\s]+\))", body)
-    body = "".join(p if _LINK.fullmatch(p) else _URL.sub(fix_url, p) for p in pieces)
-    body = _GROUP.sub(fix_group, body)
-    body = re.sub(r"[ \t]+([.,;:])", r"\1", body)
+    def fix_prose(text: str) -> str:
+        text = _LINK.sub(fix_link, text)
+        # Bare URLs, outside the (ledger) links kept above.
+        pieces = re.split(rf"(\[[^\]]*\]\(\s*https?:{_URL_BODY}\s*\))", text, flags=re.IGNORECASE)
+        text = "".join(p if _LINK.fullmatch(p) else _URL.sub(fix_url, p) for p in pieces)
+        text = _GROUP.sub(fix_group, text)
+        return re.sub(r"[ \t]+([.,;:])", r"\1", text)
+
+    parts = _CODE.split(report)
+    body = "".join(part if i % 2 else fix_prose(part) for i, part in enumerate(parts))
     return body, removed
 
 
+def _escape(text: str) -> str:
+    return re.sub(r"([\[\]()\\`*_<>])", r"\\\1", " ".join(text.split()))
+
+
 def source_list(ledger: CitationLedger) -> str:
-    """The numbered source list that ends every report."""
+    """The numbered source list that ends every report (titles escaped: web text cannot inject links)."""
+    if not ledger.entries:
+        return "## Sources\n\nNo web sources were found."
     lines = ["## Sources", ""]
-    lines += [f"{e.n}. [{e.title or e.url}]({e.url})" for e in ledger.entries]
-    return "\n".join(lines) if ledger.entries else "## Sources\n\nNo web sources were found."
+    lines += [f"{e.n}. [{_escape(e.title or e.url)}](<{e.url}>)" for e in ledger.entries]
+    return "\n".join(lines)
