@@ -93,13 +93,23 @@ class OpenRouterClient:
         }
         if self._secret:
             headers["Authorization"] = f"Bearer {self._secret}"
-        self._http = httpx.AsyncClient(
-            base_url=settings.base_url,
-            headers=headers,
-            timeout=self._timeout(None),
-            transport=transport,
-            limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
-        )
+        self._headers = headers
+        self._transport = transport
+        self._pool: httpx.AsyncClient | None = None
+
+    @property
+    def _http(self) -> httpx.AsyncClient:
+        """The pooled client, made on first use: building its TLS context takes ~80 ms that a server's start-up
+        (the time to answer `initialize`) should not pay."""
+        if self._pool is None:
+            self._pool = httpx.AsyncClient(
+                base_url=self.settings.base_url,
+                headers=self._headers,
+                timeout=self._timeout(None),
+                transport=self._transport,
+                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+            )
+        return self._pool
 
     async def __aenter__(self) -> OpenRouterClient:
         return self
@@ -108,8 +118,10 @@ class OpenRouterClient:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pool."""
-        await self._http.aclose()
+        """Close the connection pool (if one was opened)."""
+        if self._pool is not None:
+            await self._pool.aclose()
+            self._pool = None
 
     # ----------------------------------------------------------------------------------------------- plumbing
 

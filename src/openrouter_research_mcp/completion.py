@@ -154,8 +154,10 @@ async def assemble_stream(
             continue
         data = line[5:].strip()
         if data == "[DONE]":
-            done = True
-            break
+            done = True  # read on to the end of the body, so the connection goes back to the pool
+            continue
+        if done:
+            continue
         try:
             chunk = json.loads(data)
         except json.JSONDecodeError:

@@ -7,7 +7,8 @@ extra fields such as `reasoning`, `knowledge_cutoff`, `links`). Unknown or oddly
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -97,9 +98,14 @@ class ModelInfo(BaseModel):
     def provider(self) -> str:
         return self.id.split("/", 1)[0] if "/" in self.id else ""
 
-    @property
+    @cached_property
+    def haystack(self) -> str:
+        """Lower-cased id, name and description, for free-text search (computed once per model)."""
+        return f"{self.id} {self.name} {self.description}".lower()
+
+    @cached_property
     def capabilities(self) -> list[str]:
-        """What this model can do, as declared by the catalog."""
+        """What this model can do, as declared by the catalog (computed once per model)."""
         params = set(self.supported_parameters)
         found = []
         if "tools" in params:
@@ -148,37 +154,46 @@ def _within(price: float, cap_per_million: float | None) -> bool:
     return cap_per_million is None or (not math.isnan(price) and price * 1_000_000 <= cap_per_million + 1e-12)
 
 
+def _filters(q: SearchQuery) -> list[Callable[[ModelInfo], bool]]:
+    """One predicate per active filter, so an unfiltered listing does no per-model work."""
+    checks: list[Callable[[ModelInfo], bool]] = []
+    words = (q.query or "").lower().split()
+    if words:
+        checks.append(lambda m: all(word in m.haystack for word in words))
+    provider = (q.provider or "").lower().strip()
+    if provider:
+        checks.append(lambda m: m.provider.lower() == provider)
+    if q.free_only:
+        checks.append(lambda m: m.pricing.is_free or m.id.endswith(":free"))
+    if q.min_context is not None:
+        least = q.min_context
+        checks.append(lambda m: m.context_length >= least)
+    if q.max_prompt_price is not None or q.max_completion_price is not None:
+        checks.append(lambda m: _within(m.pricing.prompt, q.max_prompt_price)
+                      and _within(m.pricing.completion, q.max_completion_price))
+    if q.input_modality:
+        wanted_in = q.input_modality.lower()
+        checks.append(lambda m: wanted_in in m.input_modalities)
+    if q.output_modality:
+        wanted_out = q.output_modality.lower()
+        checks.append(lambda m: wanted_out in m.output_modalities)
+    if q.supports:
+        needed = set(q.supports)
+        checks.append(lambda m: needed.issubset(m.capabilities))
+    return checks
+
+
+_SORT_KEYS: dict[str, Callable[[ModelInfo], Any]] = {
+    "price": lambda m: (_price_key(m), m.id),
+    "context": lambda m: (-m.context_length, m.id),
+    "newest": lambda m: (-m.created, m.id),
+    "name": lambda m: (m.name.lower(), m.id),
+}
+
+
 def search_models(models: Iterable[ModelInfo], q: SearchQuery) -> SearchPage:
     """Filter, sort and page `models` by `q`."""
-    words = (q.query or "").lower().split()
-    provider = (q.provider or "").lower().strip()
-    hits = []
-    for m in models:
-        haystack = f"{m.id} {m.name} {m.description}".lower()
-        if words and not all(word in haystack for word in words):
-            continue
-        if provider and m.provider.lower() != provider:
-            continue
-        if q.free_only and not (m.pricing.is_free or m.id.endswith(":free")):
-            continue
-        if q.min_context is not None and m.context_length < q.min_context:
-            continue
-        if not _within(m.pricing.prompt, q.max_prompt_price) or not _within(m.pricing.completion,
-                                                                           q.max_completion_price):
-            continue
-        if q.input_modality and q.input_modality.lower() not in m.input_modalities:
-            continue
-        if q.output_modality and q.output_modality.lower() not in m.output_modalities:
-            continue
-        if any(cap not in m.capabilities for cap in q.supports):
-            continue
-        hits.append(m)
-    if q.sort == "price":
-        hits.sort(key=lambda m: (_price_key(m), m.id))
-    elif q.sort == "context":
-        hits.sort(key=lambda m: (-m.context_length, m.id))
-    elif q.sort == "newest":
-        hits.sort(key=lambda m: (-m.created, m.id))
-    else:
-        hits.sort(key=lambda m: (m.name.lower(), m.id))
+    checks = _filters(q)
+    hits = [m for m in models if all(check(m) for check in checks)]
+    hits.sort(key=_SORT_KEYS[q.sort])
     return SearchPage(total=len(hits), offset=q.offset, models=hits[q.offset:q.offset + q.limit])

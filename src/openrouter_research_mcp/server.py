@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.tools import Tool
 from mcp.types import (
     CallToolResult,
     Completion,
@@ -28,6 +29,7 @@ from mcp.types import (
 from pydantic import BaseModel, Field
 
 from ._constants import DEFAULT_COMPARE_MAX_COST_USD, DEFAULT_COMPARE_MAX_TOKENS
+from ._schema import compact_schema
 from ._util import Progress
 from ._version import __version__
 from .account import account_info
@@ -226,6 +228,16 @@ async def get_research_tool(
     return _result(result, render_research(result))
 
 
+def _tool(fn: Any, name: str, title: str, hints: ToolAnnotations) -> Tool:
+    """A tool whose published schemas are compacted (see `_schema.py`); behaviour is unchanged."""
+    tool = Tool.from_function(fn, name=name, title=title, description=inspect.cleandoc(fn.__doc__ or ""),
+                              annotations=hints)
+    tool.parameters = compact_schema(tool.parameters)
+    if tool.fn_metadata.output_schema is not None:
+        tool.fn_metadata.output_schema = compact_schema(tool.fn_metadata.output_schema)
+    return tool
+
+
 def build_server(settings: Settings) -> MCPServer:
     """The MCP server for `settings`: tools, resources, prompts and completions."""
     ref = _StateRef()
@@ -241,17 +253,17 @@ def build_server(settings: Settings) -> MCPServer:
             finally:
                 ref.state = None
 
-    mcp = MCPServer("openrouter-research-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan)
     # Paid tools are not read-only: they spend money (and deep_research saves files), so hosts should ask first.
     paid = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True, idempotent_hint=False)
     catalog_only = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
-    for fn, name, title, hints in ((ask_tool, "ask", "Ask a model", paid),
-                                   (compare_models_tool, "compare_models", "Compare models side by side", paid),
-                                   (list_models_tool, "list_models", "Find models", catalog_only),
-                                   (deep_research_tool, "deep_research", "Deep research with citations", paid),
-                                   (get_research_tool, "get_research", "Research status and report",
-                                    ToolAnnotations(read_only_hint=True, open_world_hint=False))):
-        mcp.add_tool(fn, name=name, title=title, description=inspect.cleandoc(fn.__doc__ or ""), annotations=hints)
+    tools = [_tool(ask_tool, "ask", "Ask a model", paid),
+             _tool(compare_models_tool, "compare_models", "Compare models side by side", paid),
+             _tool(list_models_tool, "list_models", "Find models", catalog_only),
+             _tool(deep_research_tool, "deep_research", "Deep research with citations", paid),
+             _tool(get_research_tool, "get_research", "Research status and report",
+                   ToolAnnotations(read_only_hint=True, open_world_hint=False))]
+    mcp = MCPServer("openrouter-research-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
+                    tools=tools)
 
     @mcp.resource("openrouter://models", name="models", title="Model catalog index", mime_type="application/json",
                   description="Every model: id, context, USD per million prompt/completion tokens.")
