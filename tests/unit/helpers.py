@@ -60,3 +60,13 @@ def chunk(content: str | None = None, *, model: str = "openai/gpt-4o-mini", fini
         delta["annotations"] = annotations
     return {"id": "gen-s1", "object": "chat.completion.chunk", "created": 1760000000, "model": model,
             "provider": "OpenAI", "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+
+
+class RecordingSleep:
+    """Stands in for asyncio.sleep: records each pause instead of waiting."""
+
+    def __init__(self) -> None:
+        self.calls: list[float] = []
+
+    async def __call__(self, seconds: float) -> None:
+        self.calls.append(seconds)

@@ -31,19 +31,9 @@ from openrouter_research_mcp.errors import (
 from openrouter_research_mcp.usage import Pricing
 
 from ..conftest import FAKE_KEY
-from .helpers import BASE, chunk, citation, completion, error_body, sse
+from .helpers import BASE, RecordingSleep, chunk, citation, completion, error_body, sse
 
 MESSAGES = [{"role": "user", "content": "Why is the sky blue?"}]
-
-
-class RecordingSleep:
-    """Stands in for asyncio.sleep: records each pause instead of waiting."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 @pytest.fixture

@@ -35,6 +35,7 @@ from ..conftest import FAKE_KEY
 from ..fakes.catalog_data import catalog, with_extra_models
 from ..fakes.openrouter import FakeOpenRouter
 from ..fakes.schema_fill import fill
+from .helpers import RecordingSleep
 
 ROOT = Path(__file__).resolve().parents[2]
 AUTH = {"Authorization": f"Bearer {FAKE_KEY}"}
@@ -62,16 +63,6 @@ async def wait_for(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
     while not predicate():
         assert time.monotonic() < end, "condition not reached in time"
         await asyncio.sleep(0.01)
-
-
-class RecordingSleep:
-    """Stands in for asyncio.sleep: records each pause instead of waiting."""
-
-    def __init__(self) -> None:
-        self.calls: list[float] = []
-
-    async def __call__(self, seconds: float) -> None:
-        self.calls.append(seconds)
 
 
 @pytest.fixture
