@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ModelNotFoundError, OpenRouterError, UpstreamUnavailableError
-from .modelinfo import ModelInfo, SearchPage, SearchQuery, search_models
+from .modelinfo import ModelInfo, SearchPage, SearchQuery, SortKey, search_models, sort_models
 from .usage import Pricing
 
 __all__ = ["CACHE_FORMAT", "CatalogSnapshot", "ModelCatalog", "VARIANT_SUFFIXES"]
@@ -49,6 +49,13 @@ class CatalogSnapshot:
     source: str  # "network" or "disk"
     refresh_error: str | None = None
     by_slug: dict[str, list[str]] = field(default_factory=dict)
+    _orders: dict[str, list[ModelInfo]] = field(default_factory=dict, repr=False)
+
+    def ordered(self, sort: SortKey) -> list[ModelInfo]:
+        """The models sorted by `sort`, computed once per snapshot and key."""
+        if sort not in self._orders:
+            self._orders[sort] = sort_models(self.models.values(), sort)
+        return self._orders[sort]
 
     def age(self, now: float | None = None) -> float:
         return max((time.time() if now is None else now) - self.fetched_at, 0.0)
@@ -267,4 +274,4 @@ class ModelCatalog:
     async def search(self, query: SearchQuery) -> tuple[SearchPage, CatalogSnapshot]:
         """Search the catalog; returns the page and the snapshot it came from (for its age)."""
         snap = await self.get()
-        return search_models(snap.models.values(), query), snap
+        return search_models(snap.ordered(query.sort), query, presorted=True), snap

@@ -10,7 +10,7 @@ import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ._util import as_dict
 from .errors import BadResponseError, RequestError, StreamError, error_for_status
@@ -21,6 +21,8 @@ __all__ = ["Attempt", "ChatResult", "Citation", "assemble_stream", "parse_comple
 
 class Citation(BaseModel):
     """A web source behind an answer, from a `url_citation` annotation."""
+
+    model_config = ConfigDict(defer_build=True)
 
     url: str
     title: str = ""
@@ -42,6 +44,8 @@ class Attempt(BaseModel):
 
 class ChatResult(BaseModel):
     """A finished chat completion, with where it came from and what it cost."""
+
+    model_config = ConfigDict(defer_build=True)
 
     text: str
     reasoning: str | None = None

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ._util import as_dict
 from .usage import Pricing
 
-__all__ = ["CAPABILITIES", "ModelInfo", "SearchPage", "SearchQuery", "search_models"]
+__all__ = ["CAPABILITIES", "ModelInfo", "SearchPage", "SearchQuery", "search_models", "sort_models"]
 
 Capability = Literal["tools", "reasoning", "structured_outputs", "web_search"]
 CAPABILITIES: tuple[str, ...] = ("tools", "reasoning", "structured_outputs", "web_search")
@@ -37,7 +37,7 @@ def _str_list(value: Any) -> list[str]:
 class ModelInfo(BaseModel):
     """One catalog entry. `raw` keeps the upstream JSON untouched for the full-metadata view."""
 
-    model_config = ConfigDict(extra="ignore")
+    model_config = ConfigDict(extra="ignore", defer_build=True)  # built on first use, not at start-up
 
     id: str
     name: str = ""
@@ -122,6 +122,8 @@ class ModelInfo(BaseModel):
 class SearchQuery(BaseModel):
     """Filters, sort and paging for `search_models`. Prices are USD per million tokens."""
 
+    model_config = ConfigDict(defer_build=True)
+
     query: str | None = None
     provider: str | None = None
     free_only: bool = False
@@ -138,6 +140,8 @@ class SearchQuery(BaseModel):
 
 class SearchPage(BaseModel):
     """One page of matches and the total count before paging."""
+
+    model_config = ConfigDict(defer_build=True)  # built on first use, not at start-up
 
     total: int
     offset: int
@@ -158,8 +162,11 @@ def _filters(q: SearchQuery) -> list[Callable[[ModelInfo], bool]]:
     """One predicate per active filter, so an unfiltered listing does no per-model work."""
     checks: list[Callable[[ModelInfo], bool]] = []
     words = (q.query or "").lower().split()
-    if words:
-        checks.append(lambda m: all(word in m.haystack for word in words))
+    if len(words) == 1:
+        word = words[0]
+        checks.append(lambda m: word in m.haystack)
+    elif words:
+        checks.append(lambda m: all(w in m.haystack for w in words))
     provider = (q.provider or "").lower().strip()
     if provider:
         checks.append(lambda m: m.provider.lower() == provider)
@@ -191,9 +198,20 @@ _SORT_KEYS: dict[str, Callable[[ModelInfo], Any]] = {
 }
 
 
-def search_models(models: Iterable[ModelInfo], q: SearchQuery) -> SearchPage:
-    """Filter, sort and page `models` by `q`."""
+def sort_models(models: Iterable[ModelInfo], sort: SortKey) -> list[ModelInfo]:
+    """`models` in the order `sort` names (the catalog keeps one such list per key and snapshot)."""
+    return sorted(models, key=_SORT_KEYS[sort])
+
+
+def search_models(models: Iterable[ModelInfo], q: SearchQuery, *, presorted: bool = False) -> SearchPage:
+    """Filter, sort and page `models` by `q`; with `presorted`, `models` is already in `q.sort` order."""
     checks = _filters(q)
-    hits = [m for m in models if all(check(m) for check in checks)]
-    hits.sort(key=_SORT_KEYS[q.sort])
+    if not checks:
+        hits = list(models)
+    elif len(checks) == 1:
+        hits = list(filter(checks[0], models))
+    else:
+        hits = [m for m in models if all(check(m) for check in checks)]
+    if not presorted:
+        hits.sort(key=_SORT_KEYS[q.sort])
     return SearchPage(total=len(hits), offset=q.offset, models=hits[q.offset:q.offset + q.limit])

@@ -27,7 +27,7 @@ class Pricing(BaseModel):
     A missing key is 0. A negative value (`"-1"`) is kept as `nan`: unknown until routing.
     """
 
-    model_config = ConfigDict(extra="ignore", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="ignore", frozen=True)
 
     prompt: float = 0.0
     completion: float = 0.0
@@ -66,6 +66,8 @@ class Pricing(BaseModel):
 
 class Usage(BaseModel):
     """Tokens and cost of one call. `cost_usd` is None when it could not be known."""
+
+    model_config = ConfigDict(defer_build=True)
 
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -129,6 +131,8 @@ def usage_from_response(raw: Any, pricing: Pricing | None) -> Usage:
 
 class ModelUsage(BaseModel):
     """What one model has consumed this session."""
+
+    model_config = ConfigDict(defer_build=True)
 
     calls: int = 0
     failed_calls: int = 0

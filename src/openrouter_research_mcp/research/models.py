@@ -7,7 +7,7 @@ import secrets
 import time
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..usage import Usage
 from .ledger import LedgerEntry
@@ -28,6 +28,8 @@ def new_run_id() -> str:
 class ResearchParams(BaseModel):
     """What the caller asked for, after defaults."""
 
+    model_config = ConfigDict(defer_build=True)
+
     question: str
     breadth: int = Field(default=3, ge=1, le=6)
     depth: int = Field(default=2, ge=1, le=3)
@@ -42,6 +44,8 @@ class ResearchParams(BaseModel):
 class SubQuestion(BaseModel):
     """One focused question and what its web search found."""
 
+    model_config = ConfigDict(defer_build=True)
+
     question: str
     rationale: str = ""
     status: Literal["pending", "done", "failed", "skipped"] = "pending"
@@ -51,6 +55,10 @@ class SubQuestion(BaseModel):
 
 
 class Round(BaseModel):
+    """One round of search: its sub-questions, and the gaps reflection found after it."""
+
+    model_config = ConfigDict(defer_build=True)
+
     n: int
     sub_questions: list[SubQuestion]
     gaps: list[str] = Field(default_factory=list, description="what reflection found missing after this round")
@@ -58,6 +66,8 @@ class Round(BaseModel):
 
 class SpendLine(BaseModel):
     """Calls, tokens and cost for one stage and model."""
+
+    model_config = ConfigDict(defer_build=True)
 
     stage: Stage
     model: str
@@ -77,6 +87,8 @@ class SpendLine(BaseModel):
 
 class ResearchRun(BaseModel):
     """A research run, complete or in progress."""
+
+    model_config = ConfigDict(defer_build=True)
 
     research_id: str
     params: ResearchParams
