@@ -13,9 +13,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from typing import Any, TypeVar
-
-import httpx
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ._constants import DEFAULT_CONNECT_TIMEOUT
 from ._util import as_dict
@@ -36,12 +34,22 @@ from .errors import (
 from .retry import parse_retry_after, retrying
 from .usage import Pricing, UsageLedger, cost_from_pricing
 
+if TYPE_CHECKING:
+    import httpx
+
 __all__ = ["OpenRouterClient", "is_fallback_worthy"]
 
 log = logging.getLogger(__name__)
 
 PricingLookup = Callable[[str], Pricing | None]
 T = TypeVar("T")
+
+
+def _httpx() -> Any:
+    """httpx, imported on first use: it adds ~25 ms to start-up, before the server can answer `initialize`."""
+    import httpx
+
+    return httpx
 
 
 def is_fallback_worthy(exc: OpenRouterError) -> bool:
@@ -102,12 +110,13 @@ class OpenRouterClient:
         """The pooled client, made on first use: building its TLS context takes ~80 ms that a server's start-up
         (the time to answer `initialize`) should not pay."""
         if self._pool is None:
-            self._pool = httpx.AsyncClient(
+            http = _httpx()
+            self._pool = http.AsyncClient(
                 base_url=self.settings.base_url,
                 headers=self._headers,
                 timeout=self._timeout(None),
                 transport=self._transport,
-                limits=httpx.Limits(max_connections=64, max_keepalive_connections=32),
+                limits=http.Limits(max_connections=64, max_keepalive_connections=32),
             )
         return self._pool
 
@@ -132,7 +141,8 @@ class OpenRouterClient:
             if read <= 0:
                 raise UpstreamTimeoutError("The time allowed for this call ran out before the request could be sent. "
                                            "Allow more time or use a faster model.")
-        return httpx.Timeout(read, connect=min(DEFAULT_CONNECT_TIMEOUT, read))
+        timeout: httpx.Timeout = _httpx().Timeout(read, connect=min(DEFAULT_CONNECT_TIMEOUT, read))
+        return timeout
 
     def _scrub(self, exc: OpenRouterError) -> OpenRouterError:
         """Make sure the key can never travel inside an error, whatever the upstream echoed."""
@@ -143,7 +153,8 @@ class OpenRouterClient:
 
     def _transport_error(self, exc: httpx.TransportError, model: str | None) -> OpenRouterError:
         where = f"OpenRouter at {self.settings.base_url}"
-        if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+        http = _httpx()
+        if isinstance(exc, http.TimeoutException) and not isinstance(exc, http.ConnectTimeout):
             return UpstreamTimeoutError(f"{where} did not answer within {self.settings.timeout:g} s"
                                         f"{f' for `{model}`' if model else ''}. Raise OPENROUTER_TIMEOUT, lower "
                                         "max_tokens, or use a faster model.", model=model)
@@ -196,7 +207,7 @@ class OpenRouterClient:
             try:
                 response = await self._with_deadline(
                     self._http.get(path, timeout=self._timeout(deadline)), deadline, None)
-            except httpx.TransportError as exc:
+            except _httpx().TransportError as exc:
                 raise self._transport_error(exc, None) from None
             await self._raise_for_status(response, None)
             try:
@@ -230,7 +241,7 @@ class OpenRouterClient:
                                            f"{response.status_code}). Try again.", model=model) from None
             else:
                 body = await self._with_deadline(self._stream(payload, model, timeout, on_text), deadline, model)
-        except httpx.TransportError as exc:
+        except _httpx().TransportError as exc:
             raise self._transport_error(exc, model) from None
         result = parse_completion(body, model)
         result.generation_id = result.generation_id or header_id
