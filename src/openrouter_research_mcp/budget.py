@@ -12,7 +12,7 @@ import threading
 from dataclasses import dataclass
 
 from ._constants import DEFAULT_WEB_SEARCH_FEE
-from .errors import BudgetExceededError
+from .errors import BudgetExceededError, OpenRouterError, StreamError
 from .modelinfo import ModelInfo
 
 __all__ = ["DEFAULT_WEB_SEARCH_FEE", "Budget", "Reservation", "estimate_prompt_tokens", "worst_case_cost"]
@@ -81,6 +81,12 @@ class Budget:
             reservation.settled = True
             self.reserved = max(self.reserved - reservation.amount, 0.0)
             self.spent += reservation.amount if actual is None else actual
+
+    def settle_failure(self, reservation: Reservation, error: OpenRouterError) -> None:
+        """Settle a call that failed: free when refused before any work (a 4xx), otherwise counted at its worst case,
+        since a broken stream or an upstream failure may already have been billed."""
+        refused = error.status is not None and error.status < 500 and not isinstance(error, StreamError)
+        self.settle(reservation, 0.0 if refused else None)
 
     def release(self, reservation: Reservation) -> None:
         """Give a reservation back unspent (the call failed before anything was billed)."""

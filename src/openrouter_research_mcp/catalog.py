@@ -16,14 +16,13 @@ import contextlib
 import difflib
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ._util import write_atomically
 from .errors import ModelNotFoundError, OpenRouterError, UpstreamUnavailableError
 from .modelinfo import ModelInfo, SearchPage, SearchQuery, SortKey, search_models, sort_models
 from .usage import Pricing
@@ -150,16 +149,7 @@ class ModelCatalog:
             return
         doc = {"format": CACHE_FORMAT, "base_url": self._base_url, "fetched_at": fetched_at, "data": raw}
         try:
-            self._path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=".models-", suffix=".tmp", dir=self._path.parent)
-            try:
-                with os.fdopen(fd, "w", encoding="utf-8") as out:
-                    json.dump(doc, out, separators=(",", ":"))
-                os.replace(tmp, self._path)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    os.unlink(tmp)
-                raise
+            write_atomically(self._path, json.dumps(doc, separators=(",", ":")))
         except OSError as exc:  # a read-only cache dir must not break the server
             log.warning("could not write the model cache %s: %s", self._path, exc)
 

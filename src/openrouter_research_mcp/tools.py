@@ -246,7 +246,7 @@ async def compare_models(
                                  latency_s=result.latency_s, finish_reason=result.finish_reason,
                                  answered_by=result.model if result.model != model_id else None)
         except OpenRouterError as exc:
-            budget.settle(reservations[model_id], 0.0 if exc.status and exc.status < 500 else None)
+            budget.settle_failure(reservations[model_id], exc)
             entry = CompareEntry(model=model_id, ok=False, error=exc.message,
                                  latency_s=round(time.monotonic() - started, 4))
         except Exception as exc:  # one model's surprise must not sink the others' answers

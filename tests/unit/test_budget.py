@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from openrouter_research_mcp.budget import Budget, estimate_prompt_tokens, worst_case_cost
-from openrouter_research_mcp.errors import BudgetExceededError
+from openrouter_research_mcp.errors import BudgetExceededError, CreditsError, StreamError, UpstreamUnavailableError
 from openrouter_research_mcp.modelinfo import ModelInfo
 from openrouter_research_mcp.usage import Pricing
 
@@ -49,3 +49,12 @@ def test_budget_overspend_is_bounded_by_in_flight_overruns() -> None:
     for call in calls:
         budget.settle(call, 0.009)
     assert budget.spent <= budget.max_usd
+
+
+def test_budget_failed_calls_cost_nothing_only_when_refused_up_front() -> None:
+    budget = Budget(1.0)
+    budget.settle_failure(budget.reserve(0.1, "refused"), CreditsError("no credits", status=402))
+    assert budget.spent == 0
+    budget.settle_failure(budget.reserve(0.1, "down"), UpstreamUnavailableError("down", status=502))
+    budget.settle_failure(budget.reserve(0.2, "broken stream"), StreamError("cut", partial_text="x", status=400))
+    assert budget.spent == pytest.approx(0.3) and budget.reserved == 0

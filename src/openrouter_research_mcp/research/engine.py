@@ -21,7 +21,7 @@ from .._util import Progress
 from ..budget import Budget, Reservation, worst_case_cost
 from ..client import OpenRouterClient
 from ..completion import ChatResult
-from ..errors import AuthError, BudgetExceededError, CreditsError, OpenRouterError, StreamError
+from ..errors import AuthError, BudgetExceededError, CreditsError, OpenRouterError
 from ..modelinfo import ModelInfo
 from .ledger import SNIPPET_CHARS, CitationLedger
 from .models import ResearchRun, Round, Stage, SubQuestion
@@ -136,9 +136,7 @@ class _Run:
                                               deadline=deadline, max_tokens=max_tokens, **extra)
         except OpenRouterError as exc:
             self.run.upstream_requests += sum(1 + a.retries for a in exc.attempts) or 1
-            # Refused before any work (4xx) costs nothing; anything else may have been billed: count the worst case.
-            refused = exc.status is not None and exc.status < 500 and not isinstance(exc, StreamError)
-            self.budget.settle(reservation, 0.0 if refused else None)
+            self.budget.settle_failure(reservation, exc)
             if isinstance(exc, AuthError | CreditsError):
                 raise _AccountProblem(exc) from None
             raise
