@@ -1,15 +1,17 @@
-"""Small helpers for reading untrusted JSON."""
+"""Small helpers: reading untrusted JSON, delimiting untrusted text in prompts, writing files atomically."""
 
 from __future__ import annotations
 
 import contextlib
+import html
 import os
+import re
 import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Progress", "as_dict", "no_progress", "write_atomically"]
+__all__ = ["Progress", "as_dict", "delimit", "no_progress", "write_atomically"]
 
 # A progress callback: (progress so far, total or None, message). Progress values only ever increase.
 Progress = Callable[[float, float | None, str], Awaitable[None]]
@@ -22,6 +24,18 @@ async def no_progress(_done: float, _total: float | None, _message: str) -> None
 def as_dict(value: Any) -> dict[str, Any]:
     """`value` if it is a JSON object, else an empty dict: upstream JSON is never trusted to have a shape."""
     return value if isinstance(value, dict) else {}
+
+
+_TAG_START = re.compile(r"<(/?)([A-Za-z][\w-]*)")
+
+
+def delimit(tag: str, text: str, **attributes: object) -> str:
+    """`text` inside `<tag attr="...">…</tag>` such that nothing in it can end or forge the element: attribute
+    values are HTML-escaped and on one line, and any tag opening or closing inside `text` has its `<` escaped."""
+    attrs = "".join(f' {name}="{html.escape(" ".join(str(value).split()), quote=True)}"'
+                    for name, value in attributes.items())
+    body = _TAG_START.sub(r"&lt;\1\2", text)
+    return f"<{tag}{attrs}>\n{body}\n</{tag}>"
 
 
 def write_atomically(path: Path, text: str) -> None:

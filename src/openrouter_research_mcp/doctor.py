@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 
-from .account import account_info
 from .config import Settings
 from .errors import AuthError, OpenRouterError
-from .render import usd
-from .state import open_state
+from .openrouter.account import account_info
+from .tools.render import usd
+from .tools.state import open_state
 
 __all__ = ["run_doctor"]
 

@@ -6,7 +6,8 @@ OpenRouterError
 ├── AuthError                    401: key missing, wrong, revoked or expired
 ├── CreditsError                 402: not enough credits (a negative balance blocks free models too)
 ├── ModerationError              403: input flagged by moderation or a guardrail (keeps the reasons)
-├── ModelNotFoundError           unknown model id (with close matches)
+├── NotFoundError                something the caller named does not exist (a research run id)
+│   └── ModelNotFoundError       unknown model id (with close matches)
 ├── RequestError                 400/413/422: the request itself was refused; retrying will not help
 │   └── ContextLengthError       the prompt plus max_tokens exceed the model's context
 ├── TransientError               may succeed if tried again
@@ -34,6 +35,7 @@ __all__ = [
     "CreditsError",
     "ModelNotFoundError",
     "ModerationError",
+    "NotFoundError",
     "OpenRouterError",
     "RateLimitError",
     "RequestError",
@@ -85,7 +87,11 @@ class ModerationError(OpenRouterError):
         self.reasons = reasons or []
 
 
-class ModelNotFoundError(OpenRouterError):
+class NotFoundError(OpenRouterError):
+    """Something the caller named (a model, a research run) does not exist."""
+
+
+class ModelNotFoundError(NotFoundError):
     """The model id is unknown; `suggestions` holds close matches."""
 
     def __init__(self, model: str, suggestions: list[str] | None = None, *, detail: str = "") -> None:

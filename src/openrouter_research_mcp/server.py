@@ -1,17 +1,16 @@
 """The MCP surface: tools, resources and prompts registered on an `MCPServer`. Parses, delegates, formats.
 
-The logic lives in `tools.py` (and the client and catalog); here each handler fetches the shared state, calls it,
-renders the result and turns anticipated failures into `ToolError`s with messages meant for people.
+The logic lives in `tools/` (and below it); here each handler fetches the shared state, calls it, renders the result
+and turns anticipated failures into `ToolError`s (tools) or resource errors with messages meant for people.
 """
 
 from __future__ import annotations
 
 import inspect
-import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
@@ -32,17 +31,29 @@ from ._constants import DEFAULT_COMPARE_MAX_COST_USD, DEFAULT_COMPARE_MAX_TOKENS
 from ._schema import compact_schema
 from ._util import Progress
 from ._version import __version__
-from .account import account_info
 from .config import Settings
-from .errors import ModelNotFoundError, OpenRouterError
-from .modelinfo import SearchQuery
-from .prompts import compare_answers_text, deep_research_brief_text, pick_model_text
-from .render import error_text, render_ask, render_compare, render_models, render_research
-from .research.models import RUN_ID
-from .research_tools import deep_research, get_research, research_result
-from .results import AskResult, CompareResult, ModelsPage, ResearchResult
-from .state import AppState, open_state
-from .tools import ask, compare_models, list_models
+from .errors import NotFoundError, OpenRouterError
+from .mcp_prompts import compare_answers_text, deep_research_brief_text, pick_model_text
+from .openrouter.account import account_info
+from .openrouter.models import Capability, ReasoningEffort, SortKey
+from .tools.ask import ask
+from .tools.compare import compare_models
+from .tools.models import list_models, search_query
+from .tools.render import (
+    error_text,
+    render_account,
+    render_ask,
+    render_compare,
+    render_model_detail,
+    render_models,
+    render_models_index,
+    render_research,
+    render_research_index,
+    render_usage,
+)
+from .tools.research import deep_research, get_research, research_report
+from .tools.results import AskResult, CompareResult, ModelsPage, ResearchResult
+from .tools.state import AppState, open_state
 
 __all__ = ["INSTRUCTIONS", "build_server"]
 
@@ -59,10 +70,6 @@ Research tools over the whole OpenRouter model catalog (hundreds of models from 
 Model ids look like provider/model (e.g. openai/gpt-4o-mini); unknown ids fail before anything is spent, with
 suggestions. Every result reports tokens and USD cost; compare_models and deep_research never start a call that
 could take them past max_cost_usd. The openrouter://usage resource sums this session's spend."""
-
-Capability = Literal["tools", "reasoning", "structured_outputs", "web_search"]
-Effort = Literal["minimal", "low", "medium", "high"]
-
 
 class _StateRef:
     """Lets handlers without a `Context` (static resources, completion) reach the lifespan state."""
@@ -96,13 +103,19 @@ def _tool_errors() -> Iterator[None]:
         raise ToolError(error_text(exc)) from None
 
 
+@contextmanager
+def _resource_errors() -> Iterator[None]:
+    try:
+        yield
+    except NotFoundError as exc:
+        raise ResourceNotFoundError(exc.message) from None
+    except OpenRouterError as exc:
+        raise ResourceError(exc.message) from None
+
+
 def _result(model: BaseModel, text: str) -> CallToolResult:
     return CallToolResult(content=[TextContent(type="text", text=text)],
                           structured_content=model.model_dump(mode="json"))
-
-
-def _json(value: Any) -> str:
-    return json.dumps(value, indent=1, ensure_ascii=False)
 
 
 Prompt = Annotated[str, Field(min_length=1, description="the question or task, complete and self-contained")]
@@ -121,7 +134,7 @@ async def ask_tool(
     = None,
     temperature: Temperature = None,
     max_tokens: Annotated[int | None, Field(ge=1, le=200_000, description="cap on answer tokens")] = None,
-    reasoning_effort: Annotated[Effort | None, Field(description="thinking effort for reasoning models")] = None,
+    reasoning_effort: Annotated[ReasoningEffort | None, Field(description="thinking effort for reasoning models")] = None,
     web_search: Annotated[bool, Field(description="ground the answer in a live web search and return its sources "
                                                   "(adds a small search fee)")] = False,
 ) -> Annotated[CallToolResult, AskResult]:
@@ -172,18 +185,16 @@ async def list_models_tool(
     modality: Annotated[str | None, Field(description="an input modality such as image, audio or file; "
                                                       "'->image' filters by output")] = None,
     supports: Annotated[list[Capability] | None, Field(description="required capabilities")] = None,
-    sort: Annotated[Literal["price", "context", "newest", "name"], Field(description="order of results")] = "name",
+    sort: Annotated[SortKey, Field(description="order of results")] = "name",
     limit: Annotated[int, Field(ge=1, le=100, description="models per page")] = 20,
     offset: Annotated[int, Field(ge=0, description="where the page starts (see next_offset)")] = 0,
 ) -> Annotated[CallToolResult, ModelsPage]:
     """Search the OpenRouter model catalog: ids, context length, prices per million tokens, modalities, capabilities.
 
     Use it to find a model id before ask or compare_models. The catalog is cached, so calls are cheap."""
-    output = modality[2:] if modality and modality.startswith("->") else None
-    search = SearchQuery(query=query, provider=provider, free_only=free_only, min_context=min_context,
-                         max_prompt_price=max_price, max_completion_price=max_price,
-                         input_modality=None if output or not modality else modality, output_modality=output,
-                         supports=supports or [], sort=sort, limit=limit, offset=offset)
+    search = search_query(query=query, provider=provider, free_only=free_only, min_context=min_context,
+                          max_price=max_price, modality=modality, supports=supports, sort=sort, limit=limit,
+                          offset=offset)
     with _tool_errors():
         page = await list_models(_state(ctx), search)
     return _result(page, render_models(page))
@@ -268,58 +279,36 @@ def build_server(settings: Settings) -> MCPServer:
     @mcp.resource("openrouter://models", name="models", title="Model catalog index", mime_type="application/json",
                   description="Every model: id, context, USD per million prompt/completion tokens.")
     async def models_index() -> str:
-        try:
-            snap = await ref.get().catalog.get()
-        except OpenRouterError as exc:
-            raise ResourceError(exc.message) from None
-        rows = [[m.id, m.context_length, m.pricing.per_million("prompt"), m.pricing.per_million("completion")]
-                for m in sorted(snap.models.values(), key=lambda m: m.id)]
-        return json.dumps({"columns": ["id", "context", "prompt_usd_per_mtok", "completion_usd_per_mtok"],
-                           "models": rows, "catalog_age_s": int(snap.age())}, separators=(",", ":"))
+        with _resource_errors():
+            return render_models_index(await ref.get().catalog.get())
 
     @mcp.resource("openrouter://models/{+model_id}", name="model", title="One model's metadata",
                   mime_type="application/json", description="Everything the catalog says about one model.")
     async def model_detail(model_id: str) -> str:
-        state = ref.get()
-        try:
-            info = await state.catalog.lookup(model_id)
-        except ModelNotFoundError as exc:
-            raise ResourceNotFoundError(exc.message) from None
-        except OpenRouterError as exc:
-            raise ResourceError(exc.message) from None
-        return _json({**info.raw, "capabilities": info.capabilities} if info.raw else info.model_dump(mode="json"))
+        with _resource_errors():
+            return render_model_detail(await ref.get().catalog.lookup(model_id))
 
     @mcp.resource("openrouter://usage", name="usage", title="Session usage", mime_type="application/json",
                   description="This session's calls, tokens and USD cost, by model.")
     def usage() -> str:
-        ledger = ref.get().ledger
-        return _json({"totals": ledger.totals().model_dump(),
-                      "by_model": {k: v.model_dump() for k, v in ledger.by_model().items()}})
+        return render_usage(ref.get().usage)
 
     @mcp.resource("openrouter://account", name="account", title="OpenRouter account", mime_type="application/json",
                   description="The key's limits, usage and credits (never the key itself).")
     async def account() -> str:
-        try:
-            return _json(await account_info(ref.get().client))
-        except OpenRouterError as exc:
-            raise ResourceError(exc.message) from None
+        with _resource_errors():
+            return render_account(await account_info(ref.get().client))
 
     @mcp.resource("research://reports", name="research_reports", title="Research runs",
                   mime_type="application/json", description="Every saved research run: id, question, status, cost.")
     def research_reports() -> str:
-        runs = ref.get().research.list()
-        return _json([{"research_id": r.research_id, "question": r.params.question, "status": r.status,
-                       "sources": len(r.sources), "cost_usd": r.cost_usd, "created_at": r.created_at}
-                      for r in runs])
+        return render_research_index(ref.get().research.list())
 
     @mcp.resource("research://reports/{research_id}", name="research_report", title="One research report",
                   mime_type="text/markdown", description="A run's full report with its numbered sources.")
-    def research_report(research_id: str) -> str:
-        run = ref.get().research.get(research_id) if RUN_ID.fullmatch(research_id) else None
-        if run is None:
-            raise ResourceNotFoundError(f"No research run has the id `{research_id}`.")
-        r = research_result(run)
-        return r.report or render_research(r)
+    def research_report_resource(research_id: str) -> str:
+        with _resource_errors():
+            return research_report(ref.get(), research_id)
 
     @mcp.prompt(name="deep_research_brief", title="Research brief")
     def deep_research_brief(
@@ -354,12 +343,10 @@ def build_server(settings: Settings) -> MCPServer:
         if argument.name not in ("model_id", "models", "model", "judge_model"):
             return None
         try:
-            snap = await ref.get().catalog.get()
+            catalog = ref.get().catalog
+            values, total = catalog.complete(await catalog.get(), argument.value)
         except (OpenRouterError, ResourceError):
             return None
-        typed = argument.value.rsplit(",", 1)[-1].strip().lower()
-        ids = sorted(snap.models)
-        hits = [i for i in ids if i.lower().startswith(typed)] or [i for i in ids if typed in i.lower()]
-        return Completion(values=hits[:100], total=len(hits), has_more=len(hits) > 100)
+        return Completion(values=values, total=total, has_more=total > len(values))
 
     return mcp

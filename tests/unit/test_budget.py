@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from openrouter_research_mcp.budget import Budget, estimate_prompt_tokens, worst_case_cost
+from openrouter_research_mcp.openrouter.budget import Budget
+from openrouter_research_mcp.openrouter.pricing import estimate_prompt_tokens, worst_case_cost
 from openrouter_research_mcp.errors import BudgetExceededError, CreditsError, StreamError, UpstreamUnavailableError
-from openrouter_research_mcp.modelinfo import ModelInfo
-from openrouter_research_mcp.usage import Pricing
+from openrouter_research_mcp.openrouter.pricing import Pricing
 
 
-def model(**prices: str) -> ModelInfo:
-    return ModelInfo(id="a/b", pricing=Pricing.model_validate(prices))
+def pricing(**prices: str) -> Pricing:
+    return Pricing.model_validate(prices)
 
 
 def test_worst_case_cost_counts_prompt_output_request_and_search() -> None:
-    m = model(prompt="0.000001", completion="0.000002", internal_reasoning="0.000004", request="0.001")
-    assert worst_case_cost(m, 300, 1000) == pytest.approx(estimate_prompt_tokens(300) * 1e-6 + 1000 * 4e-6 + 0.001)
-    assert worst_case_cost(m, 300, 1000, web_search=True) == pytest.approx(
+    p = pricing(prompt="0.000001", completion="0.000002", internal_reasoning="0.000004", request="0.001")
+    assert worst_case_cost(p, 300, 1000) == pytest.approx(estimate_prompt_tokens(300) * 1e-6 + 1000 * 4e-6 + 0.001)
+    assert worst_case_cost(p, 300, 1000, web_searches=1) == pytest.approx(
         estimate_prompt_tokens(300) * 1e-6 + 1000 * 4e-6 + 0.001 + 0.02)
-    assert worst_case_cost(model(prompt="-1", completion="-1"), 300, 1000) is None
+    assert worst_case_cost(pricing(prompt="-1", completion="-1"), 300, 1000) is None
     assert estimate_prompt_tokens(300) >= 300 // 4  # never optimistic about the prompt
 
 
@@ -46,9 +46,17 @@ def test_budget_overspend_is_bounded_by_in_flight_overruns() -> None:
     calls = [budget.reserve(0.01, f"call {i}") for i in range(5)]
     with pytest.raises(BudgetExceededError):
         budget.reserve(0.01, "sixth")
-    for call in calls:
-        budget.settle(call, 0.009)
-    assert budget.spent <= budget.max_usd
+    # Two calls cost more than their worst case (a bad estimate): the overshoot is exactly their overruns...
+    real = [0.009, 0.013, 0.009, 0.016, 0.009]
+    for call, cost in zip(calls, real, strict=True):
+        budget.settle(call, cost)
+    overruns = sum(max(cost - 0.01, 0) for cost in real)
+    assert budget.spent == pytest.approx(sum(real))
+    assert budget.max_usd < budget.spent <= budget.max_usd + overruns + 1e-12
+    # ...and once the cap is passed nothing more starts, not even a free call.
+    assert budget.remaining == 0
+    with pytest.raises(BudgetExceededError):
+        budget.reserve(0.0001, "after the cap")
 
 
 def test_budget_failed_calls_cost_nothing_only_when_refused_up_front() -> None:

@@ -13,8 +13,8 @@ import httpx
 import pytest
 import respx
 
-from openrouter_research_mcp.catalog import CACHE_FORMAT, REFRESH_BACKOFF, CatalogSnapshot, ModelCatalog
-from openrouter_research_mcp.client import OpenRouterClient
+from openrouter_research_mcp.openrouter.catalog import CACHE_FORMAT, REFRESH_BACKOFF, CatalogSnapshot, ModelCatalog
+from openrouter_research_mcp.openrouter.client import OpenRouterClient
 from openrouter_research_mcp.config import load_settings
 from openrouter_research_mcp.errors import (
     BadResponseError,

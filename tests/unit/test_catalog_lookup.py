@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from openrouter_research_mcp.catalog import ModelCatalog
+from openrouter_research_mcp.openrouter.catalog import ModelCatalog
 from openrouter_research_mcp.errors import ModelNotFoundError
-from openrouter_research_mcp.modelinfo import SearchQuery
+from openrouter_research_mcp.openrouter.models import SearchQuery
 from tests.fakes.catalog_data import catalog, model_ids
 from tests.fakes.models_fetch import FakeClock, FakeModelsFetch
 

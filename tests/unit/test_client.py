@@ -13,7 +13,7 @@ import httpx
 import pytest
 import respx
 
-from openrouter_research_mcp.client import OpenRouterClient
+from openrouter_research_mcp.openrouter.client import OpenRouterClient
 from openrouter_research_mcp.config import Settings, load_settings
 from openrouter_research_mcp.errors import (
     AuthError,
@@ -28,7 +28,7 @@ from openrouter_research_mcp.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
-from openrouter_research_mcp.usage import Pricing
+from openrouter_research_mcp.openrouter.pricing import Pricing
 
 from ..conftest import FAKE_KEY
 from .helpers import BASE, RecordingSleep, chunk, citation, completion, error_body, sse
@@ -85,7 +85,7 @@ async def test_client_chat_sends_attribution_and_returns_answer(mocked_openroute
     assert [c.url for c in result.citations] == ["https://a.test/1", "https://b.test/2"]
     assert result.citations[1].title == "B" and result.citations[1].snippet == "bee"
     assert [a.model for a in result.attempts] == ["openai/gpt-4o-mini"] and result.attempts[0].ok
-    totals = client.ledger.by_model()["openai/gpt-4o-mini"]
+    totals = client.usage.by_model()["openai/gpt-4o-mini"]
     assert totals.calls == 1 and totals.cost_usd == 0.00042 and totals.prompt_tokens == 20
 
 
@@ -287,7 +287,7 @@ async def test_client_fallback_native_and_client_side(mocked_openrouter: respx.M
     assert [(a.model, a.ok, a.status, a.answered_by) for a in result.attempts] == [
         ("a/gone", False, 404, None), ("b/second", True, None, "c/third")]
     assert "a/gone" in (result.attempts[0].error or "")
-    ledger = client.ledger.by_model()
+    ledger = client.usage.by_model()
     assert ledger["a/gone"].failed_calls == 1 and ledger["c/third"].calls == 1
 
 
@@ -347,7 +347,7 @@ async def test_client_cost_from_pricing_when_usage_lacks_cost(mocked_openrouter:
     result = await client.chat(MESSAGES, fallback_models=[])
     assert result.usage.cost_source == "pricing" and seen == ["openai/gpt-4o-mini"]
     assert result.usage.cost_usd == pytest.approx(1000 * 1e-6 + 500 * 2e-6 + 0.001)
-    assert client.ledger.totals().cost_usd == pytest.approx(0.003)
+    assert client.usage.totals().cost_usd == pytest.approx(0.003)
 
 
 async def test_client_cost_unknown_without_pricing(mocked_openrouter: respx.MockRouter,
@@ -355,7 +355,7 @@ async def test_client_cost_unknown_without_pricing(mocked_openrouter: respx.Mock
     mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion(cost=None)))
     result = await client.chat(MESSAGES, fallback_models=[])
     assert result.usage.cost_usd is None and result.usage.cost_source == "unknown"
-    assert client.ledger.totals().calls_with_unknown_cost == 1
+    assert client.usage.totals().calls_with_unknown_cost == 1
 
 
 async def test_client_missing_key_fails_before_any_request(mocked_openrouter: respx.MockRouter) -> None:

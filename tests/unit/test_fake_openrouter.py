@@ -18,7 +18,7 @@ import jsonschema
 import pytest
 from pydantic import BaseModel, Field
 
-from openrouter_research_mcp.client import OpenRouterClient
+from openrouter_research_mcp.openrouter.client import OpenRouterClient
 from openrouter_research_mcp.config import load_settings
 from openrouter_research_mcp.errors import (
     AuthError,
@@ -29,7 +29,7 @@ from openrouter_research_mcp.errors import (
     StreamError,
     UpstreamTimeoutError,
 )
-from openrouter_research_mcp.usage import Pricing
+from openrouter_research_mcp.openrouter.pricing import Pricing
 
 from ..conftest import FAKE_KEY
 from ..fakes.catalog_data import catalog, with_extra_models

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from openrouter_research_mcp.catalog import parse_catalog
-from openrouter_research_mcp.modelinfo import ModelInfo, SearchQuery, search_models
-from openrouter_research_mcp.results import ModelRow
-from openrouter_research_mcp.usage import Pricing, Usage, cost_from_pricing, usage_from_response
+from openrouter_research_mcp.openrouter.catalog import parse_catalog
+from openrouter_research_mcp.openrouter.models import ModelInfo, SearchQuery, search_models
+from openrouter_research_mcp.tools.results import ModelRow
+from openrouter_research_mcp.openrouter.pricing import Pricing, Usage, cost_from_pricing, usage_from_response
 from tests.fakes.catalog_data import catalog, model_ids
 
 MODELS = list(parse_catalog(catalog(2026)).values())

@@ -13,8 +13,8 @@ import pytest
 
 from openrouter_research_mcp.config import load_settings
 from openrouter_research_mcp.errors import AuthError, BudgetExceededError, ModelNotFoundError
-from openrouter_research_mcp.research_tools import deep_research, get_research
-from openrouter_research_mcp.state import AppState, open_state
+from openrouter_research_mcp.tools.research import deep_research, get_research
+from openrouter_research_mcp.tools.state import AppState, open_state
 
 from ..conftest import FAKE_KEY
 from ..fakes.openrouter import FakeOpenRouter

@@ -17,7 +17,7 @@ from openrouter_research_mcp.errors import (
     UpstreamUnavailableError,
     error_for_status,
 )
-from openrouter_research_mcp.retry import parse_retry_after, retry_delay, should_retry
+from openrouter_research_mcp.openrouter.retry import parse_retry_after, retry_delay, should_retry
 
 
 @pytest.mark.parametrize(("status", "retried"), [

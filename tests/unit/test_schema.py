@@ -7,7 +7,7 @@ import pytest
 from pydantic import BaseModel
 
 from openrouter_research_mcp._schema import compact_schema
-from openrouter_research_mcp.results import AskResult, ResearchResult
+from openrouter_research_mcp.tools.results import AskResult, ResearchResult
 
 
 class Page(BaseModel):

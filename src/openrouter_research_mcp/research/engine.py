@@ -18,22 +18,23 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._util import Progress
-from ..budget import Budget, Reservation, worst_case_cost
-from ..client import OpenRouterClient
-from ..completion import ChatResult
 from ..errors import AuthError, BudgetExceededError, CreditsError, OpenRouterError
-from ..modelinfo import ModelInfo
+from ..openrouter.budget import Budget, Reservation
+from ..openrouter.client import OpenRouterClient
+from ..openrouter.completion import ChatResult
+from ..openrouter.models import ModelInfo
+from ..openrouter.pricing import worst_case_cost
 from .ledger import SNIPPET_CHARS, CitationLedger
-from .models import ResearchRun, Round, Stage, SubQuestion
 from .prompts import (
-    PLAN_SCHEMA,
-    REFLECT_SCHEMA,
     plan_messages,
+    plan_schema,
     reflect_messages,
+    reflect_schema,
     response_format,
     search_messages,
     write_messages,
 )
+from .run import ResearchRun, Round, Stage, SubQuestion
 from .store import RunStore
 from .verify import source_list, verify_citations
 
@@ -81,7 +82,7 @@ class ResearchEngine:
 class _Run:
     def __init__(self, engine: ResearchEngine, run: ResearchRun, models: dict[str, ModelInfo | None],
                  progress: Progress, started: float | None) -> None:
-        self.e, self.run, self.models, self.report_progress = engine, run, models, progress
+        self.engine, self.run, self.models, self.report_progress = engine, run, models, progress
         p = run.params
         self.started = time.monotonic() if started is None else started
         self.deadline = self.started + p.max_seconds
@@ -110,7 +111,7 @@ class _Run:
         self.run.sources = list(self.ledger.entries)
         self.run.updated_at = time.time()
         self.run.timings["elapsed_s"] = round(time.monotonic() - self.started, 3)
-        await asyncio.to_thread(self.e.store.save, self.run.model_copy(deep=True))
+        await asyncio.to_thread(self.engine.store.save, self.run.model_copy(deep=True))
 
     def stop(self, why: str) -> None:
         if self.run.stopped_because is None:
@@ -121,7 +122,7 @@ class _Run:
             self.stop("time")
             raise _Stop
         info = self.models.get(model)
-        worst = worst_case_cost(info, prompt_chars, max_tokens, web_search=web) if info else None
+        worst = worst_case_cost(info.pricing, prompt_chars, max_tokens, web_searches=int(web)) if info else None
         try:
             return self.budget.reserve(worst, f"the {stage} call to `{model}`")
         except BudgetExceededError:
@@ -132,7 +133,7 @@ class _Run:
                    reservation: Reservation, **extra: Any) -> ChatResult:
         deadline = self.deadline if stage == "write" else self.work_deadline
         try:
-            result = await self.e.client.chat(messages, model=model, fallback_models=[], stream=True,
+            result = await self.engine.client.chat(messages, model=model, fallback_models=[], stream=True,
                                               deadline=deadline, max_tokens=max_tokens, **extra)
         except OpenRouterError as exc:
             self.run.upstream_requests += sum(1 + a.retries for a in exc.attempts) or 1
@@ -142,7 +143,7 @@ class _Run:
             raise
         self.run.upstream_requests += sum(1 + a.retries for a in result.attempts)
         self.budget.settle(reservation, result.usage.cost_usd)
-        self.run.spend_line(stage, result.model).add(result.usage)
+        self.run.spend_line(stage, result.model).record(result.usage)
         return result
 
     async def structured(self, stage: Stage, model: str, messages: list[dict[str, str]], max_tokens: int,
@@ -166,7 +167,7 @@ class _Run:
         t = time.monotonic()
         try:
             data = await self.structured("plan", p.planner_model, plan_messages(p.question, p.breadth),
-                                         PLAN_MAX_TOKENS, "research_plan", PLAN_SCHEMA(p.breadth))
+                                         PLAN_MAX_TOKENS, "research_plan", plan_schema(p.breadth))
         except (OpenRouterError, _Stop) as exc:
             log.warning("planning failed (%s); researching the question as asked", exc)
             data = {}
@@ -176,7 +177,7 @@ class _Run:
         return subs or [SubQuestion(question=p.question, rationale="the question as asked")]
 
     def _web(self) -> dict[str, Any]:
-        if self.e.web_mode == "server_tool":
+        if self.engine.web_mode == "server_tool":
             return {"tools": [{"type": "openrouter:web_search"}]}
         return {"plugins": [{"id": "web", "max_results": 5}]}
 
@@ -208,7 +209,7 @@ class _Run:
 
     async def search(self, round_: Round) -> int:
         before = len(self.ledger)
-        gate = asyncio.Semaphore(self.e.concurrency)
+        gate = asyncio.Semaphore(self.engine.concurrency)
         t = time.monotonic()
         total = len(round_.sub_questions)
         try:
@@ -227,7 +228,7 @@ class _Run:
         t = time.monotonic()
         try:
             data = await self.structured("reflect", p.planner_model, reflect_messages(p.question, done, breadth),
-                                         REFLECT_MAX_TOKENS, "research_gaps", REFLECT_SCHEMA(breadth))
+                                         REFLECT_MAX_TOKENS, "research_gaps", reflect_schema(breadth))
         finally:
             self.run.timings["reflect_s"] = round(self.run.timings.get("reflect_s", 0) + time.monotonic() - t, 3)
         gaps = [str(g) for g in data.get("gaps") or [] if str(g).strip()][:6]
@@ -374,7 +375,7 @@ def _writer_worst_case(run: ResearchRun, models: dict[str, ModelInfo | None]) ->
     searches = sum(max(1, p.breadth // 2**n) for n in range(p.depth))
     findings = searches * (SEARCH_MAX_TOKENS * 4 + 300 + MAX_SOURCES_PER_SEARCH * (SNIPPET_CHARS + 2400))
     info = models.get(p.writer_model)
-    return worst_case_cost(info, len(p.question) + findings + 3000, WRITE_MAX_TOKENS) if info else None
+    return worst_case_cost(info.pricing, len(p.question) + findings + 3000, WRITE_MAX_TOKENS) if info else None
 
 
 def preflight(run: ResearchRun, models: dict[str, ModelInfo | None]) -> None:
@@ -387,5 +388,5 @@ def preflight(run: ResearchRun, models: dict[str, ModelInfo | None]) -> None:
     for stage, model, chars, tokens, web in (("plan", p.planner_model, plan_chars, PLAN_MAX_TOKENS, False),
                                              ("search", p.searcher_model, search_chars, SEARCH_MAX_TOKENS, True)):
         info = models.get(model)
-        worst = worst_case_cost(info, chars, tokens, web_search=web) if info else None
+        worst = worst_case_cost(info.pricing, chars, tokens, web_searches=int(web)) if info else None
         budget.reserve(worst, f"the {stage} call to `{model}`")

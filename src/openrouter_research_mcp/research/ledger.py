@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from pydantic import BaseModel, Field
+from ..openrouter.completion import Source
 
-__all__ = ["SNIPPET_CHARS", "CitationLedger", "LedgerEntry", "is_web_url", "normalise_url"]
+__all__ = ["SNIPPET_CHARS", "CitationLedger", "is_web_url", "normalise_url"]
 
 _TRACKING = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "ref_src")
 SNIPPET_CHARS = 500
@@ -40,21 +40,11 @@ def is_web_url(url: str) -> bool:
     return url.strip().lower().startswith(("http://", "https://")) and len(url) <= 2048
 
 
-class LedgerEntry(BaseModel):
-    """One numbered source."""
-
-    n: int
-    url: str
-    title: str = ""
-    snippet: str = ""
-    found_by: str = Field(description="the sub-question whose search returned it")
-
-
 class CitationLedger:
     """Numbered, de-duplicated sources. `add` returns the source's number, new or existing."""
 
-    def __init__(self, entries: list[LedgerEntry] | None = None) -> None:
-        self.entries: list[LedgerEntry] = list(entries or [])
+    def __init__(self, entries: list[Source] | None = None) -> None:
+        self.entries: list[Source] = list(entries or [])
         self._by_key = {normalise_url(e.url): e for e in self.entries}
 
     def add(self, url: str, title: str, snippet: str, found_by: str) -> int | None:
@@ -67,7 +57,7 @@ class CitationLedger:
             if not existing.snippet and snippet:
                 existing.snippet = snippet[:SNIPPET_CHARS]
             return existing.n
-        entry = LedgerEntry(n=len(self.entries) + 1, url=url.strip(), title=" ".join(title.split())[:200],
+        entry = Source(n=len(self.entries) + 1, url=url.strip(), title=" ".join(title.split())[:200],
                             snippet=snippet[:SNIPPET_CHARS], found_by=found_by)
         self.entries.append(entry)
         self._by_key[key] = entry

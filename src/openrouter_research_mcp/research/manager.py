@@ -7,11 +7,11 @@ import contextlib
 import logging
 
 from .._util import Progress, no_progress
-from ..catalog import ModelCatalog
 from ..errors import OpenRouterError, UpstreamUnavailableError
-from ..modelinfo import ModelInfo
+from ..openrouter.catalog import ModelCatalog
+from ..openrouter.models import ModelInfo
 from .engine import ResearchEngine, preflight
-from .models import ResearchParams, ResearchRun, new_run_id
+from .run import ResearchParams, ResearchRun, new_run_id
 from .store import RunStore
 
 __all__ = ["ResearchManager"]

@@ -6,12 +6,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .ledger import LedgerEntry
-from .models import SubQuestion
+from .._util import delimit
+from ..openrouter.completion import Source
+from .run import SubQuestion
 
 __all__ = [
-    "PLAN_SCHEMA",
-    "REFLECT_SCHEMA",
+    "plan_schema",
+    "reflect_schema",
     "plan_messages",
     "reflect_messages",
     "search_messages",
@@ -28,12 +29,12 @@ def _questions_schema(n_min: int, n_max: int) -> dict[str, Any]:
         "properties": {"question": {"type": "string"}, "rationale": {"type": "string"}}}}
 
 
-def PLAN_SCHEMA(breadth: int) -> dict[str, Any]:  # noqa: N802 - a schema factory reads best as a constant
+def plan_schema(breadth: int) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False, "required": ["sub_questions"],
             "properties": {"sub_questions": _questions_schema(1, breadth)}}
 
 
-def REFLECT_SCHEMA(breadth: int) -> dict[str, Any]:  # noqa: N802
+def reflect_schema(breadth: int) -> dict[str, Any]:
     return {"type": "object", "additionalProperties": False, "required": ["gaps", "follow_up_questions"],
             "properties": {"gaps": {"type": "array", "maxItems": 6, "items": {"type": "string"}},
                            "follow_up_questions": _questions_schema(0, breadth)}}
@@ -49,7 +50,7 @@ def plan_messages(question: str, breadth: int) -> list[dict[str, str]]:
             "You plan web research. Split the user's question into focused, non-overlapping sub-questions that a "
             "web search can answer, each with a one-line rationale. Cover definitions, current state, evidence "
             f"and disagreements. Return at most {breadth} sub-questions as JSON matching the schema.")},
-        {"role": "user", "content": f"<question>\n{question}\n</question>"},
+        {"role": "user", "content": delimit("question", question)},
     ]
 
 
@@ -63,9 +64,8 @@ def search_messages(question: str, sub_question: str) -> list[dict[str, str]]:
 
 
 def _findings(sub_questions: Sequence[SubQuestion]) -> str:
-    return "\n".join(
-        f'<finding question="{sq.question}" sources="{",".join(map(str, sq.sources))}">\n{sq.finding}\n</finding>'
-        for sq in sub_questions if sq.finding)
+    return "\n".join(delimit("finding", sq.finding, question=sq.question, sources=",".join(map(str, sq.sources)))
+                     for sq in sub_questions if sq.finding)
 
 
 def reflect_messages(question: str, done: Sequence[SubQuestion], breadth: int) -> list[dict[str, str]]:
@@ -75,16 +75,15 @@ def reflect_messages(question: str, done: Sequence[SubQuestion], breadth: int) -
             "You review research findings. List the important gaps that remain for answering the question, and up "
             f"to {breadth} follow-up sub-questions that would close them. Do not repeat questions already asked. "
             "If nothing important is missing, return empty lists. " + UNTRUSTED)},
-        {"role": "user", "content": f"<question>\n{question}\n</question>\nAlready asked:\n{asked}\n\n"
-                                    f"{_findings(done)}"},
+        {"role": "user", "content": f"{delimit('question', question)}\nAlready asked:\n{asked}\n\n{_findings(done)}"},
     ]
 
 
-def _sources(entries: Sequence[LedgerEntry]) -> str:
-    return "\n".join(f'<source n="{e.n}" title="{e.title}" url="{e.url}">\n{e.snippet}\n</source>' for e in entries)
+def _sources(entries: Sequence[Source]) -> str:
+    return "\n".join(delimit("source", e.snippet, n=e.n, title=e.title, url=e.url) for e in entries)
 
 
-def write_messages(question: str, done: Sequence[SubQuestion], entries: Sequence[LedgerEntry],
+def write_messages(question: str, done: Sequence[SubQuestion], entries: Sequence[Source],
                    partial: bool) -> list[dict[str, str]]:
     note = ("The research stopped early; say which parts are thin. " if partial else "")
     return [
@@ -93,5 +92,5 @@ def write_messages(question: str, done: Sequence[SubQuestion], entries: Sequence
             "## Summary, ## Findings (grouped by theme), ## Disagreements and uncertainty, ## Open questions. "
             "Cite only the numbered sources given, as [n] right after the claim they support; never invent a "
             "source, number or URL, and do not write a source list (it is added for you). " + note + UNTRUSTED)},
-        {"role": "user", "content": f"<question>\n{question}\n</question>\n\n{_findings(done)}\n\n{_sources(entries)}"},
+        {"role": "user", "content": f"{delimit('question', question)}\n\n{_findings(done)}\n\n{_sources(entries)}"},
     ]

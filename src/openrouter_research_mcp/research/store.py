@@ -12,7 +12,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from .._util import write_atomically
-from .models import RUN_ID, ResearchRun
+from .run import RUN_ID, ResearchRun
 
 __all__ = ["RunStore"]
 

@@ -13,14 +13,23 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ._util import as_dict
-from .usage import Pricing
+from .._util import as_dict
+from .pricing import Pricing
 
-__all__ = ["CAPABILITIES", "ModelInfo", "SearchPage", "SearchQuery", "search_models", "sort_models"]
+__all__ = [
+    "Capability",
+    "ModelInfo",
+    "ReasoningEffort",
+    "SearchPage",
+    "SearchQuery",
+    "SortKey",
+    "search_models",
+    "sort_models",
+]
 
 Capability = Literal["tools", "reasoning", "structured_outputs", "web_search"]
-CAPABILITIES: tuple[str, ...] = ("tools", "reasoning", "structured_outputs", "web_search")
 SortKey = Literal["price", "context", "newest", "name"]
+ReasoningEffort = Literal["minimal", "low", "medium", "high"]
 
 
 def _lenient_int(value: Any) -> int:

@@ -16,8 +16,8 @@ from typing import Any
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 from tenacity.stop import stop_base
 
-from ._constants import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY, RETRY_STATUSES
-from .errors import TransientError
+from .._constants import INITIAL_RETRY_DELAY, MAX_RETRY_AFTER, MAX_RETRY_DELAY, RETRY_STATUSES
+from ..errors import TransientError
 
 __all__ = ["parse_retry_after", "retry_delay", "retrying", "should_retry"]
 
@@ -71,7 +71,7 @@ def _wait(state: RetryCallState) -> float:
     return retry_delay(state.attempt_number, hint)
 
 
-class _stop_past_deadline(stop_base):  # noqa: N801 - tenacity's own stop strategies are lower-case classes
+class _stop_past_deadline(stop_base):
     """Stop when sleeping before the next attempt would reach the deadline (a `time.monotonic()` value)."""
 
     def __init__(self, deadline: float | None) -> None:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._util import as_dict
+from .._util import as_dict
+from ..errors import OpenRouterError
 from .client import OpenRouterClient
-from .errors import OpenRouterError
 
 __all__ = ["account_info"]
 

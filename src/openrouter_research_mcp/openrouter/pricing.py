@@ -1,4 +1,4 @@
-"""Money: model pricing, per-call usage and cost, and the session-wide ledger.
+"""Money: model pricing, the tokens and cost of calls, worst-case estimates, and the one rule for web-search fees.
 
 OpenRouter prices are decimal strings in USD per token (or per request / per web search). The 2026 catalog omits
 zero prices, so a missing key means 0; `"-1"` means the price is decided at routing time (`openrouter/auto`) and
@@ -9,14 +9,26 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ._constants import DEFAULT_WEB_SEARCH_FEE
-from ._util import as_dict
+from .._constants import DEFAULT_WEB_SEARCH_FEE
+from .._util import as_dict
 
-__all__ = ["ModelUsage", "Pricing", "Usage", "UsageLedger", "cost_from_pricing", "usage_from_response"]
+__all__ = [
+    "CallTotals",
+    "ModelUsage",
+    "Pricing",
+    "SessionUsage",
+    "Usage",
+    "cost_from_pricing",
+    "estimate_prompt_tokens",
+    "usage_from_response",
+    "web_search_fee",
+    "worst_case_cost",
+]
 
 PER_MILLION = 1_000_000
 
@@ -64,8 +76,15 @@ class Pricing(BaseModel):
         return None if math.isnan(value) else round(value * PER_MILLION, 6)
 
 
+def web_search_fee(pricing: Pricing | None, searches: int = 1) -> float:
+    """The one rule for what web searches cost: per search request, at the model's `pricing.web_search` where the
+    catalog gives one, else at DEFAULT_WEB_SEARCH_FEE. Used for real costs, worst-case estimates and the test fake."""
+    per_search = pricing.web_search if pricing is not None and pricing.web_search > 0 else DEFAULT_WEB_SEARCH_FEE
+    return searches * per_search
+
+
 class Usage(BaseModel):
-    """Tokens and cost of one call. `cost_usd` is None when it could not be known."""
+    """Tokens and USD cost: of one call, or summed over many with `add`. `cost_usd` is None when unknown."""
 
     model_config = ConfigDict(defer_build=True)
 
@@ -76,7 +95,26 @@ class Usage(BaseModel):
     total_tokens: int = 0
     web_search_requests: int = 0
     cost_usd: float | None = None
-    cost_source: str = Field(default="unknown", description="upstream (usage.cost), pricing (catalog), or unknown")
+    cost_source: str = Field(default="unknown", description="upstream (usage.cost), pricing (catalog), sum (a total) or unknown")
+
+    def add(self, other: Usage) -> None:
+        """Add `other`'s tokens and cost to this total (an unknown cost adds nothing)."""
+        self.prompt_tokens += other.prompt_tokens
+        self.completion_tokens += other.completion_tokens
+        self.reasoning_tokens += other.reasoning_tokens
+        self.cached_tokens += other.cached_tokens
+        self.total_tokens += other.total_tokens
+        self.web_search_requests += other.web_search_requests
+        if other.cost_usd is not None:
+            self.cost_usd = round((self.cost_usd or 0.0) + other.cost_usd, 10)
+
+    @classmethod
+    def total(cls, parts: Iterable[Usage]) -> Usage:
+        """The sum of `parts` (cost 0 when there are none)."""
+        out = cls(cost_usd=0.0, cost_source="sum")
+        for part in parts:
+            out.add(part)
+        return out
 
 
 def _int(value: Any) -> int:
@@ -98,12 +136,12 @@ def cost_from_pricing(usage: Usage, pricing: Pricing) -> float | None:
         + (usage.completion_tokens - reasoning) * pricing.completion
         + reasoning * pricing.internal_reasoning
         + pricing.request
-        + usage.web_search_requests * (pricing.web_search or DEFAULT_WEB_SEARCH_FEE)
+        + web_search_fee(pricing, usage.web_search_requests)
     )
     return round(cost, 10)
 
 
-def usage_from_response(raw: Any, pricing: Pricing | None) -> Usage:
+def usage_from_response(raw: Any, pricing: Pricing | None = None) -> Usage:
     """Read OpenRouter's `usage` object; fill in `cost_usd` from `pricing` when `usage.cost` is absent."""
     raw = as_dict(raw)
     prompt_details = as_dict(raw.get("prompt_tokens_details"))
@@ -129,57 +167,70 @@ def usage_from_response(raw: Any, pricing: Pricing | None) -> Usage:
     return usage
 
 
-class ModelUsage(BaseModel):
-    """What one model has consumed this session."""
+def estimate_prompt_tokens(text_chars: int) -> int:
+    """A pessimistic token count for `text_chars` characters (about 3 characters a token, plus framing)."""
+    return math.ceil(text_chars / 3) + 16
 
-    model_config = ConfigDict(defer_build=True)
+
+def worst_case_cost(pricing: Pricing, prompt_chars: int, max_tokens: int, *, web_searches: int = 0) -> float | None:
+    """The most a call can cost: the prompt estimate, all of `max_tokens` at the dearest output rate, the request
+    fee and the fee of up to `web_searches` searches. None when the price is only known at routing time."""
+    if not pricing.known:
+        return None
+    output_rate = max(pricing.completion, pricing.internal_reasoning)
+    cost = estimate_prompt_tokens(prompt_chars) * pricing.prompt + max_tokens * output_rate + pricing.request
+    return cost + (web_search_fee(pricing, web_searches) if web_searches else 0.0)
+
+
+class CallTotals(Usage):
+    """Usage summed over a number of calls."""
 
     calls: int = 0
-    failed_calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_usd: float = 0.0
     calls_with_unknown_cost: int = 0
 
+    def record(self, usage: Usage) -> None:
+        """Count one call and add its usage."""
+        self.calls += 1
+        self.calls_with_unknown_cost += usage.cost_usd is None
+        self.add(usage)
 
-class UsageLedger:
-    """Session-wide totals per model. Thread-safe, since sync tools run on worker threads."""
+
+class ModelUsage(CallTotals):
+    """What one model has consumed this session."""
+
+    failed_calls: int = 0
+
+
+class SessionUsage:
+    """This session's calls, tokens and cost per model (not to be confused with research's citation ledger).
+    Thread-safe, since sync tools run on worker threads."""
 
     def __init__(self) -> None:
         self._by_model: dict[str, ModelUsage] = {}
         self._lock = threading.Lock()
 
+    def _entry(self, model: str) -> ModelUsage:
+        return self._by_model.setdefault(model, ModelUsage(cost_usd=0.0, cost_source="sum"))
+
     def record(self, model: str, usage: Usage) -> None:
         """Add one successful call's usage under `model` (the model that answered)."""
         with self._lock:
-            entry = self._by_model.setdefault(model, ModelUsage())
-            entry.calls += 1
-            entry.prompt_tokens += usage.prompt_tokens
-            entry.completion_tokens += usage.completion_tokens
-            entry.reasoning_tokens += usage.reasoning_tokens
-            if usage.cost_usd is None:
-                entry.calls_with_unknown_cost += 1
-            else:
-                entry.cost_usd = round(entry.cost_usd + usage.cost_usd, 10)
+            self._entry(model).record(usage)
 
     def record_failure(self, model: str) -> None:
         """Count a call that failed (no tokens billed as far as we know)."""
         with self._lock:
-            self._by_model.setdefault(model, ModelUsage()).failed_calls += 1
+            self._entry(model).failed_calls += 1
 
     def by_model(self) -> dict[str, ModelUsage]:
         with self._lock:
             return {name: entry.model_copy() for name, entry in sorted(self._by_model.items())}
 
     def totals(self) -> ModelUsage:
-        total = ModelUsage()
+        total = ModelUsage(cost_usd=0.0, cost_source="sum")
         for entry in self.by_model().values():
+            total.add(entry)
             total.calls += entry.calls
             total.failed_calls += entry.failed_calls
-            total.prompt_tokens += entry.prompt_tokens
-            total.completion_tokens += entry.completion_tokens
-            total.reasoning_tokens += entry.reasoning_tokens
-            total.cost_usd = round(total.cost_usd + entry.cost_usd, 10)
             total.calls_with_unknown_cost += entry.calls_with_unknown_cost
         return total

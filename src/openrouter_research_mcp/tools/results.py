@@ -6,10 +6,10 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .completion import Attempt
-from .modelinfo import ModelInfo
-from .research.ledger import LedgerEntry
-from .usage import Usage
+from ..openrouter.completion import Attempt, Source
+from ..openrouter.models import ModelInfo
+from ..openrouter.pricing import Usage
+from ..research.run import SpendLine
 
 __all__ = [
     "AskResult",
@@ -19,33 +19,9 @@ __all__ = [
     "JudgeVerdict",
     "ModelRow",
     "ModelsPage",
-    "Source",
-    "UsageOut",
+    "ResearchResult",
+    "RoundSummary",
 ]
-
-
-class UsageOut(BaseModel):
-    """Tokens and USD cost of a call (cost is null only when neither OpenRouter nor the catalog could price it)."""
-
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    reasoning_tokens: int = 0
-    total_tokens: int = 0
-    cost_usd: float | None = None
-
-    @classmethod
-    def of(cls, usage: Usage) -> UsageOut:
-        return cls(prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens,
-                   reasoning_tokens=usage.reasoning_tokens, total_tokens=usage.total_tokens, cost_usd=usage.cost_usd)
-
-
-class Source(BaseModel):
-    """A web source the answer cites (from OpenRouter's `url_citation` annotations)."""
-
-    n: int
-    url: str
-    title: str = ""
-    snippet: str = ""
 
 
 class AskResult(BaseModel):
@@ -54,7 +30,7 @@ class AskResult(BaseModel):
     answer: str
     model: str = Field(description="the model that answered")
     model_requested: str
-    usage: UsageOut
+    usage: Usage
     latency_s: float
     generation_id: str | None = None
     finish_reason: str | None = None
@@ -71,7 +47,7 @@ class CompareEntry(BaseModel):
     answer: str | None = None
     error: str | None = None
     answered_by: str | None = Field(default=None, description="set when OpenRouter routed to another model")
-    usage: UsageOut = Field(default_factory=UsageOut)
+    usage: Usage = Field(default_factory=Usage)
     latency_s: float = 0.0
     finish_reason: str | None = None
 
@@ -87,16 +63,12 @@ class JudgeVerdict(BaseModel):
     recommended_answer: str | None = None
     best_model: str | None = None
     error: str | None = None
-    usage: UsageOut = Field(default_factory=UsageOut)
+    usage: Usage = Field(default_factory=Usage)
 
 
-class CompareTotals(BaseModel):
+class CompareTotals(Usage):
     """Sums over every call the comparison made, the judge included."""
 
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_usd: float = 0.0
     wall_time_s: float = 0.0
     succeeded: int = 0
     failed: int = 0
@@ -142,20 +114,12 @@ class ModelsPage(BaseModel):
     catalog_note: str | None = Field(default=None, description="set when the catalog is stale or a refresh failed")
 
 
-class ResearchRoundOut(BaseModel):
+class RoundSummary(BaseModel):
+    """One round of research: the sub-questions asked and the gaps found after it."""
+
     round: int
     sub_questions: list[str]
     gaps: list[str] = Field(default_factory=list)
-
-
-class StageSpend(BaseModel):
-    stage: str
-    model: str
-    calls: int
-    prompt_tokens: int
-    completion_tokens: int
-    reasoning_tokens: int
-    cost_usd: float
 
 
 class ResearchResult(BaseModel):
@@ -167,11 +131,11 @@ class ResearchResult(BaseModel):
     stopped_because: str | None = Field(description="done, budget, time, cancelled, interrupted or failed")
     progress: str
     report: str | None = Field(description="markdown; cites only the numbered sources")
-    sources: list[LedgerEntry]
-    sub_questions: list[ResearchRoundOut]
+    sources: list[Source]
+    sub_questions: list[RoundSummary]
     open_questions: list[str]
     removed_citations: int = Field(description="citations or URLs outside the source list removed from the report")
-    usage: list[StageSpend] = Field(description="calls, tokens and USD by stage and model")
+    usage: list[SpendLine] = Field(description="calls, tokens and USD by stage and model")
     prompt_tokens: int
     completion_tokens: int
     cost_usd: float

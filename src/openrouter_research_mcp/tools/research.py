@@ -5,27 +5,28 @@ from __future__ import annotations
 import asyncio
 import time
 
-from ._util import Progress
-from .errors import AuthError, OpenRouterError, RequestError, UpstreamUnavailableError
-from .research.models import ResearchParams, ResearchRun
-from .results import ResearchResult, ResearchRoundOut, StageSpend
+from .._util import Progress
+from ..errors import AuthError, NotFoundError, RequestError, UpstreamUnavailableError
+from ..openrouter.pricing import Usage
+from ..research.run import RUN_ID, ResearchParams, ResearchRun
+from .render import render_research
+from .results import ResearchResult, RoundSummary
 from .state import AppState
 
-__all__ = ["deep_research", "get_research", "research_result"]
+__all__ = ["deep_research", "get_research", "research_report", "research_result"]
 
 
 def research_result(run: ResearchRun) -> ResearchResult:
     """The structured view of a run."""
+    totals = Usage.total(run.spend)
     return ResearchResult(
         research_id=run.research_id, question=run.params.question, status=run.status,
         stopped_because=run.stopped_because, progress=run.progress, report=run.report,
         sources=run.sources,
-        sub_questions=[ResearchRoundOut(round=r.n, sub_questions=[sq.question for sq in r.sub_questions], gaps=r.gaps)
+        sub_questions=[RoundSummary(round=r.n, sub_questions=[sq.question for sq in r.sub_questions], gaps=r.gaps)
                        for r in run.rounds],
         open_questions=run.open_questions, removed_citations=run.removed_citations,
-        usage=[StageSpend(**line.model_dump()) for line in run.spend],
-        prompt_tokens=sum(line.prompt_tokens for line in run.spend),
-        completion_tokens=sum(line.completion_tokens for line in run.spend),
+        usage=run.spend, prompt_tokens=totals.prompt_tokens, completion_tokens=totals.completion_tokens,
         cost_usd=run.cost_usd, max_cost_usd=run.params.max_cost_usd, upstream_requests=run.upstream_requests,
         timings=run.timings, error=run.error)
 
@@ -73,5 +74,14 @@ def get_research(state: AppState, research_id: str) -> ResearchResult:
     if run is None:
         known = [r.research_id for r in state.research.list()[:5]]
         hint = f" Recent runs: {', '.join(known)}." if known else " No runs have been saved yet."
-        raise OpenRouterError(f"No research run has the id `{research_id}`.{hint}")
+        raise NotFoundError(f"No research run has the id `{research_id}`.{hint}")
     return research_result(run)
+
+
+def research_report(state: AppState, research_id: str) -> str:
+    """`research://reports/{id}`: the run's full markdown report (or its status while it has none)."""
+    run = state.research.get(research_id) if RUN_ID.fullmatch(research_id) else None
+    if run is None:
+        raise NotFoundError(f"No research run has the id `{research_id}`.")
+    result = research_result(run)
+    return result.report or render_research(result)

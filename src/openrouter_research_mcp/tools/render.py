@@ -5,13 +5,31 @@ They stay compact on purpose: the host model pays for every token we return.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
-from .completion import Attempt
-from .errors import OpenRouterError, StreamError
-from .results import AskResult, CompareResult, ModelsPage, ResearchResult, UsageOut
+from ..errors import OpenRouterError, StreamError
+from ..openrouter.catalog import CatalogSnapshot
+from ..openrouter.completion import Attempt
+from ..openrouter.models import ModelInfo
+from ..openrouter.pricing import SessionUsage, Usage
+from ..research.run import ResearchRun
+from .results import AskResult, CompareResult, ModelsPage, ResearchResult
 
-__all__ = ["error_text", "render_ask", "render_compare", "render_models", "render_research", "usd"]
+__all__ = [
+    "error_text",
+    "render_account",
+    "render_ask",
+    "render_compare",
+    "render_model_detail",
+    "render_models",
+    "render_models_index",
+    "render_research",
+    "render_research_index",
+    "render_usage",
+    "usd",
+]
 
 REPORT_WORDS = 2000  # the text rendering stays about this long so it fits a host's context
 
@@ -23,7 +41,7 @@ def usd(value: float | None) -> str:
     return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
 
 
-def _usage(u: UsageOut) -> str:
+def _usage(u: Usage) -> str:
     reasoning = f" (+{u.reasoning_tokens:,} reasoning)" if u.reasoning_tokens else ""
     return f"{u.prompt_tokens:,} in / {u.completion_tokens:,} out{reasoning} tokens · {usd(u.cost_usd)}"
 
@@ -134,3 +152,40 @@ def render_research(r: ResearchResult) -> str:
                                          "the full text]")
     body = main + marker + sources
     return f"{body}\n{footer}"
+
+
+# ------------------------------------------------------------------------------------------------- resources
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, indent=1, ensure_ascii=False)
+
+
+def render_models_index(snap: CatalogSnapshot) -> str:
+    """`openrouter://models`: every model's id, context and prices, as compact JSON columns."""
+    rows = [[m.id, m.context_length, m.pricing.per_million("prompt"), m.pricing.per_million("completion")]
+            for m in sorted(snap.models.values(), key=lambda m: m.id)]
+    return json.dumps({"columns": ["id", "context", "prompt_usd_per_mtok", "completion_usd_per_mtok"],
+                       "models": rows, "catalog_age_s": int(snap.age())}, separators=(",", ":"))
+
+
+def render_model_detail(info: ModelInfo) -> str:
+    """`openrouter://models/{id}`: the catalog's own JSON for one model, with the capabilities we read from it."""
+    return _json({**info.raw, "capabilities": info.capabilities} if info.raw else info.model_dump(mode="json"))
+
+
+def render_usage(usage: SessionUsage) -> str:
+    """`openrouter://usage`: this session's totals and per-model usage."""
+    return _json({"totals": usage.totals().model_dump(),
+                  "by_model": {k: v.model_dump() for k, v in usage.by_model().items()}})
+
+
+def render_account(info: dict[str, Any]) -> str:
+    """`openrouter://account`: what `/key` and `/credits` say (never the key)."""
+    return _json(info)
+
+
+def render_research_index(runs: Sequence[ResearchRun]) -> str:
+    """`research://reports`: one line per saved run."""
+    return _json([{"research_id": r.research_id, "question": r.params.question, "status": r.status,
+                   "sources": len(r.sources), "cost_usd": r.cost_usd, "created_at": r.created_at} for r in runs])

@@ -1,4 +1,4 @@
-"""Spending caps enforced in code: estimate a call's worst case before it starts, settle its real cost after.
+"""Spending caps enforced in code: reserve a call's worst case before it starts, settle its real cost after.
 
 A call is started only when its worst case fits what is left; once it finishes, the reservation is replaced by the
 real `usage.cost`. So total spend can pass the cap by at most what in-flight calls cost beyond their estimates, and
@@ -7,35 +7,12 @@ estimates are deliberately pessimistic (every `max_tokens` used, the prompt roun
 
 from __future__ import annotations
 
-import math
 import threading
 from dataclasses import dataclass
 
-from ._constants import DEFAULT_WEB_SEARCH_FEE
-from .errors import BudgetExceededError, OpenRouterError, StreamError
-from .modelinfo import ModelInfo
+from ..errors import BudgetExceededError, OpenRouterError, StreamError
 
-__all__ = ["DEFAULT_WEB_SEARCH_FEE", "Budget", "Reservation", "estimate_prompt_tokens", "worst_case_cost"]
-
-
-
-def estimate_prompt_tokens(text_chars: int) -> int:
-    """A pessimistic token count for `text_chars` characters (about 3 characters a token, plus framing)."""
-    return math.ceil(text_chars / 3) + 16
-
-
-def worst_case_cost(model: ModelInfo, prompt_chars: int, max_tokens: int, *, web_search: bool = False) -> float | None:
-    """The most a call can cost: the prompt estimate, all of `max_tokens` at the dearest output rate, the request
-    fee and, with web search, the search fee. None when the model's pricing is only known at routing time."""
-    pricing = model.pricing
-    if not pricing.known:
-        return None
-    output_rate = max(pricing.completion, pricing.internal_reasoning)
-    cost = estimate_prompt_tokens(prompt_chars) * pricing.prompt + max_tokens * output_rate + pricing.request
-    if web_search:
-        cost += pricing.web_search * 5 if pricing.web_search else DEFAULT_WEB_SEARCH_FEE
-    return cost
-
+__all__ = ["Budget", "Reservation"]
 
 @dataclass
 class Reservation:

@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ._util import write_atomically
-from .errors import ModelNotFoundError, OpenRouterError, UpstreamUnavailableError
-from .modelinfo import ModelInfo, SearchPage, SearchQuery, SortKey, search_models, sort_models
-from .usage import Pricing
+from .._util import write_atomically
+from ..errors import ModelNotFoundError, OpenRouterError, UpstreamUnavailableError
+from .models import ModelInfo, SearchPage, SearchQuery, SortKey, search_models, sort_models
+from .pricing import Pricing
 
 __all__ = ["CACHE_FORMAT", "CatalogSnapshot", "ModelCatalog", "VARIANT_SUFFIXES"]
 
@@ -112,7 +112,6 @@ class ModelCatalog:
         self._next_refresh = 0.0  # wall-clock time before which no refresh starts (after a failure)
         self._last_error: UpstreamUnavailableError | None = None  # the last failed fetch while nothing is cached
         self._disk_lock = asyncio.Lock()
-        self.fetch_count = 0
 
     @property
     def cache_path(self) -> Path | None:
@@ -156,7 +155,6 @@ class ModelCatalog:
     # ------------------------------------------------------------------------------------------------ fetching
 
     async def _refresh(self) -> CatalogSnapshot:
-        self.fetch_count += 1
         raw = await self._fetch()
         fetched_at = self._clock()
         try:
@@ -260,6 +258,14 @@ class ModelCatalog:
             return self.resolve(self._snapshot, model_id).pricing
         except ModelNotFoundError:
             return None
+
+    def complete(self, snap: CatalogSnapshot, typed: str, limit: int = 100) -> tuple[list[str], int]:
+        """Model ids for a completion request: those starting with the last comma-separated part of `typed`, else
+        those containing it; at most `limit`, and how many matched in all."""
+        part = typed.rsplit(",", 1)[-1].strip().lower()
+        ids = sorted(snap.models)
+        hits = [i for i in ids if i.lower().startswith(part)] or [i for i in ids if part in i.lower()]
+        return hits[:limit], len(hits)
 
     async def search(self, query: SearchQuery) -> tuple[SearchPage, CatalogSnapshot]:
         """Search the catalog; returns the page and the snapshot it came from (for its age)."""

@@ -12,23 +12,24 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ._util import as_dict
-from .errors import BadResponseError, RequestError, StreamError, error_for_status
-from .usage import Pricing, Usage, usage_from_response
+from .._util import as_dict
+from ..errors import BadResponseError, RequestError, StreamError, error_for_status
+from .pricing import Usage, usage_from_response
 
-__all__ = ["Attempt", "ChatResult", "Citation", "assemble_stream", "parse_completion", "raise_for_body_error"]
+__all__ = ["Attempt", "ChatResult", "Source", "assemble_stream", "parse_completion", "raise_for_body_error"]
 
 
-class Citation(BaseModel):
-    """A web source behind an answer, from a `url_citation` annotation."""
+class Source(BaseModel):
+    """A web page behind an answer: parsed from a `url_citation` annotation, numbered in an answer or in research's
+    citation ledger, and returned as is in results."""
 
     model_config = ConfigDict(defer_build=True)
 
+    n: int = Field(default=0, description="its number: cited as [n]")
     url: str
     title: str = ""
-    snippet: str = Field(default="", description="the annotation's `content`: the passage the model drew on")
-    start_index: int | None = None
-    end_index: int | None = None
+    snippet: str = Field(default="", description="the passage the model drew on (the annotation's `content`)")
+    found_by: str | None = Field(default=None, description="in research: the sub-question whose search found it")
 
 
 class Attempt(BaseModel):
@@ -54,7 +55,7 @@ class ChatResult(BaseModel):
     provider: str | None = None
     generation_id: str | None = None
     finish_reason: str | None = None
-    citations: list[Citation] = Field(default_factory=list)
+    citations: list[Source] = Field(default_factory=list)
     usage: Usage = Field(default_factory=Usage)
     attempts: list[Attempt] = Field(default_factory=list)
     latency_s: float = 0.0
@@ -83,22 +84,20 @@ def raise_for_body_error(body: dict[str, Any], model: str | None, partial_text: 
     raise typed
 
 
-def _citations(message: dict[str, Any]) -> list[Citation]:
-    seen: dict[str, Citation] = {}
+def _citations(message: dict[str, Any]) -> list[Source]:
+    seen: dict[str, Source] = {}
     for note in message.get("annotations") or []:
         if not isinstance(note, dict) or note.get("type") != "url_citation":
             continue
         data = as_dict(note.get("url_citation"))
         url = data.get("url")
         if isinstance(url, str) and url and url not in seen:
-            start, end = data.get("start_index"), data.get("end_index")
-            seen[url] = Citation(url=url, title=str(data.get("title") or ""), snippet=str(data.get("content") or ""),
-                                 start_index=start if isinstance(start, int) else None,
-                                 end_index=end if isinstance(end, int) else None)
+            seen[url] = Source(n=len(seen) + 1, url=url, title=str(data.get("title") or ""),
+                               snippet=str(data.get("content") or ""))
     return list(seen.values())
 
 
-def parse_completion(body: Any, requested: str, pricing: Pricing | None = None) -> ChatResult:
+def parse_completion(body: Any, requested: str) -> ChatResult:
     """Turn a chat completion body into a `ChatResult`, or raise the typed error it carries."""
     if not isinstance(body, dict):
         raise BadResponseError(f"OpenRouter's answer for `{requested}` was not a JSON object. Try again.",
@@ -128,7 +127,7 @@ def parse_completion(body: Any, requested: str, pricing: Pricing | None = None) 
             generation_id=str(body["id"]) if body.get("id") else None,
             finish_reason=str(choice["finish_reason"]) if choice.get("finish_reason") else None,
             citations=_citations(message),
-            usage=usage_from_response(body.get("usage"), pricing),
+            usage=usage_from_response(body.get("usage")),
         )
     except (ValidationError, TypeError, ValueError) as exc:  # an answer of an unexpected shape is not a crash
         raise BadResponseError(f"`{answered_by}` sent an answer this server could not read ({type(exc).__name__}). "

@@ -1,4 +1,4 @@
-"""What every tool shares for the server's lifetime: settings, the client, the catalog and the usage ledger."""
+"""What every tool shares for the server's lifetime: settings, the client, the catalog and the session usage."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from .catalog import ModelCatalog
-from .client import OpenRouterClient
-from .config import Settings
-from .research.engine import ResearchEngine
-from .research.manager import ResearchManager
-from .research.store import RunStore
-from .usage import UsageLedger
+from ..config import Settings
+from ..openrouter.catalog import ModelCatalog
+from ..openrouter.client import OpenRouterClient
+from ..openrouter.pricing import SessionUsage
+from ..research.engine import ResearchEngine
+from ..research.manager import ResearchManager
+from ..research.store import RunStore
 
 __all__ = ["AppState", "open_state"]
 
@@ -25,15 +25,15 @@ class AppState:
     settings: Settings
     client: OpenRouterClient
     catalog: ModelCatalog
-    ledger: UsageLedger
+    usage: SessionUsage
     research: ResearchManager
 
 
 @asynccontextmanager
 async def open_state(settings: Settings) -> AsyncIterator[AppState]:
     """Create the shared client and catalog, and close them on the way out."""
-    ledger = UsageLedger()
-    client = OpenRouterClient(settings, ledger=ledger)
+    usage = SessionUsage()
+    client = OpenRouterClient(settings, usage=usage)
     catalog = ModelCatalog(lambda: client.get_json("/models"), cache_dir=settings.cache_dir,
                            ttl=settings.models_ttl, base_url=settings.base_url)
     client.pricing = catalog.pricing_for
@@ -41,7 +41,7 @@ async def open_state(settings: Settings) -> AsyncIterator[AppState]:
     engine = ResearchEngine(client, store, web_mode=settings.web_search, concurrency=settings.research_concurrency)
     research = ResearchManager(engine, store, catalog)
     try:
-        yield AppState(settings=settings, client=client, catalog=catalog, ledger=ledger, research=research)
+        yield AppState(settings=settings, client=client, catalog=catalog, usage=usage, research=research)
     finally:
         await research.aclose()
         await catalog.aclose()

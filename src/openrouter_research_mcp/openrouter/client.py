@@ -15,12 +15,11 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._constants import DEFAULT_CONNECT_TIMEOUT
-from ._util import as_dict
-from ._version import __version__
-from .completion import Attempt, ChatResult, assemble_stream, parse_completion
-from .config import Settings
-from .errors import (
+from .._constants import DEFAULT_CONNECT_TIMEOUT
+from .._util import as_dict
+from .._version import __version__
+from ..config import Settings
+from ..errors import (
     AuthError,
     BadResponseError,
     ContextLengthError,
@@ -31,8 +30,9 @@ from .errors import (
     UpstreamUnavailableError,
     error_for_status,
 )
+from .completion import Attempt, ChatResult, assemble_stream, parse_completion
+from .pricing import Pricing, SessionUsage, cost_from_pricing
 from .retry import parse_retry_after, retrying
-from .usage import Pricing, UsageLedger, cost_from_pricing
 
 if TYPE_CHECKING:
     import httpx
@@ -75,7 +75,7 @@ def _error_details(response: httpx.Response) -> tuple[str, dict[str, Any], float
 class OpenRouterClient:
     """Async OpenRouter API client shared by every tool.
 
-    `pricing` maps a model id to its catalog pricing, used when a response lacks `usage.cost`; `ledger` collects the
+    `pricing` maps a model id to its catalog pricing, used when a response lacks `usage.cost`; `usage` collects the
     session's usage; `transport` and `sleep` exist so tests can fake the network and the clock.
     """
 
@@ -84,13 +84,13 @@ class OpenRouterClient:
         settings: Settings,
         *,
         pricing: PricingLookup | None = None,
-        ledger: UsageLedger | None = None,
+        usage: SessionUsage | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.pricing = pricing
-        self.ledger = ledger if ledger is not None else UsageLedger()
+        self.usage = usage if usage is not None else SessionUsage()
         self._sleep = sleep
         self._secret = settings.api_key.get_secret_value() if settings.api_key else ""
         headers = {
@@ -307,7 +307,7 @@ class OpenRouterClient:
                 self._scrub(exc)
                 attempts.append(Attempt(model=current, ok=False, status=exc.status, error=exc.message,
                                         retries=exc.retries))
-                self.ledger.record_failure(current)
+                self.usage.record_failure(current)
                 out_of_time = deadline is not None and time.monotonic() >= deadline
                 if index + 1 < len(chain) and is_fallback_worthy(exc) and not out_of_time:
                     log.warning("%s failed (%s); falling back to %s", current, type(exc).__name__, chain[index + 1])
@@ -319,6 +319,6 @@ class OpenRouterClient:
             result.model_requested = primary
             result.attempts = attempts
             result.latency_s = round(time.monotonic() - started, 4)
-            self.ledger.record(result.model, result.usage)
+            self.usage.record(result.model, result.usage)
             return result
         raise AssertionError("unreachable: the chain is never empty")  # pragma: no cover

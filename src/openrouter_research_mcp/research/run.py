@@ -9,8 +9,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..usage import Usage
-from .ledger import LedgerEntry
+from ..openrouter.completion import Source
+from ..openrouter.pricing import CallTotals, Usage
 
 __all__ = ["RUN_ID", "ResearchParams", "ResearchRun", "Round", "SpendLine", "SubQuestion", "new_run_id"]
 
@@ -64,25 +64,13 @@ class Round(BaseModel):
     gaps: list[str] = Field(default_factory=list, description="what reflection found missing after this round")
 
 
-class SpendLine(BaseModel):
+class SpendLine(CallTotals):
     """Calls, tokens and cost for one stage and model."""
-
-    model_config = ConfigDict(defer_build=True)
 
     stage: Stage
     model: str
-    calls: int = 0
-    prompt_tokens: int = 0
-    completion_tokens: int = 0
-    reasoning_tokens: int = 0
-    cost_usd: float = 0.0
-
-    def add(self, usage: Usage) -> None:
-        self.calls += 1
-        self.prompt_tokens += usage.prompt_tokens
-        self.completion_tokens += usage.completion_tokens
-        self.reasoning_tokens += usage.reasoning_tokens
-        self.cost_usd = round(self.cost_usd + (usage.cost_usd or 0.0), 10)
+    cost_usd: float | None = 0.0
+    cost_source: str = "sum"
 
 
 class ResearchRun(BaseModel):
@@ -98,7 +86,7 @@ class ResearchRun(BaseModel):
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
     rounds: list[Round] = Field(default_factory=list)
-    sources: list[LedgerEntry] = Field(default_factory=list)
+    sources: list[Source] = Field(default_factory=list)
     report: str | None = None
     open_questions: list[str] = Field(default_factory=list)
     removed_citations: int = 0
@@ -109,7 +97,7 @@ class ResearchRun(BaseModel):
 
     @property
     def cost_usd(self) -> float:
-        return round(sum(line.cost_usd for line in self.spend), 8)
+        return round(Usage.total(self.spend).cost_usd or 0.0, 8)
 
     def spend_line(self, stage: Stage, model: str) -> SpendLine:
         for line in self.spend:
