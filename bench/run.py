@@ -28,13 +28,20 @@ from mcp import Client, StdioServerParameters
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.conftest import FAKE_KEY  # noqa: E402 - after the path is set
+from tests.fakes import FAKE_KEY  # noqa: E402 - after the path is set
 from tests.fakes.catalog_data import catalog, with_extra_models  # noqa: E402
 from tests.fakes.openrouter import FakeOpenRouter  # noqa: E402
 
-EIGHT = ["openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-3.5-sonnet", "google/gemini-2.5-flash",
-         "deepseek/deepseek-r1", "meta-llama/llama-3.3-70b-instruct", "meta-llama/llama-3.3-70b-instruct:free",
-         "perplexity/sonar"]
+EIGHT = [
+    "openai/gpt-4o-mini",
+    "openai/gpt-4o",
+    "anthropic/claude-3.5-sonnet",
+    "google/gemini-2.5-flash",
+    "deepseek/deepseek-r1",
+    "meta-llama/llama-3.3-70b-instruct",
+    "meta-llama/llama-3.3-70b-instruct:free",
+    "perplexity/sonar",
+]
 PLAN = {"sub_questions": [{"question": f"Aspect {i} of the question?", "rationale": "r"} for i in (1, 2, 3)]}
 GAPS = {"gaps": ["one gap"], "follow_up_questions": [{"question": "What about the gap?", "rationale": "r"}]}
 
@@ -53,11 +60,20 @@ class RawStdio:
     own work (the Python SDK's client validates every result against its schema, which costs more than the call)."""
 
     def __init__(self, env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "openrouter_research_mcp"], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True, bufsize=1)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "openrouter_research_mcp"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            text=True,
+            bufsize=1,
+        )
         self.next_id = 0
-        self.call("initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
-                                 "clientInfo": {"name": "bench", "version": "0"}})
+        self.call(
+            "initialize",
+            {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}},
+        )
         self.notify("notifications/initialized")
 
     def notify(self, method: str) -> None:
@@ -67,8 +83,9 @@ class RawStdio:
     def call(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
         assert self.proc.stdin and self.proc.stdout
         self.next_id += 1
-        self.proc.stdin.write(json.dumps({"jsonrpc": "2.0", "id": self.next_id, "method": method,
-                                          "params": params}) + "\n")
+        self.proc.stdin.write(
+            json.dumps({"jsonrpc": "2.0", "id": self.next_id, "method": method, "params": params}) + "\n"
+        )
         while True:
             message: dict[str, Any] = json.loads(self.proc.stdout.readline())
             if message.get("id") == self.next_id:
@@ -98,36 +115,83 @@ class Bench:
         self.rows: list[dict[str, Any]] = []
 
     def params(self, cache: str, **env: str) -> StdioServerParameters:
-        values = {"OPENROUTER_API_KEY": FAKE_KEY, "OPENROUTER_BASE_URL": self.fake.base_url,
-                  "OPENROUTER_CACHE_DIR": str(self.work / cache), "OPENROUTER_DATA_DIR": str(self.work / "data"),
-                  "OPENROUTER_LOG_LEVEL": "WARNING", "PATH": os.environ.get("PATH", ""), **env}
+        values = {
+            "OPENROUTER_API_KEY": FAKE_KEY,
+            "OPENROUTER_BASE_URL": self.fake.base_url,
+            "OPENROUTER_CACHE_DIR": str(self.work / cache),
+            "OPENROUTER_DATA_DIR": str(self.work / "data"),
+            "OPENROUTER_LOG_LEVEL": "WARNING",
+            "PATH": os.environ.get("PATH", ""),
+            **env,
+        }
         return StdioServerParameters(command=sys.executable, args=["-m", "openrouter_research_mcp"], env=values)
 
-    def row(self, name: str, value: float, unit: str, floor: float | None = None, target: str = "",
-            ok: bool | None = None, note: str = "") -> None:
-        self.rows.append({"name": name, "value": round(value, 4), "unit": unit,
-                          "floor": None if floor is None else round(floor, 4), "target": target, "ok": ok,
-                          "note": note})
+    def row(
+        self,
+        name: str,
+        value: float,
+        unit: str,
+        floor: float | None = None,
+        target: str = "",
+        ok: bool | None = None,
+        note: str = "",
+    ) -> None:
+        self.rows.append(
+            {
+                "name": name,
+                "value": round(value, 4),
+                "unit": unit,
+                "floor": None if floor is None else round(floor, 4),
+                "target": target,
+                "ok": ok,
+                "note": note,
+            }
+        )
 
     # --------------------------------------------------------------------------------------------- cold start
 
     def cold_start(self) -> None:
         floor, server = [], []
-        env = {**os.environ, "OPENROUTER_API_KEY": FAKE_KEY, "OPENROUTER_BASE_URL": self.fake.base_url,
-               "OPENROUTER_CACHE_DIR": str(self.work / "cold"), "OPENROUTER_DATA_DIR": str(self.work / "data")}
-        init = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}})
+        env = {
+            **os.environ,
+            "OPENROUTER_API_KEY": FAKE_KEY,
+            "OPENROUTER_BASE_URL": self.fake.base_url,
+            "OPENROUTER_CACHE_DIR": str(self.work / "cold"),
+            "OPENROUTER_DATA_DIR": str(self.work / "data"),
+        }
+        init = json.dumps(
+            {
+                "jsonrpc": "2.0",
+                "id": 1,
+                "method": "initialize",
+                "params": {
+                    "protocolVersion": "2025-11-25",
+                    "capabilities": {},
+                    "clientInfo": {"name": "bench", "version": "0"},
+                },
+            }
+        )
         for _ in range(max(10, 2 * self.repeat)):  # interleaved, so machine noise hits both alike
             t = time.perf_counter()  # the floor: spawn, import the SDK, say so (its exit is not timed)
-            with subprocess.Popen([sys.executable, "-c", "import mcp.server.mcpserver; print('ready', flush=True)"],
-                                  stdout=subprocess.PIPE, env=env, text=True) as bare:
+            with subprocess.Popen(
+                [sys.executable, "-c", "import mcp.server.mcpserver; print('ready', flush=True)"],
+                stdout=subprocess.PIPE,
+                env=env,
+                text=True,
+            ) as bare:
                 assert bare.stdout
                 bare.stdout.readline()
                 floor.append(time.perf_counter() - t)
                 bare.wait(timeout=30)
             t = time.perf_counter()
-            with subprocess.Popen([sys.executable, "-m", "openrouter_research_mcp"], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True) as proc:
+            with subprocess.Popen(
+                [sys.executable, "-m", "openrouter_research_mcp"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+                text=True,
+            ) as proc:
                 assert proc.stdin and proc.stdout
                 proc.stdin.write(init + "\n")
                 proc.stdin.flush()
@@ -140,17 +204,28 @@ class Bench:
         # figure least disturbed by other load), and judge the target on that.
         paired = median([s - f for s, f in zip(server, floor, strict=True)])
         fastest = min(server) - min(floor)
-        self.row("cold start: spawn to initialize response", median(server), "s", median(floor),
-                 "within 0.2 s of the import floor (fastest runs)", fastest <= 0.2,
-                 f"fastest {min(server):.3f} s vs {min(floor):.3f} s: {fastest * 1000:+.0f} ms; median of paired "
-                 f"differences {paired * 1000:+.0f} ms")
+        self.row(
+            "cold start: spawn to initialize response",
+            median(server),
+            "s",
+            median(floor),
+            "within 0.2 s of the import floor (fastest runs)",
+            fastest <= 0.2,
+            f"fastest {min(server):.3f} s vs {min(floor):.3f} s: {fastest * 1000:+.0f} ms; median of paired "
+            f"differences {paired * 1000:+.0f} ms",
+        )
 
     # ------------------------------------------------------------------------------------------ tool round trips
 
     def env(self, cache: str) -> dict[str, str]:
-        return {**os.environ, "OPENROUTER_API_KEY": FAKE_KEY, "OPENROUTER_BASE_URL": self.fake.base_url,
-                "OPENROUTER_CACHE_DIR": str(self.work / cache), "OPENROUTER_DATA_DIR": str(self.work / "data"),
-                "OPENROUTER_LOG_LEVEL": "WARNING"}
+        return {
+            **os.environ,
+            "OPENROUTER_API_KEY": FAKE_KEY,
+            "OPENROUTER_BASE_URL": self.fake.base_url,
+            "OPENROUTER_CACHE_DIR": str(self.work / cache),
+            "OPENROUTER_DATA_DIR": str(self.work / "data"),
+            "OPENROUTER_LOG_LEVEL": "WARNING",
+        }
 
     def ask_overhead(self) -> None:
         self.fake.latency = 0.0
@@ -171,10 +246,16 @@ class Bench:
         finally:
             client.close()
         overhead = (median(via) - median(direct) - median(floor)) * 1000
-        self.row("ask round trip at 0 ms upstream latency", median(via) * 1000, "ms", median(direct) * 1000,
-                 "overhead under 3 ms", overhead < 3,
-                 f"overhead {overhead:.2f} ms beyond a direct streamed POST ({median(direct) * 1000:.2f} ms) and an "
-                 f"MCP round trip over stdio ({median(floor) * 1000:.2f} ms, prompts/list)")
+        self.row(
+            "ask round trip at 0 ms upstream latency",
+            median(via) * 1000,
+            "ms",
+            median(direct) * 1000,
+            "overhead under 3 ms",
+            overhead < 3,
+            f"overhead {overhead:.2f} ms beyond a direct streamed POST ({median(direct) * 1000:.2f} ms) and an "
+            f"MCP round trip over stdio ({median(floor) * 1000:.2f} ms, prompts/list)",
+        )
 
     async def fan_out(self) -> None:
         self.fake.latency = 1.0
@@ -189,14 +270,21 @@ class Bench:
                 walls = []
                 for _ in range(max(2, self.repeat // 2)):
                     t = time.perf_counter()
-                    result = await client.call_tool("compare_models", {"prompt": "Name a prime.",
-                                                                       "models": EIGHT[:n], "max_tokens": 256})
+                    result = await client.call_tool(
+                        "compare_models", {"prompt": "Name a prime.", "models": EIGHT[:n], "max_tokens": 256}
+                    )
                     walls.append(time.perf_counter() - t)
                     assert not result.is_error and result.structured_content["totals"]["succeeded"] == n
                 ratio = median(walls) / median(single)
-                self.row(f"compare_models, {n} models at 1 s latency", median(walls), "s", median(single),
-                         "≤ 1.15 × slowest single call" if n == 8 else "", ratio <= 1.15 if n == 8 else None,
-                         f"ratio {ratio:.3f}")
+                self.row(
+                    f"compare_models, {n} models at 1 s latency",
+                    median(walls),
+                    "s",
+                    median(single),
+                    "≤ 1.15 × slowest single call" if n == 8 else "",
+                    ratio <= 1.15 if n == 8 else None,
+                    f"ratio {ratio:.3f}",
+                )
         self.fake.latency = 0.0
 
     async def research(self) -> None:
@@ -208,8 +296,9 @@ class Bench:
             await client.call_tool("list_models", {"limit": 1})
             for _ in range(max(2, self.repeat // 2)):
                 t = time.perf_counter()
-                result = await client.call_tool("deep_research", {"question": "How do heat pumps cope with frost?",
-                                                                  "breadth": 3, "depth": 2})
+                result = await client.call_tool(
+                    "deep_research", {"question": "How do heat pumps cope with frost?", "breadth": 3, "depth": 2}
+                )
                 walls.append(time.perf_counter() - t)
                 data = result.structured_content
                 assert data["status"] == "done", data
@@ -218,9 +307,15 @@ class Bench:
             rss = server_peak_rss_mb()
         critical = 5 * 0.3  # plan, search round 1, reflect, search round 2, write
         ratio = median(walls) / critical
-        self.row("deep_research, breadth 3, depth 2, 300 ms latency", median(walls), "s", critical,
-                 "≤ 1.3 × critical path", ratio <= 1.3,
-                 f"ratio {ratio:.3f}; {median(requests):.0f} upstream requests, {median(tokens):.0f} tokens per report")
+        self.row(
+            "deep_research, breadth 3, depth 2, 300 ms latency",
+            median(walls),
+            "s",
+            critical,
+            "≤ 1.3 × critical path",
+            ratio <= 1.3,
+            f"ratio {ratio:.3f}; {median(requests):.0f} upstream requests, {median(tokens):.0f} tokens per report",
+        )
         self.row("server peak RSS after deep research", rss, "MB", None, "under 150 MB", rss < 150)
         self.fake.latency = 0.0
 
@@ -248,18 +343,52 @@ class Bench:
         finally:
             raw.close()
         chars = len(page.content[0].text) + len(json.dumps(page.structured_content))  # type: ignore[union-attr]
-        self.row("list_models cold (fetches the catalog)", cold * 1000, "ms", None, "", None,
-                 f"catalog of {len(self.fake.catalog_body['data'])} models, {size / 1e6:.2f} MB")
-        self.row("list_models warm (memory), round trip over stdio", median(warm) * 1000, "ms", median(floor) * 1000,
-                 "under 5 ms", median(warm) < 0.005,
-                 f"{len(realistic['data'])} models searched; floor: prompts/list round trip")
-        self.row("list_models in a second process (disk cache)", disk * 1000, "ms", None, "", None,
-                 f"{self.fake.count('/models') - downloads} download for the three list_models measurements")
-        self.row("list_models default page", chars / 4, "tokens (est.)", None, "under 2,500 tokens", chars / 4 < 2500,
-                 f"{chars} characters, text and structured content together")
+        self.row(
+            "list_models cold (fetches the catalog)",
+            cold * 1000,
+            "ms",
+            None,
+            "",
+            None,
+            f"catalog of {len(self.fake.catalog_body['data'])} models, {size / 1e6:.2f} MB",
+        )
+        self.row(
+            "list_models warm (memory), round trip over stdio",
+            median(warm) * 1000,
+            "ms",
+            median(floor) * 1000,
+            "under 5 ms",
+            median(warm) < 0.005,
+            f"{len(realistic['data'])} models searched; floor: prompts/list round trip",
+        )
+        self.row(
+            "list_models in a second process (disk cache)",
+            disk * 1000,
+            "ms",
+            None,
+            "",
+            None,
+            f"{self.fake.count('/models') - downloads} download for the three list_models measurements",
+        )
+        self.row(
+            "list_models default page",
+            chars / 4,
+            "tokens (est.)",
+            None,
+            "under 2,500 tokens",
+            chars / 4 < 2500,
+            f"{chars} characters, text and structured content together",
+        )
         payload = len(tools.model_dump_json(by_alias=True, exclude_none=True))
-        self.row("tools/list payload (all five tools)", payload, "bytes", None, "", None,
-                 f"about {payload / 4:.0f} tokens every host pays once per session")
+        self.row(
+            "tools/list payload (all five tools)",
+            payload,
+            "bytes",
+            None,
+            "",
+            None,
+            f"about {payload / 4:.0f} tokens every host pays once per session",
+        )
         self.fake.catalog_body = catalog(2026)
 
     async def concurrent(self) -> None:
@@ -276,8 +405,15 @@ class Bench:
         times = [t for _, t in outcomes]
         ok = all(good for good, _ in outcomes)
         self.row("20 concurrent ask calls, 50 ms latency: p50", pct(times, 0.5) * 1000, "ms", 50, "all succeed", ok)
-        self.row("20 concurrent ask calls, 50 ms latency: p95", pct(times, 0.95) * 1000, "ms", 50, "", None,
-                 f"{sum(good for good, _ in outcomes)}/20 succeeded")
+        self.row(
+            "20 concurrent ask calls, 50 ms latency: p95",
+            pct(times, 0.95) * 1000,
+            "ms",
+            50,
+            "",
+            None,
+            f"{sum(good for good, _ in outcomes)}/20 succeeded",
+        )
         self.fake.latency = 0.0
 
 
@@ -306,8 +442,7 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 
 async def run_async(bench: Bench) -> None:
-    steps: list[Callable[[], Awaitable[None]]] = [bench.fan_out, bench.research, bench.list_models,
-                                                  bench.concurrent]
+    steps: list[Callable[[], Awaitable[None]]] = [bench.fan_out, bench.research, bench.list_models, bench.concurrent]
     for step in steps:
         await step()
 
@@ -327,11 +462,16 @@ def main() -> None:
         took = time.perf_counter() - started
     table = render(bench.rows)
     print(table)
-    print(f"\n{sum(1 for r in bench.rows if r['ok'])}/{sum(1 for r in bench.rows if r['ok'] is not None)} targets "
-          f"met in {took:.0f} s on {os.cpu_count()} cores, Python {sys.version.split()[0]}")
+    print(
+        f"\n{sum(1 for r in bench.rows if r['ok'])}/{sum(1 for r in bench.rows if r['ok'] is not None)} targets "
+        f"met in {took:.0f} s on {os.cpu_count()} cores, Python {sys.version.split()[0]}"
+    )
     args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps({"rows": bench.rows, "seconds": took, "cores": os.cpu_count(),
-                                     "python": sys.version.split()[0]}, indent=1))
+    args.json.write_text(
+        json.dumps(
+            {"rows": bench.rows, "seconds": took, "cores": os.cpu_count(), "python": sys.version.split()[0]}, indent=1
+        )
+    )
 
 
 if __name__ == "__main__":

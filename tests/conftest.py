@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-FAKE_KEY = "sk-or-v1-test-0123456789abcdef0123456789abcdef0123456789abcdef"
+from .fakes.openrouter import FakeOpenRouter
 
 
 @pytest.fixture(autouse=True)
@@ -27,3 +27,11 @@ def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     yield
     os.environ.clear()
     os.environ.update(saved)
+
+
+@pytest.fixture
+def fake_openrouter() -> Iterator[FakeOpenRouter]:
+    """A faithful fake OpenRouter on 127.0.0.1, started and stopped around each test; its own bugs fail the test."""
+    with FakeOpenRouter() as fake:
+        yield fake
+    assert not fake.errors, "the fake itself failed while handling a request"

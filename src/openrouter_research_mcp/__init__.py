@@ -18,14 +18,22 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openrouter-research-mcp",
         description="An MCP server (stdio) that exposes the OpenRouter model catalog as research tools. "
-                    "Start it from an MCP client such as Claude Desktop, Cursor, VS Code or the MCP Inspector.",
+        "Start it from an MCP client such as Claude Desktop, Cursor, VS Code or the MCP Inspector.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("command", nargs="?", choices=("serve", "doctor"), default="serve",
-                        help="serve (default): run the MCP server on stdio; doctor: check the configuration, the "
-                             "catalog and the key, and print a report")
-    parser.add_argument("--env-file", metavar="PATH",
-                        help="a .env file that fills in variables missing from the environment (default: ./.env)")
+    parser.add_argument(
+        "command",
+        nargs="?",
+        choices=("serve", "doctor"),
+        default="serve",
+        help="serve (default): run the MCP server on stdio; doctor: check the configuration, the "
+        "catalog and the key, and print a report",
+    )
+    parser.add_argument(
+        "--env-file",
+        metavar="PATH",
+        help="a .env file that fills in variables missing from the environment (default: ./.env)",
+    )
     return parser
 
 
@@ -56,7 +64,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(settings.log_level, secret)
     if sys.stdin.isatty():
         logging.getLogger(__name__).warning(
-            "waiting for an MCP client on stdin; this server is meant to be started by one (%s)", SETUP_HINT)
+            "waiting for an MCP client on stdin; this server is meant to be started by one (%s)", SETUP_HINT
+        )
 
     from .server import build_server
 

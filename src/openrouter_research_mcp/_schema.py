@@ -14,8 +14,9 @@ _NAME_MAPS = ("properties", "$defs", "definitions", "patternProperties")  # thei
 
 
 def _nullable(options: list[Any]) -> list[str] | None:
-    if len(options) == 2 and all(isinstance(o, dict) and set(o) == {"type"} and isinstance(o["type"], str)
-                                 for o in options):
+    if len(options) == 2 and all(
+        isinstance(o, dict) and set(o) == {"type"} and isinstance(o["type"], str) for o in options
+    ):
         types = [o["type"] for o in options]
         if "null" in types:
             return types

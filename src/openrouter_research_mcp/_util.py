@@ -32,8 +32,9 @@ _TAG_START = re.compile(r"<(/?)([A-Za-z][\w-]*)")
 def delimit(tag: str, text: str, **attributes: object) -> str:
     """`text` inside `<tag attr="...">…</tag>` such that nothing in it can end or forge the element: attribute
     values are HTML-escaped and on one line, and any tag opening or closing inside `text` has its `<` escaped."""
-    attrs = "".join(f' {name}="{html.escape(" ".join(str(value).split()), quote=True)}"'
-                    for name, value in attributes.items())
+    attrs = "".join(
+        f' {name}="{html.escape(" ".join(str(value).split()), quote=True)}"' for name, value in attributes.items()
+    )
     body = _TAG_START.sub(r"&lt;\1\2", text)
     return f"<{tag}{attrs}>\n{body}\n</{tag}>"
 

@@ -1,20 +1,20 @@
-"""Settings, loaded once in `main()`.
+"""Settings, loaded once in `main()` by pydantic-settings.
 
 Precedence, highest first: keyword arguments to `load_settings`, the process environment, the `.env` file (the one
 named by `--env-file`, else `./.env`), then the defaults in `_constants.py`. An empty value counts as unset, since MCP
-client configs often carry `"OPENROUTER_API_KEY": ""` placeholders.
+client configs often carry `"OPENROUTER_API_KEY": ""` placeholders. Every variable is `OPENROUTER_` + a field name.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import platformdirs
-from dotenv import dotenv_values
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict
 
 from ._constants import (
     DEFAULT_APP_TITLE,
@@ -28,8 +28,9 @@ from ._constants import (
 )
 from .errors import ConfigError
 
-__all__ = ["ENV_VARS", "Settings", "load_settings"]
+__all__ = ["ENV_PREFIX", "ENV_VARS", "Settings", "load_settings"]
 
+ENV_PREFIX = "OPENROUTER_"
 APP_NAME = "openrouter-research-mcp"
 
 
@@ -41,32 +42,66 @@ def _default_data_dir() -> Path:
     return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
 
 
-def _env(name: str) -> Any:
-    return Field(validation_alias=AliasChoices(name))
+class _NonBlank(PydanticBaseSettingsSource):
+    """A source without its blank values, so `"   "` counts as unset, like `""`, and the next source is asked."""
+
+    def __init__(self, inner: PydanticBaseSettingsSource) -> None:
+        super().__init__(inner.settings_cls)
+        self._inner = inner
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return self._inner.get_field_value(field, field_name)
+
+    def __call__(self) -> dict[str, Any]:
+        return {
+            key: value for key, value in self._inner().items() if not (isinstance(value, str) and not value.strip())
+        }
 
 
-class Settings(BaseModel):
-    """Validated configuration. Field aliases are the environment variable names."""
+class Settings(BaseSettings):
+    """Validated configuration; each field is read from `OPENROUTER_<FIELD>`."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore", populate_by_name=True)
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_ignore_empty=True,
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        frozen=True,
+    )
 
-    api_key: Annotated[SecretStr | None, _env("OPENROUTER_API_KEY")] = None
-    base_url: Annotated[str, _env("OPENROUTER_BASE_URL")] = DEFAULT_BASE_URL
-    default_model: Annotated[str, _env("OPENROUTER_DEFAULT_MODEL")] = DEFAULT_MODEL
-    fallback_models: Annotated[tuple[str, ...], _env("OPENROUTER_FALLBACK_MODELS")] = ()
-    timeout: Annotated[float, _env("OPENROUTER_TIMEOUT"), Field(gt=0, le=3600)] = DEFAULT_TIMEOUT
-    max_retries: Annotated[int, _env("OPENROUTER_MAX_RETRIES"), Field(ge=0, le=10)] = DEFAULT_MAX_RETRIES
-    cache_dir: Annotated[Path, _env("OPENROUTER_CACHE_DIR"), Field(default_factory=_default_cache_dir)]
-    models_ttl: Annotated[float, _env("OPENROUTER_MODELS_TTL"), Field(ge=0)] = DEFAULT_MODELS_TTL
-    app_title: Annotated[str, _env("OPENROUTER_APP_TITLE")] = DEFAULT_APP_TITLE
-    app_url: Annotated[str, _env("OPENROUTER_APP_URL")] = DEFAULT_APP_URL
-    log_level: Annotated[Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"],
-                         _env("OPENROUTER_LOG_LEVEL")] = "INFO"
-    research_max_cost_usd: Annotated[float, _env("OPENROUTER_RESEARCH_MAX_COST_USD"), Field(gt=0, le=100)] = (
-        DEFAULT_RESEARCH_MAX_COST_USD)
-    research_concurrency: Annotated[int, _env("OPENROUTER_RESEARCH_CONCURRENCY"), Field(ge=1, le=16)] = 4
-    web_search: Annotated[Literal["plugin", "server_tool"], _env("OPENROUTER_WEB_SEARCH")] = "plugin"
-    data_dir: Annotated[Path, _env("OPENROUTER_DATA_DIR"), Field(default_factory=_default_data_dir)]
+    api_key: SecretStr | None = None
+    base_url: str = DEFAULT_BASE_URL
+    default_model: str = DEFAULT_MODEL
+    fallback_models: Annotated[tuple[str, ...], NoDecode] = ()
+    timeout: Annotated[float, Field(gt=0, le=3600)] = DEFAULT_TIMEOUT
+    max_retries: Annotated[int, Field(ge=0, le=10)] = DEFAULT_MAX_RETRIES
+    cache_dir: Annotated[Path, Field(default_factory=_default_cache_dir)]
+    models_ttl: Annotated[float, Field(ge=0)] = DEFAULT_MODELS_TTL
+    app_title: str = DEFAULT_APP_TITLE
+    app_url: str = DEFAULT_APP_URL
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    research_max_cost_usd: Annotated[float, Field(gt=0, le=100)] = DEFAULT_RESEARCH_MAX_COST_USD
+    research_concurrency: Annotated[int, Field(ge=1, le=16)] = 4
+    web_search: Literal["plugin", "server_tool"] = "plugin"
+    data_dir: Annotated[Path, Field(default_factory=_default_data_dir)]
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],  # noqa: ARG003 - the signature pydantic-settings calls
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,  # noqa: ARG003 - no secrets directory is read
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Arguments, then the environment, then the .env file, each without blank values."""
+        return init_settings, _NonBlank(env_settings), _NonBlank(dotenv_settings)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strip(cls, value: Any) -> Any:
+        return value.strip() if isinstance(value, str) else value
 
     @field_validator("base_url")
     @classmethod
@@ -97,48 +132,28 @@ class Settings(BaseModel):
         return self.api_key is not None and bool(self.api_key.get_secret_value())
 
 
-_ALIAS: dict[str, str] = {
-    name: str(field.validation_alias.choices[0])  # type: ignore[union-attr]
-    for name, field in Settings.model_fields.items()
-}
-ENV_VARS: tuple[str, ...] = tuple(_ALIAS.values())
+ENV_VARS: tuple[str, ...] = tuple(f"{ENV_PREFIX}{name.upper()}" for name in Settings.model_fields)
 
 
 def _one_line(error: ValidationError) -> str:
     first = error.errors()[0]
-    name = str(first["loc"][0]) if first["loc"] else "configuration"
+    name = f"{ENV_PREFIX}{str(first['loc'][0]).upper()}" if first["loc"] else "configuration"
     given = first.get("input")
     shown = "" if name == "OPENROUTER_API_KEY" or isinstance(given, dict) else f" (got {given!r})"
     return f"{name}: {first['msg'].removeprefix('Value error, ')}{shown}"
 
 
-def load_settings(
-    env_file: str | os.PathLike[str] | None = None,
-    environ: Mapping[str, str] | None = None,
-    **overrides: Any,
-) -> Settings:
-    """Build `Settings` from overrides > `environ` (default `os.environ`) > the .env file > defaults.
-
-    Raises `ConfigError` with a one-line message naming the variable when a value is bad.
-    """
+def load_settings(env_file: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """`Settings` from `overrides` (field names) > the environment > the .env file (`env_file`, else ./.env) >
+    defaults. Raises `ConfigError` with a one-line message naming the variable when a value is bad."""
     if env_file is not None and not Path(env_file).is_file():
         raise ConfigError(f"--env-file: {os.fspath(env_file)!r} does not exist or is not a file")
-    path = Path(env_file) if env_file is not None else Path.cwd() / ".env"
-    from_file = dotenv_values(path) if path.is_file() else {}
-    environ = os.environ if environ is None else environ
-    merged: dict[str, Any] = {}
-    for name in ENV_VARS:
-        for source in (environ, from_file):
-            value = source.get(name)
-            if value is not None and value.strip() != "":
-                merged[name] = value.strip()
-                break
-    for field_name, value in overrides.items():
-        if field_name not in Settings.model_fields:
-            raise TypeError(f"unknown setting {field_name!r}")
-        if value is not None:
-            merged[_ALIAS[field_name]] = value
+    unknown = set(overrides) - set(Settings.model_fields)
+    if unknown:
+        raise TypeError(f"unknown setting(s): {', '.join(sorted(unknown))}")
+    given: dict[str, Any] = {name: value for name, value in overrides.items() if value is not None}
+    given["_env_file"] = Path(env_file) if env_file is not None else Path.cwd() / ".env"
     try:
-        return Settings.model_validate(merged)
+        return Settings(**given)
     except ValidationError as exc:
         raise ConfigError(_one_line(exc)) from None

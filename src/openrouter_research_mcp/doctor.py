@@ -31,8 +31,10 @@ async def run_doctor(settings: Settings) -> tuple[str, bool]:
         try:
             snap = await state.catalog.get()
             age = snap.age()
-            lines.append(f"catalog         {len(snap.models)} models, {snap.source}, {age / 60:.0f} min old "
-                         f"({(time.monotonic() - started) * 1000:.0f} ms)")
+            lines.append(
+                f"catalog         {len(snap.models)} models, {snap.source}, {age / 60:.0f} min old "
+                f"({(time.monotonic() - started) * 1000:.0f} ms)"
+            )
             try:
                 state.catalog.resolve(snap, settings.default_model)
             except OpenRouterError as exc:
@@ -50,12 +52,15 @@ async def run_doctor(settings: Settings) -> tuple[str, bool]:
                 lines.append("API key         present and valid")
                 lines.append(f"  usage         {_usd(info.get('usage'))} total, {_usd(info.get('usage_daily'))} today")
                 limit, left = info.get("limit"), info.get("limit_remaining")
-                lines.append(f"  limit         {'none' if limit is None else _usd(limit)}"
-                             + ("" if left is None else f" ({_usd(left)} left)"))
+                lines.append(
+                    f"  limit         {'none' if limit is None else _usd(limit)}"
+                    + ("" if left is None else f" ({_usd(left)} left)")
+                )
                 credits = info.get("credits") or {}
                 if credits:
-                    lines.append(f"  credits       {_usd(credits.get('remaining_usd'))} left of "
-                                 f"{_usd(credits.get('total_usd'))}")
+                    lines.append(
+                        f"  credits       {_usd(credits.get('remaining_usd'))} left of {_usd(credits.get('total_usd'))}"
+                    )
                 if info.get("is_free_tier"):
                     lines.append("  free tier     yes (`:free` models allow about 50 requests a day)")
             except OpenRouterError as exc:

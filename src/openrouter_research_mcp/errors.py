@@ -71,8 +71,10 @@ class AuthError(OpenRouterError):
 
     @classmethod
     def missing(cls) -> AuthError:
-        return cls(f"OPENROUTER_API_KEY is not set. Create a key at {KEYS_URL} and set OPENROUTER_API_KEY "
-                   "in your MCP client's env block or in a .env file, then restart the server.")
+        return cls(
+            f"OPENROUTER_API_KEY is not set. Create a key at {KEYS_URL} and set OPENROUTER_API_KEY "
+            "in your MCP client's env block or in a .env file, then restart the server."
+        )
 
 
 class CreditsError(OpenRouterError):
@@ -96,8 +98,11 @@ class ModelNotFoundError(NotFoundError):
 
     def __init__(self, model: str, suggestions: list[str] | None = None, *, detail: str = "") -> None:
         self.suggestions = suggestions or []
-        hint = (f" Did you mean {', '.join(f'`{s}`' for s in self.suggestions)}?" if self.suggestions
-                else " Use list_models to find a model id.")
+        hint = (
+            f" Did you mean {', '.join(f'`{s}`' for s in self.suggestions)}?"
+            if self.suggestions
+            else " Use list_models to find a model id."
+        )
         extra = f" ({detail})" if detail else ""
         super().__init__(f"Model `{model}` was not found on OpenRouter{extra}.{hint}", status=404, model=model)
 
@@ -166,36 +171,63 @@ def error_for_status(
     upstream = message.strip() or "no message"
     on = f" for `{model}`" if model else ""
     if status == 401:
-        return AuthError(f"OpenRouter rejected the API key (401: {upstream}). Check OPENROUTER_API_KEY, or create "
-                         f"a new key at {KEYS_URL}.", status=status, model=model)
+        return AuthError(
+            f"OpenRouter rejected the API key (401: {upstream}). Check OPENROUTER_API_KEY, or create "
+            f"a new key at {KEYS_URL}.",
+            status=status,
+            model=model,
+        )
     if status == 402:
-        return CreditsError(f"OpenRouter says the account lacks credits{on} (402: {upstream}). Add credits at "
-                            f"{CREDITS_URL}, lower max_tokens, or pick a cheaper or `:free` model.",
-                            status=status, model=model)
+        return CreditsError(
+            f"OpenRouter says the account lacks credits{on} (402: {upstream}). Add credits at "
+            f"{CREDITS_URL}, lower max_tokens, or pick a cheaper or `:free` model.",
+            status=status,
+            model=model,
+        )
     if status == 403:
         reasons = [str(r) for r in metadata.get("reasons") or []]
         why = f" Reasons: {', '.join(reasons)}." if reasons else ""
-        return ModerationError(f"The request{on} was blocked by moderation (403: {upstream}).{why} Rephrase the "
-                               "input or choose a model without provider moderation.", reasons=reasons,
-                               status=status, model=model)
+        return ModerationError(
+            f"The request{on} was blocked by moderation (403: {upstream}).{why} Rephrase the "
+            "input or choose a model without provider moderation.",
+            reasons=reasons,
+            status=status,
+            model=model,
+        )
     if status == 404 and model:
         return ModelNotFoundError(model, detail=upstream)
     low = upstream.lower()
     if status == 400 and model and ("not a valid model" in low or ("model" in low and "not found" in low)):
         return ModelNotFoundError(model, detail=upstream)
     if status == 429:
-        return RateLimitError(f"OpenRouter rate-limited the request{on} (429: {upstream}). Wait a moment, or use a "
-                              "fallback model; `:free` models allow about 20 requests a minute.",
-                              retry_after=retry_after, status=status, model=model)
+        return RateLimitError(
+            f"OpenRouter rate-limited the request{on} (429: {upstream}). Wait a moment, or use a "
+            "fallback model; `:free` models allow about 20 requests a minute.",
+            retry_after=retry_after,
+            status=status,
+            model=model,
+        )
     if status in (408, 524):
-        return UpstreamTimeoutError(f"The provider timed out{on} ({status}: {upstream}). Try again, lower "
-                                    "max_tokens, or use a faster model.", retry_after=retry_after, status=status,
-                                    model=model)
+        return UpstreamTimeoutError(
+            f"The provider timed out{on} ({status}: {upstream}). Try again, lower max_tokens, or use a faster model.",
+            retry_after=retry_after,
+            status=status,
+            model=model,
+        )
     if status >= 500:
-        return UpstreamUnavailableError(f"The provider{on} is unavailable ({status}: {upstream}). Try again shortly "
-                                        "or add fallback models.", retry_after=retry_after, status=status, model=model)
+        return UpstreamUnavailableError(
+            f"The provider{on} is unavailable ({status}: {upstream}). Try again shortly or add fallback models.",
+            retry_after=retry_after,
+            status=status,
+            model=model,
+        )
     if status in (400, 413, 422) and _context_length_exceeded(upstream, metadata):
-        return ContextLengthError(f"The prompt is too long{on} ({status}: {upstream}). Shorten it, lower "
-                                  "max_tokens, or pick a model with a longer context.", status=status, model=model)
-    return RequestError(f"OpenRouter refused the request{on} ({status}: {upstream}). Check the arguments.",
-                        status=status, model=model)
+        return ContextLengthError(
+            f"The prompt is too long{on} ({status}: {upstream}). Shorten it, lower "
+            "max_tokens, or pick a model with a longer context.",
+            status=status,
+            model=model,
+        )
+    return RequestError(
+        f"OpenRouter refused the request{on} ({status}: {upstream}). Check the arguments.", status=status, model=model
+    )

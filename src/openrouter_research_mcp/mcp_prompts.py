@@ -23,8 +23,11 @@ def deep_research_brief_text(topic: str, audience: str | None = None, focus: str
 
 def compare_answers_text(question: str, models: str | None = None) -> str:
     """A side-by-side comparison through `compare_models`, with a judge."""
-    chosen = (f"these models: {models}" if models else
-              "three to four strong models from different providers (use `list_models` to pick them if unsure)")
+    chosen = (
+        f"these models: {models}"
+        if models
+        else "three to four strong models from different providers (use `list_models` to pick them if unsure)"
+    )
     return (
         f"Compare how different AI models answer this question:\n\n{question}\n\n"
         f"Call `compare_models` with {chosen}, and set `judge_model` to a capable model that is not among them. "

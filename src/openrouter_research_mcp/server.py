@@ -71,6 +71,7 @@ Model ids look like provider/model (e.g. openai/gpt-4o-mini); unknown ids fail b
 suggestions. Every result reports tokens and USD cost; compare_models and deep_research never start a call that
 could take them past max_cost_usd. The openrouter://usage resource sums this session's spend."""
 
+
 class _StateRef:
     """Lets handlers without a `Context` (static resources, completion) reach the lifespan state."""
 
@@ -114,8 +115,9 @@ def _resource_errors() -> Iterator[None]:
 
 
 def _result(model: BaseModel, text: str) -> CallToolResult:
-    return CallToolResult(content=[TextContent(type="text", text=text)],
-                          structured_content=model.model_dump(mode="json"))
+    return CallToolResult(
+        content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json")
+    )
 
 
 Prompt = Annotated[str, Field(min_length=1, description="the question or task, complete and self-contained")]
@@ -129,23 +131,39 @@ async def ask_tool(
     ctx: Context,
     model: Annotated[str | None, Field(description="model id; default: the server's OPENROUTER_DEFAULT_MODEL")] = None,
     system: System = None,
-    fallback_models: Annotated[list[str] | None, Field(
-        max_length=8, description="models to try in order if the first fails; default: OPENROUTER_FALLBACK_MODELS")]
-    = None,
+    fallback_models: Annotated[
+        list[str] | None,
+        Field(
+            max_length=8, description="models to try in order if the first fails; default: OPENROUTER_FALLBACK_MODELS"
+        ),
+    ] = None,
     temperature: Temperature = None,
     max_tokens: Annotated[int | None, Field(ge=1, le=200_000, description="cap on answer tokens")] = None,
-    reasoning_effort: Annotated[ReasoningEffort | None, Field(description="thinking effort for reasoning models")] = None,
-    web_search: Annotated[bool, Field(description="ground the answer in a live web search and return its sources "
-                                                  "(adds a small search fee)")] = False,
+    reasoning_effort: Annotated[
+        ReasoningEffort | None, Field(description="thinking effort for reasoning models")
+    ] = None,
+    web_search: Annotated[
+        bool,
+        Field(description="ground the answer in a live web search and return its sources (adds a small search fee)"),
+    ] = False,
 ) -> Annotated[CallToolResult, AskResult]:
     """Ask one OpenRouter model a question and get its answer, the model that answered, tokens and USD cost.
 
     Use web_search=true for anything recent or factual that needs sources; the sources come back numbered.
     fallback_models are tried in order if the model is down or rejects the request."""
     with _tool_errors():
-        result = await ask(_state(ctx), prompt, model=model, system=system, fallback_models=fallback_models,
-                           temperature=temperature, max_tokens=max_tokens, reasoning_effort=reasoning_effort,
-                           web_search=web_search, progress=_progress(ctx))
+        result = await ask(
+            _state(ctx),
+            prompt,
+            model=model,
+            system=system,
+            fallback_models=fallback_models,
+            temperature=temperature,
+            max_tokens=max_tokens,
+            reasoning_effort=reasoning_effort,
+            web_search=web_search,
+            progress=_progress(ctx),
+        )
     return _result(result, render_ask(result))
 
 
@@ -154,23 +172,41 @@ async def compare_models_tool(
     models: Annotated[list[str], Field(min_length=2, max_length=8, description="2 to 8 model ids to ask at once")],
     ctx: Context,
     system: System = None,
-    max_tokens: Annotated[int, Field(ge=1, le=32_000, description="cap on each answer's tokens")]
-    = DEFAULT_COMPARE_MAX_TOKENS,
+    max_tokens: Annotated[
+        int, Field(ge=1, le=32_000, description="cap on each answer's tokens")
+    ] = DEFAULT_COMPARE_MAX_TOKENS,
     temperature: Temperature = None,
-    judge_model: Annotated[str | None, Field(description="a model that reads all answers and returns agreement, "
-                                                         "disagreements and a recommended answer")] = None,
-    max_cost_usd: Annotated[float, Field(gt=0, le=50, description="spending cap for the whole comparison; calls "
-                                                                  "whose worst case does not fit are not started")]
-    = DEFAULT_COMPARE_MAX_COST_USD,
+    judge_model: Annotated[
+        str | None,
+        Field(
+            description="a model that reads all answers and returns agreement, disagreements and a recommended answer"
+        ),
+    ] = None,
+    max_cost_usd: Annotated[
+        float,
+        Field(
+            gt=0,
+            le=50,
+            description="spending cap for the whole comparison; calls whose worst case does not fit are not started",
+        ),
+    ] = DEFAULT_COMPARE_MAX_COST_USD,
 ) -> Annotated[CallToolResult, CompareResult]:
     """Send one prompt to several models at once and compare their answers side by side.
 
     All requests run in parallel; a model that fails is reported in its entry and the others still answer.
     With judge_model, a final call weighs the answers. Reports tokens, cost and latency per model and in total."""
     with _tool_errors():
-        result = await compare_models(_state(ctx), prompt, models, system=system, max_tokens=max_tokens,
-                                      temperature=temperature, judge_model=judge_model, max_cost_usd=max_cost_usd,
-                                      progress=_progress(ctx))
+        result = await compare_models(
+            _state(ctx),
+            prompt,
+            models,
+            system=system,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            judge_model=judge_model,
+            max_cost_usd=max_cost_usd,
+            progress=_progress(ctx),
+        )
     return _result(result, render_compare(result))
 
 
@@ -180,10 +216,12 @@ async def list_models_tool(
     provider: Annotated[str | None, Field(description="e.g. openai, anthropic, google, meta-llama")] = None,
     free_only: Annotated[bool, Field(description="only models that cost nothing")] = False,
     min_context: Annotated[int | None, Field(ge=0, description="minimum context length in tokens")] = None,
-    max_price: Annotated[float | None, Field(ge=0, description="highest prompt and completion price, USD per "
-                                                               "million tokens")] = None,
-    modality: Annotated[str | None, Field(description="an input modality such as image, audio or file; "
-                                                      "'->image' filters by output")] = None,
+    max_price: Annotated[
+        float | None, Field(ge=0, description="highest prompt and completion price, USD per million tokens")
+    ] = None,
+    modality: Annotated[
+        str | None, Field(description="an input modality such as image, audio or file; '->image' filters by output")
+    ] = None,
     supports: Annotated[list[Capability] | None, Field(description="required capabilities")] = None,
     sort: Annotated[SortKey, Field(description="order of results")] = "name",
     limit: Annotated[int, Field(ge=1, le=100, description="models per page")] = 20,
@@ -192,9 +230,18 @@ async def list_models_tool(
     """Search the OpenRouter model catalog: ids, context length, prices per million tokens, modalities, capabilities.
 
     Use it to find a model id before ask or compare_models. The catalog is cached, so calls are cheap."""
-    search = search_query(query=query, provider=provider, free_only=free_only, min_context=min_context,
-                          max_price=max_price, modality=modality, supports=supports, sort=sort, limit=limit,
-                          offset=offset)
+    search = search_query(
+        query=query,
+        provider=provider,
+        free_only=free_only,
+        min_context=min_context,
+        max_price=max_price,
+        modality=modality,
+        supports=supports,
+        sort=sort,
+        limit=limit,
+        offset=offset,
+    )
     with _tool_errors():
         page = await list_models(_state(ctx), search)
     return _result(page, render_models(page))
@@ -205,15 +252,18 @@ async def deep_research_tool(
     ctx: Context,
     breadth: Annotated[int, Field(ge=1, le=6, description="sub-questions in the first round (halved after)")] = 3,
     depth: Annotated[int, Field(ge=1, le=3, description="rounds of search and reflection")] = 2,
-    max_cost_usd: Annotated[float | None, Field(gt=0, le=100, description="spending cap in USD; default: "
-                                                                           "OPENROUTER_RESEARCH_MAX_COST_USD")] = None,
-    max_seconds: Annotated[float, Field(gt=0, le=3600, description="time cap; the report is written from what "
-                                                                   "was found by then")] = 50,
+    max_cost_usd: Annotated[
+        float | None, Field(gt=0, le=100, description="spending cap in USD; default: OPENROUTER_RESEARCH_MAX_COST_USD")
+    ] = None,
+    max_seconds: Annotated[
+        float, Field(gt=0, le=3600, description="time cap; the report is written from what was found by then")
+    ] = 50,
     planner_model: Annotated[str | None, Field(description="model that plans and reflects")] = None,
     searcher_model: Annotated[str | None, Field(description="model that answers sub-questions from the web")] = None,
     writer_model: Annotated[str | None, Field(description="model that writes the report")] = None,
-    background: Annotated[bool, Field(description="return a research_id at once and run on; poll get_research")]
-    = False,
+    background: Annotated[
+        bool, Field(description="return a research_id at once and run on; poll get_research")
+    ] = False,
 ) -> Annotated[CallToolResult, ResearchResult]:
     """Research a question across the web and write a cited markdown report.
 
@@ -222,10 +272,19 @@ async def deep_research_tool(
     starts a call that could cross it) and max_seconds (returns a partial report with its research_id). For runs
     longer than your client's timeout, pass background=true and poll get_research."""
     with _tool_errors():
-        result = await deep_research(_state(ctx), question, breadth=breadth, depth=depth, max_cost_usd=max_cost_usd,
-                                     max_seconds=max_seconds, planner_model=planner_model,
-                                     searcher_model=searcher_model, writer_model=writer_model, background=background,
-                                     progress=_progress(ctx))
+        result = await deep_research(
+            _state(ctx),
+            question,
+            breadth=breadth,
+            depth=depth,
+            max_cost_usd=max_cost_usd,
+            max_seconds=max_seconds,
+            planner_model=planner_model,
+            searcher_model=searcher_model,
+            writer_model=writer_model,
+            background=background,
+            progress=_progress(ctx),
+        )
     return _result(result, render_research(result))
 
 
@@ -241,8 +300,9 @@ async def get_research_tool(
 
 def _tool(fn: Any, name: str, title: str, hints: ToolAnnotations) -> Tool:
     """A tool whose published schemas are compacted (see `_schema.py`); behaviour is unchanged."""
-    tool = Tool.from_function(fn, name=name, title=title, description=inspect.cleandoc(fn.__doc__ or ""),
-                              annotations=hints)
+    tool = Tool.from_function(
+        fn, name=name, title=title, description=inspect.cleandoc(fn.__doc__ or ""), annotations=hints
+    )
     tool.parameters = compact_schema(tool.parameters)
     if tool.fn_metadata.output_schema is not None:
         tool.fn_metadata.output_schema = compact_schema(tool.fn_metadata.output_schema)
@@ -257,8 +317,11 @@ def build_server(settings: Settings) -> MCPServer:
     async def lifespan(_server: MCPServer) -> AsyncIterator[AppState]:
         async with open_state(settings) as state:
             ref.state = state
-            log.info("openrouter-research-mcp %s ready (key %s)", __version__,
-                     "present" if settings.has_api_key else "missing")
+            log.info(
+                "openrouter-research-mcp %s ready (key %s)",
+                __version__,
+                "present" if settings.has_api_key else "missing",
+            )
             try:
                 yield state
             finally:
@@ -267,45 +330,82 @@ def build_server(settings: Settings) -> MCPServer:
     # Paid tools are not read-only: they spend money (and deep_research saves files), so hosts should ask first.
     paid = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True, idempotent_hint=False)
     catalog_only = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
-    tools = [_tool(ask_tool, "ask", "Ask a model", paid),
-             _tool(compare_models_tool, "compare_models", "Compare models side by side", paid),
-             _tool(list_models_tool, "list_models", "Find models", catalog_only),
-             _tool(deep_research_tool, "deep_research", "Deep research with citations", paid),
-             _tool(get_research_tool, "get_research", "Research status and report",
-                   ToolAnnotations(read_only_hint=True, open_world_hint=False))]
-    mcp = MCPServer("openrouter-research-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan,
-                    tools=tools)
+    tools = [
+        _tool(ask_tool, "ask", "Ask a model", paid),
+        _tool(compare_models_tool, "compare_models", "Compare models side by side", paid),
+        _tool(list_models_tool, "list_models", "Find models", catalog_only),
+        _tool(deep_research_tool, "deep_research", "Deep research with citations", paid),
+        _tool(
+            get_research_tool,
+            "get_research",
+            "Research status and report",
+            ToolAnnotations(read_only_hint=True, open_world_hint=False),
+        ),
+    ]
+    mcp = MCPServer(
+        "openrouter-research-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, tools=tools
+    )
 
-    @mcp.resource("openrouter://models", name="models", title="Model catalog index", mime_type="application/json",
-                  description="Every model: id, context, USD per million prompt/completion tokens.")
+    @mcp.resource(
+        "openrouter://models",
+        name="models",
+        title="Model catalog index",
+        mime_type="application/json",
+        description="Every model: id, context, USD per million prompt/completion tokens.",
+    )
     async def models_index() -> str:
         with _resource_errors():
             return render_models_index(await ref.get().catalog.get())
 
-    @mcp.resource("openrouter://models/{+model_id}", name="model", title="One model's metadata",
-                  mime_type="application/json", description="Everything the catalog says about one model.")
+    @mcp.resource(
+        "openrouter://models/{+model_id}",
+        name="model",
+        title="One model's metadata",
+        mime_type="application/json",
+        description="Everything the catalog says about one model.",
+    )
     async def model_detail(model_id: str) -> str:
         with _resource_errors():
             return render_model_detail(await ref.get().catalog.lookup(model_id))
 
-    @mcp.resource("openrouter://usage", name="usage", title="Session usage", mime_type="application/json",
-                  description="This session's calls, tokens and USD cost, by model.")
+    @mcp.resource(
+        "openrouter://usage",
+        name="usage",
+        title="Session usage",
+        mime_type="application/json",
+        description="This session's calls, tokens and USD cost, by model.",
+    )
     def usage() -> str:
         return render_usage(ref.get().usage)
 
-    @mcp.resource("openrouter://account", name="account", title="OpenRouter account", mime_type="application/json",
-                  description="The key's limits, usage and credits (never the key itself).")
+    @mcp.resource(
+        "openrouter://account",
+        name="account",
+        title="OpenRouter account",
+        mime_type="application/json",
+        description="The key's limits, usage and credits (never the key itself).",
+    )
     async def account() -> str:
         with _resource_errors():
             return render_account(await account_info(ref.get().client))
 
-    @mcp.resource("research://reports", name="research_reports", title="Research runs",
-                  mime_type="application/json", description="Every saved research run: id, question, status, cost.")
+    @mcp.resource(
+        "research://reports",
+        name="research_reports",
+        title="Research runs",
+        mime_type="application/json",
+        description="Every saved research run: id, question, status, cost.",
+    )
     def research_reports() -> str:
         return render_research_index(ref.get().research.list())
 
-    @mcp.resource("research://reports/{research_id}", name="research_report", title="One research report",
-                  mime_type="text/markdown", description="A run's full report with its numbered sources.")
+    @mcp.resource(
+        "research://reports/{research_id}",
+        name="research_report",
+        title="One research report",
+        mime_type="text/markdown",
+        description="A run's full report with its numbered sources.",
+    )
     def research_report_resource(research_id: str) -> str:
         with _resource_errors():
             return research_report(ref.get(), research_id)
@@ -331,15 +431,19 @@ def build_server(settings: Settings) -> MCPServer:
     def pick_model(
         task: Annotated[str, Field(description="what the model must do")],
         budget_usd: Annotated[str | None, Field(description="rough budget per call in USD")] = None,
-        needs: Annotated[str | None, Field(description="required capabilities, e.g. tools, vision, 100k context")]
-        = None,
+        needs: Annotated[
+            str | None, Field(description="required capabilities, e.g. tools, vision, 100k context")
+        ] = None,
     ) -> str:
         """Choose a model for a task and a budget with list_models."""
         return pick_model_text(task, budget_usd, needs)
 
     @mcp.completion()  # type: ignore[no-untyped-call, untyped-decorator]
-    async def complete(_ref: PromptReference | ResourceTemplateReference, argument: CompletionArgument,
-                       _context: CompletionContext | None) -> Completion | None:
+    async def complete(
+        _ref: PromptReference | ResourceTemplateReference,
+        argument: CompletionArgument,
+        _context: CompletionContext | None,
+    ) -> Completion | None:
         if argument.name not in ("model_id", "models", "model", "judge_model"):
             return None
         try:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import FAKE_KEY
+from ..fakes import FAKE_KEY
 from ..fakes.openrouter import FakeOpenRouter
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,14 +21,26 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def env_for(fake: FakeOpenRouter, tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENROUTER_")}
-    env.update({"OPENROUTER_BASE_URL": fake.base_url, "OPENROUTER_CACHE_DIR": str(tmp_path / "cache"),
-                "OPENROUTER_DATA_DIR": str(tmp_path / "data"), **extra})
+    env.update(
+        {
+            "OPENROUTER_BASE_URL": fake.base_url,
+            "OPENROUTER_CACHE_DIR": str(tmp_path / "cache"),
+            "OPENROUTER_DATA_DIR": str(tmp_path / "data"),
+            **extra,
+        }
+    )
     return {k: v for k, v in env.items() if v}
 
 
 def test_doctor_reports_without_the_key(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "openrouter_research_mcp", "doctor"], capture_output=True, text=True,
-                          timeout=60, env=env_for(fake_openrouter, tmp_path, OPENROUTER_API_KEY=FAKE_KEY), check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "openrouter_research_mcp", "doctor"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env_for(fake_openrouter, tmp_path, OPENROUTER_API_KEY=FAKE_KEY),
+        check=False,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     assert "API key         present and valid" in done.stdout and "10 models" in done.stdout
     assert "$7.5000 left" in done.stdout and str(tmp_path / "cache") in done.stdout and "all good" in done.stdout
@@ -37,17 +49,28 @@ def test_doctor_reports_without_the_key(fake_openrouter: FakeOpenRouter, tmp_pat
 
 @pytest.mark.parametrize(("key", "words"), [("", "MISSING"), ("sk-or-v1-not-the-right-one", "401")])
 def test_doctor_says_what_to_fix(fake_openrouter: FakeOpenRouter, tmp_path: Path, key: str, words: str) -> None:
-    done = subprocess.run([sys.executable, "-m", "openrouter_research_mcp", "doctor"], capture_output=True, text=True,
-                          timeout=60, env=env_for(fake_openrouter, tmp_path, OPENROUTER_API_KEY=key), check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "openrouter_research_mcp", "doctor"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env_for(fake_openrouter, tmp_path, OPENROUTER_API_KEY=key),
+        check=False,
+    )
     assert done.returncode == 1 and words in done.stdout and "OPENROUTER_API_KEY" in done.stdout
     assert "problems found" in done.stdout and (not key or key not in done.stdout)
 
 
 def test_terminal_start_prints_a_hint(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
     leader, follower = pty.openpty()
-    with subprocess.Popen([sys.executable, "-m", "openrouter_research_mcp"], stdin=follower,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env_for(fake_openrouter, tmp_path),
-                          text=True) as proc:
+    with subprocess.Popen(
+        [sys.executable, "-m", "openrouter_research_mcp"],
+        stdin=follower,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env_for(fake_openrouter, tmp_path),
+        text=True,
+    ) as proc:
         os.close(follower)
         assert proc.stderr is not None and proc.stdout is not None
         try:
@@ -65,11 +88,20 @@ def test_terminal_start_prints_a_hint(fake_openrouter: FakeOpenRouter, tmp_path:
 
 @pytest.mark.parametrize("version", ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"])
 def test_every_classic_handshake_version(fake_openrouter: FakeOpenRouter, tmp_path: Path, version: str) -> None:
-    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}}}
-    with subprocess.Popen([sys.executable, "-m", "openrouter_research_mcp"], stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                          env=env_for(fake_openrouter, tmp_path)) as proc:
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "t", "version": "0"}},
+    }
+    with subprocess.Popen(
+        [sys.executable, "-m", "openrouter_research_mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+        env=env_for(fake_openrouter, tmp_path),
+    ) as proc:
         assert proc.stdin is not None and proc.stdout is not None
         try:
             proc.stdin.write(json.dumps(init) + "\n")
@@ -86,9 +118,15 @@ def test_every_classic_handshake_version(fake_openrouter: FakeOpenRouter, tmp_pa
 
 
 def test_example_client_script(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, str(ROOT / "examples" / "client.py"), "What is OpenRouter?"],
-                          capture_output=True, text=True, timeout=120, cwd=tmp_path,
-                          env=env_for(fake_openrouter, tmp_path, OPENROUTER_API_KEY=FAKE_KEY), check=False)
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "client.py"), "What is OpenRouter?"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=tmp_path,
+        env=env_for(fake_openrouter, tmp_path, OPENROUTER_API_KEY=FAKE_KEY),
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "tools: ask, compare_models, list_models, deep_research, get_research" in done.stdout
     assert "[openai/gpt-4o-mini] Answer: What is OpenRouter?" in done.stdout and "USD" in done.stdout

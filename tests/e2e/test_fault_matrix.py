@@ -15,9 +15,8 @@ import pytest
 from mcp import Client
 
 from ..fakes.openrouter import FakeOpenRouter
+from ..support import result_text
 from .conftest import stdio_params
-
-pytestmark = pytest.mark.anyio
 
 
 @dataclass
@@ -42,39 +41,78 @@ FAULTS = [
     Fault("429 with Retry-After", {"status": 429, "retry_after": "1"}, requests=2),
     Fault("429 without Retry-After", {"status": 429}, requests=2),
     *(Fault(f"{status}", {"status": status}, requests=2) for status in (500, 502, 503, 524, 529)),
-    Fault("503 on every retry, then fallback", {"status": 503, "times": 3, "model": "openai/gpt-4o"},
-          arguments=FALLBACK, requests=4),
+    Fault(
+        "503 on every retry, then fallback",
+        {"status": 503, "times": 3, "model": "openai/gpt-4o"},
+        arguments=FALLBACK,
+        requests=4,
+    ),
     Fault("401", {"status": 401}, ok=False, says=("401", "OPENROUTER_API_KEY"), requests=1),
     Fault("402", {"status": 402}, ok=False, says=("402", "credits"), requests=1),
-    Fault("403 moderation", {"status": 403, "metadata": {"reasons": ["violence", "harassment"],
-                                                         "flagged_input": "…", "provider_name": "OpenAI"}},
-          ok=False, says=("moderation", "violence, harassment"), requests=1),
+    Fault(
+        "403 moderation",
+        {
+            "status": 403,
+            "metadata": {"reasons": ["violence", "harassment"], "flagged_input": "…", "provider_name": "OpenAI"},
+        },
+        ok=False,
+        says=("moderation", "violence, harassment"),
+        requests=1,
+    ),
     Fault("404 model, then fallback", {"status": 404, "model": "openai/gpt-4o"}, arguments=FALLBACK, requests=2),
     Fault("404 model, no fallback", {"status": 404}, ok=False, says=("not found", "list_models"), requests=1),
     Fault("connection dropped", {"kind": "drop"}, requests=2),
     Fault("connection refused", ok=False, says=("Could not reach", "OPENROUTER_BASE_URL"), dead_upstream=True),
-    Fault("hang past the timeout", {"kind": "hang"}, ok=False, says=("time",), env={"OPENROUTER_TIMEOUT": "2"},
-          requests=1),
+    Fault(
+        "hang past the timeout", {"kind": "hang"}, ok=False, says=("time",), env={"OPENROUTER_TIMEOUT": "2"}, requests=1
+    ),
     Fault("HTTP 200 with an error body", {"kind": "body", "status": 502}, requests=2),
     Fault("HTTP 200 with a 402 in the body", {"kind": "body", "status": 402}, ok=False, says=("credits",)),
     Fault("empty choices", {"kind": "empty"}, ok=False, says=("no choices",), requests=1),
     Fault("empty choices, then fallback", {"kind": "empty", "model": "openai/gpt-4o"}, arguments=FALLBACK),
     Fault("finish_reason error", {"kind": "finish_error"}, ok=False, says=("stopped with an error",)),
     Fault("non-JSON body", {"kind": "nonjson"}, ok=False, says=("not JSON",), requests=1),
-    Fault("SSE ends mid-stream with an error chunk", {"kind": "stream_error"}, ok=False,
-          says=("broke off", "Partial answer"), requests=1),
-    Fault("catalog fails to load", tool="list_models", arguments={}, ok=False, says=("catalog", "503"),
-          catalog_fails=True),
+    Fault(
+        "SSE ends mid-stream with an error chunk",
+        {"kind": "stream_error"},
+        ok=False,
+        says=("broke off", "Partial answer"),
+        requests=1,
+    ),
+    Fault(
+        "catalog fails to load", tool="list_models", arguments={}, ok=False, says=("catalog", "503"), catalog_fails=True
+    ),
     Fault("catalog down, ask still answers", catalog_fails=True, requests=1),
-    Fault("wrong argument types", arguments={"prompt": "hi", "max_tokens": "lots"}, ok=False,
-          says=("validation", "max_tokens"), requests=0),
+    Fault(
+        "wrong argument types",
+        arguments={"prompt": "hi", "max_tokens": "lots"},
+        ok=False,
+        says=("validation", "max_tokens"),
+        requests=0,
+    ),
     Fault("empty prompt", arguments={"prompt": ""}, ok=False, says=("prompt",), requests=0),
-    Fault("100 models", tool="compare_models", arguments={"prompt": "hi", "models": [f"a/m{i}" for i in range(100)]},
-          ok=False, says=("models",), requests=0),
-    Fault("prompt larger than the context", arguments={"prompt": "word " * 130_000}, ok=False,
-          says=("context", "128,000"), requests=0),
-    Fault("unknown model", arguments={"prompt": "hi", "model": "openai/gpt-4o-mini-2"}, ok=False,
-          says=("Did you mean", "openai/gpt-4o-mini"), requests=0),
+    Fault(
+        "100 models",
+        tool="compare_models",
+        arguments={"prompt": "hi", "models": [f"a/m{i}" for i in range(100)]},
+        ok=False,
+        says=("models",),
+        requests=0,
+    ),
+    Fault(
+        "prompt larger than the context",
+        arguments={"prompt": "word " * 130_000},
+        ok=False,
+        says=("context", "128,000"),
+        requests=0,
+    ),
+    Fault(
+        "unknown model",
+        arguments={"prompt": "hi", "model": "openai/gpt-4o-mini-2"},
+        ok=False,
+        says=("Did you mean", "openai/gpt-4o-mini"),
+        requests=0,
+    ),
 ]
 
 
@@ -82,10 +120,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _text(result: Any) -> str:
-    return "\n".join(c.text for c in result.content if c.type == "text")
 
 
 @pytest.mark.parametrize("case", FAULTS, ids=[f.name for f in FAULTS])
@@ -99,7 +133,7 @@ async def test_fault_matrix(case: Fault, fake_openrouter: FakeOpenRouter, tmp_pa
         fake_openrouter.fail(**case.fault)
     async with Client(stdio_params(fake_openrouter, tmp_path / "cache", **env)) as client:
         result = await client.call_tool(case.tool, case.arguments)
-        text = _text(result)
+        text = result_text(result)
         if case.ok:
             assert not result.is_error, text
             assert "4" in result.structured_content["answer"] or "2+2" in result.structured_content["answer"]
@@ -112,6 +146,6 @@ async def test_fault_matrix(case: Fault, fake_openrouter: FakeOpenRouter, tmp_pa
         # The server keeps serving: the next call is answered (successfully where the upstream is reachable).
         after = await client.call_tool("ask", {"prompt": "And 3+3?"})
         if case.dead_upstream:
-            assert after.is_error and "Could not reach" in _text(after)
+            assert after.is_error and "Could not reach" in result_text(after)
         else:
-            assert not after.is_error, _text(after)
+            assert not after.is_error, result_text(after)

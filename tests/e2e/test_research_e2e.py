@@ -7,23 +7,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 from mcp import Client, MCPError
-from mcp.types import TextResourceContents
 
 from ..fakes.openrouter import FakeOpenRouter
+from ..support import eventually, resource_text
 from .conftest import stdio_params
 
-pytestmark = pytest.mark.anyio
-
 PLAN = {"sub_questions": [{"question": f"Part {i}?", "rationale": "r"} for i in (1, 2, 3)]}
-
-
-def resource_text(result: Any) -> str:
-    [content] = result.contents
-    assert isinstance(content, TextResourceContents)
-    return content.text
 
 
 async def test_e2e_research_progress_over_stdio(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
@@ -36,8 +27,9 @@ async def test_e2e_research_progress_over_stdio(fake_openrouter: FakeOpenRouter,
         seen.append((progress, message or ""))
 
     async with Client(stdio_params(fake_openrouter, tmp_path / "cache"), mode="legacy") as client:
-        result = await client.call_tool("deep_research", {"question": "Is fusion power near?", "depth": 1},
-                                        progress_callback=on_progress)
+        result = await client.call_tool(
+            "deep_research", {"question": "Is fusion power near?", "depth": 1}, progress_callback=on_progress
+        )
     data = result.structured_content
     assert not result.is_error and data["status"] == "done" and data["report"].count("## Sources") == 1
     messages = [m for _, m in seen]
@@ -57,11 +49,12 @@ async def test_e2e_research_background_polling_and_restart(fake_openrouter: Fake
         assert time.monotonic() - started < 1.0  # returned at once
         research_id = begun.structured_content["research_id"]
         assert begun.structured_content["status"] == "running"
-        for _ in range(100):
+
+        async def finished() -> dict[str, Any] | None:
             polled = (await client.call_tool("get_research", {"research_id": research_id})).structured_content
-            if polled["status"] != "running":
-                break
-            await anyio.sleep(0.2)
+            return polled if polled and polled["status"] != "running" else None
+
+        polled = await eventually(finished, timeout=20, interval=0.2, what="the background run finishing")
         assert polled["status"] == "done" and polled["sources"] and polled["cost_usd"] > 0
     async with Client(params, mode="legacy") as again:  # a new server process finds the saved run
         restored = (await again.call_tool("get_research", {"research_id": research_id})).structured_content
@@ -75,18 +68,18 @@ async def test_e2e_research_background_polling_and_restart(fake_openrouter: Fake
     assert report == polled["report"] and missing.is_error and research_id in missing.content[0].text  # type: ignore[union-attr]
 
 
-async def test_e2e_research_client_cancel_marks_run_cancelled(fake_openrouter: FakeOpenRouter,
-                                                              tmp_path: Path) -> None:
+async def test_e2e_research_client_cancel_marks_run_cancelled(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
     fake_openrouter.fail(kind="hang", times=10)
     params = stdio_params(fake_openrouter, tmp_path / "cache")
     async with Client(params) as client:
         await client.call_tool("list_models", {"limit": 1})  # warm the catalog
         with pytest.raises(MCPError):
             await client.call_tool("deep_research", {"question": "Is fusion power near?"}, read_timeout_seconds=1.0)
-        for _ in range(40):
+
+        async def settled() -> list[dict[str, Any]] | None:
             runs = json.loads(resource_text(await client.read_resource("research://reports")))
-            if runs and runs[0]["status"] != "running":
-                break
-            await anyio.sleep(0.1)
+            return runs if runs and runs[0]["status"] != "running" else None
+
+        runs = await eventually(settled, timeout=4, interval=0.1, what="the cancelled run being saved")
     assert runs[0]["status"] == "cancelled"
     assert all(r.finished is not None for r in fake_openrouter.chat_requests())

@@ -11,13 +11,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from ..conftest import FAKE_KEY
+from ..fakes import FAKE_KEY
 
 
 def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("OPENROUTER_")}
-    env.update({"OPENROUTER_CACHE_DIR": str(tmp_path / "cache"), "OPENROUTER_BASE_URL": "http://127.0.0.1:9/api/v1",
-                **extra})
+    env.update(
+        {"OPENROUTER_CACHE_DIR": str(tmp_path / "cache"), "OPENROUTER_BASE_URL": "http://127.0.0.1:9/api/v1", **extra}
+    )
     return env
 
 
@@ -37,14 +38,29 @@ def read_message(proc: subprocess.Popen[str], seconds: float = 30) -> dict[str, 
 
 def test_stdio_stdout_is_only_json_rpc_and_stdin_close_exits(tmp_path: Path) -> None:
     with subprocess.Popen(
-        [sys.executable, "-m", "openrouter_research_mcp"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, bufsize=1, cwd=tmp_path,
+        [sys.executable, "-m", "openrouter_research_mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        bufsize=1,
+        cwd=tmp_path,
         env=server_env(tmp_path, OPENROUTER_API_KEY=FAKE_KEY, OPENROUTER_LOG_LEVEL="DEBUG"),
     ) as proc:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
         try:
-            proc.stdin.write(rpc(1, "initialize", {"protocolVersion": "2025-11-25", "capabilities": {},
-                                                   "clientInfo": {"name": "raw-test", "version": "0"}}) + "\n")
+            proc.stdin.write(
+                rpc(
+                    1,
+                    "initialize",
+                    {
+                        "protocolVersion": "2025-11-25",
+                        "capabilities": {},
+                        "clientInfo": {"name": "raw-test", "version": "0"},
+                    },
+                )
+                + "\n"
+            )
             init = read_message(proc)
             proc.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}) + "\n")
             proc.stdin.write(rpc(2, "tools/list") + "\n")
@@ -67,10 +83,18 @@ def test_stdio_stdout_is_only_json_rpc_and_stdin_close_exits(tmp_path: Path) -> 
 
 
 def test_stdio_bad_configuration_stops_with_one_line(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "openrouter_research_mcp"], input="", capture_output=True,
-                          text=True, timeout=60, env=server_env(tmp_path, OPENROUTER_TIMEOUT="soon"), cwd=tmp_path,
-                          check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "openrouter_research_mcp"],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=server_env(tmp_path, OPENROUTER_TIMEOUT="soon"),
+        cwd=tmp_path,
+        check=False,
+    )
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr.strip().splitlines() == [
         "openrouter-research-mcp: configuration error: OPENROUTER_TIMEOUT: Input should be a valid number, "
-        "unable to parse string as a number (got 'soon')"]
+        "unable to parse string as a number (got 'soon')"
+    ]

@@ -3,31 +3,17 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
-from typing import Any
 
 import pytest
 from mcp import Client, ClientSession, stdio_client
-from mcp.types import TextResourceContents
 
-from ..conftest import FAKE_KEY
+from ..fakes import FAKE_KEY
 from ..fakes.openrouter import FakeOpenRouter
+from ..support import resource_text, result_text
 from .conftest import stdio_params
 
-pytestmark = pytest.mark.anyio
-
 MODES = ["legacy", "auto"]  # classic initialize (Claude Desktop, Cursor, Inspector) and the 2026-07-28 protocol
-
-
-def text(result: Any) -> str:
-    return "\n".join(c.text for c in result.content if c.type == "text")
-
-
-def resource_text(result: Any) -> str:
-    [content] = result.contents
-    assert isinstance(content, TextResourceContents)
-    return content.text
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -41,10 +27,17 @@ async def test_e2e_every_tool_resource_and_prompt(mode: str, fake_openrouter: Fa
     async with Client(stdio_params(fake_openrouter, tmp_path / "cache"), mode=mode) as client:
         assert client.protocol_version == ("2026-07-28" if mode == "auto" else "2025-11-25")
         tools = {t.name for t in (await client.list_tools()).tools}
-        asked = await client.call_tool("ask", {"prompt": "What causes tides?", "web_search": True},
-                                       progress_callback=on_progress)
-        compared = await client.call_tool("compare_models", {"prompt": "2+2?", "models": [
-            "openai/gpt-4o-mini", "google/gemini-2.5-flash"], "judge_model": "openai/gpt-4o"})
+        asked = await client.call_tool(
+            "ask", {"prompt": "What causes tides?", "web_search": True}, progress_callback=on_progress
+        )
+        compared = await client.call_tool(
+            "compare_models",
+            {
+                "prompt": "2+2?",
+                "models": ["openai/gpt-4o-mini", "google/gemini-2.5-flash"],
+                "judge_model": "openai/gpt-4o",
+            },
+        )
         listed = await client.call_tool("list_models", {"supports": ["reasoning"], "sort": "context"})
         resources = {str(r.uri) for r in (await client.list_resources()).resources}
         usage = json.loads(resource_text(await client.read_resource("openrouter://usage")))
@@ -54,13 +47,13 @@ async def test_e2e_every_tool_resource_and_prompt(mode: str, fake_openrouter: Fa
         prompts = {p.name for p in (await client.list_prompts()).prompts}
         pick = await client.get_prompt("pick_model", {"task": "summarise contracts", "budget_usd": "0.01"})
     assert tools == {"ask", "compare_models", "list_models", "deep_research", "get_research"}
-    assert not asked.is_error, text(asked)
+    assert not asked.is_error, result_text(asked)
     answer = asked.structured_content
     assert answer["model"] == "openai/gpt-4o-mini" and answer["answer"].startswith("[openai/gpt-4o-mini]")
     assert answer["usage"]["cost_usd"] > 0 and len(answer["sources"]) >= 2
-    assert all(s["url"].startswith("https://") for s in answer["sources"]) and "Sources:" in text(asked)
+    assert all(s["url"].startswith("https://") for s in answer["sources"]) and "Sources:" in result_text(asked)
     assert notes and notes[-1] == "answered by openai/gpt-4o-mini"
-    assert not compared.is_error and compared.structured_content["judge"]["ok"], text(compared)
+    assert not compared.is_error and compared.structured_content["judge"]["ok"], result_text(compared)
     assert [e["ok"] for e in compared.structured_content["entries"]] == [True, True]
     assert [m["id"] for m in listed.structured_content["models"]][0] == "openrouter/auto"
     assert {"openrouter://models", "openrouter://usage", "openrouter://account"} <= resources
@@ -75,12 +68,15 @@ async def test_e2e_every_tool_resource_and_prompt(mode: str, fake_openrouter: Fa
 async def test_e2e_fallback_to_the_next_model(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
     fake_openrouter.fail(400, model="openai/gpt-4o", message="This endpoint's maximum context length is 100")
     async with Client(stdio_params(fake_openrouter, tmp_path / "cache"), mode="legacy") as client:
-        result = await client.call_tool("ask", {"prompt": "hi", "model": "openai/gpt-4o",
-                                                "fallback_models": ["anthropic/claude-3.5-sonnet"]})
+        result = await client.call_tool(
+            "ask", {"prompt": "hi", "model": "openai/gpt-4o", "fallback_models": ["anthropic/claude-3.5-sonnet"]}
+        )
     data = result.structured_content
     assert not result.is_error and data["model"] == "anthropic/claude-3.5-sonnet"
-    assert [(a["model"], a["ok"]) for a in data["attempts"]] == [("openai/gpt-4o", False),
-                                                                ("anthropic/claude-3.5-sonnet", True)]
+    assert [(a["model"], a["ok"]) for a in data["attempts"]] == [
+        ("openai/gpt-4o", False),
+        ("anthropic/claude-3.5-sonnet", True),
+    ]
     sent = [r.model for r in fake_openrouter.chat_requests()]
     assert sent == ["openai/gpt-4o", "anthropic/claude-3.5-sonnet"]
     assert fake_openrouter.chat_requests()[0].body["models"] == ["openai/gpt-4o", "anthropic/claude-3.5-sonnet"]
@@ -90,7 +86,7 @@ async def test_e2e_retry_after_429(fake_openrouter: FakeOpenRouter, tmp_path: Pa
     fake_openrouter.fail(429, retry_after="1")
     async with Client(stdio_params(fake_openrouter, tmp_path / "cache")) as client:
         result = await client.call_tool("ask", {"prompt": "hello"})
-    assert not result.is_error, text(result)
+    assert not result.is_error, result_text(result)
     first, second = fake_openrouter.chat_requests()
     assert second.started - first.started >= 0.95  # Retry-After: 1 was honoured
 
@@ -99,18 +95,20 @@ async def test_e2e_bad_key_is_reported_and_not_retried(fake_openrouter: FakeOpen
     wrong = "sk-or-v1-wrong-wrong-wrong-wrong-wrong-wrong-wrong-wrong-wrong-wr"
     async with Client(stdio_params(fake_openrouter, tmp_path / "cache", OPENROUTER_API_KEY=wrong)) as client:
         result = await client.call_tool("ask", {"prompt": "hello", "fallback_models": ["openai/gpt-4o"]})
-    assert result.is_error and "401" in text(result) and "OPENROUTER_API_KEY" in text(result)
-    assert wrong not in text(result) and len(fake_openrouter.chat_requests()) == 1
+    assert result.is_error and "401" in result_text(result) and "OPENROUTER_API_KEY" in result_text(result)
+    assert wrong not in result_text(result) and len(fake_openrouter.chat_requests()) == 1
 
 
 async def test_e2e_missing_key_keeps_serving(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
-    async with Client(stdio_params(fake_openrouter, tmp_path / "cache", OPENROUTER_API_KEY=""),
-                      mode="legacy") as client:
+    async with Client(
+        stdio_params(fake_openrouter, tmp_path / "cache", OPENROUTER_API_KEY=""), mode="legacy"
+    ) as client:
         first = await client.call_tool("ask", {"prompt": "hello"})
         listed = await client.call_tool("list_models", {"query": "gpt"})
-        again = await client.call_tool("compare_models", {"prompt": "x", "models": ["openai/gpt-4o",
-                                                                                   "openai/gpt-4o-mini"]})
-    assert first.is_error and "OPENROUTER_API_KEY is not set" in text(first)
+        again = await client.call_tool(
+            "compare_models", {"prompt": "x", "models": ["openai/gpt-4o", "openai/gpt-4o-mini"]}
+        )
+    assert first.is_error and "OPENROUTER_API_KEY is not set" in result_text(first)
     assert not listed.is_error and listed.structured_content["total"] == 3
     assert again.structured_content["totals"]["failed"] == 2
     assert "OPENROUTER_API_KEY" in (again.structured_content["entries"][0]["error"] or "")
@@ -120,29 +118,26 @@ async def test_e2e_missing_key_keeps_serving(fake_openrouter: FakeOpenRouter, tm
 async def test_e2e_unknown_model_suggests_before_spending(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
     async with Client(stdio_params(fake_openrouter, tmp_path / "cache")) as client:
         result = await client.call_tool("ask", {"prompt": "hello", "model": "gpt-4o-mini"})
-    assert result.is_error and "Did you mean `openai/gpt-4o-mini`" in text(result)
+    assert result.is_error and "Did you mean `openai/gpt-4o-mini`" in result_text(result)
     assert fake_openrouter.chat_requests() == []
 
 
-async def test_e2e_compare_runs_in_parallel_and_isolates_failure(fake_openrouter: FakeOpenRouter,
-                                                                  tmp_path: Path) -> None:
+async def test_e2e_compare_runs_in_parallel_and_isolates_failure(
+    fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
     models = ["openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-3.5-sonnet", "deepseek/deepseek-r1"]
     async with Client(stdio_params(fake_openrouter, tmp_path / "cache")) as client:
         await client.call_tool("list_models", {"limit": 1})  # warm the catalog so only the comparison is timed
         fake_openrouter.latency = 1.0
         fake_openrouter.fail(402, model="deepseek/deepseek-r1", message="Insufficient credits")
-        started = time.monotonic()
         result = await client.call_tool("compare_models", {"prompt": "Name a prime.", "models": models})
-        elapsed = time.monotonic() - started
     data = result.structured_content
-    assert elapsed < 1.8, f"4 models at 1 s each took {elapsed:.2f} s"
-    assert fake_openrouter.max_concurrency() == 4
+    assert fake_openrouter.max_concurrency() == 4  # all four were in flight at once
     assert [e["ok"] for e in data["entries"]] == [True, True, True, False]
     assert "credits" in data["entries"][3]["error"] and data["totals"]["succeeded"] == 3
 
 
-async def test_e2e_catalog_fetched_once_and_reused_from_disk(fake_openrouter: FakeOpenRouter,
-                                                             tmp_path: Path) -> None:
+async def test_e2e_catalog_fetched_once_and_reused_from_disk(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
     params = stdio_params(fake_openrouter, tmp_path / "cache")
     async with Client(params) as client:
         for query in ("gpt", "claude", "llama"):
@@ -159,13 +154,16 @@ async def test_e2e_key_never_leaks_at_debug_level(fake_openrouter: FakeOpenRoute
         params = stdio_params(fake_openrouter, tmp_path / "cache", OPENROUTER_LOG_LEVEL="DEBUG")
         async with stdio_client(params, errlog=sink) as (read, write), ClientSession(read, write) as client:
             await client.initialize()
-            outputs = [await client.call_tool("ask", {"prompt": "hi", "web_search": True}),
-                       await client.call_tool("list_models", {}),
-                       await client.read_resource("openrouter://account"),
-                       await client.read_resource("openrouter://usage")]
+            outputs = [
+                await client.call_tool("ask", {"prompt": "hi", "web_search": True}),
+                await client.call_tool("list_models", {}),
+                await client.read_resource("openrouter://account"),
+                await client.read_resource("openrouter://usage"),
+            ]
     logged = errlog.read_text()
     assert "DEBUG" in logged and fake_openrouter.base_url in logged  # debug logging really was on
     assert FAKE_KEY not in logged
     assert all(FAKE_KEY not in o.model_dump_json() for o in outputs)
     assert not list((tmp_path / "cache").rglob("*")) or all(
-        FAKE_KEY not in p.read_text() for p in (tmp_path / "cache").rglob("*") if p.is_file())
+        FAKE_KEY not in p.read_text() for p in (tmp_path / "cache").rglob("*") if p.is_file()
+    )

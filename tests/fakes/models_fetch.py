@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 from tests.fakes.catalog_data import catalog
 
-__all__ = ["FakeClock", "FakeModelsFetch", "eventually"]
+__all__ = ["FakeClock", "FakeModelsFetch"]
 
 
 class FakeClock:
@@ -45,10 +44,3 @@ class FakeModelsFetch:
         if self.error is not None:
             raise self.error
         return self.body
-
-
-async def eventually(condition: Callable[[], bool], timeout: float = 5.0) -> None:
-    """Let background tasks (and the catalog's worker threads) run until `condition` holds; fail after `timeout`."""
-    async with asyncio.timeout(timeout):
-        while not condition():
-            await asyncio.sleep(0.001)

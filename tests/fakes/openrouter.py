@@ -37,7 +37,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from ..conftest import FAKE_KEY
+from . import FAKE_KEY
 from .catalog_data import catalog
 from .schema_fill import fill
 
@@ -48,17 +48,33 @@ VARIANT_SUFFIXES = (":free", ":online", ":nitro", ":floor", ":thinking")
 ACCOUNT_DEFAULT_MODEL = "openai/gpt-4o-mini"  # what `openrouter/auto` routes to and what an omitted `model` means
 DEFAULT_WEB_SEARCH_PRICE = 0.004  # USD per search when the model's pricing has no `web_search`
 KEEPALIVE_INTERVAL = 1.0  # seconds between `: OPENROUTER PROCESSING` comments while a stream waits
-FAULT_KINDS = frozenset({"http", "body", "empty", "nonjson", "finish_error", "stream_error", "hang", "model_down",
-                         "drop"})
+FAULT_KINDS = frozenset(
+    {"http", "body", "empty", "nonjson", "finish_error", "stream_error", "hang", "model_down", "drop"}
+)
 _DEFAULT_STATUS = {"http": 500, "body": 502, "stream_error": 502, "model_down": 503}
-_MESSAGES = {400: "Bad Request", 401: "User not found.", 402: "Insufficient credits. Add more using "
-             "https://openrouter.ai/settings/credits", 403: "Your chosen model requires moderation and your input "
-             "was flagged", 404: "Not Found", 408: "Request timed out", 413: "Payload Too Large",
-             429: "Rate limit exceeded: free-models-per-min.", 500: "Internal Server Error",
-             502: "Provider returned error", 503: "No endpoints found that can handle the requested parameters.",
-             524: "Provider timed out", 529: "Provider overloaded"}
-_PROVIDERS = {"openai": "OpenAI", "anthropic": "Anthropic", "google": "Google AI Studio", "deepseek": "DeepSeek",
-              "meta-llama": "Together", "perplexity": "Perplexity"}
+_MESSAGES = {
+    400: "Bad Request",
+    401: "User not found.",
+    402: "Insufficient credits. Add more using https://openrouter.ai/settings/credits",
+    403: "Your chosen model requires moderation and your input was flagged",
+    404: "Not Found",
+    408: "Request timed out",
+    413: "Payload Too Large",
+    429: "Rate limit exceeded: free-models-per-min.",
+    500: "Internal Server Error",
+    502: "Provider returned error",
+    503: "No endpoints found that can handle the requested parameters.",
+    524: "Provider timed out",
+    529: "Provider overloaded",
+}
+_PROVIDERS = {
+    "openai": "OpenAI",
+    "anthropic": "Anthropic",
+    "google": "Google AI Studio",
+    "deepseek": "DeepSeek",
+    "meta-llama": "Together",
+    "perplexity": "Perplexity",
+}
 _PROCESSING = ": OPENROUTER PROCESSING\n\n"
 _JSON_FORMATS = ("json_schema", "json_object")
 
@@ -91,8 +107,12 @@ class _Fault:
     def error(self, model: str, prompt: str) -> dict[str, Any]:
         metadata = self.metadata
         if metadata is None and self.status == 403:
-            metadata = {"reasons": ["violence"], "flagged_input": prompt[:100], "provider_name": _provider(model),
-                        "model_slug": model}
+            metadata = {
+                "reasons": ["violence"],
+                "flagged_input": prompt[:100],
+                "provider_name": _provider(model),
+                "model_slug": model,
+            }
         error: dict[str, Any] = {"code": self.status, "message": self.message or _MESSAGES.get(self.status, "Error")}
         if metadata is not None:
             error["metadata"] = metadata
@@ -135,8 +155,15 @@ class FakeOpenRouter:
     the fake's own bugs.
     """
 
-    def __init__(self, *, latency: float = 0.0, catalog_shape: int = 2026, api_key: str = FAKE_KEY,
-                 include_cost: bool = True, port: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        latency: float = 0.0,
+        catalog_shape: int = 2026,
+        api_key: str = FAKE_KEY,
+        include_cost: bool = True,
+        port: int = 0,
+    ) -> None:
         self.latency = latency
         self.model_latency: dict[str, float] = {}
         self.catalog_body: dict[str, Any] = catalog(catalog_shape)
@@ -163,8 +190,9 @@ class FakeOpenRouter:
         if self._server is None:
             self.stopping.clear()
             self._server = _Server(self, self._port)
-            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.01},
-                                            name="fake-openrouter", daemon=True)
+            self._thread = threading.Thread(
+                target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="fake-openrouter", daemon=True
+            )
             self._thread.start()
         return self
 
@@ -203,9 +231,17 @@ class FakeOpenRouter:
 
     # ----------------------------------------------------------------------------------------- faults and log
 
-    def fail(self, status: int | None = None, *, kind: str = "http", times: int = 1, model: str | None = None,
-             retry_after: str | None = None, message: str | None = None,
-             metadata: dict[str, Any] | None = None) -> None:
+    def fail(
+        self,
+        status: int | None = None,
+        *,
+        kind: str = "http",
+        times: int = 1,
+        model: str | None = None,
+        retry_after: str | None = None,
+        message: str | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> None:
         """Queue a fault (FIFO) for the next `times` chat requests for `model` (None: any model)."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; use one of {sorted(FAULT_KINDS)}")
@@ -241,8 +277,11 @@ class FakeOpenRouter:
 
     def max_concurrency(self, path: str = "/chat/completions") -> int:
         """The most requests to `path` that were in flight at once (unfinished ones count as still open)."""
-        events = sorted(event for r in self._log(path)
-                        for event in ((r.started, 1), (r.finished if r.finished is not None else math.inf, -1)))
+        events = sorted(
+            event
+            for r in self._log(path)
+            for event in ((r.started, 1), (r.finished if r.finished is not None else math.inf, -1))
+        )
         peak = current = 0
         for _, step in events:  # at equal times -1 sorts first: a request ending as another starts does not overlap
             current += step
@@ -306,15 +345,20 @@ class FakeOpenRouter:
         thinks = bool(body.get("reasoning") or body.get("include_reasoning") or model.endswith(":thinking"))
         thinks = thinks and options.get("enabled") is not False
         plugin = next((p for p in _dicts(body.get("plugins")) if p.get("id") == "web"), None)
-        web = (plugin is not None or str(body.get("model", "")).endswith(":online") or model.endswith(":online")
-               or any(t.get("type") == "openrouter:web_search" for t in _dicts(body.get("tools"))))
+        web = (
+            plugin is not None
+            or str(body.get("model", "")).endswith(":online")
+            or model.endswith(":online")
+            or any(t.get("type") == "openrouter:web_search" for t in _dicts(body.get("tools")))
+        )
         response_format = _dict(body.get("response_format"))
         spec, structured = _dict(response_format.get("json_schema")), response_format.get("type") in _JSON_FORMATS
         content = self.text_answers.get(model, f"[{model}] Answer: {prompt[:200]}")
         if response_format.get("type") == "json_schema":
             name = spec.get("name")
-            content = json.dumps(self.structured_answers[name] if name in self.structured_answers
-                                 else fill(spec.get("schema")))
+            content = json.dumps(
+                self.structured_answers[name] if name in self.structured_answers else fill(spec.get("schema"))
+            )
         elif response_format.get("type") == "json_object":
             content = json.dumps({"model": model, "answer": prompt[:200]})
         finish, limit = "stop", body.get("max_tokens")
@@ -325,42 +369,78 @@ class FakeOpenRouter:
         for i in range(1, min(max(int((plugin or {}).get("max_results") or 3), 1), 3) + 1 if web else 1):
             start = 0 if structured else len(content) + 1  # JSON answers get no [n] markers
             content = content if structured else f"{content} [{i}]"
-            annotations.append({"type": "url_citation", "url_citation": {
-                "url": f"https://example.org/{slug}-{i}", "title": f"Source {i} on {prompt[:60]}",
-                "content": f"Passage {i}: what example.org says about {prompt[:80]}.",
-                "start_index": start, "end_index": len(content)}})
+            annotations.append(
+                {
+                    "type": "url_citation",
+                    "url_citation": {
+                        "url": f"https://example.org/{slug}-{i}",
+                        "title": f"Source {i} on {prompt[:60]}",
+                        "content": f"Passage {i}: what example.org says about {prompt[:80]}.",
+                        "start_index": start,
+                        "end_index": len(content),
+                    },
+                }
+            )
         reasoning_tokens = 16 + len(all_text) // 8 if thinks else 0
         prompt_tokens, completion_tokens = len(all_text) // 4 + 1, len(content) // 4 + 1 + reasoning_tokens
         usage: dict[str, Any] = {
-            "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens, "prompt_tokens_details": {"cached_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": reasoning_tokens}}
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
+        }
         if web:
             usage["server_tool_use"] = {"web_search_requests": 1}
         if self.include_cost:
             price = functools.partial(self._price, model)
-            usage["cost"] = round(prompt_tokens * price("prompt")
-                                  + (completion_tokens - reasoning_tokens) * price("completion")
-                                  + reasoning_tokens * (price("internal_reasoning") or price("completion"))
-                                  + price("request") + (price("web_search") or DEFAULT_WEB_SEARCH_PRICE) * web, 12)
+            usage["cost"] = round(
+                prompt_tokens * price("prompt")
+                + (completion_tokens - reasoning_tokens) * price("completion")
+                + reasoning_tokens * (price("internal_reasoning") or price("completion"))
+                + price("request")
+                + (price("web_search") or DEFAULT_WEB_SEARCH_PRICE) * web,
+                12,
+            )
             usage["is_byok"] = False
-        message = {"role": "assistant", "content": content, "refusal": None,
-                   "reasoning": f"Thinking about: {prompt[:80]}" if thinks and not options.get("exclude") else None}
-        return {"id": generation_id or f"gen-{next(self._ids)}", "object": "chat.completion",
-                "created": int(time.time()), "model": model, "provider": _provider(model),
-                "choices": [{"index": 0, "logprobs": None, "finish_reason": finish, "native_finish_reason": finish,
-                             "message": message | ({"annotations": annotations} if annotations else {})}],
-                "usage": usage}
+        message = {
+            "role": "assistant",
+            "content": content,
+            "refusal": None,
+            "reasoning": f"Thinking about: {prompt[:80]}" if thinks and not options.get("exclude") else None,
+        }
+        return {
+            "id": generation_id or f"gen-{next(self._ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "provider": _provider(model),
+            "choices": [
+                {
+                    "index": 0,
+                    "logprobs": None,
+                    "finish_reason": finish,
+                    "native_finish_reason": finish,
+                    "message": message | ({"annotations": annotations} if annotations else {}),
+                }
+            ],
+            "usage": usage,
+        }
 
     def _remember(self, result: dict[str, Any], started: float) -> None:
         usage = result["usage"]
         with self._lock:
             self._generations[result["id"]] = {
-                "id": result["id"], "model": result["model"], "provider_name": result["provider"],
-                "total_cost": usage.get("cost", 0.0), "tokens_prompt": usage["prompt_tokens"],
-                "tokens_completion": usage["completion_tokens"], "finish_reason": "stop",
+                "id": result["id"],
+                "model": result["model"],
+                "provider_name": result["provider"],
+                "total_cost": usage.get("cost", 0.0),
+                "tokens_prompt": usage["prompt_tokens"],
+                "tokens_completion": usage["completion_tokens"],
+                "finish_reason": "stop",
                 "num_search_results": len(result["choices"][0]["message"].get("annotations") or []),
-                "latency": round(time.monotonic() - started, 4)}
+                "latency": round(time.monotonic() - started, 4),
+            }
 
 
 class _Server(ThreadingHTTPServer):
@@ -409,8 +489,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     # ------------------------------------------------------------------------------------------------ writing
 
-    def _send(self, status: int, data: bytes, content_type: str = "application/json",
-              headers: dict[str, str] | None = None) -> None:
+    def _send(
+        self, status: int, data: bytes, content_type: str = "application/json", headers: dict[str, str] | None = None
+    ) -> None:
         self.record.status, self.record.finished = status, time.monotonic()  # before the client can see it
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -423,16 +504,25 @@ class _Handler(BaseHTTPRequestHandler):
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         self._send(status, json.dumps(payload).encode(), headers=headers)
 
-    def _error(self, status: int, message: str | None = None, headers: dict[str, str] | None = None,
-               error: dict[str, Any] | None = None) -> None:
+    def _error(
+        self,
+        status: int,
+        message: str | None = None,
+        headers: dict[str, str] | None = None,
+        error: dict[str, Any] | None = None,
+    ) -> None:
         error = error or {"code": status, "message": message or _MESSAGES.get(status, "Error")}
         self._json(status, {"error": error, "user_id": "user_fake"}, headers)
 
     def _open_stream(self, generation_id: str) -> None:
         self.record.status = 200
         self.send_response(200)
-        for name, value in (("Content-Type", "text/event-stream"), ("Cache-Control", "no-cache"),
-                            ("Transfer-Encoding", "chunked"), ("X-Generation-Id", generation_id)):
+        for name, value in (
+            ("Content-Type", "text/event-stream"),
+            ("Cache-Control", "no-cache"),
+            ("Transfer-Encoding", "chunked"),
+            ("X-Generation-Id", generation_id),
+        ):
             self.send_header(name, value)
         self.end_headers()
 
@@ -478,9 +568,15 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw) if raw else None
         except ValueError:
             body = None
-        self.record = Recorded(self.command, _normal(url.path), url.query,
-                               {k.lower(): v for k, v in self.headers.items()}, body,
-                               body.get("model") if isinstance(body, dict) else None, time.monotonic())
+        self.record = Recorded(
+            self.command,
+            _normal(url.path),
+            url.query,
+            {k.lower(): v for k, v in self.headers.items()},
+            body,
+            body.get("model") if isinstance(body, dict) else None,
+            time.monotonic(),
+        )
         fake._record(self.record)
         try:
             self._route(self.record.path, parse_qs(url.query), body, bool(raw))
@@ -539,10 +635,23 @@ class _Handler(BaseHTTPRequestHandler):
             with fake._lock:
                 found = fake._generations.get((query.get("id") or [""])[0])
             return self._json(200, {"data": found}) if found else self._error(404, "Generation not found")
-        self._json(200, {"data": {  # the label is the masked key, never the key
-            "label": f"{fake.api_key[:12]}...{fake.api_key[-3:]}", "limit": 10.0, "limit_remaining": 7.5,
-            "limit_reset": "monthly", "usage": 2.5, "usage_daily": 0.1, "usage_weekly": 0.5, "usage_monthly": 2.5,
-            "is_free_tier": False, "rate_limit": {"requests": 100, "interval": "10s"}}})
+        self._json(
+            200,
+            {
+                "data": {  # the label is the masked key, never the key
+                    "label": f"{fake.api_key[:12]}...{fake.api_key[-3:]}",
+                    "limit": 10.0,
+                    "limit_remaining": 7.5,
+                    "limit_reset": "monthly",
+                    "usage": 2.5,
+                    "usage_daily": 0.1,
+                    "usage_weekly": 0.5,
+                    "usage_monthly": 2.5,
+                    "is_free_tier": False,
+                    "rate_limit": {"requests": 100, "interval": "10s"},
+                }
+            },
+        )
         return None
 
     def _chat(self, body: dict[str, Any]) -> None:
@@ -568,9 +677,12 @@ class _Handler(BaseHTTPRequestHandler):
 
         model = next(filter(usable, dict.fromkeys([requested, *filter(fake.known, fallbacks)])), None)
         if model is None and kind != "model_down":
-            return self._error(400, f"This endpoint's maximum context length is {fake.context_length(requested)} "
-                               f"tokens. However, you requested about {fake.context_needed(body)} tokens. Please "
-                               "reduce the length of the messages or completion.")
+            return self._error(
+                400,
+                f"This endpoint's maximum context length is {fake.context_length(requested)} "
+                f"tokens. However, you requested about {fake.context_needed(body)} tokens. Please "
+                "reduce the length of the messages or completion.",
+            )
         if kind == "model_down":
             kind = "ok" if model is not None else "http"  # every candidate down: the last failure is reported
         streaming = bool(body.get("stream")) and kind not in ("http", "nonjson")
@@ -608,12 +720,21 @@ class _Handler(BaseHTTPRequestHandler):
         message, stop_reason = result["choices"][0]["message"], result["choices"][0]["finish_reason"]
 
         def chunk(delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-            return head | {"choices": [{"index": 0, "delta": {"role": "assistant", **delta}, "finish_reason": finish,
-                                        "native_finish_reason": finish, "logprobs": None}]}
+            return head | {
+                "choices": [
+                    {
+                        "index": 0,
+                        "delta": {"role": "assistant", **delta},
+                        "finish_reason": finish,
+                        "native_finish_reason": finish,
+                        "logprobs": None,
+                    }
+                ]
+            }
 
         text = message["content"] if kind != "body" else ""
         size = max(len(text) // 4, 1)
-        pieces = [text[i:i + size] for i in range(0, len(text), size)]
+        pieces = [text[i : i + size] for i in range(0, len(text), size)]
         if kind in ("stream_error", "finish_error"):
             pieces = pieces[:2]
         elif kind == "empty":
@@ -649,8 +770,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     for signum in (signal.SIGINT, signal.SIGTERM):  # explicit: a shell's background job inherits SIGINT ignored
         signal.signal(signum, _interrupt)
-    with FakeOpenRouter(latency=args.latency, catalog_shape=args.catalog_shape, api_key=args.api_key,
-                        include_cost=not args.no_cost, port=args.port) as fake:
+    with FakeOpenRouter(
+        latency=args.latency,
+        catalog_shape=args.catalog_shape,
+        api_key=args.api_key,
+        include_cost=not args.no_cost,
+        port=args.port,
+    ) as fake:
         print(fake.base_url, flush=True)  # noqa: T201 - the point of the command
         try:
             threading.Event().wait()

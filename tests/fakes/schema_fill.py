@@ -67,8 +67,9 @@ def _fill(schema: Any, root: dict[str, Any], hint: str, depth: int, index: int) 
             count = min(count, int(schema["maxItems"]))
         items = schema.get("items", {})
         prefix = schema.get("prefixItems") or (items if isinstance(items, list) else [])  # draft-04 tuples: a list
-        return [_fill(prefix[i] if i < len(prefix) else items, root, f"{hint} {i + 1}", depth + 1, i)
-                for i in range(count)]
+        return [
+            _fill(prefix[i] if i < len(prefix) else items, root, f"{hint} {i + 1}", depth + 1, i) for i in range(count)
+        ]
     if kind == "string":
         return _string(schema, hint)
     if kind in ("integer", "number"):
@@ -79,9 +80,14 @@ def _fill(schema: Any, root: dict[str, Any], hint: str, depth: int, index: int) 
 
 
 def _string(schema: dict[str, Any], hint: str) -> str:
-    formats = {"date": "2025-01-01", "date-time": "2025-01-01T00:00:00Z", "time": "12:00:00Z",
-               "email": "someone@example.org", "uuid": "00000000-0000-4000-8000-000000000000",
-               "uri": f"https://example.org/{hint.replace(' ', '-')}"}
+    formats = {
+        "date": "2025-01-01",
+        "date-time": "2025-01-01T00:00:00Z",
+        "time": "12:00:00Z",
+        "email": "someone@example.org",
+        "uuid": "00000000-0000-4000-8000-000000000000",
+        "uri": f"https://example.org/{hint.replace(' ', '-')}",
+    }
     text = formats.get(str(schema.get("format")), f"A deterministic {hint}.")
     low, high = int(schema.get("minLength", 0)), schema.get("maxLength")
     if len(text) < low:
@@ -94,8 +100,10 @@ def _number(schema: dict[str, Any], integer: bool, index: int) -> float | int:
     low = max(schema.get("minimum", -math.inf), schema.get("exclusiveMinimum", -math.inf) + step)
     high = min(schema.get("maximum", math.inf), schema.get("exclusiveMaximum", math.inf) - step)
     if low > high:  # a range narrower than the step: take its middle
-        value = (max(schema.get("minimum", -math.inf), schema.get("exclusiveMinimum", -math.inf))
-                 + min(schema.get("maximum", math.inf), schema.get("exclusiveMaximum", math.inf))) / 2
+        value = (
+            max(schema.get("minimum", -math.inf), schema.get("exclusiveMinimum", -math.inf))
+            + min(schema.get("maximum", math.inf), schema.get("exclusiveMaximum", math.inf))
+        ) / 2
     else:
         value = min(max(step, low) + index * step, high)  # distinct per index, for uniqueItems
     if integer:

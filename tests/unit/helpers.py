@@ -8,12 +8,21 @@ from typing import Any
 BASE = "http://fake.test/api/v1"
 
 
-def completion(text: str = "Hello.", model: str = "openai/gpt-4o-mini", *, cost: float | None = 0.0001,
-               prompt_tokens: int = 12, completion_tokens: int = 5, reasoning_tokens: int = 0,
-               annotations: list[dict[str, Any]] | None = None, finish_reason: str = "stop",
-               reasoning: str | None = None) -> dict[str, Any]:
+def completion(
+    text: str = "Hello.",
+    model: str = "openai/gpt-4o-mini",
+    *,
+    cost: float | None = 0.0001,
+    prompt_tokens: int = 12,
+    completion_tokens: int = 5,
+    reasoning_tokens: int = 0,
+    annotations: list[dict[str, Any]] | None = None,
+    finish_reason: str = "stop",
+    reasoning: str | None = None,
+) -> dict[str, Any]:
     usage: dict[str, Any] = {
-        "prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
         "total_tokens": prompt_tokens + completion_tokens,
         "prompt_tokens_details": {"cached_tokens": 0},
         "completion_tokens_details": {"reasoning_tokens": reasoning_tokens},
@@ -21,17 +30,33 @@ def completion(text: str = "Hello.", model: str = "openai/gpt-4o-mini", *, cost:
     if cost is not None:
         usage["cost"] = cost
     return {
-        "id": "gen-123", "object": "chat.completion", "created": 1760000000, "model": model, "provider": "OpenAI",
-        "choices": [{"index": 0, "finish_reason": finish_reason, "native_finish_reason": finish_reason,
-                     "message": {"role": "assistant", "content": text, "reasoning": reasoning,
-                                 "annotations": annotations or []}}],
+        "id": "gen-123",
+        "object": "chat.completion",
+        "created": 1760000000,
+        "model": model,
+        "provider": "OpenAI",
+        "choices": [
+            {
+                "index": 0,
+                "finish_reason": finish_reason,
+                "native_finish_reason": finish_reason,
+                "message": {
+                    "role": "assistant",
+                    "content": text,
+                    "reasoning": reasoning,
+                    "annotations": annotations or [],
+                },
+            }
+        ],
         "usage": usage,
     }
 
 
 def citation(url: str, title: str = "A source", content: str = "a passage") -> dict[str, Any]:
-    return {"type": "url_citation",
-            "url_citation": {"url": url, "title": title, "content": content, "start_index": 0, "end_index": 5}}
+    return {
+        "type": "url_citation",
+        "url_citation": {"url": url, "title": title, "content": content, "start_index": 0, "end_index": 5},
+    }
 
 
 def error_body(code: int, message: str, **metadata: Any) -> dict[str, Any]:
@@ -49,8 +74,14 @@ def sse(*events: dict[str, Any] | str, done: bool = True) -> bytes:
     return ("\n".join(out) + "\n").encode()
 
 
-def chunk(content: str | None = None, *, model: str = "openai/gpt-4o-mini", finish_reason: str | None = None,
-          reasoning: str | None = None, annotations: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+def chunk(
+    content: str | None = None,
+    *,
+    model: str = "openai/gpt-4o-mini",
+    finish_reason: str | None = None,
+    reasoning: str | None = None,
+    annotations: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
     delta: dict[str, Any] = {"role": "assistant"}
     if content is not None:
         delta["content"] = content
@@ -58,8 +89,14 @@ def chunk(content: str | None = None, *, model: str = "openai/gpt-4o-mini", fini
         delta["reasoning"] = reasoning
     if annotations:
         delta["annotations"] = annotations
-    return {"id": "gen-s1", "object": "chat.completion.chunk", "created": 1760000000, "model": model,
-            "provider": "OpenAI", "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}]}
+    return {
+        "id": "gen-s1",
+        "object": "chat.completion.chunk",
+        "created": 1760000000,
+        "model": model,
+        "provider": "OpenAI",
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
 
 
 class RecordingSleep:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from openrouter_research_mcp.openrouter.budget import Budget
-from openrouter_research_mcp.openrouter.pricing import estimate_prompt_tokens, worst_case_cost
 from openrouter_research_mcp.errors import BudgetExceededError, CreditsError, StreamError, UpstreamUnavailableError
-from openrouter_research_mcp.openrouter.pricing import Pricing
+from openrouter_research_mcp.openrouter.budget import Budget
+from openrouter_research_mcp.openrouter.pricing import Pricing, estimate_prompt_tokens, worst_case_cost
 
 
 def pricing(**prices: str) -> Pricing:
@@ -18,7 +17,8 @@ def test_worst_case_cost_counts_prompt_output_request_and_search() -> None:
     p = pricing(prompt="0.000001", completion="0.000002", internal_reasoning="0.000004", request="0.001")
     assert worst_case_cost(p, 300, 1000) == pytest.approx(estimate_prompt_tokens(300) * 1e-6 + 1000 * 4e-6 + 0.001)
     assert worst_case_cost(p, 300, 1000, web_searches=1) == pytest.approx(
-        estimate_prompt_tokens(300) * 1e-6 + 1000 * 4e-6 + 0.001 + 0.02)
+        estimate_prompt_tokens(300) * 1e-6 + 1000 * 4e-6 + 0.001 + 0.02
+    )
     assert worst_case_cost(pricing(prompt="-1", completion="-1"), 300, 1000) is None
     assert estimate_prompt_tokens(300) >= 300 // 4  # never optimistic about the prompt
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from openrouter_research_mcp.openrouter.catalog import ModelCatalog
 from openrouter_research_mcp.errors import ModelNotFoundError
+from openrouter_research_mcp.openrouter.catalog import ModelCatalog
 from openrouter_research_mcp.openrouter.models import SearchQuery
 from tests.fakes.catalog_data import catalog, model_ids
 from tests.fakes.models_fetch import FakeClock, FakeModelsFetch
@@ -33,13 +33,16 @@ async def test_catalog_lookup_finds_exact_ids(loaded: ModelCatalog, model_id: st
     assert (await loaded.lookup(f"  {model_id} ")).id == model_id
 
 
-@pytest.mark.parametrize(("wanted", "expected"), [
-    ("meta-llama/llama-3.3-70b-instruct:free", "meta-llama/llama-3.3-70b-instruct:free"),
-    ("openai/gpt-4o:online", "openai/gpt-4o"),
-    ("meta-llama/llama-3.3-70b-instruct:nitro", "meta-llama/llama-3.3-70b-instruct"),
-    ("anthropic/claude-3.5-sonnet:floor", "anthropic/claude-3.5-sonnet"),
-    ("deepseek/deepseek-r1:thinking", "deepseek/deepseek-r1"),
-])
+@pytest.mark.parametrize(
+    ("wanted", "expected"),
+    [
+        ("meta-llama/llama-3.3-70b-instruct:free", "meta-llama/llama-3.3-70b-instruct:free"),
+        ("openai/gpt-4o:online", "openai/gpt-4o"),
+        ("meta-llama/llama-3.3-70b-instruct:nitro", "meta-llama/llama-3.3-70b-instruct"),
+        ("anthropic/claude-3.5-sonnet:floor", "anthropic/claude-3.5-sonnet"),
+        ("deepseek/deepseek-r1:thinking", "deepseek/deepseek-r1"),
+    ],
+)
 async def test_catalog_lookup_accepts_variant_suffixes(loaded: ModelCatalog, wanted: str, expected: str) -> None:
     assert (await loaded.lookup(wanted)).id == expected
 
@@ -59,15 +62,17 @@ async def test_catalog_lookup_free_suffix_needs_a_free_entry(loaded: ModelCatalo
     assert caught.value.suggestions[0] == "openai/gpt-4o-mini"
 
 
-@pytest.mark.parametrize(("wanted", "best"), [
-    ("openai/gpt-4o-mni", "openai/gpt-4o-mini"),
-    ("gpt-4o-mini", "openai/gpt-4o-mini"),
-    ("claude-3.5-sonet", "anthropic/claude-3.5-sonnet"),
-    ("deepseek/deepseek-r2:thinking", "deepseek/deepseek-r1"),
-    ("anthropic/claude", "anthropic/claude-3.5-sonnet"),  # the slug alone is too short to match
-])
-async def test_catalog_lookup_unknown_id_suggests_close_matches(loaded: ModelCatalog, wanted: str,
-                                                                best: str) -> None:
+@pytest.mark.parametrize(
+    ("wanted", "best"),
+    [
+        ("openai/gpt-4o-mni", "openai/gpt-4o-mini"),
+        ("gpt-4o-mini", "openai/gpt-4o-mini"),
+        ("claude-3.5-sonet", "anthropic/claude-3.5-sonnet"),
+        ("deepseek/deepseek-r2:thinking", "deepseek/deepseek-r1"),
+        ("anthropic/claude", "anthropic/claude-3.5-sonnet"),  # the slug alone is too short to match
+    ],
+)
+async def test_catalog_lookup_unknown_id_suggests_close_matches(loaded: ModelCatalog, wanted: str, best: str) -> None:
     with pytest.raises(ModelNotFoundError) as info:
         await loaded.lookup(wanted)
     error = info.value

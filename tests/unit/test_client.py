@@ -13,7 +13,6 @@ import httpx
 import pytest
 import respx
 
-from openrouter_research_mcp.openrouter.client import OpenRouterClient
 from openrouter_research_mcp.config import Settings, load_settings
 from openrouter_research_mcp.errors import (
     AuthError,
@@ -28,24 +27,24 @@ from openrouter_research_mcp.errors import (
     UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
+from openrouter_research_mcp.openrouter.client import OpenRouterClient
 from openrouter_research_mcp.openrouter.pricing import Pricing
 
-from ..conftest import FAKE_KEY
+from ..fakes import FAKE_KEY
 from .helpers import BASE, RecordingSleep, chunk, citation, completion, error_body, sse
 
 MESSAGES = [{"role": "user", "content": "Why is the sky blue?"}]
 
 
 @pytest.fixture
-def mocked_openrouter() -> Iterator[respx.MockRouter]:
+def respx_openrouter() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
         yield router
 
 
 @pytest.fixture
 def settings() -> Settings:
-    return load_settings(environ={"OPENROUTER_API_KEY": FAKE_KEY, "OPENROUTER_BASE_URL": BASE,
-                                  "OPENROUTER_APP_TITLE": "Test App", "OPENROUTER_APP_URL": "https://app.test"})
+    return load_settings(api_key=FAKE_KEY, base_url=BASE, app_title="Test App", app_url="https://app.test")
 
 
 @pytest.fixture
@@ -64,15 +63,28 @@ def sent(route: respx.Route, index: int = -1) -> dict[str, Any]:
     return body
 
 
-async def test_client_chat_sends_attribution_and_returns_answer(mocked_openrouter: respx.MockRouter,
-                                                                client: OpenRouterClient) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(
-        200, json=completion("Rayleigh scattering.", cost=0.00042, prompt_tokens=20, completion_tokens=7,
-                             reasoning_tokens=3, annotations=[citation("https://a.test/1"), citation("https://a.test/1"),
-                                                              citation("https://b.test/2", "B", "bee")]),
-        headers={"X-Generation-Id": "gen-header"}))
-    result = await client.chat(MESSAGES, model="openai/gpt-4o-mini", temperature=0.2, max_tokens=50,
-                               fallback_models=[])
+async def test_client_chat_sends_attribution_and_returns_answer(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(
+        return_value=httpx.Response(
+            200,
+            json=completion(
+                "Rayleigh scattering.",
+                cost=0.00042,
+                prompt_tokens=20,
+                completion_tokens=7,
+                reasoning_tokens=3,
+                annotations=[
+                    citation("https://a.test/1"),
+                    citation("https://a.test/1"),
+                    citation("https://b.test/2", "B", "bee"),
+                ],
+            ),
+            headers={"X-Generation-Id": "gen-header"},
+        )
+    )
+    result = await client.chat(MESSAGES, model="openai/gpt-4o-mini", temperature=0.2, max_tokens=50, fallback_models=[])
     request = route.calls[0].request
     assert request.headers["Authorization"] == f"Bearer {FAKE_KEY}"
     assert request.headers["HTTP-Referer"] == "https://app.test"
@@ -90,32 +102,53 @@ async def test_client_chat_sends_attribution_and_returns_answer(mocked_openroute
 
 
 @pytest.mark.parametrize("status", [408, 429, 500, 502, 503, 504, 524, 529])
-async def test_client_retries_transient_status(status: int, mocked_openrouter: respx.MockRouter,
-                                               client: OpenRouterClient, sleeps: RecordingSleep) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(side_effect=[
-        httpx.Response(status, json=error_body(status, "temporary")), httpx.Response(200, json=completion("ok"))])
+async def test_client_retries_transient_status(
+    status: int, respx_openrouter: respx.MockRouter, client: OpenRouterClient, sleeps: RecordingSleep
+) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(
+        side_effect=[
+            httpx.Response(status, json=error_body(status, "temporary")),
+            httpx.Response(200, json=completion("ok")),
+        ]
+    )
     result = await client.chat(MESSAGES, fallback_models=[])
     assert result.text == "ok" and route.call_count == 2 and len(sleeps.calls) == 1
     assert result.attempts[0].retries == 1
 
 
-@pytest.mark.parametrize(("status", "kind"), [
-    (400, RequestError), (401, AuthError), (402, CreditsError), (403, ModerationError), (404, ModelNotFoundError),
-    (413, RequestError), (422, RequestError)])
-async def test_client_never_retries_client_errors(status: int, kind: type[OpenRouterError],
-                                                  mocked_openrouter: respx.MockRouter, client: OpenRouterClient,
-                                                  sleeps: RecordingSleep) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(
-        return_value=httpx.Response(status, json=error_body(status, "refused", reasons=["self-harm"])))
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (400, RequestError),
+        (401, AuthError),
+        (402, CreditsError),
+        (403, ModerationError),
+        (404, ModelNotFoundError),
+        (413, RequestError),
+        (422, RequestError),
+    ],
+)
+async def test_client_never_retries_client_errors(
+    status: int,
+    kind: type[OpenRouterError],
+    respx_openrouter: respx.MockRouter,
+    client: OpenRouterClient,
+    sleeps: RecordingSleep,
+) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(
+        return_value=httpx.Response(status, json=error_body(status, "refused", reasons=["self-harm"]))
+    )
     with pytest.raises(kind):
         await client.chat(MESSAGES, fallback_models=[])
     assert route.call_count == 1 and sleeps.calls == []
 
 
-async def test_client_gives_up_after_max_retries(mocked_openrouter: respx.MockRouter, client: OpenRouterClient,
-                                                 sleeps: RecordingSleep) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(
-        return_value=httpx.Response(503, json=error_body(503, "no providers")))
+async def test_client_gives_up_after_max_retries(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient, sleeps: RecordingSleep
+) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(
+        return_value=httpx.Response(503, json=error_body(503, "no providers"))
+    )
     with pytest.raises(UpstreamUnavailableError) as caught:
         await client.chat(MESSAGES, fallback_models=[])
     assert route.call_count == 3 and len(sleeps.calls) == 2  # OPENROUTER_MAX_RETRIES defaults to 2
@@ -123,122 +156,181 @@ async def test_client_gives_up_after_max_retries(mocked_openrouter: respx.MockRo
     assert "503" in caught.value.message and "fallback" in caught.value.message
 
 
-async def test_client_honours_retry_after_seconds(mocked_openrouter: respx.MockRouter, client: OpenRouterClient,
-                                                  sleeps: RecordingSleep) -> None:
-    mocked_openrouter.post("/chat/completions").mock(side_effect=[
-        httpx.Response(429, json=error_body(429, "slow"), headers={"Retry-After": "7"}),
-        httpx.Response(200, json=completion())])
+async def test_client_honours_retry_after_seconds(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient, sleeps: RecordingSleep
+) -> None:
+    respx_openrouter.post("/chat/completions").mock(
+        side_effect=[
+            httpx.Response(429, json=error_body(429, "slow"), headers={"Retry-After": "7"}),
+            httpx.Response(200, json=completion()),
+        ]
+    )
     await client.chat(MESSAGES, fallback_models=[])
     assert sleeps.calls == [7.0]
 
 
-async def test_client_honours_retry_after_http_date(mocked_openrouter: respx.MockRouter, client: OpenRouterClient,
-                                                    sleeps: RecordingSleep) -> None:
+async def test_client_honours_retry_after_http_date(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient, sleeps: RecordingSleep
+) -> None:
     when = format_datetime(datetime.now(UTC) + timedelta(seconds=20), usegmt=True)
-    mocked_openrouter.post("/chat/completions").mock(side_effect=[
-        httpx.Response(503, json=error_body(503, "busy"), headers={"Retry-After": when}),
-        httpx.Response(200, json=completion())])
+    respx_openrouter.post("/chat/completions").mock(
+        side_effect=[
+            httpx.Response(503, json=error_body(503, "busy"), headers={"Retry-After": when}),
+            httpx.Response(200, json=completion()),
+        ]
+    )
     await client.chat(MESSAGES, fallback_models=[])
     assert len(sleeps.calls) == 1 and 17.0 <= sleeps.calls[0] <= 20.0
 
 
-async def test_client_ignores_retry_after_beyond_a_minute(mocked_openrouter: respx.MockRouter,
-                                                          client: OpenRouterClient, sleeps: RecordingSleep) -> None:
-    mocked_openrouter.post("/chat/completions").mock(side_effect=[
-        httpx.Response(429, json=error_body(429, "slow"), headers={"Retry-After": "3600"}),
-        httpx.Response(200, json=completion())])
+async def test_client_ignores_retry_after_beyond_a_minute(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient, sleeps: RecordingSleep
+) -> None:
+    respx_openrouter.post("/chat/completions").mock(
+        side_effect=[
+            httpx.Response(429, json=error_body(429, "slow"), headers={"Retry-After": "3600"}),
+            httpx.Response(200, json=completion()),
+        ]
+    )
     await client.chat(MESSAGES, fallback_models=[])
     assert len(sleeps.calls) == 1 and sleeps.calls[0] <= 0.5
 
 
-async def test_client_skips_retry_that_would_outlive_deadline(mocked_openrouter: respx.MockRouter,
-                                                              client: OpenRouterClient,
-                                                              sleeps: RecordingSleep) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(side_effect=[
-        httpx.Response(429, json=error_body(429, "slow"), headers={"Retry-After": "5"}),
-        httpx.Response(200, json=completion())])
+async def test_client_skips_retry_that_would_outlive_deadline(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient, sleeps: RecordingSleep
+) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(
+        side_effect=[
+            httpx.Response(429, json=error_body(429, "slow"), headers={"Retry-After": "5"}),
+            httpx.Response(200, json=completion()),
+        ]
+    )
     with pytest.raises(RateLimitError):
         await client.chat(MESSAGES, fallback_models=[], deadline=time.monotonic() + 2.0)
     assert route.call_count == 1 and sleeps.calls == []
 
 
-async def test_client_retries_within_deadline(mocked_openrouter: respx.MockRouter, client: OpenRouterClient,
-                                              sleeps: RecordingSleep) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(side_effect=[
-        httpx.Response(429, json=error_body(429, "slow"), headers={"Retry-After": "0.5"}),
-        httpx.Response(200, json=completion())])
+async def test_client_retries_within_deadline(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient, sleeps: RecordingSleep
+) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(
+        side_effect=[
+            httpx.Response(429, json=error_body(429, "slow"), headers={"Retry-After": "0.5"}),
+            httpx.Response(200, json=completion()),
+        ]
+    )
     await client.chat(MESSAGES, fallback_models=[], deadline=time.monotonic() + 30.0)
     assert route.call_count == 2 and sleeps.calls == [0.5]
 
 
-async def test_client_expired_deadline_sends_nothing(mocked_openrouter: respx.MockRouter,
-                                                     client: OpenRouterClient) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
+async def test_client_expired_deadline_sends_nothing(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
     with pytest.raises(UpstreamTimeoutError):
         await client.chat(MESSAGES, fallback_models=[], deadline=time.monotonic() - 1)
     assert route.call_count == 0
 
 
-@pytest.mark.parametrize("failure", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"),
-                                     httpx.RemoteProtocolError("reset")])
-async def test_client_retries_transport_failures(failure: Exception, mocked_openrouter: respx.MockRouter,
-                                                 client: OpenRouterClient, sleeps: RecordingSleep) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(
-        side_effect=[failure, httpx.Response(200, json=completion("after"))])
+@pytest.mark.parametrize(
+    "failure", [httpx.ConnectError("refused"), httpx.ReadTimeout("slow"), httpx.RemoteProtocolError("reset")]
+)
+async def test_client_retries_transport_failures(
+    failure: Exception, respx_openrouter: respx.MockRouter, client: OpenRouterClient, sleeps: RecordingSleep
+) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(
+        side_effect=[failure, httpx.Response(200, json=completion("after"))]
+    )
     assert (await client.chat(MESSAGES, fallback_models=[])).text == "after"
     assert route.call_count == 2 and len(sleeps.calls) == 1
 
 
-async def test_client_connection_refused_says_where(mocked_openrouter: respx.MockRouter,
-                                                    client: OpenRouterClient) -> None:
-    mocked_openrouter.post("/chat/completions").mock(side_effect=httpx.ConnectError("refused"))
+async def test_client_connection_refused_says_where(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
+    respx_openrouter.post("/chat/completions").mock(side_effect=httpx.ConnectError("refused"))
     with pytest.raises(UpstreamUnavailableError) as caught:
         await client.chat(MESSAGES, fallback_models=[])
     assert BASE in caught.value.message and "OPENROUTER_BASE_URL" in caught.value.message
 
 
-@pytest.mark.parametrize(("body", "kind", "words"), [
-    (error_body(402, "Insufficient credits"), CreditsError, "credits"),
-    (error_body(400, "Provider returned error"), BadResponseError, "failed while answering"),
-    ({"id": "gen-1", "model": "openai/gpt-4o-mini", "choices": []}, BadResponseError, "no choices"),
-    ({"id": "gen-1", "model": "openai/gpt-4o-mini", "choices": [
-        {"finish_reason": "error", "native_finish_reason": "upstream_error", "message": {"content": "par"}}]},
-     BadResponseError, "upstream_error"),
-    (["not", "an", "object"], BadResponseError, "not a JSON object"),
-])
-async def test_client_http_200_failures_become_typed_errors(body: Any, kind: type[OpenRouterError], words: str,
-                                                            mocked_openrouter: respx.MockRouter,
-                                                            client: OpenRouterClient) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=body))
+@pytest.mark.parametrize(
+    ("body", "kind", "words"),
+    [
+        (error_body(402, "Insufficient credits"), CreditsError, "credits"),
+        (error_body(400, "Provider returned error"), BadResponseError, "failed while answering"),
+        ({"id": "gen-1", "model": "openai/gpt-4o-mini", "choices": []}, BadResponseError, "no choices"),
+        (
+            {
+                "id": "gen-1",
+                "model": "openai/gpt-4o-mini",
+                "choices": [
+                    {"finish_reason": "error", "native_finish_reason": "upstream_error", "message": {"content": "par"}}
+                ],
+            },
+            BadResponseError,
+            "upstream_error",
+        ),
+        (["not", "an", "object"], BadResponseError, "not a JSON object"),
+    ],
+)
+async def test_client_http_200_failures_become_typed_errors(
+    body: Any, kind: type[OpenRouterError], words: str, respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=body))
     with pytest.raises(kind) as caught:
         await client.chat(MESSAGES, fallback_models=[])
     assert words in caught.value.message and route.call_count == 1
 
 
-async def test_client_http_200_transient_error_body_is_retried(mocked_openrouter: respx.MockRouter,
-                                                               client: OpenRouterClient) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(side_effect=[
-        httpx.Response(200, json=error_body(502, "Provider returned error")), httpx.Response(200, json=completion())])
+async def test_client_http_200_transient_error_body_is_retried(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(
+        side_effect=[
+            httpx.Response(200, json=error_body(502, "Provider returned error")),
+            httpx.Response(200, json=completion()),
+        ]
+    )
     assert (await client.chat(MESSAGES, fallback_models=[])).text == "Hello."
     assert route.call_count == 2
 
 
-async def test_client_non_json_body(mocked_openrouter: respx.MockRouter, client: OpenRouterClient) -> None:
-    mocked_openrouter.post("/chat/completions").mock(
-        return_value=httpx.Response(200, text="<html>Bad gateway</html>", headers={"content-type": "text/html"}))
+async def test_client_non_json_body(respx_openrouter: respx.MockRouter, client: OpenRouterClient) -> None:
+    respx_openrouter.post("/chat/completions").mock(
+        return_value=httpx.Response(200, text="<html>Bad gateway</html>", headers={"content-type": "text/html"})
+    )
     with pytest.raises(BadResponseError, match="not JSON"):
         await client.chat(MESSAGES, fallback_models=[])
 
 
-async def test_client_stream_skips_comments_and_assembles(mocked_openrouter: respx.MockRouter,
-                                                          client: OpenRouterClient) -> None:
-    usage = {"id": "gen-s1", "model": "openai/gpt-4o-mini", "choices": [],
-             "usage": {"prompt_tokens": 9, "completion_tokens": 4, "total_tokens": 13, "cost": 0.00002,
-                       "completion_tokens_details": {"reasoning_tokens": 2}}}
-    body = sse(": OPENROUTER PROCESSING", chunk(reasoning="thinking "), ": OPENROUTER PROCESSING", chunk("Blue "),
-               chunk("light.", annotations=[citation("https://sky.test")]), chunk(finish_reason="stop"), usage)
-    route = mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(
-        200, content=body, headers={"content-type": "text/event-stream"}))
+async def test_client_stream_skips_comments_and_assembles(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
+    usage = {
+        "id": "gen-s1",
+        "model": "openai/gpt-4o-mini",
+        "choices": [],
+        "usage": {
+            "prompt_tokens": 9,
+            "completion_tokens": 4,
+            "total_tokens": 13,
+            "cost": 0.00002,
+            "completion_tokens_details": {"reasoning_tokens": 2},
+        },
+    }
+    body = sse(
+        ": OPENROUTER PROCESSING",
+        chunk(reasoning="thinking "),
+        ": OPENROUTER PROCESSING",
+        chunk("Blue "),
+        chunk("light.", annotations=[citation("https://sky.test")]),
+        chunk(finish_reason="stop"),
+        usage,
+    )
+    route = respx_openrouter.post("/chat/completions").mock(
+        return_value=httpx.Response(200, content=body, headers={"content-type": "text/event-stream"})
+    )
     pieces: list[str] = []
 
     async def on_text(text: str) -> None:
@@ -253,90 +345,121 @@ async def test_client_stream_skips_comments_and_assembles(mocked_openrouter: res
     assert result.generation_id == "gen-s1"
 
 
-async def test_client_stream_mid_stream_error_keeps_partial_text(mocked_openrouter: respx.MockRouter,
-                                                                 client: OpenRouterClient) -> None:
-    failure = {"id": "gen-s1", "model": "openai/gpt-4o-mini", "error": {"code": 502, "message": "Provider died"},
-               "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}]}
-    route = mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(
-        200, content=sse(chunk("The sky is "), chunk("blue because"), failure, done=False),
-        headers={"content-type": "text/event-stream"}))
+async def test_client_stream_mid_stream_error_keeps_partial_text(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
+    failure = {
+        "id": "gen-s1",
+        "model": "openai/gpt-4o-mini",
+        "error": {"code": 502, "message": "Provider died"},
+        "choices": [{"index": 0, "delta": {"content": ""}, "finish_reason": "error"}],
+    }
+    route = respx_openrouter.post("/chat/completions").mock(
+        return_value=httpx.Response(
+            200,
+            content=sse(chunk("The sky is "), chunk("blue because"), failure, done=False),
+            headers={"content-type": "text/event-stream"},
+        )
+    )
     with pytest.raises(StreamError) as caught:
         await client.chat(MESSAGES, stream=True, fallback_models=[])
     assert caught.value.partial_text == "The sky is blue because"
     assert "Provider died" in caught.value.message and route.call_count == 1
 
 
-async def test_client_stream_cut_short_is_an_error(mocked_openrouter: respx.MockRouter,
-                                                   client: OpenRouterClient) -> None:
-    mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(
-        200, content=sse(chunk("half an "), done=False), headers={"content-type": "text/event-stream"}))
+async def test_client_stream_cut_short_is_an_error(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
+    respx_openrouter.post("/chat/completions").mock(
+        return_value=httpx.Response(
+            200, content=sse(chunk("half an "), done=False), headers={"content-type": "text/event-stream"}
+        )
+    )
     with pytest.raises(StreamError) as caught:
         await client.chat(MESSAGES, stream=True, fallback_models=[])
     assert caught.value.partial_text == "half an "
 
 
-async def test_client_fallback_native_and_client_side(mocked_openrouter: respx.MockRouter,
-                                                      client: OpenRouterClient) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(side_effect=[
-        httpx.Response(404, json=error_body(404, "No endpoints found for a/gone")),
-        httpx.Response(200, json=completion("from c", model="c/third"))])
+async def test_client_fallback_native_and_client_side(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(
+        side_effect=[
+            httpx.Response(404, json=error_body(404, "No endpoints found for a/gone")),
+            httpx.Response(200, json=completion("from c", model="c/third")),
+        ]
+    )
     result = await client.chat(MESSAGES, model="a/gone", fallback_models=["b/second", "c/third"])
     assert sent(route, 0)["model"] == "a/gone" and sent(route, 0)["models"] == ["a/gone", "b/second", "c/third"]
     assert sent(route, 1)["model"] == "b/second" and sent(route, 1)["models"] == ["b/second", "c/third"]
     assert result.model_requested == "a/gone" and result.model == "c/third" and result.text == "from c"
     assert [(a.model, a.ok, a.status, a.answered_by) for a in result.attempts] == [
-        ("a/gone", False, 404, None), ("b/second", True, None, "c/third")]
+        ("a/gone", False, 404, None),
+        ("b/second", True, None, "c/third"),
+    ]
     assert "a/gone" in (result.attempts[0].error or "")
     ledger = client.usage.by_model()
     assert ledger["a/gone"].failed_calls == 1 and ledger["c/third"].calls == 1
 
 
-async def test_client_falls_back_after_retries_and_on_context_length(mocked_openrouter: respx.MockRouter,
-                                                                     client: OpenRouterClient) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(side_effect=[
-        httpx.Response(400, json=error_body(400, "maximum context length exceeded",
-                                            error_type="context_length_exceeded")),
-        *[httpx.Response(502, json=error_body(502, "bad gateway"))] * 3,
-        httpx.Response(200, json=completion("third time", model="c/big"))])
+async def test_client_falls_back_after_retries_and_on_context_length(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(
+        side_effect=[
+            httpx.Response(
+                400, json=error_body(400, "maximum context length exceeded", error_type="context_length_exceeded")
+            ),
+            *[httpx.Response(502, json=error_body(502, "bad gateway"))] * 3,
+            httpx.Response(200, json=completion("third time", model="c/big")),
+        ]
+    )
     result = await client.chat(MESSAGES, model="a/small", fallback_models=["b/flaky", "c/big"])
     assert route.call_count == 5 and result.model == "c/big"
     assert [(a.model, a.status, a.retries) for a in result.attempts] == [
-        ("a/small", 400, 0), ("b/flaky", 502, 2), ("c/big", None, 0)]
+        ("a/small", 400, 0),
+        ("b/flaky", 502, 2),
+        ("c/big", None, 0),
+    ]
 
 
-async def test_client_does_not_fall_back_on_auth_failure(mocked_openrouter: respx.MockRouter,
-                                                         client: OpenRouterClient) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(
-        return_value=httpx.Response(401, json=error_body(401, "User not found.")))
+async def test_client_does_not_fall_back_on_auth_failure(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(
+        return_value=httpx.Response(401, json=error_body(401, "User not found."))
+    )
     with pytest.raises(AuthError) as caught:
         await client.chat(MESSAGES, model="a/one", fallback_models=["b/two"])
     assert route.call_count == 1 and [a.model for a in caught.value.attempts] == ["a/one"]
 
 
-async def test_client_all_models_failing_reports_every_attempt(mocked_openrouter: respx.MockRouter,
-                                                               client: OpenRouterClient) -> None:
-    mocked_openrouter.post("/chat/completions").mock(
-        return_value=httpx.Response(404, json=error_body(404, "unknown model")))
+async def test_client_all_models_failing_reports_every_attempt(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
+    respx_openrouter.post("/chat/completions").mock(
+        return_value=httpx.Response(404, json=error_body(404, "unknown model"))
+    )
     with pytest.raises(ModelNotFoundError) as caught:
         await client.chat(MESSAGES, model="a/one", fallback_models=["b/two", "c/three"])
     assert [a.model for a in caught.value.attempts] == ["a/one", "b/two", "c/three"]
     assert not any(a.ok for a in caught.value.attempts)
 
 
-async def test_client_uses_configured_default_and_fallbacks(mocked_openrouter: respx.MockRouter) -> None:
-    settings = load_settings(environ={"OPENROUTER_API_KEY": FAKE_KEY, "OPENROUTER_BASE_URL": BASE,
-                                      "OPENROUTER_DEFAULT_MODEL": "x/default",
-                                      "OPENROUTER_FALLBACK_MODELS": "y/one, z/two"})
-    route = mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
+async def test_client_uses_configured_default_and_fallbacks(respx_openrouter: respx.MockRouter) -> None:
+    settings = load_settings(api_key=FAKE_KEY, base_url=BASE, default_model="x/default", fallback_models="y/one, z/two")
+    route = respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
     async with OpenRouterClient(settings) as client:
         await client.chat(MESSAGES)
     assert sent(route)["model"] == "x/default" and sent(route)["models"] == ["x/default", "y/one", "z/two"]
 
 
-async def test_client_cost_from_pricing_when_usage_lacks_cost(mocked_openrouter: respx.MockRouter,
-                                                              client: OpenRouterClient) -> None:
-    mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(
-        200, json=completion(cost=None, prompt_tokens=1000, completion_tokens=500)))
+async def test_client_cost_from_pricing_when_usage_lacks_cost(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
+    respx_openrouter.post("/chat/completions").mock(
+        return_value=httpx.Response(200, json=completion(cost=None, prompt_tokens=1000, completion_tokens=500))
+    )
     seen: list[str] = []
 
     def pricing(model: str) -> Pricing | None:
@@ -350,78 +473,111 @@ async def test_client_cost_from_pricing_when_usage_lacks_cost(mocked_openrouter:
     assert client.usage.totals().cost_usd == pytest.approx(0.003)
 
 
-async def test_client_cost_unknown_without_pricing(mocked_openrouter: respx.MockRouter,
-                                                   client: OpenRouterClient) -> None:
-    mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion(cost=None)))
+async def test_client_cost_unknown_without_pricing(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
+    respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion(cost=None)))
     result = await client.chat(MESSAGES, fallback_models=[])
     assert result.usage.cost_usd is None and result.usage.cost_source == "unknown"
     assert client.usage.totals().calls_with_unknown_cost == 1
 
 
-async def test_client_missing_key_fails_before_any_request(mocked_openrouter: respx.MockRouter) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
-    async with OpenRouterClient(load_settings(environ={"OPENROUTER_BASE_URL": BASE})) as client:
+async def test_client_missing_key_fails_before_any_request(respx_openrouter: respx.MockRouter) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
+    async with OpenRouterClient(load_settings(base_url=BASE)) as client:
         with pytest.raises(AuthError) as caught:
             await client.chat(MESSAGES)
     assert "OPENROUTER_API_KEY" in caught.value.message and "openrouter.ai/settings/keys" in caught.value.message
     assert route.call_count == 0
 
 
-async def test_client_get_json_needs_no_key_for_models(mocked_openrouter: respx.MockRouter) -> None:
-    route = mocked_openrouter.get("/models").mock(return_value=httpx.Response(200, json={"data": []}))
-    async with OpenRouterClient(load_settings(environ={"OPENROUTER_BASE_URL": BASE})) as client:
+async def test_client_get_json_needs_no_key_for_models(respx_openrouter: respx.MockRouter) -> None:
+    route = respx_openrouter.get("/models").mock(return_value=httpx.Response(200, json={"data": []}))
+    async with OpenRouterClient(load_settings(base_url=BASE)) as client:
         assert await client.get_json("/models") == {"data": []}
         with pytest.raises(AuthError):
             await client.get_json("/key", auth=True)
     assert "Authorization" not in route.calls[0].request.headers
 
 
-async def test_client_secret_never_in_error_text_or_repr(mocked_openrouter: respx.MockRouter,
-                                                         client: OpenRouterClient, settings: Settings) -> None:
-    mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(
-        401, json=error_body(401, f"Invalid key {FAKE_KEY} for this account")))
+async def test_client_secret_never_in_error_text_or_repr(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient, settings: Settings
+) -> None:
+    respx_openrouter.post("/chat/completions").mock(
+        return_value=httpx.Response(401, json=error_body(401, f"Invalid key {FAKE_KEY} for this account"))
+    )
     with pytest.raises(AuthError) as caught:
         await client.chat(MESSAGES, fallback_models=[])
     error = caught.value
-    rendered = [str(error), repr(error), error.message, *map(str, error.args),
-                *(a.model_dump_json() for a in error.attempts), repr(settings), str(settings)]
+    rendered = [
+        str(error),
+        repr(error),
+        error.message,
+        *map(str, error.args),
+        *(a.model_dump_json() for a in error.attempts),
+        repr(settings),
+        str(settings),
+    ]
     assert all(FAKE_KEY not in text for text in rendered)
     assert "***" in error.message and FAKE_KEY not in settings.model_dump_json()
 
 
-async def test_client_stream_with_no_choices_is_an_empty_answer_error(mocked_openrouter: respx.MockRouter,
-                                                                      client: OpenRouterClient) -> None:
-    usage_only = {"id": "gen-s1", "model": "openai/gpt-4o-mini", "choices": [],
-                  "usage": {"prompt_tokens": 3, "completion_tokens": 0, "total_tokens": 3}}
-    mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(
-        200, content=sse(": OPENROUTER PROCESSING", usage_only), headers={"content-type": "text/event-stream"}))
+async def test_client_stream_with_no_choices_is_an_empty_answer_error(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
+    usage_only = {
+        "id": "gen-s1",
+        "model": "openai/gpt-4o-mini",
+        "choices": [],
+        "usage": {"prompt_tokens": 3, "completion_tokens": 0, "total_tokens": 3},
+    }
+    respx_openrouter.post("/chat/completions").mock(
+        return_value=httpx.Response(
+            200, content=sse(": OPENROUTER PROCESSING", usage_only), headers={"content-type": "text/event-stream"}
+        )
+    )
     with pytest.raises(BadResponseError, match="no choices"):
         await client.chat(MESSAGES, stream=True, fallback_models=[])
 
 
-async def test_client_cost_estimate_includes_web_search_fee(mocked_openrouter: respx.MockRouter,
-                                                            client: OpenRouterClient) -> None:
+async def test_client_cost_estimate_includes_web_search_fee(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
     body = completion(cost=None, prompt_tokens=0, completion_tokens=0)
     body["usage"]["server_tool_use"] = {"web_search_requests": 1}
-    mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=body))
+    respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=body))
     client.pricing = lambda _model: Pricing.model_validate({"prompt": "0.000001", "completion": "0.000002"})
     result = await client.chat(MESSAGES, fallback_models=[])
     assert result.usage.cost_usd == pytest.approx(0.02)  # no catalog web_search price: the plugin's default fee
 
 
-@pytest.mark.parametrize("odd", [
-    {"provider": {"name": "OpenAI"}},
-    {"choices": [{"finish_reason": "stop", "message": {"content": "x", "annotations": [
-        {"type": "url_citation", "url_citation": "https://a.test"}]}}]},
-    {"usage": {"prompt_tokens": "many", "completion_tokens_details": ["x"]}},
-])
-async def test_client_odd_shapes_never_crash(odd: dict[str, Any], mocked_openrouter: respx.MockRouter,
-                                             client: OpenRouterClient) -> None:
+@pytest.mark.parametrize(
+    ("odd", "text"),
+    [
+        ({"provider": {"name": "OpenAI"}}, "fine"),
+        (
+            {
+                "choices": [
+                    {
+                        "finish_reason": "stop",
+                        "message": {
+                            "content": "x",
+                            "annotations": [{"type": "url_citation", "url_citation": "https://a.test"}],
+                        },
+                    }
+                ]
+            },
+            "x",
+        ),
+        ({"usage": {"prompt_tokens": "many", "completion_tokens_details": ["x"]}}, "fine"),
+    ],
+)
+async def test_client_odd_shapes_are_read_around(
+    odd: dict[str, Any], text: str, respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
     body = {**completion("fine"), **odd}
-    mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=body))
-    try:
-        result = await client.chat(MESSAGES, fallback_models=[])
-    except BadResponseError as exc:  # unreadable: a typed error the user can act on
-        assert "could not read" in exc.message
-    else:
-        assert result.text in ("fine", "x") and result.citations == []
+    respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=body))
+    result = await client.chat(MESSAGES, fallback_models=[])
+    assert result.text == text and result.citations == []
+    assert result.provider == (None if "provider" in odd else "OpenAI")
+    assert result.usage.prompt_tokens == (0 if "usage" in odd else 12)

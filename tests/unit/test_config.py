@@ -13,49 +13,66 @@ from openrouter_research_mcp._constants import DEFAULT_BASE_URL, DEFAULT_MAX_RET
 from openrouter_research_mcp.config import ENV_VARS, load_settings
 from openrouter_research_mcp.errors import ConfigError
 
-from ..conftest import FAKE_KEY
+from ..fakes import FAKE_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_settings_defaults_without_any_configuration() -> None:
-    settings = load_settings(environ={})
+    settings = load_settings()
     assert settings.api_key is None and not settings.has_api_key
     assert settings.base_url == DEFAULT_BASE_URL and settings.max_retries == DEFAULT_MAX_RETRIES == 2
     assert settings.models_ttl == DEFAULT_MODELS_TTL == 3600 and settings.fallback_models == ()
     assert settings.log_level == "INFO" and "openrouter-research-mcp" in str(settings.cache_dir)
 
 
-def test_settings_environment_beats_dotenv_beats_default() -> None:
-    Path(".env").write_text("OPENROUTER_TIMEOUT=12\nOPENROUTER_DEFAULT_MODEL=from/dotenv\n"
-                            "OPENROUTER_MAX_RETRIES=5\n")
-    settings = load_settings(environ={"OPENROUTER_TIMEOUT": "30"})
+def test_settings_environment_beats_dotenv_beats_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    Path(".env").write_text(
+        "OPENROUTER_TIMEOUT=12\nOPENROUTER_DEFAULT_MODEL=from/dotenv\n"
+        "OPENROUTER_MAX_RETRIES=5\nOPENROUTER_APP_TITLE=from-dotenv\n"
+    )
+    monkeypatch.setenv("OPENROUTER_TIMEOUT", "30")
+    monkeypatch.setenv("OPENROUTER_APP_TITLE", "   ")  # blank: unset, so the .env value shows through
+    settings = load_settings()
     assert settings.timeout == 30.0 and settings.default_model == "from/dotenv" and settings.max_retries == 5
-    assert load_settings(environ={"OPENROUTER_TIMEOUT": "30"}, timeout=3).timeout == 3.0
+    assert settings.app_title == "from-dotenv"
+    assert load_settings(timeout=3).timeout == 3.0
 
 
 def test_settings_env_file_argument(tmp_path: Path) -> None:
     env_file = tmp_path / "custom.env"
     env_file.write_text(f"OPENROUTER_API_KEY={FAKE_KEY}\nOPENROUTER_FALLBACK_MODELS=a/b,  c/d ,\n")
-    settings = load_settings(env_file=env_file, environ={})
+    settings = load_settings(env_file=env_file)
     assert settings.has_api_key and settings.fallback_models == ("a/b", "c/d")
     with pytest.raises(ConfigError, match="--env-file"):
-        load_settings(env_file=tmp_path / "missing.env", environ={})
+        load_settings(env_file=tmp_path / "missing.env")
 
 
-def test_settings_empty_values_count_as_unset() -> None:
-    settings = load_settings(environ={"OPENROUTER_API_KEY": "", "OPENROUTER_TIMEOUT": "  "})
+def test_settings_empty_values_count_as_unset(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENROUTER_API_KEY", "")
+    monkeypatch.setenv("OPENROUTER_TIMEOUT", "  ")
+    settings = load_settings()
     assert settings.api_key is None and settings.timeout > 0
 
 
-@pytest.mark.parametrize(("name", "value"), [
-    ("OPENROUTER_TIMEOUT", "abc"), ("OPENROUTER_TIMEOUT", "0"), ("OPENROUTER_MAX_RETRIES", "-1"),
-    ("OPENROUTER_MAX_RETRIES", "1.5"), ("OPENROUTER_BASE_URL", "openrouter.ai"), ("OPENROUTER_MODELS_TTL", "-5"),
-    ("OPENROUTER_LOG_LEVEL", "chatty"),
-])
-def test_settings_bad_value_names_the_variable_in_one_line(name: str, value: str) -> None:
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("OPENROUTER_TIMEOUT", "abc"),
+        ("OPENROUTER_TIMEOUT", "0"),
+        ("OPENROUTER_MAX_RETRIES", "-1"),
+        ("OPENROUTER_MAX_RETRIES", "1.5"),
+        ("OPENROUTER_BASE_URL", "openrouter.ai"),
+        ("OPENROUTER_MODELS_TTL", "-5"),
+        ("OPENROUTER_LOG_LEVEL", "chatty"),
+    ],
+)
+def test_settings_bad_value_names_the_variable_in_one_line(
+    name: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError) as caught:
-        load_settings(environ={name: value})
+        load_settings()
     message = str(caught.value)
     assert message.startswith(f"{name}: ") and "\n" not in message
 
@@ -67,12 +84,13 @@ def test_settings_every_variable_is_documented() -> None:
 
 
 def test_settings_never_show_the_key() -> None:
-    settings = load_settings(environ={"OPENROUTER_API_KEY": FAKE_KEY})
+    settings = load_settings(api_key=FAKE_KEY)
     assert FAKE_KEY not in repr(settings) and FAKE_KEY not in settings.model_dump_json()
 
 
-def test_main_version_and_bad_configuration(capsys: pytest.CaptureFixture[str],
-                                            monkeypatch: pytest.MonkeyPatch) -> None:
+def test_main_version_and_bad_configuration(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     with pytest.raises(SystemExit) as version:
         main(["--version"])
     assert version.value.code == 0 and "openrouter-research-mcp 0.1" in capsys.readouterr().out
@@ -85,6 +103,11 @@ def test_main_version_and_bad_configuration(capsys: pytest.CaptureFixture[str],
 
 
 def test_main_module_entry_point_help() -> None:
-    done = subprocess.run([sys.executable, "-m", "openrouter_research_mcp", "--help"], capture_output=True,
-                          text=True, timeout=60, check=False)
+    done = subprocess.run(
+        [sys.executable, "-m", "openrouter_research_mcp", "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0 and "--env-file" in done.stdout and "MCP" in done.stdout

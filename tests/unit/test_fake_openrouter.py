@@ -18,7 +18,6 @@ import jsonschema
 import pytest
 from pydantic import BaseModel, Field
 
-from openrouter_research_mcp.openrouter.client import OpenRouterClient
 from openrouter_research_mcp.config import load_settings
 from openrouter_research_mcp.errors import (
     AuthError,
@@ -29,12 +28,14 @@ from openrouter_research_mcp.errors import (
     StreamError,
     UpstreamTimeoutError,
 )
+from openrouter_research_mcp.openrouter.client import OpenRouterClient
 from openrouter_research_mcp.openrouter.pricing import Pricing
 
-from ..conftest import FAKE_KEY
+from ..fakes import FAKE_KEY
 from ..fakes.catalog_data import catalog, with_extra_models
 from ..fakes.openrouter import FakeOpenRouter
 from ..fakes.schema_fill import fill
+from ..support import eventually, wait_until
 from .helpers import RecordingSleep
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,20 +59,6 @@ def sse_events(lines: list[str]) -> list[Any]:
     return [item if item == "[DONE]" else json.loads(item) for item in data]
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float = 2.0) -> None:
-    end = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < end, "condition not reached in time"
-        await asyncio.sleep(0.01)
-
-
-@pytest.fixture
-def fake_openrouter() -> Iterator[FakeOpenRouter]:
-    with FakeOpenRouter() as fake:
-        yield fake
-    assert not fake.errors, "the fake itself failed while handling a request"
-
-
 @pytest.fixture
 def http(fake_openrouter: FakeOpenRouter) -> Iterator[httpx.Client]:
     """A plain httpx client with the key; `verify=False` because loopback is plain HTTP (skips the CA bundle)."""
@@ -86,7 +73,7 @@ def sleeps() -> RecordingSleep:
 
 @pytest.fixture
 async def client(fake_openrouter: FakeOpenRouter, sleeps: RecordingSleep) -> AsyncIterator[OpenRouterClient]:
-    settings = load_settings(environ={"OPENROUTER_API_KEY": FAKE_KEY, "OPENROUTER_BASE_URL": fake_openrouter.base_url})
+    settings = load_settings(api_key=FAKE_KEY, base_url=fake_openrouter.base_url)
     async with OpenRouterClient(settings, sleep=sleeps) as c:
         yield c
 
@@ -158,19 +145,27 @@ def test_fake_chat_rejects_unknown_model_and_bad_bodies(http: httpx.Client) -> N
     assert http.post("/chat/completions", json={"model": "openai/gpt-4o"}).status_code == 400
 
 
-@pytest.mark.parametrize(("model", "answered_by"), [
-    ("openai/gpt-4o:free", "openai/gpt-4o:free"), ("openai/gpt-4o:online", "openai/gpt-4o:online"),
-    ("openai/gpt-4o:nitro", "openai/gpt-4o:nitro"), ("openai/gpt-4o:floor", "openai/gpt-4o:floor"),
-    ("deepseek/deepseek-r1:thinking", "deepseek/deepseek-r1:thinking"),
-    ("meta-llama/llama-3.3-70b-instruct:free", "meta-llama/llama-3.3-70b-instruct:free"),
-    ("openrouter/auto", "openai/gpt-4o-mini"), ("openrouter/free", "meta-llama/llama-3.3-70b-instruct:free")])
+@pytest.mark.parametrize(
+    ("model", "answered_by"),
+    [
+        ("openai/gpt-4o:free", "openai/gpt-4o:free"),
+        ("openai/gpt-4o:online", "openai/gpt-4o:online"),
+        ("openai/gpt-4o:nitro", "openai/gpt-4o:nitro"),
+        ("openai/gpt-4o:floor", "openai/gpt-4o:floor"),
+        ("deepseek/deepseek-r1:thinking", "deepseek/deepseek-r1:thinking"),
+        ("meta-llama/llama-3.3-70b-instruct:free", "meta-llama/llama-3.3-70b-instruct:free"),
+        ("openrouter/auto", "openai/gpt-4o-mini"),
+        ("openrouter/free", "meta-llama/llama-3.3-70b-instruct:free"),
+    ],
+)
 def test_fake_chat_accepts_variants_and_routers(http: httpx.Client, model: str, answered_by: str) -> None:
     response = http.post("/chat/completions", json=chat_body(model))
     assert response.status_code == 200 and response.json()["model"] == answered_by
 
 
-def test_fake_chat_answers_deterministically_with_usage_and_cost(fake_openrouter: FakeOpenRouter,
-                                                                 http: httpx.Client) -> None:
+def test_fake_chat_answers_deterministically_with_usage_and_cost(
+    fake_openrouter: FakeOpenRouter, http: httpx.Client
+) -> None:
     response = http.post("/chat/completions", json=chat_body("openai/gpt-4o"))
     body = response.json()
     message = body["choices"][0]["message"]
@@ -183,8 +178,9 @@ def test_fake_chat_answers_deterministically_with_usage_and_cost(fake_openrouter
     assert usage["completion_tokens"] == len(message["content"]) // 4 + 1
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert usage["completion_tokens_details"]["reasoning_tokens"] == 0 and "server_tool_use" not in usage
-    expected = (usage["prompt_tokens"] * price(fake_openrouter, "openai/gpt-4o", "prompt")
-                + usage["completion_tokens"] * price(fake_openrouter, "openai/gpt-4o", "completion"))
+    expected = usage["prompt_tokens"] * price(fake_openrouter, "openai/gpt-4o", "prompt") + usage[
+        "completion_tokens"
+    ] * price(fake_openrouter, "openai/gpt-4o", "completion")
     assert usage["cost"] == pytest.approx(expected)
     assert http.post("/chat/completions", json=chat_body("openai/gpt-4o")).json()["id"] != body["id"]
     generation = http.get("/generation", params={"id": body["id"]}).json()["data"]
@@ -199,8 +195,9 @@ def test_fake_max_tokens_cuts_the_answer(http: httpx.Client) -> None:
     assert body["usage"]["completion_tokens"] == 3
 
 
-def test_fake_context_length_uses_native_fallback_or_refuses(fake_openrouter: FakeOpenRouter,
-                                                             http: httpx.Client) -> None:
+def test_fake_context_length_uses_native_fallback_or_refuses(
+    fake_openrouter: FakeOpenRouter, http: httpx.Client
+) -> None:
     fake_openrouter.catalog_body["data"][0]["context_length"] = 20  # openai/gpt-4o-mini
     body = chat_body(max_tokens=15, models=["openai/gpt-4o-mini", "openai/gpt-4o"])
     assert http.post("/chat/completions", json=body).json()["model"] == "openai/gpt-4o"
@@ -208,9 +205,14 @@ def test_fake_context_length_uses_native_fallback_or_refuses(fake_openrouter: Fa
     assert refused.status_code == 400 and "maximum context length is 20 tokens" in refused.json()["error"]["message"]
 
 
-@pytest.mark.parametrize(("extra", "reasoning_shown"), [
-    ({"reasoning": {"effort": "high"}}, True), ({"include_reasoning": True}, True),
-    ({"reasoning": {"effort": "low", "exclude": True}}, False)])
+@pytest.mark.parametrize(
+    ("extra", "reasoning_shown"),
+    [
+        ({"reasoning": {"effort": "high"}}, True),
+        ({"include_reasoning": True}, True),
+        ({"reasoning": {"effort": "low", "exclude": True}}, False),
+    ],
+)
 def test_fake_chat_counts_reasoning_tokens(http: httpx.Client, extra: dict[str, Any], reasoning_shown: bool) -> None:
     body = http.post("/chat/completions", json=chat_body("deepseek/deepseek-r1", **extra)).json()
     message, usage = body["choices"][0]["message"], body["usage"]
@@ -219,33 +221,44 @@ def test_fake_chat_counts_reasoning_tokens(http: httpx.Client, extra: dict[str, 
     assert bool(message["reasoning"]) is reasoning_shown
 
 
-@pytest.mark.parametrize("extra", [
-    {"plugins": [{"id": "web", "max_results": 5}]}, {"tools": [{"type": "openrouter:web_search"}]},
-    {"model": "openai/gpt-4o-mini:online"}], ids=["plugin", "server-tool", "online-suffix"])
-def test_fake_web_grounding_returns_url_citations(fake_openrouter: FakeOpenRouter, http: httpx.Client,
-                                                  extra: dict[str, Any]) -> None:
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"plugins": [{"id": "web", "max_results": 5}]},
+        {"tools": [{"type": "openrouter:web_search"}]},
+        {"model": "openai/gpt-4o-mini:online"},
+    ],
+    ids=["plugin", "server-tool", "online-suffix"],
+)
+def test_fake_web_grounding_returns_url_citations(
+    fake_openrouter: FakeOpenRouter, http: httpx.Client, extra: dict[str, Any]
+) -> None:
     body = http.post("/chat/completions", json=chat_body(**extra)).json()
     message, usage = body["choices"][0]["message"], body["usage"]
     notes = [note["url_citation"] for note in message["annotations"] if note["type"] == "url_citation"]
     assert [n["url"] for n in notes] == [f"https://example.org/why-is-the-sky-blue-{i}" for i in (1, 2, 3)]
     for i, note in enumerate(notes, 1):
         assert note["title"] and note["content"]
-        assert message["content"][note["start_index"]:note["end_index"]] == f"[{i}]"  # the span it backs
+        assert message["content"][note["start_index"] : note["end_index"]] == f"[{i}]"  # the span it backs
     assert usage["server_tool_use"] == {"web_search_requests": 1}
-    plain = (usage["prompt_tokens"] * price(fake_openrouter, "openai/gpt-4o-mini", "prompt")
-             + usage["completion_tokens"] * price(fake_openrouter, "openai/gpt-4o-mini", "completion"))
+    plain = usage["prompt_tokens"] * price(fake_openrouter, "openai/gpt-4o-mini", "prompt") + usage[
+        "completion_tokens"
+    ] * price(fake_openrouter, "openai/gpt-4o-mini", "completion")
     assert usage["cost"] == pytest.approx(plain + 0.004)  # no `web_search` price in the catalog: the default fee
 
 
-def test_fake_web_grounding_uses_catalog_price_and_max_results(fake_openrouter: FakeOpenRouter,
-                                                               http: httpx.Client) -> None:
-    body = http.post("/chat/completions", json=chat_body("perplexity/sonar",
-                                                         plugins=[{"id": "web", "max_results": 2}])).json()
+def test_fake_web_grounding_uses_catalog_price_and_max_results(
+    fake_openrouter: FakeOpenRouter, http: httpx.Client
+) -> None:
+    body = http.post(
+        "/chat/completions", json=chat_body("perplexity/sonar", plugins=[{"id": "web", "max_results": 2}])
+    ).json()
     assert len(body["choices"][0]["message"]["annotations"]) == 2
     usage = body["usage"]
     tokens = usage["prompt_tokens"] + usage["completion_tokens"]  # sonar charges the same for both
-    assert usage["cost"] == pytest.approx(tokens * price(fake_openrouter, "perplexity/sonar", "prompt")
-                                          + 0.005 + 0.005)  # per-request fee plus its web_search price
+    assert usage["cost"] == pytest.approx(
+        tokens * price(fake_openrouter, "perplexity/sonar", "prompt") + 0.005 + 0.005
+    )  # per-request fee plus its web_search price
 
 
 class Finding(BaseModel):
@@ -264,14 +277,23 @@ class Report(BaseModel):
 
 SCHEMAS: list[dict[str, Any]] = [
     Report.model_json_schema(),
-    {"type": "object", "properties": {"tags": {"type": "array", "items": {"type": "string"}, "maxItems": 1,
-                                               "uniqueItems": True},
-                                      "score": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 0.1},
-                                      "when": {"type": "string", "format": "date-time"},
-                                      "pair": {"type": "array", "prefixItems": [{"const": "a"}, {"type": "integer"}],
-                                               "minItems": 2, "maxItems": 2},
-                                      "maybe": {"type": ["null", "integer"], "minimum": 40}},
-     "required": ["tags", "score", "when", "pair", "maybe"], "additionalProperties": False},
+    {
+        "type": "object",
+        "properties": {
+            "tags": {"type": "array", "items": {"type": "string"}, "maxItems": 1, "uniqueItems": True},
+            "score": {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 0.1},
+            "when": {"type": "string", "format": "date-time"},
+            "pair": {
+                "type": "array",
+                "prefixItems": [{"const": "a"}, {"type": "integer"}],
+                "minItems": 2,
+                "maxItems": 2,
+            },
+            "maybe": {"type": ["null", "integer"], "minimum": 40},
+        },
+        "required": ["tags", "score", "when", "pair", "maybe"],
+        "additionalProperties": False,
+    },
     {"type": "array", "items": {"type": "integer", "minimum": 3}, "minItems": 4, "uniqueItems": True},
 ]
 
@@ -281,20 +303,24 @@ def test_schema_fill_validates(schema: dict[str, Any]) -> None:
     jsonschema.validate(fill(schema), schema)
 
 
-def test_fake_structured_output_validates_against_its_schema(fake_openrouter: FakeOpenRouter,
-                                                             http: httpx.Client) -> None:
+def test_fake_structured_output_validates_against_its_schema(
+    fake_openrouter: FakeOpenRouter, http: httpx.Client
+) -> None:
     schema = Report.model_json_schema()
     response_format = {"type": "json_schema", "json_schema": {"name": "report", "strict": True, "schema": schema}}
-    content = http.post("/chat/completions", json=chat_body(response_format=response_format, plugins=[{"id": "web"}])
-                        ).json()["choices"][0]["message"]["content"]
+    content = http.post(
+        "/chat/completions", json=chat_body(response_format=response_format, plugins=[{"id": "web"}])
+    ).json()["choices"][0]["message"]["content"]
     jsonschema.validate(json.loads(content), schema)
     Report.model_validate_json(content)
     fake_openrouter.structured_answers["report"] = {"verdict": "unclear"}
-    content = http.post("/chat/completions", json=chat_body(response_format=response_format)
-                        ).json()["choices"][0]["message"]["content"]
+    content = http.post("/chat/completions", json=chat_body(response_format=response_format)).json()["choices"][0][
+        "message"
+    ]["content"]
     assert json.loads(content) == {"verdict": "unclear"}
-    content = http.post("/chat/completions", json=chat_body(response_format={"type": "json_object"})
-                        ).json()["choices"][0]["message"]["content"]
+    content = http.post("/chat/completions", json=chat_body(response_format={"type": "json_object"})).json()["choices"][
+        0
+    ]["message"]["content"]
     assert isinstance(json.loads(content), dict)
 
 
@@ -318,8 +344,9 @@ def test_fake_streams_sse_with_keepalive_comments(http: httpx.Client) -> None:
     assert [c["choices"][0]["finish_reason"] for c in chunks][-1] == "stop"
 
 
-def test_fake_stream_sends_keepalives_while_waiting(fake_openrouter: FakeOpenRouter, http: httpx.Client,
-                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fake_stream_sends_keepalives_while_waiting(
+    fake_openrouter: FakeOpenRouter, http: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("tests.fakes.openrouter.KEEPALIVE_INTERVAL", 0.05)
     fake_openrouter.latency = 0.3
     with http.stream("POST", "/chat/completions", json=chat_body(stream=True)) as response:
@@ -330,8 +357,9 @@ def test_fake_stream_sends_keepalives_while_waiting(fake_openrouter: FakeOpenRou
 # -------------------------------------------------------------------------------------------------- faults
 
 
-def test_fake_http_fault_carries_error_body_and_retry_after(fake_openrouter: FakeOpenRouter,
-                                                            http: httpx.Client) -> None:
+def test_fake_http_fault_carries_error_body_and_retry_after(
+    fake_openrouter: FakeOpenRouter, http: httpx.Client
+) -> None:
     fake_openrouter.fail(429, retry_after="7", metadata={"error_type": "rate_limit_exceeded"})
     limited = http.post("/chat/completions", json=chat_body())
     assert limited.status_code == 429 and limited.headers["retry-after"] == "7"
@@ -355,22 +383,31 @@ def test_fake_faults_are_fifo_per_model_and_counted(fake_openrouter: FakeOpenRou
     def status(model: str) -> int:
         return http.post("/chat/completions", json=chat_body(model)).status_code
 
-    assert [status("openai/gpt-4o"), status("openai/gpt-4o-mini"), status("openai/gpt-4o"),
-            status("openai/gpt-4o"), status("openai/gpt-4o-mini")] == [500, 502, 500, 200, 200]
+    assert [
+        status("openai/gpt-4o"),
+        status("openai/gpt-4o-mini"),
+        status("openai/gpt-4o"),
+        status("openai/gpt-4o"),
+        status("openai/gpt-4o-mini"),
+    ] == [500, 502, 500, 200, 200]
     assert [r.status for r in fake_openrouter.chat_requests()] == [500, 502, 500, 200, 200]
     with pytest.raises(ValueError, match="unknown fault kind"):
         fake_openrouter.fail(kind="meteor")
 
 
-@pytest.mark.parametrize(("kind", "check"), [
-    ("body", lambda r: r.json()["error"]["code"] == 502 and "choices" not in r.json()),
-    ("stream_error", lambda r: r.json()["error"]["code"] == 502),
-    ("empty", lambda r: r.json()["choices"] == [] and r.json()["usage"]),
-    ("nonjson", lambda r: r.headers["content-type"] == "text/html" and r.text.startswith("<html>")),
-    ("finish_error", lambda r: r.json()["choices"][0]["finish_reason"] == "error"),
-])
-def test_fake_200_faults(fake_openrouter: FakeOpenRouter, http: httpx.Client, kind: str,
-                         check: Callable[[httpx.Response], bool]) -> None:
+@pytest.mark.parametrize(
+    ("kind", "check"),
+    [
+        ("body", lambda r: r.json()["error"]["code"] == 502 and "choices" not in r.json()),
+        ("stream_error", lambda r: r.json()["error"]["code"] == 502),
+        ("empty", lambda r: r.json()["choices"] == [] and r.json()["usage"]),
+        ("nonjson", lambda r: r.headers["content-type"] == "text/html" and r.text.startswith("<html>")),
+        ("finish_error", lambda r: r.json()["choices"][0]["finish_reason"] == "error"),
+    ],
+)
+def test_fake_200_faults(
+    fake_openrouter: FakeOpenRouter, http: httpx.Client, kind: str, check: Callable[[httpx.Response], bool]
+) -> None:
     fake_openrouter.fail(kind=kind)
     response = http.post("/chat/completions", json=chat_body())
     assert response.status_code == 200 and check(response)
@@ -399,7 +436,7 @@ async def test_fake_hang_fault_is_released_by_stop(fake_openrouter: FakeOpenRout
     fake_openrouter.fail(kind="hang")
     async with httpx.AsyncClient(base_url=fake_openrouter.base_url, headers=AUTH, timeout=10, verify=False) as http:
         pending = asyncio.create_task(http.post("/chat/completions", json=chat_body()))
-        await wait_for(lambda: fake_openrouter.count("/chat/completions") == 1)
+        await eventually(lambda: fake_openrouter.count("/chat/completions") == 1)
         await asyncio.sleep(0.1)
         assert not pending.done()
         started = time.monotonic()
@@ -412,13 +449,12 @@ async def test_fake_hang_fault_is_released_by_stop(fake_openrouter: FakeOpenRout
 
 def test_fake_hang_fault_ends_when_the_client_hangs_up(fake_openrouter: FakeOpenRouter) -> None:
     fake_openrouter.fail(kind="hang")
-    with httpx.Client(base_url=fake_openrouter.base_url, headers=AUTH, timeout=0.2, verify=False) as http, \
-            pytest.raises(httpx.ReadTimeout):
+    with (
+        httpx.Client(base_url=fake_openrouter.base_url, headers=AUTH, timeout=0.2, verify=False) as http,
+        pytest.raises(httpx.ReadTimeout),
+    ):
         http.post("/chat/completions", json=chat_body())
-    end = time.monotonic() + 2
-    while fake_openrouter.requests[0].finished is None and time.monotonic() < end:
-        time.sleep(0.01)
-    assert fake_openrouter.requests[0].finished is not None
+    wait_until(lambda: fake_openrouter.requests[0].finished is not None, what="the fake noticing the hang-up")
 
 
 def test_fake_model_down_answers_with_native_fallback(fake_openrouter: FakeOpenRouter, http: httpx.Client) -> None:
@@ -498,15 +534,17 @@ def test_fake_base_url_needs_start() -> None:
 
 
 @pytest.mark.parametrize("shape", [2025, 2026])
-async def test_client_reads_either_catalog_shape_from_fake(fake_openrouter: FakeOpenRouter,
-                                                           client: OpenRouterClient, shape: int) -> None:
+async def test_client_reads_either_catalog_shape_from_fake(
+    fake_openrouter: FakeOpenRouter, client: OpenRouterClient, shape: int
+) -> None:
     fake_openrouter.catalog_body = catalog(shape)
     assert await client.get_json("/models") == catalog(shape)
     assert (await client.get_json("/key", auth=True))["data"]["limit_remaining"] == 7.5
 
 
-async def test_client_answer_and_upstream_cost_from_fake(fake_openrouter: FakeOpenRouter,
-                                                         client: OpenRouterClient) -> None:
+async def test_client_answer_and_upstream_cost_from_fake(
+    fake_openrouter: FakeOpenRouter, client: OpenRouterClient
+) -> None:
     result = await client.chat(MESSAGES, model="openai/gpt-4o", fallback_models=[], temperature=0.2)
     assert result.text == f"[openai/gpt-4o] Answer: {QUESTION}" and result.model == "openai/gpt-4o"
     assert result.generation_id and result.generation_id.startswith("gen-") and result.finish_reason == "stop"
@@ -514,19 +552,21 @@ async def test_client_answer_and_upstream_cost_from_fake(fake_openrouter: FakeOp
     assert sent.body == {"model": "openai/gpt-4o", "messages": MESSAGES, "temperature": 0.2}
     assert sent.headers["x-openrouter-title"] == sent.headers["x-title"] and "http-referer" in sent.headers
     assert result.usage.cost_source == "upstream" and result.usage.cost_usd == pytest.approx(
-        result.usage.prompt_tokens * 0.0000025 + result.usage.completion_tokens * 0.00001)
+        result.usage.prompt_tokens * 0.0000025 + result.usage.completion_tokens * 0.00001
+    )
 
 
 async def test_client_estimate_matches_fake_cost(fake_openrouter: FakeOpenRouter, sleeps: RecordingSleep) -> None:
     fake_openrouter.include_cost = False
     prices = {m["id"]: Pricing.model_validate(m["pricing"]) for m in fake_openrouter.catalog_body["data"]}
-    settings = load_settings(environ={"OPENROUTER_API_KEY": FAKE_KEY, "OPENROUTER_BASE_URL": fake_openrouter.base_url})
+    settings = load_settings(api_key=FAKE_KEY, base_url=fake_openrouter.base_url)
     async with OpenRouterClient(settings, pricing=prices.get, sleep=sleeps) as client:
         result = await client.chat(MESSAGES, model="google/gemini-2.5-flash", reasoning={"effort": "low"})
     assert result.usage.cost_source == "pricing" and result.usage.reasoning_tokens > 0
     fake_openrouter.include_cost = True
-    upstream = fake_openrouter.answer(chat_body("google/gemini-2.5-flash", reasoning={"effort": "low"}),
-                                      "google/gemini-2.5-flash")
+    upstream = fake_openrouter.answer(
+        chat_body("google/gemini-2.5-flash", reasoning={"effort": "low"}), "google/gemini-2.5-flash"
+    )
     assert result.usage.cost_usd == pytest.approx(upstream["usage"]["cost"])
 
 
@@ -549,8 +589,7 @@ async def test_client_streams_from_fake(fake_openrouter: FakeOpenRouter, client:
 
 
 async def test_client_auth_error_from_fake(fake_openrouter: FakeOpenRouter) -> None:
-    settings = load_settings(environ={"OPENROUTER_API_KEY": "sk-or-v1-wrong",
-                                      "OPENROUTER_BASE_URL": fake_openrouter.base_url})
+    settings = load_settings(api_key="sk-or-v1-wrong", base_url=fake_openrouter.base_url)
     async with OpenRouterClient(settings) as client:
         with pytest.raises(AuthError, match="401"):
             await client.chat(MESSAGES)
@@ -562,8 +601,9 @@ async def test_client_unknown_model_from_fake(client: OpenRouterClient) -> None:
         await client.chat(MESSAGES, model="nobody/nothing", fallback_models=[])
 
 
-async def test_client_honours_retry_after_from_fake(fake_openrouter: FakeOpenRouter, client: OpenRouterClient,
-                                                    sleeps: RecordingSleep) -> None:
+async def test_client_honours_retry_after_from_fake(
+    fake_openrouter: FakeOpenRouter, client: OpenRouterClient, sleeps: RecordingSleep
+) -> None:
     fake_openrouter.fail(429, retry_after="3")
     result = await client.chat(MESSAGES, fallback_models=[])
     assert result.attempts[0].retries == 1 and sleeps.calls == [3.0]
@@ -579,25 +619,30 @@ async def test_client_moderation_reasons_from_fake(fake_openrouter: FakeOpenRout
 
 # ("empty", True) is left out: the client takes a stream without content or finish_reason, ended by [DONE], as an
 # empty answer rather than an error (reported, not fixed here).
-@pytest.mark.parametrize(("kind", "stream"), [("empty", False), ("nonjson", False), ("nonjson", True),
-                                              ("finish_error", False), ("finish_error", True)])
-async def test_client_rejects_bad_200s_from_fake(fake_openrouter: FakeOpenRouter, client: OpenRouterClient,
-                                                 kind: str, stream: bool) -> None:
+@pytest.mark.parametrize(
+    ("kind", "stream"),
+    [("empty", False), ("nonjson", False), ("nonjson", True), ("finish_error", False), ("finish_error", True)],
+)
+async def test_client_rejects_bad_200s_from_fake(
+    fake_openrouter: FakeOpenRouter, client: OpenRouterClient, kind: str, stream: bool
+) -> None:
     fake_openrouter.fail(kind=kind)
     with pytest.raises(BadResponseError):
         await client.chat(MESSAGES, stream=stream, fallback_models=[])
 
 
 @pytest.mark.parametrize("stream", [False, True])
-async def test_client_retries_in_body_502_from_fake(fake_openrouter: FakeOpenRouter, client: OpenRouterClient,
-                                                    stream: bool) -> None:
+async def test_client_retries_in_body_502_from_fake(
+    fake_openrouter: FakeOpenRouter, client: OpenRouterClient, stream: bool
+) -> None:
     fake_openrouter.fail(kind="body")
     result = await client.chat(MESSAGES, stream=stream, fallback_models=[])
     assert result.attempts[0].retries == 1 and fake_openrouter.count("/chat/completions") == 2
 
 
-async def test_client_keeps_partial_text_of_broken_stream(fake_openrouter: FakeOpenRouter,
-                                                          client: OpenRouterClient) -> None:
+async def test_client_keeps_partial_text_of_broken_stream(
+    fake_openrouter: FakeOpenRouter, client: OpenRouterClient
+) -> None:
     fake_openrouter.fail(kind="stream_error")
     with pytest.raises(StreamError) as caught:
         await client.chat(MESSAGES, stream=True, fallback_models=[])
@@ -612,8 +657,9 @@ async def test_client_retries_dropped_connection(fake_openrouter: FakeOpenRouter
     assert result.attempts[0].retries == 1 and [r.status for r in fake_openrouter.chat_requests()] == [None, 200]
 
 
-async def test_client_reports_model_that_answered_after_native_fallback(fake_openrouter: FakeOpenRouter,
-                                                                        client: OpenRouterClient) -> None:
+async def test_client_reports_model_that_answered_after_native_fallback(
+    fake_openrouter: FakeOpenRouter, client: OpenRouterClient
+) -> None:
     fake_openrouter.fail(kind="model_down", model="openai/gpt-4o")
     result = await client.chat(MESSAGES, model="openai/gpt-4o", fallback_models=["anthropic/claude-3.5-sonnet"])
     assert result.model == "anthropic/claude-3.5-sonnet" and result.model_requested == "openai/gpt-4o"
@@ -625,14 +671,14 @@ async def test_client_context_length_from_fake(fake_openrouter: FakeOpenRouter, 
     fake_openrouter.catalog_body["data"][0]["context_length"] = 20  # openai/gpt-4o-mini
     with pytest.raises(ContextLengthError):
         await client.chat(MESSAGES, model="openai/gpt-4o-mini", fallback_models=[], max_tokens=15)
-    result = await client.chat(MESSAGES, model="openai/gpt-4o-mini", fallback_models=["openai/gpt-4o"],
-                               max_tokens=15)
+    result = await client.chat(MESSAGES, model="openai/gpt-4o-mini", fallback_models=["openai/gpt-4o"], max_tokens=15)
     assert result.model == "openai/gpt-4o" and result.attempts[0].answered_by == "openai/gpt-4o"
 
 
-async def test_client_deadline_cuts_a_hanging_request(fake_openrouter: FakeOpenRouter,
-                                                      client: OpenRouterClient) -> None:
+async def test_client_deadline_cuts_a_hanging_request(
+    fake_openrouter: FakeOpenRouter, client: OpenRouterClient
+) -> None:
     fake_openrouter.fail(kind="hang")
     with pytest.raises(UpstreamTimeoutError):
         await client.chat(MESSAGES, fallback_models=[], deadline=time.monotonic() + 0.3)
-    await wait_for(lambda: fake_openrouter.requests[0].finished is not None)
+    await eventually(lambda: fake_openrouter.requests[0].finished is not None)

@@ -9,8 +9,8 @@ from pydantic import ValidationError
 
 from openrouter_research_mcp.openrouter.catalog import parse_catalog
 from openrouter_research_mcp.openrouter.models import ModelInfo, SearchQuery, search_models
-from openrouter_research_mcp.tools.results import ModelRow
 from openrouter_research_mcp.openrouter.pricing import Pricing, Usage, cost_from_pricing, usage_from_response
+from openrouter_research_mcp.tools.results import ModelRow
 from tests.fakes.catalog_data import catalog, model_ids
 
 MODELS = list(parse_catalog(catalog(2026)).values())
@@ -28,17 +28,33 @@ def id_set(**filters: Any) -> set[str]:
 
 
 @pytest.mark.parametrize("shape", [2025, 2026])
-@pytest.mark.parametrize(("model_id", "name", "context", "prompt", "completion", "capabilities"), [
-    ("openai/gpt-4o-mini", "OpenAI: GPT-4o-mini", 128000, 0.15, 0.6, ["tools", "structured_outputs", "web_search"]),
-    ("google/gemini-2.5-flash", "Google: Gemini 2.5 Flash", 1048576, 0.3, 2.5,
-     ["tools", "reasoning", "structured_outputs"]),
-    ("deepseek/deepseek-r1", "DeepSeek: R1", 163840, 0.4, 2.0, ["reasoning"]),
-    ("meta-llama/llama-3.3-70b-instruct:free", "Meta: Llama 3.3 70B Instruct (free)", 65536, 0.0, 0.0, []),
-    ("perplexity/sonar", "Perplexity: Sonar", 127072, 1.0, 1.0, ["web_search"]),
-    ("openrouter/auto", "Auto Router", 2000000, None, None, ["tools", "reasoning", "structured_outputs"]),
-])
-def test_parse_catalog_reads_each_shape(shape: int, model_id: str, name: str, context: int, prompt: float | None,
-                                        completion: float | None, capabilities: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("model_id", "name", "context", "prompt", "completion", "capabilities"),
+    [
+        ("openai/gpt-4o-mini", "OpenAI: GPT-4o-mini", 128000, 0.15, 0.6, ["tools", "structured_outputs", "web_search"]),
+        (
+            "google/gemini-2.5-flash",
+            "Google: Gemini 2.5 Flash",
+            1048576,
+            0.3,
+            2.5,
+            ["tools", "reasoning", "structured_outputs"],
+        ),
+        ("deepseek/deepseek-r1", "DeepSeek: R1", 163840, 0.4, 2.0, ["reasoning"]),
+        ("meta-llama/llama-3.3-70b-instruct:free", "Meta: Llama 3.3 70B Instruct (free)", 65536, 0.0, 0.0, []),
+        ("perplexity/sonar", "Perplexity: Sonar", 127072, 1.0, 1.0, ["web_search"]),
+        ("openrouter/auto", "Auto Router", 2000000, None, None, ["tools", "reasoning", "structured_outputs"]),
+    ],
+)
+def test_parse_catalog_reads_each_shape(
+    shape: int,
+    model_id: str,
+    name: str,
+    context: int,
+    prompt: float | None,
+    completion: float | None,
+    capabilities: list[str],
+) -> None:
     model = parse_catalog(catalog(shape))[model_id]
     assert (model.name, model.context_length) == (name, context)
     assert model.pricing.per_million("prompt") == prompt
@@ -80,19 +96,31 @@ def test_parse_catalog_minus_one_price_is_unknown(shape: int) -> None:
 
 
 def test_pricing_reads_decimal_strings_and_ignores_extra_keys() -> None:
-    pricing = Pricing.model_validate({"prompt": "0.000003", "completion": 0.000015, "request": None, "image": "",
-                                      "audio": "0.00004", "discount": 0.1, "overrides": [{"prompt": "1"}]})
+    pricing = Pricing.model_validate(
+        {
+            "prompt": "0.000003",
+            "completion": 0.000015,
+            "request": None,
+            "image": "",
+            "audio": "0.00004",
+            "discount": 0.1,
+            "overrides": [{"prompt": "1"}],
+        }
+    )
     assert pricing.prompt == 0.000003 and pricing.completion == 0.000015
     assert pricing.request == 0.0 and pricing.image == 0.0
     assert pricing.known and pricing.per_million("prompt") == 3.0 and pricing.per_million("completion") == 15.0
 
 
-@pytest.mark.parametrize(("pricing", "known", "free"), [
-    (Pricing(), True, True),
-    (Pricing(prompt=0.000001), True, False),
-    (Pricing(request=0.005), True, False),
-    (Pricing(image=-1), False, False),
-])
+@pytest.mark.parametrize(
+    ("pricing", "known", "free"),
+    [
+        (Pricing(), True, True),
+        (Pricing(prompt=0.000001), True, False),
+        (Pricing(request=0.005), True, False),
+        (Pricing(image=-1), False, False),
+    ],
+)
 def test_pricing_is_free_only_when_known_and_nothing_charged(pricing: Pricing, known: bool, free: bool) -> None:
     assert (pricing.known, pricing.is_free) == (known, free)
 
@@ -105,12 +133,27 @@ def test_pricing_unreadable_or_negative_price_is_unknown(odd: Any) -> None:
 
 
 ODD_BUT_READABLE: list[dict[str, Any]] = [
-    {"id": "odd/all-wrong", "name": None, "description": None, "created": "yesterday", "context_length": "abc",
-     "architecture": None, "pricing": None, "top_provider": [], "supported_parameters": "tools",
-     "knowledge_cutoff": 20240101, "per_request_limits": "none", "new_thing": {"x": [1]}},
-    {"id": "odd/fallbacks", "context_length": None, "top_provider": {"context_length": 4096,
-                                                                      "max_completion_tokens": "1024"},
-     "architecture": {"modality": "text+image->text"}, "pricing": {"prompt": "0.000002"}},
+    {
+        "id": "odd/all-wrong",
+        "name": None,
+        "description": None,
+        "created": "yesterday",
+        "context_length": "abc",
+        "architecture": None,
+        "pricing": None,
+        "top_provider": [],
+        "supported_parameters": "tools",
+        "knowledge_cutoff": 20240101,
+        "per_request_limits": "none",
+        "new_thing": {"x": [1]},
+    },
+    {
+        "id": "odd/fallbacks",
+        "context_length": None,
+        "top_provider": {"context_length": 4096, "max_completion_tokens": "1024"},
+        "architecture": {"modality": "text+image->text"},
+        "pricing": {"prompt": "0.000002"},
+    },
 ]
 UNREADABLE: list[Any] = ["openai/gpt-4o", 42, None, ["id", "x/y"], {"name": "no id"}, {"id": 123}, {"id": None}]
 
@@ -147,39 +190,46 @@ def test_parse_catalog_rejects_body_without_data_list(body: Any) -> None:
         parse_catalog(body)
 
 
-@pytest.mark.parametrize(("extra", "capabilities"), [
-    ({"supported_parameters": ["tools", "tool_choice"]}, ["tools"]),
-    ({"supported_parameters": ["include_reasoning"]}, ["reasoning"]),
-    ({"reasoning": {"supported_efforts": ["high"]}}, ["reasoning"]),
-    ({"supported_parameters": ["response_format"]}, ["structured_outputs"]),
-    ({"supported_parameters": ["structured_outputs"]}, ["structured_outputs"]),
-    ({"supported_parameters": ["web_search_options"]}, ["web_search"]),
-    ({"pricing": {"web_search": "0.004"}}, ["web_search"]),
-    ({"supported_parameters": ["temperature", "top_p"], "reasoning": None}, []),
-])
-def test_model_info_capabilities_come_from_declared_parameters(extra: dict[str, Any],
-                                                               capabilities: list[str]) -> None:
+@pytest.mark.parametrize(
+    ("extra", "capabilities"),
+    [
+        ({"supported_parameters": ["tools", "tool_choice"]}, ["tools"]),
+        ({"supported_parameters": ["include_reasoning"]}, ["reasoning"]),
+        ({"reasoning": {"supported_efforts": ["high"]}}, ["reasoning"]),
+        ({"supported_parameters": ["response_format"]}, ["structured_outputs"]),
+        ({"supported_parameters": ["structured_outputs"]}, ["structured_outputs"]),
+        ({"supported_parameters": ["web_search_options"]}, ["web_search"]),
+        ({"pricing": {"web_search": "0.004"}}, ["web_search"]),
+        ({"supported_parameters": ["temperature", "top_p"], "reasoning": None}, []),
+    ],
+)
+def test_model_info_capabilities_come_from_declared_parameters(extra: dict[str, Any], capabilities: list[str]) -> None:
     assert ModelInfo.from_api({"id": "a/b", **extra}).capabilities == capabilities
 
 
 # ------------------------------------------------------------------------------------------------ search
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("gpt-4o", {"openai/gpt-4o", "openai/gpt-4o-mini"}),
-    ("sonnet", {"anthropic/claude-3.5-sonnet"}),
-    ("OPENAI MINI", {"openai/gpt-4o-mini"}),
-    ("llama free", {"meta-llama/llama-3.3-70b-instruct:free"}),
-    ("questions about deepseek", {"deepseek/deepseek-r1"}),
-    ("openai nonexistent", set()),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("gpt-4o", {"openai/gpt-4o", "openai/gpt-4o-mini"}),
+        ("sonnet", {"anthropic/claude-3.5-sonnet"}),
+        ("OPENAI MINI", {"openai/gpt-4o-mini"}),
+        ("llama free", {"meta-llama/llama-3.3-70b-instruct:free"}),
+        ("questions about deepseek", {"deepseek/deepseek-r1"}),
+        ("openai nonexistent", set()),
+    ],
+)
 def test_search_models_free_text_matches_every_word(text: str, expected: set[str]) -> None:
     assert id_set(query=text) == expected
 
 
 def test_search_models_free_text_reads_description() -> None:
-    models = [ModelInfo(id="x/alpha", name="Alpha", description="Fluent in Klingon and Latin"),
-              ModelInfo(id="x/beta", name="Beta", description="Fluent in Latin")]
+    models = [
+        ModelInfo(id="x/alpha", name="Alpha", description="Fluent in Klingon and Latin"),
+        ModelInfo(id="x/beta", name="Beta", description="Fluent in Latin"),
+    ]
     assert ids(SearchQuery(query="klingon latin"), models) == ["x/alpha"]
     assert ids(SearchQuery(query="latin"), models) == ["x/alpha", "x/beta"]
 
@@ -193,20 +243,26 @@ def test_search_models_filters_by_provider() -> None:
 
 def test_search_models_free_only() -> None:
     assert id_set(free_only=True) == {"meta-llama/llama-3.3-70b-instruct:free"}  # openrouter/auto is not free
-    others = [ModelInfo(id="x/zero-priced"), ModelInfo(id="x/request-fee", pricing=Pricing(request=0.01)),
-              ModelInfo(id="x/routed", pricing=Pricing(prompt=-1, completion=-1))]
+    others = [
+        ModelInfo(id="x/zero-priced"),
+        ModelInfo(id="x/request-fee", pricing=Pricing(request=0.01)),
+        ModelInfo(id="x/routed", pricing=Pricing(prompt=-1, completion=-1)),
+    ]
     assert ids(SearchQuery(free_only=True), others) == ["x/zero-priced"]
 
 
 def test_search_models_min_context_is_inclusive() -> None:
-    assert id_set(min_context=200000) == {"anthropic/claude-3.5-sonnet", "google/gemini-2.5-flash",
-                                          "openrouter/auto"}
+    assert id_set(min_context=200000) == {"anthropic/claude-3.5-sonnet", "google/gemini-2.5-flash", "openrouter/auto"}
     assert "anthropic/claude-3.5-sonnet" not in id_set(min_context=200001)
 
 
 def test_search_models_max_prompt_price_is_inclusive_per_million() -> None:
-    cheap = {"meta-llama/llama-3.3-70b-instruct:free", "meta-llama/llama-3.3-70b-instruct", "openai/gpt-4o-mini",
-             "google/gemini-2.5-flash"}
+    cheap = {
+        "meta-llama/llama-3.3-70b-instruct:free",
+        "meta-llama/llama-3.3-70b-instruct",
+        "openai/gpt-4o-mini",
+        "google/gemini-2.5-flash",
+    }
     assert id_set(max_prompt_price=0.3) == cheap  # gemini costs exactly 0.3; unknown-price auto is left out
     assert id_set(max_prompt_price=0.29) == cheap - {"google/gemini-2.5-flash"}
     assert id_set(max_prompt_price=0.4) == cheap | {"deepseek/deepseek-r1"}  # 0.4 is inexact in binary
@@ -214,11 +270,18 @@ def test_search_models_max_prompt_price_is_inclusive_per_million() -> None:
 
 def test_search_models_max_completion_price_is_inclusive_per_million() -> None:
     assert id_set(max_completion_price=2.5) == {
-        "meta-llama/llama-3.3-70b-instruct:free", "meta-llama/llama-3.3-70b-instruct", "openai/gpt-4o-mini",
-        "perplexity/sonar", "deepseek/deepseek-r1", "google/gemini-2.5-flash"}
+        "meta-llama/llama-3.3-70b-instruct:free",
+        "meta-llama/llama-3.3-70b-instruct",
+        "openai/gpt-4o-mini",
+        "perplexity/sonar",
+        "deepseek/deepseek-r1",
+        "google/gemini-2.5-flash",
+    }
     assert id_set(max_completion_price=0.0) == {"meta-llama/llama-3.3-70b-instruct:free"}
     assert id_set(max_completion_price=0.6, max_prompt_price=0.12) == {
-        "meta-llama/llama-3.3-70b-instruct:free", "meta-llama/llama-3.3-70b-instruct"}
+        "meta-llama/llama-3.3-70b-instruct:free",
+        "meta-llama/llama-3.3-70b-instruct",
+    }
 
 
 def test_search_models_filters_by_modality() -> None:
@@ -228,33 +291,80 @@ def test_search_models_filters_by_modality() -> None:
     assert id_set(input_modality="image", output_modality="image") == {"openai/gpt-image-1"}
 
 
-@pytest.mark.parametrize(("supports", "expected"), [
-    (["tools"], {"openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-3.5-sonnet", "google/gemini-2.5-flash",
-                 "meta-llama/llama-3.3-70b-instruct", "openrouter/auto"}),
-    (["reasoning"], {"google/gemini-2.5-flash", "deepseek/deepseek-r1", "openrouter/auto"}),
-    (["structured_outputs"], {"openai/gpt-4o-mini", "openai/gpt-4o", "google/gemini-2.5-flash",
-                              "openrouter/auto"}),
-    (["web_search"], {"openai/gpt-4o-mini", "perplexity/sonar"}),
-    (["tools", "web_search"], {"openai/gpt-4o-mini"}),
-    (["reasoning", "structured_outputs", "tools"], {"google/gemini-2.5-flash", "openrouter/auto"}),
-])
+@pytest.mark.parametrize(
+    ("supports", "expected"),
+    [
+        (
+            ["tools"],
+            {
+                "openai/gpt-4o-mini",
+                "openai/gpt-4o",
+                "anthropic/claude-3.5-sonnet",
+                "google/gemini-2.5-flash",
+                "meta-llama/llama-3.3-70b-instruct",
+                "openrouter/auto",
+            },
+        ),
+        (["reasoning"], {"google/gemini-2.5-flash", "deepseek/deepseek-r1", "openrouter/auto"}),
+        (["structured_outputs"], {"openai/gpt-4o-mini", "openai/gpt-4o", "google/gemini-2.5-flash", "openrouter/auto"}),
+        (["web_search"], {"openai/gpt-4o-mini", "perplexity/sonar"}),
+        (["tools", "web_search"], {"openai/gpt-4o-mini"}),
+        (["reasoning", "structured_outputs", "tools"], {"google/gemini-2.5-flash", "openrouter/auto"}),
+    ],
+)
 def test_search_models_filters_by_capability(supports: list[str], expected: set[str]) -> None:
     assert id_set(supports=supports) == expected
 
 
 SORTED: dict[str, list[str]] = {
-    "price": ["meta-llama/llama-3.3-70b-instruct:free", "meta-llama/llama-3.3-70b-instruct", "openai/gpt-4o-mini",
-              "perplexity/sonar", "deepseek/deepseek-r1", "google/gemini-2.5-flash", "openai/gpt-4o",
-              "anthropic/claude-3.5-sonnet", "openai/gpt-image-1", "openrouter/auto"],
-    "context": ["openrouter/auto", "google/gemini-2.5-flash", "anthropic/claude-3.5-sonnet", "deepseek/deepseek-r1",
-                "meta-llama/llama-3.3-70b-instruct", "openai/gpt-4o", "openai/gpt-4o-mini", "perplexity/sonar",
-                "meta-llama/llama-3.3-70b-instruct:free", "openai/gpt-image-1"],
-    "newest": ["google/gemini-2.5-flash", "openai/gpt-image-1", "perplexity/sonar", "deepseek/deepseek-r1",
-               "meta-llama/llama-3.3-70b-instruct", "meta-llama/llama-3.3-70b-instruct:free", "openai/gpt-4o-mini",
-               "anthropic/claude-3.5-sonnet", "openai/gpt-4o", "openrouter/auto"],
-    "name": ["anthropic/claude-3.5-sonnet", "openrouter/auto", "deepseek/deepseek-r1", "google/gemini-2.5-flash",
-             "meta-llama/llama-3.3-70b-instruct", "meta-llama/llama-3.3-70b-instruct:free", "openai/gpt-image-1",
-             "openai/gpt-4o", "openai/gpt-4o-mini", "perplexity/sonar"],
+    "price": [
+        "meta-llama/llama-3.3-70b-instruct:free",
+        "meta-llama/llama-3.3-70b-instruct",
+        "openai/gpt-4o-mini",
+        "perplexity/sonar",
+        "deepseek/deepseek-r1",
+        "google/gemini-2.5-flash",
+        "openai/gpt-4o",
+        "anthropic/claude-3.5-sonnet",
+        "openai/gpt-image-1",
+        "openrouter/auto",
+    ],
+    "context": [
+        "openrouter/auto",
+        "google/gemini-2.5-flash",
+        "anthropic/claude-3.5-sonnet",
+        "deepseek/deepseek-r1",
+        "meta-llama/llama-3.3-70b-instruct",
+        "openai/gpt-4o",
+        "openai/gpt-4o-mini",
+        "perplexity/sonar",
+        "meta-llama/llama-3.3-70b-instruct:free",
+        "openai/gpt-image-1",
+    ],
+    "newest": [
+        "google/gemini-2.5-flash",
+        "openai/gpt-image-1",
+        "perplexity/sonar",
+        "deepseek/deepseek-r1",
+        "meta-llama/llama-3.3-70b-instruct",
+        "meta-llama/llama-3.3-70b-instruct:free",
+        "openai/gpt-4o-mini",
+        "anthropic/claude-3.5-sonnet",
+        "openai/gpt-4o",
+        "openrouter/auto",
+    ],
+    "name": [
+        "anthropic/claude-3.5-sonnet",
+        "openrouter/auto",
+        "deepseek/deepseek-r1",
+        "google/gemini-2.5-flash",
+        "meta-llama/llama-3.3-70b-instruct",
+        "meta-llama/llama-3.3-70b-instruct:free",
+        "openai/gpt-image-1",
+        "openai/gpt-4o",
+        "openai/gpt-4o-mini",
+        "perplexity/sonar",
+    ],
 }
 
 
@@ -284,10 +394,20 @@ def test_search_models_pages_with_total() -> None:
     assert filtered.total == 3 and [m.id for m in filtered.models] == ["openai/gpt-4o"]
 
 
-@pytest.mark.parametrize("bad", [
-    {"limit": 0}, {"limit": 201}, {"offset": -1}, {"sort": "popularity"}, {"supports": ["vision"]},
-    {"supports": "tools"}, {"min_context": -1}, {"max_prompt_price": -0.5}, {"max_completion_price": -1},
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"limit": 0},
+        {"limit": 201},
+        {"offset": -1},
+        {"sort": "popularity"},
+        {"supports": ["vision"]},
+        {"supports": "tools"},
+        {"min_context": -1},
+        {"max_prompt_price": -0.5},
+        {"max_completion_price": -1},
+    ],
+)
 def test_search_query_rejects_bad_values(bad: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):
         SearchQuery.model_validate(bad)
@@ -324,8 +444,11 @@ def test_cost_from_pricing_unknown_price_gives_none() -> None:
 
 
 RAW_USAGE: dict[str, Any] = {
-    "prompt_tokens": 1000, "completion_tokens": 500, "total_tokens": 1500,
-    "prompt_tokens_details": {"cached_tokens": 0}, "completion_tokens_details": {"reasoning_tokens": 200},
+    "prompt_tokens": 1000,
+    "completion_tokens": 500,
+    "total_tokens": 1500,
+    "prompt_tokens_details": {"cached_tokens": 0},
+    "completion_tokens_details": {"reasoning_tokens": 200},
     "server_tool_use": {"web_search_requests": 2},
 }
 
@@ -346,8 +469,10 @@ def test_usage_from_response_estimates_from_pricing_without_upstream_cost() -> N
 
 def test_usage_from_response_estimates_with_catalog_pricing() -> None:
     gemini = parse_catalog(catalog(2026))["google/gemini-2.5-flash"].pricing
-    usage = usage_from_response({"prompt_tokens": 2000, "completion_tokens": 1000,
-                                 "completion_tokens_details": {"reasoning_tokens": 400}}, gemini)
+    usage = usage_from_response(
+        {"prompt_tokens": 2000, "completion_tokens": 1000, "completion_tokens_details": {"reasoning_tokens": 400}},
+        gemini,
+    )
     assert usage.total_tokens == 3000
     assert usage.cost_usd == pytest.approx(2000 * 0.0000003 + 600 * 0.0000025 + 400 * 0.0000025, abs=1e-12)
 
@@ -359,10 +484,21 @@ def test_usage_from_response_cost_unknown_without_usable_pricing(pricing: Pricin
     assert usage.prompt_tokens == 1000
 
 
-@pytest.mark.parametrize("raw", [
-    None, [], "usage", {"prompt_tokens": "12", "completion_tokens": None, "prompt_tokens_details": ["x"],
-                        "completion_tokens_details": "none", "server_tool_use": 3},
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        None,
+        [],
+        "usage",
+        {
+            "prompt_tokens": "12",
+            "completion_tokens": None,
+            "prompt_tokens_details": ["x"],
+            "completion_tokens_details": "none",
+            "server_tool_use": 3,
+        },
+    ],
+)
 def test_usage_from_response_tolerates_odd_shapes(raw: Any) -> None:
     usage = usage_from_response(raw, Pricing(prompt=0.000001))
     assert usage.completion_tokens == usage.reasoning_tokens == usage.web_search_requests == 0

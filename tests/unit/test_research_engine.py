@@ -6,39 +6,35 @@ import asyncio
 import json
 import re
 import time
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
-from openrouter_research_mcp.config import load_settings
 from openrouter_research_mcp.errors import AuthError, BudgetExceededError, ModelNotFoundError
 from openrouter_research_mcp.tools.research import deep_research, get_research
-from openrouter_research_mcp.tools.state import AppState, open_state
+from openrouter_research_mcp.tools.state import AppState
 
-from ..conftest import FAKE_KEY
 from ..fakes.openrouter import FakeOpenRouter
+from ..support import eventually
 
 PLAN = {"sub_questions": [{"question": f"Sub-question {i}?", "rationale": f"covers part {i}"} for i in (1, 2, 3)]}
-GAPS = {"gaps": ["costs are unclear"], "follow_up_questions": [{"question": "What does it cost?",
-                                                                "rationale": "a gap"}]}
+GAPS = {
+    "gaps": ["costs are unclear"],
+    "follow_up_questions": [{"question": "What does it cost?", "rationale": "a gap"}],
+}
 NO_GAPS: dict[str, list[str]] = {"gaps": [], "follow_up_questions": []}
 
 
 @pytest.fixture
-def fake() -> Iterator[FakeOpenRouter]:
-    with FakeOpenRouter() as server:
-        server.structured_answers.update({"research_plan": PLAN, "research_gaps": GAPS})
-        yield server
+def fake(fake_openrouter: FakeOpenRouter) -> FakeOpenRouter:
+    """The fake OpenRouter, planning three sub-questions and reflecting with one follow-up."""
+    fake_openrouter.structured_answers.update({"research_plan": PLAN, "research_gaps": GAPS})
+    return fake_openrouter
 
 
 @pytest.fixture
-async def state(fake: FakeOpenRouter, tmp_path: Path) -> AsyncIterator[AppState]:
-    settings = load_settings(environ={"OPENROUTER_API_KEY": FAKE_KEY, "OPENROUTER_BASE_URL": fake.base_url,
-                                      "OPENROUTER_CACHE_DIR": str(tmp_path / "cache"),
-                                      "OPENROUTER_DATA_DIR": str(tmp_path / "data"), "OPENROUTER_MAX_RETRIES": "0"})
-    async with open_state(settings) as app:
-        yield app
+def state(fake: FakeOpenRouter, app_state: AppState) -> AppState:  # noqa: ARG001 - `fake` primes the answers first
+    return app_state
 
 
 class Notes:
@@ -57,11 +53,12 @@ def cited(report: str) -> set[int]:
 async def test_research_full_loop_parallel_reflective_and_cited(fake: FakeOpenRouter, state: AppState) -> None:
     fake.latency = 0.3
     notes = Notes()
-    result = await deep_research(state, "How do heat pumps work in cold climates?", breadth=3, depth=2,
-                                 progress=notes)
+    result = await deep_research(state, "How do heat pumps work in cold climates?", breadth=3, depth=2, progress=notes)
     assert result.status == "done" and result.stopped_because == "done"
     assert [r.sub_questions for r in result.sub_questions] == [
-        ["Sub-question 1?", "Sub-question 2?", "Sub-question 3?"], ["What does it cost?"]]
+        ["Sub-question 1?", "Sub-question 2?", "Sub-question 3?"],
+        ["What does it cost?"],
+    ]
     assert result.open_questions == ["costs are unclear"]
     searches = [r for r in fake.chat_requests() if r.body and r.body.get("plugins")]
     assert len(searches) == 4 and fake.max_concurrency() == 3  # the three first-round searches overlapped
@@ -86,9 +83,11 @@ async def test_research_stops_when_reflection_finds_no_gap(fake: FakeOpenRouter,
 async def test_research_writer_inventions_are_removed(fake: FakeOpenRouter, state: AppState) -> None:
     fake.text_answers["google/gemini-2.5-flash"] = (
         "## Summary\nHeat pumps move heat [1]. Made up [42] and [99][1]. See https://invented.example/paper "
-        "and [a fake](https://fake.example/x).")
-    result = await deep_research(state, "Heat pumps?", depth=1, writer_model="google/gemini-2.5-flash",
-                                 progress=Notes())
+        "and [a fake](https://fake.example/x)."
+    )
+    result = await deep_research(
+        state, "Heat pumps?", depth=1, writer_model="google/gemini-2.5-flash", progress=Notes()
+    )
     assert result.report is not None
     assert "invented.example" not in result.report and "fake.example" not in result.report
     assert "[42]" not in result.report and "[99]" not in result.report and "Heat pumps move heat [1]" in result.report
@@ -111,8 +110,7 @@ async def test_research_refuses_a_budget_too_small_to_start(fake: FakeOpenRouter
     assert fake.chat_requests() == []
 
 
-async def test_research_unknown_model_override_rejected_before_spending(fake: FakeOpenRouter,
-                                                                        state: AppState) -> None:
+async def test_research_unknown_model_override_rejected_before_spending(fake: FakeOpenRouter, state: AppState) -> None:
     with pytest.raises(ModelNotFoundError) as caught:
         await deep_research(state, "Heat pumps?", searcher_model="openai/gpt4o-mini", progress=Notes())
     assert "openai/gpt-4o-mini" in caught.value.message and fake.chat_requests() == []
@@ -131,11 +129,12 @@ async def test_research_background_then_poll(fake: FakeOpenRouter, state: AppSta
     fake.latency = 0.2
     started = await deep_research(state, "Heat pumps?", depth=1, background=True, progress=Notes())
     assert started.status == "running" and started.report is None
-    for _ in range(100):
-        polled = get_research(state, started.research_id)
-        if polled.status != "running":
-            break
-        await asyncio.sleep(0.1)
+    polled = await eventually(
+        lambda: (r := get_research(state, started.research_id)).status != "running" and r,
+        timeout=20,
+        interval=0.1,
+        what="the background run finishing",
+    )
     assert polled.status == "done" and polled.report and polled.cost_usd > 0
 
 
@@ -143,25 +142,20 @@ async def test_research_cancel_stops_work_and_saves(fake: FakeOpenRouter, state:
     fake.fail(kind="hang", times=10, model="openai/gpt-4o-mini")
     fake.structured_answers.pop("research_plan")
     task = asyncio.create_task(deep_research(state, "Heat pumps?", progress=Notes()))
-    for _ in range(50):
-        await asyncio.sleep(0.05)
-        if fake.chat_requests():
-            break
+    await eventually(fake.chat_requests, what="the first request reaching the fake")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    for _ in range(50):  # the fake notices each closed connection within a poll or two
-        if all(r.finished is not None for r in fake.chat_requests()):
-            break
-        await asyncio.sleep(0.05)
-    assert fake.chat_requests() and all(r.finished is not None for r in fake.chat_requests())
+    # the fake notices each closed connection within a poll or two
+    await eventually(lambda: all(r.finished is not None for r in fake.chat_requests()), what="every request closing")
     [saved] = list((tmp_path / "data" / "research").glob("*.json"))
     run = json.loads(saved.read_text())
     assert run["status"] == "cancelled" and run["stopped_because"] == "cancelled"
 
 
-async def test_research_heartbeat_keeps_progress_flowing(fake: FakeOpenRouter, state: AppState,
-                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_research_heartbeat_keeps_progress_flowing(
+    fake: FakeOpenRouter, state: AppState, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr("openrouter_research_mcp.research.engine.HEARTBEAT_S", 0.1)
     fake.latency = 0.5
     notes = Notes()
@@ -183,6 +177,12 @@ async def test_research_revoked_key_fails_clearly(fake: FakeOpenRouter, state: A
 
 async def test_research_all_searches_failing_is_a_failed_run(fake: FakeOpenRouter, state: AppState) -> None:
     fake.fail(503, times=30, model="openai/gpt-4o-mini")
-    result = await deep_research(state, "Heat pumps?", depth=1, writer_model="google/gemini-2.5-flash",
-                                 planner_model="google/gemini-2.5-flash", progress=Notes())
+    result = await deep_research(
+        state,
+        "Heat pumps?",
+        depth=1,
+        writer_model="google/gemini-2.5-flash",
+        planner_model="google/gemini-2.5-flash",
+        progress=Notes(),
+    )
     assert result.status == "failed" and result.error and "503" in result.error and result.sources == []

@@ -20,22 +20,41 @@ from openrouter_research_mcp.errors import (
 from openrouter_research_mcp.openrouter.retry import parse_retry_after, retry_delay, should_retry
 
 
-@pytest.mark.parametrize(("status", "retried"), [
-    (408, True), (429, True), (500, True), (502, True), (503, True), (504, True), (524, True), (529, True),
-    (400, False), (401, False), (402, False), (403, False), (404, False), (413, False), (422, False),
-    (501, False),
-])
+@pytest.mark.parametrize(
+    ("status", "retried"),
+    [
+        (408, True),
+        (429, True),
+        (500, True),
+        (502, True),
+        (503, True),
+        (504, True),
+        (524, True),
+        (529, True),
+        (400, False),
+        (401, False),
+        (402, False),
+        (403, False),
+        (404, False),
+        (413, False),
+        (422, False),
+        (501, False),
+    ],
+)
 def test_should_retry_by_status(status: int, retried: bool) -> None:
     assert should_retry(error_for_status(status, "x", model="a/b")) is retried
 
 
-@pytest.mark.parametrize(("error", "retried"), [
-    (UpstreamUnavailableError("connection refused"), True),  # no status: a transport failure
-    (UpstreamTimeoutError("read timeout"), True),
-    (BadResponseError("not json"), False),
-    (AuthError("no"), False),
-    (ValueError("bug"), False),
-])
+@pytest.mark.parametrize(
+    ("error", "retried"),
+    [
+        (UpstreamUnavailableError("connection refused"), True),  # no status: a transport failure
+        (UpstreamTimeoutError("read timeout"), True),
+        (BadResponseError("not json"), False),
+        (AuthError("no"), False),
+        (ValueError("bug"), False),
+    ],
+)
 def test_should_retry_transport_and_other_failures(error: Exception, retried: bool) -> None:
     assert should_retry(error) is retried
 
@@ -51,8 +70,10 @@ def test_parse_retry_after_seconds_ms_and_date() -> None:
     assert parse_retry_after({"retry-after": "soon"}) is None
 
 
-@pytest.mark.parametrize(("hint", "honoured"), [(0.2, True), (60.0, True), (0.0, False), (-3.0, False),
-                                                (61.0, False), (3600.0, False), (None, False)])
+@pytest.mark.parametrize(
+    ("hint", "honoured"),
+    [(0.2, True), (60.0, True), (0.0, False), (-3.0, False), (61.0, False), (3600.0, False), (None, False)],
+)
 def test_retry_delay_honours_hint_only_within_limits(hint: float | None, honoured: bool) -> None:
     delay = retry_delay(1, hint, rand=lambda: 0.0)
     assert (delay == hint) is honoured
@@ -68,12 +89,25 @@ def test_retry_delay_backs_off_exponentially_with_jitter_and_cap() -> None:
     assert full_jitter == pytest.approx(2.0 * 0.75)
 
 
-@pytest.mark.parametrize(("status", "kind"), [
-    (401, "AuthError"), (402, "CreditsError"), (403, "ModerationError"), (404, "ModelNotFoundError"),
-    (408, "UpstreamTimeoutError"), (429, "RateLimitError"), (500, "UpstreamUnavailableError"),
-    (502, "UpstreamUnavailableError"), (503, "UpstreamUnavailableError"), (524, "UpstreamTimeoutError"),
-    (529, "UpstreamUnavailableError"), (400, "RequestError"), (413, "RequestError"), (422, "RequestError"),
-])
+@pytest.mark.parametrize(
+    ("status", "kind"),
+    [
+        (401, "AuthError"),
+        (402, "CreditsError"),
+        (403, "ModerationError"),
+        (404, "ModelNotFoundError"),
+        (408, "UpstreamTimeoutError"),
+        (429, "RateLimitError"),
+        (500, "UpstreamUnavailableError"),
+        (502, "UpstreamUnavailableError"),
+        (503, "UpstreamUnavailableError"),
+        (524, "UpstreamTimeoutError"),
+        (529, "UpstreamUnavailableError"),
+        (400, "RequestError"),
+        (413, "RequestError"),
+        (422, "RequestError"),
+    ],
+)
 def test_error_for_status_maps_each_status(status: int, kind: str) -> None:
     error = error_for_status(status, "upstream says no", model="openai/gpt-4o")
     assert type(error).__name__ == kind

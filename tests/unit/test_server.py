@@ -14,41 +14,36 @@ import httpx
 import pytest
 import respx
 from mcp import Client, MCPError
-from mcp.types import PromptReference, ResourceTemplateReference, TextResourceContents
+from mcp.types import PromptReference, ResourceTemplateReference
 
 from openrouter_research_mcp.config import load_settings
 from openrouter_research_mcp.server import build_server
 
-from ..conftest import FAKE_KEY
+from ..fakes import FAKE_KEY
 from ..fakes.catalog_data import catalog, with_extra_models
+from ..support import resource_text, result_text
 from .helpers import BASE, citation, completion, error_body
 
-pytestmark = pytest.mark.anyio
-
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def mocked_openrouter() -> Iterator[respx.MockRouter]:
+def respx_openrouter() -> Iterator[respx.MockRouter]:
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
         router.get("/models").mock(return_value=httpx.Response(200, json=catalog(2026)))
         yield router
 
 
-def server(tmp_path: Path, **env: str) -> Any:
-    environ = {"OPENROUTER_API_KEY": FAKE_KEY, "OPENROUTER_BASE_URL": BASE,
-               "OPENROUTER_CACHE_DIR": str(tmp_path / "cache"), "OPENROUTER_DATA_DIR": str(tmp_path / "data"), **env}
-    return build_server(load_settings(environ={k: v for k, v in environ.items() if v}))
+def server(tmp_path: Path, **settings: str) -> Any:
+    values = {
+        "api_key": FAKE_KEY,
+        "base_url": BASE,
+        "cache_dir": str(tmp_path / "cache"),
+        "data_dir": str(tmp_path / "data"),
+        **settings,
+    }
+    return build_server(load_settings(**{name: value for name, value in values.items() if value}))
 
 
-def text(result: Any) -> str:
-    return "\n".join(c.text for c in result.content if c.type == "text")
-
-
-@pytest.mark.usefixtures("mocked_openrouter")
+@pytest.mark.usefixtures("respx_openrouter")
 async def test_server_lists_tools_with_schemas_and_annotations(tmp_path: Path) -> None:
     async with Client(server(tmp_path)) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
@@ -64,10 +59,15 @@ async def test_server_lists_tools_with_schemas_and_annotations(tmp_path: Path) -
     assert tools["compare_models"].input_schema["properties"]["models"]["minItems"] == 2
 
 
-async def test_server_ask_returns_answer_usage_and_sources(tmp_path: Path,
-                                                           mocked_openrouter: respx.MockRouter) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion(
-        "It is 42.", cost=0.0003, annotations=[citation("https://src.test/a", "Source A", "passage")])))
+async def test_server_ask_returns_answer_usage_and_sources(tmp_path: Path, respx_openrouter: respx.MockRouter) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(
+        return_value=httpx.Response(
+            200,
+            json=completion(
+                "It is 42.", cost=0.0003, annotations=[citation("https://src.test/a", "Source A", "passage")]
+            ),
+        )
+    )
     async with Client(server(tmp_path)) as client:
         result = await client.call_tool("ask", {"prompt": "What is it?", "web_search": True, "max_tokens": 100})
     assert not result.is_error
@@ -76,49 +76,65 @@ async def test_server_ask_returns_answer_usage_and_sources(tmp_path: Path,
     data = result.structured_content
     assert data["answer"] == "It is 42." and data["model"] == data["model_requested"] == "openai/gpt-4o-mini"
     assert data["usage"]["cost_usd"] == 0.0003 and data["sources"][0]["url"] == "https://src.test/a"
-    assert "It is 42." in text(result) and "[1] Source A — https://src.test/a" in text(result)
+    assert "It is 42." in result_text(result) and "[1] Source A — https://src.test/a" in result_text(result)
 
 
-async def test_server_unknown_model_fails_fast_with_suggestions(tmp_path: Path,
-                                                                mocked_openrouter: respx.MockRouter) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
+async def test_server_unknown_model_fails_fast_with_suggestions(
+    tmp_path: Path, respx_openrouter: respx.MockRouter
+) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
     async with Client(server(tmp_path)) as client:
         result = await client.call_tool("ask", {"prompt": "hi", "model": "openai/gpt-4o-mni"})
-        compared = await client.call_tool("compare_models", {"prompt": "hi", "models": ["openai/gpt-4o",
-                                                                                         "antropic/claude-3.5-sonnet"]})
-    assert result.is_error and "`openai/gpt-4o-mini`" in text(result) and "Did you mean" in text(result)
-    assert compared.is_error and "anthropic/claude-3.5-sonnet" in text(compared)
+        compared = await client.call_tool(
+            "compare_models", {"prompt": "hi", "models": ["openai/gpt-4o", "antropic/claude-3.5-sonnet"]}
+        )
+    assert result.is_error and "`openai/gpt-4o-mini`" in result_text(result) and "Did you mean" in result_text(result)
+    assert compared.is_error and "anthropic/claude-3.5-sonnet" in result_text(compared)
     assert route.call_count == 0
 
 
-async def test_server_missing_key_explains_itself(tmp_path: Path, mocked_openrouter: respx.MockRouter) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
-    async with Client(server(tmp_path, OPENROUTER_API_KEY="")) as client:
+async def test_server_missing_key_explains_itself(tmp_path: Path, respx_openrouter: respx.MockRouter) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
+    async with Client(server(tmp_path, api_key="")) as client:
         result = await client.call_tool("ask", {"prompt": "hi"})
         listed = await client.call_tool("list_models", {"limit": 2})
-    assert result.is_error and "OPENROUTER_API_KEY" in text(result) and "openrouter.ai/settings/keys" in text(result)
+    assert (
+        result.is_error
+        and "OPENROUTER_API_KEY" in result_text(result)
+        and "openrouter.ai/settings/keys" in result_text(result)
+    )
     assert not listed.is_error and len(listed.structured_content["models"]) == 2
     assert route.call_count == 0
 
 
-async def test_server_compare_keeps_failures_in_their_entry(tmp_path: Path,
-                                                            mocked_openrouter: respx.MockRouter) -> None:
+async def test_server_compare_keeps_failures_in_their_entry(tmp_path: Path, respx_openrouter: respx.MockRouter) -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         model = json.loads(request.content)["model"]
         if model == "deepseek/deepseek-r1":
             return httpx.Response(402, json=error_body(402, "Insufficient credits"))
         if model == "google/gemini-2.5-flash":  # the judge
-            verdict = {"agreement": "high", "summary": "Both say 4.", "disagreements": [],
-                       "recommended_answer": "4", "best_model": "openai/gpt-4o"}
+            verdict = {
+                "agreement": "high",
+                "summary": "Both say 4.",
+                "disagreements": [],
+                "recommended_answer": "4",
+                "best_model": "openai/gpt-4o",
+            }
             return httpx.Response(200, json=completion(json.dumps(verdict), model=model, cost=0.0001))
         return httpx.Response(200, json=completion(f"4 (from {model})", model=model, cost=0.001))
 
-    route = mocked_openrouter.post("/chat/completions").mock(side_effect=answer)
+    route = respx_openrouter.post("/chat/completions").mock(side_effect=answer)
     async with Client(server(tmp_path)) as client:
-        result = await client.call_tool("compare_models", {
-            "prompt": "2+2?", "models": ["openai/gpt-4o", "anthropic/claude-3.5-sonnet", "deepseek/deepseek-r1"],
-            "judge_model": "google/gemini-2.5-flash", "max_tokens": 200})
-    assert not result.is_error, text(result)
+        result = await client.call_tool(
+            "compare_models",
+            {
+                "prompt": "2+2?",
+                "models": ["openai/gpt-4o", "anthropic/claude-3.5-sonnet", "deepseek/deepseek-r1"],
+                "judge_model": "google/gemini-2.5-flash",
+                "max_tokens": 200,
+            },
+        )
+    assert not result.is_error, result_text(result)
     data = result.structured_content
     by_model = {e["model"]: e for e in data["entries"]}
     assert by_model["openai/gpt-4o"]["ok"] and by_model["openai/gpt-4o"]["answer"] == "4 (from openai/gpt-4o)"
@@ -128,24 +144,30 @@ async def test_server_compare_keeps_failures_in_their_entry(tmp_path: Path,
     assert data["totals"]["cost_usd"] == pytest.approx(0.0021)
     judge_request = json.loads(route.calls[-1].request.content)
     assert judge_request["response_format"]["type"] == "json_schema"
-    assert "<answer model=\"openai/gpt-4o\">" in judge_request["messages"][1]["content"]
+    assert '<answer model="openai/gpt-4o">' in judge_request["messages"][1]["content"]
 
 
-async def test_server_compare_refuses_what_could_exceed_budget(tmp_path: Path,
-                                                               mocked_openrouter: respx.MockRouter) -> None:
-    route = mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
+async def test_server_compare_refuses_what_could_exceed_budget(
+    tmp_path: Path, respx_openrouter: respx.MockRouter
+) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
     async with Client(server(tmp_path)) as client:
-        result = await client.call_tool("compare_models", {
-            "prompt": "Write an essay.", "models": ["openai/gpt-4o", "anthropic/claude-3.5-sonnet"],
-            "max_tokens": 20000, "max_cost_usd": 0.1})
-        auto = await client.call_tool("compare_models", {"prompt": "x", "models": ["openrouter/auto",
-                                                                                  "openai/gpt-4o"]})
-    assert result.is_error and "max_cost_usd" in text(result) and "budget" in text(result)
-    assert auto.is_error and "routing time" in text(auto)
+        result = await client.call_tool(
+            "compare_models",
+            {
+                "prompt": "Write an essay.",
+                "models": ["openai/gpt-4o", "anthropic/claude-3.5-sonnet"],
+                "max_tokens": 20000,
+                "max_cost_usd": 0.1,
+            },
+        )
+        auto = await client.call_tool("compare_models", {"prompt": "x", "models": ["openrouter/auto", "openai/gpt-4o"]})
+    assert result.is_error and "max_cost_usd" in result_text(result) and "budget" in result_text(result)
+    assert auto.is_error and "routing time" in result_text(auto)
     assert route.call_count == 0
 
 
-async def test_server_list_models_filters_and_pages(tmp_path: Path, mocked_openrouter: respx.MockRouter) -> None:
+async def test_server_list_models_filters_and_pages(tmp_path: Path, respx_openrouter: respx.MockRouter) -> None:
     async with Client(server(tmp_path)) as client:
         first = await client.call_tool("list_models", {"limit": 3, "sort": "price"})
         vision = await client.call_tool("list_models", {"modality": "image", "supports": ["tools"]})
@@ -155,11 +177,15 @@ async def test_server_list_models_filters_and_pages(tmp_path: Path, mocked_openr
     assert page["total"] == 10 and page["next_offset"] == 3 and len(page["models"]) == 3
     assert page["models"][0]["prompt_usd_per_mtok"] == 0.0
     assert {m["id"] for m in vision.structured_content["models"]} == {
-        "openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-3.5-sonnet", "google/gemini-2.5-flash",
-        "openrouter/auto"}
+        "openai/gpt-4o-mini",
+        "openai/gpt-4o",
+        "anthropic/claude-3.5-sonnet",
+        "google/gemini-2.5-flash",
+        "openrouter/auto",
+    }
     assert [m["id"] for m in images_out.structured_content["models"]] == ["openai/gpt-image-1"]
     assert [m["id"] for m in again.structured_content["models"]] == ["meta-llama/llama-3.3-70b-instruct:free"]
-    assert mocked_openrouter.routes[0].call_count == 1  # the catalog was fetched once for all four calls
+    assert respx_openrouter.routes[0].call_count == 1  # the catalog was fetched once for all four calls
 
 
 async def test_server_default_model_page_fits_the_context_budget(tmp_path: Path) -> None:
@@ -171,24 +197,36 @@ async def test_server_default_model_page_fits_the_context_budget(tmp_path: Path)
         async with Client(server(tmp_path)) as client:
             page = await client.call_tool("list_models", {})
     assert len(page.structured_content["models"]) == 20
-    characters = len(text(page)) + len(json.dumps(page.structured_content))
+    characters = len(result_text(page)) + len(json.dumps(page.structured_content))
     assert characters / 4 < 2500, f"a default page costs about {characters / 4:.0f} tokens"
 
 
-async def test_server_resources(tmp_path: Path, mocked_openrouter: respx.MockRouter) -> None:
-    mocked_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion(cost=0.002)))
-    mocked_openrouter.get("/key").mock(return_value=httpx.Response(200, json={"data": {
-        "label": "sk-or-v1-abc...xyz", "limit": 10.0, "limit_remaining": 7.5, "usage": 2.5, "usage_daily": 0.1,
-        "is_free_tier": False}}))
-    mocked_openrouter.get("/credits").mock(return_value=httpx.Response(403, json=error_body(403, "management key")))
+async def test_server_resources(tmp_path: Path, respx_openrouter: respx.MockRouter) -> None:
+    respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion(cost=0.002)))
+    respx_openrouter.get("/key").mock(
+        return_value=httpx.Response(
+            200,
+            json={
+                "data": {
+                    "label": "sk-or-v1-abc...xyz",
+                    "limit": 10.0,
+                    "limit_remaining": 7.5,
+                    "usage": 2.5,
+                    "usage_daily": 0.1,
+                    "is_free_tier": False,
+                }
+            },
+        )
+    )
+    respx_openrouter.get("/credits").mock(return_value=httpx.Response(403, json=error_body(403, "management key")))
     async with Client(server(tmp_path)) as client:
         listed = {str(r.uri) for r in (await client.list_resources()).resources}
         templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
         await client.call_tool("ask", {"prompt": "hi"})
-        usage = json.loads(_text_of(await client.read_resource("openrouter://usage")))
-        account = json.loads(_text_of(await client.read_resource("openrouter://account")))
-        index = json.loads(_text_of(await client.read_resource("openrouter://models")))
-        one = json.loads(_text_of(await client.read_resource("openrouter://models/openai/gpt-4o")))
+        usage = json.loads(resource_text(await client.read_resource("openrouter://usage")))
+        account = json.loads(resource_text(await client.read_resource("openrouter://account")))
+        index = json.loads(resource_text(await client.read_resource("openrouter://models")))
+        one = json.loads(resource_text(await client.read_resource("openrouter://models/openai/gpt-4o")))
         with pytest.raises(MCPError) as missing:
             await client.read_resource("openrouter://models/openai/gpt-40")
     assert {"openrouter://models", "openrouter://usage", "openrouter://account"} <= listed
@@ -200,21 +238,17 @@ async def test_server_resources(tmp_path: Path, mocked_openrouter: respx.MockRou
     assert missing.value.code == -32602 and "openai/gpt-4o" in missing.value.message
 
 
-def _text_of(result: Any) -> str:
-    [content] = result.contents
-    assert isinstance(content, TextResourceContents)
-    return content.text
-
-
-@pytest.mark.usefixtures("mocked_openrouter")
+@pytest.mark.usefixtures("respx_openrouter")
 async def test_server_prompts_and_completion(tmp_path: Path) -> None:
     async with Client(server(tmp_path)) as client:
         prompts = {p.name: p for p in (await client.list_prompts()).prompts}
-        brief = await client.get_prompt("deep_research_brief", {"topic": "solid-state batteries",
-                                                                "audience": "investors"})
+        brief = await client.get_prompt(
+            "deep_research_brief", {"topic": "solid-state batteries", "audience": "investors"}
+        )
         done = await client.complete(PromptReference(name="compare_answers"), {"name": "models", "value": "openai/"})
-        template = await client.complete(ResourceTemplateReference(uri="openrouter://models/{+model_id}"),
-                                         {"name": "model_id", "value": "anthrop"})
+        template = await client.complete(
+            ResourceTemplateReference(uri="openrouter://models/{+model_id}"), {"name": "model_id", "value": "anthrop"}
+        )
     assert {"deep_research_brief", "compare_answers", "pick_model"} <= set(prompts)
     for prompt in prompts.values():
         assert prompt.description and all(a.description for a in prompt.arguments or [])
@@ -225,28 +259,34 @@ async def test_server_prompts_and_completion(tmp_path: Path) -> None:
     assert template.completion.values == ["anthropic/claude-3.5-sonnet"]
 
 
-async def test_server_fallback_reports_attempts(tmp_path: Path, mocked_openrouter: respx.MockRouter) -> None:
-    mocked_openrouter.post("/chat/completions").mock(side_effect=[
-        httpx.Response(400, json=error_body(400, "maximum context length exceeded")),
-        httpx.Response(200, json=completion("ok", model="google/gemini-2.5-flash"))])
+async def test_server_fallback_reports_attempts(tmp_path: Path, respx_openrouter: respx.MockRouter) -> None:
+    respx_openrouter.post("/chat/completions").mock(
+        side_effect=[
+            httpx.Response(400, json=error_body(400, "maximum context length exceeded")),
+            httpx.Response(200, json=completion("ok", model="google/gemini-2.5-flash")),
+        ]
+    )
     async with Client(server(tmp_path)) as client:
-        result = await client.call_tool("ask", {"prompt": "hi", "model": "openai/gpt-4o",
-                                                "fallback_models": ["google/gemini-2.5-flash"]})
+        result = await client.call_tool(
+            "ask", {"prompt": "hi", "model": "openai/gpt-4o", "fallback_models": ["google/gemini-2.5-flash"]}
+        )
     data = result.structured_content
     assert data["model"] == "google/gemini-2.5-flash" and data["model_requested"] == "openai/gpt-4o"
-    assert [(a["model"], a["ok"]) for a in data["attempts"]] == [("openai/gpt-4o", False),
-                                                                ("google/gemini-2.5-flash", True)]
-    assert "requested openai/gpt-4o" in text(result) and "Attempts:" in text(result)
+    assert [(a["model"], a["ok"]) for a in data["attempts"]] == [
+        ("openai/gpt-4o", False),
+        ("google/gemini-2.5-flash", True),
+    ]
+    assert "requested openai/gpt-4o" in result_text(result) and "Attempts:" in result_text(result)
 
 
 async def test_server_catalog_outage(tmp_path: Path) -> None:
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
         router.get("/models").mock(return_value=httpx.Response(503, json=error_body(503, "down")))
         chat = router.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion("still here")))
-        async with Client(server(tmp_path, OPENROUTER_MAX_RETRIES="0")) as client:
+        async with Client(server(tmp_path, max_retries="0")) as client:
             compared = await client.call_tool("compare_models", {"prompt": "x", "models": ["a/b", "c/d"]})
             asked = await client.call_tool("ask", {"prompt": "x"})
-    assert compared.is_error and "catalog" in text(compared) and "max_cost_usd" in text(compared)
+    assert compared.is_error and "catalog" in result_text(compared) and "max_cost_usd" in result_text(compared)
     assert not asked.is_error and asked.structured_content["answer"] == "still here" and chat.call_count == 1
 
 
@@ -258,7 +298,7 @@ async def test_server_slow_catalog_does_not_stretch_ask_past_its_deadline(tmp_pa
     with respx.mock(base_url=BASE, assert_all_called=False) as router:
         router.get("/models").mock(side_effect=hang)
         router.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion("quick")))
-        async with Client(server(tmp_path, OPENROUTER_TIMEOUT="2")) as client:
+        async with Client(server(tmp_path, timeout="2")) as client:
             started = time.monotonic()
             asked = await client.call_tool("ask", {"prompt": "x"})
             elapsed = time.monotonic() - started

@@ -11,8 +11,18 @@ from .client import OpenRouterClient
 __all__ = ["account_info"]
 
 # Fields of GET /key worth showing; anything else (the label is a masked key) is left out.
-KEY_FIELDS = ("limit", "limit_remaining", "limit_reset", "usage", "usage_daily", "usage_weekly", "usage_monthly",
-              "is_free_tier", "rate_limit", "expires_at")
+KEY_FIELDS = (
+    "limit",
+    "limit_remaining",
+    "limit_reset",
+    "usage",
+    "usage_daily",
+    "usage_weekly",
+    "usage_monthly",
+    "is_free_tier",
+    "rate_limit",
+    "expires_at",
+)
 
 
 async def account_info(client: OpenRouterClient) -> dict[str, Any]:

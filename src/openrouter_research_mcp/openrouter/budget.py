@@ -14,6 +14,7 @@ from ..errors import BudgetExceededError, OpenRouterError, StreamError
 
 __all__ = ["Budget", "Reservation"]
 
+
 @dataclass
 class Reservation:
     """Money set aside for one call until its real cost is known."""
@@ -39,14 +40,17 @@ class Budget:
     def reserve(self, amount: float | None, label: str) -> Reservation:
         """Set aside `amount` for a call, or raise `BudgetExceededError` if it does not fit what is left."""
         if amount is None:
-            raise BudgetExceededError(f"{label}: its price is decided at routing time, so its cost cannot be "
-                                      "bounded in advance. Name a specific model instead.")
+            raise BudgetExceededError(
+                f"{label}: its price is decided at routing time, so its cost cannot be "
+                "bounded in advance. Name a specific model instead."
+            )
         with self._lock:
             if amount > self.max_usd - self.spent - self.reserved + 1e-12:
                 raise BudgetExceededError(
                     f"{label} could cost up to ${amount:.4f}, but only ${self.remaining:.4f} of the "
                     f"${self.max_usd:.2f} budget is left. Raise max_cost_usd, lower max_tokens, or choose cheaper "
-                    "models.")
+                    "models."
+                )
             self.reserved += amount
         return Reservation(amount=amount, label=label)
 

@@ -160,11 +160,14 @@ class ModelCatalog:
         try:
             snap = await asyncio.to_thread(_snapshot, raw, fetched_at, "network")
         except ValueError as exc:
-            raise UpstreamUnavailableError(f"The model catalog from {self._base_url or 'OpenRouter'} could not be "
-                                           f"read ({exc}). Check OPENROUTER_BASE_URL.") from None
+            raise UpstreamUnavailableError(
+                f"The model catalog from {self._base_url or 'OpenRouter'} could not be "
+                f"read ({exc}). Check OPENROUTER_BASE_URL."
+            ) from None
         if not snap.models:  # never let an empty answer replace a good catalog
-            raise UpstreamUnavailableError(f"The model catalog from {self._base_url or 'OpenRouter'} was empty. "
-                                           "Check OPENROUTER_BASE_URL.")
+            raise UpstreamUnavailableError(
+                f"The model catalog from {self._base_url or 'OpenRouter'} was empty. Check OPENROUTER_BASE_URL."
+            )
         self._snapshot = snap
         self._last_error = None
         await asyncio.to_thread(self._write_disk, raw, fetched_at)
@@ -186,8 +189,9 @@ class ModelCatalog:
             self._next_refresh = self._clock() + REFRESH_BACKOFF
             if self._snapshot is not None:
                 age = self._snapshot.age(self._clock())
-                self._snapshot.refresh_error = (f"refresh failed ({exc}); serving the catalog from "
-                                                f"{age / 60:.0f} min ago")
+                self._snapshot.refresh_error = (
+                    f"refresh failed ({exc}); serving the catalog from {age / 60:.0f} min ago"
+                )
                 log.warning("model catalog %s", self._snapshot.refresh_error)
 
     async def get(self) -> CatalogSnapshot:
@@ -209,8 +213,9 @@ class ModelCatalog:
         try:
             return await asyncio.shield(self._start_refresh())
         except OpenRouterError as exc:
-            self._last_error = UpstreamUnavailableError(f"The model catalog could not be loaded: {exc.message}",
-                                                        status=exc.status)
+            self._last_error = UpstreamUnavailableError(
+                f"The model catalog could not be loaded: {exc.message}", status=exc.status
+            )
             raise self._last_error from None
 
     async def aclose(self) -> None:
@@ -233,8 +238,9 @@ class ModelCatalog:
             return snap.models[base]
         if wanted in ROUTER_IDS:
             price = Pricing() if wanted == "openrouter/free" else Pricing(prompt=-1, completion=-1)
-            return ModelInfo(id=wanted, name=wanted, pricing=price,
-                             description="OpenRouter router: the model is chosen per request.")
+            return ModelInfo(
+                id=wanted, name=wanted, pricing=price, description="OpenRouter router: the model is chosen per request."
+            )
         raise ModelNotFoundError(model_id, self.suggest(snap, base))
 
     def suggest(self, snap: CatalogSnapshot, model_id: str, n: int = 3) -> list[str]:

@@ -139,8 +139,10 @@ class OpenRouterClient:
         if deadline is not None:
             read = min(read, deadline - time.monotonic())
             if read <= 0:
-                raise UpstreamTimeoutError("The time allowed for this call ran out before the request could be sent. "
-                                           "Allow more time or use a faster model.")
+                raise UpstreamTimeoutError(
+                    "The time allowed for this call ran out before the request could be sent. "
+                    "Allow more time or use a faster model."
+                )
         timeout: httpx.Timeout = _httpx().Timeout(read, connect=min(DEFAULT_CONNECT_TIMEOUT, read))
         return timeout
 
@@ -155,11 +157,16 @@ class OpenRouterClient:
         where = f"OpenRouter at {self.settings.base_url}"
         http = _httpx()
         if isinstance(exc, http.TimeoutException) and not isinstance(exc, http.ConnectTimeout):
-            return UpstreamTimeoutError(f"{where} did not answer within {self.settings.timeout:g} s"
-                                        f"{f' for `{model}`' if model else ''}. Raise OPENROUTER_TIMEOUT, lower "
-                                        "max_tokens, or use a faster model.", model=model)
-        return UpstreamUnavailableError(f"Could not reach {where} ({type(exc).__name__}). Check the network "
-                                        "connection and OPENROUTER_BASE_URL.", model=model)
+            return UpstreamTimeoutError(
+                f"{where} did not answer within {self.settings.timeout:g} s"
+                f"{f' for `{model}`' if model else ''}. Raise OPENROUTER_TIMEOUT, lower "
+                "max_tokens, or use a faster model.",
+                model=model,
+            )
+        return UpstreamUnavailableError(
+            f"Could not reach {where} ({type(exc).__name__}). Check the network connection and OPENROUTER_BASE_URL.",
+            model=model,
+        )
 
     async def _raise_for_status(self, response: httpx.Response, model: str | None) -> None:
         if response.status_code < 400:
@@ -167,8 +174,13 @@ class OpenRouterClient:
         await response.aread()
         message, metadata, hint = _error_details(response)
         retry_after = parse_retry_after(response.headers)
-        raise error_for_status(response.status_code, message, model=model, metadata=metadata,
-                               retry_after=retry_after if retry_after is not None else hint)
+        raise error_for_status(
+            response.status_code,
+            message,
+            model=model,
+            metadata=metadata,
+            retry_after=retry_after if retry_after is not None else hint,
+        )
 
     async def _with_deadline(self, work: Awaitable[Any], deadline: float | None, model: str | None) -> Any:
         if deadline is None:
@@ -178,8 +190,9 @@ class OpenRouterClient:
                 return await work
         except TimeoutError:
             during = f" while `{model}` was answering" if model else ""
-            raise UpstreamTimeoutError(f"The time allowed for this call ran out{during}. Allow more time or use a "
-                                       "faster model.", model=model) from None
+            raise UpstreamTimeoutError(
+                f"The time allowed for this call ran out{during}. Allow more time or use a faster model.", model=model
+            ) from None
 
     async def _retrying(self, once: Callable[[], Awaitable[T]], deadline: float | None) -> tuple[T, int]:
         """Run `once` under the retry policy; return its result and how many retries it took."""
@@ -206,15 +219,18 @@ class OpenRouterClient:
         async def once() -> Any:
             try:
                 response = await self._with_deadline(
-                    self._http.get(path, timeout=self._timeout(deadline)), deadline, None)
+                    self._http.get(path, timeout=self._timeout(deadline)), deadline, None
+                )
             except _httpx().TransportError as exc:
                 raise self._transport_error(exc, None) from None
             await self._raise_for_status(response, None)
             try:
                 return response.json()
             except (json.JSONDecodeError, UnicodeDecodeError):
-                raise BadResponseError(f"OpenRouter's answer to GET {path} was not JSON. Check OPENROUTER_BASE_URL "
-                                       "points at an OpenAI-compatible API.") from None
+                raise BadResponseError(
+                    f"OpenRouter's answer to GET {path} was not JSON. Check OPENROUTER_BASE_URL "
+                    "points at an OpenAI-compatible API."
+                ) from None
 
         try:
             body, _ = await self._retrying(once, deadline)
@@ -224,21 +240,29 @@ class OpenRouterClient:
 
     # ----------------------------------------------------------------------------------------------- chat calls
 
-    async def _complete_once(self, payload: dict[str, Any], model: str, deadline: float | None,
-                             on_text: Callable[[str], Awaitable[None]] | None) -> ChatResult:
+    async def _complete_once(
+        self,
+        payload: dict[str, Any],
+        model: str,
+        deadline: float | None,
+        on_text: Callable[[str], Awaitable[None]] | None,
+    ) -> ChatResult:
         timeout = self._timeout(deadline)
         header_id: str | None = None
         try:
             if not payload.get("stream"):
                 response = await self._with_deadline(
-                    self._http.post("/chat/completions", json=payload, timeout=timeout), deadline, model)
+                    self._http.post("/chat/completions", json=payload, timeout=timeout), deadline, model
+                )
                 await self._raise_for_status(response, model)
                 header_id = response.headers.get("x-generation-id")
                 try:
                     body = response.json()
                 except (json.JSONDecodeError, UnicodeDecodeError):
-                    raise BadResponseError(f"OpenRouter's answer for `{model}` was not JSON (HTTP "
-                                           f"{response.status_code}). Try again.", model=model) from None
+                    raise BadResponseError(
+                        f"OpenRouter's answer for `{model}` was not JSON (HTTP {response.status_code}). Try again.",
+                        model=model,
+                    ) from None
             else:
                 body = await self._with_deadline(self._stream(payload, model, timeout, on_text), deadline, model)
         except _httpx().TransportError as exc:
@@ -251,8 +275,13 @@ class OpenRouterClient:
                 result.usage.cost_usd, result.usage.cost_source = cost, "pricing"
         return result
 
-    async def _stream(self, payload: dict[str, Any], model: str, timeout: httpx.Timeout,
-                      on_text: Callable[[str], Awaitable[None]] | None) -> Any:
+    async def _stream(
+        self,
+        payload: dict[str, Any],
+        model: str,
+        timeout: httpx.Timeout,
+        on_text: Callable[[str], Awaitable[None]] | None,
+    ) -> Any:
         async with self._http.stream("POST", "/chat/completions", json=payload, timeout=timeout) as response:
             await self._raise_for_status(response, model)
             if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
@@ -260,8 +289,9 @@ class OpenRouterClient:
                 try:
                     return response.json()
                 except (json.JSONDecodeError, UnicodeDecodeError):
-                    raise BadResponseError(f"OpenRouter's answer for `{model}` was not JSON. Try again.",
-                                           model=model) from None
+                    raise BadResponseError(
+                        f"OpenRouter's answer for `{model}` was not JSON. Try again.", model=model
+                    ) from None
             lines: AsyncIterator[str] = response.aiter_lines()
             return await assemble_stream(lines, model, on_text)
 
@@ -305,8 +335,9 @@ class OpenRouterClient:
                 result, retries = await self._retrying(once, deadline)
             except OpenRouterError as exc:
                 self._scrub(exc)
-                attempts.append(Attempt(model=current, ok=False, status=exc.status, error=exc.message,
-                                        retries=exc.retries))
+                attempts.append(
+                    Attempt(model=current, ok=False, status=exc.status, error=exc.message, retries=exc.retries)
+                )
                 self.usage.record_failure(current)
                 out_of_time = deadline is not None and time.monotonic() >= deadline
                 if index + 1 < len(chain) and is_fallback_worthy(exc) and not out_of_time:
@@ -314,8 +345,14 @@ class OpenRouterClient:
                     continue
                 exc.attempts = attempts
                 raise
-            attempts.append(Attempt(model=current, ok=True, retries=retries,
-                                    answered_by=result.model if result.model != current else None))
+            attempts.append(
+                Attempt(
+                    model=current,
+                    ok=True,
+                    retries=retries,
+                    answered_by=result.model if result.model != current else None,
+                )
+            )
             result.model_requested = primary
             result.attempts = attempts
             result.latency_s = round(time.monotonic() - started, 4)

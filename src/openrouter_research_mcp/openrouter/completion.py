@@ -73,14 +73,22 @@ def raise_for_body_error(body: dict[str, Any], model: str | None, partial_text: 
     raw_code = str(error.get("code", ""))
     code = int(raw_code) if raw_code.isdigit() else 502
     if partial_text:
-        raise StreamError(f"The stream from `{model}` broke off with an error ({code}: {message}) after "
-                          f"{len(partial_text)} characters; the partial answer is kept. Try again or use another "
-                          "model.", partial_text=partial_text, status=code, model=model)
+        raise StreamError(
+            f"The stream from `{model}` broke off with an error ({code}: {message}) after "
+            f"{len(partial_text)} characters; the partial answer is kept. Try again or use another "
+            "model.",
+            partial_text=partial_text,
+            status=code,
+            model=model,
+        )
     typed = error_for_status(code, message, model=model, metadata=metadata)
     if type(typed) is RequestError and code == 400:
         # A 400 inside a 200 body is the upstream failing mid-request, not our arguments being wrong.
-        typed = BadResponseError(f"`{model}` failed while answering ({code}: {message}). Try again or use another "
-                                 "model.", status=code, model=model)
+        typed = BadResponseError(
+            f"`{model}` failed while answering ({code}: {message}). Try again or use another model.",
+            status=code,
+            model=model,
+        )
     raise typed
 
 
@@ -92,28 +100,33 @@ def _citations(message: dict[str, Any]) -> list[Source]:
         data = as_dict(note.get("url_citation"))
         url = data.get("url")
         if isinstance(url, str) and url and url not in seen:
-            seen[url] = Source(n=len(seen) + 1, url=url, title=str(data.get("title") or ""),
-                               snippet=str(data.get("content") or ""))
+            seen[url] = Source(
+                n=len(seen) + 1, url=url, title=str(data.get("title") or ""), snippet=str(data.get("content") or "")
+            )
     return list(seen.values())
 
 
 def parse_completion(body: Any, requested: str) -> ChatResult:
     """Turn a chat completion body into a `ChatResult`, or raise the typed error it carries."""
     if not isinstance(body, dict):
-        raise BadResponseError(f"OpenRouter's answer for `{requested}` was not a JSON object. Try again.",
-                               model=requested)
+        raise BadResponseError(
+            f"OpenRouter's answer for `{requested}` was not a JSON object. Try again.", model=requested
+        )
     raise_for_body_error(body, requested)
     choices = body.get("choices")
     if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
-        raise BadResponseError(f"`{requested}` returned no choices (an empty answer). Try again or use another "
-                               "model.", model=requested)
+        raise BadResponseError(
+            f"`{requested}` returned no choices (an empty answer). Try again or use another model.", model=requested
+        )
     choice = choices[0]
     message = as_dict(choice.get("message"))
     answered_by = str(body.get("model") or requested)
     if choice.get("finish_reason") == "error":
         reason = choice.get("native_finish_reason") or "error"
-        raise BadResponseError(f"`{answered_by}` stopped with an error ({reason}) before finishing. Try again or "
-                               "use another model.", model=answered_by)
+        raise BadResponseError(
+            f"`{answered_by}` stopped with an error ({reason}) before finishing. Try again or use another model.",
+            model=answered_by,
+        )
     content = message.get("content")
     if isinstance(content, list):  # content parts
         content = "".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
@@ -130,8 +143,11 @@ def parse_completion(body: Any, requested: str) -> ChatResult:
             usage=usage_from_response(body.get("usage")),
         )
     except (ValidationError, TypeError, ValueError) as exc:  # an answer of an unexpected shape is not a crash
-        raise BadResponseError(f"`{answered_by}` sent an answer this server could not read ({type(exc).__name__}). "
-                               "Try again or use another model.", model=answered_by) from None
+        raise BadResponseError(
+            f"`{answered_by}` sent an answer this server could not read ({type(exc).__name__}). "
+            "Try again or use another model.",
+            model=answered_by,
+        ) from None
 
 
 async def assemble_stream(
@@ -164,8 +180,11 @@ async def assemble_stream(
         try:
             chunk = json.loads(data)
         except json.JSONDecodeError:
-            raise StreamError(f"`{requested}` sent a stream chunk that is not JSON. Try again.",
-                              partial_text="".join(text), model=requested) from None
+            raise StreamError(
+                f"`{requested}` sent a stream chunk that is not JSON. Try again.",
+                partial_text="".join(text),
+                model=requested,
+            ) from None
         if not isinstance(chunk, dict):
             continue
         for key in ("id", "model", "provider", "created"):
@@ -188,16 +207,24 @@ async def assemble_stream(
             if choice.get("finish_reason"):
                 finish_reason = choice["finish_reason"]
     if not done and finish_reason is None:
-        raise StreamError(f"The stream from `{requested}` ended before the answer was complete "
-                          f"({len(''.join(text))} characters arrived). Try again.",
-                          partial_text="".join(text), model=requested)
+        raise StreamError(
+            f"The stream from `{requested}` ended before the answer was complete "
+            f"({len(''.join(text))} characters arrived). Try again.",
+            partial_text="".join(text),
+            model=requested,
+        )
     if not saw_choice:  # only usage and [DONE]: the same as `choices: []` in a plain answer
         body["choices"] = []
         return body
-    body["choices"] = [{
-        "finish_reason": finish_reason,
-        "message": {"role": "assistant", "content": "".join(text), "reasoning": "".join(reasoning) or None,
-                    "annotations": annotations},
-    }]
+    body["choices"] = [
+        {
+            "finish_reason": finish_reason,
+            "message": {
+                "role": "assistant",
+                "content": "".join(text),
+                "reasoning": "".join(reasoning) or None,
+                "annotations": annotations,
+            },
+        }
+    ]
     return body
-

@@ -84,24 +84,29 @@ class ModelInfo(BaseModel):
             left, right = architecture["modality"].split("->", 1)
             inputs, outputs = left.split("+"), right.split("+")
         max_completion = top.get("max_completion_tokens")
-        return cls.model_validate({
-            "id": str(data["id"]),
-            "name": data.get("name") or data["id"],
-            "description": data.get("description"),
-            "created": data.get("created"),
-            "context_length": data.get("context_length") or top.get("context_length"),
-            "max_completion_tokens": _lenient_int(max_completion) or None,
-            "input_modalities": inputs or ["text"],
-            "output_modalities": outputs or ["text"],
-            # No pricing object at all means unknown, not free; a missing key inside it means 0.
-            "pricing": (Pricing.model_validate(data["pricing"]) if isinstance(data.get("pricing"), dict)
-                        else Pricing(prompt=-1, completion=-1)),
-            "supported_parameters": _str_list(data.get("supported_parameters")),
-            "is_moderated": bool(top.get("is_moderated")),
-            "knowledge_cutoff": str(data["knowledge_cutoff"]) if data.get("knowledge_cutoff") else None,
-            "expiration_date": str(data["expiration_date"]) if data.get("expiration_date") else None,
-            "raw": data,
-        })
+        return cls.model_validate(
+            {
+                "id": str(data["id"]),
+                "name": data.get("name") or data["id"],
+                "description": data.get("description"),
+                "created": data.get("created"),
+                "context_length": data.get("context_length") or top.get("context_length"),
+                "max_completion_tokens": _lenient_int(max_completion) or None,
+                "input_modalities": inputs or ["text"],
+                "output_modalities": outputs or ["text"],
+                # No pricing object at all means unknown, not free; a missing key inside it means 0.
+                "pricing": (
+                    Pricing.model_validate(data["pricing"])
+                    if isinstance(data.get("pricing"), dict)
+                    else Pricing(prompt=-1, completion=-1)
+                ),
+                "supported_parameters": _str_list(data.get("supported_parameters")),
+                "is_moderated": bool(top.get("is_moderated")),
+                "knowledge_cutoff": str(data["knowledge_cutoff"]) if data.get("knowledge_cutoff") else None,
+                "expiration_date": str(data["expiration_date"]) if data.get("expiration_date") else None,
+                "raw": data,
+            }
+        )
 
     @property
     def provider(self) -> str:
@@ -185,8 +190,11 @@ def _filters(q: SearchQuery) -> list[Callable[[ModelInfo], bool]]:
         least = q.min_context
         checks.append(lambda m: m.context_length >= least)
     if q.max_prompt_price is not None or q.max_completion_price is not None:
-        checks.append(lambda m: _within(m.pricing.prompt, q.max_prompt_price)
-                      and _within(m.pricing.completion, q.max_completion_price))
+        checks.append(
+            lambda m: (
+                _within(m.pricing.prompt, q.max_prompt_price) and _within(m.pricing.completion, q.max_completion_price)
+            )
+        )
     if q.input_modality:
         wanted_in = q.input_modality.lower()
         checks.append(lambda m: wanted_in in m.input_modalities)
@@ -223,4 +231,4 @@ def search_models(models: Iterable[ModelInfo], q: SearchQuery, *, presorted: boo
         hits = [m for m in models if all(check(m) for check in checks)]
     if not presorted:
         hits.sort(key=_SORT_KEYS[q.sort])
-    return SearchPage(total=len(hits), offset=q.offset, models=hits[q.offset:q.offset + q.limit])
+    return SearchPage(total=len(hits), offset=q.offset, models=hits[q.offset : q.offset + q.limit])

@@ -95,7 +95,9 @@ class Usage(BaseModel):
     total_tokens: int = 0
     web_search_requests: int = 0
     cost_usd: float | None = None
-    cost_source: str = Field(default="unknown", description="upstream (usage.cost), pricing (catalog), sum (a total) or unknown")
+    cost_source: str = Field(
+        default="unknown", description="upstream (usage.cost), pricing (catalog), sum (a total) or unknown"
+    )
 
     def add(self, other: Usage) -> None:
         """Add `other`'s tokens and cost to this total (an unknown cost adds nothing)."""

@@ -66,22 +66,30 @@ class _AccountProblem(Exception):
 class ResearchEngine:
     """Runs one `ResearchRun` to its end, saving it as it goes."""
 
-    def __init__(self, client: OpenRouterClient, store: RunStore, *, web_mode: str = "plugin",
-                 concurrency: int = 4) -> None:
+    def __init__(
+        self, client: OpenRouterClient, store: RunStore, *, web_mode: str = "plugin", concurrency: int = 4
+    ) -> None:
         self.client = client
         self.store = store
         self.web_mode = web_mode
         self.concurrency = concurrency
 
-    async def run(self, run: ResearchRun, models: dict[str, ModelInfo | None], progress: Progress,
-                  started: float | None = None) -> ResearchRun:
+    async def run(
+        self, run: ResearchRun, models: dict[str, ModelInfo | None], progress: Progress, started: float | None = None
+    ) -> ResearchRun:
         """Carry `run` through every stage; returns it finished (done, budget, time, cancelled or failed)."""
         return await _Run(self, run, models, progress, started).execute()
 
 
 class _Run:
-    def __init__(self, engine: ResearchEngine, run: ResearchRun, models: dict[str, ModelInfo | None],
-                 progress: Progress, started: float | None) -> None:
+    def __init__(
+        self,
+        engine: ResearchEngine,
+        run: ResearchRun,
+        models: dict[str, ModelInfo | None],
+        progress: Progress,
+        started: float | None,
+    ) -> None:
         self.engine, self.run, self.models, self.report_progress = engine, run, models, progress
         p = run.params
         self.started = time.monotonic() if started is None else started
@@ -129,12 +137,26 @@ class _Run:
             self.stop("budget")
             raise _Stop from None
 
-    async def call(self, stage: Stage, model: str, messages: list[dict[str, str]], max_tokens: int,
-                   reservation: Reservation, **extra: Any) -> ChatResult:
+    async def call(
+        self,
+        stage: Stage,
+        model: str,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        reservation: Reservation,
+        **extra: Any,
+    ) -> ChatResult:
         deadline = self.deadline if stage == "write" else self.work_deadline
         try:
-            result = await self.engine.client.chat(messages, model=model, fallback_models=[], stream=True,
-                                              deadline=deadline, max_tokens=max_tokens, **extra)
+            result = await self.engine.client.chat(
+                messages,
+                model=model,
+                fallback_models=[],
+                stream=True,
+                deadline=deadline,
+                max_tokens=max_tokens,
+                **extra,
+            )
         except OpenRouterError as exc:
             self.run.upstream_requests += sum(1 + a.retries for a in exc.attempts) or 1
             self.budget.settle_failure(reservation, exc)
@@ -146,12 +168,26 @@ class _Run:
         self.run.spend_line(stage, result.model).record(result.usage)
         return result
 
-    async def structured(self, stage: Stage, model: str, messages: list[dict[str, str]], max_tokens: int,
-                         name: str, schema: dict[str, Any]) -> dict[str, Any]:
+    async def structured(
+        self,
+        stage: Stage,
+        model: str,
+        messages: list[dict[str, str]],
+        max_tokens: int,
+        name: str,
+        schema: dict[str, Any],
+    ) -> dict[str, Any]:
         chars = sum(len(m["content"]) for m in messages)
         reservation = self.reserve(stage, model, chars, max_tokens)
-        result = await self.call(stage, model, messages, max_tokens, reservation, temperature=0,
-                                 response_format=response_format(name, schema))
+        result = await self.call(
+            stage,
+            model,
+            messages,
+            max_tokens,
+            reservation,
+            temperature=0,
+            response_format=response_format(name, schema),
+        )
         try:
             data = json.loads(result.text)
         except json.JSONDecodeError:
@@ -166,8 +202,14 @@ class _Run:
         await self.say("planning")
         t = time.monotonic()
         try:
-            data = await self.structured("plan", p.planner_model, plan_messages(p.question, p.breadth),
-                                         PLAN_MAX_TOKENS, "research_plan", plan_schema(p.breadth))
+            data = await self.structured(
+                "plan",
+                p.planner_model,
+                plan_messages(p.question, p.breadth),
+                PLAN_MAX_TOKENS,
+                "research_plan",
+                plan_schema(p.breadth),
+            )
         except (OpenRouterError, _Stop) as exc:
             log.warning("planning failed (%s); researching the question as asked", exc)
             data = {}
@@ -186,22 +228,26 @@ class _Run:
         async with gate:
             messages = search_messages(p.question, sq.question)
             try:
-                reservation = self.reserve("search", p.searcher_model, sum(len(m["content"]) for m in messages),
-                                           SEARCH_MAX_TOKENS, web=True)
+                reservation = self.reserve(
+                    "search", p.searcher_model, sum(len(m["content"]) for m in messages), SEARCH_MAX_TOKENS, web=True
+                )
             except _Stop:
                 sq.status = "skipped"
                 return
             await self.say(f"searching {index}/{total}: {sq.question[:80]}")
             try:
-                result = await self.call("search", p.searcher_model, messages, SEARCH_MAX_TOKENS, reservation,
-                                         **self._web())
+                result = await self.call(
+                    "search", p.searcher_model, messages, SEARCH_MAX_TOKENS, reservation, **self._web()
+                )
             except OpenRouterError as exc:
                 sq.status, sq.error = "failed", exc.message
                 if time.monotonic() >= self.work_deadline:
                     self.stop("time")
                 return
-            numbers = [self.ledger.add(c.url, c.title, c.snippet, sq.question)
-                       for c in result.citations[:MAX_SOURCES_PER_SEARCH]]
+            numbers = [
+                self.ledger.add(c.url, c.title, c.snippet, sq.question)
+                for c in result.citations[:MAX_SOURCES_PER_SEARCH]
+            ]
             sq.sources = [n for n in numbers if n is not None]
             sq.finding = _renumber(result.text, numbers)
             sq.status = "done"
@@ -227,14 +273,23 @@ class _Run:
         done = [sq for r in self.run.rounds for sq in r.sub_questions if sq.status == "done"]
         t = time.monotonic()
         try:
-            data = await self.structured("reflect", p.planner_model, reflect_messages(p.question, done, breadth),
-                                         REFLECT_MAX_TOKENS, "research_gaps", reflect_schema(breadth))
+            data = await self.structured(
+                "reflect",
+                p.planner_model,
+                reflect_messages(p.question, done, breadth),
+                REFLECT_MAX_TOKENS,
+                "research_gaps",
+                reflect_schema(breadth),
+            )
         finally:
             self.run.timings["reflect_s"] = round(self.run.timings.get("reflect_s", 0) + time.monotonic() - t, 3)
         gaps = [str(g) for g in data.get("gaps") or [] if str(g).strip()][:6]
         asked = {sq.question.strip().lower() for r in self.run.rounds for sq in r.sub_questions}
-        follow = [sq for sq in _sub_questions(data.get("follow_up_questions"), breadth)
-                  if sq.question.strip().lower() not in asked]
+        follow = [
+            sq
+            for sq in _sub_questions(data.get("follow_up_questions"), breadth)
+            if sq.question.strip().lower() not in asked
+        ]
         return gaps, follow
 
     async def write(self) -> None:
@@ -247,8 +302,9 @@ class _Run:
         report = ""
         try:
             if done:
-                reservation = self.reserve("write", p.writer_model, sum(len(m["content"]) for m in messages),
-                                           WRITE_MAX_TOKENS)
+                reservation = self.reserve(
+                    "write", p.writer_model, sum(len(m["content"]) for m in messages), WRITE_MAX_TOKENS
+                )
                 report = (await self.call("write", p.writer_model, messages, WRITE_MAX_TOKENS, reservation)).text
         except (_Stop, OpenRouterError) as exc:
             log.warning("writer unavailable (%s); assembling the report from the findings", exc)
@@ -264,8 +320,9 @@ class _Run:
     def keep_partial_report(self) -> None:
         """A report assembled in code from the findings so far (no model call), for runs that end abruptly."""
         done = [sq for r in self.run.rounds for sq in r.sub_questions if sq.status == "done"]
-        checked, _ = verify_citations(_assembled_report(self.run.params.question, done, self.run.open_questions),
-                                      self.ledger)
+        checked, _ = verify_citations(
+            _assembled_report(self.run.params.question, done, self.run.open_questions), self.ledger
+        )
         self.run.report = f"{checked}\n\n{source_list(self.ledger)}\n"
 
     async def execute(self) -> ResearchRun:
@@ -333,6 +390,7 @@ class _Run:
 
 def _renumber(text: str, ledger_numbers: Sequence[int | None]) -> str:
     """A search answer numbers its own citations [1], [2]…; point them at the ledger's numbers instead."""
+
     def swap(match: re.Match[str]) -> str:
         i = int(match.group(1))
         n = ledger_numbers[i - 1] if 0 < i <= len(ledger_numbers) else None
@@ -362,7 +420,6 @@ def _assembled_report(question: str, done: Sequence[SubQuestion], open_questions
     return "\n".join(lines)
 
 
-
 def _writer_label(run: ResearchRun) -> str:
     return f"writing the report with `{run.params.writer_model}`"
 
@@ -385,8 +442,10 @@ def preflight(run: ResearchRun, models: dict[str, ModelInfo | None]) -> None:
     budget.reserve(_writer_worst_case(run, models), _writer_label(run))
     plan_chars = sum(len(m["content"]) for m in plan_messages(p.question, p.breadth))
     search_chars = sum(len(m["content"]) for m in search_messages(p.question, p.question))
-    for stage, model, chars, tokens, web in (("plan", p.planner_model, plan_chars, PLAN_MAX_TOKENS, False),
-                                             ("search", p.searcher_model, search_chars, SEARCH_MAX_TOKENS, True)):
+    for stage, model, chars, tokens, web in (
+        ("plan", p.planner_model, plan_chars, PLAN_MAX_TOKENS, False),
+        ("search", p.searcher_model, search_chars, SEARCH_MAX_TOKENS, True),
+    ):
         info = models.get(model)
         worst = worst_case_cost(info.pricing, chars, tokens, web_searches=int(web)) if info else None
         budget.reserve(worst, f"the {stage} call to `{model}`")

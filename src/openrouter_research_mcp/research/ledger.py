@@ -29,8 +29,9 @@ def normalise_url(url: str) -> str:
     scheme = parts.scheme.lower()
     if port and not ((scheme == "http" and port == 80) or (scheme == "https" and port == 443)):
         host = f"{host}:{port}"
-    query = sorted((k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True)
-                   if not k.lower().startswith(_TRACKING))
+    query = sorted(
+        (k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if not k.lower().startswith(_TRACKING)
+    )
     path = parts.path.rstrip("/") or ""
     return urlunsplit((scheme or "https", host, path, urlencode(query), ""))
 
@@ -57,8 +58,13 @@ class CitationLedger:
             if not existing.snippet and snippet:
                 existing.snippet = snippet[:SNIPPET_CHARS]
             return existing.n
-        entry = Source(n=len(self.entries) + 1, url=url.strip(), title=" ".join(title.split())[:200],
-                            snippet=snippet[:SNIPPET_CHARS], found_by=found_by)
+        entry = Source(
+            n=len(self.entries) + 1,
+            url=url.strip(),
+            title=" ".join(title.split())[:200],
+            snippet=snippet[:SNIPPET_CHARS],
+            found_by=found_by,
+        )
         self.entries.append(entry)
         self._by_key[key] = entry
         return entry.n

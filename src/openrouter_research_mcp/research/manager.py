@@ -38,15 +38,22 @@ class ResearchManager:
         try:
             snap = await self.catalog.get()
         except OpenRouterError as exc:
-            raise UpstreamUnavailableError("deep_research needs the model catalog to price and cap its calls, and "
-                                           f"it could not be loaded: {exc.message}") from None
+            raise UpstreamUnavailableError(
+                "deep_research needs the model catalog to price and cap its calls, and "
+                f"it could not be loaded: {exc.message}"
+            ) from None
         models: dict[str, ModelInfo | None] = {m: self.catalog.resolve(snap, m) for m in ids}
         run = ResearchRun(research_id=new_run_id(), params=params)
         preflight(run, models)
         return run, models
 
-    async def run(self, run: ResearchRun, models: dict[str, ModelInfo | None], progress: Progress = no_progress,
-                  started: float | None = None) -> ResearchRun:
+    async def run(
+        self,
+        run: ResearchRun,
+        models: dict[str, ModelInfo | None],
+        progress: Progress = no_progress,
+        started: float | None = None,
+    ) -> ResearchRun:
         """Run to the end in the caller's task (a client cancel cancels the run). `started` (a `time.monotonic()`
         value) is when the caller's clock began, so `max_seconds` covers the preparation too."""
         self._live[run.research_id] = run
@@ -61,8 +68,9 @@ class ResearchManager:
             run.status, run.stopped_because = "failed", "failed"
             run.error = f"deep_research failed unexpectedly ({type(exc).__name__}: {exc})"
             self.store.save(run)
-            raise OpenRouterError(f"{run.error}. The run {run.research_id} is saved as failed; please report this "
-                                  "with the server log.") from exc
+            raise OpenRouterError(
+                f"{run.error}. The run {run.research_id} is saved as failed; please report this with the server log."
+            ) from exc
         finally:
             self._live.pop(run.research_id, None)
 

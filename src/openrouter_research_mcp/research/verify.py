@@ -52,7 +52,7 @@ def verify_citations(report: str, ledger: CitationLedger) -> tuple[str, int]:
         if _known(url, ledger):
             return match.group(0)
         removed += 1
-        return match.group(0)[len(url):]
+        return match.group(0)[len(url) :]
 
     def fix_group(match: re.Match[str]) -> str:
         nonlocal removed

@@ -26,8 +26,11 @@ def _warnings(result: ChatResult) -> list[str]:
     if result.finish_reason == "length":
         notes.append("The answer was cut off at max_tokens; raise max_tokens for the rest.")
     if not result.text.strip():
-        notes.append("The model returned no text" + (" (its reasoning used the token allowance)"
-                                                      if result.usage.reasoning_tokens else "") + ".")
+        notes.append(
+            "The model returned no text"
+            + (" (its reasoning used the token allowance)" if result.usage.reasoning_tokens else "")
+            + "."
+        )
     if result.usage.cost_usd is None:
         notes.append("OpenRouter reported no cost and the catalog has no price for this model.")
     return notes
@@ -77,11 +80,25 @@ async def ask(
         extra["plugins"] = [{"id": "web", "max_results": 5}]
     await progress(0, 2, f"asking {primary}")
     result = await state.client.chat(
-        chat_messages(prompt, system), model=primary, fallback_models=fallbacks, stream=True,
-        deadline=deadline, on_text=_streamed_progress(progress, primary), **extra)
+        chat_messages(prompt, system),
+        model=primary,
+        fallback_models=fallbacks,
+        stream=True,
+        deadline=deadline,
+        on_text=_streamed_progress(progress, primary),
+        **extra,
+    )
     await progress(2, 2, f"answered by {result.model}")
     fell_back = len(result.attempts) > 1 or any(a.answered_by for a in result.attempts)
     return AskResult(
-        answer=result.text, model=result.model, model_requested=primary, usage=result.usage,
-        latency_s=result.latency_s, generation_id=result.generation_id, finish_reason=result.finish_reason,
-        sources=_sources(result), attempts=result.attempts if fell_back else [], warnings=_warnings(result))
+        answer=result.text,
+        model=result.model,
+        model_requested=primary,
+        usage=result.usage,
+        latency_s=result.latency_s,
+        generation_id=result.generation_id,
+        finish_reason=result.finish_reason,
+        sources=_sources(result),
+        attempts=result.attempts if fell_back else [],
+        warnings=_warnings(result),
+    )

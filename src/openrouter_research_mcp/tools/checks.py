@@ -16,8 +16,9 @@ __all__ = ["chat_messages", "check_context", "resolve_models"]
 log = logging.getLogger(__name__)
 
 
-async def resolve_models(state: AppState, model_ids: Sequence[str],
-                         deadline: float | None = None) -> dict[str, ModelInfo | None]:
+async def resolve_models(
+    state: AppState, model_ids: Sequence[str], deadline: float | None = None
+) -> dict[str, ModelInfo | None]:
     """Check every id against the catalog before anything is spent; unknown ids raise with close matches.
 
     When the catalog cannot be loaded (or not before `deadline`), ids map to None and the caller decides: `ask`
@@ -47,4 +48,6 @@ def check_context(info: ModelInfo | None, chars: int, max_tokens: int | None) ->
         raise ContextLengthError(
             f"The prompt is about {prompt_tokens:,} tokens{plus}, more than `{info.id}`'s context of "
             f"{info.context_length:,} tokens. Shorten it, lower max_tokens, or pick a longer-context model "
-            "(list_models with sort='context').", model=info.id)
+            "(list_models with sort='context').",
+            model=info.id,
+        )

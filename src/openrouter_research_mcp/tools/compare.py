@@ -47,25 +47,44 @@ def _judge_prompt(prompt: str, entries: Sequence[CompareEntry]) -> str:
     return f"{delimit('prompt', prompt)}\n{answers}"
 
 
-async def _judge(state: AppState, judge_model: str, prompt: str, entries: Sequence[CompareEntry],
-                 deadline: float) -> JudgeVerdict:
+async def _judge(
+    state: AppState, judge_model: str, prompt: str, entries: Sequence[CompareEntry], deadline: float
+) -> JudgeVerdict:
     try:
         result = await state.client.chat(
             [{"role": "system", "content": JUDGE_SYSTEM}, {"role": "user", "content": _judge_prompt(prompt, entries)}],
-            model=judge_model, fallback_models=[], deadline=deadline, max_tokens=JUDGE_MAX_TOKENS, temperature=0,
-            response_format={"type": "json_schema",
-                             "json_schema": {"name": "comparison", "strict": True, "schema": JUDGE_SCHEMA}})
+            model=judge_model,
+            fallback_models=[],
+            deadline=deadline,
+            max_tokens=JUDGE_MAX_TOKENS,
+            temperature=0,
+            response_format={
+                "type": "json_schema",
+                "json_schema": {"name": "comparison", "strict": True, "schema": JUDGE_SCHEMA},
+            },
+        )
     except OpenRouterError as exc:
         return JudgeVerdict(model=judge_model, ok=False, error=exc.message)
     usage = result.usage
     try:
         verdict = json.loads(result.text)
-        return JudgeVerdict(model=judge_model, ok=True, usage=usage, agreement=verdict.get("agreement"),
-                            summary=verdict.get("summary"), disagreements=list(verdict.get("disagreements") or []),
-                            recommended_answer=verdict.get("recommended_answer"), best_model=verdict.get("best_model"))
+        return JudgeVerdict(
+            model=judge_model,
+            ok=True,
+            usage=usage,
+            agreement=verdict.get("agreement"),
+            summary=verdict.get("summary"),
+            disagreements=list(verdict.get("disagreements") or []),
+            recommended_answer=verdict.get("recommended_answer"),
+            best_model=verdict.get("best_model"),
+        )
     except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
-        return JudgeVerdict(model=judge_model, ok=False, usage=usage,
-                            error=f"`{judge_model}` did not return the JSON verdict asked for; try another judge.")
+        return JudgeVerdict(
+            model=judge_model,
+            ok=False,
+            usage=usage,
+            error=f"`{judge_model}` did not return the JSON verdict asked for; try another judge.",
+        )
 
 
 async def compare_models(
@@ -88,11 +107,14 @@ async def compare_models(
         raise RequestError(f"compare_models needs 2 to 8 different models; got {len(unique)}.")
     started = time.monotonic()
     deadline = started + state.settings.timeout
-    infos = await resolve_models(state, [*unique, *([judge_model] if judge_model else [])],
-                                 started + state.settings.timeout / 5)
+    infos = await resolve_models(
+        state, [*unique, *([judge_model] if judge_model else [])], started + state.settings.timeout / 5
+    )
     if any(info is None for info in infos.values()):
-        raise UpstreamUnavailableError("compare_models needs the model catalog's prices to enforce max_cost_usd, and "
-                                       "the catalog could not be loaded just now. Try again in a minute.")
+        raise UpstreamUnavailableError(
+            "compare_models needs the model catalog's prices to enforce max_cost_usd, and "
+            "the catalog could not be loaded just now. Try again in a minute."
+        )
     chars = len(prompt) + len(system or "")
     for model_id in unique:
         check_context(infos[model_id], chars, max_tokens)
@@ -124,22 +146,39 @@ async def compare_models(
     async def one(model_id: str) -> CompareEntry:
         nonlocal done
         try:
-            result = await state.client.chat(chat_messages(prompt, system), model=model_id, fallback_models=[],
-                                             stream=True, deadline=answers_deadline, max_tokens=max_tokens,
-                                             temperature=temperature)
+            result = await state.client.chat(
+                chat_messages(prompt, system),
+                model=model_id,
+                fallback_models=[],
+                stream=True,
+                deadline=answers_deadline,
+                max_tokens=max_tokens,
+                temperature=temperature,
+            )
             budget.settle(reservations[model_id], result.usage.cost_usd)
-            entry = CompareEntry(model=model_id, ok=True, answer=result.text, usage=result.usage,
-                                 latency_s=result.latency_s, finish_reason=result.finish_reason,
-                                 answered_by=result.model if result.model != model_id else None)
+            entry = CompareEntry(
+                model=model_id,
+                ok=True,
+                answer=result.text,
+                usage=result.usage,
+                latency_s=result.latency_s,
+                finish_reason=result.finish_reason,
+                answered_by=result.model if result.model != model_id else None,
+            )
         except OpenRouterError as exc:
             budget.settle_failure(reservations[model_id], exc)
-            entry = CompareEntry(model=model_id, ok=False, error=exc.message,
-                                 latency_s=round(time.monotonic() - started, 4))
+            entry = CompareEntry(
+                model=model_id, ok=False, error=exc.message, latency_s=round(time.monotonic() - started, 4)
+            )
         except Exception as exc:  # one model's surprise must not sink the others' answers
             log.exception("compare_models: %s failed unexpectedly", model_id)
             budget.settle(reservations[model_id], None)
-            entry = CompareEntry(model=model_id, ok=False, error=f"unexpected failure ({type(exc).__name__})",
-                                 latency_s=round(time.monotonic() - started, 4))
+            entry = CompareEntry(
+                model=model_id,
+                ok=False,
+                error=f"unexpected failure ({type(exc).__name__})",
+                latency_s=round(time.monotonic() - started, 4),
+            )
         done += 1
         await progress(done, total_steps, f"{done}/{len(unique)} answered ({model_id}{'' if entry.ok else ' failed'})")
         return entry
@@ -155,7 +194,12 @@ async def compare_models(
         else:
             budget.release(judge_hold)
             verdict = JudgeVerdict(model=judge_model, ok=False, error="Not judged: fewer than two models answered.")
-    totals = CompareTotals(cost_usd=0.0, cost_source="sum", wall_time_s=round(time.monotonic() - started, 4),
-                           succeeded=sum(e.ok for e in entries), failed=sum(not e.ok for e in entries))
+    totals = CompareTotals(
+        cost_usd=0.0,
+        cost_source="sum",
+        wall_time_s=round(time.monotonic() - started, 4),
+        succeeded=sum(e.ok for e in entries),
+        failed=sum(not e.ok for e in entries),
+    )
     totals.add(Usage.total([*(e.usage for e in entries), *([verdict.usage] if verdict else [])]))
     return CompareResult(prompt=prompt, entries=entries, judge=verdict, totals=totals, max_cost_usd=max_cost_usd)

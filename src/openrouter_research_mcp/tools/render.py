@@ -92,9 +92,11 @@ def render_compare(r: CompareResult) -> str:
             out.append(f"Not available: {j.error}")
         out.append("")
     t = r.totals
-    out.append(f"Total: {t.succeeded} answered, {t.failed} failed · {t.prompt_tokens:,} in / "
-               f"{t.completion_tokens:,} out tokens · {usd(t.cost_usd)} of ${r.max_cost_usd:.2f} budget · "
-               f"{t.wall_time_s:.1f} s wall")
+    out.append(
+        f"Total: {t.succeeded} answered, {t.failed} failed · {t.prompt_tokens:,} in / "
+        f"{t.completion_tokens:,} out tokens · {usd(t.cost_usd)} of ${r.max_cost_usd:.2f} budget · "
+        f"{t.wall_time_s:.1f} s wall"
+    )
     return "\n".join(out)
 
 
@@ -109,8 +111,10 @@ def render_models(p: ModelsPage) -> str:
     lines = [f"Models {shown} (USD per million tokens in/out; context in tokens):"]
     for m in p.models:
         caps = ",".join(m.capabilities)
-        lines.append(f"{m.id} | {m.name} | {m.context:,} | ${_price(m.prompt_usd_per_mtok)}/"
-                     f"${_price(m.completion_usd_per_mtok)} | {m.modalities}" + (f" | {caps}" if caps else ""))
+        lines.append(
+            f"{m.id} | {m.name} | {m.context:,} | ${_price(m.prompt_usd_per_mtok)}/"
+            f"${_price(m.completion_usd_per_mtok)} | {m.modalities}" + (f" | {caps}" if caps else "")
+        )
     if p.next_offset is not None:
         lines.append(f"More: offset={p.next_offset}")
     if p.catalog_note:
@@ -135,21 +139,23 @@ def error_text(exc: OpenRouterError) -> str:
 
 def render_research(r: ResearchResult) -> str:
     """The report (bounded to about REPORT_WORDS words), then the run's status and spend."""
-    footer = (f"---\nresearch_id: {r.research_id} · status: {r.status}"
-              + (f" (stopped: {r.stopped_because})" if r.stopped_because and r.stopped_because != r.status else "")
-              + f" · {len(r.sources)} sources · {r.upstream_requests} requests · {usd(r.cost_usd)} of "
-              f"${r.max_cost_usd:.2f} budget · {r.timings.get('total_s', r.timings.get('elapsed_s', 0)):.1f} s")
+    footer = (
+        f"---\nresearch_id: {r.research_id} · status: {r.status}"
+        + (f" (stopped: {r.stopped_because})" if r.stopped_because and r.stopped_because != r.status else "")
+        + f" · {len(r.sources)} sources · {r.upstream_requests} requests · {usd(r.cost_usd)} of "
+        f"${r.max_cost_usd:.2f} budget · {r.timings.get('total_s', r.timings.get('elapsed_s', 0)):.1f} s"
+    )
     if r.removed_citations:
         footer += f"\n{r.removed_citations} citation(s) not backed by a found source were removed."
     if r.report is None:
-        return (f"Research {r.status}: {r.progress}\n{footer}\nPoll get_research with this research_id for the "
-                "report.")
+        return f"Research {r.status}: {r.progress}\n{footer}\nPoll get_research with this research_id for the report."
     main, marker, sources = r.report.partition("\n## Sources\n")
     words = main.split(" ")
     room = max(REPORT_WORDS - len(sources.split(" ")), 300)
     if len(words) > room:  # keep the source list whole: the numbers in the text point into it
-        main = " ".join(words[:room]) + (f"\n\n[… report truncated; read research://reports/{r.research_id} for "
-                                         "the full text]")
+        main = " ".join(words[:room]) + (
+            f"\n\n[… report truncated; read research://reports/{r.research_id} for the full text]"
+        )
     body = main + marker + sources
     return f"{body}\n{footer}"
 
@@ -163,10 +169,18 @@ def _json(value: Any) -> str:
 
 def render_models_index(snap: CatalogSnapshot) -> str:
     """`openrouter://models`: every model's id, context and prices, as compact JSON columns."""
-    rows = [[m.id, m.context_length, m.pricing.per_million("prompt"), m.pricing.per_million("completion")]
-            for m in sorted(snap.models.values(), key=lambda m: m.id)]
-    return json.dumps({"columns": ["id", "context", "prompt_usd_per_mtok", "completion_usd_per_mtok"],
-                       "models": rows, "catalog_age_s": int(snap.age())}, separators=(",", ":"))
+    rows = [
+        [m.id, m.context_length, m.pricing.per_million("prompt"), m.pricing.per_million("completion")]
+        for m in sorted(snap.models.values(), key=lambda m: m.id)
+    ]
+    return json.dumps(
+        {
+            "columns": ["id", "context", "prompt_usd_per_mtok", "completion_usd_per_mtok"],
+            "models": rows,
+            "catalog_age_s": int(snap.age()),
+        },
+        separators=(",", ":"),
+    )
 
 
 def render_model_detail(info: ModelInfo) -> str:
@@ -176,8 +190,9 @@ def render_model_detail(info: ModelInfo) -> str:
 
 def render_usage(usage: SessionUsage) -> str:
     """`openrouter://usage`: this session's totals and per-model usage."""
-    return _json({"totals": usage.totals().model_dump(),
-                  "by_model": {k: v.model_dump() for k, v in usage.by_model().items()}})
+    return _json(
+        {"totals": usage.totals().model_dump(), "by_model": {k: v.model_dump() for k, v in usage.by_model().items()}}
+    )
 
 
 def render_account(info: dict[str, Any]) -> str:
@@ -187,5 +202,16 @@ def render_account(info: dict[str, Any]) -> str:
 
 def render_research_index(runs: Sequence[ResearchRun]) -> str:
     """`research://reports`: one line per saved run."""
-    return _json([{"research_id": r.research_id, "question": r.params.question, "status": r.status,
-                   "sources": len(r.sources), "cost_usd": r.cost_usd, "created_at": r.created_at} for r in runs])
+    return _json(
+        [
+            {
+                "research_id": r.research_id,
+                "question": r.params.question,
+                "status": r.status,
+                "sources": len(r.sources),
+                "cost_usd": r.cost_usd,
+                "created_at": r.created_at,
+            }
+            for r in runs
+        ]
+    )

@@ -20,15 +20,28 @@ def research_result(run: ResearchRun) -> ResearchResult:
     """The structured view of a run."""
     totals = Usage.total(run.spend)
     return ResearchResult(
-        research_id=run.research_id, question=run.params.question, status=run.status,
-        stopped_because=run.stopped_because, progress=run.progress, report=run.report,
+        research_id=run.research_id,
+        question=run.params.question,
+        status=run.status,
+        stopped_because=run.stopped_because,
+        progress=run.progress,
+        report=run.report,
         sources=run.sources,
-        sub_questions=[RoundSummary(round=r.n, sub_questions=[sq.question for sq in r.sub_questions], gaps=r.gaps)
-                       for r in run.rounds],
-        open_questions=run.open_questions, removed_citations=run.removed_citations,
-        usage=run.spend, prompt_tokens=totals.prompt_tokens, completion_tokens=totals.completion_tokens,
-        cost_usd=run.cost_usd, max_cost_usd=run.params.max_cost_usd, upstream_requests=run.upstream_requests,
-        timings=run.timings, error=run.error)
+        sub_questions=[
+            RoundSummary(round=r.n, sub_questions=[sq.question for sq in r.sub_questions], gaps=r.gaps)
+            for r in run.rounds
+        ],
+        open_questions=run.open_questions,
+        removed_citations=run.removed_citations,
+        usage=run.spend,
+        prompt_tokens=totals.prompt_tokens,
+        completion_tokens=totals.completion_tokens,
+        cost_usd=run.cost_usd,
+        max_cost_usd=run.params.max_cost_usd,
+        upstream_requests=run.upstream_requests,
+        timings=run.timings,
+        error=run.error,
+    )
 
 
 async def deep_research(
@@ -52,17 +65,25 @@ async def deep_research(
         raise AuthError.missing()
     default = state.settings.default_model
     params = ResearchParams(
-        question=question.strip(), breadth=breadth, depth=depth,
+        question=question.strip(),
+        breadth=breadth,
+        depth=depth,
         max_cost_usd=max_cost_usd if max_cost_usd is not None else state.settings.research_max_cost_usd,
-        max_seconds=max_seconds, planner_model=planner_model or default, searcher_model=searcher_model or default,
-        writer_model=writer_model or default, background=background)
+        max_seconds=max_seconds,
+        planner_model=planner_model or default,
+        searcher_model=searcher_model or default,
+        writer_model=writer_model or default,
+        background=background,
+    )
     started = time.monotonic()
     try:  # checking models and prices may use at most a third of max_seconds
         async with asyncio.timeout(max_seconds / 3):
             run, models = await state.research.prepare(params)
     except TimeoutError:
-        raise UpstreamUnavailableError("deep_research needs the model catalog to price and cap its calls, and it "
-                                       "did not load in time. Try again in a minute.") from None
+        raise UpstreamUnavailableError(
+            "deep_research needs the model catalog to price and cap its calls, and it "
+            "did not load in time. Try again in a minute."
+        ) from None
     if background:
         return research_result(state.research.start_background(run, models))
     return research_result(await state.research.run(run, models, progress, started=started))

@@ -97,10 +97,15 @@ class ModelRow(BaseModel):
 
     @classmethod
     def of(cls, m: ModelInfo) -> ModelRow:
-        return cls(id=m.id, name=m.name, context=m.context_length, prompt_usd_per_mtok=m.pricing.per_million("prompt"),
-                   completion_usd_per_mtok=m.pricing.per_million("completion"),
-                   modalities=f"{'+'.join(m.input_modalities)}->{'+'.join(m.output_modalities)}",
-                   capabilities=m.capabilities)
+        return cls(
+            id=m.id,
+            name=m.name,
+            context=m.context_length,
+            prompt_usd_per_mtok=m.pricing.per_million("prompt"),
+            completion_usd_per_mtok=m.pricing.per_million("completion"),
+            modalities=f"{'+'.join(m.input_modalities)}->{'+'.join(m.output_modalities)}",
+            capabilities=m.capabilities,
+        )
 
 
 class ModelsPage(BaseModel):

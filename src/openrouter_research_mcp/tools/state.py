@@ -34,8 +34,12 @@ async def open_state(settings: Settings) -> AsyncIterator[AppState]:
     """Create the shared client and catalog, and close them on the way out."""
     usage = SessionUsage()
     client = OpenRouterClient(settings, usage=usage)
-    catalog = ModelCatalog(lambda: client.get_json("/models"), cache_dir=settings.cache_dir,
-                           ttl=settings.models_ttl, base_url=settings.base_url)
+    catalog = ModelCatalog(
+        lambda: client.get_json("/models"),
+        cache_dir=settings.cache_dir,
+        ttl=settings.models_ttl,
+        base_url=settings.base_url,
+    )
     client.pricing = catalog.pricing_for
     store = RunStore(settings.data_dir / "research")
     engine = ResearchEngine(client, store, web_mode=settings.web_search, concurrency=settings.research_concurrency)

@@ -1,0 +1,53 @@
+"""Helpers every kind of test uses: reading a tool or resource result's text, and waiting for a condition."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+from mcp.types import TextResourceContents
+
+__all__ = ["eventually", "resource_text", "result_text", "wait_until"]
+
+T = TypeVar("T")
+
+
+def result_text(result: Any) -> str:
+    """The text content of a tool result (`CallToolResult`), joined."""
+    return "\n".join(c.text for c in result.content if c.type == "text")
+
+
+def resource_text(result: Any) -> str:
+    """The text of a one-item `resources/read` result."""
+    [content] = result.contents
+    assert isinstance(content, TextResourceContents)
+    return content.text
+
+
+async def eventually(
+    probe: Callable[[], Any], *, timeout: float = 5.0, interval: float = 0.02, what: str = "the condition"
+) -> Any:
+    """Call `probe` (sync or async) until it returns something truthy, and return that; fail after `timeout` s."""
+    end = time.monotonic() + timeout
+    while True:
+        value = probe()
+        if inspect.isawaitable(value):
+            value = await value
+        if value:
+            return value
+        assert time.monotonic() < end, f"{what} was not reached within {timeout} s"
+        await asyncio.sleep(interval)
+
+
+def wait_until(
+    probe: Callable[[], T], *, timeout: float = 5.0, interval: float = 0.01, what: str = "the condition"
+) -> T:
+    """`eventually` for synchronous tests."""
+    end = time.monotonic() + timeout
+    while not (value := probe()):
+        assert time.monotonic() < end, f"{what} was not reached within {timeout} s"
+        time.sleep(interval)
+    return value
