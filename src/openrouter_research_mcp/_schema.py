@@ -1,7 +1,9 @@
-"""Compact JSON schemas for tool definitions: every host pays for `tools/list` in context on every session.
+"""Compact JSON schemas for tool definitions: every host pays for `tools/list` in context on every turn.
 
-Only annotations that carry no meaning for validation or for the model are dropped (pydantic's generated `title`
-on every property and model), and `anyOf: [{type: X}, {type: null}]` becomes the equivalent `type: [X, null]`.
+Only what carries no meaning for the model is dropped: pydantic's generated `title` on every property and model;
+and, for an optional argument whose default is null (`input=True`), the `default: null` and the null alternative
+(omitting the argument is how a caller leaves it unset; the server still accepts an explicit null). Elsewhere
+`anyOf: [{type: X}, {type: null}]` becomes the equivalent `type: [X, null]`.
 """
 
 from __future__ import annotations
@@ -23,19 +25,39 @@ def _nullable(options: list[Any]) -> list[str] | None:
     return None
 
 
-def compact_schema(node: Any, *, names: bool = False) -> Any:
-    """A copy of the schema `node` without generated titles and with simple nullable unions folded."""
+def _without_null(node: dict[str, Any]) -> dict[str, Any]:
+    """An optional argument's schema without its null default and null alternative."""
+    out = {key: value for key, value in node.items() if not (key == "default" and value is None)}
+    options = out.get("anyOf")
+    if isinstance(options, list):
+        kept = [o for o in options if o != {"type": "null"}]
+        if len(kept) == 1 and isinstance(kept[0], dict):
+            del out["anyOf"]
+            out = {**kept[0], **out}
+        else:
+            out["anyOf"] = kept
+    elif isinstance(out.get("type"), list):
+        kept_types = [t for t in out["type"] if t != "null"]
+        out["type"] = kept_types[0] if len(kept_types) == 1 else kept_types
+    return out
+
+
+def compact_schema(node: Any, *, names: bool = False, input: bool = False) -> Any:
+    """A copy of the schema `node` without generated titles, with simple nullable unions folded, and (`input`)
+    optional null-defaulted arguments stated without their null."""
     if isinstance(node, list):
-        return [compact_schema(item) for item in node]
+        return [compact_schema(item, input=input) for item in node]
     if not isinstance(node, dict):
         return node
     if names:
-        return {key: compact_schema(value) for key, value in node.items()}
+        return {key: compact_schema(value, input=input) for key, value in node.items()}
+    if input and "default" in node and node["default"] is None:
+        node = _without_null(node)
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key == "title":
             continue
-        out[key] = compact_schema(value, names=key in _NAME_MAPS)
+        out[key] = compact_schema(value, names=key in _NAME_MAPS, input=input)
     options = out.get("anyOf")
     if isinstance(options, list) and (types := _nullable(options)) is not None and "type" not in out:
         del out["anyOf"]

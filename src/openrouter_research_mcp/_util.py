@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Progress", "as_dict", "delimit", "no_progress", "write_atomically"]
+__all__ = ["Progress", "as_dict", "delimit", "is_web_url", "no_progress", "write_atomically"]
 
 # A progress callback: (progress so far, total or None, message). Progress values only ever increase.
 Progress = Callable[[float, float | None, str], Awaitable[None]]
@@ -24,6 +24,11 @@ async def no_progress(_done: float, _total: float | None, _message: str) -> None
 def as_dict(value: Any) -> dict[str, Any]:
     """`value` if it is a JSON object, else an empty dict: upstream JSON is never trusted to have a shape."""
     return value if isinstance(value, dict) else {}
+
+
+def is_web_url(url: str) -> bool:
+    """Only http(s) URLs are ever shown as links or sources (no `javascript:`, `data:`, `file:` or relative ones)."""
+    return url.strip().lower().startswith(("http://", "https://")) and len(url) <= 2048
 
 
 _TAG_START = re.compile(r"<(/?)([A-Za-z][\w-]*)")

@@ -28,9 +28,12 @@ from ._constants import (
 )
 from .errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "ENV_VARS", "Settings", "load_settings"]
+__all__ = ["ENV_PREFIX", "ENV_VARS", "ProviderSort", "Settings", "WebFetchEngine", "WebSearchEngine", "load_settings"]
 
 ENV_PREFIX = "OPENROUTER_"
+WebSearchEngine = Literal["auto", "native", "exa", "firecrawl", "parallel", "perplexity"]
+WebFetchEngine = Literal["auto", "native", "openrouter", "exa", "parallel", "firecrawl"]
+ProviderSort = Literal["price", "throughput", "latency"]
 APP_NAME = "openrouter-research-mcp"
 
 
@@ -83,8 +86,16 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
     research_max_cost_usd: Annotated[float, Field(gt=0, le=100)] = DEFAULT_RESEARCH_MAX_COST_USD
     research_concurrency: Annotated[int, Field(ge=1, le=16)] = 4
-    web_search: Literal["plugin", "server_tool"] = "plugin"
+    web_search: Literal["server_tool", "plugin"] = "server_tool"
+    web_engine: WebSearchEngine = "auto"
+    fetch_engine: WebFetchEngine = "auto"
     data_dir: Annotated[Path, Field(default_factory=_default_data_dir)]
+    provider_sort: ProviderSort | None = None
+    data_collection: Literal["allow", "deny"] | None = None
+    zdr: bool = False
+    provider_only: Annotated[tuple[str, ...], NoDecode] = ()
+    provider_ignore: Annotated[tuple[str, ...], NoDecode] = ()
+    max_price: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
 
     @classmethod
     def settings_customise_sources(
@@ -110,7 +121,28 @@ class Settings(BaseSettings):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
 
-    @field_validator("fallback_models", mode="before")
+    @field_validator("max_price", mode="before")
+    @classmethod
+    def _prices(cls, value: Any) -> Any:
+        """`1.5` (prompt and completion) or `prompt=1,completion=4`, in USD per million tokens."""
+        if not isinstance(value, str):
+            return value
+        if "=" not in value:
+            return {"prompt": value, "completion": value}
+        pairs = [part.split("=", 1) for part in value.split(",") if part.strip()]
+        if any(len(pair) != 2 for pair in pairs):
+            raise ValueError("write a number, or kind=number pairs such as prompt=1,completion=4")
+        return {kind.strip(): number.strip() for kind, number in pairs}
+
+    @field_validator("max_price")
+    @classmethod
+    def _known_prices(cls, value: dict[str, float]) -> dict[str, float]:
+        unknown = set(value) - {"prompt", "completion", "request", "image", "audio"}
+        if unknown or any(price < 0 for price in value.values()):
+            raise ValueError("kinds are prompt, completion, request, image, audio; prices are >= 0")
+        return value
+
+    @field_validator("fallback_models", "provider_only", "provider_ignore", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> Any:
         if isinstance(value, str):

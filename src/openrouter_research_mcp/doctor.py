@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 from .config import Settings
 from .errors import AuthError, OpenRouterError
 from .openrouter.account import account_info
+from .openrouter.request import provider_body
 from .tools.render import usd
 from .tools.state import open_state
 
@@ -25,6 +27,12 @@ async def run_doctor(settings: Settings) -> tuple[str, bool]:
     lines.append(f"default model   {settings.default_model}")
     lines.append(f"fallbacks       {', '.join(settings.fallback_models) or '(none)'}")
     lines.append(f"timeout         {settings.timeout:g} s, {settings.max_retries} retries")
+    lines.append(
+        f"web             {settings.web_search} (search engine {settings.web_engine}, "
+        f"page reading {settings.fetch_engine})"
+    )
+    routing = provider_body(settings)
+    lines.append(f"routing         {json.dumps(routing) if routing else '(OpenRouter defaults)'}")
     lines.append(f"cache           {settings.cache_dir} (TTL {settings.models_ttl:g} s)")
     async with open_state(settings) as state:
         started = time.monotonic()
@@ -35,11 +43,15 @@ async def run_doctor(settings: Settings) -> tuple[str, bool]:
                 f"catalog         {len(snap.models)} models, {snap.source}, {age / 60:.0f} min old "
                 f"({(time.monotonic() - started) * 1000:.0f} ms)"
             )
-            try:
-                state.catalog.resolve(snap, settings.default_model)
-            except OpenRouterError as exc:
-                ok = False
-                lines.append(f"  ! default model: {exc.message}")
+            for role, model_id in [
+                ("default model", settings.default_model),
+                *(("fallback model", m) for m in settings.fallback_models),
+            ]:
+                try:
+                    state.catalog.resolve(snap, model_id)
+                except OpenRouterError as exc:
+                    ok = False
+                    lines.append(f"  ! {role}: {exc.message}")
         except OpenRouterError as exc:
             ok = False
             lines.append(f"catalog         FAILED: {exc.message}")
@@ -51,6 +63,8 @@ async def run_doctor(settings: Settings) -> tuple[str, bool]:
                 info = await account_info(state.client)
                 lines.append("API key         present and valid")
                 lines.append(f"  usage         {_usd(info.get('usage'))} total, {_usd(info.get('usage_daily'))} today")
+                if info.get("byok_usage"):
+                    lines.append(f"  own keys      {_usd(info.get('byok_usage'))} billed by your providers (BYOK)")
                 limit, left = info.get("limit"), info.get("limit_remaining")
                 lines.append(
                     f"  limit         {'none' if limit is None else _usd(limit)}"

@@ -8,6 +8,8 @@ OpenRouterError
 ├── ModerationError              403: input flagged by moderation or a guardrail (keeps the reasons)
 ├── NotFoundError                something the caller named does not exist (a research run id)
 │   └── ModelNotFoundError       unknown model id (with close matches)
+├── ModelUnavailableError        the model exists but cannot serve this request (privacy settings, a free variant
+│                                that ended, no endpoint with the needed parameters); keeps suggested fallbacks
 ├── RequestError                 400/413/422: the request itself was refused; retrying will not help
 │   └── ContextLengthError       the prompt plus max_tokens exceed the model's context
 ├── TransientError               may succeed if tried again
@@ -15,7 +17,8 @@ OpenRouterError
 │   ├── UpstreamUnavailableError 5xx, 524, 529, or a connection that failed
 │   └── UpstreamTimeoutError     the upstream took longer than the timeout or the caller's deadline
 ├── BadResponseError             HTTP 200 that carries an error, no choices, or a body that is not JSON
-│   └── StreamError              a stream that ended in an error chunk (keeps the partial text)
+│   ├── StreamError              a stream that ended in an error chunk (keeps the partial text)
+│   └── StructuredOutputError    the model's JSON did not match the schema asked for
 └── BudgetExceededError          a call would cross the spending cap
 ```
 """
@@ -24,7 +27,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ._constants import CREDITS_URL, KEYS_URL
+from ._constants import CREDITS_URL, KEYS_URL, PRIVACY_URL
 
 __all__ = [
     "AuthError",
@@ -34,12 +37,14 @@ __all__ = [
     "ContextLengthError",
     "CreditsError",
     "ModelNotFoundError",
+    "ModelUnavailableError",
     "ModerationError",
     "NotFoundError",
     "OpenRouterError",
     "RateLimitError",
     "RequestError",
     "StreamError",
+    "StructuredOutputError",
     "TransientError",
     "UpstreamTimeoutError",
     "UpstreamUnavailableError",
@@ -107,6 +112,14 @@ class ModelNotFoundError(NotFoundError):
         super().__init__(f"Model `{model}` was not found on OpenRouter{extra}.{hint}", status=404, model=model)
 
 
+class ModelUnavailableError(OpenRouterError):
+    """The model exists but cannot serve this request; `fallback_models` holds OpenRouter's suggestions."""
+
+    def __init__(self, message: str, *, fallback_models: list[str] | None = None, **kw: Any) -> None:
+        super().__init__(message, **kw)
+        self.fallback_models = fallback_models or []
+
+
 class RequestError(OpenRouterError):
     """The upstream refused the request as malformed (400, 413, 422); retrying will not help."""
 
@@ -147,6 +160,10 @@ class StreamError(BadResponseError):
         self.partial_text = partial_text
 
 
+class StructuredOutputError(BadResponseError):
+    """The model answered, but not with JSON matching the schema (after one repair attempt)."""
+
+
 class BudgetExceededError(OpenRouterError):
     """Starting this call could cross the spending cap."""
 
@@ -158,18 +175,49 @@ def _context_length_exceeded(message: str, metadata: dict[str, Any]) -> bool:
     return "context length" in low or "context_length" in low or "maximum context" in low
 
 
+def _unavailable(code: str, upstream: str, on: str, fallbacks: list[str], **kw: Any) -> ModelUnavailableError | None:
+    """The 2026 availability codes that mean "this model, not this way", each with what the user can do."""
+    offer = f" OpenRouter suggests: {', '.join(f'`{m}`' for m in fallbacks)}." if fallbacks else ""
+    if code == "privacy_restricted":
+        advice = (
+            f"Your privacy settings exclude every provider of this model. Allow providers that may train on or "
+            f"log prompts at {PRIVACY_URL}, or pick another model."
+        )
+    elif code == "free_variant_ended":
+        advice = "The free variant of this model has ended: drop `:free` from the id to use the paid one."
+    elif code in ("no_endpoints", "no_compatible_endpoints", "parameters_unsupported"):
+        advice = "No provider of this model supports the parameters this call needs; pick another model."
+    else:
+        return None
+    return ModelUnavailableError(
+        f"The model{on} is not available for this request ({upstream}). {advice}{offer}",
+        fallback_models=fallbacks,
+        **kw,
+    )
+
+
 def error_for_status(
     status: int,
     message: str,
     *,
     model: str | None = None,
     metadata: dict[str, Any] | None = None,
+    availability: dict[str, Any] | None = None,
     retry_after: float | None = None,
 ) -> OpenRouterError:
-    """Map an upstream status and message (from the HTTP status or a 200 body's `error.code`) to our tree."""
+    """Map an upstream status and message (from the HTTP status or a 200 body's `error.code`) to our tree; the 2026
+    `error.availability.code` and `metadata.error_type` take precedence where they say more."""
     metadata = metadata or {}
+    availability = availability or {}
     upstream = message.strip() or "no message"
     on = f" for `{model}`" if model else ""
+    fallbacks = [str(m) for m in availability.get("fallback_models") or [] if isinstance(m, str)][:5]
+    code = availability.get("code") or metadata.get("error_type")
+    if not code and status in (400, 404) and "no endpoints found" in upstream.lower():
+        code = "no_endpoints"
+    unavailable = _unavailable(str(code), upstream, on, fallbacks, status=status, model=model) if code else None
+    if unavailable is not None:
+        return unavailable
     if status == 401:
         return AuthError(
             f"OpenRouter rejected the API key (401: {upstream}). Check OPENROUTER_API_KEY, or create "

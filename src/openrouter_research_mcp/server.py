@@ -36,6 +36,7 @@ from .errors import NotFoundError, OpenRouterError
 from .mcp_prompts import compare_answers_text, deep_research_brief_text, pick_model_text
 from .openrouter.account import account_info
 from .openrouter.models import Capability, ReasoningEffort, SortKey
+from .openrouter.request import ProviderPrefs
 from .tools.ask import ask
 from .tools.compare import compare_models
 from .tools.models import list_models, search_query
@@ -124,6 +125,7 @@ Prompt = Annotated[str, Field(min_length=1, description="the question or task, c
 ModelId = Annotated[str, Field(description="an OpenRouter model id such as openai/gpt-4o-mini (see list_models)")]
 System = Annotated[str | None, Field(description="optional system prompt")]
 Temperature = Annotated[float | None, Field(ge=0, le=2, description="sampling temperature, 0-2")]
+Provider = Annotated[ProviderPrefs | None, Field(description="routing and privacy; default: the server's settings")]
 
 
 async def ask_tool(
@@ -142,15 +144,17 @@ async def ask_tool(
     reasoning_effort: Annotated[
         ReasoningEffort | None, Field(description="thinking effort for reasoning models")
     ] = None,
-    web_search: Annotated[
-        bool,
-        Field(description="ground the answer in a live web search and return its sources (adds a small search fee)"),
-    ] = False,
+    web_search: Annotated[bool, Field(description="search the web and cite sources (about $0.007 a search)")] = False,
+    urls: Annotated[list[str] | None, Field(max_length=5, description="pages the model reads and answers from")] = None,
+    domains: Annotated[
+        list[str] | None, Field(max_length=10, description='search only these; prefix - to exclude: ["-x.com"]')
+    ] = None,
+    provider: Provider = None,
 ) -> Annotated[CallToolResult, AskResult]:
-    """Ask one OpenRouter model a question and get its answer, the model that answered, tokens and USD cost.
+    """Ask one OpenRouter model; returns its answer, the model that answered, tokens and USD cost.
 
-    Use web_search=true for anything recent or factual that needs sources; the sources come back numbered.
-    fallback_models are tried in order if the model is down or rejects the request."""
+    web_search=true for recent or factual questions (numbered sources); urls to answer from given pages.
+    fallback_models are tried in order if the model fails."""
     with _tool_errors():
         result = await ask(
             _state(ctx),
@@ -162,6 +166,9 @@ async def ask_tool(
             max_tokens=max_tokens,
             reasoning_effort=reasoning_effort,
             web_search=web_search,
+            urls=urls or (),
+            domains=domains,
+            provider=provider,
             progress=_progress(ctx),
         )
     return _result(result, render_ask(result))
@@ -190,6 +197,7 @@ async def compare_models_tool(
             description="spending cap for the whole comparison; calls whose worst case does not fit are not started",
         ),
     ] = DEFAULT_COMPARE_MAX_COST_USD,
+    provider: Provider = None,
 ) -> Annotated[CallToolResult, CompareResult]:
     """Send one prompt to several models at once and compare their answers side by side.
 
@@ -205,6 +213,7 @@ async def compare_models_tool(
             temperature=temperature,
             judge_model=judge_model,
             max_cost_usd=max_cost_usd,
+            provider=provider,
             progress=_progress(ctx),
         )
     return _result(result, render_compare(result))
@@ -303,7 +312,7 @@ def _tool(fn: Any, name: str, title: str, hints: ToolAnnotations) -> Tool:
     tool = Tool.from_function(
         fn, name=name, title=title, description=inspect.cleandoc(fn.__doc__ or ""), annotations=hints
     )
-    tool.parameters = compact_schema(tool.parameters)
+    tool.parameters = compact_schema(tool.parameters, input=True)
     if tool.fn_metadata.output_schema is not None:
         tool.fn_metadata.output_schema = compact_schema(tool.fn_metadata.output_schema)
     return tool

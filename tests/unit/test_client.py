@@ -384,22 +384,38 @@ async def test_client_fallback_native_and_client_side(
     respx_openrouter: respx.MockRouter, client: OpenRouterClient
 ) -> None:
     route = respx_openrouter.post("/chat/completions").mock(
-        side_effect=[
-            httpx.Response(404, json=error_body(404, "No endpoints found for a/gone")),
-            httpx.Response(200, json=completion("from c", model="c/third")),
-        ]
+        return_value=httpx.Response(200, json=completion("from c", model="c/third"))
     )
     result = await client.chat(MESSAGES, model="a/gone", fallback_models=["b/second", "c/third"])
-    assert sent(route, 0)["model"] == "a/gone" and sent(route, 0)["models"] == ["a/gone", "b/second", "c/third"]
-    assert sent(route, 1)["model"] == "b/second" and sent(route, 1)["models"] == ["b/second", "c/third"]
+    # One request: the primary in `model`, the fallbacks (never the primary again) in `models` for OpenRouter.
+    assert route.call_count == 1
+    assert sent(route, 0)["model"] == "a/gone" and sent(route, 0)["models"] == ["b/second", "c/third"]
     assert result.model_requested == "a/gone" and result.model == "c/third" and result.text == "from c"
-    assert [(a.model, a.ok, a.status, a.answered_by) for a in result.attempts] == [
-        ("a/gone", False, 404, None),
-        ("b/second", True, None, "c/third"),
+    assert [(a.model, a.ok, a.answered_by, a.fallbacks) for a in result.attempts] == [
+        ("a/gone", True, "c/third", ["b/second", "c/third"]),
     ]
-    assert "a/gone" in (result.attempts[0].error or "")
-    ledger = client.usage.by_model()
-    assert ledger["a/gone"].failed_calls == 1 and ledger["c/third"].calls == 1
+    assert client.usage.by_model()["c/third"].calls == 1
+
+
+async def test_client_long_chain_sends_three_fallbacks_and_walks_the_rest(
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(
+        side_effect=[
+            httpx.Response(404, json=error_body(404, "No endpoints found for a/gone")),
+            httpx.Response(200, json=completion("from e", model="e/fifth")),
+        ]
+    )
+    chain = ["b/two", "c/three", "d/four", "e/fifth", "f/six"]
+    result = await client.chat(MESSAGES, model="a/gone", fallback_models=chain)
+    assert [(sent(route, i)["model"], sent(route, i).get("models")) for i in range(route.call_count)] == [
+        ("a/gone", ["b/two", "c/three", "d/four"]),  # OpenRouter takes at most 3 in `models`
+        ("e/fifth", ["f/six"]),  # the rest of the chain, after the window OpenRouter already tried
+    ]
+    assert [(a.model, a.ok, a.status) for a in result.attempts] == [("a/gone", False, 404), ("e/fifth", True, None)]
+    assert "a/gone" in (result.attempts[0].error or "") and result.model == "e/fifth"
+    usage = client.usage.by_model()
+    assert usage["a/gone"].failed_calls == 1 and usage["e/fifth"].calls == 1
 
 
 async def test_client_falls_back_after_retries_and_on_context_length(
@@ -411,15 +427,16 @@ async def test_client_falls_back_after_retries_and_on_context_length(
                 400, json=error_body(400, "maximum context length exceeded", error_type="context_length_exceeded")
             ),
             *[httpx.Response(502, json=error_body(502, "bad gateway"))] * 3,
-            httpx.Response(200, json=completion("third time", model="c/big")),
+            httpx.Response(200, json=completion("third time", model="g/big")),
         ]
     )
-    result = await client.chat(MESSAGES, model="a/small", fallback_models=["b/flaky", "c/big"])
-    assert route.call_count == 5 and result.model == "c/big"
+    chain = ["b/1", "c/2", "d/3", "e/flaky", "f/4", "h/5", "i/6", "g/big"]
+    result = await client.chat(MESSAGES, model="a/small", fallback_models=chain)
+    assert route.call_count == 5 and result.model == "g/big"
     assert [(a.model, a.status, a.retries) for a in result.attempts] == [
         ("a/small", 400, 0),
-        ("b/flaky", 502, 2),
-        ("c/big", None, 0),
+        ("e/flaky", 502, 2),
+        ("g/big", None, 0),
     ]
 
 
@@ -441,8 +458,8 @@ async def test_client_all_models_failing_reports_every_attempt(
         return_value=httpx.Response(404, json=error_body(404, "unknown model"))
     )
     with pytest.raises(ModelNotFoundError) as caught:
-        await client.chat(MESSAGES, model="a/one", fallback_models=["b/two", "c/three"])
-    assert [a.model for a in caught.value.attempts] == ["a/one", "b/two", "c/three"]
+        await client.chat(MESSAGES, model="a/one", fallback_models=["b/two", "c/three", "d/four", "e/five"])
+    assert [a.model for a in caught.value.attempts] == ["a/one", "e/five"]
     assert not any(a.ok for a in caught.value.attempts)
 
 
@@ -451,7 +468,7 @@ async def test_client_uses_configured_default_and_fallbacks(respx_openrouter: re
     route = respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
     async with OpenRouterClient(settings) as client:
         await client.chat(MESSAGES)
-    assert sent(route)["model"] == "x/default" and sent(route)["models"] == ["x/default", "y/one", "z/two"]
+    assert sent(route)["model"] == "x/default" and sent(route)["models"] == ["y/one", "z/two"]
 
 
 async def test_client_cost_from_pricing_when_usage_lacks_cost(
@@ -544,11 +561,21 @@ async def test_client_cost_estimate_includes_web_search_fee(
     respx_openrouter: respx.MockRouter, client: OpenRouterClient
 ) -> None:
     body = completion(cost=None, prompt_tokens=0, completion_tokens=0)
-    body["usage"]["server_tool_use"] = {"web_search_requests": 1}
+    body["usage"]["server_tool_use_details"] = {
+        "web_search_requests": 2,
+        "tool_calls_requested": 3,
+        "tool_calls_executed": 3,
+    }
     respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=body))
     client.pricing = lambda _model: Pricing.model_validate({"prompt": "0.000001", "completion": "0.000002"})
-    result = await client.chat(MESSAGES, fallback_models=[])
-    assert result.usage.cost_usd == pytest.approx(0.02)  # no catalog web_search price: the plugin's default fee
+    tools = [
+        {"type": "openrouter:web_search", "parameters": {"engine": "parallel"}},
+        {"type": "openrouter:web_fetch", "parameters": {"engine": "exa"}},
+    ]
+    result = await client.chat(MESSAGES, fallback_models=[], tools=tools)
+    # Two searches at Parallel's price per request, one page read at Exa's: the engines the request named.
+    assert (result.usage.web_search_requests, result.usage.web_fetch_requests) == (2, 1)
+    assert result.usage.cost_usd == pytest.approx(2 * 0.005 + 0.001) and result.usage.cost_source == "pricing"
 
 
 @pytest.mark.parametrize(

@@ -664,7 +664,7 @@ async def test_client_reports_model_that_answered_after_native_fallback(
     result = await client.chat(MESSAGES, model="openai/gpt-4o", fallback_models=["anthropic/claude-3.5-sonnet"])
     assert result.model == "anthropic/claude-3.5-sonnet" and result.model_requested == "openai/gpt-4o"
     assert result.attempts[0].answered_by == "anthropic/claude-3.5-sonnet"
-    assert fake_openrouter.chat_requests()[0].body["models"] == ["openai/gpt-4o", "anthropic/claude-3.5-sonnet"]
+    assert fake_openrouter.chat_requests()[0].body["models"] == ["anthropic/claude-3.5-sonnet"]
 
 
 async def test_client_context_length_from_fake(fake_openrouter: FakeOpenRouter, client: OpenRouterClient) -> None:

@@ -421,8 +421,22 @@ PRICED = Pricing(prompt=0.000001, completion=0.000002, internal_reasoning=0.0000
 
 def test_cost_from_pricing_adds_every_part() -> None:
     usage = Usage(prompt_tokens=1000, completion_tokens=500, reasoning_tokens=200, web_search_requests=2)
-    # 1000 prompt x $1/M + 300 plain completion x $2/M + 200 reasoning x $3/M + $0.01 request + 2 x $0.005 search
-    assert cost_from_pricing(usage, PRICED) == pytest.approx(0.001 + 0.0006 + 0.0006 + 0.01 + 0.01, abs=1e-12)
+    # 1000 prompt x $1/M + 300 plain completion x $2/M + 200 reasoning x $3/M + $0.01 request + 2 x $0.007 search
+    # (`auto` may pick Exa, dearer than this model's own $0.005)
+    assert cost_from_pricing(usage, PRICED) == pytest.approx(0.001 + 0.0006 + 0.0006 + 0.01 + 0.014, abs=1e-12)
+    assert cost_from_pricing(usage, PRICED, search_engine="native") == pytest.approx(0.0222, abs=1e-12)
+
+
+def test_cost_from_pricing_uses_the_tier_the_prompt_reaches() -> None:
+    tiered = Pricing.model_validate(
+        {
+            "prompt": "0.000001",
+            "completion": "0.000002",
+            "overrides": [{"min_prompt_tokens": 200000, "prompt": "0.000002"}],
+        }
+    )
+    assert cost_from_pricing(Usage(prompt_tokens=300_000), tiered) == pytest.approx(0.6)
+    assert cost_from_pricing(Usage(prompt_tokens=100_000), tiered) == pytest.approx(0.1)
 
 
 def test_cost_from_pricing_bills_reasoning_as_completion_without_reasoning_price() -> None:
@@ -447,41 +461,59 @@ RAW_USAGE: dict[str, Any] = {
     "prompt_tokens": 1000,
     "completion_tokens": 500,
     "total_tokens": 1500,
-    "prompt_tokens_details": {"cached_tokens": 0},
+    "prompt_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 300},
     "completion_tokens_details": {"reasoning_tokens": 200},
-    "server_tool_use": {"web_search_requests": 2},
+    "server_tool_use_details": {"web_search_requests": 2, "tool_calls_requested": 3, "tool_calls_executed": 3},
 }
 
 
-def test_usage_from_response_prefers_upstream_cost() -> None:
-    usage = usage_from_response({**RAW_USAGE, "cost": 0.0123}, PRICED)
-    assert (usage.cost_usd, usage.cost_source) == (0.0123, "upstream")
-    assert usage_from_response({**RAW_USAGE, "cost": 0}, PRICED).cost_source == "upstream"
-
-
-def test_usage_from_response_estimates_from_pricing_without_upstream_cost() -> None:
-    usage = usage_from_response(RAW_USAGE, PRICED)
+def test_usage_from_response_reads_upstream_cost_and_server_tools() -> None:
+    usage, notes = usage_from_response({**RAW_USAGE, "cost": 0.0123})
+    assert (usage.cost_usd, usage.cost_source, notes) == (0.0123, "upstream", [])
     assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (1000, 500, 1500)
-    assert (usage.reasoning_tokens, usage.web_search_requests) == (200, 2)
-    assert usage.cost_source == "pricing"
-    assert usage.cost_usd == pytest.approx(0.0222, abs=1e-12)
+    assert (usage.reasoning_tokens, usage.cache_write_tokens) == (200, 300)
+    assert (usage.web_search_requests, usage.web_fetch_requests) == (2, 1)
+    assert usage_from_response({**RAW_USAGE, "cost": 0})[0].cost_source == "upstream"
+    older = {**RAW_USAGE, "server_tool_use_details": None, "server_tool_use": {"web_search_requests": 4}}
+    assert usage_from_response(older)[0].web_search_requests == 4
 
 
-def test_usage_from_response_estimates_with_catalog_pricing() -> None:
-    gemini = parse_catalog(catalog(2026))["google/gemini-2.5-flash"].pricing
-    usage = usage_from_response(
-        {"prompt_tokens": 2000, "completion_tokens": 1000, "completion_tokens_details": {"reasoning_tokens": 400}},
-        gemini,
+def test_usage_from_response_with_own_provider_key_adds_the_provider_charge() -> None:
+    usage, _ = usage_from_response(
+        {**RAW_USAGE, "cost": 0.001, "is_byok": True, "cost_details": {"upstream_inference_cost": 0.02}}
     )
-    assert usage.total_tokens == 3000
-    assert usage.cost_usd == pytest.approx(2000 * 0.0000003 + 600 * 0.0000025 + 400 * 0.0000025, abs=1e-12)
+    assert usage.cost_usd == pytest.approx(0.021) and usage.upstream_cost_usd == pytest.approx(0.02)
+    plain, _ = usage_from_response(
+        {**RAW_USAGE, "cost": 0.001, "is_byok": False, "cost_details": {"upstream_inference_cost": 0.02}}
+    )
+    assert plain.cost_usd == pytest.approx(0.001) and plain.upstream_cost_usd == 0
 
 
-@pytest.mark.parametrize("pricing", [None, Pricing(prompt=-1, completion=-1)])
-def test_usage_from_response_cost_unknown_without_usable_pricing(pricing: Pricing | None) -> None:
-    usage = usage_from_response({**RAW_USAGE, "cost": True}, pricing)  # a boolean is not a cost
+def test_usage_from_response_without_cost_leaves_it_to_the_estimate() -> None:
+    usage, notes = usage_from_response(RAW_USAGE)
+    assert usage.cost_usd is None and usage.cost_source == "unknown" and notes == []
+    gemini = parse_catalog(catalog(2026))["google/gemini-2.5-flash"].pricing
+    priced, _ = usage_from_response(
+        {"prompt_tokens": 2000, "completion_tokens": 1000, "completion_tokens_details": {"reasoning_tokens": 400}}
+    )
+    assert priced.total_tokens == 3000
+    assert cost_from_pricing(priced, gemini) == pytest.approx(
+        2000 * 0.0000003 + 600 * 0.0000025 + 400 * 0.0000025, abs=1e-12
+    )
+
+
+@pytest.mark.parametrize("cost", [True, float("nan"), float("inf"), -0.05, "0.01", {"usd": 1}])
+def test_usage_from_response_never_trusts_an_impossible_cost(cost: Any) -> None:
+    usage, notes = usage_from_response({**RAW_USAGE, "cost": cost})
     assert usage.cost_usd is None and usage.cost_source == "unknown"
-    assert usage.prompt_tokens == 1000
+    assert len(notes) == 1 and "impossible cost" in notes[0] and usage.prompt_tokens == 1000
+
+
+@pytest.mark.parametrize("count", [-5, float("nan"), float("inf"), 1e400, 10**12, "many", [1]])
+def test_usage_from_response_never_trusts_an_impossible_token_count(count: Any) -> None:
+    usage, notes = usage_from_response({**RAW_USAGE, "prompt_tokens": count, "cost": 0.001})
+    assert usage.prompt_tokens == 0 and usage.total_tokens == 1500 and usage.cost_usd == 0.001
+    assert len(notes) == 1 and "prompt token count" in notes[0]
 
 
 @pytest.mark.parametrize(
@@ -500,6 +532,6 @@ def test_usage_from_response_cost_unknown_without_usable_pricing(pricing: Pricin
     ],
 )
 def test_usage_from_response_tolerates_odd_shapes(raw: Any) -> None:
-    usage = usage_from_response(raw, Pricing(prompt=0.000001))
+    usage, _ = usage_from_response(raw)
     assert usage.completion_tokens == usage.reasoning_tokens == usage.web_search_requests == 0
-    assert usage.cost_source == "pricing" and usage.cost_usd == pytest.approx(usage.prompt_tokens * 0.000001)
+    assert usage.prompt_tokens == (12 if isinstance(raw, dict) else 0) and usage.cost_usd is None

@@ -7,6 +7,7 @@ import json
 import re
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -45,6 +46,15 @@ class Notes:
         self.seen.append((done, message))
 
 
+def searches(fake: FakeOpenRouter) -> list[Any]:
+    """The chat requests that asked to search the web (server tool or plugin)."""
+    return [
+        r
+        for r in fake.chat_requests()
+        if r.body and (r.body.get("tools") or any(p.get("id") == "web" for p in r.body.get("plugins") or []))
+    ]
+
+
 def cited(report: str) -> set[int]:
     body = report.split("## Sources")[0]
     return {int(n) for n in re.findall(r"\[(\d+)\]", body)}
@@ -60,8 +70,7 @@ async def test_research_full_loop_parallel_reflective_and_cited(fake: FakeOpenRo
         ["What does it cost?"],
     ]
     assert result.open_questions == ["costs are unclear"]
-    searches = [r for r in fake.chat_requests() if r.body and r.body.get("plugins")]
-    assert len(searches) == 4 and fake.max_concurrency() == 3  # the three first-round searches overlapped
+    assert len(searches(fake)) == 4 and fake.max_concurrency() == 3  # the three first-round searches overlapped
     assert len(result.sources) == 12 and [s.n for s in result.sources] == list(range(1, 13))
     assert {s.found_by for s in result.sources} >= {"Sub-question 1?", "What does it cost?"}
     assert result.report and result.report.rstrip().endswith(f"(<{result.sources[-1].url}>)")
@@ -97,11 +106,10 @@ async def test_research_writer_inventions_are_removed(fake: FakeOpenRouter, stat
 
 
 async def test_research_budget_stop_keeps_spend_under_cap(fake: FakeOpenRouter, state: AppState) -> None:
-    result = await deep_research(state, "Heat pumps?", breadth=6, depth=1, max_cost_usd=0.06, progress=Notes())
+    result = await deep_research(state, "Heat pumps?", breadth=6, depth=1, max_cost_usd=0.03, progress=Notes())
     assert result.stopped_because == "budget" and result.status == "budget"
-    searches = [r for r in fake.chat_requests() if r.body and r.body.get("plugins")]
-    assert 1 <= len(searches) < 6 and result.report and "## Sources" in result.report
-    assert result.cost_usd <= 0.06
+    assert 1 <= len(searches(fake)) < 6 and result.report and "## Sources" in result.report
+    assert result.cost_usd <= 0.03
 
 
 async def test_research_refuses_a_budget_too_small_to_start(fake: FakeOpenRouter, state: AppState) -> None:

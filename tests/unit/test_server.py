@@ -72,11 +72,16 @@ async def test_server_ask_returns_answer_usage_and_sources(tmp_path: Path, respx
         result = await client.call_tool("ask", {"prompt": "What is it?", "web_search": True, "max_tokens": 100})
     assert not result.is_error
     body = json.loads(route.calls[0].request.content)
-    assert body["plugins"] == [{"id": "web", "max_results": 5}] and body["stream"] is True
+    assert body["tools"] == [
+        {"type": "openrouter:web_search", "parameters": {"engine": "auto", "max_results": 5, "max_uses": 3}}
+    ]
+    assert body["tool_choice"] == {"type": "openrouter:web_search"} and body["stream"] is True
+    [stop] = body["stop_server_tools_when"]
+    assert stop["type"] == "max_cost" and 0 < stop["max_cost_in_dollars"] < 0.05
     data = result.structured_content
     assert data["answer"] == "It is 42." and data["model"] == data["model_requested"] == "openai/gpt-4o-mini"
     assert data["usage"]["cost_usd"] == 0.0003 and data["sources"][0]["url"] == "https://src.test/a"
-    assert "It is 42." in result_text(result) and "[1] Source A — https://src.test/a" in result_text(result)
+    assert "It is 42." in result_text(result) and "[1] Source A — <https://src.test/a>" in result_text(result)
 
 
 async def test_server_unknown_model_fails_fast_with_suggestions(
@@ -260,21 +265,18 @@ async def test_server_prompts_and_completion(tmp_path: Path) -> None:
 
 
 async def test_server_fallback_reports_attempts(tmp_path: Path, respx_openrouter: respx.MockRouter) -> None:
-    respx_openrouter.post("/chat/completions").mock(
-        side_effect=[
-            httpx.Response(400, json=error_body(400, "maximum context length exceeded")),
-            httpx.Response(200, json=completion("ok", model="google/gemini-2.5-flash")),
-        ]
+    route = respx_openrouter.post("/chat/completions").mock(
+        return_value=httpx.Response(200, json=completion("ok", model="google/gemini-2.5-flash"))
     )
     async with Client(server(tmp_path)) as client:
         result = await client.call_tool(
             "ask", {"prompt": "hi", "model": "openai/gpt-4o", "fallback_models": ["google/gemini-2.5-flash"]}
         )
     data = result.structured_content
+    assert json.loads(route.calls[0].request.content)["models"] == ["google/gemini-2.5-flash"]
     assert data["model"] == "google/gemini-2.5-flash" and data["model_requested"] == "openai/gpt-4o"
-    assert [(a["model"], a["ok"]) for a in data["attempts"]] == [
-        ("openai/gpt-4o", False),
-        ("google/gemini-2.5-flash", True),
+    assert [(a["model"], a["ok"], a["answered_by"]) for a in data["attempts"]] == [
+        ("openai/gpt-4o", True, "google/gemini-2.5-flash"),
     ]
     assert "requested openai/gpt-4o" in result_text(result) and "Attempts:" in result_text(result)
 

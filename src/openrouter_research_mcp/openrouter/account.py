@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from .._util import as_dict
@@ -10,17 +11,24 @@ from .client import OpenRouterClient
 
 __all__ = ["account_info"]
 
+log = logging.getLogger(__name__)
+
 # Fields of GET /key worth showing; anything else (the label is a masked key) is left out.
+# `rate_limit` is deprecated (always -1 since 2026), so it is not shown; BYOK usage is.
 KEY_FIELDS = (
     "limit",
     "limit_remaining",
     "limit_reset",
+    "include_byok_in_limit",
     "usage",
     "usage_daily",
     "usage_weekly",
     "usage_monthly",
+    "byok_usage",
+    "byok_usage_daily",
+    "byok_usage_weekly",
+    "byok_usage_monthly",
     "is_free_tier",
-    "rate_limit",
     "expires_at",
 )
 
@@ -31,7 +39,10 @@ async def account_info(client: OpenRouterClient) -> dict[str, Any]:
     info: dict[str, Any] = {name: key[name] for name in KEY_FIELDS if name in key}
     try:
         credits = as_dict((await client.get_json("/credits", auth=True)).get("data"))
-    except OpenRouterError:  # 2026: may need a management key (403); the key data alone still helps
+    except OpenRouterError as exc:
+        # 2026: /credits needs a management key, so an ordinary key's 403 is expected and not worth showing.
+        if exc.status != 403:
+            log.info("credits not available: %s", exc.message)
         credits = {}
     if credits:
         total, used = credits.get("total_credits"), credits.get("total_usage")

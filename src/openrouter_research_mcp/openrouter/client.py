@@ -9,13 +9,14 @@ unavailable after retries), the client moves to the next model itself. Every try
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .._constants import DEFAULT_CONNECT_TIMEOUT
+from .._constants import DEFAULT_CONNECT_TIMEOUT, MAX_NATIVE_FALLBACKS
 from .._util import as_dict
 from .._version import __version__
 from ..config import Settings
@@ -24,6 +25,7 @@ from ..errors import (
     BadResponseError,
     ContextLengthError,
     ModelNotFoundError,
+    ModelUnavailableError,
     OpenRouterError,
     TransientError,
     UpstreamTimeoutError,
@@ -41,6 +43,8 @@ __all__ = ["OpenRouterClient", "is_fallback_worthy"]
 
 log = logging.getLogger(__name__)
 
+STREAM_DRAIN_S = 0.2  # how long to read on after a stream's answer is complete
+
 PricingLookup = Callable[[str], Pricing | None]
 T = TypeVar("T")
 
@@ -54,22 +58,41 @@ def _httpx() -> Any:
 
 def is_fallback_worthy(exc: OpenRouterError) -> bool:
     """Whether another model might succeed where this one failed."""
-    return isinstance(exc, ModelNotFoundError | ContextLengthError | TransientError | BadResponseError)
+    return isinstance(
+        exc, ModelNotFoundError | ModelUnavailableError | ContextLengthError | TransientError | BadResponseError
+    )
 
 
-def _error_details(response: httpx.Response) -> tuple[str, dict[str, Any], float | None]:
-    """Message, metadata and a retry hint from an error response body, tolerating any shape."""
+def _error_details(response: httpx.Response) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Message, metadata and availability from an error response body, tolerating any shape."""
     try:
         body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        return response.text.strip()[:300] or response.reason_phrase, {}, None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        return response.text.strip()[:300] or response.reason_phrase, {}, {}
     error = body.get("error") if isinstance(body, dict) else None
     if not isinstance(error, dict):
-        return str(error or body)[:300], {}, None
-    metadata = as_dict(error.get("metadata"))
-    availability = as_dict(error.get("availability"))
+        return str(error or body)[:300], {}, {}
+    return str(error.get("message") or "")[:1000], as_dict(error.get("metadata")), as_dict(error.get("availability"))
+
+
+def _engines(payload: dict[str, Any]) -> tuple[str, str]:
+    """The web search and page-fetch engines a request asked for (`auto` where it named none)."""
+    search = fetch = "auto"
+    for tool in payload.get("tools") or []:
+        engine = as_dict(as_dict(tool).get("parameters")).get("engine")
+        if isinstance(engine, str) and tool.get("type") == "openrouter:web_search":
+            search = engine
+        elif isinstance(engine, str) and tool.get("type") == "openrouter:web_fetch":
+            fetch = engine
+    for plugin in payload.get("plugins") or []:
+        if as_dict(plugin).get("id") == "web" and isinstance(plugin.get("engine"), str):
+            search = plugin["engine"]
+    return search, fetch
+
+
+def _retry_hint(availability: dict[str, Any]) -> float | None:
     hint = availability.get("retry_after")
-    return str(error.get("message") or ""), metadata, float(hint) if isinstance(hint, int | float) else None
+    return float(hint) if isinstance(hint, int | float) and not isinstance(hint, bool) else None
 
 
 class OpenRouterClient:
@@ -172,14 +195,15 @@ class OpenRouterClient:
         if response.status_code < 400:
             return
         await response.aread()
-        message, metadata, hint = _error_details(response)
+        message, metadata, availability = _error_details(response)
         retry_after = parse_retry_after(response.headers)
         raise error_for_status(
             response.status_code,
             message,
             model=model,
             metadata=metadata,
-            retry_after=retry_after if retry_after is not None else hint,
+            availability=availability,
+            retry_after=retry_after if retry_after is not None else _retry_hint(availability),
         )
 
     async def _with_deadline(self, work: Awaitable[Any], deadline: float | None, model: str | None) -> Any:
@@ -267,13 +291,29 @@ class OpenRouterClient:
                 body = await self._with_deadline(self._stream(payload, model, timeout, on_text), deadline, model)
         except _httpx().TransportError as exc:
             raise self._transport_error(exc, model) from None
-        result = parse_completion(body, model)
+        result = parse_completion(self._redact(body), model)
         result.generation_id = result.generation_id or header_id
         if result.usage.cost_usd is None and self.pricing is not None:
             pricing = self.pricing(result.model) or self.pricing(model)
-            if pricing is not None and (cost := cost_from_pricing(result.usage, pricing)) is not None:
+            search, fetch = _engines(payload)
+            cost = (
+                cost_from_pricing(result.usage, pricing, search_engine=search, fetch_engine=fetch) if pricing else None
+            )
+            if cost is not None:
                 result.usage.cost_usd, result.usage.cost_source = cost, "pricing"
         return result
+
+    def _redact(self, value: Any) -> Any:
+        """`value` (a parsed answer) with the key replaced wherever an upstream echoed it, in any string."""
+        if not self._secret:
+            return value
+        if isinstance(value, str):
+            return value.replace(self._secret, "***") if self._secret in value else value
+        if isinstance(value, dict):
+            return {key: self._redact(item) for key, item in value.items()}
+        if isinstance(value, list):
+            return [self._redact(item) for item in value]
+        return value
 
     async def _stream(
         self,
@@ -293,7 +333,14 @@ class OpenRouterClient:
                         f"OpenRouter's answer for `{model}` was not JSON. Try again.", model=model
                     ) from None
             lines: AsyncIterator[str] = response.aiter_lines()
-            return await assemble_stream(lines, model, on_text)
+            body = await assemble_stream(lines, model, on_text)
+            # The answer is complete. Read what little may follow so the connection goes back to the pool, but do
+            # not wait for an upstream that keeps it open: then the connection is closed instead.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(STREAM_DRAIN_S):
+                    async for _ in lines:
+                        pass
+            return body
 
     async def chat(
         self,
@@ -320,13 +367,17 @@ class OpenRouterClient:
         extra = {key: value for key, value in params.items() if value is not None}
         attempts: list[Attempt] = []
         started = time.monotonic()
-        for index, current in enumerate(chain):
+        index = 0
+        while True:
+            current = chain[index]
+            # OpenRouter takes at most MAX_NATIVE_FALLBACKS in `models` (a longer list is a 400) and tries `model`
+            # first, so the primary is never repeated there; the rest of a longer chain is walked here.
+            window = chain[index + 1 : index + 1 + MAX_NATIVE_FALLBACKS]
             payload: dict[str, Any] = {"model": current, "messages": list(messages), **extra}
-            if len(chain) - index > 1:
-                payload["models"] = chain[index:]
+            if window:
+                payload["models"] = window
             if stream:
                 payload["stream"] = True
-            retries = 0
 
             async def once(payload: dict[str, Any] = payload, current: str = current) -> ChatResult:
                 return await self._complete_once(payload, current, deadline, on_text)
@@ -336,12 +387,20 @@ class OpenRouterClient:
             except OpenRouterError as exc:
                 self._scrub(exc)
                 attempts.append(
-                    Attempt(model=current, ok=False, status=exc.status, error=exc.message, retries=exc.retries)
+                    Attempt(
+                        model=current,
+                        ok=False,
+                        status=exc.status,
+                        error=exc.message,
+                        retries=exc.retries,
+                        fallbacks=window,
+                    )
                 )
                 self.usage.record_failure(current)
+                index += 1 + len(window)  # OpenRouter already tried the window's models after `current`
                 out_of_time = deadline is not None and time.monotonic() >= deadline
-                if index + 1 < len(chain) and is_fallback_worthy(exc) and not out_of_time:
-                    log.warning("%s failed (%s); falling back to %s", current, type(exc).__name__, chain[index + 1])
+                if index < len(chain) and is_fallback_worthy(exc) and not out_of_time:
+                    log.warning("%s failed (%s); falling back to %s", current, type(exc).__name__, chain[index])
                     continue
                 exc.attempts = attempts
                 raise
@@ -350,6 +409,7 @@ class OpenRouterClient:
                     model=current,
                     ok=True,
                     retries=retries,
+                    fallbacks=window,
                     answered_by=result.model if result.model != current else None,
                 )
             )
@@ -358,4 +418,3 @@ class OpenRouterClient:
             result.latency_s = round(time.monotonic() - started, 4)
             self.usage.record(result.model, result.usage)
             return result
-        raise AssertionError("unreachable: the chain is never empty")  # pragma: no cover

@@ -29,7 +29,7 @@ __all__ = [
 
 Capability = Literal["tools", "reasoning", "structured_outputs", "web_search"]
 SortKey = Literal["price", "context", "newest", "name"]
-ReasoningEffort = Literal["minimal", "low", "medium", "high"]
+ReasoningEffort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
 
 
 def _lenient_int(value: Any) -> int:
@@ -116,6 +116,16 @@ class ModelInfo(BaseModel):
     def haystack(self) -> str:
         """Lower-cased id, name and description, for free-text search (computed once per model)."""
         return f"{self.id} {self.name} {self.description}".lower()
+
+    @property
+    def reasoning_efforts(self) -> list[str]:
+        """The reasoning efforts the catalog says this model accepts (empty: not stated)."""
+        return _str_list(as_dict(self.raw.get("reasoning")).get("supported_efforts"))
+
+    @property
+    def structured(self) -> bool:
+        """Whether the model can be held to a JSON schema (`structured_outputs` or `response_format`)."""
+        return "structured_outputs" in self.capabilities
 
     @cached_property
     def capabilities(self) -> list[str]:

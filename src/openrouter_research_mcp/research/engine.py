@@ -10,27 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
+import functools
 import logging
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from .._util import Progress
+from ..config import Settings
 from ..errors import AuthError, BudgetExceededError, CreditsError, OpenRouterError
 from ..openrouter.budget import Budget, Reservation
 from ..openrouter.client import OpenRouterClient
 from ..openrouter.completion import ChatResult
 from ..openrouter.models import ModelInfo
 from ..openrouter.pricing import worst_case_cost
+from ..openrouter.request import WebPlan, provider_body, structured_params, web_params
+from ..openrouter.structured import ask_for_json
 from .ledger import SNIPPET_CHARS, CitationLedger
 from .prompts import (
+    PLAN_SCHEMA,
+    REFLECT_SCHEMA,
+    checked_questions,
     plan_messages,
-    plan_schema,
     reflect_messages,
-    reflect_schema,
-    response_format,
     search_messages,
     write_messages,
 )
@@ -43,6 +46,7 @@ __all__ = ["ResearchEngine", "preflight"]
 log = logging.getLogger(__name__)
 
 
+SEARCHES_PER_QUESTION = 1  # searches one searcher call may run
 PLAN_MAX_TOKENS = 800
 SEARCH_MAX_TOKENS = 900
 REFLECT_MAX_TOKENS = 700
@@ -66,13 +70,24 @@ class _AccountProblem(Exception):
 class ResearchEngine:
     """Runs one `ResearchRun` to its end, saving it as it goes."""
 
-    def __init__(
-        self, client: OpenRouterClient, store: RunStore, *, web_mode: str = "plugin", concurrency: int = 4
-    ) -> None:
+    def __init__(self, client: OpenRouterClient, store: RunStore, settings: Settings) -> None:
         self.client = client
         self.store = store
-        self.web_mode = web_mode
-        self.concurrency = concurrency
+        self.web_mode = settings.web_search
+        self.search_engine = settings.web_engine
+        self.fetch_engine = settings.fetch_engine
+        self.concurrency = settings.research_concurrency
+        self.provider = provider_body(settings)
+
+    def web_plan(self) -> WebPlan:
+        """A searcher's web work: forced to search, within a bounded number of searches."""
+        return WebPlan(
+            searches=SEARCHES_PER_QUESTION,
+            max_results=5,
+            search_engine=self.search_engine,
+            fetch_engine=self.fetch_engine,
+            force="search",
+        )
 
     async def run(
         self, run: ResearchRun, models: dict[str, ModelInfo | None], progress: Progress, started: float | None = None
@@ -125,12 +140,28 @@ class _Run:
         if self.run.stopped_because is None:
             self.run.stopped_because = why  # type: ignore[assignment]
 
-    def reserve(self, stage: Stage, model: str, prompt_chars: int, max_tokens: int, web: bool = False) -> Reservation:
+    def reserve(
+        self, stage: Stage, model: str, prompt_chars: int, max_tokens: int, web: WebPlan | None = None
+    ) -> Reservation:
         if time.monotonic() >= (self.deadline if stage == "write" else self.work_deadline):
             self.stop("time")
             raise _Stop
         info = self.models.get(model)
-        worst = worst_case_cost(info.pricing, prompt_chars, max_tokens, web_searches=int(web)) if info else None
+        web = web or WebPlan()
+        worst = (
+            worst_case_cost(
+                info.pricing,
+                prompt_chars,
+                max_tokens,
+                web_searches=web.searches,
+                search_engine=web.search_engine,
+                web_fetches=web.fetches,
+                fetch_engine=web.fetch_engine,
+                extra_prompt_tokens=web.extra_prompt_tokens(),
+            )
+            if info
+            else None
+        )
         try:
             return self.budget.reserve(worst, f"the {stage} call to `{model}`")
         except BudgetExceededError:
@@ -144,15 +175,17 @@ class _Run:
         messages: list[dict[str, str]],
         max_tokens: int,
         reservation: Reservation,
+        stream: bool = True,
         **extra: Any,
     ) -> ChatResult:
         deadline = self.deadline if stage == "write" else self.work_deadline
+        extra.setdefault("provider", self.engine.provider)
         try:
             result = await self.engine.client.chat(
                 messages,
                 model=model,
                 fallback_models=[],
-                stream=True,
+                stream=stream,
                 deadline=deadline,
                 max_tokens=max_tokens,
                 **extra,
@@ -176,24 +209,20 @@ class _Run:
         max_tokens: int,
         name: str,
         schema: dict[str, Any],
+        check: Callable[[str, str], dict[str, Any]],
     ) -> dict[str, Any]:
-        chars = sum(len(m["content"]) for m in messages)
-        reservation = self.reserve(stage, model, chars, max_tokens)
-        result = await self.call(
-            stage,
-            model,
-            messages,
-            max_tokens,
-            reservation,
-            temperature=0,
-            response_format=response_format(name, schema),
-        )
-        try:
-            data = json.loads(result.text)
-        except json.JSONDecodeError:
-            log.warning("%s: %s returned text that is not JSON", stage, model)
-            return {}
-        return data if isinstance(data, dict) else {}
+        """A JSON answer held to `schema` (non-streamed, so upstream response healing works) and to `check` in code;
+        one more call, reserved like the first, when the first answer is unusable."""
+        params = structured_params(name, schema, self.engine.provider)
+
+        async def call(attempt: list[dict[str, Any]]) -> ChatResult:
+            chars = sum(len(str(m["content"])) for m in attempt)
+            reservation = self.reserve(stage, model, chars, max_tokens)
+            return await self.call(
+                stage, model, attempt, max_tokens, reservation, stream=False, temperature=0, **params
+            )
+
+        return await ask_for_json(call, messages, check)
 
     # ------------------------------------------------------------------------------------------------ stages
 
@@ -208,7 +237,8 @@ class _Run:
                 plan_messages(p.question, p.breadth),
                 PLAN_MAX_TOKENS,
                 "research_plan",
-                plan_schema(p.breadth),
+                PLAN_SCHEMA,
+                functools.partial(checked_questions, "sub_questions", 1, p.breadth),
             )
         except (OpenRouterError, _Stop) as exc:
             log.warning("planning failed (%s); researching the question as asked", exc)
@@ -218,26 +248,34 @@ class _Run:
         subs = _sub_questions(data.get("sub_questions"), p.breadth)
         return subs or [SubQuestion(question=p.question, rationale="the question as asked")]
 
-    def _web(self) -> dict[str, Any]:
-        if self.engine.web_mode == "server_tool":
-            return {"tools": [{"type": "openrouter:web_search"}]}
-        return {"plugins": [{"id": "web", "max_results": 5}]}
+    def web_plan(self) -> WebPlan:
+        """A searcher's web work: forced to search, within a bounded number of searches."""
+        return WebPlan(
+            searches=SEARCHES_PER_QUESTION,
+            max_results=5,
+            search_engine=self.engine.search_engine,
+            fetch_engine=self.engine.fetch_engine,
+            force="search",
+        )
 
     async def search_one(self, sq: SubQuestion, index: int, total: int, gate: asyncio.Semaphore) -> None:
         p = self.run.params
         async with gate:
             messages = search_messages(p.question, sq.question)
+            web = self.engine.web_plan()
             try:
                 reservation = self.reserve(
-                    "search", p.searcher_model, sum(len(m["content"]) for m in messages), SEARCH_MAX_TOKENS, web=True
+                    "search", p.searcher_model, sum(len(m["content"]) for m in messages), SEARCH_MAX_TOKENS, web
                 )
             except _Stop:
                 sq.status = "skipped"
                 return
             await self.say(f"searching {index}/{total}: {sq.question[:80]}")
             try:
+                # The server-tool loop may spend at most what was reserved for the whole call.
+                web_fields = web_params(web, self.engine.web_mode, reservation.amount)
                 result = await self.call(
-                    "search", p.searcher_model, messages, SEARCH_MAX_TOKENS, reservation, **self._web()
+                    "search", p.searcher_model, messages, SEARCH_MAX_TOKENS, reservation, **web_fields
                 )
             except OpenRouterError as exc:
                 sq.status, sq.error = "failed", exc.message
@@ -279,11 +317,12 @@ class _Run:
                 reflect_messages(p.question, done, breadth),
                 REFLECT_MAX_TOKENS,
                 "research_gaps",
-                reflect_schema(breadth),
+                REFLECT_SCHEMA,
+                functools.partial(checked_questions, "follow_up_questions", 0, breadth),
             )
         finally:
             self.run.timings["reflect_s"] = round(self.run.timings.get("reflect_s", 0) + time.monotonic() - t, 3)
-        gaps = [str(g) for g in data.get("gaps") or [] if str(g).strip()][:6]
+        gaps = list(data["gaps"])
         asked = {sq.question.strip().lower() for r in self.run.rounds for sq in r.sub_questions}
         follow = [
             sq
@@ -435,17 +474,28 @@ def _writer_worst_case(run: ResearchRun, models: dict[str, ModelInfo | None]) ->
     return worst_case_cost(info.pricing, len(p.question) + findings + 3000, WRITE_MAX_TOKENS) if info else None
 
 
-def preflight(run: ResearchRun, models: dict[str, ModelInfo | None]) -> None:
+def preflight(run: ResearchRun, models: dict[str, ModelInfo | None], web: WebPlan) -> None:
     """Refuse, before anything is spent, a run whose budget cannot cover writing, planning and one search."""
     p = run.params
     budget = Budget(p.max_cost_usd)
     budget.reserve(_writer_worst_case(run, models), _writer_label(run))
     plan_chars = sum(len(m["content"]) for m in plan_messages(p.question, p.breadth))
     search_chars = sum(len(m["content"]) for m in search_messages(p.question, p.question))
-    for stage, model, chars, tokens, web in (
-        ("plan", p.planner_model, plan_chars, PLAN_MAX_TOKENS, False),
-        ("search", p.searcher_model, search_chars, SEARCH_MAX_TOKENS, True),
+    for stage, model, chars, tokens, plan in (
+        ("plan", p.planner_model, plan_chars, PLAN_MAX_TOKENS, WebPlan()),
+        ("search", p.searcher_model, search_chars, SEARCH_MAX_TOKENS, web),
     ):
         info = models.get(model)
-        worst = worst_case_cost(info.pricing, chars, tokens, web_searches=int(web)) if info else None
+        worst = (
+            worst_case_cost(
+                info.pricing,
+                chars,
+                tokens,
+                web_searches=plan.searches,
+                search_engine=plan.search_engine,
+                extra_prompt_tokens=plan.extra_prompt_tokens(),
+            )
+            if info
+            else None
+        )
         budget.reserve(worst, f"the {stage} call to `{model}`")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from .._util import is_web_url
 from ..openrouter.completion import Source
 
-__all__ = ["SNIPPET_CHARS", "CitationLedger", "is_web_url", "normalise_url"]
+__all__ = ["SNIPPET_CHARS", "CitationLedger", "normalise_url"]
 
 _TRACKING = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "ref_src")
 SNIPPET_CHARS = 500
@@ -34,11 +35,6 @@ def normalise_url(url: str) -> str:
     )
     path = parts.path.rstrip("/") or ""
     return urlunsplit((scheme or "https", host, path, urlencode(query), ""))
-
-
-def is_web_url(url: str) -> bool:
-    """Only http(s) sources enter the ledger (no `javascript:`, `data:` or relative links)."""
-    return url.strip().lower().startswith(("http://", "https://")) and len(url) <= 2048
 
 
 class CitationLedger:

@@ -44,7 +44,7 @@ class ResearchManager:
             ) from None
         models: dict[str, ModelInfo | None] = {m: self.catalog.resolve(snap, m) for m in ids}
         run = ResearchRun(research_id=new_run_id(), params=params)
-        preflight(run, models)
+        preflight(run, models, self.engine.web_plan())
         return run, models
 
     async def run(

@@ -7,12 +7,15 @@ from collections.abc import Sequence
 from typing import Any
 
 from .._util import delimit
+from ..errors import StructuredOutputError
 from ..openrouter.completion import Source
+from ..openrouter.structured import parse_object
 from .run import SubQuestion
 
 __all__ = [
-    "plan_schema",
-    "reflect_schema",
+    "PLAN_SCHEMA",
+    "REFLECT_SCHEMA",
+    "checked_questions",
     "plan_messages",
     "reflect_messages",
     "search_messages",
@@ -25,43 +28,54 @@ UNTRUSTED = (
 )
 
 
-def _questions_schema(n_min: int, n_max: int) -> dict[str, Any]:
-    return {
-        "type": "array",
-        "minItems": n_min,
-        "maxItems": n_max,
-        "items": {
-            "type": "object",
-            "additionalProperties": False,
-            "required": ["question", "rationale"],
-            "properties": {"question": {"type": "string"}, "rationale": {"type": "string"}},
-        },
-    }
-
-
-def plan_schema(breadth: int) -> dict[str, Any]:
-    return {
+# Portable schemas (see openrouter/request.py): how many questions and gaps are allowed is said in the prompt and
+# enforced in code by `checked_questions`, never with minItems/maxItems, which some providers reject.
+_QUESTIONS = {
+    "type": "array",
+    "items": {
         "type": "object",
         "additionalProperties": False,
-        "required": ["sub_questions"],
-        "properties": {"sub_questions": _questions_schema(1, breadth)},
-    }
+        "required": ["question", "rationale"],
+        "properties": {"question": {"type": "string"}, "rationale": {"type": "string"}},
+    },
+}
+PLAN_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["sub_questions"],
+    "properties": {"sub_questions": _QUESTIONS},
+}
+REFLECT_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["gaps", "follow_up_questions"],
+    "properties": {"gaps": {"type": "array", "items": {"type": "string"}}, "follow_up_questions": _QUESTIONS},
+}
+MAX_GAPS = 6
 
 
-def reflect_schema(breadth: int) -> dict[str, Any]:
+def checked_questions(key: str, least: int, most: int, text: str, model: str) -> dict[str, Any]:
+    """The planner's or reflector's JSON with `key` cut to `most` well-formed questions; fewer than `least` is an
+    error the model is shown once (see `ask_for_json`)."""
+    data = parse_object(text, [key], model)
+    raw = data.get(key)
+    questions = [
+        {"question": str(item["question"]).strip(), "rationale": str(item.get("rationale") or "")}
+        for item in (raw if isinstance(raw, list) else [])
+        if isinstance(item, dict) and str(item.get("question") or "").strip()
+    ]
+    if len(questions) < least:
+        raise StructuredOutputError(
+            f"`{model}` gave {len(questions)} usable items in {key}; at least {least} are "
+            "needed, each with a question.",
+            model=model,
+        )
+    gaps = data.get("gaps")
     return {
-        "type": "object",
-        "additionalProperties": False,
-        "required": ["gaps", "follow_up_questions"],
-        "properties": {
-            "gaps": {"type": "array", "maxItems": 6, "items": {"type": "string"}},
-            "follow_up_questions": _questions_schema(0, breadth),
-        },
+        **data,
+        key: questions[:most],
+        "gaps": [str(g) for g in gaps if str(g).strip()][:MAX_GAPS] if isinstance(gaps, list) else [],
     }
-
-
-def response_format(name: str, schema: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "json_schema", "json_schema": {"name": name, "strict": True, "schema": schema}}
 
 
 def plan_messages(question: str, breadth: int) -> list[dict[str, str]]:

@@ -4,28 +4,35 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
-from .._constants import PROGRESS_INTERVAL
-from .._util import Progress, no_progress
+from .._constants import DEFAULT_ANSWER_TOKENS, PROGRESS_INTERVAL
+from .._util import Progress, is_web_url, no_progress
 from ..errors import RequestError
 from ..openrouter.completion import ChatResult, Source
-from .checks import chat_messages, check_context, resolve_models
+from ..openrouter.pricing import worst_case_cost
+from ..openrouter.request import ProviderPrefs, WebPlan, provider_body, split_domains, web_params
+from .checks import chat_messages, check_context, check_effort, resolve_chain
 from .results import AskResult
 from .state import AppState
 
 __all__ = ["ask"]
 
 
+MAX_SOURCES = 20  # sources listed per answer; the rest are counted
+ASK_SEARCHES = 3  # searches one `ask` may run
+SNIPPET_CHARS = 300
+
+
 def _sources(result: ChatResult) -> list[Source]:
-    return [source.model_copy(update={"snippet": source.snippet[:300]}) for source in result.citations]
+    return [s.model_copy(update={"snippet": s.snippet[:SNIPPET_CHARS]}) for s in result.citations[:MAX_SOURCES]]
 
 
 def _warnings(result: ChatResult) -> list[str]:
-    notes = []
+    notes = list(result.warnings)
     if result.finish_reason == "length":
         notes.append("The answer was cut off at max_tokens; raise max_tokens for the rest.")
-    if not result.text.strip():
+    if not result.text.strip() and not result.refusal:
         notes.append(
             "The model returned no text"
             + (" (its reasoning used the token allowance)" if result.usage.reasoning_tokens else "")
@@ -33,6 +40,8 @@ def _warnings(result: ChatResult) -> list[str]:
         )
     if result.usage.cost_usd is None:
         notes.append("OpenRouter reported no cost and the catalog has no price for this model.")
+    if len(result.citations) > MAX_SOURCES:
+        notes.append(f"{len(result.citations) - MAX_SOURCES} more sources were cited than are listed here.")
     return notes
 
 
@@ -51,6 +60,32 @@ def _streamed_progress(progress: Progress, model: str) -> Callable[[str], Awaita
     return on_text
 
 
+def _web_plan(state: AppState, web_search: bool, urls: Sequence[str], domains: Sequence[str] | None) -> WebPlan:
+    bad = [url for url in urls if not is_web_url(url)]
+    if bad:
+        raise RequestError(f"urls must be http(s) addresses; not {', '.join(repr(u[:80]) for u in bad)}.")
+    allowed, excluded = split_domains(domains)
+    force: Literal["search", "fetch", "any"] | None = None
+    if web_search or urls:
+        force = "any" if web_search and urls else "search" if web_search else "fetch"
+    return WebPlan(
+        searches=ASK_SEARCHES if web_search else 0,
+        fetches=len(urls),
+        search_engine=state.settings.web_engine,
+        fetch_engine=state.settings.fetch_engine,
+        allowed_domains=allowed,
+        excluded_domains=excluded,
+        force=force,
+    )
+
+
+def _with_urls(prompt: str, urls: Sequence[str]) -> str:
+    if not urls:
+        return prompt
+    pages = "\n".join(f"- {url}" for url in urls)
+    return f"{prompt}\n\nRead these pages and answer from what they say, citing them:\n{pages}"
+
+
 async def ask(
     state: AppState,
     prompt: str,
@@ -62,6 +97,9 @@ async def ask(
     max_tokens: int | None = None,
     reasoning_effort: str | None = None,
     web_search: bool = False,
+    urls: Sequence[str] = (),
+    domains: Sequence[str] | None = None,
+    provider: ProviderPrefs | None = None,
     progress: Progress = no_progress,
 ) -> AskResult:
     """Ask one model (with fallbacks) and return its answer, sources, usage and cost."""
@@ -69,20 +107,42 @@ async def ask(
         raise RequestError("The prompt is empty. Pass the question to ask in `prompt`.")
     deadline = time.monotonic() + state.settings.timeout
     primary = model or state.settings.default_model
-    fallbacks = list(state.settings.fallback_models if fallback_models is None else fallback_models)
+    plan = _web_plan(state, web_search, urls, domains)
+    text = _with_urls(prompt, urls)
+    fallbacks = state.settings.fallback_models if fallback_models is None else fallback_models
     # The catalog check may use at most a fifth of the call's time; the answer gets the rest.
-    infos = await resolve_models(state, [primary, *fallbacks], time.monotonic() + state.settings.timeout / 5)
-    check_context(infos[primary], len(prompt) + len(system or ""), max_tokens)
-    extra: dict[str, Any] = {"temperature": temperature, "max_tokens": max_tokens}
+    infos, kept, warnings = await resolve_chain(
+        state, primary, fallbacks, time.monotonic() + state.settings.timeout / 5
+    )
+    info = infos[primary]
+    check_context(info, len(text) + len(system or ""), max_tokens)
+    check_effort(info, reasoning_effort)
+    # The server-tool loop may spend at most what the whole call could cost at worst.
+    stop_at = None
+    if plan.active and info is not None:
+        stop_at = worst_case_cost(
+            info.pricing,
+            len(text) + len(system or ""),
+            max_tokens or info.max_completion_tokens or DEFAULT_ANSWER_TOKENS,
+            web_searches=plan.searches,
+            search_engine=plan.search_engine,
+            web_fetches=plan.fetches,
+            fetch_engine=plan.fetch_engine,
+            extra_prompt_tokens=plan.extra_prompt_tokens(),
+        )
+    extra: dict[str, Any] = {
+        "temperature": temperature,
+        "max_tokens": max_tokens,
+        "provider": provider_body(state.settings, provider),
+        **web_params(plan, state.settings.web_search, stop_at),
+    }
     if reasoning_effort:
         extra["reasoning"] = {"effort": reasoning_effort}
-    if web_search:
-        extra["plugins"] = [{"id": "web", "max_results": 5}]
     await progress(0, 2, f"asking {primary}")
     result = await state.client.chat(
-        chat_messages(prompt, system),
+        chat_messages(text, system),
         model=primary,
-        fallback_models=fallbacks,
+        fallback_models=kept,
         stream=True,
         deadline=deadline,
         on_text=_streamed_progress(progress, primary),
@@ -92,6 +152,7 @@ async def ask(
     fell_back = len(result.attempts) > 1 or any(a.answered_by for a in result.attempts)
     return AskResult(
         answer=result.text,
+        refusal=result.refusal,
         model=result.model,
         model_requested=primary,
         usage=result.usage,
@@ -99,6 +160,7 @@ async def ask(
         generation_id=result.generation_id,
         finish_reason=result.finish_reason,
         sources=_sources(result),
+        more_sources=max(len(result.citations) - MAX_SOURCES, 0),
         attempts=result.attempts if fell_back else [],
-        warnings=_warnings(result),
+        warnings=warnings + _warnings(result),
     )

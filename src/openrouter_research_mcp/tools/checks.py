@@ -7,11 +7,18 @@ import logging
 import time
 from collections.abc import Sequence
 
-from ..errors import ContextLengthError, UpstreamUnavailableError
+from ..errors import ContextLengthError, ModelNotFoundError, RequestError, UpstreamUnavailableError
 from ..openrouter.models import ModelInfo
 from .state import AppState
 
-__all__ = ["chat_messages", "check_context", "resolve_models"]
+__all__ = [
+    "chat_messages",
+    "check_context",
+    "check_effort",
+    "require_structured",
+    "resolve_chain",
+    "resolve_models",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +38,63 @@ async def resolve_models(
         log.warning("model ids not checked: %s", getattr(exc, "message", "the catalog took too long"))
         return dict.fromkeys(model_ids)
     return {model_id: state.catalog.resolve(snap, model_id) for model_id in model_ids}
+
+
+async def resolve_chain(
+    state: AppState, primary: str, fallbacks: Sequence[str], deadline: float | None = None
+) -> tuple[dict[str, ModelInfo | None], list[str], list[str]]:
+    """Check a fallback chain: an unknown primary raises (with suggestions); an unknown fallback is dropped with a
+    warning, since one delisted id in OPENROUTER_FALLBACK_MODELS must not fail every call. Returns the known
+    models' metadata (None when the catalog is unavailable), the fallbacks kept, and the warnings."""
+    infos = await resolve_models(state, [primary], deadline)
+    snap = state.catalog.loaded
+    kept: list[str] = []
+    warnings: list[str] = []
+    for model_id in dict.fromkeys(m.strip() for m in fallbacks if m.strip() and m.strip() != primary):
+        if snap is None or infos[primary] is None:
+            infos[model_id] = None
+            kept.append(model_id)
+            continue
+        try:
+            infos[model_id] = state.catalog.resolve(snap, model_id)
+        except ModelNotFoundError as exc:
+            hint = f" (did you mean {', '.join(f'`{s}`' for s in exc.suggestions)}?)" if exc.suggestions else ""
+            warnings.append(f"Fallback model `{model_id}` is not in the OpenRouter catalog and was skipped{hint}.")
+            continue
+        kept.append(model_id)
+    return infos, kept, warnings
+
+
+def check_effort(info: ModelInfo | None, effort: str | None) -> None:
+    """Refuse a reasoning effort the model does not accept, before anything is sent."""
+    if effort is None or info is None:
+        return
+    if "reasoning" not in info.capabilities:
+        raise RequestError(
+            f"`{info.id}` is not a reasoning model, so reasoning_effort does not apply. Drop it, or "
+            'pick a model with list_models supports=["reasoning"].',
+            model=info.id,
+        )
+    efforts = info.reasoning_efforts
+    if efforts and effort not in efforts:
+        raise RequestError(f"`{info.id}` accepts reasoning_effort {', '.join(efforts)}; not {effort!r}.", model=info.id)
+
+
+def require_structured(state: AppState, info: ModelInfo | None, role: str) -> None:
+    """Refuse, before anything is spent, a model that cannot be held to a JSON schema for `role` (a planner, a
+    judge), naming models near its price that can."""
+    if info is None or info.structured:
+        return
+    snap = state.catalog.loaded
+    able = [m for m in (snap.models.values() if snap else []) if m.structured and m.pricing.known]
+    price = info.pricing.prompt + info.pricing.completion if info.pricing.known else 0.0
+    near = sorted(able, key=lambda m: abs(m.pricing.prompt + m.pricing.completion - price))[:3]
+    names = ", ".join(f"`{m.id}`" for m in near) or "none in the catalog just now"
+    raise RequestError(
+        f"`{info.id}` cannot return structured output (JSON held to a schema), which the {role} "
+        f"needs. Models that can, at a similar price: {names}.",
+        model=info.id,
+    )
 
 
 def chat_messages(prompt: str, system: str | None) -> list[dict[str, str]]:

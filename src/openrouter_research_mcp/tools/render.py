@@ -6,9 +6,11 @@ They stay compact on purpose: the host model pays for every token we return.
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
+from .._markdown import escape_inline, safe_markdown
 from ..errors import OpenRouterError, StreamError
 from ..openrouter.catalog import CatalogSnapshot
 from ..openrouter.completion import Attempt
@@ -32,11 +34,12 @@ __all__ = [
 ]
 
 REPORT_WORDS = 2000  # the text rendering stays about this long so it fits a host's context
+ANSWER_CHARS = 40_000  # an answer's text rendering beyond this is cut (the structured result keeps it whole)
 
 
 def usd(value: float | None) -> str:
     """`$0.000123`-style, or `unknown`."""
-    if value is None:
+    if value is None or not math.isfinite(value) or value < 0:
         return "unknown"
     return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
 
@@ -56,8 +59,20 @@ def _attempts(attempts: Sequence[Attempt]) -> str:
     return " → ".join(parts)
 
 
+def bounded(text: str, limit: int, where: str) -> str:
+    """`text` cut to about `limit` characters (at a line break where one is near), saying where the rest is."""
+    if len(text) <= limit:
+        return text
+    cut = text.rfind("\n", limit - 2000, limit)
+    return f"{text[: cut if cut > 0 else limit]}\n\n[… {len(text) - limit:,} more characters; {where}]"
+
+
 def render_ask(r: AskResult) -> str:
-    lines = [r.answer or "(no text)", "", "---"]
+    if r.refusal:
+        shown = f"The model declined to answer: {safe_markdown(r.refusal)}"
+    else:
+        shown = safe_markdown(r.answer) or "(no text)"
+    lines = [bounded(shown, ANSWER_CHARS, "the full answer is in the structured result"), "", "---"]
     via = f" (requested {r.model_requested})" if r.model != r.model_requested else ""
     lines.append(f"{r.model}{via} · {_usage(r.usage)} · {r.latency_s:.1f} s")
     if r.attempts:
@@ -65,7 +80,9 @@ def render_ask(r: AskResult) -> str:
     for w in r.warnings:
         lines.append(f"Note: {w}")
     if r.sources:
-        lines += ["", "Sources:"] + [f"[{s.n}] {s.title or s.url} — {s.url}" for s in r.sources]
+        lines += ["", "Sources:"] + [f"[{s.n}] {escape_inline(s.title or s.url)} — <{s.url}>" for s in r.sources]
+        if r.more_sources:
+            lines.append(f"(+{r.more_sources} more)")
     return "\n".join(lines)
 
 
@@ -74,19 +91,24 @@ def render_compare(r: CompareResult) -> str:
     for e in r.entries:
         out.append(f"## {e.model}" + (f" (answered by {e.answered_by})" if e.answered_by else ""))
         if e.ok:
-            out += [e.answer or "(no text)", f"_{_usage(e.usage)} · {e.latency_s:.1f} s_", ""]
+            answer = bounded(
+                safe_markdown(e.answer or "") or "(no text)",
+                ANSWER_CHARS // len(r.entries),
+                "the full answer is in the structured result",
+            )
+            out += [answer, f"_{_usage(e.usage)} · {e.latency_s:.1f} s_", ""]
         else:
             out += [f"**Failed:** {e.error}", ""]
     if r.judge:
         j = r.judge
         out.append(f"## Verdict ({j.model})")
         if j.ok:
-            out.append(f"Agreement: {j.agreement}. {j.summary or ''}".strip())
-            out += [f"- {d}" for d in j.disagreements]
+            out.append(f"Agreement: {j.agreement}. {safe_markdown(j.summary or '')}".strip())
+            out += [f"- {safe_markdown(d)}" for d in j.disagreements]
             if j.best_model:
                 out.append(f"Best answer: {j.best_model}")
             if j.recommended_answer:
-                out += ["", "Recommended answer:", j.recommended_answer]
+                out += ["", "Recommended answer:", safe_markdown(j.recommended_answer)]
             out.append(f"_{_usage(j.usage)}_")
         else:
             out.append(f"Not available: {j.error}")

@@ -9,6 +9,7 @@ from .._util import Progress
 from ..errors import AuthError, NotFoundError, RequestError, UpstreamUnavailableError
 from ..openrouter.pricing import Usage
 from ..research.run import RUN_ID, ResearchParams, ResearchRun
+from .checks import require_structured
 from .render import render_research
 from .results import ResearchResult, RoundSummary
 from .state import AppState
@@ -84,6 +85,7 @@ async def deep_research(
             "deep_research needs the model catalog to price and cap its calls, and it "
             "did not load in time. Try again in a minute."
         ) from None
+    require_structured(state, models.get(params.planner_model), "planner")
     if background:
         return research_result(state.research.start_background(run, models))
     return research_result(await state.research.run(run, models, progress, started=started))

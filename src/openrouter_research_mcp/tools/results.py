@@ -28,13 +28,15 @@ class AskResult(BaseModel):
     """One model's answer."""
 
     answer: str
+    refusal: str | None = Field(default=None, description="set when the model declined to answer")
     model: str = Field(description="the model that answered")
     model_requested: str
     usage: Usage
     latency_s: float
     generation_id: str | None = None
     finish_reason: str | None = None
-    sources: list[Source] = Field(default_factory=list, description="web sources, when web_search was on")
+    sources: list[Source] = Field(default_factory=list, description="web sources (at most 20)")
+    more_sources: int = Field(default=0, description="sources cited beyond those listed")
     attempts: list[Attempt] = Field(default_factory=list, description="every model tried, when fallback was used")
     warnings: list[str] = Field(default_factory=list)
 

@@ -42,7 +42,7 @@ async def open_state(settings: Settings) -> AsyncIterator[AppState]:
     )
     client.pricing = catalog.pricing_for
     store = RunStore(settings.data_dir / "research")
-    engine = ResearchEngine(client, store, web_mode=settings.web_search, concurrency=settings.research_concurrency)
+    engine = ResearchEngine(client, store, settings)
     research = ResearchManager(engine, store, catalog)
     try:
         yield AppState(settings=settings, client=client, catalog=catalog, usage=usage, research=research)
