@@ -42,5 +42,7 @@ def safe_markdown(text: str) -> str:
 
 
 def escape_inline(text: str) -> str:
-    """A web title as plain inline text: on one line, with markdown and HTML punctuation escaped."""
-    return re.sub(r"([\[\]()\\`*_<>!|])", r"\\\1", " ".join(text.split()))
+    """A web title as plain inline text: on one line, markdown punctuation backslash-escaped, `<` and `>` as
+    entities (so no tag survives, whether the host renders markdown or HTML)."""
+    text = re.sub(r"([\[\]()\\`*_!|])", r"\\\1", " ".join(text.split()))
+    return text.replace("<", "&lt;").replace(">", "&gt;")

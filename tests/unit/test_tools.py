@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import pytest
 
+from openrouter_research_mcp.config import load_settings
 from openrouter_research_mcp.errors import BudgetExceededError, ModelNotFoundError, RequestError
 from openrouter_research_mcp.tools.ask import ask
 from openrouter_research_mcp.tools.compare import compare_models
 from openrouter_research_mcp.tools.models import list_models, search_query
 from openrouter_research_mcp.tools.state import AppState
 
+from ..fakes import FAKE_KEY
 from ..fakes.openrouter import FakeOpenRouter
 
 
@@ -98,3 +100,69 @@ async def test_list_models_filters_sorts_and_pages(app_state: AppState) -> None:
     assert [m.id for m in images.models] == ["openai/gpt-image-1"]
     cheap = await list_models(app_state, search_query(max_price=0.5, sort="price"))
     assert cheap.models and all((m.prompt_usd_per_mtok or 0) <= 0.5 for m in cheap.models)
+
+
+async def test_ask_skips_an_unknown_fallback_with_a_warning(
+    fake_openrouter: FakeOpenRouter, app_state: AppState
+) -> None:
+    result = await ask(app_state, "hi", fallback_models=["openai/gpt-4o", "openai/gpt-5-retired", "openai/gpt-4o"])
+    assert result.answer.startswith("[openai/gpt-4o-mini]")
+    [sent] = fake_openrouter.chat_requests()
+    assert sent.body["models"] == ["openai/gpt-4o"]
+    assert any("`openai/gpt-5-retired` is not in the OpenRouter catalog and was skipped" in w for w in result.warnings)
+
+
+async def test_ask_checks_reasoning_effort_against_the_model(
+    fake_openrouter: FakeOpenRouter, app_state: AppState
+) -> None:
+    with pytest.raises(RequestError, match="accepts reasoning_effort low, medium, high; not 'xhigh'"):
+        await ask(app_state, "think", model="google/gemini-2.5-flash", reasoning_effort="xhigh")
+    with pytest.raises(RequestError, match="not a reasoning model"):
+        await ask(app_state, "think", model="openai/gpt-4o", reasoning_effort="low")
+    assert fake_openrouter.chat_requests() == []
+    await ask(app_state, "think", model="google/gemini-2.5-flash", reasoning_effort="high")
+    assert fake_openrouter.chat_requests()[0].body["reasoning"] == {"effort": "high"}
+
+
+async def test_ask_reads_given_pages_and_honours_the_plugin_setting(
+    fake_openrouter: FakeOpenRouter, app_state: AppState
+) -> None:
+    await ask(app_state, "Summarise.", urls=["https://example.org/a", "https://example.org/b"])
+    body = fake_openrouter.chat_requests()[0].body
+    assert [t["type"] for t in body["tools"]] == ["openrouter:web_fetch"]
+    assert body["tools"][0]["parameters"]["max_uses"] == 2 and body["tool_choice"] == {"type": "openrouter:web_fetch"}
+    assert "https://example.org/b" in body["messages"][-1]["content"]
+    with pytest.raises(RequestError, match="http"):
+        await ask(app_state, "Summarise.", urls=["javascript:alert(1)"])
+    plugin_state = AppState(
+        **{
+            **vars(app_state),
+            "settings": load_settings(
+                api_key=FAKE_KEY, base_url=fake_openrouter.base_url, web_search="plugin", web_engine="exa"
+            ),
+        }
+    )
+    fake_openrouter.clear()
+    await ask(plugin_state, "News?", web_search=True, domains=["-reddit.com"])
+    body = fake_openrouter.chat_requests()[0].body
+    assert body["plugins"] == [{"id": "web", "max_results": 5, "engine": "exa", "exclude_domains": ["reddit.com"]}]
+    assert "tools" not in body
+
+
+async def test_compare_refuses_a_judge_without_structured_output(
+    fake_openrouter: FakeOpenRouter, app_state: AppState
+) -> None:
+    with pytest.raises(RequestError, match="cannot return structured output.*Models that can"):
+        await compare_models(
+            app_state, "x", ["openai/gpt-4o-mini", "openai/gpt-4o"], judge_model="anthropic/claude-3.5-sonnet"
+        )
+    assert fake_openrouter.chat_requests() == []
+
+
+async def test_compare_judge_is_a_non_streamed_structured_call(
+    fake_openrouter: FakeOpenRouter, app_state: AppState
+) -> None:
+    await compare_models(app_state, "x", ["openai/gpt-4o-mini", "openai/gpt-4o"], judge_model="openai/gpt-4o")
+    judge = [r.body for r in fake_openrouter.chat_requests() if r.body.get("response_format")][0]
+    assert not judge.get("stream") and judge["provider"] == {"require_parameters": True}
+    assert judge["plugins"] == [{"id": "response-healing"}]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from .._markdown import escape_inline, safe_markdown
 from .ledger import CitationLedger
 
 __all__ = ["source_list", "verify_citations"]
@@ -71,11 +72,7 @@ def verify_citations(report: str, ledger: CitationLedger) -> tuple[str, int]:
 
     parts = _CODE.split(report)
     body = "".join(part if i % 2 else fix_prose(part) for i, part in enumerate(parts))
-    return body, removed
-
-
-def _escape(text: str) -> str:
-    return re.sub(r"([\[\]()\\`*_<>])", r"\\\1", " ".join(text.split()))
+    return safe_markdown(body), removed
 
 
 def source_list(ledger: CitationLedger) -> str:
@@ -83,5 +80,5 @@ def source_list(ledger: CitationLedger) -> str:
     if not ledger.entries:
         return "## Sources\n\nNo web sources were found."
     lines = ["## Sources", ""]
-    lines += [f"{e.n}. [{_escape(e.title or e.url)}](<{e.url}>)" for e in ledger.entries]
+    lines += [f"{e.n}. [{escape_inline(e.title or e.url)}](<{e.url}>)" for e in ledger.entries]
     return "\n".join(lines)

@@ -1,0 +1,75 @@
+"""Text renderings: what the host shows. Model and web text is made safe; long text is bounded."""
+
+from __future__ import annotations
+
+import pytest
+
+from openrouter_research_mcp._markdown import escape_inline, safe_markdown
+from openrouter_research_mcp.openrouter.completion import Source, parse_completion
+from openrouter_research_mcp.openrouter.pricing import Usage
+from openrouter_research_mcp.tools.render import ANSWER_CHARS, render_ask, usd
+from openrouter_research_mcp.tools.results import AskResult
+
+from .helpers import completion
+
+
+def answer(text: str = "ok", **fields: object) -> AskResult:
+    base = {"answer": text, "model": "a/b", "model_requested": "a/b", "usage": Usage(cost_usd=0.001), "latency_s": 1}
+    return AskResult.model_validate({**base, **fields})
+
+
+@pytest.mark.parametrize(
+    ("unsafe", "shown"),
+    [
+        ("<a href='javascript:alert(6)'>x</a>", "&lt;a href='javascript:alert(6)'&gt;x&lt;/a&gt;"),
+        ("![img](data:image/svg+xml,<svg/onload=alert(7)>)", "[image: img]"),
+        ("[evil](javascript:alert(4))", "evil"),
+        ("[v](vbscript:msgbox(1)) and [f](file:///etc/passwd)", "v and f"),
+        ("<img src=x onerror=alert(1)>", "&lt;img src=x onerror=alert(1)&gt;"),
+        ("[ok](https://x.org/a_(b)) `<b>code</b>`", "[ok](https://x.org/a_(b)) `<b>code</b>`"),
+        ("a < b and c > d [1]", "a < b and c > d [1]"),
+    ],
+)
+def test_safe_markdown_neutralises_html_and_script_links(unsafe: str, shown: str) -> None:
+    assert safe_markdown(unsafe) == shown
+
+
+def test_escape_inline_keeps_a_title_plain() -> None:
+    assert escape_inline("[evil](javascript:alert(4))\n<img>") == r"\[evil\]\(javascript:alert\(4\)\) &lt;img&gt;"
+
+
+def test_parse_keeps_only_web_sources() -> None:
+    notes = [
+        {"type": "url_citation", "url_citation": {"url": url, "title": "t"}}
+        for url in (
+            "javascript:alert(1)",
+            "data:text/html,x",
+            "vbscript:x",
+            "file:///etc/passwd",
+            "//relative",
+            "https://ok.test/a",
+            "HTTP://OK.TEST/b",
+        )
+    ]
+    result = parse_completion(completion("x", annotations=notes), "a/b")
+    assert [(s.n, s.url) for s in result.citations] == [(1, "https://ok.test/a"), (2, "HTTP://OK.TEST/b")]
+
+
+def test_render_ask_shows_a_refusal_escapes_titles_and_caps_sources() -> None:
+    refused = render_ask(answer("", refusal="I won't."))
+    assert refused.startswith("The model declined to answer: I won't.") and "(no text)" not in refused
+    sources = [
+        Source(n=i, url=f"https://s.test/{i}", title="[evil](javascript:alert(4)) <img src=x>") for i in range(1, 21)
+    ]
+    text = render_ask(answer("Hi", sources=sources, more_sources=9980))
+    assert "](javascript:" not in text and "<img" not in text and "(+9980 more)" in text
+
+
+def test_render_ask_bounds_a_huge_answer() -> None:
+    text = render_ask(answer("x" * (20 * 1024 * 1024)))
+    assert ANSWER_CHARS <= len(text) < ANSWER_CHARS + 1000 and "more characters" in text
+
+
+@pytest.mark.parametrize("value", [None, float("nan"), float("inf"), -1.5])
+def test_usd_never_prints_an_impossible_amount(value: float | None) -> None:
+    assert usd(value) == "unknown"
