@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any
@@ -55,6 +56,7 @@ from .tools.render import (
 from .tools.research import deep_research, get_research, research_report
 from .tools.results import AskResult, CompareResult, ModelsPage, ResearchResult
 from .tools.state import AppState, open_state
+from .wire import serve_stdio
 
 __all__ = ["INSTRUCTIONS", "build_server"]
 
@@ -82,6 +84,24 @@ class _StateRef:
         if self.state is None:  # pragma: no cover - only before the lifespan has started
             raise ResourceError("The server is still starting; try again in a moment.")
         return self.state
+
+
+class ResearchServer(MCPServer):
+    """The SDK's server, served over our own stdio wire (see `wire.py`) where the platform has POSIX signals."""
+
+    def __init__(self, ref: _StateRef, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._ref = ref
+
+    def _shutting_down(self) -> None:
+        if self._ref.state is not None:
+            self._ref.state.research.begin_shutdown()
+
+    async def run_stdio_async(self) -> None:
+        if os.name != "posix":  # pragma: no cover - the SDK's transport where signals and fds differ
+            await super().run_stdio_async()
+            return
+        await serve_stdio(self, self._shutting_down)
 
 
 def _state(ctx: Context) -> AppState:
@@ -303,7 +323,7 @@ async def get_research_tool(
 ) -> Annotated[CallToolResult, ResearchResult]:
     """Check a research run: status, progress, spend so far, and the report with its sources once done."""
     with _tool_errors():
-        result = get_research(_state(ctx), research_id)
+        result = await get_research(_state(ctx), research_id)
     return _result(result, render_research(result))
 
 
@@ -351,8 +371,8 @@ def build_server(settings: Settings) -> MCPServer:
             ToolAnnotations(read_only_hint=True, open_world_hint=False),
         ),
     ]
-    mcp = MCPServer(
-        "openrouter-research-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, tools=tools
+    mcp = ResearchServer(
+        ref, "openrouter-research-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, tools=tools
     )
 
     @mcp.resource(
@@ -405,8 +425,8 @@ def build_server(settings: Settings) -> MCPServer:
         mime_type="application/json",
         description="Every saved research run: id, question, status, cost.",
     )
-    def research_reports() -> str:
-        return render_research_index(ref.get().research.list())
+    async def research_reports() -> str:
+        return render_research_index(await ref.get().research.list())
 
     @mcp.resource(
         "research://reports/{research_id}",
@@ -415,9 +435,9 @@ def build_server(settings: Settings) -> MCPServer:
         mime_type="text/markdown",
         description="A run's full report with its numbered sources.",
     )
-    def research_report_resource(research_id: str) -> str:
+    async def research_report_resource(research_id: str) -> str:
         with _resource_errors():
-            return research_report(ref.get(), research_id)
+            return await research_report(ref.get(), research_id)
 
     @mcp.prompt(name="deep_research_brief", title="Research brief")
     def deep_research_brief(

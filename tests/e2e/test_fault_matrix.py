@@ -35,7 +35,18 @@ class Fault:
     dead_upstream: bool = False
 
 
-FALLBACK = {"prompt": "What is 2+2?", "model": "openai/gpt-4o", "fallback_models": ["anthropic/claude-3.5-sonnet"]}
+# A chain longer than OpenRouter's native window of three: a fault on the first request (which carried the window)
+# makes the server walk on to the fifth model itself.
+FALLBACK = {
+    "prompt": "What is 2+2?",
+    "model": "openai/gpt-4o",
+    "fallback_models": [
+        "anthropic/claude-3.5-sonnet",
+        "google/gemini-2.5-flash",
+        "deepseek/deepseek-r1",
+        "openai/gpt-4o-mini",
+    ],
+}
 
 FAULTS = [
     Fault("429 with Retry-After", {"status": 429, "retry_after": "1"}, requests=2),

@@ -65,21 +65,32 @@ async def test_e2e_every_tool_resource_and_prompt(mode: str, fake_openrouter: Fa
     assert "summarise contracts" in pick.messages[0].content.text  # type: ignore[union-attr]
 
 
-async def test_e2e_fallback_to_the_next_model(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
-    fake_openrouter.fail(400, model="openai/gpt-4o", message="This endpoint's maximum context length is 100")
-    async with Client(stdio_params(fake_openrouter, tmp_path / "cache"), mode="legacy") as client:
-        result = await client.call_tool(
-            "ask", {"prompt": "hi", "model": "openai/gpt-4o", "fallback_models": ["anthropic/claude-3.5-sonnet"]}
-        )
+async def test_e2e_four_fallbacks_end_in_the_fourth_model(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
+    chain = ["anthropic/claude-3.5-sonnet", "google/gemini-2.5-flash", "deepseek/deepseek-r1", "openai/gpt-4o-mini"]
+    for model in ["openai/gpt-4o", *chain[:3]]:  # every model of the first request is down, on every retry
+        fake_openrouter.fail(kind="model_down", model=model, times=10)
+    async with Client(
+        stdio_params(fake_openrouter, tmp_path / "cache", OPENROUTER_MAX_RETRIES="0"), mode="legacy"
+    ) as client:
+        result = await client.call_tool("ask", {"prompt": "hi", "model": "openai/gpt-4o", "fallback_models": chain})
     data = result.structured_content
-    assert not result.is_error and data["model"] == "anthropic/claude-3.5-sonnet"
-    assert [(a["model"], a["ok"]) for a in data["attempts"]] == [
-        ("openai/gpt-4o", False),
-        ("anthropic/claude-3.5-sonnet", True),
-    ]
-    sent = [r.model for r in fake_openrouter.chat_requests()]
-    assert sent == ["openai/gpt-4o", "anthropic/claude-3.5-sonnet"]
-    assert fake_openrouter.chat_requests()[0].body["models"] == ["openai/gpt-4o", "anthropic/claude-3.5-sonnet"]
+    assert not result.is_error and data["model"] == "openai/gpt-4o-mini", result_text(result)
+    sent = [(r.body["model"], r.body.get("models")) for r in fake_openrouter.chat_requests()]
+    # OpenRouter's limit of three in `models`, then the rest of the chain walked by the server
+    assert sent == [("openai/gpt-4o", chain[:3]), ("openai/gpt-4o-mini", None)]
+    assert [(a["model"], a["ok"]) for a in data["attempts"]] == [("openai/gpt-4o", False), ("openai/gpt-4o-mini", True)]
+
+
+async def test_e2e_unknown_fallback_is_skipped_with_a_warning(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
+    params = stdio_params(
+        fake_openrouter, tmp_path / "cache", OPENROUTER_FALLBACK_MODELS="openai/gpt-9-delisted,openai/gpt-4o"
+    )
+    async with Client(params) as client:
+        result = await client.call_tool("ask", {"prompt": "hi"})
+    assert not result.is_error, result_text(result)
+    assert fake_openrouter.chat_requests()[0].body["models"] == ["openai/gpt-4o"]
+    assert any("openai/gpt-9-delisted" in w for w in result.structured_content["warnings"])
+    assert "openai/gpt-9-delisted" in result_text(result)
 
 
 async def test_e2e_retry_after_429(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 
 from openrouter_research_mcp.errors import AuthError, BudgetExceededError, ModelNotFoundError
 from openrouter_research_mcp.tools.research import deep_research, get_research
+from openrouter_research_mcp.tools.results import ResearchResult
 from openrouter_research_mcp.tools.state import AppState
 
 from ..fakes.openrouter import FakeOpenRouter
@@ -137,8 +138,13 @@ async def test_research_background_then_poll(fake: FakeOpenRouter, state: AppSta
     fake.latency = 0.2
     started = await deep_research(state, "Heat pumps?", depth=1, background=True, progress=Notes())
     assert started.status == "running" and started.report is None
+
+    async def finished() -> ResearchResult | None:
+        polled = await get_research(state, started.research_id)
+        return polled if polled.status != "running" else None
+
     polled = await eventually(
-        lambda: (r := get_research(state, started.research_id)).status != "running" and r,
+        finished,
         timeout=20,
         interval=0.1,
         what="the background run finishing",
@@ -178,8 +184,9 @@ async def test_research_revoked_key_fails_clearly(fake: FakeOpenRouter, state: A
     fake.api_key = "sk-or-v1-someone-else"
     with pytest.raises(AuthError, match="401"):
         await deep_research(state, "Heat pumps?", progress=Notes())
-    [run] = state.research.list()
-    assert run.status == "failed" and run.error and "401" in run.error
+    [summary] = await state.research.list()
+    run = await state.research.get(summary.research_id)
+    assert summary.status == "failed" and run and run.error and "401" in run.error
     assert len(fake.chat_requests()) == 1  # the planner's refusal ended the run: nothing else was tried
 
 

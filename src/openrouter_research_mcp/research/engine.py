@@ -15,7 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Literal
 
 from .._util import Progress
 from ..config import Settings
@@ -52,6 +52,7 @@ SEARCH_MAX_TOKENS = 900
 REFLECT_MAX_TOKENS = 700
 WRITE_MAX_TOKENS = 3000
 MAX_SOURCES_PER_SEARCH = 8  # citations kept from one search; the writer's budget hold assumes no more
+UNSAVED = "This run could not be saved to disk"
 HEARTBEAT_S = 5.0  # progress is re-sent at least this often while work runs (hosts want one every 10 s)
 
 
@@ -90,10 +91,26 @@ class ResearchEngine:
         )
 
     async def run(
-        self, run: ResearchRun, models: dict[str, ModelInfo | None], progress: Progress, started: float | None = None
+        self,
+        run: ResearchRun,
+        models: dict[str, ModelInfo | None],
+        progress: Progress,
+        started: float | None = None,
+        stopped_as: Callable[[str], Literal["cancelled", "interrupted"]] = lambda _id: "cancelled",
     ) -> ResearchRun:
-        """Carry `run` through every stage; returns it finished (done, budget, time, cancelled or failed)."""
-        return await _Run(self, run, models, progress, started).execute()
+        """Carry `run` through every stage; returns it finished (done, budget, time or failed). When its task is
+        cancelled, the run is saved with its partial report as `stopped_as(research_id)` says; the cancel goes on."""
+        return await _Run(self, run, models, progress, started, stopped_as).execute()
+
+    async def save(self, run: ResearchRun) -> None:
+        """Save a copy of `run` on a worker thread. When the disk refuses, the run stays in memory for the session
+        and its warnings say why, once."""
+        problem = await asyncio.to_thread(self.store.save, run.model_copy(deep=True))
+        if problem is not None and not any(w.startswith(UNSAVED) for w in run.warnings):
+            run.warnings.append(
+                f"{UNSAVED}: {problem}. It is kept in memory until the server stops; fix the data "
+                "directory (OPENROUTER_DATA_DIR) to keep future runs."
+            )
 
 
 class _Run:
@@ -104,8 +121,10 @@ class _Run:
         models: dict[str, ModelInfo | None],
         progress: Progress,
         started: float | None,
+        stopped_as: Callable[[str], Literal["cancelled", "interrupted"]],
     ) -> None:
         self.engine, self.run, self.models, self.report_progress = engine, run, models, progress
+        self.stopped_as = stopped_as
         p = run.params
         self.started = time.monotonic() if started is None else started
         self.deadline = self.started + p.max_seconds
@@ -134,7 +153,7 @@ class _Run:
         self.run.sources = list(self.ledger.entries)
         self.run.updated_at = time.time()
         self.run.timings["elapsed_s"] = round(time.monotonic() - self.started, 3)
-        await asyncio.to_thread(self.engine.store.save, self.run.model_copy(deep=True))
+        await self.engine.save(self.run)
 
     def stop(self, why: str) -> None:
         if self.run.stopped_because is None:
@@ -387,9 +406,12 @@ class _Run:
             await self.save()
             raise problem.error from None
         except asyncio.CancelledError:
-            self.stop("cancelled")
-            self.run.status = "cancelled"
-            self.run.progress = "cancelled; the findings so far are kept"
+            why = self.stopped_as(self.run.research_id)
+            self.stop(why)
+            self.run.status = why
+            self.run.progress = f"{why}; the findings so far are kept" + (
+                " (resume it with deep_research resume=<id>)" if why == "interrupted" else ""
+            )
             self.keep_partial_report()
             await asyncio.shield(self.save())
             raise

@@ -94,6 +94,7 @@ class ResearchRun(BaseModel):
     timings: dict[str, float] = Field(default_factory=dict)
     upstream_requests: int = 0
     error: str | None = None
+    warnings: list[str] = Field(default_factory=list)
 
     @property
     def cost_usd(self) -> float:

@@ -16,7 +16,7 @@ from ..openrouter.catalog import CatalogSnapshot
 from ..openrouter.completion import Attempt
 from ..openrouter.models import ModelInfo
 from ..openrouter.pricing import SessionUsage, Usage
-from ..research.run import ResearchRun
+from ..research.store import RunSummary
 from .results import AskResult, CompareResult, ModelsPage, ResearchResult
 
 __all__ = [
@@ -222,18 +222,6 @@ def render_account(info: dict[str, Any]) -> str:
     return _json(info)
 
 
-def render_research_index(runs: Sequence[ResearchRun]) -> str:
+def render_research_index(runs: Sequence[RunSummary]) -> str:
     """`research://reports`: one line per saved run."""
-    return _json(
-        [
-            {
-                "research_id": r.research_id,
-                "question": r.params.question,
-                "status": r.status,
-                "sources": len(r.sources),
-                "cost_usd": r.cost_usd,
-                "created_at": r.created_at,
-            }
-            for r in runs
-        ]
-    )
+    return _json([r.model_dump() for r in runs])

@@ -8,7 +8,7 @@ import time
 from .._util import Progress
 from ..errors import AuthError, NotFoundError, RequestError, UpstreamUnavailableError
 from ..openrouter.pricing import Usage
-from ..research.run import RUN_ID, ResearchParams, ResearchRun
+from ..research.run import ResearchParams, ResearchRun
 from .checks import require_structured
 from .render import render_research
 from .results import ResearchResult, RoundSummary
@@ -42,6 +42,7 @@ def research_result(run: ResearchRun) -> ResearchResult:
         upstream_requests=run.upstream_requests,
         timings=run.timings,
         error=run.error,
+        warnings=run.warnings,
     )
 
 
@@ -87,24 +88,25 @@ async def deep_research(
         ) from None
     require_structured(state, models.get(params.planner_model), "planner")
     if background:
-        return research_result(state.research.start_background(run, models))
+        return research_result(await state.research.start_background(run, models))
     return research_result(await state.research.run(run, models, progress, started=started))
 
 
-def get_research(state: AppState, research_id: str) -> ResearchResult:
-    """Status, progress, spend so far, and the report when done."""
-    run = state.research.get(research_id.strip())
+async def _find(state: AppState, research_id: str) -> ResearchRun:
+    run = await state.research.get(research_id.strip())
     if run is None:
-        known = [r.research_id for r in state.research.list()[:5]]
+        known = [r.research_id for r in (await state.research.list())[:5]]
         hint = f" Recent runs: {', '.join(known)}." if known else " No runs have been saved yet."
         raise NotFoundError(f"No research run has the id `{research_id}`.{hint}")
-    return research_result(run)
+    return run
 
 
-def research_report(state: AppState, research_id: str) -> str:
+async def get_research(state: AppState, research_id: str) -> ResearchResult:
+    """Status, progress, spend so far, and the report when done."""
+    return research_result(await _find(state, research_id))
+
+
+async def research_report(state: AppState, research_id: str) -> str:
     """`research://reports/{id}`: the run's full markdown report (or its status while it has none)."""
-    run = state.research.get(research_id) if RUN_ID.fullmatch(research_id) else None
-    if run is None:
-        raise NotFoundError(f"No research run has the id `{research_id}`.")
-    result = research_result(run)
+    result = research_result(await _find(state, research_id))
     return result.report or render_research(result)

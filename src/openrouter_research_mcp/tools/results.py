@@ -150,3 +150,4 @@ class ResearchResult(BaseModel):
     upstream_requests: int
     timings: dict[str, float]
     error: str | None = None
+    warnings: list[str] = Field(default_factory=list)

@@ -44,6 +44,7 @@ async def open_state(settings: Settings) -> AsyncIterator[AppState]:
     store = RunStore(settings.data_dir / "research")
     engine = ResearchEngine(client, store, settings)
     research = ResearchManager(engine, store, catalog)
+    research.start()  # index saved runs on a worker thread, off the start-up path
     try:
         yield AppState(settings=settings, client=client, catalog=catalog, usage=usage, research=research)
     finally:

@@ -1,0 +1,201 @@
+"""The stdio wire, owned here rather than by the SDK: every line gets an answer, and signals stop the server cleanly.
+
+The SDK's stdio transport drops a line it cannot parse or validate without a word, so a client whose request was
+malformed waits forever. Here each line is checked first: unparseable input gets JSON-RPC's -32700 and an invalid
+request -32600 (with its id whenever one can be read); good messages go on to the SDK's server unchanged, in both
+protocol generations. Stdin is read on a daemon thread, so Ctrl-C or SIGTERM never waits for the next line: the first
+signal ends the input (the server finishes, its lifespan saves what it must) and a deadline backs that up. Only
+this module writes to the protocol's stdout; fd 1 points at stderr while serving, as the SDK arranges it too.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import anyio
+import anyio.from_thread
+import anyio.lowlevel
+import pydantic_core
+from mcp.server.mcpserver import MCPServer
+from mcp.shared.message import SessionMessage
+from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError, jsonrpc_message_adapter
+
+__all__ = ["SIGNAL_GRACE", "classify_line", "serve_stdio"]
+
+log = logging.getLogger(__name__)
+
+# Seconds from a signal to a forced stop: hosts stop servers with SIGTERM and expect them gone within a couple of
+# seconds; a person pressing Ctrl-C expects it within one.
+SIGNAL_GRACE = {signal.SIGINT: 0.8, signal.SIGTERM: 1.6}
+MAX_LINE_BYTES = 64 * 1024 * 1024
+
+
+def _error(code: int, message: str, request_id: Any = None) -> JSONRPCError:
+    return JSONRPCError(jsonrpc="2.0", id=request_id, error=ErrorData(code=code, message=message))
+
+
+def _usable_id(value: Any) -> Any:
+    return value if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)) else None
+
+
+def _salvage_id(line: bytes) -> tuple[Any, bool]:
+    """The id of a line the strict parser refused, read leniently (a BOM, trailing data, lone surrogates, deep
+    nesting), and whether the whole line was JSON after all."""
+    try:
+        text = line.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
+        value, end = json.JSONDecoder().raw_decode(text)
+    except (ValueError, RecursionError):
+        return None, False
+    whole = end == len(text) and not line.startswith(b"\xef\xbb\xbf")
+    return (_usable_id(value.get("id")) if isinstance(value, dict) else None), whole
+
+
+def classify_line(line: bytes) -> SessionMessage | JSONRPCError | None:
+    """A message to pass on, an error to answer with, or None for a line to ignore (blank, or a malformed
+    notification: JSON-RPC never answers a message without an id)."""
+    line = line.strip(b" \t\r\n")
+    if not line:
+        return None
+    if len(line) > MAX_LINE_BYTES:
+        return _error(INVALID_REQUEST, "Invalid Request: the message is larger than this server accepts.")
+    try:
+        value = pydantic_core.from_json(line)
+    except ValueError as exc:
+        request_id, whole = _salvage_id(line)
+        if whole:  # JSON by the letter (lone surrogates, very deep nesting), but nothing this server can take
+            return _error(INVALID_REQUEST, f"Invalid Request: {exc}", request_id)
+        return _error(PARSE_ERROR, f"Parse error: the line is not one JSON object ({exc}).", request_id)
+    if isinstance(value, list):
+        return _error(INVALID_REQUEST, "Invalid Request: batches are not supported; send one JSON object per line.")
+    if not isinstance(value, dict):
+        return _error(INVALID_REQUEST, "Invalid Request: send one JSON-RPC object per line.")
+    try:
+        return SessionMessage(jsonrpc_message_adapter.validate_python(value, by_name=False))
+    except ValueError:
+        pass
+    problems = [
+        name
+        for name, ok in (
+            ('jsonrpc must be "2.0"', value.get("jsonrpc") == "2.0"),
+            ("method must be a string", isinstance(value.get("method", ""), str)),
+            ("params must be an object", isinstance(value.get("params", {}), dict)),
+            ("id must be a string or an integer", "id" not in value or _usable_id(value["id"]) is not None),
+        )
+        if not ok
+    ]
+    if "id" not in value and "method" in value:
+        log.warning("ignoring a malformed notification: %s", "; ".join(problems) or "invalid")
+        return None
+    return _error(
+        INVALID_REQUEST,
+        f"Invalid Request: {'; '.join(problems) or 'not a JSON-RPC message'}.",
+        _usable_id(value.get("id")),
+    )
+
+
+@asynccontextmanager
+async def _stdio() -> AsyncIterator[tuple[Any, Any, Callable[[], None]]]:
+    """The server's read and write streams over the real stdin/stdout, and a function that ends the input."""
+    sys.stdout.flush()
+    wire_in = os.dup(0)
+    wire_out = os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    saved_in, saved_out = os.dup(0), os.dup(1)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)  # stray writes to fd 1 (a library's print) go to stderr, never onto the wire
+    in_send, in_recv = anyio.create_memory_object_stream[SessionMessage | Exception](32)
+    out_send, out_recv = anyio.create_memory_object_stream[SessionMessage](32)
+    err_send = out_send.clone()
+    token = anyio.lowlevel.current_token()
+    ended = threading.Event()
+
+    def end_input() -> None:
+        if not ended.is_set():
+            ended.set()
+            in_send.close()
+            err_send.close()
+
+    async def route(raw: bytes) -> None:
+        item = classify_line(raw)
+        if isinstance(item, SessionMessage):
+            await in_send.send(item)
+        elif item is not None:
+            await err_send.send(SessionMessage(item))
+
+    def reader() -> None:  # a daemon thread: a blocked read never holds up the exit
+        try:
+            with open(wire_in, "rb", closefd=False) as stream:
+                for raw in stream:
+                    if ended.is_set():
+                        return
+                    anyio.from_thread.run(route, raw, token=token)
+        except Exception:  # the loop is gone or the streams closed: nothing left to deliver to
+            return
+        with contextlib.suppress(Exception):
+            anyio.from_thread.run_sync(end_input, token=token)
+
+    async def writer() -> None:  # the only writer on the wire
+        with open(wire_out, "wb", closefd=False) as stream:
+            async with out_recv:
+                async for message in out_recv:
+                    data = (message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n").encode()
+                    try:
+                        await anyio.to_thread.run_sync(_write, stream, data)
+                    except OSError:  # the client hung up
+                        end_input()
+                        return
+
+    try:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(writer)
+            threading.Thread(target=reader, name="mcp-stdin", daemon=True).start()
+            try:
+                yield in_recv, out_send, end_input
+            finally:
+                end_input()
+                out_send.close()
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved_out, 1)
+        os.dup2(saved_in, 0)
+        for fd in (saved_in, saved_out, wire_out):
+            os.close(fd)
+        # wire_in stays open for the daemon reader, which may still be blocked on it; the process exits next.
+
+
+def _write(stream: Any, data: bytes) -> None:
+    stream.write(data)
+    stream.flush()
+
+
+async def serve_stdio(server: MCPServer, on_signal: Callable[[], None] = lambda: None) -> None:
+    """Serve `server` over stdio until the input ends or a signal arrives (see the module docstring). `on_signal`
+    runs first on SIGINT/SIGTERM (e.g. to mark running work as interrupted rather than cancelled)."""
+    low = server._lowlevel_server  # what the SDK's own run_stdio_async drives; there is no public accessor
+    grace = dict(SIGNAL_GRACE)
+    async with _stdio() as (read, write, end_input), anyio.create_task_group() as group:
+
+        async def on_signals() -> None:
+            with anyio.open_signal_receiver(*grace) as signals:
+                async for signum in signals:
+                    log.info("stopping on %s", signal.Signals(signum).name)
+                    with contextlib.suppress(Exception):
+                        on_signal()
+                    end_input()
+                    deadline = anyio.current_time() + grace[signum]
+                    group.cancel_scope.deadline = min(group.cancel_scope.deadline, deadline)
+                    grace.update(dict.fromkeys(grace, 0.0))  # a second signal stops at once
+
+        group.start_soon(on_signals)
+        await low.run(read, write, low.create_initialization_options())
+        group.cancel_scope.cancel()
