@@ -51,11 +51,16 @@ def _salvage_id(line: bytes) -> tuple[Any, bool]:
     """The id of a line the strict parser refused, read leniently (a BOM, trailing data, lone surrogates, deep
     nesting), and whether the whole line was JSON after all."""
     try:
+        line.decode("utf-8")
+        utf8 = True
+    except UnicodeDecodeError:
+        utf8 = False
+    try:
         text = line.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
         value, end = json.JSONDecoder().raw_decode(text)
     except (ValueError, RecursionError):
         return None, False
-    whole = end == len(text) and not line.startswith(b"\xef\xbb\xbf")
+    whole = utf8 and end == len(text) and not line.startswith(b"\xef\xbb\xbf")
     return (_usable_id(value.get("id")) if isinstance(value, dict) else None), whole
 
 
@@ -78,6 +83,8 @@ def classify_line(line: bytes) -> SessionMessage | JSONRPCError | None:
         return _error(INVALID_REQUEST, "Invalid Request: batches are not supported; send one JSON object per line.")
     if not isinstance(value, dict):
         return _error(INVALID_REQUEST, "Invalid Request: send one JSON-RPC object per line.")
+    if "id" in value and _usable_id(value["id"]) is None:  # else it would pass as a notification, unanswered
+        return _error(INVALID_REQUEST, "Invalid Request: id must be a string or an integer.")
     try:
         return SessionMessage(jsonrpc_message_adapter.validate_python(value, by_name=False))
     except ValueError:

@@ -89,3 +89,17 @@ def test_budget_failed_calls_cost_nothing_only_when_refused_up_front() -> None:
     budget.settle_failure(budget.reserve(0.1, "down"), UpstreamUnavailableError("down", status=502))
     budget.settle_failure(budget.reserve(0.2, "broken stream"), StreamError("cut", partial_text="x", status=400))
     assert budget.spent == pytest.approx(0.3) and budget.reserved == 0
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -0.05])
+def test_budget_no_upstream_number_turns_it_off(bad: float) -> None:
+    budget = Budget(0.04)
+    call = budget.reserve(0.01, "a call")
+    budget.settle(call, bad)  # an impossible real cost counts as the worst case, never as a refund
+    assert budget.spent == pytest.approx(0.01) and budget.remaining == pytest.approx(0.03)
+    with pytest.raises(BudgetExceededError):
+        budget.reserve(bad, "an estimate built from a bad price")
+    calls = [budget.reserve(0.01, f"call {i}") for i in range(3)]
+    with pytest.raises(BudgetExceededError):
+        budget.reserve(0.01, "one too many")
+    assert len(calls) == 3

@@ -20,7 +20,13 @@ from openrouter_research_mcp.errors import (
     RateLimitError,
     UpstreamUnavailableError,
 )
-from openrouter_research_mcp.openrouter.catalog import CACHE_FORMAT, REFRESH_BACKOFF, CatalogSnapshot, ModelCatalog
+from openrouter_research_mcp.openrouter.catalog import (
+    CACHE_FORMAT,
+    REFRESH_BACKOFF_FIRST,
+    REFRESH_BACKOFF_MAX,
+    CatalogSnapshot,
+    ModelCatalog,
+)
 from openrouter_research_mcp.openrouter.client import OpenRouterClient
 from tests.fakes.catalog_data import catalog, model_ids, with_extra_models
 from tests.fakes.models_fetch import FakeClock, FakeModelsFetch
@@ -143,7 +149,7 @@ async def test_catalog_keeps_serving_stale_snapshot_when_refresh_fails(
     fake_models_fetch.error, fake_models_fetch.body = None, new_model_body()
     again = await models.get()  # within the refresh backoff: served as is, no new fetch during an outage
     assert again is stale and again.refresh_error is not None and fake_models_fetch.calls == 2
-    clock.advance(REFRESH_BACKOFF)
+    clock.advance(REFRESH_BACKOFF_FIRST)
     assert await models.get() is stale  # backoff over: still served at once, refreshed in the background
     await eventually(interval=0.001, probe=lambda: models.loaded is not stale)
     assert fake_models_fetch.calls == 3
@@ -177,9 +183,29 @@ async def test_catalog_without_cache_raises_upstream_unavailable_when_fetch_fail
     with pytest.raises(UpstreamUnavailableError):  # moments later: the same answer at once, no new fetch
         await models.get()
     assert fake_models_fetch.calls == 1
-    clock.advance(REFRESH_BACKOFF)  # then it tries again
+    clock.advance(REFRESH_BACKOFF_FIRST)  # a few seconds later it tries again: an outage at start-up is often short
     snap = await models.get()
     assert fake_models_fetch.calls == 2 and sorted(snap.models) == sorted(model_ids())
+
+
+async def test_catalog_backs_off_longer_while_an_outage_goes_on(
+    catalogs: Catalogs, fake_models_fetch: FakeModelsFetch, clock: FakeClock
+) -> None:
+    fake_models_fetch.error = UpstreamUnavailableError("down", status=503)
+    models = catalogs.new(fake_models_fetch)
+    waits = []
+    for _ in range(8):
+        with pytest.raises(UpstreamUnavailableError):
+            await models.get()
+        calls, waited = fake_models_fetch.calls, 0.0
+        while fake_models_fetch.calls == calls:  # advance a second at a time until the next fetch is tried
+            clock.advance(1)
+            waited += 1
+            with pytest.raises(UpstreamUnavailableError):
+                await models.get()
+        waits.append(waited)
+    assert waits[0] <= REFRESH_BACKOFF_FIRST + 1 and waits == sorted(waits) and max(waits) <= REFRESH_BACKOFF_MAX + 1
+    assert waits[-1] > waits[0] * 4
 
 
 @pytest.mark.parametrize(
@@ -447,3 +473,20 @@ async def test_catalog_reports_upstream_outage_through_client(clock: FakeClock) 
         assert info.value.status == 503
     finally:
         await client.aclose()
+
+
+@pytest.mark.parametrize("stamp", ["future", "1e400", "NaN", "-Infinity"])
+async def test_catalog_cache_with_an_impossible_time_counts_as_expired(
+    catalogs: Catalogs, fake_models_fetch: FakeModelsFetch, clock: FakeClock, cache_dir: Path, stamp: str
+) -> None:
+    fetched_at = str(clock.now + 10 * 365 * 86400) if stamp == "future" else stamp
+    cache_dir.mkdir(parents=True)
+    data = json.dumps(catalog(2026))
+    (cache_dir / "models.json").write_text(
+        f'{{"format": "{CACHE_FORMAT}", "base_url": "{BASE_URL}", "fetched_at": {fetched_at}, "data": {data}}}'
+    )
+    models = catalogs.new(fake_models_fetch)
+    snap = await models.get()  # the disk copy is served at once, as stale, and never forever fresh
+    assert snap.source == "disk" and 0 < snap.age(clock.now) < 2 * TTL
+    await eventually(interval=0.001, probe=lambda: fake_models_fetch.calls == 1)
+    await eventually(interval=0.001, probe=lambda: models.loaded is not snap)

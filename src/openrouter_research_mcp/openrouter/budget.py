@@ -7,6 +7,7 @@ estimates are deliberately pessimistic (every `max_tokens` used, the prompt roun
 
 from __future__ import annotations
 
+import math
 import threading
 from dataclasses import dataclass
 
@@ -39,9 +40,9 @@ class Budget:
 
     def reserve(self, amount: float | None, label: str) -> Reservation:
         """Set aside `amount` for a call, or raise `BudgetExceededError` if it does not fit what is left."""
-        if amount is None:
+        if amount is None or not math.isfinite(amount) or amount < 0:
             raise BudgetExceededError(
-                f"{label}: its price is decided at routing time, so its cost cannot be "
+                f"{label}: its price is decided at routing time (or unreadable), so its cost cannot be "
                 "bounded in advance. Name a specific model instead."
             )
         with self._lock:
@@ -55,13 +56,15 @@ class Budget:
         return Reservation(amount=amount, label=label)
 
     def settle(self, reservation: Reservation, actual: float | None) -> None:
-        """Replace a reservation by the real cost (the reservation itself when the real cost is unknown)."""
+        """Replace a reservation by the real cost; when the real cost is unknown, or a number no cost can be (not
+        finite, negative), the reservation itself counts as spent: no figure from upstream can turn a budget off."""
+        trusted = actual is not None and math.isfinite(actual) and actual >= 0
         with self._lock:
             if reservation.settled:
                 return
             reservation.settled = True
             self.reserved = max(self.reserved - reservation.amount, 0.0)
-            self.spent += reservation.amount if actual is None else actual
+            self.spent += actual if trusted and actual is not None else reservation.amount
 
     def settle_failure(self, reservation: Reservation, error: OpenRouterError) -> None:
         """Settle a call that failed: free when refused before any work (a 4xx), otherwise counted at its worst case,

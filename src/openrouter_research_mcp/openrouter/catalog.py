@@ -16,6 +16,7 @@ import contextlib
 import difflib
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -36,7 +37,11 @@ CACHE_FILE = "models.json"
 VARIANT_SUFFIXES = ("free", "online", "nitro", "floor", "thinking", "extended", "beta", "exacto")
 # Routers that pick a model at request time; a catalog may omit them, and their price is known only afterwards.
 ROUTER_IDS = ("openrouter/auto", "openrouter/free")
-REFRESH_BACKOFF = 60.0  # seconds between background refresh attempts while the catalog cannot be fetched
+# Seconds before the next fetch after a failure: a few at first (an outage at start-up is often a blip), doubling
+# while failures go on, at most a minute, so an outage is not hammered and a recovery is noticed quickly.
+REFRESH_BACKOFF_FIRST = 2.0
+REFRESH_BACKOFF_MAX = 60.0
+CLOCK_SKEW = 300.0  # a cache written up to this far "in the future" is a clock difference, not a forgery
 
 
 @dataclass
@@ -57,7 +62,8 @@ class CatalogSnapshot:
         return self._orders[sort]
 
     def age(self, now: float | None = None) -> float:
-        return max((time.time() if now is None else now) - self.fetched_at, 0.0)
+        age = (time.time() if now is None else now) - self.fetched_at
+        return max(age, 0.0) if math.isfinite(age) else 0.0
 
 
 def parse_catalog(body: Any) -> dict[str, ModelInfo]:
@@ -110,6 +116,7 @@ class ModelCatalog:
         self._inflight: asyncio.Task[CatalogSnapshot] | None = None
         self._disk_checked = False
         self._next_refresh = 0.0  # wall-clock time before which no refresh starts (after a failure)
+        self._failures = 0  # fetches failed in a row
         self._last_error: UpstreamUnavailableError | None = None  # the last failed fetch while nothing is cached
         self._disk_lock = asyncio.Lock()
 
@@ -136,7 +143,14 @@ class ModelCatalog:
                 raise ValueError("not a cache file of ours")
             if doc.get("base_url") != self._base_url:
                 raise ValueError(f"made for {doc.get('base_url')!r}")
-            return _snapshot(doc["data"], float(doc["fetched_at"]), "disk")
+            fetched_at = float(doc["fetched_at"])
+            now = self._clock()
+            if not math.isfinite(fetched_at) or fetched_at > now + CLOCK_SKEW:
+                # A time in the future (or none at all) would keep the copy fresh forever: treat it as expired.
+                log.warning("model cache %s has an impossible fetched_at (%r); treating it as expired", self._path,
+                            doc["fetched_at"])
+                fetched_at = now - self._ttl - 1
+            return _snapshot(doc["data"], fetched_at, "disk")
         except (OSError, ValueError, KeyError, TypeError) as exc:
             log.warning("discarding model cache %s: %s", self._path, exc)
             with contextlib.suppress(OSError):
@@ -170,6 +184,7 @@ class ModelCatalog:
             )
         self._snapshot = snap
         self._last_error = None
+        self._failures = 0
         await asyncio.to_thread(self._write_disk, raw, fetched_at)
         log.info("model catalog: %d models fetched", len(snap.models))
         return snap
@@ -185,8 +200,10 @@ class ModelCatalog:
             return
         exc = task.exception()
         if exc is not None:
-            # During an outage, do not refetch on every call: wait a while before the next background try.
-            self._next_refresh = self._clock() + REFRESH_BACKOFF
+            # During an outage, do not refetch on every call: wait a while (longer each time) before the next try.
+            self._failures += 1
+            pause = min(REFRESH_BACKOFF_FIRST * 2 ** (self._failures - 1), REFRESH_BACKOFF_MAX)
+            self._next_refresh = self._clock() + pause
             if self._snapshot is not None:
                 age = self._snapshot.age(self._clock())
                 self._snapshot.refresh_error = (

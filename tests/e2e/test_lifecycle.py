@@ -1,0 +1,119 @@
+"""Signals, saved runs and the data directory: nothing stops the server, blocks it, or loses a user's work."""
+
+from __future__ import annotations
+
+import json
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from openrouter_research_mcp.research.run import ResearchParams, ResearchRun
+
+from ..fakes.openrouter import FakeOpenRouter
+from .raw import RawServer
+
+PLAN = {"sub_questions": [{"question": f"Sub-question {i}?", "rationale": "r"} for i in (1, 2, 3)]}
+
+
+def structured(result: dict[str, Any]) -> dict[str, Any]:
+    data: dict[str, Any] = result["structuredContent"]
+    return data
+
+
+def saved_run(research_id: str, status: str = "done") -> str:
+    params = ResearchParams(
+        question=f"Question {research_id}?",
+        max_cost_usd=0.5,
+        planner_model="a/b",
+        searcher_model="a/b",
+        writer_model="a/b",
+    )
+    return ResearchRun(research_id=research_id, params=params, status=status, report="# Report").model_dump_json()  # type: ignore[arg-type]
+
+
+def test_lifecycle_ctrl_c_exits_at_once_without_a_traceback(tmp_path: Path) -> None:
+    with RawServer(tmp_path) as server:
+        server.initialize()
+        took = server.signal(signal.SIGINT)
+        assert server.proc is not None and server.proc.returncode == 0
+    assert took < 1.0 and "Traceback" not in server.stderr
+
+
+def test_lifecycle_sigterm_saves_running_research_as_interrupted(
+    fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
+    fake_openrouter.structured_answers["research_plan"] = PLAN
+    fake_openrouter.latency = 0.4
+    with RawServer(tmp_path, OPENROUTER_BASE_URL=fake_openrouter.base_url) as server:
+        server.initialize()
+        started = structured(
+            server.call(
+                "deep_research",
+                {"question": "How do heat pumps work?", "depth": 2, "background": True, "max_seconds": 60},
+            )
+        )
+        research_id = started["research_id"]
+        deadline = time.monotonic() + 20
+        while not structured(server.call("get_research", {"research_id": research_id}))["sources"]:
+            assert time.monotonic() < deadline, "no search finished"
+            time.sleep(0.1)
+        took = server.signal(signal.SIGTERM)
+    assert took < 2.0, took
+    run = json.loads((tmp_path / "data" / "research" / f"{research_id}.json").read_text())
+    assert run["status"] == run["stopped_because"] == "interrupted"
+    assert run["report"] and "## Sources" in run["report"] and run["sources"]
+    assert "Traceback" not in server.stderr
+
+
+def test_lifecycle_unreadable_run_files_never_stop_the_server(tmp_path: Path) -> None:
+    runs = tmp_path / "data" / "research"
+    runs.mkdir(parents=True)
+    (runs / "20250101-000000-deadbeef.json").write_bytes(b"\xff\xfe garbage")
+    (runs / "20250101-000000-deadbee0.json").write_bytes(
+        saved_run("20250101-000000-deadbee0").encode().replace(b"# Report", b"# R\xe9port")
+    )
+    (runs / "20250101-000000-deadbee1.json").write_text('{"research_id": "20250101-000000-deadbee1"}')
+    for i in range(2000):
+        research_id = f"20250102-000000-{i:08x}"
+        (runs / f"{research_id}.json").write_text(saved_run(research_id, "running" if i == 7 else "done"))
+    with RawServer(tmp_path) as server:
+        init = server.initialize()
+        assert init["result"]["serverInfo"]["name"] == "openrouter-research-mcp"
+        sent = time.monotonic()
+        missing = server.call("get_research", {"research_id": "20990101-000000-00000000"})
+        ping = server.request("ping")
+        assert ping["result"] == {} and time.monotonic() - sent < 10
+        assert missing["isError"] and "20250102-000000-000007cf" in missing["content"][0]["text"]
+        found = structured(server.call("get_research", {"research_id": "20250102-000000-00000007"}))
+        assert found["status"] == "interrupted"  # left running by an earlier process
+        assert server.close_stdin() == 0
+    aside = sorted(p.name for p in runs.glob("*.unreadable"))
+    assert aside == [
+        "20250101-000000-deadbee0.unreadable",
+        "20250101-000000-deadbee1.unreadable",
+        "20250101-000000-deadbeef.unreadable",
+    ]
+    assert server.stderr.count("is unreadable") == 3
+
+
+def test_lifecycle_unwritable_data_dir_keeps_runs_and_says_so(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
+    fake_openrouter.structured_answers["research_plan"] = PLAN
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the data directory should be")
+    with RawServer(tmp_path, OPENROUTER_BASE_URL=fake_openrouter.base_url, OPENROUTER_DATA_DIR=str(blocked)) as server:
+        server.initialize()
+        done = structured(server.call("deep_research", {"question": "Heat pumps?", "depth": 1}))
+        again = structured(server.call("get_research", {"research_id": done["research_id"]}))
+        background = structured(
+            server.call("deep_research", {"question": "Heat pumps?", "depth": 1, "background": True})
+        )
+        deadline = time.monotonic() + 20
+        while (polled := structured(server.call("get_research", {"research_id": background["research_id"]})))[
+            "status"
+        ] == "running":
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert done["status"] == "done" and again["report"] == done["report"]
+    assert any("could not be saved" in w for w in done["warnings"]) and polled["status"] == "done"
+    assert any("could not be saved" in w for w in polled["warnings"])
