@@ -147,8 +147,11 @@ class ModelCatalog:
             now = self._clock()
             if not math.isfinite(fetched_at) or fetched_at > now + CLOCK_SKEW:
                 # A time in the future (or none at all) would keep the copy fresh forever: treat it as expired.
-                log.warning("model cache %s has an impossible fetched_at (%r); treating it as expired", self._path,
-                            doc["fetched_at"])
+                log.warning(
+                    "model cache %s has an impossible fetched_at (%r); treating it as expired",
+                    self._path,
+                    doc["fetched_at"],
+                )
                 fetched_at = now - self._ttl - 1
             return _snapshot(doc["data"], fetched_at, "disk")
         except (OSError, ValueError, KeyError, TypeError) as exc:
