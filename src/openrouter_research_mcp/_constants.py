@@ -17,9 +17,10 @@ __all__ = [
     "DEFAULT_MODELS_TTL",
     "DEFAULT_RESEARCH_MAX_COST_USD",
     "DEFAULT_TIMEOUT",
-    "DEFAULT_WEB_SEARCH_FEE",
     "INITIAL_RETRY_DELAY",
+    "MAX_NATIVE_FALLBACKS",
     "KEYS_URL",
+    "PRIVACY_URL",
     "MAX_RETRY_AFTER",
     "MAX_RETRY_DELAY",
     "RETRY_STATUSES",
@@ -31,11 +32,13 @@ DEFAULT_MODEL = "openai/gpt-4o-mini"
 DEFAULT_TIMEOUT = 50.0  # seconds per upstream request, and per tool call in all: inside hosts' 60 s limit
 DEFAULT_CONNECT_TIMEOUT = 10.0
 DEFAULT_MAX_RETRIES = 2
+MAX_NATIVE_FALLBACKS = 3  # OpenRouter rejects a `models` list longer than this with a 400
 DEFAULT_MODELS_TTL = 3600.0
 DEFAULT_APP_TITLE = "openrouter-research-mcp"
 DEFAULT_APP_URL = "https://github.com/openrouter-research-mcp/openrouter-research-mcp"
 KEYS_URL = "https://openrouter.ai/settings/keys"
 CREDITS_URL = "https://openrouter.ai/settings/credits"
+PRIVACY_URL = "https://openrouter.ai/settings/privacy"
 
 # Retry policy (see retry.py): only these statuses are retried; client mistakes (400, 401, 402, 403, 404, 413, 422)
 # never are, since trying again cannot change the answer.
@@ -51,4 +54,3 @@ JUDGE_MAX_TOKENS = 1500
 PROGRESS_INTERVAL = 1.0  # seconds between streamed-text progress notifications
 DEFAULT_RESEARCH_MAX_COST_USD = 0.50
 # OpenRouter's web plugin bills per search (about $0.02 for 5 results); used when the catalog lists no price.
-DEFAULT_WEB_SEARCH_FEE = 0.02
