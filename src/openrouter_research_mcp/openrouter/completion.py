@@ -140,7 +140,7 @@ def parse_completion(body: Any, requested: str) -> ChatResult:
             generation_id=str(body["id"]) if body.get("id") else None,
             finish_reason=str(choice["finish_reason"]) if choice.get("finish_reason") else None,
             citations=_citations(message),
-            usage=usage_from_response(body.get("usage")),
+            usage=usage_from_response(body.get("usage"))[0],
         )
     except (ValidationError, TypeError, ValueError) as exc:  # an answer of an unexpected shape is not a crash
         raise BadResponseError(
