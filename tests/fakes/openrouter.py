@@ -1,5 +1,4 @@
-"""A fake OpenRouter HTTP API on loopback, faithful to docs/openrouter-api.md (2026), for end-to-end tests and
-benchmarks.
+"""A fake OpenRouter HTTP API on loopback, faithful to docs/openrouter-api.md (2026), for tests and benchmarks.
 
 Standard library only: a `ThreadingHTTPServer` on a daemon thread serves each connection on its own thread, so the
 latency sleeps of concurrent requests overlap as they would upstream. Every wait (latency, pacing, the "hang" fault)
