@@ -9,10 +9,11 @@
 - Refusal (`refusals[model]`): `content: null`, `refusal: <text>`.
 - Reasoning: `reasoning` text, or only `reasoning_details` (a `reasoning.summary`) for `reasoning_details_models`.
 
-Cost is computed here, independently of the package under test: tokens at the catalog's prices for the prompt
-size (the largest `overrides` tier reached, then `discount`), the request fee and images; plus, unchanged by BYOK,
-the web fees (the project's one rule) and OCR. With BYOK OpenRouter charges 5% of the provider's charge, which is
-reported as `cost_details.upstream_inference_cost`.
+Tokens are about 4 characters each; the text of pages read counts as prompt. Cost is computed here, independently
+of the package under test: tokens at the catalog's prices for the prompt size (the largest `overrides` tier
+reached, then `discount`), the request fee and images; plus, unchanged by BYOK, the web fees (the project's one
+rule) and OCR. With BYOK OpenRouter charges 5% of the provider's charge, which is reported as
+`cost_details.upstream_inference_cost`.
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ def compose(
         web = run_web(fake, body, model)
         content, annotations = _cite(content, web.sources, structured)
     reasoning_tokens = 16 + len(all_text) // 8 if thinks else 0
-    prompt_tokens, completion_tokens = len(all_text) // 4 + 1, len(content) // 4 + 1 + reasoning_tokens
+    # The pages read are fed to the model: their text is prompt tokens, as upstream (budgets must count them).
+    read = sum(len(source.content) for source in web.sources if source.quote is not None)
+    prompt_tokens, completion_tokens = (len(all_text) + read) // 4 + 1, len(content) // 4 + 1 + reasoning_tokens
     usage: dict[str, Any] = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,

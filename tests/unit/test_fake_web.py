@@ -182,6 +182,9 @@ def test_fake_web_fetch_reads_urls_in_the_message(fake_openrouter: FakeOpenRoute
     for i, note in enumerate(notes, 1):
         assert message["content"][note["start_index"] : note["end_index"]] == f"[{i}]"
     assert tool_use(body) == (0, 2, 2)
+    assert (
+        body["usage"]["prompt_tokens"] == (len(question) + len(notes[0]["content"]) + len(notes[1]["content"])) // 4 + 1
+    )
     assert body["usage"]["cost"] == pytest.approx(token_cost(fake_openrouter, body) + web_fetch_fee(2, "auto"))
     free = ask(http, question, tools=[{**FETCH, "parameters": {"engine": "openrouter"}}])
     assert free["usage"]["cost"] == pytest.approx(token_cost(fake_openrouter, free))  # that engine is free
