@@ -165,7 +165,8 @@ def run_web(fake: FakeOpenRouter, body: dict[str, Any], model: str) -> WebWork:
     plugin = next((p for p in plugins if p.get("id") == "web"), None)
     fetch_plugin = next((p for p in plugins if p.get("id") == "web-fetch"), None)
     online = model.endswith(":online") or str(body.get("model", "")).endswith(":online")
-    work = WebWork(server_tools=search_tool is not None or fetch_tool is not None)
+    # The fetch plugin runs the same server tool underneath, so its reads are counted the same way.
+    work = WebWork(server_tools=search_tool is not None or fetch_tool is not None or fetch_plugin is not None)
     pricing = Pricing.model_validate(as_dict((fake._entry(model) or {}).get("pricing")))
     prompt, steps = last_prompt(body), _Steps(body)
     finder = _Finder(fake.pages, prompt)

@@ -190,6 +190,11 @@ def test_fake_web_fetch_reads_urls_in_the_message(fake_openrouter: FakeOpenRoute
     assert free["usage"]["cost"] == pytest.approx(token_cost(fake_openrouter, free))  # that engine is free
 
 
+def test_fake_web_fetch_plugin_form_reads_pages(http: httpx.Client) -> None:
+    body = ask(http, "Read https://hivescience.test/colony", plugins=[{"id": "web-fetch", "max_uses": 1}])
+    assert [n["url"] for n in cited(body)] == ["https://hivescience.test/colony"] and tool_use(body) == (0, 1, 1)
+
+
 def test_fake_web_fetch_reads_pages_tests_add(fake_openrouter: FakeOpenRouter, http: httpx.Client) -> None:
     fake_openrouter.pages["https://added.test/a"] = ("Added", "Tests can add pages. Here is a second sentence.")
     body = ask(http, "Read https://added.test/a please", tools=[FETCH])
