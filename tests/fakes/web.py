@@ -1,5 +1,5 @@
 """Web search and page reading inside one fake chat request: the server tools `openrouter:web_search` and
-`openrouter:web_fetch`, plus the deprecated `web` plugin and `:online` suffix.
+`openrouter:web_fetch`, plus the deprecated `web` plugin, the `:online` suffix and the `web-fetch` plugin.
 
 The fake model is lazy about searching, as a real one may be: the search tool runs only when `tool_choice` forces
 it (`{"type":"openrouter:web_search"}` or `"required"`); the plugin and `:online` always search once. Given the
