@@ -1,7 +1,8 @@
 """Model catalogs in both of OpenRouter's shapes, for the unit tests and the fake server.
 
 2025: `{"data": [...]}` with every pricing key present (zeros as "0").
-2026: `{"data": [...], "total_count": N, "links": {...}}`, zero prices omitted, extra fields.
+2026: `{"data": [...], "total_count": N, "links": {...}}`, zero prices omitted, extra fields, and pricing tiers
+(`google/gemini-2.5-pro` dearer from 200,000 prompt tokens) and a discount (`deepseek/deepseek-r1`, 25%).
 """
 
 from __future__ import annotations
@@ -128,6 +129,48 @@ _MODELS: list[tuple[str, str, int, int, str, str, list[str], list[str], list[str
         {"image": "0.04"},
     ),
     (
+        "google/gemini-2.5-pro",
+        "Google: Gemini 2.5 Pro",
+        1750169544,
+        1048576,
+        "0.00000125",
+        "0.00001",
+        ["text", "image", "file", "audio"],
+        ["text"],
+        [
+            "tools",
+            "tool_choice",
+            "reasoning",
+            "include_reasoning",
+            "structured_outputs",
+            "response_format",
+            "temperature",
+            "max_tokens",
+        ],
+        {"input_cache_read": "0.00000031"},
+    ),
+    (
+        "anthropic/claude-sonnet-4",
+        "Anthropic: Claude Sonnet 4",
+        1747930371,
+        200000,
+        "0.000003",
+        "0.000015",
+        ["text", "image", "file"],
+        ["text"],
+        [
+            "tools",
+            "tool_choice",
+            "reasoning",
+            "include_reasoning",
+            "structured_outputs",
+            "response_format",
+            "temperature",
+            "max_tokens",
+        ],
+        {"input_cache_read": "0.0000003", "input_cache_write": "0.00000375"},
+    ),
+    (
         "openrouter/auto",
         "Auto Router",
         1699401600,
@@ -140,6 +183,22 @@ _MODELS: list[tuple[str, str, int, int, str, str, list[str], list[str], list[str
         {},
     ),
 ]
+
+# Pricing fields only the 2026 shape has: long-prompt tiers and discounts.
+_PRICING_2026: dict[str, dict[str, Any]] = {
+    "google/gemini-2.5-pro": {
+        "overrides": [{"min_prompt_tokens": 200000, "prompt": "0.0000025", "completion": "0.000015"}]
+    },
+    "deepseek/deepseek-r1": {"discount": 0.25},
+}
+# 2026 `reasoning` blocks that differ from the default (low/medium/high, optional).
+_REASONING: dict[str, dict[str, Any]] = {
+    "google/gemini-2.5-pro": {
+        "supported_efforts": ["low", "medium", "high"],
+        "default_effort": "medium",
+        "mandatory": True,
+    },
+}
 
 PRICING_KEYS_2025 = (
     "prompt",
@@ -160,6 +219,7 @@ def _entry(row: tuple[Any, ...], shape: int) -> dict[str, Any]:
         pricing = {key: prices.get(key, "0") for key in PRICING_KEYS_2025}
     else:
         pricing = {key: value for key, value in prices.items() if value not in ("0", 0)}
+        pricing.update(_PRICING_2026.get(model_id, {}))
     entry: dict[str, Any] = {
         "id": model_id,
         "canonical_slug": f"{model_id.split(':')[0]}-20250101",
@@ -195,11 +255,10 @@ def _entry(row: tuple[Any, ...], shape: int) -> dict[str, Any]:
             }
         )
         if "reasoning" in params:
-            entry["reasoning"] = {
-                "supported_efforts": ["low", "medium", "high"],
-                "default_effort": "medium",
-                "mandatory": False,
-            }
+            entry["reasoning"] = _REASONING.get(
+                model_id,
+                {"supported_efforts": ["low", "medium", "high"], "default_effort": "medium", "mandatory": False},
+            )
     return entry
 
 

@@ -29,7 +29,7 @@ from openrouter_research_mcp.errors import (
     UpstreamTimeoutError,
 )
 from openrouter_research_mcp.openrouter.client import OpenRouterClient
-from openrouter_research_mcp.openrouter.pricing import Pricing
+from openrouter_research_mcp.openrouter.pricing import Pricing, web_search_fee
 
 from ..fakes import FAKE_KEY
 from ..fakes.catalog_data import catalog, with_extra_models
@@ -51,6 +51,11 @@ def chat_body(model: str = "openai/gpt-4o-mini", **extra: Any) -> dict[str, Any]
 def price(fake: FakeOpenRouter, model: str, key: str) -> float:
     entry = next(m for m in fake.catalog_body["data"] if m["id"] == model)
     return float(entry["pricing"].get(key, 0))
+
+
+def pricing(fake: FakeOpenRouter, model: str) -> Pricing:
+    """The catalog entry's prices as the package reads them (for the web fee rule only)."""
+    return Pricing.model_validate(next(m for m in fake.catalog_body["data"] if m["id"] == model)["pricing"])
 
 
 def sse_events(lines: list[str]) -> list[Any]:
@@ -118,8 +123,20 @@ def test_fake_key_needs_the_key_and_masks_the_label(fake_openrouter: FakeOpenRou
         data = http.get(path).json()["data"]
         assert data["label"].startswith("sk-or-v1-") and "..." in data["label"] and FAKE_KEY not in data["label"]
         assert (data["limit"], data["limit_remaining"], data["usage"], data["is_free_tier"]) == (10.0, 7.5, 2.5, False)
-        assert data["rate_limit"] == {"requests": 100, "interval": "10s"}
-        assert http.get("/credits").json() == {"data": {"total_credits": 10.0, "total_usage": 2.5}}
+        assert data["rate_limit"] == {"requests": -1, "interval": "10s"}  # deprecated in 2026: always -1
+        assert (data["usage_daily"], data["usage_weekly"], data["usage_monthly"]) == (0.1, 0.5, 2.5)
+        byok = ("byok_usage", "byok_usage_daily", "byok_usage_weekly", "byok_usage_monthly")
+        assert all(data[name] == 0.0 for name in byok)
+        assert data["include_byok_in_limit"] is False and data["is_management_key"] is False
+
+
+def test_fake_credits_need_a_management_key(fake_openrouter: FakeOpenRouter, http: httpx.Client) -> None:
+    refused = http.get("/credits")
+    assert refused.status_code == 403
+    assert refused.json()["error"] == {"code": 403, "message": "Only management keys can fetch credits."}
+    fake_openrouter.management_key = True
+    assert http.get("/credits").json() == {"data": {"total_credits": 10.0, "total_usage": 2.5}}
+    assert http.get("/key").json()["data"]["is_management_key"] is True
 
 
 def test_fake_unknown_path_is_404(http: httpx.Client) -> None:
@@ -225,7 +242,7 @@ def test_fake_chat_counts_reasoning_tokens(http: httpx.Client, extra: dict[str, 
     "extra",
     [
         {"plugins": [{"id": "web", "max_results": 5}]},
-        {"tools": [{"type": "openrouter:web_search"}]},
+        {"tools": [{"type": "openrouter:web_search"}], "tool_choice": {"type": "openrouter:web_search"}},
         {"model": "openai/gpt-4o-mini:online"},
     ],
     ids=["plugin", "server-tool", "online-suffix"],
@@ -240,11 +257,19 @@ def test_fake_web_grounding_returns_url_citations(
     for i, note in enumerate(notes, 1):
         assert note["title"] and note["content"]
         assert message["content"][note["start_index"] : note["end_index"]] == f"[{i}]"  # the span it backs
-    assert usage["server_tool_use"] == {"web_search_requests": 1}
+    if "tools" in extra:  # the server tool reports the 2026 field, the plugin and :online the older one
+        assert usage["server_tool_use_details"] == {
+            "web_search_requests": 1,
+            "tool_calls_requested": 1,
+            "tool_calls_executed": 1,
+        }
+        assert "server_tool_use" not in usage
+    else:
+        assert usage["server_tool_use"] == {"web_search_requests": 1} and "server_tool_use_details" not in usage
     plain = usage["prompt_tokens"] * price(fake_openrouter, "openai/gpt-4o-mini", "prompt") + usage[
         "completion_tokens"
     ] * price(fake_openrouter, "openai/gpt-4o-mini", "completion")
-    assert usage["cost"] == pytest.approx(plain + 0.004)  # no `web_search` price in the catalog: the default fee
+    assert usage["cost"] == pytest.approx(plain + web_search_fee(pricing(fake_openrouter, "openai/gpt-4o-mini"), 1))
 
 
 def test_fake_web_grounding_uses_catalog_price_and_max_results(
@@ -256,9 +281,14 @@ def test_fake_web_grounding_uses_catalog_price_and_max_results(
     assert len(body["choices"][0]["message"]["annotations"]) == 2
     usage = body["usage"]
     tokens = usage["prompt_tokens"] + usage["completion_tokens"]  # sonar charges the same for both
-    assert usage["cost"] == pytest.approx(
-        tokens * price(fake_openrouter, "perplexity/sonar", "prompt") + 0.005 + 0.005
-    )  # per-request fee plus its web_search price
+    fee = web_search_fee(pricing(fake_openrouter, "perplexity/sonar"), 1, "auto")  # the project's one rule
+    assert usage["cost"] == pytest.approx(tokens * price(fake_openrouter, "perplexity/sonar", "prompt") + 0.005 + fee)
+    native = http.post(
+        "/chat/completions",
+        json=chat_body("perplexity/sonar", plugins=[{"id": "web", "max_results": 2, "engine": "native"}]),
+    ).json()["usage"]
+    tokens = native["prompt_tokens"] + native["completion_tokens"]
+    assert native["cost"] == pytest.approx(tokens * 0.000001 + 0.005 + 0.005)  # native: the catalog's web_search
 
 
 class Finding(BaseModel):
