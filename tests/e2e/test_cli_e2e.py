@@ -42,7 +42,7 @@ def test_doctor_reports_without_the_key(fake_openrouter: FakeOpenRouter, tmp_pat
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "API key         present and valid" in done.stdout and "10 models" in done.stdout
+    assert "API key         present and valid" in done.stdout and "12 models" in done.stdout
     assert "$7.5000 left" in done.stdout and str(tmp_path / "cache") in done.stdout and "all good" in done.stdout
     assert FAKE_KEY not in done.stdout + done.stderr
 

@@ -60,7 +60,7 @@ async def test_e2e_every_tool_resource_and_prompt(mode: str, fake_openrouter: Fa
     assert usage["totals"]["calls"] == 4 and usage["totals"]["cost_usd"] > 0
     assert account["limit_remaining"] == 7.5 and FAKE_KEY not in json.dumps(account)
     assert one["id"] == "deepseek/deepseek-r1" and "reasoning" in one["capabilities"]
-    assert len(index["models"]) == 10
+    assert len(index["models"]) == 12
     assert {"deep_research_brief", "compare_answers", "pick_model"} <= prompts
     assert "summarise contracts" in pick.messages[0].content.text  # type: ignore[union-attr]
 
@@ -156,7 +156,7 @@ async def test_e2e_catalog_fetched_once_and_reused_from_disk(fake_openrouter: Fa
     assert fake_openrouter.count("/models") == 1
     async with Client(params, mode="legacy") as second:  # a new process finds the disk cache
         page = await second.call_tool("list_models", {})
-    assert page.structured_content["total"] == 10 and fake_openrouter.count("/models") == 1
+    assert page.structured_content["total"] == 12 and fake_openrouter.count("/models") == 1
 
 
 async def test_e2e_key_never_leaks_at_debug_level(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:

@@ -69,7 +69,7 @@ async def test_catalog_lookup_free_suffix_needs_a_free_entry(loaded: ModelCatalo
         ("gpt-4o-mini", "openai/gpt-4o-mini"),
         ("claude-3.5-sonet", "anthropic/claude-3.5-sonnet"),
         ("deepseek/deepseek-r2:thinking", "deepseek/deepseek-r1"),
-        ("anthropic/claude", "anthropic/claude-3.5-sonnet"),  # the slug alone is too short to match
+        ("anthropic/claude", "anthropic/claude-sonnet-4"),  # the slug alone is too short to match
     ],
 )
 async def test_catalog_lookup_unknown_id_suggests_close_matches(loaded: ModelCatalog, wanted: str, best: str) -> None:

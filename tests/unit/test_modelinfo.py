@@ -214,7 +214,7 @@ def test_model_info_capabilities_come_from_declared_parameters(extra: dict[str, 
     ("text", "expected"),
     [
         ("gpt-4o", {"openai/gpt-4o", "openai/gpt-4o-mini"}),
-        ("sonnet", {"anthropic/claude-3.5-sonnet"}),
+        ("sonnet", {"anthropic/claude-3.5-sonnet", "anthropic/claude-sonnet-4"}),
         ("OPENAI MINI", {"openai/gpt-4o-mini"}),
         ("llama free", {"meta-llama/llama-3.3-70b-instruct:free"}),
         ("questions about deepseek", {"deepseek/deepseek-r1"}),
@@ -252,7 +252,13 @@ def test_search_models_free_only() -> None:
 
 
 def test_search_models_min_context_is_inclusive() -> None:
-    assert id_set(min_context=200000) == {"anthropic/claude-3.5-sonnet", "google/gemini-2.5-flash", "openrouter/auto"}
+    assert id_set(min_context=200000) == {
+        "anthropic/claude-3.5-sonnet",
+        "anthropic/claude-sonnet-4",
+        "google/gemini-2.5-flash",
+        "google/gemini-2.5-pro",
+        "openrouter/auto",
+    }
     assert "anthropic/claude-3.5-sonnet" not in id_set(min_context=200001)
 
 
@@ -285,8 +291,8 @@ def test_search_models_max_completion_price_is_inclusive_per_million() -> None:
 
 
 def test_search_models_filters_by_modality() -> None:
-    assert id_set(input_modality="audio") == {"google/gemini-2.5-flash"}
-    assert id_set(input_modality="FILE") == {"openai/gpt-4o-mini"}
+    assert id_set(input_modality="audio") == {"google/gemini-2.5-flash", "google/gemini-2.5-pro"}
+    assert id_set(input_modality="FILE") == {"openai/gpt-4o-mini", "google/gemini-2.5-pro", "anthropic/claude-sonnet-4"}
     assert id_set(output_modality="image") == {"openai/gpt-image-1"}
     assert id_set(input_modality="image", output_modality="image") == {"openai/gpt-image-1"}
 
@@ -300,16 +306,40 @@ def test_search_models_filters_by_modality() -> None:
                 "openai/gpt-4o-mini",
                 "openai/gpt-4o",
                 "anthropic/claude-3.5-sonnet",
+                "anthropic/claude-sonnet-4",
                 "google/gemini-2.5-flash",
+                "google/gemini-2.5-pro",
                 "meta-llama/llama-3.3-70b-instruct",
                 "openrouter/auto",
             },
         ),
-        (["reasoning"], {"google/gemini-2.5-flash", "deepseek/deepseek-r1", "openrouter/auto"}),
-        (["structured_outputs"], {"openai/gpt-4o-mini", "openai/gpt-4o", "google/gemini-2.5-flash", "openrouter/auto"}),
+        (
+            ["reasoning"],
+            {
+                "google/gemini-2.5-flash",
+                "google/gemini-2.5-pro",
+                "anthropic/claude-sonnet-4",
+                "deepseek/deepseek-r1",
+                "openrouter/auto",
+            },
+        ),
+        (
+            ["structured_outputs"],
+            {
+                "openai/gpt-4o-mini",
+                "openai/gpt-4o",
+                "google/gemini-2.5-flash",
+                "google/gemini-2.5-pro",
+                "anthropic/claude-sonnet-4",
+                "openrouter/auto",
+            },
+        ),
         (["web_search"], {"openai/gpt-4o-mini", "perplexity/sonar"}),
         (["tools", "web_search"], {"openai/gpt-4o-mini"}),
-        (["reasoning", "structured_outputs", "tools"], {"google/gemini-2.5-flash", "openrouter/auto"}),
+        (
+            ["reasoning", "structured_outputs", "tools"],
+            {"google/gemini-2.5-flash", "google/gemini-2.5-pro", "anthropic/claude-sonnet-4", "openrouter/auto"},
+        ),
     ],
 )
 def test_search_models_filters_by_capability(supports: list[str], expected: set[str]) -> None:
@@ -324,15 +354,19 @@ SORTED: dict[str, list[str]] = {
         "perplexity/sonar",
         "deepseek/deepseek-r1",
         "google/gemini-2.5-flash",
+        "google/gemini-2.5-pro",
         "openai/gpt-4o",
         "anthropic/claude-3.5-sonnet",
+        "anthropic/claude-sonnet-4",
         "openai/gpt-image-1",
         "openrouter/auto",
     ],
     "context": [
         "openrouter/auto",
         "google/gemini-2.5-flash",
+        "google/gemini-2.5-pro",
         "anthropic/claude-3.5-sonnet",
+        "anthropic/claude-sonnet-4",
         "deepseek/deepseek-r1",
         "meta-llama/llama-3.3-70b-instruct",
         "openai/gpt-4o",
@@ -342,7 +376,9 @@ SORTED: dict[str, list[str]] = {
         "openai/gpt-image-1",
     ],
     "newest": [
+        "google/gemini-2.5-pro",
         "google/gemini-2.5-flash",
+        "anthropic/claude-sonnet-4",
         "openai/gpt-image-1",
         "perplexity/sonar",
         "deepseek/deepseek-r1",
@@ -355,9 +391,11 @@ SORTED: dict[str, list[str]] = {
     ],
     "name": [
         "anthropic/claude-3.5-sonnet",
+        "anthropic/claude-sonnet-4",
         "openrouter/auto",
         "deepseek/deepseek-r1",
         "google/gemini-2.5-flash",
+        "google/gemini-2.5-pro",
         "meta-llama/llama-3.3-70b-instruct",
         "meta-llama/llama-3.3-70b-instruct:free",
         "openai/gpt-image-1",
@@ -386,9 +424,9 @@ def test_search_models_price_sort_puts_every_unknown_price_last() -> None:
 
 def test_search_models_pages_with_total() -> None:
     pages = [search_models(MODELS, SearchQuery(limit=3, offset=offset)) for offset in (0, 3, 6, 9, 12)]
-    assert [page.total for page in pages] == [10] * 5
+    assert [page.total for page in pages] == [12] * 5
     assert [page.offset for page in pages] == [0, 3, 6, 9, 12]
-    assert [len(page.models) for page in pages] == [3, 3, 3, 1, 0]
+    assert [len(page.models) for page in pages] == [3, 3, 3, 3, 0]
     assert [m.id for page in pages for m in page.models] == SORTED["name"]
     filtered = search_models(MODELS, SearchQuery(provider="openai", limit=1, offset=1))
     assert filtered.total == 3 and [m.id for m in filtered.models] == ["openai/gpt-4o"]

@@ -179,13 +179,15 @@ async def test_server_list_models_filters_and_pages(tmp_path: Path, respx_openro
         images_out = await client.call_tool("list_models", {"modality": "->image"})
         again = await client.call_tool("list_models", {"query": "llama", "free_only": True})
     page = first.structured_content
-    assert page["total"] == 10 and page["next_offset"] == 3 and len(page["models"]) == 3
+    assert page["total"] == 12 and page["next_offset"] == 3 and len(page["models"]) == 3
     assert page["models"][0]["prompt_usd_per_mtok"] == 0.0
     assert {m["id"] for m in vision.structured_content["models"]} == {
         "openai/gpt-4o-mini",
         "openai/gpt-4o",
         "anthropic/claude-3.5-sonnet",
+        "anthropic/claude-sonnet-4",
         "google/gemini-2.5-flash",
+        "google/gemini-2.5-pro",
         "openrouter/auto",
     }
     assert [m["id"] for m in images_out.structured_content["models"]] == ["openai/gpt-image-1"]
@@ -261,7 +263,7 @@ async def test_server_prompts_and_completion(tmp_path: Path) -> None:
     message = brief.messages[0].content
     assert message.type == "text" and "solid-state batteries" in message.text and "deep_research" in message.text
     assert done.completion.values == ["openai/gpt-4o", "openai/gpt-4o-mini", "openai/gpt-image-1"]
-    assert template.completion.values == ["anthropic/claude-3.5-sonnet"]
+    assert template.completion.values == ["anthropic/claude-3.5-sonnet", "anthropic/claude-sonnet-4"]
 
 
 async def test_server_fallback_reports_attempts(tmp_path: Path, respx_openrouter: respx.MockRouter) -> None:

@@ -93,8 +93,8 @@ async def test_compare_escapes_answers_in_the_judge_prompt(
 async def test_list_models_filters_sorts_and_pages(app_state: AppState) -> None:
     first = await list_models(app_state, search_query(supports=["reasoning"], sort="context", limit=2))
     assert [m.id for m in first.models] == ["openrouter/auto", "google/gemini-2.5-flash"]
-    assert first.total == 3 and first.next_offset == 2
-    last = await list_models(app_state, search_query(supports=["reasoning"], sort="context", limit=2, offset=2))
+    assert first.total == 5 and first.next_offset == 2
+    last = await list_models(app_state, search_query(supports=["reasoning"], sort="context", limit=2, offset=4))
     assert [m.id for m in last.models] == ["deepseek/deepseek-r1"] and last.next_offset is None
     images = await list_models(app_state, search_query(modality="->image"))
     assert [m.id for m in images.models] == ["openai/gpt-image-1"]
