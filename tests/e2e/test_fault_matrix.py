@@ -6,6 +6,7 @@ cause) and that the server then answers the next call normally. `FAULTS` is coun
 
 from __future__ import annotations
 
+import json
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,8 +16,9 @@ import pytest
 from mcp import Client
 
 from ..fakes.openrouter import FakeOpenRouter
-from ..support import result_text
+from ..support import resource_text, result_text
 from .conftest import stdio_params
+from .raw import RawServer
 
 
 @dataclass
@@ -33,6 +35,8 @@ class Fault:
     env: dict[str, str] = field(default_factory=dict)
     catalog_fails: bool = False
     dead_upstream: bool = False
+    usage: dict[str, Any] = field(default_factory=dict)  # laid over every answer's usage (impossible numbers)
+    never_says: tuple[str, ...] = ()  # text that must not appear in what the user sees
 
 
 # A chain longer than OpenRouter's native window of three: a fault on the first request (which carried the window)
@@ -117,6 +121,43 @@ FAULTS = [
         says=("context", "128,000"),
         requests=0,
     ),
+    # Upstream values and streams that must not be trusted (issue: hardened against bad upstreams)
+    *(
+        Fault(
+            f"usage.cost {label}",
+            usage={"cost": value},
+            says=("impossible cost", "estimated"),
+            never_says=("$nan", "$inf", "$-", "cost null"),
+            requests=1,
+        )
+        for label, value in (("NaN", float("nan")), ("negative", -0.05), ("infinite", float("inf")))
+    ),
+    Fault(
+        "prompt_tokens 1e400",
+        usage={"prompt_tokens": float("inf")},
+        says=("impossible prompt token count",),
+        requests=1,
+    ),
+    Fault("total_tokens a string", usage={"total_tokens": "lots"}, says=("impossible total token count",)),
+    Fault("stream left open after [DONE]", {"kind": "open_after_done"}, env={"OPENROUTER_TIMEOUT": "8"}, requests=1),
+    Fault("stream never sends [DONE] and stays open", {"kind": "no_done"}, env={"OPENROUTER_TIMEOUT": "8"}, requests=1),
+    *(
+        Fault(
+            f"malformed chunk: {label}",
+            {"kind": "bad_chunk", "payload": payload},
+            ok=False,
+            says=("could not read", "malformed"),
+            requests=1,
+        )
+        for label, payload in (
+            ("choices of strings", {"id": "x", "choices": ["oops"]}),
+            ("choices an object", {"id": "x", "choices": {"0": {}}}),
+            ("delta a string", {"id": "x", "choices": [{"delta": "oops"}]}),
+            ("content a number", {"id": "x", "choices": [{"delta": {"content": 123}}]}),
+            ("reasoning a number", {"id": "x", "choices": [{"delta": {"reasoning": 7}}]}),
+            ("annotations a number", {"id": "x", "choices": [{"delta": {"annotations": 5}}]}),
+        )
+    ),
     Fault(
         "unknown model",
         arguments={"prompt": "hi", "model": "openai/gpt-4o-mini-2"},
@@ -142,12 +183,17 @@ async def test_fault_matrix(case: Fault, fake_openrouter: FakeOpenRouter, tmp_pa
         fake_openrouter.models_fail = 503
     if case.fault:
         fake_openrouter.fail(**case.fault)
+    fake_openrouter.usage_patch.update(case.usage)
     async with Client(stdio_params(fake_openrouter, tmp_path / "cache", **env)) as client:
         result = await client.call_tool(case.tool, case.arguments)
         text = result_text(result)
+        for word in case.never_says:
+            assert word.lower() not in text.lower(), (word, text)
         if case.ok:
             assert not result.is_error, text
             assert "4" in result.structured_content["answer"] or "2+2" in result.structured_content["answer"]
+            for word in case.says:
+                assert word.lower() in text.lower(), (word, text)
         else:
             assert result.is_error, text
             for word in case.says:
@@ -160,3 +206,84 @@ async def test_fault_matrix(case: Fault, fake_openrouter: FakeOpenRouter, tmp_pa
             assert after.is_error and "Could not reach" in result_text(after)
         else:
             assert not after.is_error, result_text(after)
+
+
+# ------------------------------------------------------------------------------------------------------ the wire
+# Malformed JSON-RPC: every request that can be answered is answered with JSON-RPC's own codes, and the server goes
+# on serving.
+
+PARSE_ERROR, INVALID_REQUEST = -32700, -32600
+
+# (name, the line sent, the code expected, the id expected in the error)
+MALFORMED: list[tuple[str, bytes, int, object]] = [
+    ("params a string", b'{"jsonrpc":"2.0","id":11,"method":"tools/list","params":"x"}', INVALID_REQUEST, 11),
+    ("params an array", b'{"jsonrpc":"2.0","id":12,"method":"tools/list","params":[1]}', INVALID_REQUEST, 12),
+    ("method a number", b'{"jsonrpc":"2.0","id":13,"method":5}', INVALID_REQUEST, 13),
+    ("jsonrpc 1.0", b'{"jsonrpc":"1.0","id":14,"method":"ping"}', INVALID_REQUEST, 14),
+    ("jsonrpc missing", b'{"id":15,"method":"ping"}', INVALID_REQUEST, 15),
+    ("lone surrogate", b'{"jsonrpc":"2.0","id":16,"method":"ping","params":{"x":"\\ud800"}}', INVALID_REQUEST, 16),
+    (
+        "nesting 300 deep",
+        b'{"jsonrpc":"2.0","id":17,"method":"ping","params":{"x":' + b"[" * 300 + b"]" * 300 + b"}}",
+        INVALID_REQUEST,
+        17,
+    ),
+    ("trailing garbage", b'{"jsonrpc":"2.0","id":18,"method":"ping"} garbage', PARSE_ERROR, 18),
+    (
+        "two objects on a line",
+        b'{"jsonrpc":"2.0","id":19,"method":"ping"}{"jsonrpc":"2.0","id":20,"method":"ping"}',
+        PARSE_ERROR,
+        19,
+    ),
+    ("a UTF-8 BOM", b'\xef\xbb\xbf{"jsonrpc":"2.0","id":21,"method":"ping"}', PARSE_ERROR, 21),
+    ("not JSON at all", b"hello there", PARSE_ERROR, None),
+    ("invalid UTF-8", b'{"jsonrpc":"2.0","id":22,"method":"ping","params":{"x":"\xff\xfe"}}', PARSE_ERROR, 22),
+    ("a batch", b'[{"jsonrpc":"2.0","id":23,"method":"ping"}]', INVALID_REQUEST, None),
+    ("id an object", b'{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}', INVALID_REQUEST, None),
+]
+
+
+@pytest.mark.parametrize(("name", "line", "code", "request_id"), MALFORMED, ids=[m[0] for m in MALFORMED])
+def test_fault_matrix_wire(name: str, line: bytes, code: int, request_id: object, tmp_path: Path) -> None:
+    with RawServer(tmp_path) as server:
+        server.initialize()
+        server.send(line)
+        error = server.read(10)
+        assert error["error"]["code"] == code, (name, error)
+        assert error["id"] == request_id and error["error"]["message"]
+        assert server.request("ping")["result"] == {}  # still serving
+        assert server.close_stdin() == 0
+    assert "Traceback" not in server.stderr
+
+
+def test_fault_matrix_wire_malformed_notification_gets_no_answer(tmp_path: Path) -> None:
+    with RawServer(tmp_path) as server:
+        server.initialize()
+        server.send(b'{"jsonrpc":"2.0","method":"notifications/initialized","params":"x"}')
+        assert server.request("ping")["result"] == {}  # the next thing on the wire is the ping's answer
+
+
+# ------------------------------------------------------------------------------------------------ budgets
+@pytest.mark.parametrize("cost", [float("nan"), -0.05], ids=["NaN", "negative"])
+async def test_fault_matrix_impossible_costs_never_switch_a_budget_off(
+    cost: float, fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
+    fake_openrouter.structured_answers["research_plan"] = {
+        "sub_questions": [{"question": f"Part {i}?", "rationale": "r"} for i in range(6)]
+    }
+    async with Client(stdio_params(fake_openrouter, tmp_path / "cache")) as client:
+        honest = await client.call_tool(
+            "deep_research", {"question": "How do heat pumps work?", "breadth": 6, "depth": 1, "max_cost_usd": 0.04}
+        )
+        honest_requests = len(fake_openrouter.chat_requests())
+        fake_openrouter.clear()
+        fake_openrouter.usage_patch["cost"] = cost
+        lied_to = await client.call_tool(
+            "deep_research", {"question": "How do heat pumps work?", "breadth": 6, "depth": 1, "max_cost_usd": 0.04}
+        )
+        usage = resource_text(await client.read_resource("openrouter://usage"))
+    data = lied_to.structured_content
+    assert not lied_to.is_error, result_text(lied_to)
+    assert 0 <= data["cost_usd"] <= 0.04 and len(fake_openrouter.chat_requests()) <= honest_requests
+    assert honest.structured_content["stopped_because"] == data["stopped_because"] == "budget"
+    json.loads(usage, parse_constant=lambda name: pytest.fail(f"{name} in openrouter://usage"))

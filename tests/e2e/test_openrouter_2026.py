@@ -75,7 +75,6 @@ async def test_e2e_byok_cost_is_the_real_cost_and_budgets_bind_on_it(
     assert real == pytest.approx(data["cost_usd"]) and all(line["upstream_cost_usd"] > 0 for line in data["usage"])
 
 
-
 async def test_e2e_refusal_is_shown_as_the_models_refusal(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
     fake_openrouter.refusals["openai/gpt-4o-mini"] = "I can't help with that request."
     async with Client(stdio_params(fake_openrouter, tmp_path / "cache")) as client:

@@ -47,6 +47,9 @@ FAULT_KINDS = frozenset(
         "drop",
         "bad_json",
         "wrong_json",
+        "open_after_done",
+        "no_done",
+        "bad_chunk",
     }
 )
 DEFAULT_STATUS = {"http": 500, "body": 502, "stream_error": 502, "model_down": 503}
@@ -161,6 +164,7 @@ class Fault:
     message: str | None
     metadata: dict[str, Any] | None
     availability: dict[str, Any] | None = None
+    payload: Any = None  # "bad_chunk": the chunk sent after the first piece of text
 
     def error(self, model: str, prompt: str) -> dict[str, Any]:
         metadata = self.metadata

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from .checks import model_rejection, request_rejection
-from .common import ACCOUNT_DEFAULT_MODEL, API_PREFIX, MESSAGES, Recorded, Rejection, last_prompt
+from .common import ACCOUNT_DEFAULT_MODEL, API_PREFIX, MESSAGES, Fault, Recorded, Rejection, last_prompt
 from .stream import PROCESSING, events
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the client's pool expects
     server: FakeServer
     record: Recorded
+    fault: Fault | None = None
 
     def setup(self) -> None:
         super().setup()
@@ -262,7 +263,7 @@ class _Handler(BaseHTTPRequestHandler):
         requested = str(body.get("model") or (fallbacks[0] if fallbacks else ACCOUNT_DEFAULT_MODEL))
         if not fake.known(requested):
             return self._error(400, f"{requested} is not a valid model ID")
-        fault = fake._take_fault(requested)
+        fault = self.fault = fake._take_fault(requested)
         kind = fault.kind if fault is not None else "ok"
         if kind in ("hang", "drop"):
             if kind == "hang":
@@ -321,7 +322,8 @@ class _Handler(BaseHTTPRequestHandler):
     def _stream(self, result: dict[str, Any], kind: str, error: dict[str, Any] | None, rate: float | None) -> None:
         """Write the answer's events; with a `rate`, each text piece after the first waits for its tokens."""
         first = True
-        for event in events(result, kind, error, PACED_PIECE_CHARS if rate else None):
+        payload = self.fault.payload if self.fault is not None else None
+        for event in events(result, kind, error, PACED_PIECE_CHARS if rate else None, payload):
             if rate and event.tokens:
                 if not first and self._wait(event.tokens / rate):
                     self.close_connection = True
@@ -330,4 +332,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._event(event.text)
         if kind == "ok":
             self.server.fake._remember(result, self.record.started)
+        if kind in ("open_after_done", "no_done"):  # the answer is complete, but the connection stays open
+            self._hang()
+            return None
         return self._end_stream()

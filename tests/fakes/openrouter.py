@@ -74,6 +74,7 @@ class FakeOpenRouter:
         self.api_key = api_key
         self.include_cost = include_cost
         self.byok = False  # the user's own provider key: cost is 5% of the provider's charge
+        self.usage_patch: dict[str, Any] = {}  # laid over every answer's usage, e.g. {"cost": float("nan")}
         self.management_key = False  # only a management key may read /credits
         self.models_fail: int | None = None
         self.structured_answers: dict[str, Any] = {}  # json_schema name -> the JSON answered
@@ -161,15 +162,26 @@ class FakeOpenRouter:
         message: str | None = None,
         metadata: dict[str, Any] | None = None,
         availability: dict[str, Any] | None = None,
+        payload: Any = None,
     ) -> None:
         """Queue a fault (FIFO) for the next `times` chat requests for `model` (None: any model).
 
         `availability` (2026, e.g. `{"code": "privacy_restricted", "retryable": False, "fallback_models": [...]}`)
-        goes into the error as `error.availability`, its code also as `metadata.error_type`."""
+        goes into the error as `error.availability`, its code also as `metadata.error_type`. Stream faults:
+        "open_after_done" keeps the connection open after `[DONE]`, "no_done" never sends `[DONE]` and keeps it
+        open, "bad_chunk" sends `payload` as a chunk after the first piece of text."""
         if kind not in FAULT_KINDS:
             raise ValueError(f"unknown fault kind {kind!r}; use one of {sorted(FAULT_KINDS)}")
         fault = Fault(
-            kind, status or DEFAULT_STATUS.get(kind, 502), times, model, retry_after, message, metadata, availability
+            kind,
+            status or DEFAULT_STATUS.get(kind, 502),
+            times,
+            model,
+            retry_after,
+            message,
+            metadata,
+            availability,
+            payload,
         )
         with self._lock:
             self._faults.append(fault)
@@ -257,8 +269,11 @@ class FakeOpenRouter:
     def answer(
         self, body: dict[str, Any], model: str, generation_id: str | None = None, *, kind: str = "ok"
     ) -> dict[str, Any]:
-        """The completion body `model` gives for the request `body` (`kind` "bad_json"/"wrong_json" spoils JSON)."""
-        return compose(self, body, model, generation_id, kind)
+        """The completion body `model` gives for the request `body` (`kind` "bad_json"/"wrong_json" spoils JSON),
+        with `usage_patch` laid over its usage (a test's impossible numbers: NaN, negative, infinite)."""
+        result = compose(self, body, model, generation_id, kind)
+        result["usage"].update(self.usage_patch)
+        return result
 
     def _remember(self, result: dict[str, Any], started: float) -> None:
         usage = result["usage"]

@@ -31,9 +31,14 @@ def _data(payload: Any) -> Event:
 
 
 def events(
-    result: dict[str, Any], kind: str, error: dict[str, Any] | None, piece_chars: int | None = None
+    result: dict[str, Any],
+    kind: str,
+    error: dict[str, Any] | None,
+    piece_chars: int | None = None,
+    payload: Any = None,
 ) -> Iterator[Event]:
-    """The events of `result` streamed under fault `kind` ("ok", "body", "stream_error", "finish_error", "empty").
+    """The events of `result` streamed under fault `kind` ("ok", "body", "stream_error", "finish_error", "empty",
+    "bad_chunk" with its `payload`, "no_done").
 
     `piece_chars` sets the size of the text pieces; None: about a quarter of the text each."""
     head = {k: result[k] for k in ("id", "created", "model", "provider")} | {"object": "chat.completion.chunk"}
@@ -66,6 +71,8 @@ def events(
     for index, piece in enumerate(pieces):
         delta = {"refusal": piece} if refused else {"content": piece}
         yield Event(_data(chunk(delta)).text, len(piece) / 4)
+        if kind == "bad_chunk" and index == 0:
+            yield _data(payload)
         if index % 2:
             yield Event(PROCESSING)
     if error is not None:  # mid-stream failure: an error chunk, then the stream ends without usage or [DONE]
@@ -76,4 +83,5 @@ def events(
     if kind != "empty":
         yield _data(chunk({"content": ""}, "error" if kind == "finish_error" else stop_reason))
     yield _data(head | {"choices": [], "usage": result["usage"]})
-    yield Event("data: [DONE]\n\n")
+    if kind != "no_done":
+        yield Event("data: [DONE]\n\n")
