@@ -201,3 +201,16 @@ async def test_research_all_searches_failing_is_a_failed_run(fake: FakeOpenRoute
         progress=Notes(),
     )
     assert result.status == "failed" and result.error and "503" in result.error and result.sources == []
+
+
+async def test_research_report_neutralises_script_links_and_raw_html(fake: FakeOpenRouter, state: AppState) -> None:
+    fake.text_answers["google/gemini-2.5-flash"] = (
+        "## Summary\nSee <a href='javascript:alert(6)'>this</a> and ![img](data:image/svg+xml,<svg/onload=alert(7)>) "
+        "and [evil](javascript:alert(4)) <img src=x onerror=alert(1)>."
+    )
+    result = await deep_research(
+        state, "Heat pumps?", depth=1, writer_model="google/gemini-2.5-flash", progress=Notes()
+    )
+    report = result.report or ""
+    assert "](javascript:" not in report and "data:image" not in report and "<img" not in report and "<a " not in report
+    assert "&lt;a href=" in report and "&lt;img" in report  # raw HTML is shown as text, never run
