@@ -13,8 +13,10 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Annotated, Any
 
+from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
+from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.server.mcpserver.tools import Tool
 from mcp.types import (
     CallToolResult,
@@ -38,6 +40,7 @@ from .mcp_prompts import compare_answers_text, deep_research_brief_text, pick_mo
 from .openrouter.account import account_info
 from .openrouter.models import Capability, ReasoningEffort, SortKey
 from .openrouter.request import ProviderPrefs
+from .research.run import ReportLength
 from .tools.ask import ask
 from .tools.compare import compare_models
 from .tools.models import list_models, search_query
@@ -53,7 +56,7 @@ from .tools.render import (
     render_research_index,
     render_usage,
 )
-from .tools.research import deep_research, get_research, research_report
+from .tools.research import Clarification, cancel_research, deep_research, get_research, research_report
 from .tools.results import AskResult, CompareResult, ModelsPage, ResearchResult
 from .tools.state import AppState, open_state
 from .wire import serve_stdio
@@ -276,30 +279,52 @@ async def list_models_tool(
     return _result(page, render_models(page))
 
 
-async def deep_research_tool(
-    question: Annotated[str, Field(min_length=1, description="the research question, complete and specific")],
-    ctx: Context,
-    breadth: Annotated[int, Field(ge=1, le=6, description="sub-questions in the first round (halved after)")] = 3,
-    depth: Annotated[int, Field(ge=1, le=3, description="rounds of search and reflection")] = 2,
-    max_cost_usd: Annotated[
-        float | None, Field(gt=0, le=100, description="spending cap in USD; default: OPENROUTER_RESEARCH_MAX_COST_USD")
-    ] = None,
-    max_seconds: Annotated[
-        float, Field(gt=0, le=3600, description="time cap; the report is written from what was found by then")
-    ] = 50,
-    planner_model: Annotated[str | None, Field(description="model that plans and reflects")] = None,
-    searcher_model: Annotated[str | None, Field(description="model that answers sub-questions from the web")] = None,
-    writer_model: Annotated[str | None, Field(description="model that writes the report")] = None,
-    background: Annotated[
-        bool, Field(description="return a research_id at once and run on; poll get_research")
-    ] = False,
-) -> Annotated[CallToolResult, ResearchResult]:
-    """Research a question across the web and write a cited markdown report.
+def _form_elicitation(ctx: Context) -> bool:
+    """Whether the client takes form elicitation (a bare `elicitation: {}` counts, as the SDK rules)."""
+    capabilities = ctx.client_capabilities
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
 
-    Plans sub-questions, searches them in parallel with web-grounded models, reflects on gaps for a second round,
-    then writes a report whose every [n] citation is a source that was really found. Enforces max_cost_usd (never
-    starts a call that could cross it) and max_seconds (returns a partial report with its research_id). For runs
-    longer than your client's timeout, pass background=true and poll get_research."""
+
+class _NotAsked(BaseModel):
+    could_ask: bool
+
+
+def _ask_first(question: str, clarify: bool, ctx: Context) -> _NotAsked | Elicit[Clarification]:
+    """Before a research run plans: its clarifying questions, when asked for and the client can show them."""
+    if not clarify or not _form_elicitation(ctx):
+        return _NotAsked(could_ask=not clarify)
+    return Elicit(f'Before researching "{question[:200]}": three quick questions, all optional.', Clarification)
+
+
+async def deep_research_tool(
+    ctx: Context,
+    clarification: Annotated[ElicitationResult[Clarification], Resolve(_ask_first)],
+    question: Annotated[str, Field(description="the research question; may be empty with resume")] = "",
+    breadth: Annotated[int, Field(ge=1, le=6, description="sub-questions in round 1 (halved after)")] = 3,
+    depth: Annotated[int, Field(ge=1, le=3, description="rounds of research and reflection")] = 2,
+    max_cost_usd: Annotated[
+        float | None, Field(gt=0, le=100, description="USD cap; default OPENROUTER_RESEARCH_MAX_COST_USD")
+    ] = None,
+    max_seconds: Annotated[float, Field(gt=0, le=3600, description="time cap")] = 50,
+    planner_model: Annotated[str | None, Field(description="plans, reflects, verifies")] = None,
+    searcher_model: Annotated[str | None, Field(description="searches and reads pages")] = None,
+    writer_model: Annotated[str | None, Field(description="writes the report")] = None,
+    report_length: Annotated[ReportLength, Field(description="~600, ~1,500 or ~4,000 words")] = "standard",
+    verify_with_model: Annotated[bool, Field(description="a model judges citations code cannot")] = True,
+    background: Annotated[bool, Field(description="return a research_id at once; poll get_research")] = False,
+    resume: Annotated[str | None, Field(description="research_id of a stopped run to continue")] = None,
+    clarify: Annotated[bool, Field(description="ask the user up to 3 questions first")] = False,
+) -> Annotated[CallToolResult, ResearchResult]:
+    """Research a question on the web and write a cited report; every citation is checked against its page.
+
+    Researchers search, read pages and answer in parallel; reflection adds a round; the writer cites each claim with
+    a quote that code verifies. The plan is scaled to fit max_cost_usd and max_seconds; a stop returns a verified
+    partial report. Long runs: background=true, then get_research; stop with cancel_research."""
+    outcome = clarification
+    answers = outcome.data if isinstance(outcome, AcceptedElicitation) else None
+    asked = isinstance(answers, Clarification)
+    could_not_ask = isinstance(answers, _NotAsked) and not answers.could_ask
     with _tool_errors():
         result = await deep_research(
             _state(ctx),
@@ -311,7 +336,12 @@ async def deep_research_tool(
             planner_model=planner_model,
             searcher_model=searcher_model,
             writer_model=writer_model,
+            report_length=report_length,
+            verify_with_model=verify_with_model,
             background=background,
+            resume=resume,
+            clarifications=answers if asked else None,
+            assumed=could_not_ask or (clarify and not asked),
             progress=_progress(ctx),
         )
     return _result(result, render_research(result))
@@ -321,9 +351,19 @@ async def get_research_tool(
     research_id: Annotated[str, Field(description="the id deep_research returned")],
     ctx: Context,
 ) -> Annotated[CallToolResult, ResearchResult]:
-    """Check a research run: status, progress, spend so far, and the report with its sources once done."""
+    """A research run's status, progress and spend so far, and its checked report and sources once done."""
     with _tool_errors():
         result = await get_research(_state(ctx), research_id)
+    return _result(result, render_research(result))
+
+
+async def cancel_research_tool(
+    research_id: Annotated[str, Field(description="the id deep_research returned")],
+    ctx: Context,
+) -> Annotated[CallToolResult, ResearchResult]:
+    """Stop a research run in progress, keeping what it found; returns its partial, checked report."""
+    with _tool_errors():
+        result = await cancel_research(_state(ctx), research_id)
     return _result(result, render_research(result))
 
 
@@ -369,6 +409,12 @@ def build_server(settings: Settings) -> MCPServer:
             "get_research",
             "Research status and report",
             ToolAnnotations(read_only_hint=True, open_world_hint=False),
+        ),
+        _tool(
+            cancel_research_tool,
+            "cancel_research",
+            "Stop a research run",
+            ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False),
         ),
     ]
     mcp = ResearchServer(

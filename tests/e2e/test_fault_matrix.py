@@ -285,5 +285,6 @@ async def test_fault_matrix_impossible_costs_never_switch_a_budget_off(
     data = lied_to.structured_content
     assert not lied_to.is_error, result_text(lied_to)
     assert 0 <= data["cost_usd"] <= 0.04 and len(fake_openrouter.chat_requests()) <= honest_requests
-    assert honest.structured_content["stopped_because"] == data["stopped_because"] == "budget"
+    # The plan was scaled to fit the cap, and an impossible cost is counted at its worst case: never over the cap.
+    assert honest.structured_content["plan"]["worst_case_usd"] <= 0.04 and data["stopped_because"] in ("done", "budget")
     json.loads(usage, parse_constant=lambda name: pytest.fail(f"{name} in openrouter://usage"))

@@ -43,6 +43,7 @@ def test_e2e_inspector_cli_lists_and_calls(fake_openrouter: FakeOpenRouter, tmp_
     listed = inspector(fake_openrouter, tmp_path, "--method", "tools/list")
     assert {t["name"] for t in listed["tools"]} == {
         "ask",
+        "cancel_research",
         "compare_models",
         "list_models",
         "deep_research",

@@ -34,7 +34,7 @@ async def test_e2e_research_progress_over_stdio(fake_openrouter: FakeOpenRouter,
     assert not result.is_error and data["status"] == "done" and data["report"].count("## Sources") == 1
     messages = [m for _, m in seen]
     assert messages[0] == "planning" and "writing the report" in messages
-    assert sum(m.startswith("searching") for m in messages) == 3
+    assert sum(m.startswith("researching") for m in messages) == 3
     assert [p for p, _ in seen] == sorted(p for p, _ in seen)
     [shown] = result.content
     assert shown.type == "text" and shown.text.startswith(data["report"][:40]) and data["research_id"] in shown.text

@@ -131,12 +131,19 @@ def _content(fake: FakeOpenRouter, body: dict[str, Any], model: str, kind: str) 
             value = fake.structured_answers[str(name)]
         elif name == "judgement":
             value = _judgement(fake, body, schema)
+        elif name == "citation_check":
+            value = _citation_check(body)
         else:
             value = fill(schema)
     elif response_format.get("type") == "json_object":
         value = {"model": model, "answer": prompt[:200]}
     else:
-        return fake.text_answers.get(model, f"[{model}] Answer: {prompt[:200]}")
+        if model in fake.text_answers:
+            return fake.text_answers[model]
+        system = next((text_of(m.get("content")) for m in dicts(body.get("messages")) if m.get("role") == "system"), "")
+        if system.startswith("You write a research report"):
+            return _report(fake, body)
+        return f"[{model}] Answer: {prompt[:200]}"
     if kind == "wrong_json":
         required = [str(n) for n in as_dict(schema).get("required") or []]
         value = {k: v for k, v in value.items() if k != required[0]} if required and isinstance(value, dict) else {}
@@ -145,6 +152,46 @@ def _content(fake: FakeOpenRouter, body: dict[str, Any], model: str, kind: str) 
     if kind == "bad_json" and not (healing and not body.get("stream")):  # healing works on whole bodies only
         text = text[:-1] + "," if text.endswith(("}", "]")) else text + ","
     return text
+
+
+_SOURCE = re.compile(r'<source n="(\d+)"[^>]*>\n(.*?)\n</source>', re.DOTALL)
+_ITEM = re.compile(r'<claim id="(\d+)">\n(.*?)\n</claim>\n<evidence id="\d+">\n(.*?)\n</evidence>', re.DOTALL)
+_WORD = re.compile(r"[a-z0-9]{4,}")
+
+
+def _first_sentence(text: str) -> str:
+    return re.split(r"(?<=[.!?])\s", " ".join(text.split()), maxsplit=1)[0]
+
+
+def quote_of(sentence: str, words: int = 10) -> str:
+    """The words a fake model quotes from a sentence: its first `words`, without double quotes."""
+    return " ".join(sentence.replace('"', "'").split()[:words]).rstrip(".,;:")
+
+
+def _report(fake: FakeOpenRouter, body: dict[str, Any]) -> str:
+    """A fake writer: one finding per source given, each the source's first sentence cited with a true quote, and
+    `writer_extra` (a test's own claims and citations) after them."""
+    prompt = " ".join(text_of(m.get("content")) for m in dicts(body.get("messages")) if m.get("role") == "user")
+    lines = ["## Summary", "", "The sources below answer the question.", "", "## Findings", ""]
+    for n, text in _SOURCE.findall(prompt)[:8]:
+        sentence = _first_sentence(text)
+        lines.append(f'- {sentence.rstrip(".")} [{n} "{quote_of(sentence)}"].')
+    if fake.writer_extra:
+        lines += ["", fake.writer_extra]
+    lines += ["", "## Where sources disagree", "", "They agree.", "", "## Open questions", "", "None noted."]
+    return "\n".join(lines)
+
+
+def _citation_check(body: dict[str, Any]) -> dict[str, Any]:
+    """A fake verifier: a claim is supported when most of its words are in the evidence, partly when some are."""
+    prompt = last_prompt(body)
+    verdicts = []
+    for item_id, claim, evidence in _ITEM.findall(prompt):
+        words = set(_WORD.findall(claim.lower()))
+        found = len(words & set(_WORD.findall(evidence.lower()))) / max(len(words), 1)
+        verdict = "supported" if found >= 0.75 else "partly" if found >= 0.6 else "unsupported"
+        verdicts.append({"id": int(item_id), "verdict": verdict})
+    return {"verdicts": verdicts}
 
 
 def _judgement(fake: FakeOpenRouter, body: dict[str, Any], schema: Any) -> Any:
@@ -164,8 +211,9 @@ def _cite(content: str, sources: list[Source], structured: bool) -> tuple[str, l
     for i, source in enumerate(sources, 1):
         start = 0  # JSON answers get no markers: each citation spans the whole answer
         if not structured:
+            marker = f'[{i} "{quote_of(source.quote)}"]' if source.quote else f"[{i}]"
             content = f"{content} {source.quote}" if source.quote else content
-            start, content = len(content) + 1, f"{content} [{i}]"
+            start, content = len(content) + 1, f"{content} {marker}"
         annotations.append(
             {
                 "type": "url_citation",

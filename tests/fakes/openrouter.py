@@ -74,6 +74,7 @@ class FakeOpenRouter:
         self.api_key = api_key
         self.include_cost = include_cost
         self.byok = False  # the user's own provider key: cost is 5% of the provider's charge
+        self.writer_extra = ""  # text a fake research writer adds after its findings (a test's own citations)
         self.usage_patch: dict[str, Any] = {}  # laid over every answer's usage, e.g. {"cost": float("nan")}
         self.management_key = False  # only a management key may read /credits
         self.models_fail: int | None = None

@@ -177,10 +177,13 @@ def test_fake_web_fetch_reads_urls_in_the_message(fake_openrouter: FakeOpenRoute
     title, text = PAGES["https://hivescience.test/colony"]
     assert (notes[0]["title"], notes[0]["content"]) == (title, text)
     assert notes[1]["content"].startswith("Page at https://unknown.test/notes:")
-    assert "A honeybee colony holds 20,000 to 80,000 bees in summer, with a single queen. [1]" in message["content"]
+    assert (
+        "A honeybee colony holds 20,000 to 80,000 bees in summer, with a single queen. "
+        '[1 "A honeybee colony holds 20,000 to 80,000 bees in summer"]' in message["content"]
+    )
     assert "Page at https://unknown.test/notes: a page the fake generated" in message["content"]
     for i, note in enumerate(notes, 1):
-        assert message["content"][note["start_index"] : note["end_index"]] == f"[{i}]"
+        assert message["content"][note["start_index"] : note["end_index"]].startswith(f"[{i}")
     assert tool_use(body) == (0, 2, 2)
     assert (
         body["usage"]["prompt_tokens"] == (len(question) + len(notes[0]["content"]) + len(notes[1]["content"])) // 4 + 1
@@ -198,7 +201,7 @@ def test_fake_web_fetch_plugin_form_reads_pages(http: httpx.Client) -> None:
 def test_fake_web_fetch_reads_pages_tests_add(fake_openrouter: FakeOpenRouter, http: httpx.Client) -> None:
     fake_openrouter.pages["https://added.test/a"] = ("Added", "Tests can add pages. Here is a second sentence.")
     body = ask(http, "Read https://added.test/a please", tools=[FETCH])
-    assert "Tests can add pages. [1]" in body["choices"][0]["message"]["content"]
+    assert 'Tests can add pages. [1 "Tests can add pages"]' in body["choices"][0]["message"]["content"]
     assert "https://added.test/a" not in FakeOpenRouter().pages  # each fake has its own copy
 
 

@@ -71,15 +71,27 @@ async def test_research_full_loop_parallel_reflective_and_cited(fake: FakeOpenRo
         ["What does it cost?"],
     ]
     assert result.open_questions == ["costs are unclear"]
-    assert len(searches(fake)) == 4 and fake.max_concurrency() == 3  # the three first-round searches overlapped
+    assert len(searches(fake)) == 4 and fake.max_concurrency() == 3  # the three first-round researchers overlapped
+    researcher = searches(fake)[0].body
+    assert [t["type"] for t in researcher["tools"]] == ["openrouter:web_search", "openrouter:web_fetch"]
+    assert (
+        researcher["tool_choice"] == {"type": "openrouter:web_search"}
+        and "read" in researcher["messages"][0]["content"]
+    )
+    assert result.pages_read == 12 and result.searches == 4  # three pages read per researcher
     assert len(result.sources) == 12 and [s.n for s in result.sources] == list(range(1, 13))
     assert {s.found_by for s in result.sources} >= {"Sub-question 1?", "What does it cost?"}
-    assert result.report and result.report.rstrip().endswith(f"(<{result.sources[-1].url}>)")
-    assert cited(result.report) <= {s.n for s in result.sources} and result.removed_citations == 0
-    assert {u.stage for u in result.usage} == {"plan", "search", "reflect", "write"}
+    report = result.report or ""
+    assert report.rstrip().endswith("_8 of 8 citations verified against their sources._")  # the fake cites 8
+    assert "## Method" in report and "4 web searches and 12 pages read" in report
+    assert cited(report) <= {s.n for s in result.sources} and result.removed_citations == 0
+    assert result.verification.verified_by_quote == result.verification.citations == 8
+    assert all(c.status == "verified" and c.quote for c in result.citations)
+    assert {u.stage for u in result.usage} == {"plan", "search", "reflect", "write"}  # nothing left to verify
     assert 0 < result.cost_usd <= result.max_cost_usd == 0.5
+    assert result.plan and (result.plan.breadth, result.plan.depth, result.plan.scaled_because) == (3, 2, [])
     assert result.upstream_requests == len(fake.chat_requests()) == 7
-    assert [m for _, m in notes.seen][0] == "planning" and any(m.startswith("searching 2/3") for _, m in notes.seen)
+    assert [m for _, m in notes.seen][0] == "planning" and any(m.startswith("researching 2/3") for _, m in notes.seen)
     assert any(m == "reflecting on the findings" for _, m in notes.seen) and notes.seen[-1][1] == "writing the report"
     assert [d for d, _ in notes.seen] == sorted(d for d, _ in notes.seen)  # progress only ever increases
 
@@ -91,31 +103,47 @@ async def test_research_stops_when_reflection_finds_no_gap(fake: FakeOpenRouter,
 
 
 async def test_research_writer_inventions_are_removed(fake: FakeOpenRouter, state: AppState) -> None:
-    fake.text_answers["google/gemini-2.5-flash"] = (
-        "## Summary\nHeat pumps move heat [1]. Made up [42] and [99][1]. See https://invented.example/paper "
-        "and [a fake](https://fake.example/x)."
+    fake.writer_extra = (
+        "Made up [42] and [99]. See https://invented.example/paper and [a fake](https://fake.example/x)."
     )
-    result = await deep_research(
-        state, "Heat pumps?", depth=1, writer_model="google/gemini-2.5-flash", progress=Notes()
-    )
+    result = await deep_research(state, "How do honeybees communicate?", depth=1, progress=Notes())
     assert result.report is not None
     assert "invented.example" not in result.report and "fake.example" not in result.report
-    assert "[42]" not in result.report and "[99]" not in result.report and "Heat pumps move heat [1]" in result.report
-    assert result.removed_citations == 4
-    urls = set(re.findall(r"https?://[^\s)\]>]+", result.report))
+    assert "[42" not in result.report and "[99" not in result.report
+    assert result.removed_citations == 4 and result.verification.removed == 2
+    urls = {u.rstrip(".,:;") for u in re.findall(r"https?://[^\s)\]>]+", result.report)}
     assert urls <= {s.url for s in result.sources}
 
 
-async def test_research_budget_stop_keeps_spend_under_cap(fake: FakeOpenRouter, state: AppState) -> None:
-    result = await deep_research(state, "Heat pumps?", breadth=6, depth=1, max_cost_usd=0.03, progress=Notes())
+async def test_research_small_budget_scales_the_plan_instead_of_refusing(fake: FakeOpenRouter, state: AppState) -> None:
+    result = await deep_research(state, "Heat pumps?", breadth=6, depth=3, max_cost_usd=0.03, progress=Notes())
+    assert result.status == "done" and result.cost_usd <= 0.03
+    plan = result.plan
+    assert plan is not None and "budget" in plan.scaled_because and plan.worst_case_usd <= 0.03
+    assert (plan.breadth, plan.depth, plan.searches, plan.fetches) < (6, 3, 2, 3)
+    assert len(searches(fake)) == sum(max(1, plan.breadth // 2**n) for n in range(len(result.sub_questions)))
+    assert result.verification.citations and result.report and result.report.rstrip().endswith("sources._")
+
+
+async def test_research_budget_stop_keeps_a_verified_partial_report(fake: FakeOpenRouter, state: AppState) -> None:
+    fake.usage_patch["cost"] = 0.15  # every call costs more than its worst case was estimated: a lying price list
+    fake.structured_answers["research_plan"] = {
+        "sub_questions": [{"question": f"Q{i}?", "rationale": "r"} for i in range(6)]
+    }
+    result = await deep_research(
+        state, "How do honeybees communicate?", breadth=6, depth=1, max_cost_usd=0.5, progress=Notes()
+    )
     assert result.stopped_because == "budget" and result.status == "budget"
     assert 1 <= len(searches(fake)) < 6 and result.report and "## Sources" in result.report
-    assert result.cost_usd <= 0.03
+    assert "without a writer model" in result.report  # the writer did not fit: the report was assembled in code
+    assert result.verification.citations > 0 and result.verification.verified_by_quote > 0
 
 
 async def test_research_refuses_a_budget_too_small_to_start(fake: FakeOpenRouter, state: AppState) -> None:
-    with pytest.raises(BudgetExceededError, match="budget"):
-        await deep_research(state, "Heat pumps?", max_cost_usd=0.001, progress=Notes())
+    with pytest.raises(BudgetExceededError, match=r"Not even the smallest research .* at least \$0\.\d+"):
+        await deep_research(
+            state, "Heat pumps?", writer_model="anthropic/claude-sonnet-4", max_cost_usd=0.001, progress=Notes()
+        )
     assert fake.chat_requests() == []
 
 

@@ -14,13 +14,14 @@ import httpx
 import pytest
 import respx
 from mcp import Client, MCPError
-from mcp.types import PromptReference, ResourceTemplateReference
+from mcp.types import ElicitResult, PromptReference, ResourceTemplateReference
 
 from openrouter_research_mcp.config import load_settings
 from openrouter_research_mcp.server import build_server
 
 from ..fakes import FAKE_KEY
 from ..fakes.catalog_data import catalog, with_extra_models
+from ..fakes.openrouter import FakeOpenRouter
 from ..support import resource_text, result_text
 from .helpers import BASE, citation, completion, error_body
 
@@ -47,7 +48,7 @@ def server(tmp_path: Path, **settings: str) -> Any:
 async def test_server_lists_tools_with_schemas_and_annotations(tmp_path: Path) -> None:
     async with Client(server(tmp_path)) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"ask", "compare_models", "list_models", "deep_research", "get_research"}
+    assert set(tools) == {"ask", "compare_models", "list_models", "deep_research", "get_research", "cancel_research"}
     hints = {name: tool.annotations for name, tool in tools.items()}
     assert hints["list_models"] and hints["list_models"].read_only_hint and hints["list_models"].idempotent_hint
     assert hints["ask"] and hints["ask"].open_world_hint
@@ -308,3 +309,40 @@ async def test_server_slow_catalog_does_not_stretch_ask_past_its_deadline(tmp_pa
             elapsed = time.monotonic() - started
     assert not asked.is_error and asked.structured_content["answer"] == "quick"
     assert elapsed < 2.0  # the catalog check gave up after a fifth of OPENROUTER_TIMEOUT; it was not waited for
+
+
+async def _answer_questions(_context: Any, params: Any) -> ElicitResult:
+    assert "three quick questions" in params.message
+    return ElicitResult(action="accept", content={"audience": "city planners", "focus": "costs", "timeframe": ""})
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_server_deep_research_clarifies_when_the_client_can_be_asked(
+    mode: str, tmp_path: Path, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.structured_answers["research_plan"] = {"sub_questions": [{"question": "Q?", "rationale": "r"}]}
+    built = server(tmp_path, base_url=fake_openrouter.base_url)
+    async with Client(built, mode=mode, elicitation_callback=_answer_questions) as client:  # type: ignore[arg-type]
+        asked = await client.call_tool(
+            "deep_research", {"question": "How do honeybees live?", "depth": 1, "clarify": True}
+        )
+    assert not asked.is_error, result_text(asked)
+    planner = next(r for r in fake_openrouter.chat_requests() if r.body.get("response_format"))
+    assert "audience: city planners" in planner.body["messages"][1]["content"]
+    assert "Asked first: audience: city planners; focus: costs." in asked.structured_content["report"]
+
+
+async def test_server_deep_research_without_elicitation_notes_its_assumptions(
+    tmp_path: Path, fake_openrouter: FakeOpenRouter
+) -> None:
+    fake_openrouter.structured_answers["research_plan"] = {"sub_questions": [{"question": "Q?", "rationale": "r"}]}
+    async with Client(server(tmp_path, base_url=fake_openrouter.base_url)) as client:
+        result = await client.call_tool(
+            "deep_research", {"question": "How do honeybees live?", "depth": 1, "clarify": True}
+        )
+        plain = await client.call_tool("deep_research", {"question": "How do honeybees live?", "depth": 1})
+    assert not result.is_error, result_text(result)
+    assert (
+        "Assumed (no one could be asked): written for an informed general reader" in result.structured_content["report"]
+    )
+    assert "Assumed" not in plain.structured_content["report"]

@@ -1,9 +1,12 @@
-"""The research loop: plan, search in parallel, reflect, repeat, write, then check every citation in code.
+"""The research loop: plan, research in parallel (researchers that search and read), reflect, repeat, write, then
+check every citation against its source.
 
-Money and time are budgets, not hopes. Before each call its worst case is reserved against `max_cost_usd` (the
-writer's share is held back from the start), and a call that does not fit is not started. Search work stops at
-the work deadline so the writer always has its share of `max_seconds`; if the writer cannot run, a report is
-assembled in code from what was found. The run is saved after every step.
+Money and time are budgets, not hopes. The plan is scaled up front so its worst case fits `max_cost_usd`
+(`planning.py`); before each call its worst case is reserved (the writer's and verifier's share is held back from
+the start) and a call that does not fit is not started. Research stops at the work deadline so the writer keeps its
+share of `max_seconds`; if the writer cannot run, a report is assembled in code from the findings, and its citations
+are checked all the same. The run is saved after every step, and a stopped run can be resumed without repeating
+(or paying again for) the research already done.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 from .._util import Progress
@@ -27,37 +31,26 @@ from ..openrouter.models import ModelInfo
 from ..openrouter.pricing import worst_case_cost
 from ..openrouter.request import WebPlan, provider_body, structured_params, web_params
 from ..openrouter.structured import ask_for_json
-from .ledger import SNIPPET_CHARS, CitationLedger
-from .prompts import (
-    PLAN_SCHEMA,
-    REFLECT_SCHEMA,
-    checked_questions,
-    plan_messages,
-    reflect_messages,
-    search_messages,
-    write_messages,
+from .ledger import CitationLedger
+from .planning import (
+    MAX_SOURCES_PER_CALL,
+    PLAN_MAX_TOKENS,
+    REFLECT_MAX_TOKENS,
+    RESEARCH_MAX_TOKENS,
+    choose_plan,
 )
-from .run import ResearchRun, Round, Stage, SubQuestion
+from .prompts import PLAN_SCHEMA, REFLECT_SCHEMA, checked_questions, plan_messages, reflect_messages, search_messages
+from .run import ResearchPlan, ResearchRun, Round, Stage, Stop, SubQuestion
 from .store import RunStore
-from .verify import source_list, verify_citations
+from .writing import finish_hold, keep_partial_report, write_report
 
-__all__ = ["ResearchEngine", "preflight"]
+__all__ = ["ActiveRun", "ResearchEngine", "Stop"]
 
 log = logging.getLogger(__name__)
 
-
-SEARCHES_PER_QUESTION = 1  # searches one searcher call may run
-PLAN_MAX_TOKENS = 800
-SEARCH_MAX_TOKENS = 900
-REFLECT_MAX_TOKENS = 700
-WRITE_MAX_TOKENS = 3000
-MAX_SOURCES_PER_SEARCH = 8  # citations kept from one search; the writer's budget hold assumes no more
 UNSAVED = "This run could not be saved to disk"
 HEARTBEAT_S = 5.0  # progress is re-sent at least this often while work runs (hosts want one every 10 s)
-
-
-class _Stop(Exception):
-    """No more work may start (budget or time)."""
+FINISHING: tuple[Stage, ...] = ("outline", "write", "verify")  # stages that may use the writer's share of the time
 
 
 class _AccountProblem(Exception):
@@ -80,15 +73,21 @@ class ResearchEngine:
         self.concurrency = settings.research_concurrency
         self.provider = provider_body(settings)
 
-    def web_plan(self) -> WebPlan:
-        """A searcher's web work: forced to search, within a bounded number of searches."""
-        return WebPlan(
-            searches=SEARCHES_PER_QUESTION,
+    def web_plan(self, plan: ResearchPlan | None = None) -> WebPlan:
+        """A researcher's web work: forced to search, then free to open and read pages, within the plan's counts."""
+        base = WebPlan(
+            searches=1,
+            fetches=0,
             max_results=5,
             search_engine=self.search_engine,
             fetch_engine=self.fetch_engine,
             force="search",
         )
+        return replace(base, searches=plan.searches, fetches=plan.fetches) if plan is not None else base
+
+    def plan_for(self, run: ResearchRun, models: dict[str, ModelInfo | None]) -> ResearchPlan:
+        """The largest plan that fits the run's budget and time (raises `BudgetExceededError` when none does)."""
+        return choose_plan(run.params, models, self.web_plan())
 
     async def run(
         self,
@@ -98,9 +97,10 @@ class ResearchEngine:
         started: float | None = None,
         stopped_as: Callable[[str], Literal["cancelled", "interrupted"]] = lambda _id: "cancelled",
     ) -> ResearchRun:
-        """Carry `run` through every stage; returns it finished (done, budget, time or failed). When its task is
-        cancelled, the run is saved with its partial report as `stopped_as(research_id)` says; the cancel goes on."""
-        return await _Run(self, run, models, progress, started, stopped_as).execute()
+        """Carry `run` through every stage (or on from where it stopped); returns it finished (done, budget, time or
+        failed). When its task is cancelled, it is saved with its partial report as `stopped_as(research_id)` says;
+        the cancel goes on."""
+        return await ActiveRun(self, run, models, progress, started, stopped_as).execute()
 
     async def save(self, run: ResearchRun) -> None:
         """Save a copy of `run` on a worker thread. When the disk refuses, the run stays in memory for the session
@@ -113,7 +113,9 @@ class ResearchEngine:
             )
 
 
-class _Run:
+class ActiveRun:
+    """One run being carried out: its budget, deadlines, ledger and stages."""
+
     def __init__(
         self,
         engine: ResearchEngine,
@@ -126,12 +128,14 @@ class _Run:
         self.engine, self.run, self.models, self.report_progress = engine, run, models, progress
         self.stopped_as = stopped_as
         p = run.params
+        self.plan = run.plan or engine.plan_for(run, models)
+        run.plan = self.plan
         self.started = time.monotonic() if started is None else started
         self.deadline = self.started + p.max_seconds
         # The writer's share of the time: a quarter, at least 10 s where the run allows it.
         self.work_deadline = self.deadline - min(max(p.max_seconds * 0.25, 10.0), p.max_seconds * 0.5)
-        self.budget = Budget(p.max_cost_usd)
-        self.ledger = CitationLedger(run.sources)
+        self.budget = Budget(p.max_cost_usd)  # for this session's spend (a resumed run's earlier spend is paid)
+        self.ledger = CitationLedger(run.sources, run.evidence)
         self.tick = 0
         self.message = "starting"
 
@@ -151,6 +155,7 @@ class _Run:
 
     async def save(self) -> None:
         self.run.sources = list(self.ledger.entries)
+        self.run.evidence = dict(self.ledger.evidence)
         self.run.updated_at = time.time()
         self.run.timings["elapsed_s"] = round(time.monotonic() - self.started, 3)
         await self.engine.save(self.run)
@@ -162,9 +167,10 @@ class _Run:
     def reserve(
         self, stage: Stage, model: str, prompt_chars: int, max_tokens: int, web: WebPlan | None = None
     ) -> Reservation:
-        if time.monotonic() >= (self.deadline if stage == "write" else self.work_deadline):
+        """Set aside a call's worst case, or stop the run (time or budget) when it cannot start."""
+        if time.monotonic() >= (self.deadline if stage in FINISHING else self.work_deadline):
             self.stop("time")
-            raise _Stop
+            raise Stop
         info = self.models.get(model)
         web = web or WebPlan()
         worst = (
@@ -185,19 +191,20 @@ class _Run:
             return self.budget.reserve(worst, f"the {stage} call to `{model}`")
         except BudgetExceededError:
             self.stop("budget")
-            raise _Stop from None
+            raise Stop from None
 
     async def call(
         self,
         stage: Stage,
         model: str,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         max_tokens: int,
         reservation: Reservation,
         stream: bool = True,
         **extra: Any,
     ) -> ChatResult:
-        deadline = self.deadline if stage == "write" else self.work_deadline
+        """One upstream call, settled against its reservation and counted in the run's spend."""
+        deadline = self.deadline if stage in FINISHING else self.work_deadline
         extra.setdefault("provider", self.engine.provider)
         try:
             result = await self.engine.client.chat(
@@ -218,13 +225,16 @@ class _Run:
         self.run.upstream_requests += sum(1 + a.retries for a in result.attempts)
         self.budget.settle(reservation, result.usage.cost_usd)
         self.run.spend_line(stage, result.model).record(result.usage)
+        for warning in result.warnings:
+            if warning not in self.run.warnings:
+                self.run.warnings.append(warning)
         return result
 
     async def structured(
         self,
         stage: Stage,
         model: str,
-        messages: list[dict[str, str]],
+        messages: list[dict[str, Any]],
         max_tokens: int,
         name: str,
         schema: dict[str, Any],
@@ -243,97 +253,91 @@ class _Run:
 
         return await ask_for_json(call, messages, check)
 
+    def done(self) -> list[SubQuestion]:
+        return [sq for r in self.run.rounds for sq in r.sub_questions if sq.status == "done"]
+
     # ------------------------------------------------------------------------------------------------ stages
 
-    async def plan(self) -> list[SubQuestion]:
-        p = self.run.params
+    async def plan_questions(self) -> list[SubQuestion]:
+        p, breadth = self.run.params, self.plan.breadth
         await self.say("planning")
         t = time.monotonic()
         try:
             data = await self.structured(
                 "plan",
                 p.planner_model,
-                plan_messages(p.question, p.breadth),
+                plan_messages(p.question, breadth, p.clarifications),
                 PLAN_MAX_TOKENS,
                 "research_plan",
                 PLAN_SCHEMA,
-                functools.partial(checked_questions, "sub_questions", 1, p.breadth),
+                functools.partial(checked_questions, "sub_questions", 1, breadth),
             )
-        except (OpenRouterError, _Stop) as exc:
+        except (OpenRouterError, Stop) as exc:
             log.warning("planning failed (%s); researching the question as asked", exc)
             data = {}
         finally:
             self.run.timings["plan_s"] = round(time.monotonic() - t, 3)
-        subs = _sub_questions(data.get("sub_questions"), p.breadth)
+        subs = _sub_questions(data.get("sub_questions"), breadth)
         return subs or [SubQuestion(question=p.question, rationale="the question as asked")]
 
-    def web_plan(self) -> WebPlan:
-        """A searcher's web work: forced to search, within a bounded number of searches."""
-        return WebPlan(
-            searches=SEARCHES_PER_QUESTION,
-            max_results=5,
-            search_engine=self.engine.search_engine,
-            fetch_engine=self.engine.fetch_engine,
-            force="search",
-        )
-
-    async def search_one(self, sq: SubQuestion, index: int, total: int, gate: asyncio.Semaphore) -> None:
+    async def research_one(self, sq: SubQuestion, index: int, total: int, gate: asyncio.Semaphore) -> None:
         p = self.run.params
         async with gate:
-            messages = search_messages(p.question, sq.question)
-            web = self.engine.web_plan()
+            messages = search_messages(p.question, sq.question, self.plan.fetches)
+            web = self.engine.web_plan(self.plan)
             try:
-                reservation = self.reserve(
-                    "search", p.searcher_model, sum(len(m["content"]) for m in messages), SEARCH_MAX_TOKENS, web
-                )
-            except _Stop:
+                chars = sum(len(m["content"]) for m in messages)
+                reservation = self.reserve("search", p.searcher_model, chars, RESEARCH_MAX_TOKENS, web)
+            except Stop:
                 sq.status = "skipped"
                 return
-            await self.say(f"searching {index}/{total}: {sq.question[:80]}")
+            await self.say(f"researching {index}/{total}: {sq.question[:80]}")
             try:
                 # The server-tool loop may spend at most what was reserved for the whole call.
-                web_fields = web_params(web, self.engine.web_mode, reservation.amount)
+                fields = web_params(web, self.engine.web_mode, reservation.amount)
                 result = await self.call(
-                    "search", p.searcher_model, messages, SEARCH_MAX_TOKENS, reservation, **web_fields
+                    "search", p.searcher_model, messages, RESEARCH_MAX_TOKENS, reservation, **fields
                 )
             except OpenRouterError as exc:
                 sq.status, sq.error = "failed", exc.message
                 if time.monotonic() >= self.work_deadline:
                     self.stop("time")
                 return
+            self.run.searches += result.usage.web_search_requests
+            self.run.pages_read += result.usage.web_fetch_requests
             numbers = [
-                self.ledger.add(c.url, c.title, c.snippet, sq.question)
-                for c in result.citations[:MAX_SOURCES_PER_SEARCH]
+                self.ledger.add(c.url, c.title, c.snippet, sq.question) for c in result.citations[:MAX_SOURCES_PER_CALL]
             ]
-            sq.sources = [n for n in numbers if n is not None]
+            sq.sources = sorted({n for n in numbers if n is not None})
             sq.finding = _renumber(result.text, numbers)
             sq.status = "done"
         await self.save()
 
-    async def search(self, round_: Round) -> int:
+    async def research_round(self, round_: Round) -> int:
+        """Research every pending sub-question of the round in parallel; returns how many new sources it found."""
         before = len(self.ledger)
         gate = asyncio.Semaphore(self.engine.concurrency)
         t = time.monotonic()
-        total = len(round_.sub_questions)
+        pending = [sq for sq in round_.sub_questions if sq.status == "pending"]
         try:
             async with asyncio.TaskGroup() as group:
-                for i, sq in enumerate(round_.sub_questions, start=1):
-                    group.create_task(self.search_one(sq, i, total, gate))
-        except* _AccountProblem as problems:  # the other searches were cancelled by the group
+                for i, sq in enumerate(pending, start=1):
+                    group.create_task(self.research_one(sq, i, len(pending), gate))
+        except* _AccountProblem as problems:  # the other researchers were cancelled by the group
             raise problems.exceptions[0] from None
-        self.run.timings[f"search_round_{round_.n}_s"] = round(time.monotonic() - t, 3)
+        key = f"research_round_{round_.n}_s"
+        self.run.timings[key] = round(self.run.timings.get(key, 0.0) + time.monotonic() - t, 3)
         return len(self.ledger) - before
 
     async def reflect(self, breadth: int) -> tuple[list[str], list[SubQuestion]]:
         p = self.run.params
         await self.say("reflecting on the findings")
-        done = [sq for r in self.run.rounds for sq in r.sub_questions if sq.status == "done"]
         t = time.monotonic()
         try:
             data = await self.structured(
                 "reflect",
                 p.planner_model,
-                reflect_messages(p.question, done, breadth),
+                reflect_messages(p.question, self.done(), breadth),
                 REFLECT_MAX_TOKENS,
                 "research_gaps",
                 REFLECT_SCHEMA,
@@ -341,60 +345,63 @@ class _Run:
             )
         finally:
             self.run.timings["reflect_s"] = round(self.run.timings.get("reflect_s", 0) + time.monotonic() - t, 3)
-        gaps = list(data["gaps"])
         asked = {sq.question.strip().lower() for r in self.run.rounds for sq in r.sub_questions}
         follow = [
             sq
             for sq in _sub_questions(data.get("follow_up_questions"), breadth)
             if sq.question.strip().lower() not in asked
         ]
-        return gaps, follow
+        return list(data["gaps"]), follow
 
-    async def write(self) -> None:
-        p = self.run.params
-        await self.say("writing the report")
-        done = [sq for r in self.run.rounds for sq in r.sub_questions if sq.status == "done"]
-        partial = self.run.stopped_because not in (None, "done")
-        messages = write_messages(p.question, done, self.ledger.entries, partial)
-        t = time.monotonic()
-        report = ""
-        try:
-            if done:
-                reservation = self.reserve(
-                    "write", p.writer_model, sum(len(m["content"]) for m in messages), WRITE_MAX_TOKENS
-                )
-                report = (await self.call("write", p.writer_model, messages, WRITE_MAX_TOKENS, reservation)).text
-        except (_Stop, OpenRouterError) as exc:
-            log.warning("writer unavailable (%s); assembling the report from the findings", exc)
-        self.run.timings["write_s"] = round(time.monotonic() - t, 3)
-        if not report.strip():
-            report = _assembled_report(p.question, done, self.run.open_questions)
-        checked, removed = verify_citations(report, self.ledger)
-        self.run.removed_citations = removed
-        self.run.report = f"{checked.rstrip()}\n\n{source_list(self.ledger)}\n"
+    async def research(self) -> None:
+        """Every round up to the plan's depth; a resumed run finishes its last round's open questions first."""
+        breadth = self.plan.breadth
+        if self.run.rounds:
+            round_ = self.run.rounds[-1]
+            for sq in round_.sub_questions:
+                if sq.status != "done":
+                    sq.status, sq.error = "pending", None
+            breadth = max(1, self.plan.breadth // 2 ** (round_.n - 1))
+        else:
+            round_ = Round(n=1, sub_questions=await self.plan_questions())
+            self.run.rounds.append(round_)
+        while True:
+            await self.save()
+            new_sources = await self.research_round(round_)
+            if self.run.stopped_because or round_.n >= self.plan.depth:
+                return
+            if new_sources == 0:
+                log.info("round %d brought no new sources; stopping", round_.n)
+                return
+            breadth = max(1, breadth // 2)
+            try:
+                gaps, subs = await self.reflect(breadth)
+            except (Stop, OpenRouterError) as exc:
+                if time.monotonic() >= self.work_deadline:
+                    self.stop("time")
+                log.info("no further round: %s", exc)
+                return
+            round_.gaps = gaps
+            self.run.open_questions = gaps
+            if not subs:
+                return
+            round_ = Round(n=round_.n + 1, sub_questions=subs)
+            self.run.rounds.append(round_)
 
     # ------------------------------------------------------------------------------------------------- driver
 
-    def keep_partial_report(self) -> None:
-        """A report assembled in code from the findings so far (no model call), for runs that end abruptly."""
-        done = [sq for r in self.run.rounds for sq in r.sub_questions if sq.status == "done"]
-        checked, _ = verify_citations(
-            _assembled_report(self.run.params.question, done, self.run.open_questions), self.ledger
-        )
-        self.run.report = f"{checked}\n\n{source_list(self.ledger)}\n"
-
     async def execute(self) -> ResearchRun:
-        p = self.run.params
-        writer_hold = self.budget.reserve(_writer_worst_case(self.run, self.models), _writer_label(self.run))
+        self.run.status, self.run.stopped_because = "running", None
+        hold = self.budget.reserve(finish_hold(self.run, self.models), f"writing with `{self.run.params.writer_model}`")
         beat = asyncio.create_task(self.heartbeat())
         try:
-            await self.research(p.breadth, p.depth)
-            self.budget.release(writer_hold)
+            await self.research()
+            self.budget.release(hold)
             subs = [sq for r in self.run.rounds for sq in r.sub_questions]
             if subs and not any(sq.status == "done" for sq in subs) and any(sq.status == "failed" for sq in subs):
-                self.stop("failed")  # every search failed: say why rather than report nothing as done
+                self.stop("failed")  # every researcher failed: say why rather than report nothing as done
                 self.run.error = next(sq.error for sq in subs if sq.status == "failed")
-            await self.write()
+            await write_report(self)
             self.stop("done")
             self.run.status = self.run.stopped_because or "done"
             self.run.progress = f"finished ({self.run.stopped_because})"
@@ -402,17 +409,16 @@ class _Run:
             self.stop("failed")
             self.run.status, self.run.error = "failed", problem.error.message
             self.run.progress = "failed: " + problem.error.message
-            self.keep_partial_report()
+            keep_partial_report(self)
             await self.save()
             raise problem.error from None
         except asyncio.CancelledError:
             why = self.stopped_as(self.run.research_id)
             self.stop(why)
             self.run.status = why
-            self.run.progress = f"{why}; the findings so far are kept" + (
-                " (resume it with deep_research resume=<id>)" if why == "interrupted" else ""
-            )
-            self.keep_partial_report()
+            resumable = " (resume it with deep_research resume=<id>)" if why == "interrupted" else ""
+            self.run.progress = f"{why}; the findings so far are kept{resumable}"
+            keep_partial_report(self)
             await asyncio.shield(self.save())
             raise
         finally:
@@ -423,41 +429,20 @@ class _Run:
         await self.save()
         return self.run
 
-    async def research(self, breadth: int, depth: int) -> None:
-        subs = await self.plan()
-        for n in range(1, depth + 1):
-            round_ = Round(n=n, sub_questions=subs)
-            self.run.rounds.append(round_)
-            await self.save()
-            new_sources = await self.search(round_)
-            if self.run.stopped_because or n == depth:
-                break
-            if new_sources == 0:
-                log.info("round %d brought no new sources; stopping", n)
-                break
-            breadth = max(1, breadth // 2)
-            try:
-                gaps, subs = await self.reflect(breadth)
-            except (_Stop, OpenRouterError) as exc:
-                if time.monotonic() >= self.work_deadline:
-                    self.stop("time")
-                log.info("no further round: %s", exc)
-                break
-            round_.gaps = gaps
-            self.run.open_questions = gaps
-            if not subs:
-                break
+
+_CITED = re.compile(r'\[(\d{1,3})(\s*[:,]?\s*["“][^"”\n]{1,600}["”])?\s*\]')
 
 
 def _renumber(text: str, ledger_numbers: Sequence[int | None]) -> str:
-    """A search answer numbers its own citations [1], [2]…; point them at the ledger's numbers instead."""
+    """A researcher numbers its own citations [1], [2 "quote"]…; point them at the ledger's numbers instead (a
+    number with no ledger source is dropped, quote and all)."""
 
     def swap(match: re.Match[str]) -> str:
         i = int(match.group(1))
         n = ledger_numbers[i - 1] if 0 < i <= len(ledger_numbers) else None
-        return f"[{n}]" if n is not None else ""
+        return f"[{n}{match.group(2) or ''}]" if n is not None else ""
 
-    return re.sub(r"\[(\d+)\]", swap, text)
+    return _CITED.sub(swap, text)
 
 
 def _sub_questions(raw: Any, limit: int) -> list[SubQuestion]:
@@ -466,58 +451,3 @@ def _sub_questions(raw: Any, limit: int) -> list[SubQuestion]:
         if isinstance(item, dict) and str(item.get("question") or "").strip():
             out.append(SubQuestion(question=str(item["question"]).strip(), rationale=str(item.get("rationale") or "")))
     return out[:limit]
-
-
-def _assembled_report(question: str, done: Sequence[SubQuestion], open_questions: Sequence[str]) -> str:
-    """A plain report built in code from the findings, for when the writer cannot run."""
-    lines = [f"# {question}", "", "_Assembled from the research findings without a writer model._", ""]
-    if not done:
-        lines.append("No findings were gathered before the run stopped.")
-    for sq in done:
-        cites = "".join(f"[{n}]" for n in sq.sources)
-        lines += [f"## {sq.question}", "", f"{sq.finding.strip()} {cites}".strip(), ""]
-    if open_questions:
-        lines += ["## Open questions", "", *(f"- {q}" for q in open_questions)]
-    return "\n".join(lines)
-
-
-def _writer_label(run: ResearchRun) -> str:
-    return f"writing the report with `{run.params.writer_model}`"
-
-
-def _writer_worst_case(run: ResearchRun, models: dict[str, ModelInfo | None]) -> float | None:
-    """The writer's worst case, set aside before anything else is spent so a report can always be written."""
-    p = run.params
-    # Every search's answer (at most SEARCH_MAX_TOKENS) and its sources (at most MAX_SOURCES_PER_SEARCH, each a
-    # snippet plus title and URL) are what the writer reads, so this bounds its prompt.
-    searches = sum(max(1, p.breadth // 2**n) for n in range(p.depth))
-    findings = searches * (SEARCH_MAX_TOKENS * 4 + 300 + MAX_SOURCES_PER_SEARCH * (SNIPPET_CHARS + 2400))
-    info = models.get(p.writer_model)
-    return worst_case_cost(info.pricing, len(p.question) + findings + 3000, WRITE_MAX_TOKENS) if info else None
-
-
-def preflight(run: ResearchRun, models: dict[str, ModelInfo | None], web: WebPlan) -> None:
-    """Refuse, before anything is spent, a run whose budget cannot cover writing, planning and one search."""
-    p = run.params
-    budget = Budget(p.max_cost_usd)
-    budget.reserve(_writer_worst_case(run, models), _writer_label(run))
-    plan_chars = sum(len(m["content"]) for m in plan_messages(p.question, p.breadth))
-    search_chars = sum(len(m["content"]) for m in search_messages(p.question, p.question))
-    for stage, model, chars, tokens, plan in (
-        ("plan", p.planner_model, plan_chars, PLAN_MAX_TOKENS, WebPlan()),
-        ("search", p.searcher_model, search_chars, SEARCH_MAX_TOKENS, web),
-    ):
-        info = models.get(model)
-        worst = (
-            worst_case_cost(
-                info.pricing,
-                chars,
-                tokens,
-                web_searches=plan.searches,
-                search_engine=plan.search_engine,
-                extra_prompt_tokens=plan.extra_prompt_tokens(),
-            )
-            if info
-            else None
-        )
-        budget.reserve(worst, f"the {stage} call to `{model}`")

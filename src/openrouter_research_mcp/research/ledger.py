@@ -11,10 +11,11 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from .._util import is_web_url
 from ..openrouter.completion import Source
 
-__all__ = ["SNIPPET_CHARS", "CitationLedger", "normalise_url"]
+__all__ = ["EVIDENCE_CHARS", "SNIPPET_CHARS", "CitationLedger", "normalise_url"]
 
 _TRACKING = ("utm_", "fbclid", "gclid", "mc_cid", "mc_eid", "ref_src")
 SNIPPET_CHARS = 500
+EVIDENCE_CHARS = 8000  # per source: the text researchers saw of it (passages and read pages), for checking quotes
 
 
 def normalise_url(url: str) -> str:
@@ -40,12 +41,15 @@ def normalise_url(url: str) -> str:
 class CitationLedger:
     """Numbered, de-duplicated sources. `add` returns the source's number, new or existing."""
 
-    def __init__(self, entries: list[Source] | None = None) -> None:
+    def __init__(self, entries: list[Source] | None = None, evidence: dict[str, str] | None = None) -> None:
         self.entries: list[Source] = list(entries or [])
         self._by_key = {normalise_url(e.url): e for e in self.entries}
+        # Per source number (as a string, as saved in JSON): the text researchers saw of it, bounded.
+        self.evidence: dict[str, str] = dict(evidence or {})
 
     def add(self, url: str, title: str, snippet: str, found_by: str) -> int | None:
-        """The source's number (new or existing), or None for a URL that is not http(s)."""
+        """The source's number (new or existing), or None for a URL that is not http(s). The snippet (the text the
+        model saw: a search passage or a page it read) is kept as evidence."""
         if not is_web_url(url):
             return None
         key = normalise_url(url)
@@ -53,6 +57,7 @@ class CitationLedger:
         if existing is not None:
             if not existing.snippet and snippet:
                 existing.snippet = snippet[:SNIPPET_CHARS]
+            self._keep(existing.n, snippet)
             return existing.n
         entry = Source(
             n=len(self.entries) + 1,
@@ -63,7 +68,20 @@ class CitationLedger:
         )
         self.entries.append(entry)
         self._by_key[key] = entry
+        self._keep(entry.n, snippet)
         return entry.n
+
+    def _keep(self, n: int, text: str) -> None:
+        """Add `text` to source n's evidence unless it is already there, within EVIDENCE_CHARS."""
+        text = text.strip()
+        held = self.evidence.get(str(n), "")
+        if not text or text in held or len(held) >= EVIDENCE_CHARS:
+            return
+        self.evidence[str(n)] = (f"{held}\n\n{text}" if held else text)[:EVIDENCE_CHARS]
+
+    def evidence_for(self, n: int) -> str:
+        """Everything kept of source n (empty when nothing was)."""
+        return self.evidence.get(str(n), "")
 
     def __len__(self) -> int:
         return len(self.entries)

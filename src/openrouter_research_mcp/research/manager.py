@@ -13,16 +13,18 @@ import logging
 from typing import Literal
 
 from .._util import Progress, no_progress
-from ..errors import OpenRouterError, UpstreamUnavailableError
+from ..errors import NotFoundError, OpenRouterError, RequestError, UpstreamUnavailableError
 from ..openrouter.catalog import ModelCatalog
 from ..openrouter.models import ModelInfo
-from .engine import ResearchEngine, preflight
+from .engine import ResearchEngine
 from .run import RUN_ID, ResearchParams, ResearchRun, new_run_id
 from .store import RunStore, RunSummary
 
 __all__ = ["ResearchManager"]
 
 log = logging.getLogger(__name__)
+
+RESUMABLE = ("interrupted", "time", "budget", "cancelled")
 
 
 class ResearchManager:
@@ -77,7 +79,28 @@ class ResearchManager:
             ) from None
         models: dict[str, ModelInfo | None] = {m: self.catalog.resolve(snap, m) for m in ids}
         run = ResearchRun(research_id=new_run_id(), params=params)
-        preflight(run, models, self.engine.web_plan())
+        run.plan = self.engine.plan_for(run, models)  # refuses, before anything is spent, a budget too small
+        return run, models
+
+    async def prepare_resume(
+        self, research_id: str, changes: dict[str, object]
+    ) -> tuple[ResearchRun, dict[str, ModelInfo | None]]:
+        """A stopped run made ready to go on from where it stopped (`changes`: new budget, time, models…)."""
+        run = await self.get(research_id)
+        if run is None:
+            raise NotFoundError(f"No research run has the id `{research_id}` to resume.")
+        if research_id in self._tasks:
+            raise RequestError(f"Run {research_id} is still running; poll get_research, or cancel_research it first.")
+        if run.status not in RESUMABLE:
+            raise RequestError(
+                f"Run {research_id} is {run.status}; only a run stopped early ({', '.join(RESUMABLE)}) can be resumed."
+            )
+        run.params = run.params.model_copy(update={k: v for k, v in changes.items() if v is not None})
+        ids = list(dict.fromkeys([run.params.planner_model, run.params.searcher_model, run.params.writer_model]))
+        snap = await self.catalog.get()
+        models: dict[str, ModelInfo | None] = {m: self.catalog.resolve(snap, m) for m in ids}
+        run.resumed += 1
+        run.timings["earlier_s"] = run.timings.get("earlier_s", 0.0) + run.timings.get("elapsed_s", 0.0)
         return run, models
 
     def _stopped_as(self, research_id: str) -> Literal["cancelled", "interrupted"]:

@@ -11,14 +11,31 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..openrouter.completion import Source
 from ..openrouter.pricing import CallTotals, Usage
+from .quotes import CitationCheck, Verification
 
-__all__ = ["RUN_ID", "ResearchParams", "ResearchRun", "Round", "SpendLine", "SubQuestion", "new_run_id"]
+__all__ = [
+    "RUN_ID",
+    "ReportLength",
+    "ResearchParams",
+    "ResearchPlan",
+    "ResearchRun",
+    "Round",
+    "SpendLine",
+    "Stop",
+    "SubQuestion",
+    "new_run_id",
+]
 
 # Run ids are made here and checked against this before any file is touched: no user text reaches a path.
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{8}$")
 
 Status = Literal["running", "done", "budget", "time", "cancelled", "interrupted", "failed"]
-Stage = Literal["plan", "search", "reflect", "write"]
+Stage = Literal["plan", "search", "reflect", "outline", "write", "verify"]
+ReportLength = Literal["brief", "standard", "long"]
+
+
+class Stop(Exception):
+    """No more work may start in a run (its budget or its time is used up)."""
 
 
 def new_run_id() -> str:
@@ -39,6 +56,25 @@ class ResearchParams(BaseModel):
     searcher_model: str
     writer_model: str
     background: bool = False
+    report_length: ReportLength = "standard"
+    verify_with_model: bool = True
+    clarifications: dict[str, str] = Field(default_factory=dict, description="the user's answers before planning")
+    assumptions: list[str] = Field(default_factory=list, description="what was assumed where nobody could be asked")
+
+
+class ResearchPlan(BaseModel):
+    """What the run will do, scaled so its worst case fits the budget and its critical path the time."""
+
+    model_config = ConfigDict(defer_build=True)
+
+    breadth: int = Field(description="sub-questions in the first round (halved after)")
+    depth: int = Field(description="rounds of research and reflection")
+    searches: int = Field(description="web searches each researcher may run")
+    fetches: int = Field(description="pages each researcher may open and read")
+    verify_with_model: bool = True
+    report_length: ReportLength = "standard"
+    scaled_because: list[str] = Field(default_factory=list, description="budget and/or time, when scaled down")
+    worst_case_usd: float = 0.0
 
 
 class SubQuestion(BaseModel):
@@ -95,6 +131,13 @@ class ResearchRun(BaseModel):
     upstream_requests: int = 0
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    plan: ResearchPlan | None = None
+    evidence: dict[str, str] = Field(default_factory=dict, description="per source number: the text researchers saw")
+    citations: list[CitationCheck] = Field(default_factory=list)
+    verification: Verification = Field(default_factory=Verification)
+    pages_read: int = 0
+    searches: int = 0
+    resumed: int = Field(default=0, description="how many times the run was resumed")
 
     @property
     def cost_usd(self) -> float:

@@ -5,16 +5,26 @@ from __future__ import annotations
 import asyncio
 import time
 
+from pydantic import BaseModel, Field
+
 from .._util import Progress
 from ..errors import AuthError, NotFoundError, RequestError, UpstreamUnavailableError
 from ..openrouter.pricing import Usage
-from ..research.run import ResearchParams, ResearchRun
+from ..research.run import ReportLength, ResearchParams, ResearchRun
 from .checks import require_structured
 from .render import render_research
 from .results import ResearchResult, RoundSummary
 from .state import AppState
 
-__all__ = ["deep_research", "get_research", "research_report", "research_result"]
+__all__ = [
+    "ASSUMED",
+    "Clarification",
+    "cancel_research",
+    "deep_research",
+    "get_research",
+    "research_report",
+    "research_result",
+]
 
 
 def research_result(run: ResearchRun) -> ResearchResult:
@@ -43,12 +53,32 @@ def research_result(run: ResearchRun) -> ResearchResult:
         timings=run.timings,
         error=run.error,
         warnings=run.warnings,
+        plan=run.plan,
+        verification=run.verification,
+        citations=run.citations,
+        searches=run.searches,
+        pages_read=run.pages_read,
     )
+
+
+class Clarification(BaseModel):
+    """What the user is asked before a research run plans (every answer optional)."""
+
+    audience: str = Field(default="", description="Who is the report for?")
+    focus: str = Field(default="", description="What should it focus on, or leave out?")
+    timeframe: str = Field(default="", description="Which period, place or version matters?")
+
+
+ASSUMED = [
+    "written for an informed general reader",
+    "the question as asked, with no part left out",
+    "the most recent information available",
+]
 
 
 async def deep_research(
     state: AppState,
-    question: str,
+    question: str = "",
     *,
     breadth: int = 3,
     depth: int = 2,
@@ -57,15 +87,32 @@ async def deep_research(
     planner_model: str | None = None,
     searcher_model: str | None = None,
     writer_model: str | None = None,
+    report_length: ReportLength = "standard",
+    verify_with_model: bool = True,
     background: bool = False,
+    resume: str | None = None,
+    clarifications: Clarification | None = None,
+    assumed: bool = False,
     progress: Progress,
 ) -> ResearchResult:
-    """Validate, then run (or start in the background) a research job."""
+    """Validate, then run (or start in the background) a research job, or resume a stopped one. `clarifications`
+    are the user's answers before planning; `assumed` says the user could not be asked (the report notes what was
+    assumed instead)."""
+    if resume:
+        return await _resume(
+            state,
+            resume.strip(),
+            max_cost_usd=max_cost_usd,
+            max_seconds=max_seconds,
+            background=background,
+            progress=progress,
+        )
     if not question.strip():
-        raise RequestError("The question is empty. Pass what to research in `question`.")
+        raise RequestError("The question is empty. Pass what to research in `question` (or `resume` a stopped run).")
     if not state.settings.has_api_key:
         raise AuthError.missing()
     default = state.settings.default_model
+    answers = {k: v.strip() for k, v in (clarifications.model_dump() if clarifications else {}).items() if v.strip()}
     params = ResearchParams(
         question=question.strip(),
         breadth=breadth,
@@ -76,6 +123,10 @@ async def deep_research(
         searcher_model=searcher_model or default,
         writer_model=writer_model or default,
         background=background,
+        report_length=report_length,
+        verify_with_model=verify_with_model,
+        clarifications=answers,
+        assumptions=ASSUMED if assumed else [],
     )
     started = time.monotonic()
     try:  # checking models and prices may use at most a third of max_seconds
@@ -90,6 +141,34 @@ async def deep_research(
     if background:
         return research_result(await state.research.start_background(run, models))
     return research_result(await state.research.run(run, models, progress, started=started))
+
+
+async def _resume(
+    state: AppState,
+    research_id: str,
+    *,
+    max_cost_usd: float | None,
+    max_seconds: float,
+    background: bool,
+    progress: Progress,
+) -> ResearchResult:
+    """Go on with a stopped run: its finished research is kept (not repeated, not paid for again); the new
+    `max_cost_usd` (default: the configured one) bounds what the continuation may spend."""
+    if not state.settings.has_api_key:
+        raise AuthError.missing()
+    budget = max_cost_usd if max_cost_usd is not None else state.settings.research_max_cost_usd
+    run, models = await state.research.prepare_resume(research_id, {"max_cost_usd": budget, "max_seconds": max_seconds})
+    if background:
+        return research_result(await state.research.start_background(run, models))
+    return research_result(await state.research.run(run, models, progress))
+
+
+async def cancel_research(state: AppState, research_id: str) -> ResearchResult:
+    """Stop a run in progress, keeping what it found: the partial report comes back."""
+    await _find(state, research_id)
+    run = await state.research.cancel(research_id.strip())
+    assert run is not None  # _find found it
+    return research_result(run)
 
 
 async def _find(state: AppState, research_id: str) -> ResearchRun:

@@ -9,7 +9,8 @@ from pydantic import BaseModel, Field
 from ..openrouter.completion import Attempt, Source
 from ..openrouter.models import ModelInfo
 from ..openrouter.pricing import Usage
-from ..research.run import SpendLine
+from ..research.quotes import CitationCheck, Verification
+from ..research.run import ResearchPlan, SpendLine
 
 __all__ = [
     "AskResult",
@@ -151,3 +152,8 @@ class ResearchResult(BaseModel):
     timings: dict[str, float]
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    plan: ResearchPlan | None = Field(default=None, description="what the run set out to do, scaled to fit")
+    verification: Verification = Field(default_factory=Verification, description="the report's citations, checked")
+    citations: list[CitationCheck] = Field(default_factory=list, description="each citation, its quote and check")
+    searches: int = 0
+    pages_read: int = 0

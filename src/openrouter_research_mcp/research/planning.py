@@ -1,0 +1,195 @@
+"""Money and time as plans, not refusals: the largest research plan whose worst case fits `max_cost_usd` and whose
+critical path fits `max_seconds`.
+
+A plan is breadth, depth, and the searches and page reads each researcher may make. Its worst case adds every call
+it could make, each at its worst (every `max_tokens` used, every search and read made, the text read counted as
+input), at catalog prices. Its critical path adds optimistic call times along the rounds (planning, then each round
+of researchers in parallel and a reflection, then the writer and the verifier): when even that does not fit, the
+run would only stop early, so the plan shrinks instead. Shrinking goes in an order that keeps what matters most:
+fewer pages read, then fewer rounds, fewer sub-questions, fewer searches, no verifier model, a brief report. Only
+when the smallest plan does not fit is the run refused, with the budget that would be enough.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+
+from ..errors import BudgetExceededError
+from ..openrouter.models import ModelInfo
+from ..openrouter.pricing import worst_case_cost
+from ..openrouter.request import WebPlan
+from .run import ReportLength, ResearchParams, ResearchPlan
+
+__all__ = [
+    "MAX_SOURCES_PER_CALL",
+    "PLAN_MAX_TOKENS",
+    "REFLECT_MAX_TOKENS",
+    "RESEARCH_MAX_TOKENS",
+    "VERIFY_MAX_TOKENS",
+    "WRITE_MAX_TOKENS",
+    "WRITER_EVIDENCE_CHARS",
+    "Shape",
+    "choose_plan",
+    "research_calls",
+]
+
+PLAN_MAX_TOKENS = 800
+RESEARCH_MAX_TOKENS = 1500  # findings may be long when the pages read are rich
+REFLECT_MAX_TOKENS = 700
+OUTLINE_MAX_TOKENS = 800
+VERIFY_MAX_TOKENS = 1500
+WRITE_MAX_TOKENS: dict[str, int] = {"brief": 1500, "standard": 3500, "long": 8000}  # ~600, ~1,500, ~4,000 words
+SEARCHES, FETCHES = 2, 3  # what a researcher may do at most: search twice, open three pages
+RESULTS_PER_SEARCH = 5
+MAX_SOURCES_PER_CALL = SEARCHES * RESULTS_PER_SEARCH + FETCHES  # citations kept from one researcher
+WRITER_EVIDENCE_CHARS = 1200  # of each source's evidence, what the writer reads
+MAX_WRITER_SOURCES = 40
+VERIFY_ITEMS = 40  # unverified citations one verifier call judges
+VERIFY_ITEM_CHARS = 2000  # a claim and the evidence passage it is judged against
+PROMPT_CHARS = 3500  # instructions and framing around each prompt
+# Optimistic seconds per call, for the critical path: a plan that does not fit even these could only stop early.
+SECONDS = {"plan": 3.0, "reflect": 3.0, "outline": 4.0, "verify": 3.0, "research": 5.0, "search": 2.0, "fetch": 2.0}
+WRITE_SECONDS: dict[str, float] = {"brief": 5.0, "standard": 10.0, "long": 20.0}
+
+
+@dataclass(frozen=True)
+class Shape:
+    """The knobs of a plan."""
+
+    breadth: int
+    depth: int
+    searches: int = SEARCHES
+    fetches: int = FETCHES
+    verify: bool = True
+    length: ReportLength = "standard"
+
+
+def research_calls(breadth: int, depth: int) -> int:
+    """Researcher calls over all rounds: `breadth` in the first, halved (at least one) in each after."""
+    return sum(max(1, breadth // 2**n) for n in range(depth))
+
+
+def _web(shape: Shape, base: WebPlan) -> WebPlan:
+    return replace(base, searches=shape.searches, fetches=shape.fetches)
+
+
+def _cost(price: ModelInfo | None, chars: int, tokens: int, web: WebPlan | None = None, calls: int = 1) -> float:
+    if price is None:
+        return float("inf")
+    web = web or WebPlan()
+    one = worst_case_cost(
+        price.pricing,
+        chars,
+        tokens,
+        web_searches=web.searches,
+        search_engine=web.search_engine,
+        web_fetches=web.fetches,
+        fetch_engine=web.fetch_engine,
+        extra_prompt_tokens=web.extra_prompt_tokens(),
+    )
+    return float("inf") if one is None else one * calls
+
+
+def writer_chars(params: ResearchParams, calls: int) -> int:
+    """The most the writer reads: every finding and the evidence excerpts of the sources it may cite."""
+    sources = min(calls * MAX_SOURCES_PER_CALL, MAX_WRITER_SOURCES)
+    return (
+        len(params.question) + PROMPT_CHARS + calls * RESEARCH_MAX_TOKENS * 4 + sources * (WRITER_EVIDENCE_CHARS + 400)
+    )
+
+
+def worst_case(shape: Shape, params: ResearchParams, models: Mapping[str, ModelInfo | None], base: WebPlan) -> float:
+    """The most the whole plan can cost (inf when a model's price is unknown)."""
+    planner, searcher = models.get(params.planner_model), models.get(params.searcher_model)
+    writer = models.get(params.writer_model)
+    calls = research_calls(shape.breadth, shape.depth)
+    question = len(params.question)
+    total = _cost(planner, question + PROMPT_CHARS, PLAN_MAX_TOKENS, calls=2)  # a retry when the JSON is unusable
+    total += _cost(searcher, 2 * question + PROMPT_CHARS, RESEARCH_MAX_TOKENS, _web(shape, base), calls=calls)
+    reflect_chars = question + PROMPT_CHARS + calls * RESEARCH_MAX_TOKENS * 4
+    total += _cost(planner, reflect_chars, REFLECT_MAX_TOKENS, calls=2 * (shape.depth - 1))
+    chars = writer_chars(params, calls)
+    if shape.length == "long":
+        total += _cost(writer, chars, OUTLINE_MAX_TOKENS)
+    total += _cost(writer, chars, WRITE_MAX_TOKENS[shape.length])
+    if shape.verify:
+        total += _cost(planner, PROMPT_CHARS + VERIFY_ITEMS * VERIFY_ITEM_CHARS, VERIFY_MAX_TOKENS)
+    return total
+
+
+def critical_path(shape: Shape) -> float:
+    """Optimistic seconds from start to report: plan, then each round (researchers in parallel) and reflection."""
+    research = SECONDS["research"] + SECONDS["search"] * shape.searches + SECONDS["fetch"] * shape.fetches
+    rounds = shape.depth * research + (shape.depth - 1) * SECONDS["reflect"]
+    finish = WRITE_SECONDS[shape.length] + (SECONDS["outline"] if shape.length == "long" else 0.0)
+    return SECONDS["plan"] + rounds + finish + (SECONDS["verify"] if shape.verify else 0.0)
+
+
+def _smaller(shape: Shape) -> Iterator[Shape]:
+    """Ever smaller plans, in the order that gives up least first."""
+    while shape.fetches > 1:
+        shape = replace(shape, fetches=shape.fetches - 1)
+        yield shape
+    while shape.depth > 1:
+        shape = replace(shape, depth=shape.depth - 1)
+        yield shape
+    while shape.breadth > 1:
+        shape = replace(shape, breadth=shape.breadth - 1)
+        yield shape
+    if shape.searches > 1:
+        shape = replace(shape, searches=1)
+        yield shape
+    if shape.fetches > 0:
+        shape = replace(shape, fetches=0)
+        yield shape
+    if shape.verify:
+        shape = replace(shape, verify=False)
+        yield shape
+    if shape.length != "brief":
+        shape = replace(shape, length="brief")
+        yield shape
+
+
+def choose_plan(
+    params: ResearchParams, models: Mapping[str, ModelInfo | None], base: WebPlan, max_cost_usd: float | None = None
+) -> ResearchPlan:
+    """The largest plan that fits the budget (`max_cost_usd`, default the run's) and the time; raises
+    `BudgetExceededError` naming the smallest budget that would do when not even the smallest plan fits it."""
+    budget = params.max_cost_usd if max_cost_usd is None else max_cost_usd
+    shape = Shape(params.breadth, params.depth, verify=params.verify_with_model, length=params.report_length)
+    candidates = [shape, *_smaller(shape)]
+    costs = [worst_case(candidate, params, models, base) for candidate in candidates]
+    # The largest plan that fits both; else (time is a guess, and a time stop still reports) the largest that fits
+    # the budget; never one that does not fit the budget.
+    for need_time in (True, False):
+        reasons: list[str] = []
+        for candidate, cost in zip(candidates, costs, strict=True):
+            too_dear = cost > budget
+            too_slow = need_time and critical_path(candidate) > params.max_seconds
+            if not too_dear and not too_slow:
+                if critical_path(candidate) > params.max_seconds and "time" not in reasons:
+                    reasons.append("time")
+                return ResearchPlan(
+                    breadth=candidate.breadth,
+                    depth=candidate.depth,
+                    searches=candidate.searches,
+                    fetches=candidate.fetches,
+                    verify_with_model=candidate.verify,
+                    report_length=candidate.length,
+                    scaled_because=reasons,
+                    worst_case_usd=round(cost, 6),
+                )
+            for reason, applies in (("budget", too_dear), ("time", too_slow)):
+                if applies and reason not in reasons:
+                    reasons.append(reason)
+    least = costs[-1]
+    if least == float("inf"):
+        raise BudgetExceededError(
+            "A model of this run has no fixed price (it is decided at routing time), so the run's cost cannot be "
+            "bounded. Name specific models for planner_model, searcher_model and writer_model."
+        )
+    raise BudgetExceededError(
+        f"Not even the smallest research (one sub-question, one search, a brief report) fits ${budget:.4f}: it "
+        f"could cost up to ${least:.4f}. Raise max_cost_usd to at least ${least * 1.01:.4f}, or choose cheaper models."
+    )
