@@ -32,6 +32,8 @@ from tests.fakes import FAKE_KEY  # noqa: E402 - after the path is set
 from tests.fakes.catalog_data import catalog, with_extra_models  # noqa: E402
 from tests.fakes.openrouter import FakeOpenRouter  # noqa: E402
 
+from bench.sections import startup_with_saved_runs, tool_definitions, verifier_accuracy  # noqa: E402
+
 EIGHT = [
     "openai/gpt-4o-mini",
     "openai/gpt-4o",
@@ -42,8 +44,18 @@ EIGHT = [
     "meta-llama/llama-3.3-70b-instruct:free",
     "perplexity/sonar",
 ]
-PLAN = {"sub_questions": [{"question": f"Aspect {i} of the question?", "rationale": "r"} for i in (1, 2, 3)]}
-GAPS = {"gaps": ["one gap"], "follow_up_questions": [{"question": "What about the gap?", "rationale": "r"}]}
+QUESTION = "How do honeybee colonies live and communicate?"
+PLAN = {
+    "sub_questions": [
+        {"question": q, "rationale": "r"}
+        for q in (
+            "How does the honeybee waggle dance encode distance?",
+            "How large is a honeybee colony?",
+            "How do honeybees make honey?",
+        )
+    ]
+}
+GAPS = {"gaps": ["one gap"], "follow_up_questions": [{"question": "Who decoded the honeybee dance?", "rationale": "r"}]}
 
 
 def median(values: list[float]) -> float:
@@ -290,31 +302,35 @@ class Bench:
     async def research(self) -> None:
         self.fake.latency = 0.3
         self.fake.structured_answers.update({"research_plan": PLAN, "research_gaps": GAPS})
-        walls, requests, tokens = [], [], []
+        walls, requests, tokens, pages, costs, checked = [], [], [], [], [], []
         params = self.params("research")
         async with Client(params) as client:
             await client.call_tool("list_models", {"limit": 1})
             for _ in range(max(2, self.repeat // 2)):
                 t = time.perf_counter()
-                result = await client.call_tool(
-                    "deep_research", {"question": "How do heat pumps cope with frost?", "breadth": 3, "depth": 2}
-                )
+                result = await client.call_tool("deep_research", {"question": QUESTION, "breadth": 3, "depth": 2})
                 walls.append(time.perf_counter() - t)
                 data = result.structured_content
                 assert data["status"] == "done", data
                 requests.append(data["upstream_requests"])
                 tokens.append(data["prompt_tokens"] + data["completion_tokens"])
+                pages.append(data["pages_read"])
+                costs.append(data["cost_usd"])
+                checked.append(data["verification"])
             rss = server_peak_rss_mb()
-        critical = 5 * 0.3  # plan, search round 1, reflect, search round 2, write
+        critical = 5 * 0.3  # plan, research round 1, reflect, research round 2, write
         ratio = median(walls) / critical
+        last = checked[-1]
         self.row(
-            "deep_research, breadth 3, depth 2, 300 ms latency",
+            "deep_research with reading, breadth 3, depth 2, 300 ms latency",
             median(walls),
             "s",
             critical,
             "≤ 1.3 × critical path",
             ratio <= 1.3,
-            f"ratio {ratio:.3f}; {median(requests):.0f} upstream requests, {median(tokens):.0f} tokens per report",
+            f"ratio {ratio:.3f}; per report: {median(pages):.0f} pages read, {median(requests):.0f} upstream requests,"
+            f" {median(tokens):.0f} tokens, ${median(costs):.4f}; {last['verified_by_quote']} of {last['citations']} "
+            "citations verified by quote",
         )
         self.row("server peak RSS after deep research", rss, "MB", None, "under 150 MB", rss < 150)
         self.fake.latency = 0.0
@@ -332,6 +348,7 @@ class Bench:
             page = await client.call_tool("list_models", {})
             cold = time.perf_counter() - t
             tools = await client.list_tools()
+            await tool_definitions(self, client)
         async with Client(params) as second:
             t = time.perf_counter()
             await second.call_tool("list_models", {})
@@ -381,7 +398,7 @@ class Bench:
         )
         payload = len(tools.model_dump_json(by_alias=True, exclude_none=True))
         self.row(
-            "tools/list payload (all five tools)",
+            f"tools/list payload (all {len(tools.tools)} tools, with output schemas)",
             payload,
             "bytes",
             None,
@@ -441,6 +458,11 @@ def render(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def run_sync_sections(bench: Bench) -> None:
+    verifier_accuracy(bench)
+    startup_with_saved_runs(bench)
+
+
 async def run_async(bench: Bench) -> None:
     steps: list[Callable[[], Awaitable[None]]] = [bench.fan_out, bench.research, bench.list_models, bench.concurrent]
     for step in steps:
@@ -459,6 +481,7 @@ def main() -> None:
         bench.cold_start()
         bench.ask_overhead()
         asyncio.run(run_async(bench))
+        run_sync_sections(bench)
         took = time.perf_counter() - started
     table = render(bench.rows)
     print(table)

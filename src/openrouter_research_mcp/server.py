@@ -67,12 +67,13 @@ log = logging.getLogger(__name__)
 
 INSTRUCTIONS = """\
 Research tools over the whole OpenRouter model catalog (hundreds of models from many providers).
-- ask: one model's answer; set web_search=true for current facts with cited sources.
+- ask: one model's answer; web_search=true for current facts with cited sources, urls=[...] to answer from pages.
 - compare_models: one prompt to 2-8 models at once, side by side; add judge_model for a verdict.
 - list_models: find model ids by capability, price, context or modality before choosing one.
-- deep_research: a cited research report on a hard question (plans sub-questions, searches the web in parallel,
-  reflects, writes; every citation is a source it really found). Capped by max_cost_usd and max_seconds. For long
-  jobs pass background=true and poll get_research(research_id).
+- deep_research: a cited research report on a hard question (researchers search and read pages in parallel,
+  reflection adds a round, the writer quotes its sources, and every citation is checked against the page it cites).
+  Scaled to fit max_cost_usd and max_seconds. Long jobs: background=true, then get_research(research_id);
+  cancel_research stops one and keeps what it found; deep_research(resume=id) continues a stopped one.
 Model ids look like provider/model (e.g. openai/gpt-4o-mini); unknown ids fail before anything is spent, with
 suggestions. Every result reports tokens and USD cost; compare_models and deep_research never start a call that
 could take them past max_cost_usd. The openrouter://usage resource sums this session's spend."""

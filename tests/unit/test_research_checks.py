@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from openrouter_research_mcp.research.quotes import QUOTE_MATCH, quote_in
+from openrouter_research_mcp.research.quotes import QUOTE_MATCH, check_quotes, quote_in
 from openrouter_research_mcp.tools.research import deep_research
 from openrouter_research_mcp.tools.results import ResearchResult
 from openrouter_research_mcp.tools.state import AppState
 
+from ..fakes.citations import seeded_citations
 from ..fakes.corpus import PAGES
 from ..fakes.openrouter import FakeOpenRouter
 
@@ -131,3 +132,13 @@ async def test_research_report_length(
         "## Sources",
     ):
         assert section in report
+
+
+@pytest.mark.parametrize("seed", [1, 7, 2026])
+def test_quote_check_never_verifies_a_false_citation_of_the_corpus(seed: int) -> None:
+    marks, evidence, truth = seeded_citations(seed)
+    check_quotes(marks, evidence, set(evidence))
+    assert not [m.quote for m, true in zip(marks, truth, strict=True) if m.status == "verified" and not true]
+    assert not [m.quote for m, true in zip(marks, truth, strict=True) if m.status == "removed" and true]
+    verified = sum(m.status == "verified" for m, true in zip(marks, truth, strict=True) if true)
+    assert verified >= 0.95 * sum(truth)  # nearly every true quote is proved by code alone

@@ -40,11 +40,14 @@ _MARK = re.compile(r'\[(\d{1,3})\s*[:,]?\s*["“]([^"”\n]{1,600})["”]\s*\]|\
 _PLACEHOLDER = re.compile(r"\x00(\d+)\x00")
 _SENTENCE_END = re.compile(r"(?:[.!?]\s+|\n)")
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
+_THOUSANDS = re.compile(r"(?<=\d)[,\u202f\u00a0](?=\d{3}(?!\d))")
 
 
 def normalise(text: str) -> str:
-    """Lower case, compatibility-normalised, punctuation as spaces, whitespace collapsed."""
+    """Lower case, compatibility-normalised, thousands separators dropped, punctuation as spaces, whitespace
+    collapsed."""
     text = unicodedata.normalize("NFKC", text).lower()
+    text = _THOUSANDS.sub("", text)  # 80,000 and 80000 are one number
     text = "".join(ch if ch.isalnum() or ch.isspace() else " " for ch in text)
     return " ".join(text.split())
 

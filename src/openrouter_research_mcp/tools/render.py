@@ -167,8 +167,17 @@ def render_research(r: ResearchResult) -> str:
         + f" · {len(r.sources)} sources · {r.upstream_requests} requests · {usd(r.cost_usd)} of "
         f"${r.max_cost_usd:.2f} budget · {r.timings.get('total_s', r.timings.get('elapsed_s', 0)):.1f} s"
     )
+    if r.plan is not None:
+        scaled = f"; scaled for {' and '.join(r.plan.scaled_because)}" if r.plan.scaled_because else ""
+        footer += (
+            f"\nplan: {r.plan.breadth} sub-questions, {r.plan.depth} round(s), {r.plan.searches} searches "
+            f"and {r.plan.fetches} pages per researcher{scaled} · {r.searches} searches, {r.pages_read} "
+            "pages read"
+        )
     if r.removed_citations:
-        footer += f"\n{r.removed_citations} citation(s) not backed by a found source were removed."
+        footer += f"\n{r.removed_citations} citation(s) or link(s) not backed by a found source were removed."
+    for warning in r.warnings:
+        footer += f"\nNote: {warning}"
     if r.report is None:
         return f"Research {r.status}: {r.progress}\n{footer}\nPoll get_research with this research_id for the report."
     main, marker, sources = r.report.partition("\n## Sources\n")

@@ -1,0 +1,167 @@
+"""Bench sections beyond speed: what the server costs a host in context, how well citations are checked, and how
+start-up copes with many saved runs. Used by `bench/run.py`."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from mcp import Client
+from tests.fakes.citations import seeded_citations
+
+from openrouter_research_mcp.research.quotes import QUOTE_MATCH, check_quotes
+from openrouter_research_mcp.research.run import ResearchParams, ResearchRun
+
+TOOL_CHARS_BUDGET = 10_000
+
+
+class Bench(Protocol):
+    work: Path
+
+    def row(
+        self,
+        name: str,
+        value: float,
+        unit: str,
+        floor: float | None = None,
+        target: str = "",
+        ok: bool | None = None,
+        note: str = "",
+    ) -> None: ...
+
+    def env(self, cache: str) -> dict[str, str]: ...
+
+
+def model_facing_chars(tools: Any) -> int:
+    """What every host pays on every turn: each tool's name, title, description and input schema, as JSON."""
+    return sum(
+        len(
+            json.dumps(
+                {"name": t.name, "title": t.title, "description": t.description, "inputSchema": t.input_schema},
+                separators=(",", ":"),
+                ensure_ascii=False,
+            )
+        )
+        for t in tools.tools
+    )
+
+
+async def tool_definitions(bench: Bench, client: Client) -> None:
+    tools = await client.list_tools()
+    chars = model_facing_chars(tools)
+    bench.row(
+        "tool definitions, model-facing (name, title, description, input schema)",
+        chars,
+        "characters",
+        None,
+        f"under {TOOL_CHARS_BUDGET:,}",
+        chars < TOOL_CHARS_BUDGET,
+        f"{len(tools.tools)} tools, about {chars / 4:.0f} tokens on every turn",
+    )
+
+
+# ------------------------------------------------------------------------------------------- citation checking
+
+
+def verifier_accuracy(bench: Bench) -> None:
+    marks, evidence, truth = seeded_citations()
+    check_quotes(marks, evidence, set(evidence))
+    verified = [m.status == "verified" for m in marks]
+    true_positive = sum(v and t for v, t in zip(verified, truth, strict=True))
+    precision = true_positive / max(sum(verified), 1)
+    recall = true_positive / max(sum(truth), 1)
+    survived = sum(v and not t for v, t in zip(verified, truth, strict=True))
+    removed_good = sum(m.status == "removed" and t for m, t in zip(marks, truth, strict=True))
+    bench.row(
+        "citation check by quote: precision",
+        precision * 100,
+        "%",
+        None,
+        "no unsupported citation verified",
+        survived == 0,
+        f"{len(marks)} seeded citations of the corpus ({sum(truth)} true, {len(truth) - sum(truth)} not); "
+        f"match threshold {QUOTE_MATCH:g}",
+    )
+    bench.row(
+        "citation check by quote: recall",
+        recall * 100,
+        "%",
+        None,
+        "no supported citation removed",
+        removed_good == 0,
+        "the true ones it could not prove stay, marked [n?], for the verifier model",
+    )
+
+
+# ----------------------------------------------------------------------------------------------- start-up
+
+
+def _saved_run(research_id: str) -> str:
+    params = ResearchParams(
+        question=f"Question {research_id}?",
+        max_cost_usd=0.5,
+        planner_model="a/b",
+        searcher_model="a/b",
+        writer_model="a/b",
+    )
+    return ResearchRun(research_id=research_id, params=params, status="done", report="# Report").model_dump_json()
+
+
+def startup_with_saved_runs(bench: Bench, runs: int = 2000, repeat: int = 5) -> None:
+    data = bench.work / "startup-data"
+    folder = data / "research"
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {**bench.env("startup"), "OPENROUTER_DATA_DIR": str(data)}
+    init = json.dumps(
+        {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {
+                "protocolVersion": "2025-11-25",
+                "capabilities": {},
+                "clientInfo": {"name": "bench", "version": "0"},
+            },
+        }
+    )
+
+    def start() -> float:
+        took = []
+        for _ in range(repeat):
+            t = time.perf_counter()
+            with subprocess.Popen(
+                [sys.executable, "-m", "openrouter_research_mcp"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                env=env,
+            ) as proc:
+                assert proc.stdin and proc.stdout
+                proc.stdin.write(init.encode() + b"\n")
+                proc.stdin.flush()
+                proc.stdout.readline()
+                took.append(time.perf_counter() - t)
+                proc.stdin.close()
+                proc.wait(timeout=30)
+        return sorted(took)[len(took) // 2]
+
+    empty = start()
+    for i in range(runs):
+        research_id = f"20250102-000000-{i:08x}"
+        (folder / f"{research_id}.json").write_text(_saved_run(research_id))
+    full = start()
+    bench.row(
+        f"start-up with {runs:,} saved research runs",
+        full,
+        "s",
+        empty,
+        "no slower than with none (within 0.1 s)",
+        full - empty < 0.1,
+        f"{(full - empty) * 1000:+.0f} ms; saved runs are indexed after start-up, on a worker thread "
+        f"({os.cpu_count()} cores)",
+    )
