@@ -28,12 +28,22 @@ from ._constants import (
 )
 from .errors import ConfigError
 
-__all__ = ["ENV_PREFIX", "ENV_VARS", "ProviderSort", "Settings", "WebFetchEngine", "WebSearchEngine", "load_settings"]
+__all__ = [
+    "ENV_PREFIX",
+    "ENV_VARS",
+    "PdfEngine",
+    "ProviderSort",
+    "Settings",
+    "WebFetchEngine",
+    "WebSearchEngine",
+    "load_settings",
+]
 
 ENV_PREFIX = "OPENROUTER_"
 WebSearchEngine = Literal["auto", "native", "exa", "firecrawl", "parallel", "perplexity"]
 WebFetchEngine = Literal["auto", "native", "openrouter", "exa", "parallel", "firecrawl"]
 ProviderSort = Literal["price", "throughput", "latency"]
+PdfEngine = Literal["cloudflare-ai", "mistral-ocr", "native", "pdf-text"]
 APP_NAME = "openrouter-research-mcp"
 
 
@@ -90,6 +100,10 @@ class Settings(BaseSettings):
     web_engine: WebSearchEngine = "auto"
     fetch_engine: WebFetchEngine = "auto"
     data_dir: Annotated[Path, Field(default_factory=_default_data_dir)]
+    pdf_engine: PdfEngine = "cloudflare-ai"
+    max_attachment_mb: Annotated[float, Field(gt=0, le=100)] = 20.0
+    file_roots: Annotated[tuple[Path, ...], NoDecode] = ()
+    benchmark_concurrency: Annotated[int, Field(ge=1, le=16)] = 4
     provider_sort: ProviderSort | None = None
     data_collection: Literal["allow", "deny"] | None = None
     zdr: bool = False
@@ -158,6 +172,15 @@ class Settings(BaseSettings):
     @classmethod
     def _expand(cls, value: Path) -> Path:
         return value.expanduser()
+
+    @field_validator("file_roots", mode="before")
+    @classmethod
+    def _roots(cls, value: Any) -> Any:
+        """Directories separated by the platform's path separator (`:` or `;`) or commas."""
+        if isinstance(value, str):
+            parts = [p.strip() for chunk in value.split(os.pathsep) for p in chunk.split(",")]
+            return tuple(Path(p).expanduser() for p in parts if p)
+        return value
 
     @property
     def has_api_key(self) -> bool:

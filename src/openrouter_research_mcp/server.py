@@ -150,6 +150,10 @@ ModelId = Annotated[str, Field(description="an OpenRouter model id such as opena
 System = Annotated[str | None, Field(description="optional system prompt")]
 Temperature = Annotated[float | None, Field(ge=0, le=2, description="sampling temperature, 0-2")]
 Provider = Annotated[ProviderPrefs | None, Field(description="routing and privacy; default: the server's settings")]
+Files = Annotated[
+    list[str] | None,
+    Field(max_length=10, description="local paths, http(s) URLs or data: URIs of images, PDFs or audio (wav, mp3)"),
+]
 
 
 async def ask_tool(
@@ -174,6 +178,7 @@ async def ask_tool(
         list[str] | None, Field(max_length=10, description='search only these; prefix - to exclude: ["-x.com"]')
     ] = None,
     provider: Provider = None,
+    attachments: Files = None,
 ) -> Annotated[CallToolResult, AskResult]:
     """Ask one OpenRouter model; returns its answer, the model that answered, tokens and USD cost.
 
@@ -193,6 +198,7 @@ async def ask_tool(
             urls=urls or (),
             domains=domains,
             provider=provider,
+            attachments=attachments,
             progress=_progress(ctx),
         )
     return _result(result, render_ask(result))
@@ -222,6 +228,7 @@ async def compare_models_tool(
         ),
     ] = DEFAULT_COMPARE_MAX_COST_USD,
     provider: Provider = None,
+    attachments: Files = None,
 ) -> Annotated[CallToolResult, CompareResult]:
     """Send one prompt to several models at once and compare their answers side by side.
 
@@ -238,6 +245,7 @@ async def compare_models_tool(
             judge_model=judge_model,
             max_cost_usd=max_cost_usd,
             provider=provider,
+            attachments=attachments,
             progress=_progress(ctx),
         )
     return _result(result, render_compare(result))

@@ -10,7 +10,7 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "openrouter_research_mcp"
 # Higher number = higher layer; a module may import its own layer and any lower one, never a higher one.
 LAYERS = {"foundation": 0, "openrouter": 1, "research": 2, "tools": 3, "views": 4, "surface": 5}
-FOUNDATION = {"_constants", "_logging", "_markdown", "_schema", "_util", "_version", "config", "errors"}
+FOUNDATION = {"_constants", "_logging", "_markdown", "_schema", "_store", "_util", "_version", "config", "errors"}
 
 
 def layer_of(module: str) -> str:

@@ -317,10 +317,13 @@ def worst_case_cost(
     web_fetches: int = 0,
     fetch_engine: str = "auto",
     extra_prompt_tokens: int = 0,
+    images: int = 0,
+    fees: float = 0.0,
 ) -> float | None:
     """The most a call can cost: the prompt estimate at its tier's price, all of `max_tokens` at the dearest output
     rate, the request fee, and the fees of up to `web_searches` searches and `web_fetches` page reads (whose text
-    joins the prompt as `extra_prompt_tokens`). None when the price is only known at routing time."""
+    joins the prompt as `extra_prompt_tokens`, as does what attachments add), the per-image price of `images`
+    attached, and other `fees` (such as PDF parsing). None when the price is only known at routing time."""
     if not pricing.known:
         return None
     prompt_tokens = estimate_prompt_tokens(prompt_chars) + extra_prompt_tokens
@@ -332,6 +335,8 @@ def worst_case_cost(
         + tier.request
         + web_search_fee(pricing, web_searches, search_engine)
         + web_fetch_fee(web_fetches, fetch_engine)
+        + images * tier.image
+        + fees
     )
 
 

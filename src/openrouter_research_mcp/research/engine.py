@@ -105,7 +105,7 @@ class ResearchEngine:
     async def save(self, run: ResearchRun) -> None:
         """Save a copy of `run` on a worker thread. When the disk refuses, the run stays in memory for the session
         and its warnings say why, once."""
-        problem = await asyncio.to_thread(self.store.save, run.model_copy(deep=True))
+        problem = await asyncio.to_thread(self.store.save, run.research_id, run.model_copy(deep=True))
         if problem is not None and not any(w.startswith(UNSAVED) for w in run.warnings):
             run.warnings.append(
                 f"{UNSAVED}: {problem}. It is kept in memory until the server stops; fix the data "

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from .._constants import DEFAULT_ANSWER_TOKENS, PROGRESS_INTERVAL
 from .._util import Progress, is_web_url, no_progress
 from ..errors import RequestError
 from ..openrouter.completion import ChatResult, Source
+from ..openrouter.models import ModelInfo
 from ..openrouter.pricing import worst_case_cost
 from ..openrouter.request import ProviderPrefs, WebPlan, provider_body, split_domains, web_params
-from .checks import chat_messages, check_context, check_effort, resolve_chain
+from .attachments import Attachments, load_attachments, unsupported_by
+from .checks import chat_messages, check_context, check_effort, require_inputs, resolve_chain
 from .results import AskResult
 from .state import AppState
 
@@ -100,12 +102,14 @@ async def ask(
     urls: Sequence[str] = (),
     domains: Sequence[str] | None = None,
     provider: ProviderPrefs | None = None,
+    attachments: Sequence[str] | None = None,
     progress: Progress = no_progress,
 ) -> AskResult:
     """Ask one model (with fallbacks) and return its answer, sources, usage and cost."""
     if not prompt.strip():
         raise RequestError("The prompt is empty. Pass the question to ask in `prompt`.")
     deadline = time.monotonic() + state.settings.timeout
+    files = await load_attachments(attachments, state.settings)
     primary = model or state.settings.default_model
     plan = _web_plan(state, web_search, urls, domains)
     text = _with_urls(prompt, urls)
@@ -115,8 +119,11 @@ async def ask(
         state, primary, fallbacks, time.monotonic() + state.settings.timeout / 5
     )
     info = infos[primary]
-    check_context(info, len(text) + len(system or ""), max_tokens)
+    check_context(info, len(text) + len(system or ""), max_tokens, files.prompt_tokens())
     check_effort(info, reasoning_effort)
+    require_inputs(state, info, files)
+    kept, skipped = _able(kept, infos, files, state.settings.pdf_engine)
+    warnings += skipped
     # The server-tool loop may spend at most what the whole call could cost at worst.
     stop_at = None
     if plan.active and info is not None:
@@ -128,7 +135,9 @@ async def ask(
             search_engine=plan.search_engine,
             web_fetches=plan.fetches,
             fetch_engine=plan.fetch_engine,
-            extra_prompt_tokens=plan.extra_prompt_tokens(),
+            extra_prompt_tokens=plan.extra_prompt_tokens() + files.prompt_tokens(),
+            images=files.count("image"),
+            fees=files.fees(state.settings.pdf_engine),
         )
     extra: dict[str, Any] = {
         "temperature": temperature,
@@ -136,11 +145,14 @@ async def ask(
         "provider": provider_body(state.settings, provider),
         **web_params(plan, state.settings.web_search, stop_at),
     }
+    plugins = [*extra.get("plugins", []), *files.plugins(state.settings.pdf_engine)]
+    if plugins:
+        extra["plugins"] = plugins
     if reasoning_effort:
         extra["reasoning"] = {"effort": reasoning_effort}
     await progress(0, 2, f"asking {primary}")
     result = await state.client.chat(
-        chat_messages(text, system),
+        chat_messages(files.content(text), system),
         model=primary,
         fallback_models=kept,
         stream=True,
@@ -162,5 +174,19 @@ async def ask(
         sources=_sources(result),
         more_sources=max(len(result.citations) - MAX_SOURCES, 0),
         attempts=result.attempts if fell_back else [],
-        warnings=warnings + _warnings(result),
+        warnings=warnings + files.notes() + _warnings(result),
     )
+
+
+def _able(
+    fallbacks: Sequence[str], infos: Mapping[str, ModelInfo | None], files: Attachments, pdf_engine: str
+) -> tuple[list[str], list[str]]:
+    """The fallbacks that can take the attachments, and a warning for each that cannot (it is skipped)."""
+    kept, skipped = [], []
+    for model_id in fallbacks:
+        missing = unsupported_by(infos.get(model_id), files, pdf_engine)
+        if missing:
+            skipped.append(f"Fallback model `{model_id}` cannot take {' or '.join(missing)} input and was skipped.")
+        else:
+            kept.append(model_id)
+    return kept, skipped

@@ -6,15 +6,18 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 from ..errors import ContextLengthError, ModelNotFoundError, RequestError, UpstreamUnavailableError
 from ..openrouter.models import ModelInfo
+from .attachments import Attachments, alternatives, unsupported_by
 from .state import AppState
 
 __all__ = [
     "chat_messages",
     "check_context",
     "check_effort",
+    "require_inputs",
     "require_structured",
     "resolve_chain",
     "resolve_models",
@@ -97,16 +100,33 @@ def require_structured(state: AppState, info: ModelInfo | None, role: str) -> No
     )
 
 
-def chat_messages(prompt: str, system: str | None) -> list[dict[str, str]]:
-    messages = [{"role": "system", "content": system}] if system else []
+def chat_messages(prompt: str | list[dict[str, Any]], system: str | None) -> list[dict[str, Any]]:
+    """A system message (when given) and the user's message (text, or text and attachment parts)."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
     return [*messages, {"role": "user", "content": prompt}]
 
 
-def check_context(info: ModelInfo | None, chars: int, max_tokens: int | None) -> None:
-    """Refuse, before paying, a prompt that clearly cannot fit the model (at a typical 4 characters a token)."""
+def require_inputs(state: AppState, info: ModelInfo | None, files: Attachments) -> None:
+    """Refuse, before anything is sent, attachments the model cannot take, naming models that can."""
+    missing = unsupported_by(info, files, state.settings.pdf_engine)
+    if info is None or not missing:
+        return
+    snap = state.catalog.loaded
+    able = alternatives(snap.models.values() if snap else [], info, missing)
+    names = ", ".join(f"`{m}`" for m in able) or "none in the catalog just now"
+    raise RequestError(
+        f"`{info.id}` cannot take {' or '.join(missing)} input ({'+'.join(info.input_modalities)} "
+        f"only). Models that can, at a similar price: {names}.",
+        model=info.id,
+    )
+
+
+def check_context(info: ModelInfo | None, chars: int, max_tokens: int | None, extra_tokens: int = 0) -> None:
+    """Refuse, before paying, a prompt that clearly cannot fit the model (at a typical 4 characters a token, plus
+    `extra_tokens` for attachments)."""
     if info is None or not info.context_length:
         return
-    prompt_tokens = chars // 4
+    prompt_tokens = chars // 4 + extra_tokens
     if prompt_tokens + (max_tokens or 0) > info.context_length:
         plus = f" plus max_tokens {max_tokens:,}" if max_tokens else ""
         raise ContextLengthError(

@@ -16,6 +16,7 @@ from ..openrouter.completion import ChatResult
 from ..openrouter.pricing import Usage, worst_case_cost
 from ..openrouter.request import ProviderPrefs, provider_body, structured_params
 from ..openrouter.structured import ask_for_json, parse_object
+from .attachments import alternatives, load_attachments, unsupported_by
 from .checks import chat_messages, check_context, require_structured, resolve_models
 from .results import CompareEntry, CompareResult, CompareTotals, JudgeVerdict
 from .state import AppState
@@ -113,6 +114,7 @@ async def compare_models(
     judge_model: str | None = None,
     max_cost_usd: float = DEFAULT_COMPARE_MAX_COST_USD,
     provider: ProviderPrefs | None = None,
+    attachments: Sequence[str] | None = None,
     progress: Progress = no_progress,
 ) -> CompareResult:
     """Send one prompt to several models at once; a failing model is reported in its entry, never fails the call."""
@@ -123,6 +125,7 @@ async def compare_models(
         raise RequestError(f"compare_models needs 2 to 8 different models; got {len(unique)}.")
     started = time.monotonic()
     deadline = started + state.settings.timeout
+    files = await load_attachments(attachments, state.settings)
     infos = await resolve_models(
         state, [*unique, *([judge_model] if judge_model else [])], started + state.settings.timeout / 5
     )
@@ -132,19 +135,35 @@ async def compare_models(
             "the catalog could not be loaded just now. Try again in a minute."
         )
     chars = len(prompt) + len(system or "")
-    for model_id in unique:
-        check_context(infos[model_id], chars, max_tokens)
+    engine = state.settings.pdf_engine
+    # A model that cannot take the attachments is reported in its own entry; the others still answer.
+    unable = {m: kinds for m in unique if (kinds := unsupported_by(infos[m], files, engine))}
+    asked = [m for m in unique if m not in unable]
+    for model_id in asked:
+        check_context(infos[model_id], chars, max_tokens, files.prompt_tokens())
     if judge_model:
         require_structured(state, infos[judge_model], "judge")
     budget = Budget(max_cost_usd)
     reservations: dict[str, Reservation] = {}
     judge_hold: Reservation | None = None
     try:
-        for model_id in unique:
+        for model_id in asked:
             info = infos[model_id]
             # `:online` variants add a web search, billed on top of the tokens.
             searches = int(model_id.endswith(":online"))
-            cost = worst_case_cost(info.pricing, chars, max_tokens, web_searches=searches) if info else None
+            cost = (
+                worst_case_cost(
+                    info.pricing,
+                    chars,
+                    max_tokens,
+                    web_searches=searches,
+                    extra_prompt_tokens=files.prompt_tokens(),
+                    images=files.count("image"),
+                    fees=files.fees(engine),
+                )
+                if info
+                else None
+            )
             reservations[model_id] = budget.reserve(cost, f"`{model_id}`")
         if judge_model:
             info = infos[judge_model]
@@ -164,9 +183,24 @@ async def compare_models(
 
     async def one(model_id: str) -> CompareEntry:
         nonlocal done
+        if model_id in unable:
+            info = infos[model_id]
+            able = (
+                alternatives(
+                    state.catalog.loaded.models.values() if state.catalog.loaded else [], info, unable[model_id]
+                )
+                if info
+                else []
+            )
+            suggestion = f" Models that can: {', '.join(f'`{m}`' for m in able)}." if able else ""
+            return CompareEntry(
+                model=model_id,
+                ok=False,
+                error=f"`{model_id}` cannot take {' or '.join(unable[model_id])} input; it was not asked.{suggestion}",
+            )
         try:
             result = await state.client.chat(
-                chat_messages(prompt, system),
+                chat_messages(files.content(prompt), system),
                 model=model_id,
                 fallback_models=[],
                 stream=True,
@@ -174,6 +208,7 @@ async def compare_models(
                 max_tokens=max_tokens,
                 temperature=temperature,
                 provider=routing,
+                plugins=files.plugins(engine) or None,
             )
             budget.settle(reservations[model_id], result.usage.cost_usd)
             entry = CompareEntry(
@@ -222,4 +257,6 @@ async def compare_models(
         failed=sum(not e.ok for e in entries),
     )
     totals.add(Usage.total([*(e.usage for e in entries), *([verdict.usage] if verdict else [])]))
-    return CompareResult(prompt=prompt, entries=entries, judge=verdict, totals=totals, max_cost_usd=max_cost_usd)
+    return CompareResult(
+        prompt=prompt, entries=entries, judge=verdict, totals=totals, max_cost_usd=max_cost_usd, warnings=files.notes()
+    )

@@ -113,6 +113,7 @@ def render_compare(r: CompareResult) -> str:
         else:
             out.append(f"Not available: {j.error}")
         out.append("")
+    out += [f"Note: {w}" for w in r.warnings]
     t = r.totals
     out.append(
         f"Total: {t.succeeded} answered, {t.failed} failed · {t.prompt_tokens:,} in / "

@@ -85,6 +85,7 @@ class CompareResult(BaseModel):
     judge: JudgeVerdict | None = None
     totals: CompareTotals
     max_cost_usd: float
+    warnings: list[str] = Field(default_factory=list)
 
 
 class ModelRow(BaseModel):

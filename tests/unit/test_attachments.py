@@ -1,0 +1,169 @@
+"""Attachments: images, PDFs and audio from paths, URLs and data URIs, checked before anything is sent."""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from openrouter_research_mcp.config import load_settings
+from openrouter_research_mcp.errors import RequestError
+from openrouter_research_mcp.openrouter.pricing import Pricing, worst_case_cost
+from openrouter_research_mcp.tools.ask import ask
+from openrouter_research_mcp.tools.attachments import MAX_IMAGE_SIDE, load_attachments
+from openrouter_research_mcp.tools.compare import compare_models
+from openrouter_research_mcp.tools.state import AppState
+
+from ..fakes.openrouter import FakeOpenRouter
+
+PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n2 0 obj << /Type /Page >> endobj\n3 0 obj << /Type /Page >>\n"
+WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 64
+
+
+def png(path: Path, size: tuple[int, int] = (64, 48)) -> Path:
+    Image.new("RGB", size, (200, 30, 30)).save(path, format="PNG")
+    return path
+
+
+def user_parts(fake: FakeOpenRouter) -> list[dict[str, object]]:
+    content = fake.chat_requests()[-1].body["messages"][-1]["content"]
+    assert isinstance(content, list)
+    return content
+
+
+async def test_ask_sends_an_image_and_says_what_arrived(
+    fake_openrouter: FakeOpenRouter, app_state: AppState, tmp_path: Path
+) -> None:
+    result = await ask(app_state, "What colour is this?", attachments=[str(png(tmp_path / "red.png"))])
+    text, image = user_parts(fake_openrouter)
+    assert text == {"type": "text", "text": "What colour is this?"}
+    url = image["image_url"]["url"]  # type: ignore[index]
+    assert image["type"] == "image_url" and url.startswith("data:image/png;base64,")
+    assert "[saw 1 image]" in result.answer and result.warnings == []
+
+
+async def test_large_image_is_downscaled_and_the_result_says_so(
+    fake_openrouter: FakeOpenRouter, app_state: AppState, tmp_path: Path
+) -> None:
+    big = png(tmp_path / "big.png", (4000, 3000))
+    result = await ask(app_state, "Describe.", attachments=[str(big)])
+    _text, image = user_parts(fake_openrouter)
+    sent = base64.b64decode(image["image_url"]["url"].split(",", 1)[1])  # type: ignore[index]
+    with Image.open(io.BytesIO(sent)) as shown:
+        assert max(shown.size) == MAX_IMAGE_SIDE and shown.size == (1568, 1176)
+    assert any("downscaled from 4000×3000 to 1568×1176" in w for w in result.warnings)
+
+
+async def test_image_for_a_text_only_model_fails_early_with_alternatives(
+    fake_openrouter: FakeOpenRouter, app_state: AppState, tmp_path: Path
+) -> None:
+    with pytest.raises(RequestError, match=r"`deepseek/deepseek-r1` cannot take image input.*Models that can"):
+        await ask(app_state, "What is this?", model="deepseek/deepseek-r1", attachments=[str(png(tmp_path / "a.png"))])
+    assert fake_openrouter.chat_requests() == []
+
+
+async def test_pdf_goes_to_the_file_parser_so_any_model_reads_it(
+    fake_openrouter: FakeOpenRouter, app_state: AppState, tmp_path: Path
+) -> None:
+    (tmp_path / "paper.pdf").write_bytes(PDF)
+    result = await ask(app_state, "Summarise.", model="deepseek/deepseek-r1", attachments=[str(tmp_path / "paper.pdf")])
+    body = fake_openrouter.chat_requests()[-1].body
+    _text, part = body["messages"][-1]["content"]
+    assert part["type"] == "file" and part["file"]["filename"] == "paper.pdf"
+    assert part["file"]["file_data"].startswith("data:application/pdf;base64,")
+    assert body["plugins"] == [{"id": "file-parser", "pdf": {"engine": "cloudflare-ai"}}]
+    assert "[saw 1 pdf]" in result.answer
+
+
+async def test_audio_goes_to_a_model_that_hears(
+    fake_openrouter: FakeOpenRouter, app_state: AppState, tmp_path: Path
+) -> None:
+    (tmp_path / "note.wav").write_bytes(WAV)
+    result = await ask(
+        app_state, "Transcribe.", model="google/gemini-2.5-flash", attachments=[str(tmp_path / "note.wav")]
+    )
+    _text, part = user_parts(fake_openrouter)
+    assert part["type"] == "input_audio" and part["input_audio"]["format"] == "wav"  # type: ignore[index]
+    assert "[saw 1 audio]" in result.answer
+    with pytest.raises(RequestError, match="cannot take audio"):
+        await ask(app_state, "Transcribe.", model="openai/gpt-4o", attachments=[str(tmp_path / "note.wav")])
+
+
+async def test_urls_are_passed_on_not_downloaded(fake_openrouter: FakeOpenRouter, app_state: AppState) -> None:
+    await ask(app_state, "Look.", attachments=["https://images.test/cat.jpg", "https://papers.test/a.pdf"])
+    _text, image, pdf = user_parts(fake_openrouter)
+    assert image == {"type": "image_url", "image_url": {"url": "https://images.test/cat.jpg"}}
+    assert pdf == {"type": "file", "file": {"filename": "a.pdf", "file_data": "https://papers.test/a.pdf"}}
+    assert [r.path for r in fake_openrouter.requests if r.method == "POST"] == ["/chat/completions"]
+
+
+async def test_compare_reports_a_model_that_cannot_see_in_its_own_entry(
+    fake_openrouter: FakeOpenRouter, app_state: AppState, tmp_path: Path
+) -> None:
+    result = await compare_models(
+        app_state,
+        "What is this?",
+        ["openai/gpt-4o-mini", "deepseek/deepseek-r1"],
+        attachments=[str(png(tmp_path / "a.png"))],
+    )
+    seeing, blind = result.entries
+    assert seeing.ok and "[saw 1 image]" in (seeing.answer or "")
+    assert not blind.ok and "cannot take image input; it was not asked" in (blind.error or "")
+    assert [r.model for r in fake_openrouter.chat_requests()] == ["openai/gpt-4o-mini"]
+
+
+@pytest.mark.parametrize(
+    ("make", "says"),
+    [
+        (lambda p: p.mkdir() or p, "is a directory"),
+        (lambda p: os.mkfifo(p) or p, "not a regular file"),
+        (lambda p: p, "does not exist"),
+        (lambda p: p.write_bytes(b"x" * (2 * 1024 * 1024 + 1)) and p, "over the 2 MB limit"),
+        (lambda p: p.write_bytes(b"plain text, not a picture") and p, "cannot take"),
+    ],
+    ids=["directory", "FIFO", "missing", "too large", "unsupported kind"],
+)
+async def test_local_file_rules(make: object, says: str, tmp_path: Path) -> None:
+    settings = load_settings(max_attachment_mb=2)
+    path = make(tmp_path / "thing")  # type: ignore[operator]
+    with pytest.raises(RequestError, match=says):
+        await load_attachments([str(path)], settings)
+
+
+async def test_a_symlink_out_of_the_allowed_folders_is_refused(tmp_path: Path) -> None:
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    allowed.mkdir()
+    outside.mkdir()
+    secret = png(outside / "secret.png")
+    (allowed / "innocent.png").symlink_to(secret)
+    inside = png(allowed / "fine.png")
+    settings = load_settings(file_roots=str(allowed))
+    assert len((await load_attachments([str(inside)], settings)).items) == 1
+    with pytest.raises(RequestError, match="outside the folders this server may read"):
+        await load_attachments([str(allowed / "innocent.png")], settings)
+
+
+@pytest.mark.parametrize(
+    ("spec", "says"),
+    [
+        ("data:image/png;base64,@@@@", "not valid base64"),
+        ("https://site.test/page", "Cannot tell what kind of file"),
+        ("file:///etc/passwd", "cannot be attached"),
+    ],
+)
+async def test_bad_attachment_specs_are_explained(spec: str, says: str) -> None:
+    with pytest.raises(RequestError, match=says):
+        await load_attachments([spec], load_settings())
+
+
+def test_images_and_parsed_pages_enter_the_worst_case() -> None:
+    pricing = Pricing.model_validate({"prompt": "0.000001", "completion": "0.000002", "image": "0.01"})
+    plain = worst_case_cost(pricing, 100, 100)
+    assert plain is not None
+    assert worst_case_cost(pricing, 100, 100, images=2, extra_prompt_tokens=3200) == pytest.approx(
+        plain + 2 * 0.01 + 3200 * 1e-6
+    )
