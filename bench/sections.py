@@ -9,10 +9,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from mcp import Client
 from tests.fakes.citations import seeded_citations
+from tests.support import model_facing_chars
 
 from openrouter_research_mcp.research.quotes import QUOTE_MATCH, check_quotes
 from openrouter_research_mcp.research.run import ResearchParams, ResearchRun
@@ -37,23 +38,9 @@ class Bench(Protocol):
     def env(self, cache: str) -> dict[str, str]: ...
 
 
-def model_facing_chars(tools: Any) -> int:
-    """What every host pays on every turn: each tool's name, title, description and input schema, as JSON."""
-    return sum(
-        len(
-            json.dumps(
-                {"name": t.name, "title": t.title, "description": t.description, "inputSchema": t.input_schema},
-                separators=(",", ":"),
-                ensure_ascii=False,
-            )
-        )
-        for t in tools.tools
-    )
-
-
 async def tool_definitions(bench: Bench, client: Client) -> None:
     tools = await client.list_tools()
-    chars = model_facing_chars(tools)
+    chars = model_facing_chars(tools.tools)
     bench.row(
         "tool definitions, model-facing (name, title, description, input schema)",
         chars,

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
 from mcp.types import TextResourceContents
 
-__all__ = ["eventually", "resource_text", "result_text", "wait_until"]
+__all__ = ["eventually", "model_facing_chars", "resource_text", "result_text", "wait_until"]
 
 T = TypeVar("T")
 
@@ -51,3 +52,17 @@ def wait_until(
         assert time.monotonic() < end, f"{what} was not reached within {timeout} s"
         time.sleep(interval)
     return value
+
+
+def model_facing_chars(tools: Iterable[Any]) -> int:
+    """What every host pays on every turn: each tool's name, title, description and input schema, as compact JSON."""
+    return sum(
+        len(
+            json.dumps(
+                {"name": t.name, "title": t.title, "description": t.description, "inputSchema": t.input_schema},
+                separators=(",", ":"),
+                ensure_ascii=False,
+            )
+        )
+        for t in tools
+    )

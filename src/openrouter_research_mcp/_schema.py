@@ -53,6 +53,14 @@ def compact_schema(node: Any, *, names: bool = False, input: bool = False) -> An
         return {key: compact_schema(value, input=input) for key, value in node.items()}
     if input and "default" in node and node["default"] is None:
         node = _without_null(node)
+    if input and "$defs" in node:  # a nested model's own docstring adds nothing to the argument describing it
+        node = {
+            **node,
+            "$defs": {
+                name: {k: v for k, v in d.items() if k != "description"} if isinstance(d, dict) else d
+                for name, d in node["$defs"].items()
+            },
+        }
     out: dict[str, Any] = {}
     for key, value in node.items():
         if key == "title":

@@ -42,12 +42,15 @@ from .openrouter.models import Capability, ReasoningEffort, SortKey
 from .openrouter.request import ProviderPrefs
 from .research.run import ReportLength
 from .tools.ask import ask
+from .tools.benchmark import benchmark_models, benchmark_resource, get_benchmark, render_benchmark
+from .tools.benchmark_report import BenchmarkResult, Objective
 from .tools.compare import compare_models
 from .tools.models import list_models, search_query
 from .tools.render import (
     error_text,
     render_account,
     render_ask,
+    render_benchmark_index,
     render_compare,
     render_model_detail,
     render_models,
@@ -145,27 +148,25 @@ def _result(model: BaseModel, text: str) -> CallToolResult:
     )
 
 
-Prompt = Annotated[str, Field(min_length=1, description="the question or task, complete and self-contained")]
+Prompt = Annotated[str, Field(min_length=1, description="the question or task")]
 ModelId = Annotated[str, Field(description="an OpenRouter model id such as openai/gpt-4o-mini (see list_models)")]
 System = Annotated[str | None, Field(description="optional system prompt")]
-Temperature = Annotated[float | None, Field(ge=0, le=2, description="sampling temperature, 0-2")]
-Provider = Annotated[ProviderPrefs | None, Field(description="routing and privacy; default: the server's settings")]
+Temperature = Annotated[float | None, Field(ge=0, le=2, description="sampling temperature")]
+Provider = Annotated[ProviderPrefs | None, Field(description="routing and privacy")]
 Files = Annotated[
     list[str] | None,
-    Field(max_length=10, description="local paths, http(s) URLs or data: URIs of images, PDFs or audio (wav, mp3)"),
+    Field(max_length=10, description="paths, http(s) or data: URIs: images, PDFs, wav/mp3"),
 ]
 
 
 async def ask_tool(
     prompt: Prompt,
     ctx: Context,
-    model: Annotated[str | None, Field(description="model id; default: the server's OPENROUTER_DEFAULT_MODEL")] = None,
+    model: Annotated[str | None, Field(description="default OPENROUTER_DEFAULT_MODEL")] = None,
     system: System = None,
     fallback_models: Annotated[
         list[str] | None,
-        Field(
-            max_length=8, description="models to try in order if the first fails; default: OPENROUTER_FALLBACK_MODELS"
-        ),
+        Field(max_length=8, description="tried in order if the model fails"),
     ] = None,
     temperature: Temperature = None,
     max_tokens: Annotated[int | None, Field(ge=1, le=200_000, description="cap on answer tokens")] = None,
@@ -180,10 +181,8 @@ async def ask_tool(
     provider: Provider = None,
     attachments: Files = None,
 ) -> Annotated[CallToolResult, AskResult]:
-    """Ask one OpenRouter model; returns its answer, the model that answered, tokens and USD cost.
-
-    web_search=true for recent or factual questions (numbered sources); urls to answer from given pages.
-    fallback_models are tried in order if the model fails."""
+    """Ask one OpenRouter model: its answer, tokens and USD cost. web_search=true for current facts with numbered
+    sources; urls to answer from pages; attachments to show files."""
     with _tool_errors():
         result = await ask(
             _state(ctx),
@@ -215,25 +214,21 @@ async def compare_models_tool(
     temperature: Temperature = None,
     judge_model: Annotated[
         str | None,
-        Field(
-            description="a model that reads all answers and returns agreement, disagreements and a recommended answer"
-        ),
+        Field(description="reads all answers: agreement, disagreements, best answer"),
     ] = None,
     max_cost_usd: Annotated[
         float,
         Field(
             gt=0,
             le=50,
-            description="spending cap for the whole comparison; calls whose worst case does not fit are not started",
+            description="USD cap; calls whose worst case does not fit are not started",
         ),
     ] = DEFAULT_COMPARE_MAX_COST_USD,
     provider: Provider = None,
     attachments: Files = None,
 ) -> Annotated[CallToolResult, CompareResult]:
-    """Send one prompt to several models at once and compare their answers side by side.
-
-    All requests run in parallel; a model that fails is reported in its entry and the others still answer.
-    With judge_model, a final call weighs the answers. Reports tokens, cost and latency per model and in total."""
+    """Send one prompt to 2-8 models in parallel and compare answers, tokens, cost and latency; a failing model is
+    reported in its entry. judge_model adds a verdict."""
     with _tool_errors():
         result = await compare_models(
             _state(ctx),
@@ -258,19 +253,15 @@ async def list_models_tool(
     free_only: Annotated[bool, Field(description="only models that cost nothing")] = False,
     min_context: Annotated[int | None, Field(ge=0, description="minimum context length in tokens")] = None,
     max_price: Annotated[
-        float | None, Field(ge=0, description="highest prompt and completion price, USD per million tokens")
+        float | None, Field(ge=0, description="max USD per million tokens, prompt and completion")
     ] = None,
-    modality: Annotated[
-        str | None, Field(description="an input modality such as image, audio or file; '->image' filters by output")
-    ] = None,
+    modality: Annotated[str | None, Field(description="input modality (image, audio, file); '->image': output")] = None,
     supports: Annotated[list[Capability] | None, Field(description="required capabilities")] = None,
     sort: Annotated[SortKey, Field(description="order of results")] = "name",
     limit: Annotated[int, Field(ge=1, le=100, description="models per page")] = 20,
-    offset: Annotated[int, Field(ge=0, description="where the page starts (see next_offset)")] = 0,
+    offset: Annotated[int, Field(ge=0, description="start of the page (next_offset)")] = 0,
 ) -> Annotated[CallToolResult, ModelsPage]:
-    """Search the OpenRouter model catalog: ids, context length, prices per million tokens, modalities, capabilities.
-
-    Use it to find a model id before ask or compare_models. The catalog is cached, so calls are cheap."""
+    """Find OpenRouter models: ids, context, USD per million tokens, modalities, capabilities. Cached; cheap."""
     search = search_query(
         query=query,
         provider=provider,
@@ -325,11 +316,9 @@ async def deep_research_tool(
     resume: Annotated[str | None, Field(description="research_id of a stopped run to continue")] = None,
     clarify: Annotated[bool, Field(description="ask the user up to 3 questions first")] = False,
 ) -> Annotated[CallToolResult, ResearchResult]:
-    """Research a question on the web and write a cited report; every citation is checked against its page.
-
-    Researchers search, read pages and answer in parallel; reflection adds a round; the writer cites each claim with
-    a quote that code verifies. The plan is scaled to fit max_cost_usd and max_seconds; a stop returns a verified
-    partial report. Long runs: background=true, then get_research; stop with cancel_research."""
+    """Research a question on the web: a cited report whose every citation is checked against its page. Plans,
+    searches and reads in parallel, scaled to max_cost_usd and max_seconds; a stop returns a checked partial
+    report. Long runs: background=true, then get_research."""
     outcome = clarification
     answers = outcome.data if isinstance(outcome, AcceptedElicitation) else None
     asked = isinstance(answers, Clarification)
@@ -354,6 +343,52 @@ async def deep_research_tool(
             progress=_progress(ctx),
         )
     return _result(result, render_research(result))
+
+
+async def benchmark_models_tool(
+    prompts: Annotated[list[str], Field(min_length=1, max_length=20, description="the prompts to try")],
+    models: Annotated[list[str], Field(min_length=2, max_length=8, description="2 to 8 model ids")],
+    ctx: Context,
+    runs: Annotated[int, Field(ge=1, le=5, description="times each model answers each prompt")] = 1,
+    references: Annotated[list[str] | None, Field(description="a reference answer per prompt, for the judge")] = None,
+    rubric: Annotated[str | None, Field(description="what a good answer does, for the judge")] = None,
+    judge_model: Annotated[str | None, Field(description="scores each answer 1-10")] = None,
+    objective: Annotated[Objective, Field(description="what to rank by; balanced: quality per dollar")] = "balanced",
+    max_latency_s: Annotated[float, Field(gt=0, description="latency limit for balanced")] = 30,
+    max_tokens: Annotated[int, Field(ge=1, le=32_000, description="cap on each answer")] = 512,
+    max_cost_usd: Annotated[float, Field(gt=0, le=50, description="cap, checked before anything starts")] = 1.0,
+    background: Annotated[bool, Field(description="return the id at once; poll get_benchmark")] = False,
+) -> Annotated[CallToolResult, BenchmarkResult]:
+    """Measure models on your prompts: success, latency p50/p95, first token, tokens/s, cost, and (judge_model)
+    quality 1-10; ranked by objective with trade-offs. CSV, JSON, chart: benchmark://reports/{id}."""
+    with _tool_errors():
+        report = await benchmark_models(
+            _state(ctx),
+            prompts,
+            models,
+            runs=runs,
+            references=references,
+            rubric=rubric,
+            judge_model=judge_model,
+            objective=objective,
+            max_latency_s=max_latency_s,
+            max_tokens=max_tokens,
+            max_cost_usd=max_cost_usd,
+            background=background,
+            progress=_progress(ctx),
+        )
+    return _result(BenchmarkResult.of(report), render_benchmark(report))
+
+
+async def get_benchmark_tool(
+    benchmark_id: Annotated[str, Field(description="the id benchmark_models returned")],
+    ctx: Context,
+    cancel: Annotated[bool, Field(description="stop it, keeping the calls made")] = False,
+) -> Annotated[CallToolResult, BenchmarkResult]:
+    """A benchmark's status and figures so far, or its ranked results; cancel=true stops one in progress."""
+    with _tool_errors():
+        report = await get_benchmark(_state(ctx), benchmark_id, cancel=cancel)
+    return _result(BenchmarkResult.of(report), render_benchmark(report))
 
 
 async def get_research_tool(
@@ -387,6 +422,14 @@ def _tool(fn: Any, name: str, title: str, hints: ToolAnnotations) -> Tool:
     return tool
 
 
+def _benchmark_reader(ref: _StateRef, kind: str) -> Any:
+    async def read(benchmark_id: str) -> str:
+        with _resource_errors():
+            return await benchmark_resource(ref.get(), benchmark_id, kind)
+
+    return read
+
+
 def build_server(settings: Settings) -> MCPServer:
     """The MCP server for `settings`: tools, resources, prompts and completions."""
     ref = _StateRef()
@@ -408,23 +451,17 @@ def build_server(settings: Settings) -> MCPServer:
     # Paid tools are not read-only: they spend money (and deep_research saves files), so hosts should ask first.
     paid = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True, idempotent_hint=False)
     catalog_only = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
+    status = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+    control = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
     tools = [
         _tool(ask_tool, "ask", "Ask a model", paid),
         _tool(compare_models_tool, "compare_models", "Compare models side by side", paid),
         _tool(list_models_tool, "list_models", "Find models", catalog_only),
         _tool(deep_research_tool, "deep_research", "Deep research with citations", paid),
-        _tool(
-            get_research_tool,
-            "get_research",
-            "Research status and report",
-            ToolAnnotations(read_only_hint=True, open_world_hint=False),
-        ),
-        _tool(
-            cancel_research_tool,
-            "cancel_research",
-            "Stop a research run",
-            ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False),
-        ),
+        _tool(get_research_tool, "get_research", "Research status and report", status),
+        _tool(cancel_research_tool, "cancel_research", "Stop a research run", control),
+        _tool(benchmark_models_tool, "benchmark_models", "Benchmark models on your prompts", paid),
+        _tool(get_benchmark_tool, "get_benchmark", "Benchmark status and results", control),
     ]
     mcp = ResearchServer(
         ref, "openrouter-research-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, tools=tools
@@ -493,6 +530,41 @@ def build_server(settings: Settings) -> MCPServer:
     async def research_report_resource(research_id: str) -> str:
         with _resource_errors():
             return await research_report(ref.get(), research_id)
+
+    @mcp.resource(
+        "benchmark://reports",
+        name="benchmark_reports",
+        title="Benchmarks",
+        mime_type="application/json",
+        description="Every benchmark: id, status, models, objective, ranking, cost.",
+    )
+    async def benchmark_reports() -> str:
+        return render_benchmark_index(await ref.get().benchmarks.list())
+
+    # The suffixed forms first: `{benchmark_id}` alone would also match `<id>.csv`.
+    for suffix, mime, what in (
+        ("csv", "text/csv", "per-model figures as CSV"),
+        ("json", "application/json", "every call and figure as JSON"),
+        ("svg", "image/svg+xml", "chart: cost against quality, bubble size latency"),
+    ):
+        mcp.resource(
+            f"benchmark://reports/{{benchmark_id}}.{suffix}",
+            name=f"benchmark_{suffix}",
+            title=f"Benchmark {suffix.upper()}",
+            mime_type=mime,
+            description=f"A benchmark's {what}.",
+        )(_benchmark_reader(ref, suffix))
+
+    @mcp.resource(
+        "benchmark://reports/{benchmark_id}",
+        name="benchmark_report",
+        title="One benchmark",
+        mime_type="text/markdown",
+        description="A benchmark's ranked report.",
+    )
+    async def benchmark_report(benchmark_id: str) -> str:
+        with _resource_errors():
+            return await benchmark_resource(ref.get(), benchmark_id, "md")
 
     @mcp.prompt(name="deep_research_brief", title="Research brief")
     def deep_research_brief(

@@ -43,11 +43,13 @@ def test_e2e_inspector_cli_lists_and_calls(fake_openrouter: FakeOpenRouter, tmp_
     listed = inspector(fake_openrouter, tmp_path, "--method", "tools/list")
     assert {t["name"] for t in listed["tools"]} == {
         "ask",
+        "benchmark_models",
         "cancel_research",
         "compare_models",
         "list_models",
         "deep_research",
         "get_research",
+        "get_benchmark",
     }
     called = inspector(
         fake_openrouter,

@@ -116,22 +116,33 @@ async def test_compare_reports_a_model_that_cannot_see_in_its_own_entry(
     assert [r.model for r in fake_openrouter.chat_requests()] == ["openai/gpt-4o-mini"]
 
 
+def make(kind: str, path: Path) -> Path:
+    """A path of the given kind: a directory, a FIFO, nothing, a file too large, or a file of no known type."""
+    if kind == "directory":
+        path.mkdir()
+    elif kind == "FIFO":
+        os.mkfifo(path)
+    elif kind == "too large":
+        path.write_bytes(b"x" * (2 * 1024 * 1024 + 1))
+    elif kind == "unsupported kind":
+        path.write_bytes(b"plain text, not a picture")
+    return path
+
+
 @pytest.mark.parametrize(
-    ("make", "says"),
+    ("kind", "says"),
     [
-        (lambda p: p.mkdir() or p, "is a directory"),
-        (lambda p: os.mkfifo(p) or p, "not a regular file"),
-        (lambda p: p, "does not exist"),
-        (lambda p: p.write_bytes(b"x" * (2 * 1024 * 1024 + 1)) and p, "over the 2 MB limit"),
-        (lambda p: p.write_bytes(b"plain text, not a picture") and p, "cannot take"),
+        ("directory", "is a directory"),
+        ("FIFO", "not a regular file"),
+        ("missing", "does not exist"),
+        ("too large", "over the 2 MB limit"),
+        ("unsupported kind", "cannot take"),
     ],
-    ids=["directory", "FIFO", "missing", "too large", "unsupported kind"],
 )
-async def test_local_file_rules(make: object, says: str, tmp_path: Path) -> None:
-    settings = load_settings(max_attachment_mb=2)
-    path = make(tmp_path / "thing")  # type: ignore[operator]
+async def test_local_file_rules(kind: str, says: str, tmp_path: Path) -> None:
+    path = make(kind, tmp_path / "thing")
     with pytest.raises(RequestError, match=says):
-        await load_attachments([str(path)], settings)
+        await load_attachments([str(path)], load_settings(max_attachment_mb=2))
 
 
 async def test_a_symlink_out_of_the_allowed_folders_is_refused(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from openrouter_research_mcp.server import build_server
 from ..fakes import FAKE_KEY
 from ..fakes.catalog_data import catalog, with_extra_models
 from ..fakes.openrouter import FakeOpenRouter
-from ..support import resource_text, result_text
+from ..support import model_facing_chars, resource_text, result_text
 from .helpers import BASE, citation, completion, error_body
 
 
@@ -48,7 +48,16 @@ def server(tmp_path: Path, **settings: str) -> Any:
 async def test_server_lists_tools_with_schemas_and_annotations(tmp_path: Path) -> None:
     async with Client(server(tmp_path)) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {"ask", "compare_models", "list_models", "deep_research", "get_research", "cancel_research"}
+    assert set(tools) == {
+        "ask",
+        "compare_models",
+        "list_models",
+        "deep_research",
+        "get_research",
+        "cancel_research",
+        "benchmark_models",
+        "get_benchmark",
+    }
     hints = {name: tool.annotations for name, tool in tools.items()}
     assert hints["list_models"] and hints["list_models"].read_only_hint and hints["list_models"].idempotent_hint
     assert hints["ask"] and hints["ask"].open_world_hint
@@ -58,6 +67,8 @@ async def test_server_lists_tools_with_schemas_and_annotations(tmp_path: Path) -
         for name, prop in tool.input_schema["properties"].items():
             assert prop.get("description") or name == "ctx", (tool.name, name)
     assert tools["compare_models"].input_schema["properties"]["models"]["minItems"] == 2
+    # What every host pays on every turn: kept under 10,000 characters (about 2,500 tokens).
+    assert model_facing_chars(tools.values()) < 10_000
 
 
 async def test_server_ask_returns_answer_usage_and_sources(tmp_path: Path, respx_openrouter: respx.MockRouter) -> None:

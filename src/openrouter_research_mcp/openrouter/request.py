@@ -51,13 +51,11 @@ class ProviderPrefs(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     sort: ProviderSort | None = Field(default=None, description="route by this first")
-    only: list[str] | None = Field(default=None, description='allowed providers, e.g. ["openai"]')
-    ignore: list[str] | None = Field(default=None, description="providers never to use")
-    data_collection: Literal["allow", "deny"] | None = Field(
-        default=None, description="deny: only providers that do not store or train on prompts"
-    )
-    zdr: bool | None = Field(default=None, description="zero data retention endpoints only")
-    max_price: float | None = Field(default=None, ge=0, description="USD per million tokens, prompt and completion")
+    only: list[str] | None = Field(default=None, description="provider slugs to allow")
+    ignore: list[str] | None = Field(default=None, description="provider slugs to skip")
+    data_collection: Literal["allow", "deny"] | None = Field(default=None, description="deny: no training on prompts")
+    zdr: bool | None = Field(default=None, description="zero data retention only")
+    max_price: float | None = Field(default=None, ge=0, description="USD per million tokens")
 
 
 def configured_provider(settings: Settings) -> ProviderPrefs | None:

@@ -17,12 +17,14 @@ from ..openrouter.completion import Attempt
 from ..openrouter.models import ModelInfo
 from ..openrouter.pricing import SessionUsage, Usage
 from ..research.store import RunSummary
+from .benchmark_report import BenchmarkReport
 from .results import AskResult, CompareResult, ModelsPage, ResearchResult
 
 __all__ = [
     "error_text",
     "render_account",
     "render_ask",
+    "render_benchmark_index",
     "render_compare",
     "render_model_detail",
     "render_models",
@@ -230,6 +232,25 @@ def render_usage(usage: SessionUsage) -> str:
 def render_account(info: dict[str, Any]) -> str:
     """`openrouter://account`: what `/key` and `/credits` say (never the key)."""
     return _json(info)
+
+
+def render_benchmark_index(reports: Sequence[BenchmarkReport]) -> str:
+    """`benchmark://reports`: one line per benchmark."""
+    return _json(
+        [
+            {
+                "benchmark_id": r.benchmark_id,
+                "status": r.status,
+                "models": r.params.models,
+                "prompts": len(r.params.prompts),
+                "objective": r.params.objective,
+                "ranking": r.ranking,
+                "cost_usd": r.totals.cost_usd,
+                "created_at": r.created_at,
+            }
+            for r in reports
+        ]
+    )
 
 
 def render_research_index(runs: Sequence[RunSummary]) -> str:

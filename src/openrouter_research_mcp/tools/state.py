@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from .._store import JsonStore
 from ..config import Settings
 from ..openrouter.catalog import ModelCatalog
 from ..openrouter.client import OpenRouterClient
@@ -14,6 +16,8 @@ from ..openrouter.pricing import SessionUsage
 from ..research.engine import ResearchEngine
 from ..research.manager import ResearchManager
 from ..research.store import RunStore
+from .benchmark_report import BENCHMARK_ID, BenchmarkReport
+from .benchmark_runs import BenchmarkManager
 
 __all__ = ["AppState", "open_state"]
 
@@ -27,6 +31,7 @@ class AppState:
     catalog: ModelCatalog
     usage: SessionUsage
     research: ResearchManager
+    benchmarks: BenchmarkManager
 
 
 @asynccontextmanager
@@ -45,10 +50,13 @@ async def open_state(settings: Settings) -> AsyncIterator[AppState]:
     engine = ResearchEngine(client, store, settings)
     research = ResearchManager(engine, store, catalog)
     research.start()  # index saved runs on a worker thread, off the start-up path
+    benchmarks = BenchmarkManager(JsonStore(settings.data_dir / "benchmarks", BenchmarkReport, BENCHMARK_ID))
     try:
-        yield AppState(settings=settings, client=client, catalog=catalog, usage=usage, research=research)
+        yield AppState(
+            settings=settings, client=client, catalog=catalog, usage=usage, research=research, benchmarks=benchmarks
+        )
     finally:
-        await research.aclose()
+        await asyncio.gather(research.aclose(), benchmarks.aclose())
         await catalog.aclose()
         await client.aclose()
         sys.stdout.flush()  # drain any stray buffered output to stderr while fd 1 still points there

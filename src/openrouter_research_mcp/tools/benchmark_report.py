@@ -1,0 +1,254 @@
+"""A benchmark as data, and the ways to look at it: markdown for reading, CSV and JSON for tools, an SVG chart
+(cost against quality, bubble size latency) for the eye. All four come from the same per-model figures."""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import math
+import re
+import secrets
+import time
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from ..openrouter.pricing import Usage
+
+__all__ = [
+    "BENCHMARK_ID",
+    "BenchmarkParams",
+    "BenchmarkReport",
+    "BenchmarkResult",
+    "CallRecord",
+    "ModelStats",
+    "Objective",
+    "new_benchmark_id",
+    "render_chart",
+    "render_csv",
+    "render_markdown",
+]
+
+BENCHMARK_ID = re.compile(r"^bench-\d{8}-\d{6}-[0-9a-f]{8}$")
+Objective = Literal["quality", "cost", "speed", "balanced"]
+CSV_COLUMNS = (
+    "rank",
+    "model",
+    "success_rate",
+    "latency_p50_s",
+    "latency_p95_s",
+    "ttft_p50_s",
+    "tokens_per_s",
+    "prompt_tokens_per_call",
+    "completion_tokens_per_call",
+    "cost_per_call_usd",
+    "cost_usd",
+    "quality",
+)
+
+
+def new_benchmark_id() -> str:
+    return f"bench-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
+
+
+class BenchmarkParams(BaseModel):
+    """What was asked for."""
+
+    prompts: list[str]
+    models: list[str]
+    runs: int = 1
+    references: list[str] | None = None
+    rubric: str | None = None
+    judge_model: str | None = None
+    objective: Objective = "balanced"
+    max_latency_s: float = 30.0
+    max_tokens: int = 512
+    max_cost_usd: float = 1.0
+
+
+class CallRecord(BaseModel):
+    """One model's answer to one prompt, once: how fast, how long, how dear, how good."""
+
+    model: str
+    prompt: int = Field(description="the prompt's index")
+    run: int
+    ok: bool
+    error: str | None = None
+    latency_s: float = 0.0
+    ttft_s: float | None = Field(default=None, description="time to the first token of the answer")
+    tokens_per_s: float | None = Field(default=None, description="output tokens per second after the first")
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float | None = None
+    score: int | None = Field(default=None, description="the judge's score, 1-10")
+    reason: str | None = None
+    answer: str = Field(default="", description="the start of the answer")
+
+
+class ModelStats(BaseModel):
+    """One model's figures over all its calls."""
+
+    model: str
+    rank: int = 0
+    calls: int
+    succeeded: int
+    success_rate: float
+    latency_p50_s: float | None = None
+    latency_p95_s: float | None = None
+    ttft_p50_s: float | None = None
+    tokens_per_s: float | None = None
+    prompt_tokens_per_call: float = 0.0
+    completion_tokens_per_call: float = 0.0
+    cost_per_call_usd: float | None = None
+    cost_usd: float = 0.0
+    quality: float | None = Field(default=None, description="mean judge score, 1-10")
+    quality_by_prompt: list[float | None] = Field(default_factory=list)
+
+
+class BenchmarkReport(BaseModel):
+    """A benchmark run, complete or in progress."""
+
+    benchmark_id: str
+    status: Literal["running", "done", "budget", "cancelled", "interrupted", "failed"] = "running"
+    progress: str = "starting"
+    params: BenchmarkParams
+    created_at: float = Field(default_factory=time.time)
+    calls: list[CallRecord] = Field(default_factory=list)
+    stats: list[ModelStats] = Field(default_factory=list, description="one per model, best first")
+    ranking: list[str] = Field(default_factory=list, description="model ids, best first for the objective")
+    tradeoffs: str = ""
+    totals: Usage = Field(default_factory=lambda: Usage(cost_usd=0.0, cost_source="sum"))
+    wall_time_s: float = 0.0
+    warnings: list[str] = Field(default_factory=list)
+    error: str | None = None
+
+
+class BenchmarkResult(BaseModel):
+    """What `benchmark_models` returns: the figures and the ranking (every call is in the JSON resource)."""
+
+    benchmark_id: str
+    status: str = Field(description="running, done, budget, cancelled, interrupted or failed")
+    progress: str
+    objective: Objective
+    ranking: list[str] = Field(description="model ids, best first for the objective")
+    stats: list[ModelStats]
+    tradeoffs: str
+    calls: int = Field(description="calls made; each is in benchmark://reports/{id}.json")
+    totals: Usage
+    max_cost_usd: float
+    wall_time_s: float
+    warnings: list[str] = Field(default_factory=list)
+
+    @classmethod
+    def of(cls, r: BenchmarkReport) -> BenchmarkResult:
+        return cls(
+            benchmark_id=r.benchmark_id,
+            status=r.status,
+            progress=r.progress,
+            objective=r.params.objective,
+            ranking=r.ranking,
+            stats=r.stats,
+            tradeoffs=r.tradeoffs,
+            calls=len(r.calls),
+            totals=r.totals,
+            max_cost_usd=r.params.max_cost_usd,
+            wall_time_s=r.wall_time_s,
+            warnings=r.warnings,
+        )
+
+
+def _fmt(value: float | None, digits: int = 2, unit: str = "") -> str:
+    return "—" if value is None else f"{value:.{digits}f}{unit}"
+
+
+def render_markdown(r: BenchmarkReport) -> str:
+    """The report to read: the ranking table, the trade-offs, and the quality per prompt."""
+    p = r.params
+    judged = p.judge_model is not None
+    lines = [
+        f"# Benchmark {r.benchmark_id}",
+        "",
+        f"{len(p.models)} models × {len(p.prompts)} prompt(s) × {p.runs} run(s); objective **{p.objective}**"
+        + (f"; judged by `{p.judge_model}`" if judged else "")
+        + f". Status: {r.status}.",
+        "",
+        "| rank | model | success | latency p50 / p95 | first token | tokens/s | cost per call | total cost |"
+        + (" quality |" if judged else ""),
+        "|---|---|---|---|---|---|---|---|" + ("---|" if judged else ""),
+    ]
+    for s in r.stats:
+        row = (
+            f"| {s.rank} | `{s.model}` | {s.success_rate:.0%} | {_fmt(s.latency_p50_s)} / {_fmt(s.latency_p95_s)} s"
+            f" | {_fmt(s.ttft_p50_s)} s | {_fmt(s.tokens_per_s, 1)} | ${_fmt(s.cost_per_call_usd, 6)} | "
+            f"${s.cost_usd:.6f} |"
+        )
+        lines.append(row + (f" {_fmt(s.quality, 1)} |" if judged else ""))
+    lines += ["", r.tradeoffs]
+    if judged and len(p.prompts) > 1:
+        lines += ["", "Quality by prompt:", ""]
+        lines += [f"- `{s.model}`: " + ", ".join(_fmt(q, 1) for q in s.quality_by_prompt) for s in r.stats]
+    failures = [c for c in r.calls if not c.ok]
+    if failures:
+        lines += ["", f"{len(failures)} call(s) failed, e.g. `{failures[0].model}`: {failures[0].error}"]
+    lines += [
+        "",
+        f"Total: {r.totals.prompt_tokens:,} in / {r.totals.completion_tokens:,} out tokens, "
+        f"${r.totals.cost_usd or 0:.6f} of ${p.max_cost_usd:.2f}; {r.wall_time_s:.1f} s.",
+    ]
+    lines += [f"Note: {w}" for w in r.warnings]
+    return "\n".join(lines)
+
+
+def render_csv(r: BenchmarkReport) -> str:
+    """One row per model, best first: the same figures as the markdown table."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for s in r.stats:
+        writer.writerow(["" if (v := getattr(s, c)) is None else v for c in CSV_COLUMNS])
+    return out.getvalue()
+
+
+def render_chart(r: BenchmarkReport, width: int = 640, height: int = 420) -> str:
+    """An SVG scatter: cost per call (x) against quality (y, or success rate without a judge), each model a bubble
+    whose area grows with its median latency. Self-contained, and readable in light and dark themes."""
+    points = [s for s in r.stats if s.cost_per_call_usd is not None]
+    judged = r.params.judge_model is not None
+    left, right, top, bottom = 70, 20, 30, 55
+    w, h = width - left - right, height - top - bottom
+    costs = [s.cost_per_call_usd or 0.0 for s in points] or [0.0]
+    top_cost = max(max(costs) * 1.15, 1e-9)
+    latencies = [s.latency_p50_s or 0.0 for s in points] or [0.0]
+    slowest = max(max(latencies), 1e-9)
+
+    def y_of(s: ModelStats) -> float:
+        value = (s.quality or 0.0) / 10 if judged else s.success_rate
+        return top + h - value * h
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
+        f'aria-label="Cost against {"quality" if judged else "success rate"} per model" '
+        'font-family="system-ui, sans-serif" font-size="12">',
+        "<style>text{fill:currentColor}.axis{stroke:currentColor;stroke-opacity:.5}.dot{fill:#3b82f6;"
+        "fill-opacity:.55;stroke:#1d4ed8}@media (prefers-color-scheme:dark){svg{color:#e5e7eb}}</style>",
+        f'<line class="axis" x1="{left}" y1="{top + h}" x2="{left + w}" y2="{top + h}"/>',
+        f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{top + h}"/>',
+        f'<text x="{left + w / 2}" y="{height - 15}" text-anchor="middle">cost per call (USD; bubble area: median '
+        "latency)</text>",
+        f'<text x="18" y="{top + h / 2}" transform="rotate(-90 18 {top + h / 2})" text-anchor="middle">'
+        f"{'quality (1-10)' if judged else 'success rate'}</text>",
+        f'<text x="{left}" y="{top + h + 18}">0</text>',
+        f'<text x="{left + w}" y="{top + h + 18}" text-anchor="end">${top_cost:.4g}</text>',
+    ]
+    for s in points:
+        x = left + (s.cost_per_call_usd or 0.0) / top_cost * w
+        radius = 6 + 22 * math.sqrt((s.latency_p50_s or 0.0) / slowest)
+        label = html.escape(s.model)
+        parts.append(
+            f'<circle class="dot" cx="{x:.1f}" cy="{y_of(s):.1f}" r="{radius:.1f}"><title>{label}: '
+            f"${s.cost_per_call_usd:.6f} per call, {_fmt(s.latency_p50_s)} s</title></circle>"
+        )
+        parts.append(f'<text x="{x + radius + 3:.1f}" y="{y_of(s) + 4:.1f}">{label}</text>')
+    parts.append("</svg>")
+    return "\n".join(parts)
