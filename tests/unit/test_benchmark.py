@@ -1,0 +1,129 @@
+"""benchmark_models against the fake OpenRouter: measured rankings match what the fake was told, costs add up,
+every rendering agrees, and the budget is checked before anything starts."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+from xml.etree import ElementTree
+
+import pytest
+
+from openrouter_research_mcp.errors import BudgetExceededError, RequestError
+from openrouter_research_mcp.tools.benchmark import benchmark_models, get_benchmark
+from openrouter_research_mcp.tools.benchmark_report import render_chart, render_csv, render_markdown
+from openrouter_research_mcp.tools.state import AppState
+
+from ..fakes.openrouter import FakeOpenRouter
+from ..support import eventually
+
+MODELS = ["openai/gpt-4o-mini", "google/gemini-2.5-flash", "deepseek/deepseek-r1"]
+PROMPTS = ["Name a prime number.", "What is the capital of France?", "Summarise photosynthesis in a line."]
+
+
+async def test_benchmark_measures_latency_cost_and_quality(
+    fake_openrouter: FakeOpenRouter, app_state: AppState
+) -> None:
+    fake_openrouter.model_latency.update({MODELS[0]: 0.30, MODELS[1]: 0.05, MODELS[2]: 0.15})
+    fake_openrouter.quality.update({MODELS[0]: 9, MODELS[1]: 4, MODELS[2]: 7})
+    seen: list[str] = []
+
+    async def progress(_done: float, _total: float | None, message: str) -> None:
+        seen.append(message)
+
+    report = await benchmark_models(
+        app_state, PROMPTS, MODELS, runs=2, judge_model="openai/gpt-4o", objective="speed", progress=progress
+    )
+    assert report.status == "done" and len(report.calls) == 18 and all(c.ok for c in report.calls)
+    # The measured latency ranking is the one the fake was given.
+    assert report.ranking == [MODELS[1], MODELS[2], MODELS[0]]
+    by_model = {s.model: s for s in report.stats}
+    assert by_model[MODELS[0]].latency_p50_s >= 0.3 > by_model[MODELS[2]].latency_p50_s >= 0.15  # type: ignore[operator]
+    assert [by_model[m].quality for m in MODELS] == [9, 4, 7]  # the judge's scores, per the fake
+    assert all(s.ttft_p50_s is not None and s.tokens_per_s and s.success_rate == 1 for s in report.stats)
+    # Costs: the per-call costs are the fake's usage.cost, and the totals add them up (answers and judge).
+    answered = [r for r in fake_openrouter.chat_requests() if not r.body.get("response_format")]
+    assert len(answered) == 18 and sum(c.cost_usd or 0 for c in report.calls) == pytest.approx(
+        sum(s.cost_usd for s in report.stats)
+    )
+    assert report.totals.cost_usd is not None and report.totals.cost_usd > sum(s.cost_usd for s in report.stats)
+    assert len(seen) == 18 and seen[-1].startswith("18/18")
+    assert report.tradeoffs.startswith(f"For speed, `{MODELS[1]}` answers fastest")
+    assert f"`{MODELS[0]}` scores highest (9.0/10)" in report.tradeoffs
+
+
+async def test_benchmark_renderings_agree(fake_openrouter: FakeOpenRouter, app_state: AppState) -> None:
+    fake_openrouter.model_latency.update({MODELS[0]: 0.1})
+    report = await benchmark_models(app_state, PROMPTS[:2], MODELS[:2], runs=2, judge_model="openai/gpt-4o")
+    rows = list(csv.DictReader(io.StringIO(render_csv(report))))
+    data = json.loads(report.model_dump_json())
+    markdown = render_markdown(report)
+    assert [r["model"] for r in rows] == report.ranking == [s["model"] for s in data["stats"]]
+    for row, stats in zip(rows, data["stats"], strict=True):
+        assert float(row["cost_usd"]) == pytest.approx(stats["cost_usd"])
+        assert float(row["latency_p50_s"]) == pytest.approx(stats["latency_p50_s"])
+        line = next(line for line in markdown.splitlines() if f"`{row['model']}`" in line and line.startswith("|"))
+        assert f"${stats['cost_usd']:.6f}" in line and f"{stats['latency_p50_s']:.2f} /" in line
+        assert line.startswith(f"| {row['rank']} |") and f"{stats['quality']:.1f}" in line
+    svg = ElementTree.fromstring(render_chart(report))
+    circles = svg.findall("{http://www.w3.org/2000/svg}circle")
+    assert (
+        len(circles) == 2
+        and {
+            c.find("{http://www.w3.org/2000/svg}title").text.split(":")[0]  # type: ignore[union-attr]
+            for c in circles
+        }
+        == set(MODELS[:2])
+    )
+
+
+async def test_benchmark_budget_refusal_happens_before_any_call(
+    fake_openrouter: FakeOpenRouter, app_state: AppState
+) -> None:
+    with pytest.raises(BudgetExceededError, match=r"could cost up to \$[\d.]+ .*more than max_cost_usd \$0\.01"):
+        await benchmark_models(
+            app_state,
+            PROMPTS,
+            ["openai/gpt-4o", "anthropic/claude-3.5-sonnet"],
+            runs=5,
+            max_tokens=4000,
+            max_cost_usd=0.01,
+        )
+    with pytest.raises(RequestError, match="needs a judge"):
+        await benchmark_models(app_state, PROMPTS, MODELS, objective="quality")
+    with pytest.raises(RequestError, match="one reference answer per prompt"):
+        await benchmark_models(app_state, PROMPTS, MODELS, references=["only one"])
+    assert fake_openrouter.chat_requests() == []
+
+
+async def test_benchmark_a_failing_model_is_reported_and_the_rest_go_on(
+    fake_openrouter: FakeOpenRouter, app_state: AppState
+) -> None:
+    fake_openrouter.fail(402, model=MODELS[2], times=10, message="Insufficient credits")
+    report = await benchmark_models(app_state, PROMPTS[:2], MODELS, objective="cost")
+    broken = next(s for s in report.stats if s.model == MODELS[2])
+    assert broken.succeeded == 0 and broken.rank == 3 and report.ranking[-1] == MODELS[2]
+    assert all(s.succeeded == 2 for s in report.stats if s.model != MODELS[2])
+    assert f"`{MODELS[2]}` failed 2 of 2 calls." in report.tradeoffs
+    assert "credits" in render_markdown(report)
+
+
+async def test_benchmark_in_the_background_can_be_polled_and_cancelled(
+    fake_openrouter: FakeOpenRouter, app_state: AppState
+) -> None:
+    fake_openrouter.latency = 0.3
+    started = await benchmark_models(app_state, PROMPTS, MODELS, runs=3, background=True)
+    assert started.status == "running" and re.fullmatch(r"bench-\d{8}-\d{6}-[0-9a-f]{8}", started.benchmark_id)
+
+    async def some_done() -> bool:
+        return bool((await get_benchmark(app_state, started.benchmark_id)).calls)
+
+    await eventually(some_done, timeout=10, what="a first call finishing")
+    stopped = await get_benchmark(app_state, started.benchmark_id, cancel=True)
+    assert stopped.status == "cancelled" and 0 < len(stopped.calls) < 27 and stopped.stats
+    saved = app_state.benchmarks.store.load(started.benchmark_id)
+    assert saved is not None and saved.status == "cancelled" and len(saved.calls) == len(stopped.calls)
+    with pytest.raises(Exception, match="No benchmark has the id"):
+        await get_benchmark(app_state, "bench-20990101-000000-00000000")
