@@ -32,7 +32,12 @@ from tests.fakes import FAKE_KEY  # noqa: E402 - after the path is set
 from tests.fakes.catalog_data import catalog, with_extra_models  # noqa: E402
 from tests.fakes.openrouter import FakeOpenRouter  # noqa: E402
 
-from bench.sections import startup_with_saved_runs, tool_definitions, verifier_accuracy  # noqa: E402
+from bench.sections import (  # noqa: E402
+    benchmark_overhead,
+    startup_with_saved_runs,
+    tool_definitions,
+    verifier_accuracy,
+)
 
 EIGHT = [
     "openai/gpt-4o-mini",
@@ -467,6 +472,7 @@ async def run_async(bench: Bench) -> None:
     steps: list[Callable[[], Awaitable[None]]] = [bench.fan_out, bench.research, bench.list_models, bench.concurrent]
     for step in steps:
         await step()
+    await benchmark_overhead(bench)
 
 
 def main() -> None:

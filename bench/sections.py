@@ -11,8 +11,9 @@ import time
 from pathlib import Path
 from typing import Protocol
 
-from mcp import Client
+from mcp import Client, StdioServerParameters
 from tests.fakes.citations import seeded_citations
+from tests.fakes.openrouter import FakeOpenRouter
 from tests.support import model_facing_chars
 
 from openrouter_research_mcp.research.quotes import QUOTE_MATCH, check_quotes
@@ -23,6 +24,8 @@ TOOL_CHARS_BUDGET = 10_000
 
 class Bench(Protocol):
     work: Path
+    repeat: int
+    fake: FakeOpenRouter
 
     def row(
         self,
@@ -37,6 +40,8 @@ class Bench(Protocol):
 
     def env(self, cache: str) -> dict[str, str]: ...
 
+    def params(self, cache: str, **env: str) -> StdioServerParameters: ...
+
 
 async def tool_definitions(bench: Bench, client: Client) -> None:
     tools = await client.list_tools()
@@ -50,6 +55,51 @@ async def tool_definitions(bench: Bench, client: Client) -> None:
         chars < TOOL_CHARS_BUDGET,
         f"{len(tools.tools)} tools, about {chars / 4:.0f} tokens on every turn",
     )
+
+
+# ------------------------------------------------------------------------------------------- benchmark_models
+
+BENCH_LATENCY = {"openai/gpt-4o-mini": 0.3, "google/gemini-2.5-flash": 0.1, "deepseek/deepseek-r1": 0.2}
+
+
+async def benchmark_overhead(bench: Bench) -> None:
+    """benchmark_models' own cost in time: 3 models x 2 prompts x 2 runs against fixed per-model latencies. With
+    every call allowed at once the floor is the slowest model's call; at the default limit of 4 it is the total
+    call time shared by 4 lanes (no schedule can beat it)."""
+    bench.fake.model_latency.update(BENCH_LATENCY)
+    args = {
+        "prompts": ["Name a prime.", "Capital of France?"],
+        "models": list(BENCH_LATENCY),
+        "runs": 2,
+        "objective": "speed",
+    }
+    calls = len(args["prompts"]) * len(BENCH_LATENCY) * 2
+    for lanes, cache in ((calls, "bench-wide"), (4, "bench-default")):
+        walls, reported = [], []
+        async with Client(bench.params(cache, OPENROUTER_BENCHMARK_CONCURRENCY=str(lanes))) as client:
+            await client.call_tool("list_models", {"limit": 1})  # the catalog is fetched once, outside the timing
+            for _ in range(max(2, bench.repeat)):
+                t = time.perf_counter()
+                result = await client.call_tool("benchmark_models", args)
+                walls.append(time.perf_counter() - t)
+                data = result.structured_content or {}
+                assert data.get("status") == "done" and data.get("calls") == calls, data
+                reported.append(data["wall_time_s"])
+        slowest = max(BENCH_LATENCY.values())
+        floor = slowest if lanes >= calls else max(slowest, sum(BENCH_LATENCY.values()) * 2 * 2 / lanes)
+        wall = sorted(walls)[len(walls) // 2]
+        bench.row(
+            f"benchmark_models 3 models x 2 prompts x 2 runs, {lanes} at once",
+            wall,
+            "s",
+            floor,
+            "≤ 1.2 × floor" if lanes >= calls else "≤ 1.3 × floor",
+            wall <= floor * (1.2 if lanes >= calls else 1.3),
+            f"ratio {wall / floor:.3f}; the report's own wall time {sorted(reported)[len(reported) // 2]:.3f} s; "
+            "floor: " + ("the slowest model's call" if lanes >= calls else f"all call time over {lanes} lanes"),
+        )
+    for model in BENCH_LATENCY:
+        bench.fake.model_latency.pop(model, None)
 
 
 # ------------------------------------------------------------------------------------------- citation checking
