@@ -62,11 +62,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stdout.write("\n")
         raise SystemExit(0 if ok else 1)
     configure_logging(settings.log_level, secret)
-    if sys.stdin.isatty():
-        logging.getLogger(__name__).warning(
-            "waiting for an MCP client on stdin; this server is meant to be started by one (%s)", SETUP_HINT
-        )
+    # Until the wire takes SIGINT over (as it starts serving), Ctrl-C is Python's KeyboardInterrupt: quit quietly.
+    try:
+        from .server import build_server
 
-    from .server import build_server
-
-    build_server(settings).run()
+        server = build_server(settings)
+        if sys.stdin.isatty():
+            logging.getLogger(__name__).warning(
+                "waiting for an MCP client on stdin (press Ctrl-C to quit); this server is meant to be started by "
+                "one (%s)",
+                SETUP_HINT,
+            )
+        server.run()
+    except KeyboardInterrupt:
+        return

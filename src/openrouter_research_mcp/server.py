@@ -1,67 +1,48 @@
-"""The MCP surface: tools, resources and prompts registered on an `MCPServer`. Parses, delegates, formats.
+"""The MCP surface: one `MCPServer` with the tools (`mcp_tools.py`), resources (`mcp_resources.py`), prompts,
+completions and MCP Apps views (`views/`). Parses, delegates and formats; the logic lives in `tools/` and below.
 
-The logic lives in `tools/` (and below it); here each handler fetches the shared state, calls it, renders the result
-and turns anticipated failures into `ToolError`s (tools) or resource errors with messages meant for people.
+`ResearchServer` adjusts the SDK where its answers are not meant for people: argument errors are explained per
+argument (`tools/arguments.py`) instead of pydantic's dump, an unknown prompt or a missing prompt argument is
+JSON-RPC's -32602 with a readable message, and stdio is served by our own wire (`wire.py`).
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
 import os
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from mcp.server.elicitation import AcceptedElicitation, ElicitationResult
+from mcp.server.apps import Apps
+from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError, ToolError
-from mcp.server.mcpserver.resolve import Elicit, Resolve
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
 from mcp.server.mcpserver.tools import Tool
+from mcp.shared.exceptions import MCPError
 from mcp.types import (
+    INVALID_PARAMS,
     CallToolResult,
     Completion,
     CompletionArgument,
     CompletionContext,
+    GetPromptResult,
+    InputRequiredResult,
     PromptReference,
     ResourceTemplateReference,
-    TextContent,
-    ToolAnnotations,
 )
-from pydantic import BaseModel, Field
+from pydantic import Field, ValidationError
 
-from ._constants import DEFAULT_COMPARE_MAX_COST_USD, DEFAULT_COMPARE_MAX_TOKENS
-from ._schema import compact_schema
-from ._util import Progress
+from ._constants import DEFAULT_APP_URL
 from ._version import __version__
 from .config import Settings
-from .errors import NotFoundError, OpenRouterError
+from .errors import OpenRouterError
 from .mcp_prompts import compare_answers_text, deep_research_brief_text, pick_model_text
-from .openrouter.account import account_info
-from .openrouter.models import Capability, ReasoningEffort, SortKey
-from .openrouter.request import ProviderPrefs
-from .research.run import ReportLength
-from .tools.ask import ask
-from .tools.benchmark import benchmark_models, benchmark_resource, get_benchmark, render_benchmark
-from .tools.benchmark_report import BenchmarkResult, Objective
-from .tools.compare import compare_models
-from .tools.models import list_models, search_query
-from .tools.render import (
-    error_text,
-    render_account,
-    render_ask,
-    render_benchmark_index,
-    render_compare,
-    render_model_detail,
-    render_models,
-    render_models_index,
-    render_research,
-    render_research_index,
-    render_usage,
-)
-from .tools.research import Clarification, cancel_research, deep_research, get_research, research_report
-from .tools.results import AskResult, CompareResult, ModelsPage, ResearchResult
+from .mcp_resources import StateRef, register_resources
+from .mcp_tools import build_tools
+from .tools.arguments import describe_errors, unknown_arguments
 from .tools.state import AppState, open_state
+from .views import SERVER_ICONS, VIEWS
 from .wire import serve_stdio
 
 __all__ = ["INSTRUCTIONS", "build_server"]
@@ -73,32 +54,63 @@ Research tools over the whole OpenRouter model catalog (hundreds of models from 
 - ask: one model's answer; web_search=true for current facts with cited sources, urls=[...] to answer from pages.
 - compare_models: one prompt to 2-8 models at once, side by side; add judge_model for a verdict.
 - list_models: find model ids by capability, price, context or modality before choosing one.
+- ask and compare_models take attachments: image, PDF or audio paths, URLs or data: URIs.
+- benchmark_models: measure 2-8 models on your prompts (latency, cost, judged quality) and rank them.
 - deep_research: a cited research report on a hard question (researchers search and read pages in parallel,
   reflection adds a round, the writer quotes its sources, and every citation is checked against the page it cites).
   Scaled to fit max_cost_usd and max_seconds. Long jobs: background=true, then get_research(research_id);
   cancel_research stops one and keeps what it found; deep_research(resume=id) continues a stopped one.
 Model ids look like provider/model (e.g. openai/gpt-4o-mini); unknown ids fail before anything is spent, with
 suggestions. Every result reports tokens and USD cost; compare_models and deep_research never start a call that
-could take them past max_cost_usd. The openrouter://usage resource sums this session's spend."""
-
-
-class _StateRef:
-    """Lets handlers without a `Context` (static resources, completion) reach the lifespan state."""
-
-    state: AppState | None = None
-
-    def get(self) -> AppState:
-        if self.state is None:  # pragma: no cover - only before the lifespan has started
-            raise ResourceError("The server is still starting; try again in a moment.")
-        return self.state
+could take them past max_cost_usd (benchmark_models too). The openrouter://usage resource sums this session's spend."""
 
 
 class ResearchServer(MCPServer):
-    """The SDK's server, served over our own stdio wire (see `wire.py`) where the platform has POSIX signals."""
+    """The SDK's server with readable argument and prompt errors, served over our own stdio wire (see `wire.py`)
+    where the platform has POSIX signals."""
 
-    def __init__(self, ref: _StateRef, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, ref: StateRef, tools: Sequence[Tool], *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, tools=list(tools), **kwargs)
         self._ref = ref
+        self._schemas = {tool.name: tool.parameters for tool in tools}
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> CallToolResult | InputRequiredResult:
+        schema = self._schemas.get(name)
+        if schema is None:
+            raise ToolError(f"There is no tool `{name}` on this server; its tools are {', '.join(self._schemas)}.")
+        unknown = unknown_arguments(name, arguments, schema)
+        if unknown:
+            raise ToolError(unknown)
+        try:
+            return await super().call_tool(name, arguments, context)
+        except UnexpectedToolError:
+            raise
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ValidationError):
+                raise ToolError(describe_errors(name, cause, schema)) from cause
+            if isinstance(cause, ToolError | ResourceError):  # our own message, without the SDK's prefix
+                raise ToolError(str(cause)) from cause
+            raise
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        prompts = {p.name: p for p in await self.list_prompts()}
+        prompt = prompts.get(name)
+        if prompt is None:
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"There is no prompt `{name}` on this server; its prompts are {', '.join(prompts)}.",
+            )
+        given = arguments or {}
+        missing = [a for a in prompt.arguments or [] if a.required and not str(given.get(a.name) or "").strip()]
+        if missing:
+            needed = "; ".join(f"`{a.name}`" + (f" ({a.description})" if a.description else "") for a in missing)
+            raise MCPError(code=INVALID_PARAMS, message=f"The prompt `{name}` needs {needed}.")
+        return await super().get_prompt(name, arguments, context)
 
     def _shutting_down(self) -> None:
         if self._ref.state is not None:
@@ -111,328 +123,43 @@ class ResearchServer(MCPServer):
         await serve_stdio(self, self._shutting_down)
 
 
-def _state(ctx: Context) -> AppState:
-    state = ctx.request_context.lifespan_context
-    assert isinstance(state, AppState)
-    return state
+def whole_values(typed: str, ids: Sequence[str]) -> list[str]:
+    """Completions for a comma-separated list of model ids: each one the whole field (the ids already typed, then
+    a candidate), so a client that replaces the field keeps what was there. Ids already listed are not offered."""
+    head, _, _ = typed.rpartition(",")
+    chosen = [part.strip() for part in head.split(",") if part.strip()] if head else []
+    prefix = "".join(f"{c}, " for c in chosen)
+    return [prefix + i for i in ids if i not in chosen]
 
 
-def _progress(ctx: Context) -> Progress:
-    async def report(done: float, total: float | None, message: str) -> None:
-        await ctx.report_progress(done, total, message)
+class SameCapabilities:
+    """Middleware: the classic `initialize` result carries the extensions (MCP Apps) that `server/discover`
+    advertises to 2026-07-28 clients. The SDK sieves them out of the 2025-era result, though hosts on that
+    generation negotiate Apps through the same field (the ext-apps spec shows it on 2024-11-05)."""
 
-    return report
+    def __init__(self, extensions: dict[str, dict[str, Any]]) -> None:
+        self.extensions = extensions
 
-
-@contextmanager
-def _tool_errors() -> Iterator[None]:
-    try:
-        yield
-    except OpenRouterError as exc:
-        raise ToolError(error_text(exc)) from None
-
-
-@contextmanager
-def _resource_errors() -> Iterator[None]:
-    try:
-        yield
-    except NotFoundError as exc:
-        raise ResourceNotFoundError(exc.message) from None
-    except OpenRouterError as exc:
-        raise ResourceError(exc.message) from None
+    async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
+        result = await call_next(ctx)
+        if ctx.method == "initialize" and isinstance(result, dict) and isinstance(result.get("capabilities"), dict):
+            capabilities = {"extensions": self.extensions, **result["capabilities"]}
+            result = {**result, "capabilities": capabilities}
+        return result
 
 
-def _result(model: BaseModel, text: str) -> CallToolResult:
-    return CallToolResult(
-        content=[TextContent(type="text", text=text)], structured_content=model.model_dump(mode="json")
-    )
-
-
-Prompt = Annotated[str, Field(min_length=1, description="the question or task")]
-ModelId = Annotated[str, Field(description="an OpenRouter model id such as openai/gpt-4o-mini (see list_models)")]
-System = Annotated[str | None, Field(description="optional system prompt")]
-Temperature = Annotated[float | None, Field(ge=0, le=2, description="sampling temperature")]
-Provider = Annotated[ProviderPrefs | None, Field(description="routing and privacy")]
-Files = Annotated[
-    list[str] | None,
-    Field(max_length=10, description="paths, http(s) or data: URIs: images, PDFs, wav/mp3"),
-]
-
-
-async def ask_tool(
-    prompt: Prompt,
-    ctx: Context,
-    model: Annotated[str | None, Field(description="default OPENROUTER_DEFAULT_MODEL")] = None,
-    system: System = None,
-    fallback_models: Annotated[
-        list[str] | None,
-        Field(max_length=8, description="tried in order if the model fails"),
-    ] = None,
-    temperature: Temperature = None,
-    max_tokens: Annotated[int | None, Field(ge=1, le=200_000, description="cap on answer tokens")] = None,
-    reasoning_effort: Annotated[
-        ReasoningEffort | None, Field(description="thinking effort for reasoning models")
-    ] = None,
-    web_search: Annotated[bool, Field(description="search the web and cite sources (about $0.007 a search)")] = False,
-    urls: Annotated[list[str] | None, Field(max_length=5, description="pages the model reads and answers from")] = None,
-    domains: Annotated[
-        list[str] | None, Field(max_length=10, description='search only these; prefix - to exclude: ["-x.com"]')
-    ] = None,
-    provider: Provider = None,
-    attachments: Files = None,
-) -> Annotated[CallToolResult, AskResult]:
-    """Ask one OpenRouter model: its answer, tokens and USD cost. web_search=true for current facts with numbered
-    sources; urls to answer from pages; attachments to show files."""
-    with _tool_errors():
-        result = await ask(
-            _state(ctx),
-            prompt,
-            model=model,
-            system=system,
-            fallback_models=fallback_models,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            reasoning_effort=reasoning_effort,
-            web_search=web_search,
-            urls=urls or (),
-            domains=domains,
-            provider=provider,
-            attachments=attachments,
-            progress=_progress(ctx),
+def _apps() -> Apps:
+    apps = Apps()
+    for view in VIEWS:
+        apps.add_html_resource(
+            view.uri, view.html(), name=view.name, title=view.title, description=view.description, prefers_border=True
         )
-    return _result(result, render_ask(result))
-
-
-async def compare_models_tool(
-    prompt: Prompt,
-    models: Annotated[list[str], Field(min_length=2, max_length=8, description="2 to 8 model ids to ask at once")],
-    ctx: Context,
-    system: System = None,
-    max_tokens: Annotated[
-        int, Field(ge=1, le=32_000, description="cap on each answer's tokens")
-    ] = DEFAULT_COMPARE_MAX_TOKENS,
-    temperature: Temperature = None,
-    judge_model: Annotated[
-        str | None,
-        Field(description="reads all answers: agreement, disagreements, best answer"),
-    ] = None,
-    max_cost_usd: Annotated[
-        float,
-        Field(
-            gt=0,
-            le=50,
-            description="USD cap; calls whose worst case does not fit are not started",
-        ),
-    ] = DEFAULT_COMPARE_MAX_COST_USD,
-    provider: Provider = None,
-    attachments: Files = None,
-) -> Annotated[CallToolResult, CompareResult]:
-    """Send one prompt to 2-8 models in parallel and compare answers, tokens, cost and latency; a failing model is
-    reported in its entry. judge_model adds a verdict."""
-    with _tool_errors():
-        result = await compare_models(
-            _state(ctx),
-            prompt,
-            models,
-            system=system,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            judge_model=judge_model,
-            max_cost_usd=max_cost_usd,
-            provider=provider,
-            attachments=attachments,
-            progress=_progress(ctx),
-        )
-    return _result(result, render_compare(result))
-
-
-async def list_models_tool(
-    ctx: Context,
-    query: Annotated[str | None, Field(description="words to find in the id, name or description")] = None,
-    provider: Annotated[str | None, Field(description="e.g. openai, anthropic, google, meta-llama")] = None,
-    free_only: Annotated[bool, Field(description="only models that cost nothing")] = False,
-    min_context: Annotated[int | None, Field(ge=0, description="minimum context length in tokens")] = None,
-    max_price: Annotated[
-        float | None, Field(ge=0, description="max USD per million tokens, prompt and completion")
-    ] = None,
-    modality: Annotated[str | None, Field(description="input modality (image, audio, file); '->image': output")] = None,
-    supports: Annotated[list[Capability] | None, Field(description="required capabilities")] = None,
-    sort: Annotated[SortKey, Field(description="order of results")] = "name",
-    limit: Annotated[int, Field(ge=1, le=100, description="models per page")] = 20,
-    offset: Annotated[int, Field(ge=0, description="start of the page (next_offset)")] = 0,
-) -> Annotated[CallToolResult, ModelsPage]:
-    """Find OpenRouter models: ids, context, USD per million tokens, modalities, capabilities. Cached; cheap."""
-    search = search_query(
-        query=query,
-        provider=provider,
-        free_only=free_only,
-        min_context=min_context,
-        max_price=max_price,
-        modality=modality,
-        supports=supports,
-        sort=sort,
-        limit=limit,
-        offset=offset,
-    )
-    with _tool_errors():
-        page = await list_models(_state(ctx), search)
-    return _result(page, render_models(page))
-
-
-def _form_elicitation(ctx: Context) -> bool:
-    """Whether the client takes form elicitation (a bare `elicitation: {}` counts, as the SDK rules)."""
-    capabilities = ctx.client_capabilities
-    elicitation = capabilities.elicitation if capabilities is not None else None
-    return elicitation is not None and (elicitation.form is not None or elicitation.url is None)
-
-
-class _NotAsked(BaseModel):
-    could_ask: bool
-
-
-def _ask_first(question: str, clarify: bool, ctx: Context) -> _NotAsked | Elicit[Clarification]:
-    """Before a research run plans: its clarifying questions, when asked for and the client can show them."""
-    if not clarify or not _form_elicitation(ctx):
-        return _NotAsked(could_ask=not clarify)
-    return Elicit(f'Before researching "{question[:200]}": three quick questions, all optional.', Clarification)
-
-
-async def deep_research_tool(
-    ctx: Context,
-    clarification: Annotated[ElicitationResult[Clarification], Resolve(_ask_first)],
-    question: Annotated[str, Field(description="the research question; may be empty with resume")] = "",
-    breadth: Annotated[int, Field(ge=1, le=6, description="sub-questions in round 1 (halved after)")] = 3,
-    depth: Annotated[int, Field(ge=1, le=3, description="rounds of research and reflection")] = 2,
-    max_cost_usd: Annotated[
-        float | None, Field(gt=0, le=100, description="USD cap; default OPENROUTER_RESEARCH_MAX_COST_USD")
-    ] = None,
-    max_seconds: Annotated[float, Field(gt=0, le=3600, description="time cap")] = 50,
-    planner_model: Annotated[str | None, Field(description="plans, reflects, verifies")] = None,
-    searcher_model: Annotated[str | None, Field(description="searches and reads pages")] = None,
-    writer_model: Annotated[str | None, Field(description="writes the report")] = None,
-    report_length: Annotated[ReportLength, Field(description="~600, ~1,500 or ~4,000 words")] = "standard",
-    verify_with_model: Annotated[bool, Field(description="a model judges citations code cannot")] = True,
-    background: Annotated[bool, Field(description="return a research_id at once; poll get_research")] = False,
-    resume: Annotated[str | None, Field(description="research_id of a stopped run to continue")] = None,
-    clarify: Annotated[bool, Field(description="ask the user up to 3 questions first")] = False,
-) -> Annotated[CallToolResult, ResearchResult]:
-    """Research a question on the web: a cited report whose every citation is checked against its page. Plans,
-    searches and reads in parallel, scaled to max_cost_usd and max_seconds; a stop returns a checked partial
-    report. Long runs: background=true, then get_research."""
-    outcome = clarification
-    answers = outcome.data if isinstance(outcome, AcceptedElicitation) else None
-    asked = isinstance(answers, Clarification)
-    could_not_ask = isinstance(answers, _NotAsked) and not answers.could_ask
-    with _tool_errors():
-        result = await deep_research(
-            _state(ctx),
-            question,
-            breadth=breadth,
-            depth=depth,
-            max_cost_usd=max_cost_usd,
-            max_seconds=max_seconds,
-            planner_model=planner_model,
-            searcher_model=searcher_model,
-            writer_model=writer_model,
-            report_length=report_length,
-            verify_with_model=verify_with_model,
-            background=background,
-            resume=resume,
-            clarifications=answers if asked else None,
-            assumed=could_not_ask or (clarify and not asked),
-            progress=_progress(ctx),
-        )
-    return _result(result, render_research(result))
-
-
-async def benchmark_models_tool(
-    prompts: Annotated[list[str], Field(min_length=1, max_length=20, description="the prompts to try")],
-    models: Annotated[list[str], Field(min_length=2, max_length=8, description="2 to 8 model ids")],
-    ctx: Context,
-    runs: Annotated[int, Field(ge=1, le=5, description="times each model answers each prompt")] = 1,
-    references: Annotated[list[str] | None, Field(description="a reference answer per prompt, for the judge")] = None,
-    rubric: Annotated[str | None, Field(description="what a good answer does, for the judge")] = None,
-    judge_model: Annotated[str | None, Field(description="scores each answer 1-10")] = None,
-    objective: Annotated[Objective, Field(description="what to rank by; balanced: quality per dollar")] = "balanced",
-    max_latency_s: Annotated[float, Field(gt=0, description="latency limit for balanced")] = 30,
-    max_tokens: Annotated[int, Field(ge=1, le=32_000, description="cap on each answer")] = 512,
-    max_cost_usd: Annotated[float, Field(gt=0, le=50, description="cap, checked before anything starts")] = 1.0,
-    background: Annotated[bool, Field(description="return the id at once; poll get_benchmark")] = False,
-) -> Annotated[CallToolResult, BenchmarkResult]:
-    """Measure models on your prompts: success, latency p50/p95, first token, tokens/s, cost, and (judge_model)
-    quality 1-10; ranked by objective with trade-offs. CSV, JSON, chart: benchmark://reports/{id}."""
-    with _tool_errors():
-        report = await benchmark_models(
-            _state(ctx),
-            prompts,
-            models,
-            runs=runs,
-            references=references,
-            rubric=rubric,
-            judge_model=judge_model,
-            objective=objective,
-            max_latency_s=max_latency_s,
-            max_tokens=max_tokens,
-            max_cost_usd=max_cost_usd,
-            background=background,
-            progress=_progress(ctx),
-        )
-    return _result(BenchmarkResult.of(report), render_benchmark(report))
-
-
-async def get_benchmark_tool(
-    benchmark_id: Annotated[str, Field(description="the id benchmark_models returned")],
-    ctx: Context,
-    cancel: Annotated[bool, Field(description="stop it, keeping the calls made")] = False,
-) -> Annotated[CallToolResult, BenchmarkResult]:
-    """A benchmark's status and figures so far, or its ranked results; cancel=true stops one in progress."""
-    with _tool_errors():
-        report = await get_benchmark(_state(ctx), benchmark_id, cancel=cancel)
-    return _result(BenchmarkResult.of(report), render_benchmark(report))
-
-
-async def get_research_tool(
-    research_id: Annotated[str, Field(description="the id deep_research returned")],
-    ctx: Context,
-) -> Annotated[CallToolResult, ResearchResult]:
-    """A research run's status, progress and spend so far, and its checked report and sources once done."""
-    with _tool_errors():
-        result = await get_research(_state(ctx), research_id)
-    return _result(result, render_research(result))
-
-
-async def cancel_research_tool(
-    research_id: Annotated[str, Field(description="the id deep_research returned")],
-    ctx: Context,
-) -> Annotated[CallToolResult, ResearchResult]:
-    """Stop a research run in progress, keeping what it found; returns its partial, checked report."""
-    with _tool_errors():
-        result = await cancel_research(_state(ctx), research_id)
-    return _result(result, render_research(result))
-
-
-def _tool(fn: Any, name: str, title: str, hints: ToolAnnotations) -> Tool:
-    """A tool whose published schemas are compacted (see `_schema.py`); behaviour is unchanged."""
-    tool = Tool.from_function(
-        fn, name=name, title=title, description=inspect.cleandoc(fn.__doc__ or ""), annotations=hints
-    )
-    tool.parameters = compact_schema(tool.parameters, input=True)
-    if tool.fn_metadata.output_schema is not None:
-        tool.fn_metadata.output_schema = compact_schema(tool.fn_metadata.output_schema)
-    return tool
-
-
-def _benchmark_reader(ref: _StateRef, kind: str) -> Any:
-    async def read(benchmark_id: str) -> str:
-        with _resource_errors():
-            return await benchmark_resource(ref.get(), benchmark_id, kind)
-
-    return read
+    return apps
 
 
 def build_server(settings: Settings) -> MCPServer:
-    """The MCP server for `settings`: tools, resources, prompts and completions."""
-    ref = _StateRef()
+    """The MCP server for `settings`: tools, resources, prompts, completions and views."""
+    ref = StateRef()
 
     @asynccontextmanager
     async def lifespan(_server: MCPServer) -> AsyncIterator[AppState]:
@@ -448,123 +175,24 @@ def build_server(settings: Settings) -> MCPServer:
             finally:
                 ref.state = None
 
-    # Paid tools are not read-only: they spend money (and deep_research saves files), so hosts should ask first.
-    paid = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=True, idempotent_hint=False)
-    catalog_only = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
-    status = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-    control = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
-    tools = [
-        _tool(ask_tool, "ask", "Ask a model", paid),
-        _tool(compare_models_tool, "compare_models", "Compare models side by side", paid),
-        _tool(list_models_tool, "list_models", "Find models", catalog_only),
-        _tool(deep_research_tool, "deep_research", "Deep research with citations", paid),
-        _tool(get_research_tool, "get_research", "Research status and report", status),
-        _tool(cancel_research_tool, "cancel_research", "Stop a research run", control),
-        _tool(benchmark_models_tool, "benchmark_models", "Benchmark models on your prompts", paid),
-        _tool(get_benchmark_tool, "get_benchmark", "Benchmark status and results", control),
-    ]
+    # No `subscriptions/listen`: nothing here changes lists or resources under a client, and without it the
+    # 2026-07-28 generation advertises the same capabilities as the classic one.
+    apps = _apps()
     mcp = ResearchServer(
-        ref, "openrouter-research-mcp", version=__version__, instructions=INSTRUCTIONS, lifespan=lifespan, tools=tools
+        ref,
+        build_tools(),
+        "openrouter-research-mcp",
+        title="OpenRouter Research",
+        version=__version__,
+        instructions=INSTRUCTIONS,
+        website_url=DEFAULT_APP_URL,
+        icons=SERVER_ICONS,
+        lifespan=lifespan,
+        extensions=[apps],
+        middleware=[SameCapabilities({apps.identifier: apps.settings()})],
+        subscriptions=False,
     )
-
-    @mcp.resource(
-        "openrouter://models",
-        name="models",
-        title="Model catalog index",
-        mime_type="application/json",
-        description="Every model: id, context, USD per million prompt/completion tokens.",
-    )
-    async def models_index() -> str:
-        with _resource_errors():
-            return render_models_index(await ref.get().catalog.get())
-
-    @mcp.resource(
-        "openrouter://models/{+model_id}",
-        name="model",
-        title="One model's metadata",
-        mime_type="application/json",
-        description="Everything the catalog says about one model.",
-    )
-    async def model_detail(model_id: str) -> str:
-        with _resource_errors():
-            return render_model_detail(await ref.get().catalog.lookup(model_id))
-
-    @mcp.resource(
-        "openrouter://usage",
-        name="usage",
-        title="Session usage",
-        mime_type="application/json",
-        description="This session's calls, tokens and USD cost, by model.",
-    )
-    def usage() -> str:
-        return render_usage(ref.get().usage)
-
-    @mcp.resource(
-        "openrouter://account",
-        name="account",
-        title="OpenRouter account",
-        mime_type="application/json",
-        description="The key's limits, usage and credits (never the key itself).",
-    )
-    async def account() -> str:
-        with _resource_errors():
-            return render_account(await account_info(ref.get().client))
-
-    @mcp.resource(
-        "research://reports",
-        name="research_reports",
-        title="Research runs",
-        mime_type="application/json",
-        description="Every saved research run: id, question, status, cost.",
-    )
-    async def research_reports() -> str:
-        return render_research_index(await ref.get().research.list())
-
-    @mcp.resource(
-        "research://reports/{research_id}",
-        name="research_report",
-        title="One research report",
-        mime_type="text/markdown",
-        description="A run's full report with its numbered sources.",
-    )
-    async def research_report_resource(research_id: str) -> str:
-        with _resource_errors():
-            return await research_report(ref.get(), research_id)
-
-    @mcp.resource(
-        "benchmark://reports",
-        name="benchmark_reports",
-        title="Benchmarks",
-        mime_type="application/json",
-        description="Every benchmark: id, status, models, objective, ranking, cost.",
-    )
-    async def benchmark_reports() -> str:
-        return render_benchmark_index(await ref.get().benchmarks.list())
-
-    # The suffixed forms first: `{benchmark_id}` alone would also match `<id>.csv`.
-    for suffix, mime, what in (
-        ("csv", "text/csv", "per-model figures as CSV"),
-        ("json", "application/json", "every call and figure as JSON"),
-        ("svg", "image/svg+xml", "chart: cost against quality, bubble size latency"),
-    ):
-        mcp.resource(
-            f"benchmark://reports/{{benchmark_id}}.{suffix}",
-            name=f"benchmark_{suffix}",
-            title=f"Benchmark {suffix.upper()}",
-            mime_type=mime,
-            description=f"A benchmark's {what}.",
-        )(_benchmark_reader(ref, suffix))
-
-    @mcp.resource(
-        "benchmark://reports/{benchmark_id}",
-        name="benchmark_report",
-        title="One benchmark",
-        mime_type="text/markdown",
-        description="A benchmark's ranked report.",
-    )
-    async def benchmark_report(benchmark_id: str) -> str:
-        with _resource_errors():
-            return await benchmark_resource(ref.get(), benchmark_id, "md")
+    register_resources(mcp, ref)
 
     @mcp.prompt(name="deep_research_brief", title="Research brief")
     def deep_research_brief(
@@ -604,9 +232,10 @@ def build_server(settings: Settings) -> MCPServer:
             return None
         try:
             catalog = ref.get().catalog
-            values, total = catalog.complete(await catalog.get(), argument.value)
+            ids, total = catalog.complete(await catalog.get(), argument.value)
         except (OpenRouterError, ResourceError):
             return None
+        values = whole_values(argument.value, ids)
         return Completion(values=values, total=total, has_more=total > len(values))
 
     return mcp

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import pty
 import select
 import subprocess
 import sys
+import termios
 import time
 from pathlib import Path
 
@@ -61,29 +64,54 @@ def test_doctor_says_what_to_fix(fake_openrouter: FakeOpenRouter, tmp_path: Path
     assert "problems found" in done.stdout and (not key or key not in done.stdout)
 
 
-def test_terminal_start_prints_a_hint(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
+def _controlling_terminal() -> None:
+    """In the child, after setsid: make stdin (the pty) the controlling terminal, as a shell does."""
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+@pytest.mark.parametrize("wait", [0.0, 1.5], ids=["at-the-hint", "while-serving"])
+def test_terminal_ctrl_c_quits_at_once_as_the_hint_says(
+    fake_openrouter: FakeOpenRouter, tmp_path: Path, wait: float
+) -> None:
+    """Started by hand in a terminal: a hint says how to quit, and Ctrl-C (the terminal's ^C, not a signal sent
+    by the test) stops the server within a second, exit code 0, no traceback: pressed at once or later."""
     leader, follower = pty.openpty()
     with subprocess.Popen(
         [sys.executable, "-m", "openrouter_research_mcp"],
         stdin=follower,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stdout=follower,
+        stderr=follower,
         env=env_for(fake_openrouter, tmp_path),
-        text=True,
+        start_new_session=True,
+        preexec_fn=_controlling_terminal,
     ) as proc:
         os.close(follower)
-        assert proc.stderr is not None and proc.stdout is not None
+        screen = b""
         try:
-            lines: list[str] = []
             deadline = time.monotonic() + 30
-            while time.monotonic() < deadline and not any("waiting for an MCP client" in line for line in lines):
-                if select.select([proc.stderr], [], [], 0.5)[0]:
-                    lines.append(proc.stderr.readline())
+            while time.monotonic() < deadline and b"Ctrl-C to quit" not in screen:
+                if select.select([leader], [], [], 0.5)[0]:
+                    screen += os.read(leader, 4096)
+            time.sleep(wait)
+            os.write(leader, b"\x03")
+            pressed = time.monotonic()
+            code = proc.wait(timeout=10)
+            took = time.monotonic() - pressed
+            with contextlib.suppress(OSError):  # the terminal is gone once the server has exited
+                while select.select([leader], [], [], 0.2)[0]:
+                    chunk = os.read(leader, 4096)
+                    if not chunk:
+                        break
+                    screen += chunk
         finally:
-            proc.kill()
+            if proc.poll() is None:
+                proc.kill()
             os.close(leader)
-    hint = [line for line in lines if "waiting for an MCP client" in line]
-    assert len(hint) == 1 and "Client setup" in hint[0]
+    text = screen.decode(errors="replace")
+    hint = [line for line in text.splitlines() if "waiting for an MCP client" in line]
+    assert len(hint) == 1 and "press Ctrl-C to quit" in hint[0] and "Client setup" in hint[0], text
+    assert code == 0 and took < 1.0, (code, took, text)
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
 
 
 @pytest.mark.parametrize("version", ["2024-11-05", "2025-03-26", "2025-06-18", "2025-11-25"])

@@ -102,7 +102,7 @@ FAULTS = [
         "wrong argument types",
         arguments={"prompt": "hi", "max_tokens": "lots"},
         ok=False,
-        says=("validation", "max_tokens"),
+        says=('`max_tokens` is a whole number, e.g. 1; got "lots"',),
         requests=0,
     ),
     Fault("empty prompt", arguments={"prompt": ""}, ok=False, says=("prompt",), requests=0),

@@ -36,8 +36,9 @@ async def test_e2e_research_progress_over_stdio(fake_openrouter: FakeOpenRouter,
     assert messages[0] == "planning" and "writing the report" in messages
     assert sum(m.startswith("researching") for m in messages) == 3
     assert [p for p, _ in seen] == sorted(p for p, _ in seen)
-    [shown] = result.content
+    shown, link = result.content
     assert shown.type == "text" and shown.text.startswith(data["report"][:40]) and data["research_id"] in shown.text
+    assert link.type == "resource_link" and str(link.uri) == f"research://reports/{data['research_id']}"
 
 
 async def test_e2e_research_background_polling_and_restart(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:

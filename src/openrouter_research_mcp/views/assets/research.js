@@ -1,0 +1,182 @@
+/* The research view: the report as a document whose every [n] opens its source card (title, link, the quoted
+   passage and how it was checked); the sources; the plan, spend and time; live progress for a run in progress. */
+(() => {
+  const { h, usd, num, secs, fill, domain } = App;
+  let run = null;
+  let opener = null;
+  let polling = null;
+
+  const HOW = {
+    "verified/quote": "verified: the quote was found on the page",
+    "verified/model": "verified by the checking model",
+    "unverified/none": "unverified: the quote was not found on the page; treat with care",
+    "unverified/model": "partly supported, according to the checking model",
+    "removed/none": "removed: the source is not one the run read",
+    "removed/model": "removed: the checking model found the page does not support it",
+  };
+
+  function source(n) {
+    return (run.sources || []).find((s) => s.n === n) || null;
+  }
+
+  function openCard(n, from) {
+    const s = source(n);
+    const checks = (run.citations || []).filter((c) => c.n === n);
+    opener = from || null;
+    const card = fill("card",
+      h("div", { class: "row" },
+        h("strong", { id: "card-title" }, "[" + n + "] ", s ? s.title || domain(s.url) : "Unknown source"),
+        h("button", { class: "close", "aria-label": "Close source card", onclick: closeCard }, "Close")),
+      s ? h("p", { class: "url" }, h("a", {
+        href: s.url,
+        rel: "noopener noreferrer",
+        onclick: (event) => { event.preventDefault(); App.openLink(s.url); },
+      }, s.url)) : null,
+      checks.length
+        ? checks.map((c) => h("div", { class: "check" },
+            h("blockquote", {}, c.quote ? "“" + c.quote + "”" : "(no quote given)"),
+            h("p", { class: "small" },
+              h("span", { class: "badge " + (c.status === "verified" ? "ok" : c.status === "removed" ? "bad" : "warn") },
+                c.status),
+              " ", HOW[c.status + "/" + c.method] || c.status,
+              c.method === "quote" && c.score ? " (match " + Math.round(c.score) + "/100)" : ""),
+            c.claim ? h("p", { class: "muted small" }, "Backs: ", c.claim) : null))
+        : h("p", { class: "muted small" }, "No quoted citation of this source in the report."),
+      s && s.snippet ? h("p", { class: "muted small" }, "From the page: ", s.snippet) : null,
+      s && s.found_by ? h("p", { class: "muted small" }, "Found while researching: ", s.found_by) : null);
+    card.hidden = false;
+    card.focus();
+  }
+  function closeCard() {
+    const card = document.getElementById("card");
+    if (card.hidden) return;
+    card.hidden = true;
+    if (opener) opener.focus();
+  }
+  document.addEventListener("keydown", (event) => {
+    if (event.key === "Escape") closeCard();
+  });
+
+  function cite(n, doubtful) {
+    const s = source(n);
+    const label = "Source " + n + (doubtful ? " (unverified)" : "") + (s ? ": " + (s.title || domain(s.url)) : "");
+    const button = h("button", {
+      class: "cite" + (doubtful ? " doubtful" : ""),
+      "data-n": n,
+      "aria-label": label,
+      title: label,
+      onclick: () => openCard(n, button),
+    }, doubtful ? n + "?" : String(n));
+    return button;
+  }
+
+  function withoutSourceList(report) {
+    // The sources are in the side panel, each with its card; the report's own list would repeat them.
+    return report.replace(/\n#{1,3}\s+Sources\s*\n[\s\S]*?(?=\n#{1,3}\s|$)/, "\n");
+  }
+
+  function renderMeta() {
+    const elapsed = run.timings && (run.timings.elapsed_s || run.timings.total_s);
+    fill("title", run.question || "Research report");
+    fill("meta",
+      h("span", { class: "badge " + (run.status === "done" ? "ok" : run.status === "running" ? "" : "warn") }, run.status),
+      " ", usd(run.cost_usd), " of ", usd(run.max_cost_usd),
+      elapsed ? " · " + secs(elapsed) : "",
+      " · ", num(run.searches || 0), " searches · ", num(run.pages_read || 0), " pages read · ",
+      num((run.sources || []).length), " sources",
+      run.stopped_because && run.stopped_because !== "done" ? " · stopped: " + run.stopped_because : "");
+    const v = run.verification || {};
+    fill("verification", v.citations
+      ? [h("strong", {}, num(v.citations) + " citations checked: "),
+         h("span", { class: "badge ok" }, num(v.verified_by_quote) + " by quote"), " ",
+         h("span", { class: "badge ok" }, num(v.verified_by_model) + " by model"), " ",
+         h("span", { class: "badge warn" }, num(v.unverified) + " unverified"), " ",
+         h("span", { class: "badge bad" }, num(v.removed) + " removed")]
+      : []);
+  }
+
+  function renderSources() {
+    fill("sources", (run.sources || []).map((s) => {
+      const item = h("li", { value: s.n });
+      const button = h("button", { class: "link", onclick: () => openCard(s.n, button) }, s.title || domain(s.url));
+      item.append(button, " ", h("span", { class: "muted" }, domain(s.url)));
+      return item;
+    }));
+    fill("sources-title", "Sources (" + (run.sources || []).length + ")");
+  }
+
+  function renderPlan() {
+    const p = run.plan;
+    const rows = (run.usage || []).map((u) => h("tr", {},
+      h("td", {}, u.stage), h("td", {}, u.model), h("td", { class: "num" }, num(u.calls)),
+      h("td", { class: "num" }, num((u.prompt_tokens || 0) + (u.completion_tokens || 0))),
+      h("td", { class: "num" }, usd(u.cost_usd))));
+    fill("plan",
+      p ? h("p", {}, "Breadth ", p.breadth, ", depth ", p.depth, ", ", p.searches, " searches and ", p.fetches,
+        " pages per researcher; ", p.report_length, " report", p.verify_with_model ? ", checked by a model" : "",
+        ". Worst case ", usd(p.worst_case_usd), ".",
+        (p.scaled_because || []).length ? " Scaled down for " + p.scaled_because.join(" and ") + "." : "") : null,
+      rows.length ? h("div", { class: "scroll" }, h("table", {},
+        h("thead", {}, h("tr", {}, h("th", {}, "stage"), h("th", {}, "model"), h("th", { class: "num" }, "calls"),
+          h("th", { class: "num" }, "tokens"), h("th", { class: "num" }, "cost"))),
+        h("tbody", {}, rows))) : null,
+      (run.warnings || []).map((w) => h("p", { class: "muted" }, w)),
+      (run.open_questions || []).length
+        ? [h("h3", {}, "Open questions"), h("ul", {}, run.open_questions.map((q) => h("li", {}, q)))] : null);
+  }
+
+  function renderLive() {
+    const live = document.getElementById("live");
+    const running = run.status === "running";
+    live.hidden = !running && !run.error;
+    if (run.error) {
+      fill("live", h("span", { class: "error" }, run.error));
+      return;
+    }
+    if (!running) return;
+    const stop = App.canCallTools()
+      ? h("button", { onclick: () => App.callTool("cancel_research", { research_id: run.research_id })
+          .then((r) => show(r.structuredContent)).catch((e) => fill("live", h("span", { class: "error" }, e.message))) },
+          "Stop")
+      : null;
+    fill("live", h("div", { class: "row" }, h("strong", {}, "In progress: "), run.progress,
+      " · spent ", usd(run.cost_usd), " of ", usd(run.max_cost_usd), stop));
+  }
+
+  function poll() {
+    if (polling || !App.canCallTools()) return;
+    polling = setInterval(async () => {
+      if (!run || run.status !== "running") {
+        clearInterval(polling);
+        polling = null;
+        return;
+      }
+      try {
+        const result = await App.callTool("get_research", { research_id: run.research_id });
+        show(result.structuredContent);
+      } catch (error) {
+        fill("live", h("span", { class: "error" }, "Could not refresh: " + error.message));
+      }
+    }, 3000);
+  }
+
+  function show(data) {
+    if (!data || !data.research_id) return;
+    run = data;
+    renderMeta();
+    renderLive();
+    renderSources();
+    renderPlan();
+    const report = document.getElementById("report");
+    if (run.report) report.replaceChildren(Markdown.render(withoutSourceList(run.report), { cite }));
+    else report.replaceChildren(h("p", { class: "empty" }, run.status === "running"
+      ? "The report appears here when the run is written." : "This run has no report."));
+    if (run.status === "running") poll();
+  }
+
+  App.start("research", (data, result) => {
+    if (data) show(data);
+    else if (result && result.isError) fill("report", h("p", { class: "error" },
+      (result.content || []).map((c) => c.text || "").join("\n")));
+  }, (reason) => fill("report", h("p", { class: "muted" }, "The research call was cancelled. ", reason)));
+})();

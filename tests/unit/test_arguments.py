@@ -1,0 +1,78 @@
+"""Argument errors in words (`tools/arguments.py`), checked against the real tools' input schemas, and the
+whole-value completion of model lists."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp.server.mcpserver.exceptions import ToolError
+
+from openrouter_research_mcp.config import load_settings
+from openrouter_research_mcp.server import build_server, whole_values
+from openrouter_research_mcp.tools.arguments import unknown_arguments
+
+from ..fakes import FAKE_KEY
+
+
+async def refusal(tmp_path: Path, tool: str, arguments: dict[str, object]) -> str:
+    server = build_server(load_settings(api_key=FAKE_KEY, cache_dir=str(tmp_path), data_dir=str(tmp_path)))
+    with pytest.raises(ToolError) as refused:
+        await server.call_tool(tool, arguments)
+    return str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "sentence"),
+    [
+        ({"prompt": "hi", "provider": {"sort": "cheapest"}}, "- `provider.sort` is one of price, throughput, latency;"),
+        (
+            {"prompt": "hi", "provider": {"speed": 1}},
+            "- `provider.speed` is not something `provider` takes; it takes sort,",
+        ),
+        ({"prompt": "hi", "provider": "fast"}, '- `provider` is an object, e.g. {"sort": …}; got "fast".'),
+        ({"prompt": "hi", "fallback_models": ["a/b", 7]}, "- `fallback_models[1]` is text; got 7."),
+        ({"prompt": ""}, "- `prompt` is empty; it needs text (the question or task)."),
+        ({"prompt": "hi", "max_tokens": 2.5}, "- `max_tokens` is a whole number, e.g. 1; got 2.5."),
+        ({"prompt": "hi", "temperature": "hot"}, '- `temperature` is a number; got "hot".'),
+        ({"prompt": "hi", "urls": ["https://a.test"] * 6}, "- `urls` takes at most 5 item(s); got 6."),
+        ({"prompt": "x" * 100, "max_tokens": -1}, "- `max_tokens` is at least 1; got -1."),
+    ],
+)
+async def test_arguments_each_kind_of_mistake_is_one_sentence(
+    tmp_path: Path, arguments: dict[str, object], sentence: str
+) -> None:
+    text = await refusal(tmp_path, "ask", arguments)
+    assert sentence in text, text
+    assert "input_value" not in text and "errors.pydantic.dev" not in text
+
+
+async def test_arguments_long_values_are_not_echoed_whole(tmp_path: Path) -> None:
+    text = await refusal(tmp_path, "ask", {"prompt": "hi", "model": ["z" * 5000]})
+    assert "`model` is text; got" in text and len(text) < 300
+
+
+def test_arguments_unknown_names_suggest_the_closest() -> None:
+    schema: dict[str, Any] = {"properties": {"model": {}, "prompt": {}, "max_tokens": {}}}
+    assert unknown_arguments("ask", ["prompt", "model"], schema) is None
+    text = unknown_arguments("ask", ["promt", "maxtokens", "colour"], schema)
+    assert text is not None
+    assert "- `promt` is not an argument of ask; did you mean `prompt`?" in text
+    assert "- `maxtokens` is not an argument of ask; did you mean `max_tokens`?" in text
+    assert "- `colour` is not an argument of ask." in text and text.endswith(
+        "Its arguments: model, prompt, max_tokens."
+    )
+
+
+@pytest.mark.parametrize(
+    ("typed", "ids", "values"),
+    [
+        ("open", ["openai/a", "openai/b"], ["openai/a", "openai/b"]),
+        ("openai/a, goo", ["google/x"], ["openai/a, google/x"]),
+        ("openai/a,  google/x ,open", ["openai/a", "openai/b"], ["openai/a, google/x, openai/b"]),
+        ("openai/a,", ["openai/a", "google/x"], ["openai/a, google/x"]),
+    ],
+)
+def test_whole_values_keep_what_was_typed(typed: str, ids: list[str], values: list[str]) -> None:
+    assert whole_values(typed, ids) == values
