@@ -37,6 +37,7 @@ from bench.sections import (  # noqa: E402
     startup_with_saved_runs,
     tool_definitions,
     verifier_accuracy,
+    view_sizes,
 )
 
 EIGHT = [
@@ -354,6 +355,7 @@ class Bench:
             cold = time.perf_counter() - t
             tools = await client.list_tools()
             await tool_definitions(self, client)
+            await view_sizes(self, client)
         async with Client(params) as second:
             t = time.perf_counter()
             await second.call_tool("list_models", {})

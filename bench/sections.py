@@ -57,6 +57,24 @@ async def tool_definitions(bench: Bench, client: Client) -> None:
     )
 
 
+async def view_sizes(bench: Bench, client: Client) -> None:
+    """Each MCP Apps view as a host reads it: one self-contained document."""
+    tools = (await client.list_tools()).tools
+    uris = sorted({t.meta["ui"]["resourceUri"] for t in tools if t.meta and "ui" in t.meta})
+    for uri in uris:
+        contents = (await client.read_resource(uri)).contents[0]
+        size = len(getattr(contents, "text", "").encode())
+        bench.row(
+            f"view {uri.rsplit('/', 1)[-1]} (self-contained HTML)",
+            size / 1024,
+            "KB",
+            None,
+            "under 150 KB",
+            size < 150 * 1024,
+            "inline script and style, no network",
+        )
+
+
 # ------------------------------------------------------------------------------------------- benchmark_models
 
 BENCH_LATENCY = {"openai/gpt-4o-mini": 0.3, "google/gemini-2.5-flash": 0.1, "deepseek/deepseek-r1": 0.2}

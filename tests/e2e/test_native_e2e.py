@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from mcp import Client
+from mcp.client.extension import ClientExtension
 from mcp.shared.exceptions import MCPError
 from mcp.types import PromptReference
 
@@ -157,3 +158,35 @@ async def test_e2e_results_link_to_what_they_produced(fake_openrouter: FakeOpenR
     assert linked[f"benchmark://reports/{bench_id}"][1].startswith(f"# Benchmark {bench_id}")
     assert linked[f"benchmark://reports/{bench_id}.svg"][0] == "image/svg+xml"
     assert linked[f"benchmark://reports/{bench_id}.svg"][1].startswith("<svg")
+
+
+class AppsHost(ClientExtension):
+    """A client that renders MCP Apps views, as Claude, ChatGPT or VS Code advertise it."""
+
+    identifier = "io.modelcontextprotocol/ui"
+
+    def settings(self) -> dict[str, Any]:
+        return {"mimeTypes": ["text/html;profile=mcp-app"]}
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_e2e_results_are_the_same_with_or_without_views(
+    mode: str, fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
+    """Views are extra: a client that renders them and one that does not get the same text and structured content."""
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("list_models", {"limit": 5}),
+        ("compare_models", {"prompt": "2+2?", "models": ["openai/gpt-4o-mini", "google/gemini-2.5-flash"]}),
+    ]
+    seen = []
+    for extensions in ([], [AppsHost()]):
+        async with Client(
+            stdio_params(fake_openrouter, tmp_path / "cache"), mode=mode, extensions=extensions
+        ) as client:
+            results = [await client.call_tool(name, args) for name, args in calls]
+        seen.append([(r.structured_content, [c.type for c in r.content]) for r in results])
+    plain, rendering = seen
+    assert plain[0] == rendering[0]  # the catalog page is identical
+    for (data_a, kinds_a), (data_b, kinds_b) in zip(plain[1:], rendering[1:], strict=True):
+        assert kinds_a == kinds_b == ["text"]
+        assert [e["answer"] for e in data_a["entries"]] == [e["answer"] for e in data_b["entries"]]

@@ -10,6 +10,7 @@ import pytest
 
 from openrouter_research_mcp import main
 from openrouter_research_mcp._constants import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_MODELS_TTL
+from openrouter_research_mcp._version import __version__
 from openrouter_research_mcp.config import ENV_VARS, load_settings
 from openrouter_research_mcp.errors import ConfigError
 
@@ -93,7 +94,7 @@ def test_main_version_and_bad_configuration(
 ) -> None:
     with pytest.raises(SystemExit) as version:
         main(["--version"])
-    assert version.value.code == 0 and "openrouter-research-mcp 0.1" in capsys.readouterr().out
+    assert version.value.code == 0 and f"openrouter-research-mcp {__version__}\n" == capsys.readouterr().out
     monkeypatch.setenv("OPENROUTER_MAX_RETRIES", "lots")
     with pytest.raises(SystemExit) as bad:
         main([])

@@ -63,7 +63,7 @@ VIEWS = (
         "benchmark",
         "Benchmark",
         "The ranking table and a chart of cost against quality, bubble size latency.",
-        ("bridge.js", "chart.js", "benchmark.js"),
+        ("bridge.js", "markdown.js", "chart.js", "benchmark.js"),
     ),
 )
 

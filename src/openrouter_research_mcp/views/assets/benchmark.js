@@ -47,7 +47,7 @@
       : { id: s.model, label: s.model, x: s.cost_per_call_usd, y: s.latency_p50_s });
     chart = Widgets.scatter(points, {
       x: { title: "cost per call", log: true, unit: "$" },
-      y: judged ? { title: "quality (1-10)" } : { title: "latency p50 (s)" },
+      y: judged ? { title: "quality (1-10)", domain: [0, 10] } : { title: "latency p50 (s)" },
       r: judged ? { title: "latency (s)" } : null,
     }, pick);
     fill("chart", chart);
@@ -62,7 +62,7 @@
       data.status), " objective ", h("strong", {}, data.objective), " · ", num(data.calls), " calls · ",
       usd(totals.cost_usd), " of ", usd(data.max_cost_usd), " · ", secs(data.wall_time_s),
       (data.warnings || []).map((w) => h("span", { class: "muted" }, " · " + w)));
-    fill("tradeoffs", data.tradeoffs || "");
+    fill("tradeoffs", Markdown.inline(data.tradeoffs || "", {}));
     const live = document.getElementById("live");
     live.hidden = data.status !== "running";
     if (data.status === "running") {

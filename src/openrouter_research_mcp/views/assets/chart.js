@@ -3,24 +3,35 @@
 const Widgets = (() => {
   const h = App.h;
 
-  function scale(values, log, from, to) {
+  function scale(values, axis, from, to) {
+    const log = axis.log;
     const usable = values.filter((v) => v !== null && v !== undefined && (!log || v > 0));
     let lo = usable.length ? Math.min(...usable) : 0;
     let hi = usable.length ? Math.max(...usable) : 1;
-    if (log) {
+    const ticks = [];
+    if (axis.domain) {
+      [lo, hi] = axis.domain;
+    } else if (log) {
       lo = Math.pow(10, Math.floor(Math.log10(lo)));
       hi = Math.pow(10, Math.ceil(Math.log10(hi)));
       if (hi === lo) hi = lo * 10;
+    }
+    if (log) {
+      for (let t = lo; t <= hi * 1.0001; t *= 10) ticks.push(t);
     } else {
-      const pad = (hi - lo) * 0.08 || Math.abs(hi) * 0.1 || 1;
-      lo = Math.max(0, lo - pad);
-      hi = hi + pad;
+      // A round step (1, 2 or 5 times a power of ten) and bounds on it, so the ticks read as plain numbers.
+      const span = hi - lo || Math.abs(hi) || 1;
+      const raw = span / 4;
+      const power = Math.pow(10, Math.floor(Math.log10(raw)));
+      const step = [1, 2, 5, 10].map((m) => m * power).find((s) => s >= raw);
+      if (!axis.domain) {
+        lo = Math.max(0, Math.floor((lo - span * 0.05) / step) * step);
+        hi = Math.ceil((hi + span * 0.05) / step) * step;
+      }
+      for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Number(t.toPrecision(12)));
     }
     const f = log ? Math.log10 : (v) => v;
     const map = (v) => from + ((f(v) - f(lo)) / (f(hi) - f(lo) || 1)) * (to - from);
-    const ticks = [];
-    if (log) for (let t = lo; t <= hi * 1.0001; t *= 10) ticks.push(t);
-    else for (let k = 0; k <= 4; k++) ticks.push(lo + ((hi - lo) * k) / 4);
     return { map, ticks };
   }
   function label(v, unit) {
@@ -34,8 +45,8 @@ const Widgets = (() => {
     const W = 640, H = 320, L = 64, R = 16, T = 12, B = 44;
     const usable = points.filter((p) => p.x !== null && p.x !== undefined && p.y !== null && p.y !== undefined
       && (!axes.x.log || p.x > 0) && (!axes.y.log || p.y > 0));
-    const sx = scale(usable.map((p) => p.x), axes.x.log, L, W - R);
-    const sy = scale(usable.map((p) => p.y), axes.y.log, H - B, T);
+    const sx = scale(usable.map((p) => p.x), axes.x, L, W - R);
+    const sy = scale(usable.map((p) => p.y), axes.y, H - B, T);
     const rMax = Math.max(0, ...usable.map((p) => p.r || 0));
     const svg = h("svg:svg", { class: "chart", viewBox: "0 0 " + W + " " + H, role: "group",
       "aria-label": axes.y.title + " against " + axes.x.title });
@@ -61,6 +72,11 @@ const Widgets = (() => {
         onkeydown: (event) => { if (event.key === "Enter" || event.key === " ") { event.preventDefault(); onPick && onPick(p.id); } },
       }, h("svg:title", {}, text));
       svg.append(dot);
+      if (usable.length <= 12) {  // few enough to name each point on the chart itself
+        const name = p.label.includes("/") ? p.label.slice(p.label.indexOf("/") + 1) : p.label;
+        svg.append(h("svg:text", { x: (sx.map(p.x) + radius + 3).toFixed(1), y: (sy.map(p.y) + 4).toFixed(1),
+          "aria-hidden": "true" }, name));
+      }
     }
     if (usable.length < points.length) {
       svg.append(h("svg:text", { x: W - R, y: T + 10, "text-anchor": "end" },

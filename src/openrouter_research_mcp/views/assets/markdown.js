@@ -7,12 +7,12 @@ const Markdown = (() => {
 
   function inline(text, opts) {
     const out = [];
+    const re = new RegExp(INLINE.source, "g");  // one per call: emphasis recurses, and a shared lastIndex would loop
     let last = 0;
-    INLINE.lastIndex = 0;
     let m;
-    while ((m = INLINE.exec(text)) !== null) {
+    while ((m = re.exec(text)) !== null) {
       if (m.index > last) out.push(text.slice(last, m.index));
-      last = INLINE.lastIndex;
+      last = re.lastIndex;
       if (m[1] !== undefined) out.push(h("code", {}, m[1]));
       else if (m[2] !== undefined) out.push(h("strong", {}, inline(m[2], opts)));
       else if (m[0].startsWith("[citation removed")) out.push(h("span", { class: "removed", text: m[0] }));
