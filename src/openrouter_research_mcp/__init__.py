@@ -38,8 +38,19 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Parse arguments, load the configuration once, and serve MCP over stdio."""
-    args = _parser().parse_args(argv)
+    """Parse arguments, load the configuration once, and serve MCP over stdio (or run `doctor`). Ctrl-C at any
+    moment quits quietly: exit 0 for the server (as a person stopping it expects), 130 for `doctor`."""
+    command = "serve"
+    try:
+        args = _parser().parse_args(argv)
+        command = args.command
+        _run(args)
+    except KeyboardInterrupt:  # until the wire takes SIGINT over, Ctrl-C is Python's KeyboardInterrupt
+        if command == "doctor":
+            raise SystemExit(130) from None
+
+
+def _run(args: argparse.Namespace) -> None:
     # Imports that pull in the MCP SDK wait until the arguments are known, so --help and --version are instant.
     from ._logging import configure_logging
     from .config import load_settings
@@ -62,17 +73,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.stdout.write("\n")
         raise SystemExit(0 if ok else 1)
     configure_logging(settings.log_level, secret)
-    # Until the wire takes SIGINT over (as it starts serving), Ctrl-C is Python's KeyboardInterrupt: quit quietly.
-    try:
-        from .server import build_server
+    from .server import build_server
 
-        server = build_server(settings)
-        if sys.stdin.isatty():
-            logging.getLogger(__name__).warning(
-                "waiting for an MCP client on stdin (press Ctrl-C to quit); this server is meant to be started by "
-                "one (%s)",
-                SETUP_HINT,
-            )
-        server.run()
-    except KeyboardInterrupt:
-        return
+    server = build_server(settings)
+    if sys.stdin.isatty():
+        logging.getLogger(__name__).warning(
+            "waiting for an MCP client on stdin (press Ctrl-C to quit); this server is meant to be started by one (%s)",
+            SETUP_HINT,
+        )
+    server.run()

@@ -29,7 +29,7 @@ from .openrouter.request import ProviderPrefs
 from .research.run import ReportLength
 from .tools.ask import ask
 from .tools.benchmark import benchmark_models, get_benchmark, render_benchmark
-from .tools.benchmark_report import BenchmarkResult, Objective
+from .tools.benchmark_report import BenchmarkReport, BenchmarkResult, Objective
 from .tools.compare import compare_models
 from .tools.models import list_models, search_query
 from .tools.render import error_text, render_ask, render_compare, render_models, render_research
@@ -105,13 +105,24 @@ def _benchmark_links(result: BenchmarkResult) -> list[ResourceLink]:
     ]
 
 
-def _research(result: ResearchResult) -> CallToolResult:
-    return _result(result, render_research(result), _research_links(result))
+LINKS_SINCE = "2025-06-18"  # the first protocol version with `resource_link` content
 
 
-def _benchmark(report: Any) -> CallToolResult:
+def _links_allowed(ctx: Context) -> bool:
+    """Whether this client's protocol has `resource_link` content (older clients may refuse a result carrying it)."""
+    version = ctx.protocol_version
+    return version is None or version >= LINKS_SINCE  # versions are ISO dates: they sort as strings
+
+
+def _research(result: ResearchResult, ctx: Context) -> CallToolResult:
+    links = _research_links(result) if _links_allowed(ctx) else []
+    return _result(result, render_research(result), links)
+
+
+def _benchmark(report: BenchmarkReport, ctx: Context) -> CallToolResult:
     result = BenchmarkResult.of(report)
-    return _result(result, render_benchmark(report), _benchmark_links(result))
+    links = _benchmark_links(result) if _links_allowed(ctx) else []
+    return _result(result, render_benchmark(report), links)
 
 
 Prompt = Annotated[str, Field(min_length=1, description="the question or task")]
@@ -308,7 +319,7 @@ async def deep_research_tool(
             assumed=could_not_ask or (clarify and not asked),
             progress=_progress(ctx),
         )
-    return _research(result)
+    return _research(result, ctx)
 
 
 async def benchmark_models_tool(
@@ -343,7 +354,7 @@ async def benchmark_models_tool(
             background=background,
             progress=_progress(ctx),
         )
-    return _benchmark(report)
+    return _benchmark(report, ctx)
 
 
 async def get_benchmark_tool(
@@ -354,7 +365,7 @@ async def get_benchmark_tool(
     """A benchmark's status and figures so far, or its ranked results; cancel=true stops one in progress."""
     with _tool_errors():
         report = await get_benchmark(_state(ctx), benchmark_id, cancel=cancel)
-    return _benchmark(report)
+    return _benchmark(report, ctx)
 
 
 async def get_research_tool(
@@ -364,7 +375,7 @@ async def get_research_tool(
     """A research run's status, progress and spend so far, and its checked report and sources once done."""
     with _tool_errors():
         result = await get_research(_state(ctx), research_id)
-    return _research(result)
+    return _research(result, ctx)
 
 
 async def cancel_research_tool(
@@ -374,7 +385,7 @@ async def cancel_research_tool(
     """Stop a research run in progress, keeping what it found; returns its partial, checked report."""
     with _tool_errors():
         result = await cancel_research(_state(ctx), research_id)
-    return _research(result)
+    return _research(result, ctx)
 
 
 def _tool(fn: Any, name: str, title: str, hints: ToolAnnotations) -> Tool:

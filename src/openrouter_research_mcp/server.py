@@ -8,6 +8,7 @@ JSON-RPC's -32602 with a readable message, and stdio is served by our own wire (
 
 from __future__ import annotations
 
+import difflib
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -18,7 +19,6 @@ from mcp.server.apps import Apps
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
-from mcp.server.mcpserver.tools import Tool
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
     INVALID_PARAMS,
@@ -69,17 +69,18 @@ class ResearchServer(MCPServer):
     """The SDK's server with readable argument and prompt errors, served over our own stdio wire (see `wire.py`)
     where the platform has POSIX signals."""
 
-    def __init__(self, ref: StateRef, tools: Sequence[Tool], *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, tools=list(tools), **kwargs)
+    def __init__(self, ref: StateRef, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self._ref = ref
-        self._schemas = {tool.name: tool.parameters for tool in tools}
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
-        schema = self._schemas.get(name)
-        if schema is None:
-            raise ToolError(f"There is no tool `{name}` on this server; its tools are {', '.join(self._schemas)}.")
+        tool = self._tool_manager.get_tool(name)  # looked up per call: tools added later are found too
+        if tool is None:
+            names = ", ".join(t.name for t in self._tool_manager.list_tools())
+            raise ToolError(f"There is no tool `{name}` on this server; its tools are {names}.")
+        schema = tool.parameters
         unknown = unknown_arguments(name, arguments, schema)
         if unknown:
             raise ToolError(unknown)
@@ -106,6 +107,17 @@ class ResearchServer(MCPServer):
                 message=f"There is no prompt `{name}` on this server; its prompts are {', '.join(prompts)}.",
             )
         given = arguments or {}
+        declared = [a.name for a in prompt.arguments or []]
+        strangers = [key for key in given if key not in declared]
+        if strangers:
+            hints = []
+            for key in strangers:
+                close = difflib.get_close_matches(key, declared, 1)
+                hints.append(f"`{key}`" + (f" (did you mean `{close[0]}`?)" if close else ""))
+            raise MCPError(
+                code=INVALID_PARAMS,
+                message=f"The prompt `{name}` has no argument {', '.join(hints)}; it takes {', '.join(declared)}.",
+            )
         missing = [a for a in prompt.arguments or [] if a.required and not str(given.get(a.name) or "").strip()]
         if missing:
             needed = "; ".join(f"`{a.name}`" + (f" ({a.description})" if a.description else "") for a in missing)
@@ -123,13 +135,18 @@ class ResearchServer(MCPServer):
         await serve_stdio(self, self._shutting_down)
 
 
+MAX_COMPLETIONS = 100  # the protocol's cap on values per completion
+
+
 def whole_values(typed: str, ids: Sequence[str]) -> list[str]:
     """Completions for a comma-separated list of model ids: each one the whole field (the ids already typed, then
-    a candidate), so a client that replaces the field keeps what was there. Ids already listed are not offered."""
+    a candidate), so a client that replaces the field keeps what was there. Ids already listed are not offered
+    again, in any case, and a repeated id is kept once."""
     head, _, _ = typed.rpartition(",")
-    chosen = [part.strip() for part in head.split(",") if part.strip()] if head else []
+    chosen = list(dict.fromkeys(part.strip() for part in head.split(",") if part.strip())) if head else []
+    taken = {c.lower() for c in chosen}
     prefix = "".join(f"{c}, " for c in chosen)
-    return [prefix + i for i in ids if i not in chosen]
+    return [prefix + i for i in ids if i.lower() not in taken]
 
 
 class SameCapabilities:
@@ -180,7 +197,6 @@ def build_server(settings: Settings) -> MCPServer:
     apps = _apps()
     mcp = ResearchServer(
         ref,
-        build_tools(),
         "openrouter-research-mcp",
         title="OpenRouter Research",
         version=__version__,
@@ -188,6 +204,7 @@ def build_server(settings: Settings) -> MCPServer:
         website_url=DEFAULT_APP_URL,
         icons=SERVER_ICONS,
         lifespan=lifespan,
+        tools=build_tools(),
         extensions=[apps],
         middleware=[SameCapabilities({apps.identifier: apps.settings()})],
         subscriptions=False,
@@ -232,10 +249,11 @@ def build_server(settings: Settings) -> MCPServer:
             return None
         try:
             catalog = ref.get().catalog
-            ids, total = catalog.complete(await catalog.get(), argument.value)
+            snap = await catalog.get()
+            ids, _ = catalog.complete(snap, argument.value, limit=len(snap.models))
         except (OpenRouterError, ResourceError):
             return None
         values = whole_values(argument.value, ids)
-        return Completion(values=values, total=total, has_more=total > len(values))
+        return Completion(values=values[:MAX_COMPLETIONS], total=len(values), has_more=len(values) > MAX_COMPLETIONS)
 
     return mcp

@@ -27,7 +27,7 @@ import anyio.lowlevel
 import pydantic_core
 from mcp.server.mcpserver import MCPServer
 from mcp.shared.message import SessionMessage
-from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError, jsonrpc_message_adapter
+from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError, JSONRPCRequest, jsonrpc_message_adapter
 
 __all__ = ["SIGNAL_GRACE", "classify_line", "serve_stdio"]
 
@@ -36,6 +36,9 @@ log = logging.getLogger(__name__)
 # Seconds from a signal to a forced stop: hosts stop servers with SIGTERM and expect them gone within a couple of
 # seconds; a person pressing Ctrl-C expects it within one.
 SIGNAL_GRACE = {signal.SIGINT: 0.8, signal.SIGTERM: 1.6}
+# Seconds the requests still running when the input ends may take to answer: a client that sends its last request
+# and closes stdin (a script, a pipe) still gets its answers; a host that wants the server gone sends SIGTERM.
+EOF_GRACE = 60.0
 MAX_LINE_BYTES = 64 * 1024 * 1024
 
 
@@ -125,6 +128,7 @@ async def _stdio() -> AsyncIterator[tuple[Any, Any, Callable[[], None]]]:
     err_send = out_send.clone()
     token = anyio.lowlevel.current_token()
     ended = threading.Event()
+    pending: set[Any] = set()  # ids of requests passed on and not yet answered
 
     def end_input() -> None:
         if not ended.is_set():
@@ -135,6 +139,8 @@ async def _stdio() -> AsyncIterator[tuple[Any, Any, Callable[[], None]]]:
     async def route(raw: bytes) -> None:
         item = classify_line(raw)
         if isinstance(item, SessionMessage):
+            if isinstance(item.message, JSONRPCRequest):
+                pending.add(item.message.id)
             await in_send.send(item)
         elif item is not None:
             await err_send.send(SessionMessage(item))
@@ -149,12 +155,20 @@ async def _stdio() -> AsyncIterator[tuple[Any, Any, Callable[[], None]]]:
         except Exception:  # the loop is gone or the streams closed: nothing left to deliver to
             return
         with contextlib.suppress(Exception):
-            anyio.from_thread.run_sync(end_input, token=token)
+            anyio.from_thread.run(drain_then_end, token=token)
+
+    async def drain_then_end() -> None:
+        with anyio.move_on_after(EOF_GRACE):
+            while pending and not ended.is_set():
+                await anyio.sleep(0.02)
+        end_input()
 
     async def writer() -> None:  # the only writer on the wire
         with open(wire_out, "wb", closefd=False) as stream:
             async with out_recv:
                 async for message in out_recv:
+                    if getattr(message.message, "method", None) is None:  # a response: its request is answered
+                        pending.discard(getattr(message.message, "id", None))
                     data = (message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n").encode()
                     try:
                         await anyio.to_thread.run_sync(_write, stream, data)

@@ -16,6 +16,7 @@ from ..support import resource_text
 from .conftest import ViewPage, open_view, wire
 
 VIEW = "ui://openrouter-research/{}.html"
+TOOL_CALLS = "window.hostLog.filter(m => m.method === 'tools/call')"
 PLAN = {
     "sub_questions": [
         {"question": "How does a heat pump move heat?", "rationale": "r"},
@@ -91,7 +92,12 @@ async def test_research_view_every_citation_opens_its_source_card(
                 await v.page.keyboard.press("Escape")
                 await card.wait_for(state="hidden")
                 assert await v.frame().evaluate("document.activeElement.dataset.n") == str(n)  # focus came back
-            await view.locator("button.cite").first.click()
+            first = view.locator("button.cite").first
+            await first.click()
+            button_box, card_box = await first.bounding_box(), await card.bounding_box()
+            assert button_box is not None and card_box is not None
+            below = button_box["y"] + button_box["height"]
+            assert below <= card_box["y"] <= below + 40  # the card opens beside its citation, not at the page's end
             await card.locator(".url a").click()
             assert await v.host("window.opened") == [data["sources"][0]["url"]]
             assert question in await view.locator("#title").inner_text()
@@ -102,7 +108,7 @@ async def test_research_view_follows_a_run_in_progress_until_its_report(
     chromium: str, fake_openrouter: FakeOpenRouter, tmp_path: Path
 ) -> None:
     fake_openrouter.structured_answers["research_plan"] = PLAN
-    fake_openrouter.latency = 0.4
+    fake_openrouter.latency = 1.5  # a run of several seconds: the view refreshes while it runs
     async with Client(stdio_params(fake_openrouter, tmp_path / "cache")) as client:
         started = await client.call_tool("deep_research", {"question": "Heat pumps?", "depth": 1, "background": True})
         assert started.structured_content is not None and started.structured_content["status"] == "running"
@@ -111,11 +117,33 @@ async def test_research_view_follows_a_run_in_progress_until_its_report(
             live = v.view.locator("#live")
             await live.wait_for(state="visible")
             assert "In progress" in await live.inner_text()
+            await v.view.locator("#stop").focus()  # a keyboard user on Stop keeps the focus across refreshes
+            await v.page.wait_for_function(TOOL_CALLS + ".length >= 1")
+            await v.page.wait_for_timeout(300)
+            assert await live.is_visible() and await v.frame().evaluate("document.activeElement.id") == "stop"
             await v.view.locator("button.cite").first.wait_for(timeout=60_000)  # the report arrived by polling
             assert await live.is_hidden()
             calls = [m for m in await v.host("window.hostLog") if m.get("method") == "tools/call"]
             assert calls and all(c["params"]["name"] == "get_research" for c in calls)
             assert v.problems == []
+
+
+async def test_research_view_stops_calling_the_host_at_teardown(
+    chromium: str, fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
+    fake_openrouter.structured_answers["research_plan"] = PLAN
+    fake_openrouter.latency = 1.5
+    async with Client(stdio_params(fake_openrouter, tmp_path / "cache")) as client:
+        started = await client.call_tool("deep_research", {"question": "Heat pumps?", "depth": 1, "background": True})
+        html = await view_html(client, "research")
+        async with open_view(chromium, "research-teardown", html, wire(started), {}, caller(client)) as v:
+            await v.page.wait_for_function(TOOL_CALLS + ".length >= 1")
+            await v.host("window.teardown()")
+            await v.page.wait_for_function("window.hostLog.some(m => m.id === 9999 && 'result' in m)")
+            before = await v.host(TOOL_CALLS + ".length")
+            await v.page.wait_for_timeout(3500)  # longer than the refresh interval
+            assert await v.host(TOOL_CALLS + ".length") == before
+        await client.call_tool("cancel_research", {"research_id": started.structured_content["research_id"]})
 
 
 async def test_compare_view_one_column_per_model_and_the_verdict(
@@ -179,9 +207,15 @@ async def test_models_view_sorts_filters_charts_and_asks(
             assert await contexts() == sorted(await contexts())
             priced = [m for m in data["models"] if (m["prompt_usd_per_mtok"] or 0) > 0]
             assert await view.locator("svg.chart circle").count() == len(priced)
-            await view.locator("#more").click()  # the next page, through the host's tool call
+            await view.locator("#more").dblclick()  # the next page, through the host's tool call, once
             await rows.nth(9).wait_for()
-            assert await rows.count() == 12 or await rows.count() == min(16, data["total"])
+            await v.page.wait_for_timeout(500)
+            ids = await rows.evaluate_all("rows => rows.map(r => r.dataset.id)")
+            assert len(ids) == len(set(ids)) == min(16, data["total"])
+            tall = (await v.host("window.viewSize"))["height"]
+            await view.locator("#filter").fill("no model is called this")
+            assert await rows.count() == 0 and "nothing to plot yet" in await view.locator("svg.chart").text_content()
+            await v.page.wait_for_function(f"window.viewSize.height < {tall}")  # the host is told it shrank
             await view.locator("#filter").fill("gemini")
             shown = await view.locator("#table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.id)")
             assert shown and all("gemini" in s for s in shown)
@@ -230,6 +264,49 @@ async def test_benchmark_view_ranking_table_and_chart(
             await v.page.keyboard.press("Enter")
             assert await view.locator("tr.picked").get_attribute("data-id") == "deepseek/deepseek-r1"
             await check_themes_and_health(v)
+
+
+MARKDOWN = """## Why C# and F#
+
+1. first
+
+2. second
+
+3. third
+
+Figures:
+| model | score |
+|--|--|
+| a | 1 |
+
+4. four
+5. five
+
+See [Heat pump](https://en.wikipedia.org/wiki/Heat_pump_(disambiguation)) and [1](https://example.org/one).
+"""
+
+
+async def test_views_render_the_markdown_models_write(
+    chromium: str, fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
+    models = ["openai/gpt-4o-mini", "google/gemini-2.5-flash"]
+    fake_openrouter.text_answers[models[0]] = MARKDOWN
+    arguments = {"prompt": "Explain.", "models": models}
+    async with Client(stdio_params(fake_openrouter, tmp_path / "cache")) as client:
+        result = await client.call_tool("compare_models", arguments)
+        html = await view_html(client, "compare")
+        async with open_view(chromium, "compare-markdown", html, wire(result), arguments, caller(client)) as v:
+            answer = v.view.locator(f"article.column[data-model='{models[0]}'] .answer")
+            await answer.wait_for()
+            assert await answer.locator("h3").inner_text() == "Why C# and F#"
+            lists = answer.locator("ol")
+            assert await lists.count() == 2  # blank lines between items keep one list
+            assert await lists.nth(0).locator("li").all_inner_texts() == ["first", "second", "third"]
+            assert await lists.nth(1).get_attribute("start") == "4"
+            assert await answer.locator("table td").all_inner_texts() == ["a", "1"]  # a table right after text
+            hrefs = await answer.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
+            assert hrefs == ["https://en.wikipedia.org/wiki/Heat_pump_(disambiguation)", "https://example.org/one"]
+            assert v.problems == []
 
 
 async def test_views_show_hostile_answers_as_text(

@@ -70,8 +70,11 @@ async def test_e2e_prompt_errors_are_invalid_params(mode: str, fake_openrouter: 
             await client.get_prompt("summarise_everything", {})
         with pytest.raises(MCPError) as missing:
             await client.get_prompt("pick_model", {"budget_usd": "0.01"})
+        with pytest.raises(MCPError) as stranger:
+            await client.get_prompt("pick_model", {"task": "t", "budget": "0.01"})
         fine = await client.get_prompt("pick_model", {"task": "translate contracts"})
-    assert unknown.value.code == missing.value.code == -32602
+    assert unknown.value.code == missing.value.code == stranger.value.code == -32602
+    assert "no argument `budget` (did you mean `budget_usd`?)" in stranger.value.message
     assert "no prompt `summarise_everything`" in unknown.value.message and "pick_model" in unknown.value.message
     assert missing.value.message == "The prompt `pick_model` needs `task` (what the model must do)."
     assert "translate contracts" in fine.messages[0].content.text  # type: ignore[union-attr]
@@ -105,6 +108,8 @@ async def test_e2e_completion_of_a_model_list_returns_whole_values(
         v.startswith("openai/gpt-4o-mini, openai/") for v in repeat.completion.values
     )
     assert "openai/gpt-4o-mini, openai/gpt-4o-mini" not in repeat.completion.values
+    # What is counted is what is offered: the id already chosen is not in the total either.
+    assert repeat.completion.total == len(repeat.completion.values) and not repeat.completion.has_more
 
 
 async def test_e2e_capabilities_icons_and_views_are_the_same_in_both_generations(
@@ -158,6 +163,20 @@ async def test_e2e_results_link_to_what_they_produced(fake_openrouter: FakeOpenR
     assert linked[f"benchmark://reports/{bench_id}"][1].startswith(f"# Benchmark {bench_id}")
     assert linked[f"benchmark://reports/{bench_id}.svg"][0] == "image/svg+xml"
     assert linked[f"benchmark://reports/{bench_id}.svg"][1].startswith("<svg")
+
+
+def test_e2e_clients_before_resource_links_get_none(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
+    """`resource_link` content arrived with protocol 2025-06-18: an older client gets the text alone."""
+    arguments = {"prompts": ["Hi"], "models": ["openai/gpt-4o-mini", "google/gemini-2.5-flash"]}
+    kinds = {}
+    for version in ("2025-03-26", "2025-06-18"):
+        (tmp_path / version).mkdir()
+        with RawServer(tmp_path / version, OPENROUTER_BASE_URL=fake_openrouter.base_url) as server:
+            handshake = {"protocolVersion": version, "capabilities": {}, "clientInfo": {"name": "old", "version": "1"}}
+            assert server.request("initialize", handshake)["result"]["protocolVersion"] == version
+            server.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+            kinds[version] = [c["type"] for c in server.call("benchmark_models", arguments)["content"]]
+    assert kinds == {"2025-03-26": ["text"], "2025-06-18": ["text", "resource_link", "resource_link"]}
 
 
 class AppsHost(ClientExtension):

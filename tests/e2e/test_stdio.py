@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ..fakes import FAKE_KEY
+from ..fakes.openrouter import FakeOpenRouter
 
 
 def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -98,3 +99,44 @@ def test_stdio_bad_configuration_stops_with_one_line(tmp_path: Path) -> None:
         "openrouter-research-mcp: configuration error: OPENROUTER_TIMEOUT: Input should be a valid number, "
         "unable to parse string as a number (got 'soon')"
     ]
+
+
+MODERN = {
+    "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+    "io.modelcontextprotocol/clientCapabilities": {},
+    "io.modelcontextprotocol/clientInfo": {"name": "script", "version": "1"},
+}
+
+
+def test_stdio_requests_sent_just_before_stdin_closes_are_answered(
+    fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
+    """A script that writes its requests and closes stdin (`... | openrouter-research-mcp`) gets every answer, in
+    both protocol generations; the 2026 one used to be cut off with "Connection closed"."""
+    fake_openrouter.latency = 0.5
+    modern = [
+        rpc(1, "prompts/get", {"_meta": MODERN, "name": "pick_model", "arguments": {"task": "t"}}),
+        rpc(2, "tools/call", {"_meta": MODERN, "name": "ask", "arguments": {"prompt": "Hi"}}),
+    ]
+    legacy = [
+        rpc(
+            1,
+            "initialize",
+            {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "s", "version": "1"}},
+        ),
+        json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        rpc(2, "tools/call", {"name": "ask", "arguments": {"prompt": "Hi"}}),
+    ]
+    for lines in (modern, legacy):
+        done = subprocess.run(
+            [sys.executable, "-m", "openrouter_research_mcp"],
+            input="\n".join(lines) + "\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=server_env(tmp_path, OPENROUTER_API_KEY=FAKE_KEY, OPENROUTER_BASE_URL=fake_openrouter.base_url),
+            cwd=tmp_path,
+        )
+        answers = {m["id"]: m for m in map(json.loads, done.stdout.splitlines())}
+        assert done.returncode == 0 and set(answers) >= {1, 2}, done.stdout + done.stderr[-2000:]
+        assert "error" not in answers[2] and answers[2]["result"]["structuredContent"]["answer"].startswith("[openai")

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 __all__ = ["describe_errors", "unknown_arguments"]
 
 Schema = Mapping[str, Any]
+MAX_LINES = 8
 
 _KINDS = {
     "string_type": "text",
@@ -53,6 +54,26 @@ def _name(loc: Sequence[int | str]) -> str:
     return out
 
 
+def _clean(schema: Schema, loc: Sequence[int | str]) -> tuple[int | str, ...]:
+    """`loc` without the parts pydantic adds for a union's members (`str`, `list[str]`, a model's name), which are
+    not names a caller wrote."""
+    defs = schema.get("$defs", {})
+    node: Schema = schema
+    kept: list[int | str] = []
+    for part in loc:
+        node = _plain(node, defs)
+        if isinstance(part, int):
+            kept.append(part)
+            node = node.get("items", {})
+        elif part in node.get("properties", {}):
+            kept.append(part)
+            node = node["properties"][part]
+        elif "properties" in node:  # a key the object does not have (the mistake itself): kept to be named
+            kept.append(part)
+            node = {}
+    return tuple(kept)
+
+
 def _field(schema: Schema, loc: Sequence[int | str]) -> Schema:
     """The JSON schema of the argument at `loc` (nullable and $ref wrappers looked through), or {}."""
     defs = schema.get("$defs", {})
@@ -83,11 +104,13 @@ def _example(field: Schema, given: Any = None) -> str | None:
     kind = field.get("type")
     if kind == "array":
         items = field.get("items", {})
-        inner: Any
-        if isinstance(given, str) and given:
-            inner = given
-        else:
-            inner = (items.get("enum") or [None])[0] or ("…" if items.get("type") == "string" else None)
+        choices = items.get("enum") or []
+        if isinstance(given, str) and given.strip():
+            # "a, b" was meant as a list of two; a value the list cannot hold gives way to one it can.
+            parts = [p.strip() for p in given.split(",") if p.strip()]
+            shaped = [p for p in parts if p in choices] or choices[:1] if choices else parts
+            return _shown(shaped)
+        inner = choices[0] if choices else ("…" if items.get("type") == "string" else None)
         return json.dumps([inner]) if inner is not None else "[…]"
     if "enum" in field:
         return json.dumps(field["enum"][0])
@@ -105,7 +128,7 @@ def _example(field: Schema, given: Any = None) -> str | None:
 
 
 def _sentence(err: Mapping[str, Any], schema: Schema) -> str:
-    loc = tuple(err.get("loc", ()))
+    loc = _clean(schema, tuple(err.get("loc", ())))
     name, kind, ctx, given = _name(loc), err.get("type", ""), err.get("ctx") or {}, err.get("input")
     field = _field(schema, loc)
     described = f" ({field['description']})" if field.get("description") else ""
@@ -142,13 +165,15 @@ def _sentence(err: Mapping[str, Any], schema: Schema) -> str:
         parent = _field(schema, loc[:-1])
         known = ", ".join(parent.get("properties", {})) or "nothing else"
         return f"`{name}` is not something `{_name(loc[:-1])}` takes; it takes {known}."
-    message = str(err.get("msg", "is not valid")).rstrip(".")
+    message = str(err.get("msg", "is not valid")).removeprefix("Value error, ").rstrip(".")
     return f"`{name}`: {message[:1].lower()}{message[1:]}."
 
 
 def describe_errors(tool: str, error: ValidationError, schema: Schema) -> str:
     """The whole message for a call whose arguments failed validation."""
     lines = list(dict.fromkeys(_sentence(e, schema) for e in error.errors(include_url=False)))
+    if len(lines) > MAX_LINES:  # thirty bad items in one list need not be thirty lines
+        lines = [*lines[: MAX_LINES - 1], f"… and {len(lines) - MAX_LINES + 1} more like these."]
     head = f"{tool} was called with {'an argument' if len(lines) == 1 else 'arguments'} it cannot use:"
     tail = f"Correct {'it' if len(lines) == 1 else 'them'} and call {tool} again."
     return "\n".join([head, *(f"- {line}" for line in lines), tail])

@@ -5,6 +5,8 @@
   let report = null;
   let polling = null;
   let chart = null;
+  let picked = null;
+  let drawnStats = "";
 
   const pct = (x) => (x === null || x === undefined ? "n/a" : Math.round(x * 100) + "%");
   const columns = [
@@ -19,10 +21,12 @@
     { key: "cost", title: "Total", num: true, value: (s) => s.cost_usd },
     { key: "quality", title: "Quality", num: true, first: -1, value: (s) => s.quality },
   ];
-  const table = Widgets.sortable(document.getElementById("table"), columns, (s) => h("tr", { "data-id": s.model },
+  const table = Widgets.sortable(document.getElementById("table"), columns, (s) => h("tr",
+    { "data-id": s.model, class: s.model === picked ? "picked" : null },
     h("td", { class: "num" }, s.rank || ""),
     h("td", {}, h("strong", {}, s.model)),
-    h("td", { class: "num" }, pct(s.success_rate), h("span", { class: "muted small" }, " (" + s.succeeded + "/" + s.calls + ")")),
+    h("td", { class: "num" }, pct(s.success_rate),
+      s.calls ? h("span", { class: "muted small" }, " (" + (s.succeeded || 0) + "/" + s.calls + ")") : null),
     h("td", { class: "num" }, secs(s.latency_p50_s)),
     h("td", { class: "num" }, secs(s.latency_p95_s)),
     h("td", { class: "num" }, secs(s.ttft_p50_s)),
@@ -33,6 +37,7 @@
     { key: "rank", dir: 1 });
 
   function pick(id) {
+    picked = id;
     for (const row of document.querySelectorAll("#table tbody tr")) row.classList.toggle("picked", row.dataset.id === id);
     if (chart) Widgets.pick(chart, id);
   }
@@ -51,6 +56,7 @@
       r: judged ? { title: "latency (s)" } : null,
     }, pick);
     fill("chart", chart);
+    if (picked) Widgets.pick(chart, picked);
   }
 
   function show(data) {
@@ -68,22 +74,25 @@
     if (data.status === "running") {
       fill("live", h("strong", {}, "In progress: "), data.progress);
       if (!polling && App.canCallTools()) {
-        polling = setInterval(async () => {
-          if (!report || report.status !== "running") {
-            clearInterval(polling);
-            polling = null;
-            return;
-          }
-          try {
-            show((await App.callTool("get_benchmark", { benchmark_id: report.benchmark_id })).structuredContent);
-          } catch (error) {
-            fill("live", h("span", { class: "error" }, "Could not refresh: " + error.message));
-          }
-        }, 2000);
+        polling = App.poll(async () => {
+          show((await App.callTool("get_benchmark", { benchmark_id: report.benchmark_id })).structuredContent);
+          const more = report.status === "running";
+          if (!more) polling = null;
+          return more;
+        }, 2000, (error) => {
+          polling = null;
+          fill("live", h("span", { class: "error" }, "Stopped refreshing: " + error.message));
+        });
       }
     }
-    table.render(data.stats || []);
-    drawChart(data.stats || []);
+    const stats = JSON.stringify(data.stats || []);
+    if (stats !== drawnStats) {  // redraw only what changed, and keep the keyboard where it was
+      drawnStats = stats;
+      App.keepFocus(() => {
+        table.render(data.stats || []);
+        drawChart(data.stats || []);
+      });
+    }
   }
 
   App.start("benchmark", (data, result) => {

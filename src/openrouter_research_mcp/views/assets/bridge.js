@@ -7,7 +7,8 @@ const App = (() => {
   const pending = new Map();
   const handlers = {};
   let host = {};
-  let input = {};
+  let input = null;
+  const pollers = new Set();
   const root = document.documentElement;
 
   function post(message) {
@@ -45,19 +46,22 @@ const App = (() => {
     }
     if (m.id !== undefined) {
       // Requests from the host: answer the two this view knows, refuse the rest.
+      if (m.method === "ui/resource-teardown") for (const p of pollers) p.stop();  // no calls after teardown
       if (m.method === "ping" || m.method === "ui/resource-teardown") post({ id: m.id, result: {} });
       else post({ id: m.id, error: { code: -32601, message: "Method not found: " + m.method } });
       return;
     }
     if (m.method === "ui/notifications/host-context-changed") applyContext(m.params);
-    if (m.method === "ui/notifications/tool-input") input = (m.params && m.params.arguments) || {};
+    // The arguments of the call that opened the view; hosts may echo the view's own later calls, which are not it.
+    if (m.method === "ui/notifications/tool-input" && input === null) input = (m.params && m.params.arguments) || {};
     const handler = handlers[m.method];
     if (handler) handler(m.params || {});
   });
 
   let lastSize = "";
   function reportSize() {
-    const size = { width: Math.ceil(root.scrollWidth), height: Math.ceil(root.scrollHeight) };
+    // The content's own height (the document's scrollHeight never drops below the frame the host already set).
+    const size = { width: Math.ceil(root.scrollWidth), height: Math.ceil(document.body.getBoundingClientRect().height) };
     const key = size.width + "x" + size.height;
     if (key !== lastSize) {
       lastSize = key;
@@ -83,6 +87,49 @@ const App = (() => {
     notify("ui/notifications/initialized", {});
     if (window.ResizeObserver) new ResizeObserver(() => requestAnimationFrame(reportSize)).observe(document.body);
     reportSize();
+  }
+
+  /* Call `step` every `every` ms while it resolves true: one call at a time, backing off after a failure and
+     giving up after five in a row; every poller stops when the host tears the view down. */
+  function poll(step, every, onGiveUp) {
+    let stopped = false;
+    let failures = 0;
+    let timer = null;
+    const handle = { stop() { stopped = true; clearTimeout(timer); pollers.delete(handle); } };
+    async function tick() {
+      if (stopped) return;
+      try {
+        const more = await step();
+        failures = 0;
+        if (!more) return handle.stop();
+      } catch (error) {
+        failures++;
+        if (failures >= 5) {
+          handle.stop();
+          if (onGiveUp) onGiveUp(error);
+          return;
+        }
+      }
+      if (!stopped) timer = setTimeout(tick, every * Math.pow(2, failures));
+    }
+    pollers.add(handle);
+    timer = setTimeout(tick, every);
+    return handle;
+  }
+
+  /* Run `render` (which may rebuild the focused element) and give focus back to its equivalent. */
+  function keepFocus(render) {
+    const el = document.activeElement;
+    const keys = ["id", "data-n", "data-id", "data-key"];
+    const key = el && el !== document.body ? keys.find((k) => el.hasAttribute(k)) : null;
+    const selector = key ? el.tagName.toLowerCase() + "[" + key + '="' + CSS.escape(el.getAttribute(key)) + '"]' : null;
+    const inHead = el && el.closest ? el.closest("th") : null;
+    const headKey = inHead ? inHead.dataset.key : null;
+    render();
+    if (document.activeElement !== document.body || (!selector && !headKey)) return;
+    const again = headKey ? document.querySelector('th[data-key="' + CSS.escape(headKey) + '"] button')
+      : document.querySelector(selector);
+    if (again) again.focus();
   }
 
   function canCallTools() {
@@ -143,7 +190,7 @@ const App = (() => {
     return el;
   }
   return {
-    start, callTool, canCallTools, openLink, h, usd, num, secs, domain, fill,
-    get input() { return input; },
+    start, callTool, canCallTools, openLink, poll, keepFocus, h, usd, num, secs, domain, fill,
+    get input() { return input || {}; },
   };
 })();

@@ -5,9 +5,9 @@ const Widgets = (() => {
 
   function scale(values, axis, from, to) {
     const log = axis.log;
-    const usable = values.filter((v) => v !== null && v !== undefined && (!log || v > 0));
-    let lo = usable.length ? Math.min(...usable) : 0;
-    let hi = usable.length ? Math.max(...usable) : 1;
+    const usable = values.filter((v) => v !== null && v !== undefined && Number.isFinite(v) && (!log || v > 0));
+    let lo = usable.length ? Math.min(...usable) : log ? 1 : 0;  // nothing to plot: a plain default range
+    let hi = usable.length ? Math.max(...usable) : log ? 10 : 1;
     const ticks = [];
     if (axis.domain) {
       [lo, hi] = axis.domain;
@@ -17,7 +17,7 @@ const Widgets = (() => {
       if (hi === lo) hi = lo * 10;
     }
     if (log) {
-      for (let t = lo; t <= hi * 1.0001; t *= 10) ticks.push(t);
+      for (let t = lo; t > 0 && t <= hi * 1.0001 && ticks.length < 40; t *= 10) ticks.push(t);
     } else {
       // A round step (1, 2 or 5 times a power of ten) and bounds on it, so the ticks read as plain numbers.
       const span = hi - lo || Math.abs(hi) || 1;
@@ -28,7 +28,9 @@ const Widgets = (() => {
         lo = Math.max(0, Math.floor((lo - span * 0.05) / step) * step);
         hi = Math.ceil((hi + span * 0.05) / step) * step;
       }
-      for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9; t += step) ticks.push(Number(t.toPrecision(12)));
+      for (let t = Math.ceil(lo / step) * step; t <= hi + step * 1e-9 && ticks.length < 40; t += step) {
+        ticks.push(Number(t.toPrecision(12)));
+      }
     }
     const f = log ? Math.log10 : (v) => v;
     const map = (v) => from + ((f(v) - f(lo)) / (f(hi) - f(lo) || 1)) * (to - from);
@@ -43,7 +45,7 @@ const Widgets = (() => {
   /* points: [{id, label, x, y, r}] ; axes: {x: {title, log, unit}, y: {...}, r: {title}} */
   function scatter(points, axes, onPick) {
     const W = 640, H = 320, L = 64, R = 16, T = 12, B = 44;
-    const usable = points.filter((p) => p.x !== null && p.x !== undefined && p.y !== null && p.y !== undefined
+    const usable = points.filter((p) => Number.isFinite(p.x) && Number.isFinite(p.y)
       && (!axes.x.log || p.x > 0) && (!axes.y.log || p.y > 0));
     const sx = scale(usable.map((p) => p.x), axes.x, L, W - R);
     const sy = scale(usable.map((p) => p.y), axes.y, H - B, T);
@@ -78,7 +80,9 @@ const Widgets = (() => {
           "aria-hidden": "true" }, name));
       }
     }
-    if (usable.length < points.length) {
+    if (!usable.length) {
+      svg.append(h("svg:text", { x: (L + W - R) / 2, y: (T + H - B) / 2, "text-anchor": "middle" }, "nothing to plot yet"));
+    } else if (usable.length < points.length) {
       svg.append(h("svg:text", { x: W - R, y: T + 10, "text-anchor": "end" },
         points.length - usable.length + " without figures not shown"));
     }

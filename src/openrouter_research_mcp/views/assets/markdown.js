@@ -2,8 +2,23 @@
    http(s) links (opened through the host), and research citations [n] / [n?] handed to `cite(n, doubtful)`. */
 const Markdown = (() => {
   const h = App.h;
-  const INLINE =
-    /`([^`]+)`|\*\*(.+?)\*\*|\[citation removed[^\]]*\]|\[(\d+)(\?)?\]|\[([^\]]+)\]\(<?(https?:\/\/[^)\s>]+)>?\)|<(https?:\/\/[^>\s]+)>|\*([^*\s][^*]*?)\*|\b_([^_\s][^_]*?)_\b/g;
+  const URL_PART = "https?:\\/\\/(?:[^()\\s<>]|\\([^()\\s]*\\))+";  // one level of balanced parentheses
+  const INLINE = new RegExp(
+    [
+      "`([^`]+)`",
+      "\\*\\*(.+?)\\*\\*",
+      "\\[citation removed[^\\]]*\\]",
+      "\\[([^\\]]+)\\]\\(<?(" + URL_PART + ")>?\\)",
+      "\\[(\\d+)(\\?)?\\]",
+      "<(https?:\\/\\/[^>\\s]+)>",
+      "\\*([^*\\s][^*]*?)\\*",
+      "\\b_([^_\\s][^_]*?)_\\b",
+    ].join("|"),
+    "g",
+  );
+  const BULLET = /^\s*([-*+]|\d+[.)])\s+/;
+  const HR = /^\s*([-*_])(\s*\1){2,}\s*$/;
+  const TABLE_RULE = /^\s*\|?\s*:?-+:?\s*(\|\s*:?-+:?\s*)*\|?\s*$/;
 
   function inline(text, opts) {
     const out = [];
@@ -16,8 +31,8 @@ const Markdown = (() => {
       if (m[1] !== undefined) out.push(h("code", {}, m[1]));
       else if (m[2] !== undefined) out.push(h("strong", {}, inline(m[2], opts)));
       else if (m[0].startsWith("[citation removed")) out.push(h("span", { class: "removed", text: m[0] }));
-      else if (m[3] !== undefined) out.push(opts.cite ? opts.cite(Number(m[3]), m[4] === "?") : m[0]);
-      else if (m[5] !== undefined) out.push(link(m[6], inline(m[5], opts)));
+      else if (m[3] !== undefined) out.push(link(m[4], inline(m[3], opts)));
+      else if (m[5] !== undefined) out.push(opts.cite ? opts.cite(Number(m[5]), m[6] === "?") : m[0]);
       else if (m[7] !== undefined) out.push(link(m[7], m[7]));
       else if (m[8] !== undefined) out.push(h("em", {}, inline(m[8], opts)));
       else if (m[9] !== undefined) out.push(h("em", {}, inline(m[9], opts)));
@@ -38,6 +53,37 @@ const Markdown = (() => {
   function cells(line) {
     return line.trim().replace(/^\|/, "").replace(/\|$/, "").split("|").map((c) => c.trim());
   }
+  function startsTable(lines, i) {
+    return lines[i].includes("|") && i + 1 < lines.length && TABLE_RULE.test(lines[i + 1]) && lines[i + 1].includes("-");
+  }
+  function startsBlock(lines, i) {
+    return /^(#{1,6}\s|```|\s*>)/.test(lines[i]) || BULLET.test(lines[i]) || HR.test(lines[i]) || startsTable(lines, i);
+  }
+
+  function list(lines, i, opts) {
+    const ordered = /^\s*\d/.test(lines[i]);
+    const first = ordered ? parseInt(lines[i], 10) : 1;
+    const items = [];
+    while (i < lines.length) {
+      if (BULLET.test(lines[i]) && /^\s*\d/.test(lines[i]) === ordered) {
+        items.push(lines[i].replace(BULLET, ""));
+        i++;
+      } else if (items.length && /^\s{2,}\S/.test(lines[i])) {
+        items[items.length - 1] += " " + lines[i].trim();
+        i++;
+      } else if (!lines[i].trim()) {
+        // A blank line between items keeps the list going (models often write lists that way).
+        let next = i;
+        while (next < lines.length && !lines[next].trim()) next++;
+        if (next < lines.length && BULLET.test(lines[next]) && /^\s*\d/.test(lines[next]) === ordered) i = next;
+        else break;
+      } else {
+        break;
+      }
+    }
+    const props = ordered && first !== 1 ? { start: first } : {};
+    return [h(ordered ? "ol" : "ul", props, items.map((item) => h("li", {}, inline(item, opts)))), i];
+  }
 
   function render(text, opts) {
     opts = opts || {};
@@ -55,20 +101,20 @@ const Markdown = (() => {
         out.append(h("pre", {}, h("code", {}, body.join("\n"))));
         continue;
       }
-      const heading = /^(#{1,6})\s+(.*?)\s*#*$/.exec(line);
+      const heading = /^(#{1,6})\s+(.*?)(?:\s+#+)?\s*$/.exec(line);
       if (heading) {
         out.append(h("h" + Math.min(6, heading[1].length + 1), {}, inline(heading[2], opts)));
         i++;
         continue;
       }
-      if (/^\s*([-*_])(\s*\1){2,}\s*$/.test(line)) { out.append(h("hr")); i++; continue; }
+      if (HR.test(line)) { out.append(h("hr")); i++; continue; }
       if (/^\s*>/.test(line)) {
         const body = [];
         while (i < lines.length && /^\s*>/.test(lines[i])) body.push(lines[i++].replace(/^\s*>\s?/, ""));
         out.append(h("blockquote", {}, render(body.join("\n"), opts)));
         continue;
       }
-      if (line.includes("|") && i + 1 < lines.length && /^\s*\|?\s*:?-{3,}/.test(lines[i + 1])) {
+      if (startsTable(lines, i)) {
         const head = cells(line);
         i += 2;
         const rows = [];
@@ -78,23 +124,14 @@ const Markdown = (() => {
           h("tbody", {}, rows.map((r) => h("tr", {}, r.map((c) => h("td", {}, inline(c, opts)))))))));
         continue;
       }
-      const bullet = /^\s*([-*+]|\d+[.)])\s+/;
-      if (bullet.test(line)) {
-        const ordered = /^\s*\d/.test(line);
-        const items = [];
-        while (i < lines.length && (bullet.test(lines[i]) || (/^\s{2,}\S/.test(lines[i]) && items.length))) {
-          if (bullet.test(lines[i])) items.push(lines[i].replace(bullet, ""));
-          else items[items.length - 1] += " " + lines[i].trim();
-          i++;
-        }
-        out.append(h(ordered ? "ol" : "ul", {}, items.map((item) => h("li", {}, inline(item, opts)))));
+      if (BULLET.test(line)) {
+        const [node, next] = list(lines, i, opts);
+        out.append(node);
+        i = next;
         continue;
       }
-      const para = [];
-      while (i < lines.length && lines[i].trim() && !/^(#{1,6}\s|```|\s*>|\s*([-*+]|\d+[.)])\s+)/.test(lines[i])) {
-        para.push(lines[i++].trim());
-      }
-      if (!para.length) para.push(lines[i++].trim());
+      const para = [lines[i++].trim()];
+      while (i < lines.length && lines[i].trim() && !startsBlock(lines, i)) para.push(lines[i++].trim());
       out.append(h("p", {}, inline(para.join(" "), opts)));
     }
     return out;

@@ -39,6 +39,9 @@
   }
 
   function draw() {
+    App.keepFocus(redraw);
+  }
+  function redraw() {
     const rows = visible();
     table.render(rows);
     fill("count", rows.length === models.length ? num(models.length) + " shown" : num(rows.length) + " of "
@@ -84,11 +87,17 @@
 
   async function more() {
     if (!page || page.next_offset === null || page.next_offset === undefined) return;
+    const button = document.getElementById("more");
+    const offset = page.next_offset;
+    button.disabled = true;  // one page at a time: a second click must not append the same page twice
     try {
-      const result = await App.callTool("list_models", Object.assign({}, App.input, { offset: page.next_offset }));
-      show(result.structuredContent, true);
+      const result = await App.callTool("list_models", Object.assign({}, App.input, { offset: offset }));
+      const next = result.structuredContent;
+      if (next && next.offset === offset && page.next_offset === offset) show(next, true);
     } catch (error) {
       fill("count", h("span", { class: "error" }, error.message));
+    } finally {
+      button.disabled = false;
     }
   }
 

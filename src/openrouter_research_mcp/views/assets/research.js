@@ -5,6 +5,7 @@
   let run = null;
   let opener = null;
   let polling = null;
+  const drawn = {};  // what each section was last drawn from: a refresh redraws only what changed
 
   const HOW = {
     "verified/quote": "verified: the quote was found on the page",
@@ -27,7 +28,7 @@
       h("div", { class: "row" },
         h("strong", { id: "card-title" }, "[" + n + "] ", s ? s.title || domain(s.url) : "Unknown source"),
         h("button", { class: "close", "aria-label": "Close source card", onclick: closeCard }, "Close")),
-      s ? h("p", { class: "url" }, h("a", {
+      s && /^https?:\/\//i.test(s.url) ? h("p", { class: "url" }, h("a", {
         href: s.url,
         rel: "noopener noreferrer",
         onclick: (event) => { event.preventDefault(); App.openLink(s.url); },
@@ -45,7 +46,16 @@
       s && s.snippet ? h("p", { class: "muted small" }, "From the page: ", s.snippet) : null,
       s && s.found_by ? h("p", { class: "muted small" }, "Found while researching: ", s.found_by) : null);
     card.hidden = false;
-    card.focus();
+    place(card, from);
+    card.focus({ preventScroll: true });
+  }
+  function place(card, from) {
+    // Beside what opened it: hosts size the frame to the content, so "fixed to the viewport" is the page's end.
+    const anchor = from ? from.getBoundingClientRect() : { left: 16, bottom: 16 };
+    const width = card.offsetWidth;
+    const left = Math.max(8, Math.min(anchor.left + window.scrollX, document.documentElement.clientWidth - width - 8));
+    card.style.left = left + "px";
+    card.style.top = anchor.bottom + window.scrollY + 6 + "px";
   }
   function closeCard() {
     const card = document.getElementById("card");
@@ -125,6 +135,16 @@
         ? [h("h3", {}, "Open questions"), h("ul", {}, run.open_questions.map((q) => h("li", {}, q)))] : null);
   }
 
+  // The live line keeps its nodes: a refresh changes its text, and the Stop button keeps the keyboard focus.
+  const progressText = h("span");
+  const liveNote = h("span", { class: "error" });
+  const stopButton = h("button", { type: "button", id: "stop", onclick: stop }, "Stop");
+  function stop() {
+    stopButton.disabled = true;
+    App.callTool("cancel_research", { research_id: run.research_id })
+      .then((r) => show(r.structuredContent))
+      .catch((e) => { liveNote.textContent = e.message; stopButton.disabled = false; });
+  }
   function renderLive() {
     const live = document.getElementById("live");
     const running = run.status === "running";
@@ -134,43 +154,51 @@
       return;
     }
     if (!running) return;
-    const stop = App.canCallTools()
-      ? h("button", { onclick: () => App.callTool("cancel_research", { research_id: run.research_id })
-          .then((r) => show(r.structuredContent)).catch((e) => fill("live", h("span", { class: "error" }, e.message))) },
-          "Stop")
-      : null;
-    fill("live", h("div", { class: "row" }, h("strong", {}, "In progress: "), run.progress,
-      " · spent ", usd(run.cost_usd), " of ", usd(run.max_cost_usd), stop));
+    progressText.textContent = run.progress + " · spent " + usd(run.cost_usd) + " of " + usd(run.max_cost_usd);
+    if (!live.contains(progressText)) {
+      fill("live", h("div", { class: "row" }, h("strong", {}, "In progress: "), progressText,
+        App.canCallTools() ? stopButton : null, liveNote));
+    }
   }
 
   function poll() {
     if (polling || !App.canCallTools()) return;
-    polling = setInterval(async () => {
-      if (!run || run.status !== "running") {
-        clearInterval(polling);
-        polling = null;
-        return;
-      }
-      try {
-        const result = await App.callTool("get_research", { research_id: run.research_id });
-        show(result.structuredContent);
-      } catch (error) {
-        fill("live", h("span", { class: "error" }, "Could not refresh: " + error.message));
-      }
-    }, 3000);
+    polling = App.poll(async () => {
+      const result = await App.callTool("get_research", { research_id: run.research_id });
+      liveNote.textContent = "";
+      show(result.structuredContent);
+      const more = run.status === "running";
+      if (!more) polling = null;
+      return more;
+    }, 3000, (error) => {
+      polling = null;
+      liveNote.textContent = " Stopped refreshing: " + error.message;
+    });
+  }
+
+  function changed(section, value) {
+    const key = JSON.stringify(value);
+    if (drawn[section] === key) return false;
+    drawn[section] = key;
+    return true;
   }
 
   function show(data) {
     if (!data || !data.research_id) return;
     run = data;
-    renderMeta();
-    renderLive();
-    renderSources();
-    renderPlan();
-    const report = document.getElementById("report");
-    if (run.report) report.replaceChildren(Markdown.render(withoutSourceList(run.report), { cite }));
-    else report.replaceChildren(h("p", { class: "empty" }, run.status === "running"
-      ? "The report appears here when the run is written." : "This run has no report."));
+    App.keepFocus(() => {
+      if (changed("meta", [run.status, run.cost_usd, run.searches, run.pages_read, (run.sources || []).length,
+        run.timings, run.verification, run.question])) renderMeta();
+      renderLive();
+      if (changed("sources", run.sources)) renderSources();
+      if (changed("plan", [run.plan, run.usage, run.warnings, run.open_questions])) renderPlan();
+      if (changed("report", [run.report, run.citations, run.status === "running"])) {
+        const report = document.getElementById("report");
+        if (run.report) report.replaceChildren(Markdown.render(withoutSourceList(run.report), { cite }));
+        else report.replaceChildren(h("p", { class: "empty" }, run.status === "running"
+          ? "The report appears here when the run is written." : "This run has no report."));
+      }
+    });
     if (run.status === "running") poll();
   }
 
