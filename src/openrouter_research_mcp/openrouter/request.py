@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import ProviderSort, Settings
+from .pricing import Pricing, worst_case_cost
 
 __all__ = [
     "NON_PORTABLE_KEYWORDS",
@@ -127,6 +128,31 @@ class WebPlan:
         per_step = self.max_results * 250 * min(self.searches, 1) + self.max_content_tokens * min(self.fetches, 1)
         steps = self.searches + self.fetches
         return per_step * steps * (steps + 1) // 2
+
+    def worst_case(
+        self,
+        pricing: Pricing,
+        prompt_chars: int,
+        max_tokens: int,
+        *,
+        extra_prompt_tokens: int = 0,
+        images: int = 0,
+        fees: float = 0.0,
+    ) -> float | None:
+        """The most a call following this plan can cost (`worst_case_cost`): its searches and page reads, and the
+        web text they add to the prompt."""
+        return worst_case_cost(
+            pricing,
+            prompt_chars,
+            max_tokens,
+            web_searches=self.searches,
+            search_engine=self.search_engine,
+            web_fetches=self.fetches,
+            fetch_engine=self.fetch_engine,
+            extra_prompt_tokens=self.extra_prompt_tokens() + extra_prompt_tokens,
+            images=images,
+            fees=fees,
+        )
 
 
 def web_params(plan: WebPlan, mode: WebMode, max_cost_usd: float | None = None) -> dict[str, Any]:

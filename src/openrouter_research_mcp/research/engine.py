@@ -28,7 +28,6 @@ from ..openrouter.budget import Budget, Reservation
 from ..openrouter.client import OpenRouterClient
 from ..openrouter.completion import ChatResult
 from ..openrouter.models import ModelInfo
-from ..openrouter.pricing import worst_case_cost
 from ..openrouter.request import WebPlan, provider_body, structured_params, web_params
 from ..openrouter.structured import ask_for_json
 from .ledger import CitationLedger
@@ -173,20 +172,7 @@ class ActiveRun:
             raise Stop
         info = self.models.get(model)
         web = web or WebPlan()
-        worst = (
-            worst_case_cost(
-                info.pricing,
-                prompt_chars,
-                max_tokens,
-                web_searches=web.searches,
-                search_engine=web.search_engine,
-                web_fetches=web.fetches,
-                fetch_engine=web.fetch_engine,
-                extra_prompt_tokens=web.extra_prompt_tokens(),
-            )
-            if info
-            else None
-        )
+        worst = web.worst_case(info.pricing, prompt_chars, max_tokens) if info else None
         try:
             return self.budget.reserve(worst, f"the {stage} call to `{model}`")
         except BudgetExceededError:

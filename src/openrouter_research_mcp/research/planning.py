@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 
 from ..errors import BudgetExceededError
 from ..openrouter.models import ModelInfo
-from ..openrouter.pricing import worst_case_cost
 from ..openrouter.request import WebPlan
 from .run import ReportLength, ResearchParams, ResearchPlan
 
@@ -77,17 +76,7 @@ def _web(shape: Shape, base: WebPlan) -> WebPlan:
 def _cost(price: ModelInfo | None, chars: int, tokens: int, web: WebPlan | None = None, calls: int = 1) -> float:
     if price is None:
         return float("inf")
-    web = web or WebPlan()
-    one = worst_case_cost(
-        price.pricing,
-        chars,
-        tokens,
-        web_searches=web.searches,
-        search_engine=web.search_engine,
-        web_fetches=web.fetches,
-        fetch_engine=web.fetch_engine,
-        extra_prompt_tokens=web.extra_prompt_tokens(),
-    )
+    one = (web or WebPlan()).worst_case(price.pricing, chars, tokens)
     return float("inf") if one is None else one * calls
 
 

@@ -11,7 +11,6 @@ from .._util import Progress, is_web_url, no_progress
 from ..errors import RequestError
 from ..openrouter.completion import ChatResult, Source
 from ..openrouter.models import ModelInfo
-from ..openrouter.pricing import worst_case_cost
 from ..openrouter.request import ProviderPrefs, WebPlan, provider_body, split_domains, web_params
 from .attachments import Attachments, load_attachments, unsupported_by
 from .checks import chat_messages, check_context, check_effort, require_inputs, resolve_chain
@@ -127,15 +126,11 @@ async def ask(
     # The server-tool loop may spend at most what the whole call could cost at worst.
     stop_at = None
     if plan.active and info is not None:
-        stop_at = worst_case_cost(
+        stop_at = plan.worst_case(
             info.pricing,
             len(text) + len(system or ""),
             max_tokens or info.max_completion_tokens or DEFAULT_ANSWER_TOKENS,
-            web_searches=plan.searches,
-            search_engine=plan.search_engine,
-            web_fetches=plan.fetches,
-            fetch_engine=plan.fetch_engine,
-            extra_prompt_tokens=plan.extra_prompt_tokens() + files.prompt_tokens(),
+            extra_prompt_tokens=files.prompt_tokens(),
             images=files.count("image"),
             fees=files.fees(state.settings.pdf_engine),
         )
