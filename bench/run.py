@@ -35,6 +35,7 @@ from tests.fakes.openrouter import FakeOpenRouter  # noqa: E402
 from bench.sections import (  # noqa: E402
     benchmark_overhead,
     startup_with_saved_runs,
+    time_to_initialize,
     tool_definitions,
     verifier_accuracy,
     view_sizes,
@@ -177,18 +178,6 @@ class Bench:
             "OPENROUTER_CACHE_DIR": str(self.work / "cold"),
             "OPENROUTER_DATA_DIR": str(self.work / "data"),
         }
-        init = json.dumps(
-            {
-                "jsonrpc": "2.0",
-                "id": 1,
-                "method": "initialize",
-                "params": {
-                    "protocolVersion": "2025-11-25",
-                    "capabilities": {},
-                    "clientInfo": {"name": "bench", "version": "0"},
-                },
-            }
-        )
         for _ in range(max(10, 2 * self.repeat)):  # interleaved, so machine noise hits both alike
             t = time.perf_counter()  # the floor: spawn, import the SDK, say so (its exit is not timed)
             with subprocess.Popen(
@@ -201,22 +190,7 @@ class Bench:
                 bare.stdout.readline()
                 floor.append(time.perf_counter() - t)
                 bare.wait(timeout=30)
-            t = time.perf_counter()
-            with subprocess.Popen(
-                [sys.executable, "-m", "openrouter_research_mcp"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=env,
-                text=True,
-            ) as proc:
-                assert proc.stdin and proc.stdout
-                proc.stdin.write(init + "\n")
-                proc.stdin.flush()
-                proc.stdout.readline()
-                server.append(time.perf_counter() - t)
-                proc.stdin.close()
-                proc.wait(timeout=30)
+            server.append(time_to_initialize(env))
         # Runs are interleaved and paired. This VM's speed drifts by hundreds of ms between runs, so besides the
         # median of the paired differences we show the fastest run of each (timeit's rule: the minimum is the
         # figure least disturbed by other load), and judge the target on that.

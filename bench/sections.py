@@ -14,10 +14,9 @@ from typing import Protocol
 from mcp import Client, StdioServerParameters
 from tests.fakes.citations import seeded_citations
 from tests.fakes.openrouter import FakeOpenRouter
-from tests.support import model_facing_chars
+from tests.support import model_facing_chars, saved_run
 
 from openrouter_research_mcp.research.quotes import QUOTE_MATCH, check_quotes
-from openrouter_research_mcp.research.run import ResearchParams, ResearchRun
 
 TOOL_CHARS_BUDGET = 10_000
 
@@ -156,15 +155,38 @@ def verifier_accuracy(bench: Bench) -> None:
 # ----------------------------------------------------------------------------------------------- start-up
 
 
-def _saved_run(research_id: str) -> str:
-    params = ResearchParams(
-        question=f"Question {research_id}?",
-        max_cost_usd=0.5,
-        planner_model="a/b",
-        searcher_model="a/b",
-        writer_model="a/b",
-    )
-    return ResearchRun(research_id=research_id, params=params, status="done", report="# Report").model_dump_json()
+INITIALIZE = json.dumps(
+    {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-11-25",
+            "capabilities": {},
+            "clientInfo": {"name": "bench", "version": "0"},
+        },
+    }
+)
+
+
+def time_to_initialize(env: dict[str, str]) -> float:
+    """Seconds from spawning the server to its answer to `initialize` (its exit is not timed)."""
+    started = time.perf_counter()
+    with subprocess.Popen(
+        [sys.executable, "-m", "openrouter_research_mcp"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+    ) as proc:
+        assert proc.stdin and proc.stdout
+        proc.stdin.write(INITIALIZE.encode() + b"\n")
+        proc.stdin.flush()
+        proc.stdout.readline()
+        took = time.perf_counter() - started
+        proc.stdin.close()
+        proc.wait(timeout=30)
+    return took
 
 
 def startup_with_saved_runs(bench: Bench, runs: int = 2000, repeat: int = 5) -> None:
@@ -172,43 +194,15 @@ def startup_with_saved_runs(bench: Bench, runs: int = 2000, repeat: int = 5) -> 
     folder = data / "research"
     folder.mkdir(parents=True, exist_ok=True)
     env = {**bench.env("startup"), "OPENROUTER_DATA_DIR": str(data)}
-    init = json.dumps(
-        {
-            "jsonrpc": "2.0",
-            "id": 1,
-            "method": "initialize",
-            "params": {
-                "protocolVersion": "2025-11-25",
-                "capabilities": {},
-                "clientInfo": {"name": "bench", "version": "0"},
-            },
-        }
-    )
 
     def start() -> float:
-        took = []
-        for _ in range(repeat):
-            t = time.perf_counter()
-            with subprocess.Popen(
-                [sys.executable, "-m", "openrouter_research_mcp"],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.DEVNULL,
-                env=env,
-            ) as proc:
-                assert proc.stdin and proc.stdout
-                proc.stdin.write(init.encode() + b"\n")
-                proc.stdin.flush()
-                proc.stdout.readline()
-                took.append(time.perf_counter() - t)
-                proc.stdin.close()
-                proc.wait(timeout=30)
+        took = [time_to_initialize(env) for _ in range(repeat)]
         return sorted(took)[len(took) // 2]
 
     empty = start()
     for i in range(runs):
         research_id = f"20250102-000000-{i:08x}"
-        (folder / f"{research_id}.json").write_text(_saved_run(research_id))
+        (folder / f"{research_id}.json").write_text(saved_run(research_id))
     full = start()
     bench.row(
         f"start-up with {runs:,} saved research runs",

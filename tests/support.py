@@ -11,7 +11,9 @@ from typing import Any, TypeVar
 
 from mcp.types import TextResourceContents
 
-__all__ = ["eventually", "model_facing_chars", "resource_text", "result_text", "wait_until"]
+from openrouter_research_mcp.research.run import ResearchParams, ResearchRun
+
+__all__ = ["eventually", "model_facing_chars", "resource_text", "result_text", "saved_run", "wait_until"]
 
 T = TypeVar("T")
 
@@ -19,6 +21,19 @@ T = TypeVar("T")
 def result_text(result: Any) -> str:
     """The text content of a tool result (`CallToolResult`), joined."""
     return "\n".join(c.text for c in result.content if c.type == "text")
+
+
+def saved_run(research_id: str, status: str = "done") -> str:
+    """A research run file's text, as the server saves one (for tests and benches of start-up with saved runs)."""
+    params = ResearchParams(
+        question=f"Question {research_id}?",
+        max_cost_usd=0.5,
+        planner_model="a/b",
+        searcher_model="a/b",
+        writer_model="a/b",
+    )
+    run = ResearchRun(research_id=research_id, params=params, status=status, report="# Report")  # type: ignore[arg-type]
+    return run.model_dump_json()
 
 
 def resource_text(result: Any) -> str:

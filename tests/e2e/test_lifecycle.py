@@ -8,9 +8,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from openrouter_research_mcp.research.run import ResearchParams, ResearchRun
-
 from ..fakes.openrouter import FakeOpenRouter
+from ..support import saved_run
 from .raw import RawServer
 
 PLAN = {"sub_questions": [{"question": f"Sub-question {i}?", "rationale": "r"} for i in (1, 2, 3)]}
@@ -19,17 +18,6 @@ PLAN = {"sub_questions": [{"question": f"Sub-question {i}?", "rationale": "r"} f
 def structured(result: dict[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = result["structuredContent"]
     return data
-
-
-def saved_run(research_id: str, status: str = "done") -> str:
-    params = ResearchParams(
-        question=f"Question {research_id}?",
-        max_cost_usd=0.5,
-        planner_model="a/b",
-        searcher_model="a/b",
-        writer_model="a/b",
-    )
-    return ResearchRun(research_id=research_id, params=params, status=status, report="# Report").model_dump_json()  # type: ignore[arg-type]
 
 
 def test_lifecycle_ctrl_c_exits_at_once_without_a_traceback(tmp_path: Path) -> None:
