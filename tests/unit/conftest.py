@@ -1,17 +1,27 @@
-"""Unit fixtures: the tools' shared state wired to the fake OpenRouter on loopback, without MCP."""
+"""Unit fixtures: OpenRouter faked by respx, and the tools' shared state wired to the fake OpenRouter on loopback,
+without MCP."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import respx
 
 from openrouter_research_mcp.config import load_settings
 from openrouter_research_mcp.tools.state import AppState, open_state
 
 from ..fakes import FAKE_KEY
 from ..fakes.openrouter import FakeOpenRouter
+from .helpers import BASE
+
+
+@pytest.fixture
+def respx_openrouter() -> Iterator[respx.MockRouter]:
+    """OpenRouter faked at the transport by respx: tests add the routes they need."""
+    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+        yield router
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 from typing import Any
@@ -34,12 +34,6 @@ from ..fakes import FAKE_KEY
 from .helpers import BASE, RecordingSleep, chunk, citation, completion, error_body, sse
 
 MESSAGES = [{"role": "user", "content": "Why is the sky blue?"}]
-
-
-@pytest.fixture
-def respx_openrouter() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
 
 
 @pytest.fixture

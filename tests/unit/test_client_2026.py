@@ -3,7 +3,7 @@ coming back inside an answer."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -18,12 +18,6 @@ from ..fakes import FAKE_KEY
 from .helpers import BASE, chunk, completion, sse
 
 MESSAGES = [{"role": "user", "content": "Tell me."}]
-
-
-@pytest.fixture
-def respx_openrouter() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
 
 
 @pytest.fixture

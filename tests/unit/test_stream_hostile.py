@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -33,12 +33,6 @@ class OpenStream(httpx.AsyncByteStream):
         for event in self.events:
             yield f"data: {event if isinstance(event, str) else json.dumps(event)}\n\n".encode()
         await asyncio.Event().wait()  # never closes
-
-
-@pytest.fixture
-def respx_openrouter() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
-        yield router
 
 
 @pytest.fixture
