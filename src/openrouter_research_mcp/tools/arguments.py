@@ -54,9 +54,10 @@ def _name(loc: Sequence[int | str]) -> str:
     return out
 
 
-def _clean(schema: Schema, loc: Sequence[int | str]) -> tuple[int | str, ...]:
-    """`loc` without the parts pydantic adds for a union's members (`str`, `list[str]`, a model's name), which are
-    not names a caller wrote."""
+def _locate(schema: Schema, loc: Sequence[int | str]) -> tuple[tuple[int | str, ...], Schema]:
+    """The argument at `loc` as a caller names it, and its JSON schema (nullable and $ref wrappers looked through,
+    {} when unknown). The name leaves out the parts pydantic adds for a union's members (`str`, `list[str]`, a
+    model's name), which are not names a caller wrote."""
     defs = schema.get("$defs", {})
     node: Schema = schema
     kept: list[int | str] = []
@@ -71,20 +72,7 @@ def _clean(schema: Schema, loc: Sequence[int | str]) -> tuple[int | str, ...]:
         elif "properties" in node:  # a key the object does not have (the mistake itself): kept to be named
             kept.append(part)
             node = {}
-    return tuple(kept)
-
-
-def _field(schema: Schema, loc: Sequence[int | str]) -> Schema:
-    """The JSON schema of the argument at `loc` (nullable and $ref wrappers looked through), or {}."""
-    defs = schema.get("$defs", {})
-    node: Schema = schema
-    for part in loc:
-        node = _plain(node, defs)
-        if isinstance(part, int):
-            node = node.get("items", {})
-        else:
-            node = node.get("properties", {}).get(part, {})
-    return _plain(node, defs)
+    return tuple(kept), _plain(node, defs)
 
 
 def _plain(node: Schema, defs: Schema) -> Schema:
@@ -128,9 +116,8 @@ def _example(field: Schema, given: Any = None) -> str | None:
 
 
 def _sentence(err: Mapping[str, Any], schema: Schema) -> str:
-    loc = _clean(schema, tuple(err.get("loc", ())))
+    loc, field = _locate(schema, tuple(err.get("loc", ())))
     name, kind, ctx, given = _name(loc), err.get("type", ""), err.get("ctx") or {}, err.get("input")
-    field = _field(schema, loc)
     described = f" ({field['description']})" if field.get("description") else ""
     if kind == "missing":
         return f"`{name}` is required{described}."
@@ -162,7 +149,7 @@ def _sentence(err: Mapping[str, Any], schema: Schema) -> str:
         word, key = bounds[kind]
         return f"`{name}` is {word} {ctx.get(key)}; got {_shown(given)}."
     if kind == "extra_forbidden":
-        parent = _field(schema, loc[:-1])
+        _, parent = _locate(schema, loc[:-1])
         known = ", ".join(parent.get("properties", {})) or "nothing else"
         return f"`{name}` is not something `{_name(loc[:-1])}` takes; it takes {known}."
     message = str(err.get("msg", "is not valid")).removeprefix("Value error, ").rstrip(".")
