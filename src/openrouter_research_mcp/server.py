@@ -8,7 +8,6 @@ JSON-RPC's -32602 with a readable message, and stdio is served by our own wire (
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from collections.abc import AsyncIterator, Sequence
@@ -40,7 +39,7 @@ from .errors import OpenRouterError
 from .mcp_prompts import compare_answers_text, deep_research_brief_text, pick_model_text
 from .mcp_resources import StateRef, register_resources
 from .mcp_tools import build_tools
-from .tools.arguments import describe_errors, unknown_arguments
+from .tools.arguments import closest, describe_errors, unknown_arguments
 from .tools.state import AppState, open_state
 from .views import SERVER_ICONS, VIEWS
 from .wire import serve_stdio
@@ -110,10 +109,10 @@ class ResearchServer(MCPServer):
         declared = [a.name for a in prompt.arguments or []]
         strangers = [key for key in given if key not in declared]
         if strangers:
-            hints = []
-            for key in strangers:
-                close = difflib.get_close_matches(key, declared, 1)
-                hints.append(f"`{key}`" + (f" (did you mean `{close[0]}`?)" if close else ""))
+            hints = [
+                f"`{key}`" + (f" (did you mean `{close}`?)" if (close := closest(key, declared)) else "")
+                for key in strangers
+            ]
             raise MCPError(
                 code=INVALID_PARAMS,
                 message=f"The prompt `{name}` has no argument {', '.join(hints)}; it takes {', '.join(declared)}.",

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-__all__ = ["describe_errors", "unknown_arguments"]
+__all__ = ["closest", "describe_errors", "unknown_arguments"]
 
 Schema = Mapping[str, Any]
 MAX_LINES = 8
@@ -166,6 +166,12 @@ def describe_errors(tool: str, error: ValidationError, schema: Schema) -> str:
     return "\n".join([head, *(f"- {line}" for line in lines), tail])
 
 
+def closest(name: str, known: Sequence[str]) -> str | None:
+    """The known name `name` is most likely a typo of, if any is close enough."""
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def unknown_arguments(tool: str, given: Iterable[str], schema: Schema) -> str | None:
     """The message for argument names the tool does not have (usually a typo), or None when all are known."""
     known = list(schema.get("properties", {}))
@@ -174,8 +180,8 @@ def unknown_arguments(tool: str, given: Iterable[str], schema: Schema) -> str | 
         return None
     lines = []
     for name in strangers:
-        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
-        lines.append(f"- `{name}` is not an argument of {tool}" + (f"; did you mean `{close[0]}`?" if close else "."))
+        close = closest(name, known)
+        lines.append(f"- `{name}` is not an argument of {tool}" + (f"; did you mean `{close}`?" if close else "."))
     return "\n".join(
         [f"{tool} was called with an argument it does not have:", *lines, f"Its arguments: {', '.join(known)}."]
     )
