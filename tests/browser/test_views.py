@@ -12,7 +12,7 @@ from mcp import Client
 
 from ..e2e.conftest import stdio_params
 from ..fakes.openrouter import FakeOpenRouter
-from ..support import resource_text
+from ..support import resource_text, result_text
 from .conftest import ViewPage, open_view, wire
 
 VIEW = "ui://openrouter-research/{}.html"
@@ -335,3 +335,18 @@ async def test_views_show_hostile_answers_as_text(
             await column.locator("a").click()
             assert await v.host("window.opened") == ["https://example.org/page"]
             assert v.problems == [] and v.requests == []
+
+
+async def test_views_show_a_failed_call_in_words(
+    chromium: str, fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
+    arguments = {"supports": "tools"}
+    async with Client(stdio_params(fake_openrouter, tmp_path / "cache")) as client:
+        result = await client.call_tool("list_models", arguments)
+        assert result.is_error
+        html = await view_html(client, "models")
+        async with open_view(chromium, "models-error", html, wire(result), arguments, caller(client)) as v:
+            error = v.view.locator("#summary .error")
+            await error.wait_for()
+            assert await error.inner_text() == result_text(result)
+            assert v.problems == []

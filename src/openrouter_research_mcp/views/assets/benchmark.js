@@ -64,8 +64,7 @@
     report = data;
     fill("title", "Benchmark ", h("code", {}, data.benchmark_id));
     const totals = data.totals || {};
-    fill("meta", h("span", { class: "badge " + (data.status === "done" ? "ok" : data.status === "running" ? "" : "warn") },
-      data.status), " objective ", h("strong", {}, data.objective), " · ", num(data.calls), " calls · ",
+    fill("meta", App.badge(data.status), " objective ", h("strong", {}, data.objective), " · ", num(data.calls), " calls · ",
       usd(totals.cost_usd), " of ", usd(data.max_cost_usd), " · ", secs(data.wall_time_s),
       (data.warnings || []).map((w) => h("span", { class: "muted" }, " · " + w)));
     fill("tradeoffs", Markdown.inline(data.tradeoffs || "", {}));
@@ -95,9 +94,5 @@
     }
   }
 
-  App.start("benchmark", (data, result) => {
-    if (data) show(data);
-    else if (result && result.isError) fill("tradeoffs", h("span", { class: "error" },
-      (result.content || []).map((c) => c.text || "").join("\n")));
-  });
+  App.start("benchmark", show, "tradeoffs");
 })();

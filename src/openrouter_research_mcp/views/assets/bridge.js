@@ -69,9 +69,13 @@ const App = (() => {
     }
   }
 
-  /* Start the handshake; `onResult(structuredContent, result)` runs for every tool result the host sends. */
-  async function start(name, onResult, onCancelled) {
-    handlers["ui/notifications/tool-result"] = (result) => onResult(result.structuredContent || null, result);
+  /* Start the handshake; `onData(structuredContent)` runs for every tool result the host sends, and a failed call's
+     text is shown in the element `errorIn`. */
+  async function start(name, onData, errorIn, onCancelled) {
+    handlers["ui/notifications/tool-result"] = (result) => {
+      if (result.structuredContent) onData(result.structuredContent);
+      else if (result.isError) fill(errorIn, h("span", { class: "error" }, resultText(result)));
+    };
     handlers["ui/notifications/tool-cancelled"] = (params) => onCancelled && onCancelled(params.reason || "");
     try {
       const answer = await request("ui/initialize", {
@@ -139,11 +143,15 @@ const App = (() => {
   async function callTool(name, args) {
     if (!canCallTools()) throw new Error("This client does not let views call tools.");
     const result = await request("tools/call", { name: name, arguments: args });
-    if (result && result.isError) {
-      const text = (result.content || []).map((c) => c.text || "").join("\n");
-      throw new Error(text || name + " failed");
-    }
+    if (result && result.isError) throw new Error(resultText(result) || name + " failed");
     return result;
+  }
+  function resultText(result) {
+    return (result.content || []).map((c) => c.text || "").join("\n");
+  }
+  /* A run's status as a badge: green when done, plain while running, amber for any early stop. */
+  function badge(status) {
+    return h("span", { class: "badge " + (status === "done" ? "ok" : status === "running" ? "" : "warn") }, status);
   }
   function openLink(url) {
     if (!/^https?:\/\//i.test(url)) return;
@@ -190,7 +198,7 @@ const App = (() => {
     return el;
   }
   return {
-    start, callTool, canCallTools, openLink, poll, keepFocus, h, usd, num, secs, domain, fill,
+    start, callTool, canCallTools, openLink, poll, keepFocus, h, badge, usd, num, secs, domain, fill,
     get input() { return input || {}; },
   };
 })();

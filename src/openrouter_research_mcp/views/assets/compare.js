@@ -69,9 +69,5 @@
     fill("columns", entries.map((e) => column(e, data, maxCost, maxLatency)));
   }
 
-  App.start("compare", (data, result) => {
-    if (data) show(data);
-    else if (result && result.isError) fill("columns", h("p", { class: "error" },
-      (result.content || []).map((c) => c.text || "").join("\n")));
-  });
+  App.start("compare", show, "columns");
 })();

@@ -116,9 +116,5 @@
   for (const id of ["filter", "modality", "capability"]) document.getElementById(id).addEventListener("input", draw);
   document.getElementById("ask-send").addEventListener("click", ask);
   document.getElementById("more").addEventListener("click", more);
-  App.start("models", (data, result) => {
-    if (data) show(data, false);
-    else if (result && result.isError) fill("summary", h("span", { class: "error" },
-      (result.content || []).map((c) => c.text || "").join("\n")));
-  });
+  App.start("models", (data) => show(data, false), "summary");
 })();

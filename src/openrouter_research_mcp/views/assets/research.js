@@ -89,7 +89,7 @@
     const elapsed = run.timings && (run.timings.elapsed_s || run.timings.total_s);
     fill("title", run.question || "Research report");
     fill("meta",
-      h("span", { class: "badge " + (run.status === "done" ? "ok" : run.status === "running" ? "" : "warn") }, run.status),
+      App.badge(run.status),
       " ", usd(run.cost_usd), " of ", usd(run.max_cost_usd),
       elapsed ? " · " + secs(elapsed) : "",
       " · ", num(run.searches || 0), " searches · ", num(run.pages_read || 0), " pages read · ",
@@ -202,9 +202,6 @@
     if (run.status === "running") poll();
   }
 
-  App.start("research", (data, result) => {
-    if (data) show(data);
-    else if (result && result.isError) fill("report", h("p", { class: "error" },
-      (result.content || []).map((c) => c.text || "").join("\n")));
-  }, (reason) => fill("report", h("p", { class: "muted" }, "The research call was cancelled. ", reason)));
+  App.start("research", show, "report",
+    (reason) => fill("report", h("p", { class: "muted" }, "The research call was cancelled. ", reason)));
 })();
