@@ -34,10 +34,10 @@ from tests.fakes.openrouter import FakeOpenRouter  # noqa: E402
 
 from bench.sections import (  # noqa: E402
     benchmark_overhead,
+    citation_check,
     startup_with_saved_runs,
     time_to_initialize,
     tool_definitions,
-    verifier_accuracy,
     view_sizes,
 )
 
@@ -309,8 +309,8 @@ class Bench:
             "≤ 1.3 × critical path",
             ratio <= 1.3,
             f"ratio {ratio:.3f}; per report: {median(pages):.0f} pages read, {median(requests):.0f} upstream requests,"
-            f" {median(tokens):.0f} tokens, ${median(costs):.4f}; {last['verified_by_quote']} of {last['citations']} "
-            "citations verified by quote",
+            f" {median(tokens):.0f} tokens, ${median(costs):.4f}; {last['quotes_found']} of {last['citations']} "
+            "quotes found, " + f"{last['supported']} claims supported",
         )
         self.row("server peak RSS after deep research", rss, "MB", None, "under 150 MB", rss < 150)
         self.fake.latency = 0.0
@@ -440,7 +440,7 @@ def render(rows: list[dict[str, Any]]) -> str:
 
 
 def run_sync_sections(bench: Bench) -> None:
-    verifier_accuracy(bench)
+    citation_check(bench)
     startup_with_saved_runs(bench)
 
 

@@ -288,7 +288,7 @@ async def deep_research_tool(
     searcher_model: Annotated[str | None, Field(description="searches and reads pages")] = None,
     writer_model: Annotated[str | None, Field(description="writes the report")] = None,
     report_length: Annotated[ReportLength, Field(description="~600, ~1,500 or ~4,000 words")] = "standard",
-    verify_with_model: Annotated[bool, Field(description="a model judges citations code cannot")] = True,
+    verify_with_model: Annotated[bool, Field(description="a model judges each cited claim against its page")] = True,
     background: Annotated[bool, Field(description="return a research_id at once; poll get_research")] = False,
     resume: Annotated[str | None, Field(description="research_id of a stopped run to continue")] = None,
     clarify: Annotated[bool, Field(description="ask the user up to 3 questions first")] = False,

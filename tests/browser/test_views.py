@@ -74,7 +74,7 @@ async def test_research_view_every_citation_opens_its_source_card(
             view = v.view
             await view.locator("#report button.cite").first.wait_for()
             body = data["report"].split("\n## Sources")[0]
-            marks = re.findall(r"\[(\d+)(\?)?\]", body)
+            marks = re.findall(r"\[(\d+)([?†])?\]", body)
             assert marks and await view.locator("button.cite").count() == len(marks)
             assert await view.locator("#sources li").count() == len(data["sources"])
             verification = data["verification"]
@@ -88,7 +88,11 @@ async def test_research_view_every_citation_opens_its_source_card(
                 text = await card.inner_text()
                 assert source["title"] in text and source["url"] in text
                 for check in (c for c in data["citations"] if c["n"] == n):
-                    assert check["quote"] in text and check["status"] in text
+                    assert check["quote"] in text and check["reason"] in text
+                    assert ("quote found on the page" in text) is check["quote_found"] or not check["quote_found"]
+                    assert {"supported": "supported", "not_checked": "claim not checked"}.get(
+                        check["support"], ""
+                    ) in text
                 await v.page.keyboard.press("Escape")
                 await card.wait_for(state="hidden")
                 assert await v.frame().evaluate("document.activeElement.dataset.n") == str(n)  # focus came back

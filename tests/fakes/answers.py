@@ -132,7 +132,7 @@ def _content(fake: FakeOpenRouter, body: dict[str, Any], model: str, kind: str) 
         elif name == "judgement":
             value = _judgement(fake, body, schema)
         elif name == "citation_check":
-            value = _citation_check(body)
+            value = _citation_check(fake, body)
         else:
             value = fill(schema)
     elif response_format.get("type") == "json_object":
@@ -156,7 +156,7 @@ def _content(fake: FakeOpenRouter, body: dict[str, Any], model: str, kind: str) 
 
 _SOURCE = re.compile(r'<source n="(\d+)"[^>]*>\n(.*?)\n</source>', re.DOTALL)
 _ITEM = re.compile(r'<claim id="(\d+)">\n(.*?)\n</claim>\n<evidence id="\d+">\n(.*?)\n</evidence>', re.DOTALL)
-_WORD = re.compile(r"[a-z0-9]{4,}")
+_WORD = re.compile(r"[^\W_]{4,}")
 
 
 def _first_sentence(text: str) -> str:
@@ -182,15 +182,44 @@ def _report(fake: FakeOpenRouter, body: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _citation_check(body: dict[str, Any]) -> dict[str, Any]:
-    """A fake verifier: a claim is supported when most of its words are in the evidence, partly when some are."""
+_VERIFY_ITEM = re.compile(
+    r'<claim id="(\d+)">\n(.*?)\n</claim>(?:\n<quote id="\d+">\n.*?\n</quote>)?\n<passage id="\d+">\n(.*?)\n</passage>',
+    re.DOTALL,
+)
+_FIGURE = re.compile(r"\d+(?:[.,]\d+)?")
+
+
+def claim_key(claim: str) -> str:
+    """How the fake verifier looks a claim up in `verdicts`: its words, lower-cased."""
+    return " ".join(re.findall(r"\w+", claim.lower()))
+
+
+def _citation_check(fake: FakeOpenRouter, body: dict[str, Any]) -> dict[str, Any]:
+    """A fake verifier: the test's verdict for a claim it knows (`verdicts`), else supported when nearly all the
+    claim's words and every figure are in the passage, partly when most words are, unsupported otherwise (and always
+    when a figure of the claim is not in the passage)."""
     prompt = last_prompt(body)
     verdicts = []
-    for item_id, claim, evidence in _ITEM.findall(prompt):
-        words = set(_WORD.findall(claim.lower()))
-        found = len(words & set(_WORD.findall(evidence.lower()))) / max(len(words), 1)
-        verdict = "supported" if found >= 0.75 else "partly" if found >= 0.6 else "unsupported"
-        verdicts.append({"id": int(item_id), "verdict": verdict})
+    for item_id, claim, passage in _VERIFY_ITEM.findall(prompt):
+        known = fake.verdicts.get(claim_key(claim))
+        if fake.verifier_says is not None:
+            verdict = fake.verifier_says
+        elif known is not None:
+            verdict = known
+        else:
+            words = set(_WORD.findall(claim.lower()))
+            found = len(words & set(_WORD.findall(passage.lower()))) / max(len(words), 1)
+            figures = set(_FIGURE.findall(claim)) <= set(_FIGURE.findall(passage))
+            verdict = (
+                "unsupported"
+                if not figures
+                else "supported"
+                if found >= 0.75
+                else "partly"
+                if found >= 0.6
+                else ("unsupported")
+            )
+        verdicts.append({"id": int(item_id), "verdict": verdict, "reason": f"The fake verifier finds it {verdict}."})
     return {"verdicts": verdicts}
 
 

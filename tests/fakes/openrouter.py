@@ -25,7 +25,8 @@ it (`{"type":"openrouter:web_search"}` or `"required"`), so tests prove a client
 message, then the search results, and quotes each page read. The deprecated `web` plugin and `:online` search once.
 
 Attributes tests may change at any time: `latency`, `model_latency`, `model_tokens_per_second`, `catalog_body`,
-`models_fail`, `include_cost`, `byok`, `structured_answers`, `text_answers`, `refusals`, `quality`,
+`models_fail`, `include_cost`, `byok`, `structured_answers`, `text_answers`, `refusals`, `quality`, `verdicts`,
+`verifier_says`,
 `reasoning_details_models`, `searches_per_call`, `results_per_search`, `pages`, `data_collecting`,
 `strict_schema_rejecters`, `management_key`; `requests` logs every request, `errors` the fake's own bugs.
 By hand, e.g. for the MCP Inspector: `python -m tests.fakes.openrouter --port 8765 --latency 0.2`.
@@ -82,6 +83,10 @@ class FakeOpenRouter:
         self.text_answers: dict[str, str] = {}  # model id -> the text it answers (non-JSON requests)
         self.refusals: dict[str, str] = {}  # model id -> the refusal it answers instead
         self.quality: dict[str, int] = {}  # model id -> the score (1-10) a judge request gives its answers
+        # A verifier's verdicts: a claim (its words, lower-cased) -> supported, partly, unsupported or cannot_tell;
+        # claims not listed are judged by word overlap. `verifier_says` overrides every verdict (a lying verifier).
+        self.verdicts: dict[str, str] = {}
+        self.verifier_says: str | None = None
         self.reasoning_details_models: set[str] = {"anthropic/claude-sonnet-4"}  # thinking only as reasoning_details
         self.searches_per_call = 1
         self.results_per_search = 3

@@ -82,11 +82,13 @@ async def test_research_full_loop_parallel_reflective_and_cited(fake: FakeOpenRo
     assert len(result.sources) == 12 and [s.n for s in result.sources] == list(range(1, 13))
     assert {s.found_by for s in result.sources} >= {"Sub-question 1?", "What does it cost?"}
     report = result.report or ""
-    assert report.rstrip().endswith("_8 of 8 citations verified against their sources._")  # the fake cites 8
+    v = result.verification
+    assert f"_{v.line()}_" in report and v.line().startswith("8 citations; 8 quotes found on the cited page")
     assert "## Method" in report and "4 web searches and 12 pages read" in report
     assert cited(report) <= {s.n for s in result.sources} and result.removed_citations == 0
-    assert result.verification.verified_by_quote == result.verification.citations == 8
-    assert all(c.status == "verified" and c.quote for c in result.citations)
+    # The fake writer's claims are its pages' own sentences: supported in code, so no verifier call is needed.
+    assert v.quotes_found == v.supported == v.supported_by_code == v.citations == 8 and v.citation_accuracy == 1
+    assert all(c.quote_found and c.support == "supported" and c.shown == f"[{c.n}]" for c in result.citations)
     assert {u.stage for u in result.usage} == {"plan", "search", "reflect", "write"}  # nothing left to verify
     assert 0 < result.cost_usd <= result.max_cost_usd == 0.5
     assert result.plan and (result.plan.breadth, result.plan.depth, result.plan.scaled_because) == (3, 2, [])
@@ -122,7 +124,11 @@ async def test_research_small_budget_scales_the_plan_instead_of_refusing(fake: F
     assert plan is not None and "budget" in plan.scaled_because and plan.worst_case_usd <= 0.03
     assert (plan.breadth, plan.depth, plan.searches, plan.fetches) < (6, 3, 2, 3)
     assert len(searches(fake)) == sum(max(1, plan.breadth // 2**n) for n in range(len(result.sub_questions)))
-    assert result.verification.citations and result.report and result.report.rstrip().endswith("sources._")
+    assert (
+        result.verification.citations
+        and result.report
+        and result.report.rstrip().endswith(f"_{result.verification.line()}_")
+    )
 
 
 async def test_research_budget_stop_keeps_a_verified_partial_report(fake: FakeOpenRouter, state: AppState) -> None:
@@ -136,7 +142,7 @@ async def test_research_budget_stop_keeps_a_verified_partial_report(fake: FakeOp
     assert result.stopped_because == "budget" and result.status == "budget"
     assert 1 <= len(searches(fake)) < 6 and result.report and "## Sources" in result.report
     assert "without a writer model" in result.report  # the writer did not fit: the report was assembled in code
-    assert result.verification.citations > 0 and result.verification.verified_by_quote > 0
+    assert result.verification.citations > 0 and result.verification.quotes_found > 0
 
 
 async def test_research_refuses_a_budget_too_small_to_start(fake: FakeOpenRouter, state: AppState) -> None:

@@ -15,9 +15,8 @@ import asyncio
 import contextlib
 import functools
 import logging
-import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -31,6 +30,7 @@ from ..openrouter.models import ModelInfo
 from ..openrouter.request import WebPlan, provider_body, structured_params, web_params
 from ..openrouter.structured import ask_for_json
 from .ledger import CitationLedger
+from .marks import renumber
 from .planning import (
     MAX_SOURCES_PER_CALL,
     PLAN_MAX_TOKENS,
@@ -295,7 +295,7 @@ class ActiveRun:
                 self.ledger.add(c.url, c.title, c.snippet, sq.question) for c in result.citations[:MAX_SOURCES_PER_CALL]
             ]
             sq.sources = sorted({n for n in numbers if n is not None})
-            sq.finding = _renumber(result.text, numbers)
+            sq.finding = renumber(result.text, numbers)
             sq.status = "done"
         await self.save()
 
@@ -414,21 +414,6 @@ class ActiveRun:
         self.run.timings["total_s"] = round(time.monotonic() - self.started, 3)
         await self.save()
         return self.run
-
-
-_CITED = re.compile(r'\[(\d{1,3})(\s*[:,]?\s*["“][^"”\n]{1,600}["”])?\s*\]')
-
-
-def _renumber(text: str, ledger_numbers: Sequence[int | None]) -> str:
-    """A researcher numbers its own citations [1], [2 "quote"]…; point them at the ledger's numbers instead (a
-    number with no ledger source is dropped, quote and all)."""
-
-    def swap(match: re.Match[str]) -> str:
-        i = int(match.group(1))
-        n = ledger_numbers[i - 1] if 0 < i <= len(ledger_numbers) else None
-        return f"[{n}{match.group(2) or ''}]" if n is not None else ""
-
-    return _CITED.sub(swap, text)
 
 
 def _sub_questions(raw: Any, limit: int) -> list[SubQuestion]:

@@ -6,18 +6,21 @@ it could make, each at its worst (every `max_tokens` used, every search and read
 input), at catalog prices. Its critical path adds optimistic call times along the rounds (planning, then each round
 of researchers in parallel and a reflection, then the writer and the verifier): when even that does not fit, the
 run would only stop early, so the plan shrinks instead. Shrinking goes in an order that keeps what matters most:
-fewer pages read, then fewer rounds, fewer sub-questions, fewer searches, no verifier model, a brief report. Only
+fewer pages read, then fewer rounds, fewer sub-questions, fewer searches, fewer citations judged by the
+verifier model (then none), a brief report. Only
 when the smallest plan does not fit is the run refused, with the budget that would be enough.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
 from ..errors import BudgetExceededError
 from ..openrouter.models import ModelInfo
 from ..openrouter.request import WebPlan
+from .provenance import PASSAGE_CHARS
 from .run import ReportLength, ResearchParams, ResearchPlan
 
 __all__ = [
@@ -25,27 +28,35 @@ __all__ = [
     "PLAN_MAX_TOKENS",
     "REFLECT_MAX_TOKENS",
     "RESEARCH_MAX_TOKENS",
+    "VERIFY_BATCH",
+    "VERIFY_CITATIONS",
+    "VERIFY_ITEM_CHARS",
     "VERIFY_MAX_TOKENS",
     "WRITE_MAX_TOKENS",
     "WRITER_EVIDENCE_CHARS",
     "Shape",
     "choose_plan",
     "research_calls",
+    "verify_calls",
+    "verify_cost",
 ]
 
 PLAN_MAX_TOKENS = 800
 RESEARCH_MAX_TOKENS = 1500  # findings may be long when the pages read are rich
 REFLECT_MAX_TOKENS = 700
 OUTLINE_MAX_TOKENS = 800
-VERIFY_MAX_TOKENS = 1500
+VERIFY_MAX_TOKENS = 1200  # one batch's verdicts, each with a one-line reason
 WRITE_MAX_TOKENS: dict[str, int] = {"brief": 1500, "standard": 3500, "long": 8000}  # ~600, ~1,500, ~4,000 words
 SEARCHES, FETCHES = 2, 3  # what a researcher may do at most: search twice, open three pages
 RESULTS_PER_SEARCH = 5
 MAX_SOURCES_PER_CALL = SEARCHES * RESULTS_PER_SEARCH + FETCHES  # citations kept from one researcher
 WRITER_EVIDENCE_CHARS = 1200  # of each source's evidence, what the writer reads
 MAX_WRITER_SOURCES = 40
-VERIFY_ITEMS = 40  # unverified citations one verifier call judges
-VERIFY_ITEM_CHARS = 2000  # a claim and the evidence passage it is judged against
+VERIFY_BATCH = 10  # citations one verifier call judges (fewer when the model's context is small)
+VERIFY_ITEM_CHARS = PASSAGE_CHARS + 1200  # a claim, its quote, notes and the passage of the page it is judged against
+# Citations the verifier may judge, by report length (a report cites about one source per 40 words); a smaller
+# budget checks fewer, and the rest are shown as not checked.
+VERIFY_CITATIONS: dict[str, int] = {"brief": 24, "standard": 48, "long": 96}
 PROMPT_CHARS = 3500  # instructions and framing around each prompt
 # Optimistic seconds per call, for the critical path: a plan that does not fit even these could only stop early.
 SECONDS = {"plan": 3.0, "reflect": 3.0, "outline": 4.0, "verify": 3.0, "research": 5.0, "search": 2.0, "fetch": 2.0}
@@ -60,7 +71,7 @@ class Shape:
     depth: int
     searches: int = SEARCHES
     fetches: int = FETCHES
-    verify: bool = True
+    checks: int = VERIFY_CITATIONS["standard"]  # citations the verifier judges (0: no verifier)
     length: ReportLength = "standard"
 
 
@@ -102,9 +113,20 @@ def worst_case(shape: Shape, params: ResearchParams, models: Mapping[str, ModelI
     if shape.length == "long":
         total += _cost(writer, chars, OUTLINE_MAX_TOKENS)
     total += _cost(writer, chars, WRITE_MAX_TOKENS[shape.length])
-    if shape.verify:
-        total += _cost(planner, PROMPT_CHARS + VERIFY_ITEMS * VERIFY_ITEM_CHARS, VERIFY_MAX_TOKENS)
+    total += verify_cost(planner, shape.checks)
     return total
+
+
+def verify_calls(checks: int) -> int:
+    return math.ceil(checks / VERIFY_BATCH)
+
+
+def verify_cost(verifier: ModelInfo | None, checks: int) -> float:
+    """The most judging `checks` citations can cost: every batch full, every verdict at its longest."""
+    if checks <= 0:
+        return 0.0
+    batch = min(checks, VERIFY_BATCH)
+    return _cost(verifier, PROMPT_CHARS + batch * VERIFY_ITEM_CHARS, VERIFY_MAX_TOKENS, calls=verify_calls(checks))
 
 
 def critical_path(shape: Shape) -> float:
@@ -112,7 +134,7 @@ def critical_path(shape: Shape) -> float:
     research = SECONDS["research"] + SECONDS["search"] * shape.searches + SECONDS["fetch"] * shape.fetches
     rounds = shape.depth * research + (shape.depth - 1) * SECONDS["reflect"]
     finish = WRITE_SECONDS[shape.length] + (SECONDS["outline"] if shape.length == "long" else 0.0)
-    return SECONDS["plan"] + rounds + finish + (SECONDS["verify"] if shape.verify else 0.0)
+    return SECONDS["plan"] + rounds + finish + (SECONDS["verify"] if shape.checks else 0.0)
 
 
 def _smaller(shape: Shape) -> Iterator[Shape]:
@@ -132,8 +154,11 @@ def _smaller(shape: Shape) -> Iterator[Shape]:
     if shape.fetches > 0:
         shape = replace(shape, fetches=0)
         yield shape
-    if shape.verify:
-        shape = replace(shape, verify=False)
+    while shape.checks > VERIFY_BATCH:
+        shape = replace(shape, checks=max(shape.checks // 2, VERIFY_BATCH))
+        yield shape
+    if shape.checks:
+        shape = replace(shape, checks=0)
         yield shape
     if shape.length != "brief":
         shape = replace(shape, length="brief")
@@ -146,7 +171,8 @@ def choose_plan(
     """The largest plan that fits the budget (`max_cost_usd`, default the run's) and the time; raises
     `BudgetExceededError` naming the smallest budget that would do when not even the smallest plan fits it."""
     budget = params.max_cost_usd if max_cost_usd is None else max_cost_usd
-    shape = Shape(params.breadth, params.depth, verify=params.verify_with_model, length=params.report_length)
+    checks = VERIFY_CITATIONS[params.report_length] if params.verify_with_model else 0
+    shape = Shape(params.breadth, params.depth, checks=checks, length=params.report_length)
     candidates = [shape, *_smaller(shape)]
     costs = [worst_case(candidate, params, models, base) for candidate in candidates]
     # The largest plan that fits both; else (time is a guess, and a time stop still reports) the largest that fits
@@ -164,7 +190,8 @@ def choose_plan(
                     depth=candidate.depth,
                     searches=candidate.searches,
                     fetches=candidate.fetches,
-                    verify_with_model=candidate.verify,
+                    verify_with_model=candidate.checks > 0,
+                    verify_citations=candidate.checks,
                     report_length=candidate.length,
                     scaled_because=reasons,
                     worst_case_usd=round(cost, 6),

@@ -11,7 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..openrouter.completion import Source
 from ..openrouter.pricing import CallTotals, Usage
-from .quotes import CitationCheck, Verification
+from .citations import CitationCheck, Verification
 
 __all__ = [
     "RUN_ID",
@@ -72,6 +72,7 @@ class ResearchPlan(BaseModel):
     searches: int = Field(description="web searches each researcher may run")
     fetches: int = Field(description="pages each researcher may open and read")
     verify_with_model: bool = True
+    verify_citations: int = Field(default=0, description="citations the verifier model may judge")
     report_length: ReportLength = "standard"
     scaled_because: list[str] = Field(default_factory=list, description="budget and/or time, when scaled down")
     worst_case_usd: float = 0.0

@@ -1,37 +1,47 @@
 """The report: an outline for long reports, the writer, and the check of every citation against its source.
 
-The writer cites `[n "quote"]`. Code removes citations of sources the run never found and links to pages it never
-saw, then checks each quote against source n's evidence (`quotes.py`). With `verify_with_model`, one structured
-call to the planner model judges the claims whose quotes were not found: unsupported citations are removed, partly
-supported ones stay marked. When the writer cannot run (time, budget, an outage), the report is assembled in code
-from the researchers' findings, whose own quotes are checked the same way.
+The writer cites `[n "quote"]`. Code removes links to pages the run never saw and reads the marks (`marks.py`),
+then answers two questions per citation (`citations.py`): is the quote on page n (provenance, in code), and does
+page n support the claim (support: the verifier model, in batches; code only where the claim is the page's own
+words). When the writer cannot run (time, budget, an outage), the report is assembled in code from the researchers'
+findings, whose own citations are checked the same way.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from rapidfuzz import fuzz
-
-from ..errors import OpenRouterError, StructuredOutputError
+from ..errors import OpenRouterError
 from ..openrouter.models import ModelInfo
-from ..openrouter.pricing import worst_case_cost
-from ..openrouter.structured import parse_object
+from ..openrouter.pricing import estimate_prompt_tokens, worst_case_cost
+from .citations import (
+    REMOVED_UNKNOWN,
+    REMOVED_UNSUPPORTED,
+    CitationCheck,
+    Mark,
+    Verification,
+    check_provenance,
+    mark_text,
+)
+from .marks import extract, restore
 from .planning import (
     OUTLINE_MAX_TOKENS,
+    VERIFY_BATCH,
     VERIFY_ITEM_CHARS,
-    VERIFY_ITEMS,
     VERIFY_MAX_TOKENS,
     WRITE_MAX_TOKENS,
     research_calls,
+    verify_cost,
     writer_chars,
 )
-from .prompts import VERIFY_SCHEMA, outline_messages, verify_messages, write_messages
-from .quotes import CitationCheck, Mark, Verification, check_quotes, extract_marks, normalise, render_marks
+from .prompts import VERIFY_SCHEMA, outline_messages, verify_item, verify_messages, write_messages
+from .provenance import Page
 from .run import ResearchRun, Stop, SubQuestion
+from .support import batch_size_for, check_verdicts, support_in_code, verify_claims
 from .verify import source_list, verify_citations
 
 if TYPE_CHECKING:
@@ -52,8 +62,6 @@ def finish_hold(run: ResearchRun, models: Mapping[str, ModelInfo | None]) -> flo
     calls: list[tuple[str, int, int]] = [(p.writer_model, chars, WRITE_MAX_TOKENS[plan.report_length])]
     if plan.report_length == "long":
         calls.append((p.writer_model, chars, OUTLINE_MAX_TOKENS))
-    if plan.verify_with_model:
-        calls.append((p.planner_model, VERIFY_ITEMS * VERIFY_ITEM_CHARS, VERIFY_MAX_TOKENS))
     total = 0.0
     for model, prompt_chars, tokens in calls:
         info = models.get(model)
@@ -61,7 +69,8 @@ def finish_hold(run: ResearchRun, models: Mapping[str, ModelInfo | None]) -> flo
         if cost is None:
             return None
         total += cost
-    return total
+    checking = verify_cost(models.get(p.planner_model), plan.verify_citations)
+    return None if checking == float("inf") else total + checking
 
 
 def _assembled(question: str, done: Sequence[SubQuestion], open_questions: Sequence[str]) -> str:
@@ -76,62 +85,65 @@ def _assembled(question: str, done: Sequence[SubQuestion], open_questions: Seque
     return "\n".join(lines)
 
 
-def _passage(claim: str, evidence: str) -> str:
-    """The part of `evidence` nearest to `claim`, as long as a verifier item allows."""
-    if len(evidence) <= VERIFY_ITEM_CHARS:
-        return evidence
-    alignment = fuzz.partial_ratio_alignment(normalise(claim), evidence.lower())
-    centre = (alignment.dest_start + alignment.dest_end) // 2 if alignment is not None else 0
-    start = max(centre - VERIFY_ITEM_CHARS // 2, 0)
-    return evidence[start : start + VERIFY_ITEM_CHARS]
+def _pages(active: ActiveRun) -> dict[int, Page]:
+    """Every source's evidence (what the researchers saw of it), ready to be searched for quotes."""
+    return {e.n: Page.of(active.ledger.evidence_for(e.n) or e.snippet) for e in active.ledger.entries}
 
 
-def _verdicts(text: str, model: str) -> dict[str, Any]:
-    data = parse_object(text, ["verdicts"], model)
-    if not isinstance(data["verdicts"], list):
-        raise StructuredOutputError(f"`{model}` returned verdicts that are not a list.", model=model)
-    return data
+def _checked(active: ActiveRun, text: str) -> tuple[str, list[Mark], dict[int, Page], int]:
+    """The report with links to unseen pages removed and citations as placeholders, its citations with their
+    provenance checked, the pages, and how many links were removed."""
+    placeholders, cited = extract(text)
+    placeholders, removed_links = verify_citations(placeholders, active.ledger)
+    marks = [Mark.of(c) for c in cited]
+    pages = _pages(active)
+    check_provenance(marks, pages)
+    support_in_code(marks, pages)
+    return placeholders, marks, pages, removed_links
+
+
+def _judge(active: ActiveRun) -> Any:
+    model = active.run.params.planner_model
+
+    async def judge(batch: Sequence[Mark]) -> dict[str, Any]:
+        items = []
+        for mark in batch:
+            notes = []
+            if mark.quote and not mark.quote_found:
+                notes.append(f"The writer's quote was not found on this page ({mark.reason}).")
+            if mark.missing_numbers:
+                figures = ", ".join(mark.missing_numbers)
+                notes.append(f"The passage does not contain these figures of the claim: {figures}.")
+            items.append(verify_item(mark.index, mark.claim, mark.quote, mark.passage, notes))
+        return await active.structured(
+            "verify",
+            model,
+            verify_messages(items),
+            VERIFY_MAX_TOKENS,
+            "citation_check",
+            VERIFY_SCHEMA,
+            check_verdicts([m.index for m in batch]),
+        )
+
+    return judge
 
 
 async def _verify_with_model(active: ActiveRun, marks: list[Mark]) -> None:
-    """Ask the planner model about the citations whose quotes were not found: supported ones become verified,
-    unsupported ones are removed, partly supported ones stay unverified (marked)."""
-    known = {e.n for e in active.ledger.entries}
-    doubtful = [m for m in marks if m.status == "unverified" and m.n in known][:VERIFY_ITEMS]
-    if not doubtful:
+    """Every cited claim not already decided goes to the verifier, in batches that fit its context."""
+    plan, model = active.plan, active.run.params.planner_model
+    info = active.models.get(model)
+    item_tokens = estimate_prompt_tokens(VERIFY_ITEM_CHARS)
+    size = batch_size_for(info.context_length if info else 0, VERIFY_MAX_TOKENS, item_tokens, VERIFY_BATCH)
+    waiting = sum(m.support == "not_checked" and m.provenance not in ("unknown_source", "unreadable") for m in marks)
+    if not waiting:
         return
-    items = [(m.index, m.claim, _passage(m.claim, active.ledger.evidence_for(m.n))) for m in doubtful]
-    model = active.run.params.planner_model
-    await active.say(f"verifying {len(items)} citation(s) with {model}")
-    try:
-        data = await active.structured(
-            "verify", model, verify_messages(items), VERIFY_MAX_TOKENS, "citation_check", VERIFY_SCHEMA, _verdicts
-        )
-    except (OpenRouterError, Stop) as exc:
-        log.warning("the verifier model could not judge the citations (%s); they stay marked", exc)
-        return
-    by_index = {m.index: m for m in doubtful}
-    for verdict in data["verdicts"]:
-        if not isinstance(verdict, dict):
-            continue
-        index = verdict.get("id")
-        mark = by_index.get(index) if isinstance(index, int) else None
-        if mark is None:
-            continue
-        if verdict.get("verdict") == "supported":
-            mark.status, mark.method = "verified", "model"
-        elif verdict.get("verdict") == "unsupported":
-            mark.status, mark.method = "removed", "model"
-
-
-def _checked(active: ActiveRun, text: str) -> tuple[str, list[Mark], int]:
-    """The report with citations as placeholders, its citations checked by quote, and how many links to pages the
-    run never saw were removed."""
-    placeholders, marks = extract_marks(text)
-    checked, removed_links = verify_citations(placeholders, active.ledger)
-    evidence = {e.n: active.ledger.evidence_for(e.n) or e.snippet for e in active.ledger.entries}
-    check_quotes(marks, evidence, active.ledger.numbers())
-    return checked, marks, removed_links
+    await active.say(f"checking {min(waiting, plan.verify_citations)} cited claim(s) with {model}")
+    notes = await verify_claims(
+        marks, _judge(active), limit=plan.verify_citations, batch_size=size, concurrency=active.engine.concurrency
+    )
+    for note in notes:
+        if note not in active.run.warnings:
+            active.run.warnings.append(note)
 
 
 def _method(active: ActiveRun) -> str:
@@ -152,23 +164,60 @@ def _method(active: ActiveRun) -> str:
     return "\n".join(lines)
 
 
+def render_marks(text: str, marks: Sequence[Mark]) -> str:
+    """The reader's text: each citation as its mark (see `citations.py`); a claim left with no citation at all by a
+    removed one says so."""
+    by_index = {m.index: m for m in marks}
+    removed_as: dict[int, str] = {}
+
+    def show(index: int) -> str:
+        mark = by_index[index]
+        shown = mark_text(mark)
+        if shown:
+            return shown
+        removed_as[index] = REMOVED_UNKNOWN if mark.provenance == "unknown_source" else REMOVED_UNSUPPORTED
+        return f"\x01{index}\x01"
+
+    out = restore(text, show)
+
+    def removed(match: re.Match[str]) -> str:
+        beside = out[: match.start()].endswith(("]", "\x01")) or _next_is_mark(out[match.end() :])
+        if beside:
+            return ""
+        note = removed_as[int(match.group(1))]
+        return ("" if out[: match.start()].endswith((" ", "\n")) else " ") + note
+
+    out = re.sub("\x01(\\d+)\x01", removed, out)
+    return re.sub(r"[ \t]+([.,;:])", r"\1", out)
+
+
+def _next_is_mark(rest: str) -> bool:
+    return re.match(r"\s*\[\d", rest) is not None
+
+
 def _publish(active: ActiveRun, checked: str, marks: list[Mark], removed_links: int) -> None:
     run = active.run
     body = render_marks(checked, marks)
     run.citations = [CitationCheck.of(m) for m in marks]
-    run.verification = Verification.of(marks)
+    run.verification = Verification.of(marks, len(active.ledger), run.params.planner_model)
     run.removed_citations = removed_links + run.verification.removed
     run.sources = list(active.ledger.entries)
     run.evidence = dict(active.ledger.evidence)
-    run.report = (
-        f"{body.rstrip()}\n\n{_method(active)}\n\n{source_list(active.ledger)}\n\n_{run.verification.line()}_\n"
-    )
+    if run.verification.uncited:
+        warning = run.verification.line()
+        if warning not in run.warnings:
+            run.warnings.append(warning)
+    legend = run.verification.legend(marks)
+    closing = (f"_{legend}_\n\n" if legend else "") + f"_{run.verification.line()}_"  # the line says what was proven
+    run.report = f"{body.rstrip()}\n\n{_method(active)}\n\n{source_list(active.ledger)}\n\n{closing}\n"
 
 
 def keep_partial_report(active: ActiveRun) -> None:
     """A report assembled in code from the findings so far (no model call), for runs that end abruptly."""
     run = active.run
-    checked, marks, removed = _checked(active, _assembled(run.params.question, active.done(), run.open_questions))
+    checked, marks, _pages, removed = _checked(
+        active, _assembled(run.params.question, active.done(), run.open_questions)
+    )
     _publish(active, checked, marks, removed)
 
 
@@ -207,8 +256,8 @@ async def write_report(active: ActiveRun) -> None:
     run.timings["write_s"] = round(time.monotonic() - t, 3)
     if not text.strip():
         text = _assembled(p.question, done, run.open_questions)
-    checked, marks, removed = _checked(active, text)
-    if plan.verify_with_model:
+    checked, marks, _pages, removed = _checked(active, text)
+    if plan.verify_citations:
         t = time.monotonic()
         await _verify_with_model(active, marks)
         run.timings["verify_s"] = round(time.monotonic() - t, 3)

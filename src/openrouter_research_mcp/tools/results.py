@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from ..openrouter.completion import Attempt, Source
 from ..openrouter.models import ModelInfo
 from ..openrouter.pricing import Usage
-from ..research.quotes import CitationCheck, Verification
+from ..research.citations import CitationCheck, Verification
 from ..research.run import ResearchPlan, SpendLine
 
 __all__ = [

@@ -1,5 +1,5 @@
 /* Markdown to DOM nodes, never through innerHTML: headings, paragraphs, lists, quotes, code, tables, emphasis,
-   http(s) links (opened through the host), and research citations [n] / [n?] handed to `cite(n, doubtful)`. */
+   http(s) links (opened through the host), and research citations [n] / [n?] / [n†] handed to `cite(n, mark)` (mark: "", "?" or "†"). */
 const Markdown = (() => {
   const h = App.h;
   const URL_PART = "https?:\\/\\/(?:[^()\\s<>]|\\([^()\\s]*\\))+";  // one level of balanced parentheses
@@ -9,7 +9,7 @@ const Markdown = (() => {
       "\\*\\*(.+?)\\*\\*",
       "\\[citation removed[^\\]]*\\]",
       "\\[([^\\]]+)\\]\\(<?(" + URL_PART + ")>?\\)",
-      "\\[(\\d+)(\\?)?\\]",
+      "\\[(\\d+)([?\u2020])?\\]",
       "<(https?:\\/\\/[^>\\s]+)>",
       "\\*([^*\\s][^*]*?)\\*",
       "\\b_([^_\\s][^_]*?)_\\b",
@@ -32,7 +32,7 @@ const Markdown = (() => {
       else if (m[2] !== undefined) out.push(h("strong", {}, inline(m[2], opts)));
       else if (m[0].startsWith("[citation removed")) out.push(h("span", { class: "removed", text: m[0] }));
       else if (m[3] !== undefined) out.push(link(m[4], inline(m[3], opts)));
-      else if (m[5] !== undefined) out.push(opts.cite ? opts.cite(Number(m[5]), m[6] === "?") : m[0]);
+      else if (m[5] !== undefined) out.push(opts.cite ? opts.cite(Number(m[5]), m[6] || "") : m[0]);
       else if (m[7] !== undefined) out.push(link(m[7], m[7]));
       else if (m[8] !== undefined) out.push(h("em", {}, inline(m[8], opts)));
       else if (m[9] !== undefined) out.push(h("em", {}, inline(m[9], opts)));

@@ -7,13 +7,24 @@
   let polling = null;
   const drawn = {};  // what each section was last drawn from: a refresh redraws only what changed
 
-  const HOW = {
-    "verified/quote": "verified: the quote was found on the page",
-    "verified/model": "verified by the checking model",
-    "unverified/none": "unverified: the quote was not found on the page; treat with care",
-    "unverified/model": "partly supported, according to the checking model",
-    "removed/none": "removed: the source is not one the run read",
-    "removed/model": "removed: the checking model found the page does not support it",
+  // What was proven about a citation: the support verdict (and who judged it), then whether the quote is on the page.
+  const VERDICT = {
+    supported: ["ok", "supported"],
+    partly: ["warn", "partly supported"],
+    cannot_tell: ["warn", "unclear"],
+    unsupported: ["bad", "unsupported: removed"],
+    not_checked: ["warn", "claim not checked"],
+  };
+  const BY = { model: "judged by the verifier model", code: "decided in code", none: "" };
+  const PROVENANCE = {
+    found: "quote found on the page",
+    variant: "quote found on the page (spelling differs)",
+    not_found: "quote not found on the page",
+    too_short: "quote too short to locate",
+    no_quote: "no quote given",
+    elsewhere: "quote is from another source",
+    unknown_source: "not a source of this report: removed",
+    unreadable: "the citation could not be read",
   };
 
   function source(n) {
@@ -34,14 +45,19 @@
         onclick: (event) => { event.preventDefault(); App.openLink(s.url); },
       }, s.url)) : null,
       checks.length
-        ? checks.map((c) => h("div", { class: "check" },
-            h("blockquote", {}, c.quote ? "“" + c.quote + "”" : "(no quote given)"),
-            h("p", { class: "small" },
-              h("span", { class: "badge " + (c.status === "verified" ? "ok" : c.status === "removed" ? "bad" : "warn") },
-                c.status),
-              " ", HOW[c.status + "/" + c.method] || c.status,
-              c.method === "quote" && c.score ? " (match " + Math.round(c.score) + "/100)" : ""),
-            c.claim ? h("p", { class: "muted small" }, "Backs: ", c.claim) : null))
+        ? checks.map((c) => {
+            const [tone, verdict] = c.provenance === "unknown_source" ? ["bad", "removed"] : VERDICT[c.support] || ["warn", c.support];
+            return h("div", { class: "check" },
+              h("blockquote", {}, c.quote ? "\u201c" + c.quote + "\u201d" : "(no quote given)"),
+              h("p", { class: "small" },
+                h("span", { class: "badge " + tone }, verdict),
+                BY[c.checked_by] ? " " + BY[c.checked_by] : "",
+                " \u00b7 ",
+                h("span", { class: "badge " + (c.quote_found ? "ok" : "warn") }, PROVENANCE[c.provenance] || c.provenance),
+                c.elsewhere ? " (source " + c.elsewhere + ")" : ""),
+              c.reason ? h("p", { class: "small reason" }, "Why: ", c.reason) : null,
+              c.claim ? h("p", { class: "muted small" }, "Backs: ", c.claim) : null);
+          })
         : h("p", { class: "muted small" }, "No quoted citation of this source in the report."),
       s && s.snippet ? h("p", { class: "muted small" }, "From the page: ", s.snippet) : null,
       s && s.found_by ? h("p", { class: "muted small" }, "Found while researching: ", s.found_by) : null);
@@ -67,16 +83,17 @@
     if (event.key === "Escape") closeCard();
   });
 
-  function cite(n, doubtful) {
+  function cite(n, mark) {
     const s = source(n);
-    const label = "Source " + n + (doubtful ? " (unverified)" : "") + (s ? ": " + (s.title || domain(s.url)) : "");
+    const what = mark === "?" ? " (partly supported, unclear or not checked)" : mark === "\u2020" ? " (quote found; claim not checked)" : "";
+    const label = "Source " + n + what + (s ? ": " + (s.title || domain(s.url)) : "");
     const button = h("button", {
-      class: "cite" + (doubtful ? " doubtful" : ""),
+      class: "cite" + (mark === "?" ? " doubtful" : mark ? " unchecked" : ""),
       "data-n": n,
       "aria-label": label,
       title: label,
       onclick: () => openCard(n, button),
-    }, doubtful ? n + "?" : String(n));
+    }, n + (mark || ""));
     return button;
   }
 
@@ -96,13 +113,20 @@
       num((run.sources || []).length), " sources",
       run.stopped_because && run.stopped_because !== "done" ? " · stopped: " + run.stopped_because : "");
     const v = run.verification || {};
-    fill("verification", v.citations
-      ? [h("strong", {}, num(v.citations) + " citations checked: "),
-         h("span", { class: "badge ok" }, num(v.verified_by_quote) + " by quote"), " ",
-         h("span", { class: "badge ok" }, num(v.verified_by_model) + " by model"), " ",
-         h("span", { class: "badge warn" }, num(v.unverified) + " unverified"), " ",
-         h("span", { class: "badge bad" }, num(v.removed) + " removed")]
-      : []);
+    const parts = [];
+    if (v.citations) {
+      parts.push(h("strong", {}, num(v.citations) + " citations checked: "),
+        h("span", { class: "badge ok" }, num(v.supported) + " supported"), " ",
+        v.partly + v.cannot_tell ? h("span", { class: "badge warn" }, num(v.partly + v.cannot_tell) + " partly or unclear") : null, " ",
+        v.not_checked ? h("span", { class: "badge warn" }, num(v.not_checked) + " not checked") : null, " ",
+        v.removed ? h("span", { class: "badge bad" }, num(v.removed) + " removed") : null, " ",
+        h("span", { class: "muted" }, num(v.quotes_found) + " quotes found on their pages"),
+        v.citation_accuracy != null ? h("span", { class: "muted" }, " \u00b7 citation accuracy " + Math.round(v.citation_accuracy * 100) + " %") : null,
+        v.checked_by_model ? null : h("span", { class: "muted" }, " \u00b7 no claim was checked by a model"));
+    } else if (v.sources) {
+      parts.push(h("span", { class: "badge warn" }, "the writer cited none of the " + num(v.sources) + " sources"));
+    }
+    fill("verification", parts);
   }
 
   function renderSources() {
@@ -123,7 +147,7 @@
       h("td", { class: "num" }, usd(u.cost_usd))));
     fill("plan",
       p ? h("p", {}, "Breadth ", p.breadth, ", depth ", p.depth, ", ", p.searches, " searches and ", p.fetches,
-        " pages per researcher; ", p.report_length, " report", p.verify_with_model ? ", checked by a model" : "",
+        " pages per researcher; ", p.report_length, " report", p.verify_citations ? ", up to " + num(p.verify_citations) + " cited claims judged by a verifier model" : ", claims not judged by a model",
         ". Worst case ", usd(p.worst_case_usd), ".",
         (p.scaled_because || []).length ? " Scaled down for " + p.scaled_because.join(" and ") + "." : "") : null,
       rows.length ? h("div", { class: "scroll" }, h("table", {},
