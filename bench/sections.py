@@ -139,7 +139,7 @@ def raw_marks_left() -> tuple[int, int]:
     for case in cases:
         text, cited = extract(case.text)
         marks = [Mark(index=c.index, n=c.n, quote=c.quote, claim=c.claim, provenance="found") for c in cited]
-        shown = render_marks(text, marks)
+        shown = re.sub(r"`[^`]*`", "", render_marks(text, marks))  # code shows a mark literally, as code
         raw += len(re.findall(r"[\[【［]\s*\d+\s*[:,]?\s*[\"“„«»「『‘']", shown))
     return raw, len(cases)
 

@@ -12,6 +12,7 @@ __all__ = [
     "DEFAULT_APP_TITLE",
     "DEFAULT_APP_URL",
     "DEFAULT_BASE_URL",
+    "DEFAULT_JOB_LEASE_S",
     "DEFAULT_CONNECT_TIMEOUT",
     "DEFAULT_MAX_RETRIES",
     "DEFAULT_MODEL",
@@ -55,4 +56,7 @@ DEFAULT_COMPARE_MAX_COST_USD = 0.50
 JUDGE_MAX_TOKENS = 1500
 PROGRESS_INTERVAL = 1.0  # seconds between streamed-text progress notifications
 DEFAULT_RESEARCH_MAX_COST_USD = 0.50
-# OpenRouter's web plugin bills per search (about $0.02 for 5 results); used when the catalog lists no price.
+
+# Jobs: a running job's lease lasts this long without renewal (its holder renews it twice a second), so a job whose
+# server died reads as interrupted, and may be resumed elsewhere, at most this long after.
+DEFAULT_JOB_LEASE_S = 15.0

@@ -20,6 +20,7 @@ from ._constants import (
     DEFAULT_APP_TITLE,
     DEFAULT_APP_URL,
     DEFAULT_BASE_URL,
+    DEFAULT_JOB_LEASE_S,
     DEFAULT_MAX_RETRIES,
     DEFAULT_MODEL,
     DEFAULT_MODELS_TTL,
@@ -104,6 +105,7 @@ class Settings(BaseSettings):
     max_attachment_mb: Annotated[float, Field(gt=0, le=100)] = 20.0
     file_roots: Annotated[tuple[Path, ...], NoDecode] = ()
     benchmark_concurrency: Annotated[int, Field(ge=1, le=16)] = 4
+    job_lease_s: Annotated[float, Field(ge=1, le=600)] = DEFAULT_JOB_LEASE_S
     provider_sort: ProviderSort | None = None
     data_collection: Literal["allow", "deny"] | None = None
     zdr: bool = False

@@ -34,7 +34,8 @@ async def run_doctor(settings: Settings) -> tuple[str, bool]:
     routing = provider_body(settings)
     lines.append(f"routing         {json.dumps(routing) if routing else '(OpenRouter defaults)'}")
     lines.append(f"cache           {settings.cache_dir} (TTL {settings.models_ttl:g} s)")
-    async with open_state(settings) as state:
+    async with open_state(settings) as shared:
+        state = shared.for_caller(shared.caller())
         started = time.monotonic()
         try:
             snap = await state.catalog.get()
@@ -60,7 +61,7 @@ async def run_doctor(settings: Settings) -> tuple[str, bool]:
             lines.append(f"API key         MISSING: {AuthError.missing().message}")
         else:
             try:
-                info = await account_info(state.client)
+                info = await account_info(state.get_json)
                 lines.append("API key         present and valid")
                 lines.append(f"  usage         {_usd(info.get('usage'))} total, {_usd(info.get('usage_daily'))} today")
                 if info.get("byok_usage"):

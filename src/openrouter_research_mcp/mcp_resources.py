@@ -1,7 +1,8 @@
-"""The MCP resources: the catalog, this session's usage, the account, and saved research runs and benchmarks.
+"""The MCP resources: the catalog, the caller's usage and account, and the caller's research runs and benchmarks.
 
-Each reader fetches the shared state through a `StateRef` (resources have no `Context`), renders, and turns
-anticipated failures into resource errors whose text is meant for people: an unknown id is "not found" (-32602).
+Each reader gets its caller from the request (`callers.py`; static resources have no `Context`), renders, and turns
+anticipated failures into resource errors whose text is meant for people: an unknown id, or another caller's, is
+"not found" (-32602).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from mcp.server.mcpserver import MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ResourceNotFoundError
 
+from .callers import call_state
 from .errors import NotFoundError, OpenRouterError
 from .openrouter.account import account_info
 from .tools.benchmark import benchmark_resource
@@ -25,20 +27,8 @@ from .tools.render import (
     render_usage,
 )
 from .tools.research import research_report
-from .tools.state import AppState
 
-__all__ = ["StateRef", "register_resources"]
-
-
-class StateRef:
-    """Lets handlers without a `Context` (static resources, completion) reach the lifespan state."""
-
-    state: AppState | None = None
-
-    def get(self) -> AppState:
-        if self.state is None:  # pragma: no cover - only before the lifespan has started
-            raise ResourceError("The server is still starting; try again in a moment.")
-        return self.state
+__all__ = ["register_resources"]
 
 
 @contextmanager
@@ -51,15 +41,15 @@ def _resource_errors() -> Iterator[None]:
         raise ResourceError(exc.message) from None
 
 
-def _benchmark_reader(ref: StateRef, kind: str) -> Any:
+def _benchmark_reader(kind: str) -> Any:
     async def read(benchmark_id: str) -> str:
         with _resource_errors():
-            return await benchmark_resource(ref.get(), benchmark_id, kind)
+            return await benchmark_resource(call_state(), benchmark_id, kind)
 
     return read
 
 
-def register_resources(mcp: MCPServer, ref: StateRef) -> None:
+def register_resources(mcp: MCPServer) -> None:
     """Register every resource on `mcp`."""
 
     @mcp.resource(
@@ -71,7 +61,7 @@ def register_resources(mcp: MCPServer, ref: StateRef) -> None:
     )
     async def models_index() -> str:
         with _resource_errors():
-            return render_models_index(await ref.get().catalog.get())
+            return render_models_index(await call_state().catalog.get())
 
     @mcp.resource(
         "openrouter://models/{+model_id}",
@@ -82,17 +72,17 @@ def register_resources(mcp: MCPServer, ref: StateRef) -> None:
     )
     async def model_detail(model_id: str) -> str:
         with _resource_errors():
-            return render_model_detail(await ref.get().catalog.lookup(model_id))
+            return render_model_detail(await call_state().catalog.lookup(model_id))
 
     @mcp.resource(
         "openrouter://usage",
         name="usage",
         title="Session usage",
         mime_type="application/json",
-        description="This session's calls, tokens and USD cost, by model.",
+        description="Your calls, tokens and USD cost this session, by model.",
     )
     def usage() -> str:
-        return render_usage(ref.get().usage)
+        return render_usage(call_state().caller.usage)
 
     @mcp.resource(
         "openrouter://account",
@@ -103,7 +93,7 @@ def register_resources(mcp: MCPServer, ref: StateRef) -> None:
     )
     async def account() -> str:
         with _resource_errors():
-            return render_account(await account_info(ref.get().client))
+            return render_account(await account_info(call_state().get_json))
 
     @mcp.resource(
         "research://reports",
@@ -113,7 +103,10 @@ def register_resources(mcp: MCPServer, ref: StateRef) -> None:
         description="Every saved research run: id, question, status, cost.",
     )
     async def research_reports() -> str:
-        return render_research_index(await ref.get().research.list())
+        state = call_state()
+        await state.shared.ready()
+        runs, _total = await state.shared.research.list(state.owner)
+        return render_research_index(runs)
 
     @mcp.resource(
         "research://reports/{research_id}",
@@ -124,7 +117,7 @@ def register_resources(mcp: MCPServer, ref: StateRef) -> None:
     )
     async def research_report_resource(research_id: str) -> str:
         with _resource_errors():
-            return await research_report(ref.get(), research_id)
+            return await research_report(call_state(), research_id)
 
     @mcp.resource(
         "benchmark://reports",
@@ -134,7 +127,10 @@ def register_resources(mcp: MCPServer, ref: StateRef) -> None:
         description="Every benchmark: id, status, models, objective, ranking, cost.",
     )
     async def benchmark_reports() -> str:
-        return render_benchmark_index(await ref.get().benchmarks.list())
+        state = call_state()
+        await state.shared.ready()
+        reports, _total = await state.shared.benchmarks.list(state.owner)
+        return render_benchmark_index(reports)
 
     # The suffixed forms first: `{benchmark_id}` alone would also match `<id>.csv`.
     for suffix, mime, what in (
@@ -148,7 +144,7 @@ def register_resources(mcp: MCPServer, ref: StateRef) -> None:
             title=f"Benchmark {suffix.upper()}",
             mime_type=mime,
             description=f"A benchmark's {what}.",
-        )(_benchmark_reader(ref, suffix))
+        )(_benchmark_reader(suffix))
 
     @mcp.resource(
         "benchmark://reports/{benchmark_id}",
@@ -159,4 +155,4 @@ def register_resources(mcp: MCPServer, ref: StateRef) -> None:
     )
     async def benchmark_report(benchmark_id: str) -> str:
         with _resource_errors():
-            return await benchmark_resource(ref.get(), benchmark_id, "md")
+            return await benchmark_resource(call_state(), benchmark_id, "md")

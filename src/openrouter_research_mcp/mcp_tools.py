@@ -8,7 +8,7 @@ renders the result (`_meta.ui.resourceUri`).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Annotated, Any
 
@@ -20,31 +20,22 @@ from mcp.server.mcpserver.tools import Tool
 from mcp.types import CallToolResult, ResourceLink, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from ._constants import DEFAULT_COMPARE_MAX_COST_USD, DEFAULT_COMPARE_MAX_TOKENS
 from ._schema import compact_schema
 from ._util import Progress
+from .benchmark.report import BenchmarkInput, BenchmarkReport, BenchmarkResult
+from .callers import call_state
 from .errors import OpenRouterError
-from .openrouter.models import Capability, ReasoningEffort, SortKey
-from .openrouter.request import ProviderPrefs
-from .research.run import ReportLength
-from .tools.ask import ask
-from .tools.benchmark import benchmark_models, get_benchmark, render_benchmark
-from .tools.benchmark_report import BenchmarkReport, BenchmarkResult, Objective
-from .tools.compare import compare_models
-from .tools.models import list_models, search_query
+from .research.run import ResearchInput
+from .tools.ask import AskInput, ask
+from .tools.benchmark import benchmark_models, cancel_benchmark, get_benchmark, render_benchmark
+from .tools.compare import CompareInput, compare_models
+from .tools.models import ListModelsInput, list_models, search_query
 from .tools.render import error_text, render_ask, render_compare, render_models, render_research
 from .tools.research import Clarification, cancel_research, deep_research, get_research
 from .tools.results import AskResult, CompareResult, ModelsPage, ResearchResult
-from .tools.state import AppState
 from .views import TOOL_VIEWS, tool_icons
 
-__all__ = ["build_tools"]
-
-
-def _state(ctx: Context) -> AppState:
-    state = ctx.request_context.lifespan_context
-    assert isinstance(state, AppState)
-    return state
+__all__ = ["build_tools", "handler"]
 
 
 def _progress(ctx: Context) -> Progress:
@@ -125,134 +116,52 @@ def _benchmark(report: BenchmarkReport, ctx: Context) -> CallToolResult:
     return _result(result, render_benchmark(report), links)
 
 
-Prompt = Annotated[str, Field(min_length=1, description="the question or task")]
-ModelId = Annotated[str, Field(description="an OpenRouter model id such as openai/gpt-4o-mini (see list_models)")]
-System = Annotated[str | None, Field(description="optional system prompt")]
-Temperature = Annotated[float | None, Field(ge=0, le=2, description="sampling temperature")]
-Provider = Annotated[ProviderPrefs | None, Field(description="routing and privacy")]
-Files = Annotated[
-    list[str] | None,
-    Field(max_length=10, description="paths, http(s) or data: URIs: images, PDFs, wav/mp3"),
-]
+def handler(
+    name: str,
+    model: type[BaseModel],
+    run: Callable[..., Awaitable[CallToolResult]],
+    result: type[BaseModel],
+    doc: str,
+    extra: Sequence[inspect.Parameter] = (),
+) -> Callable[..., Awaitable[CallToolResult]]:
+    """A tool handler whose parameters are `model`'s fields (their types, defaults, bounds and descriptions: the
+    input model is their one declaration), plus the `Context` and any `extra` (resolved) parameters. It validates the
+    arguments into `model` and calls `run(ctx, args, **extra)`."""
+    extras = [p.name for p in extra]
 
+    async def fn(ctx: Context, **kwargs: Any) -> CallToolResult:
+        resolved = {name: kwargs.pop(name) for name in extras}
+        with _tool_errors():
+            return await run(ctx, model.model_validate(kwargs), **resolved)
 
-async def ask_tool(
-    prompt: Prompt,
-    ctx: Context,
-    model: Annotated[str | None, Field(description="default OPENROUTER_DEFAULT_MODEL")] = None,
-    system: System = None,
-    fallback_models: Annotated[
-        list[str] | None,
-        Field(max_length=8, description="tried in order if the model fails"),
-    ] = None,
-    temperature: Temperature = None,
-    max_tokens: Annotated[int | None, Field(ge=1, le=200_000, description="cap on answer tokens")] = None,
-    reasoning_effort: Annotated[
-        ReasoningEffort | None, Field(description="thinking effort for reasoning models")
-    ] = None,
-    web_search: Annotated[bool, Field(description="search the web and cite sources (about $0.007 a search)")] = False,
-    urls: Annotated[list[str] | None, Field(max_length=5, description="pages the model reads and answers from")] = None,
-    domains: Annotated[
-        list[str] | None, Field(max_length=10, description='search only these; prefix - to exclude: ["-x.com"]')
-    ] = None,
-    provider: Provider = None,
-    attachments: Files = None,
-) -> Annotated[CallToolResult, AskResult]:
-    """Ask one OpenRouter model: its answer, tokens and USD cost. web_search=true for current facts with numbered
-    sources; urls to answer from pages; attachments to show files."""
-    with _tool_errors():
-        result = await ask(
-            _state(ctx),
-            prompt,
-            model=model,
-            system=system,
-            fallback_models=fallback_models,
-            temperature=temperature,
-            max_tokens=max_tokens,
-            reasoning_effort=reasoning_effort,
-            web_search=web_search,
-            urls=urls or (),
-            domains=domains,
-            provider=provider,
-            attachments=attachments,
-            progress=_progress(ctx),
+    params = [inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=Context), *extra]
+    for field_name, field in model.model_fields.items():
+        default = field.get_default(call_default_factory=True) if not field.is_required() else inspect.Parameter.empty
+        parts: Any = (field.annotation, *field.metadata, Field(description=field.description))
+        annotation: Any = Annotated[parts]  # Annotated[(T, *metadata)] is Annotated[T, *metadata]
+        params.append(
+            inspect.Parameter(field_name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
         )
+    returns = Annotated[CallToolResult, result]
+    fn.__signature__ = inspect.Signature(params, return_annotation=returns)  # type: ignore[attr-defined]
+    fn.__annotations__ = {p.name: p.annotation for p in params} | {"return": returns}
+    fn.__name__ = fn.__qualname__ = f"{name}_tool"
+    fn.__doc__ = doc
+    return fn
+
+
+async def _ask(ctx: Context, args: AskInput) -> CallToolResult:
+    result = await ask(call_state(), args, _progress(ctx))
     return _result(result, render_ask(result))
 
 
-async def compare_models_tool(
-    prompt: Prompt,
-    models: Annotated[list[str], Field(min_length=2, max_length=8, description="2 to 8 model ids to ask at once")],
-    ctx: Context,
-    system: System = None,
-    max_tokens: Annotated[
-        int, Field(ge=1, le=32_000, description="cap on each answer's tokens")
-    ] = DEFAULT_COMPARE_MAX_TOKENS,
-    temperature: Temperature = None,
-    judge_model: Annotated[
-        str | None,
-        Field(description="reads all answers: agreement, disagreements, best answer"),
-    ] = None,
-    max_cost_usd: Annotated[
-        float,
-        Field(
-            gt=0,
-            le=50,
-            description="USD cap; calls whose worst case does not fit are not started",
-        ),
-    ] = DEFAULT_COMPARE_MAX_COST_USD,
-    provider: Provider = None,
-    attachments: Files = None,
-) -> Annotated[CallToolResult, CompareResult]:
-    """Send one prompt to 2-8 models in parallel and compare answers, tokens, cost and latency; a failing model is
-    reported in its entry. judge_model adds a verdict."""
-    with _tool_errors():
-        result = await compare_models(
-            _state(ctx),
-            prompt,
-            models,
-            system=system,
-            max_tokens=max_tokens,
-            temperature=temperature,
-            judge_model=judge_model,
-            max_cost_usd=max_cost_usd,
-            provider=provider,
-            attachments=attachments,
-            progress=_progress(ctx),
-        )
+async def _compare(ctx: Context, args: CompareInput) -> CallToolResult:
+    result = await compare_models(call_state(), args, _progress(ctx))
     return _result(result, render_compare(result))
 
 
-async def list_models_tool(
-    ctx: Context,
-    query: Annotated[str | None, Field(description="words to find in the id, name or description")] = None,
-    provider: Annotated[str | None, Field(description="e.g. openai, anthropic, google, meta-llama")] = None,
-    free_only: Annotated[bool, Field(description="only models that cost nothing")] = False,
-    min_context: Annotated[int | None, Field(ge=0, description="minimum context length in tokens")] = None,
-    max_price: Annotated[
-        float | None, Field(ge=0, description="max USD per million tokens, prompt and completion")
-    ] = None,
-    modality: Annotated[str | None, Field(description="input modality (image, audio, file); '->image': output")] = None,
-    supports: Annotated[list[Capability] | None, Field(description="required capabilities")] = None,
-    sort: Annotated[SortKey, Field(description="order of results")] = "name",
-    limit: Annotated[int, Field(ge=1, le=100, description="models per page")] = 20,
-    offset: Annotated[int, Field(ge=0, description="start of the page (next_offset)")] = 0,
-) -> Annotated[CallToolResult, ModelsPage]:
-    """Find OpenRouter models: ids, context, USD per million tokens, modalities, capabilities. Cached; cheap."""
-    search = search_query(
-        query=query,
-        provider=provider,
-        free_only=free_only,
-        min_context=min_context,
-        max_price=max_price,
-        modality=modality,
-        supports=supports,
-        sort=sort,
-        limit=limit,
-        offset=offset,
-    )
-    with _tool_errors():
-        page = await list_models(_state(ctx), search)
+async def _list_models(_ctx: Context, args: ListModelsInput) -> CallToolResult:
+    page = await list_models(call_state(), search_query(args))
     return _result(page, render_models(page))
 
 
@@ -274,121 +183,76 @@ def _ask_first(question: str, clarify: bool, ctx: Context) -> _NotAsked | Elicit
     return Elicit(f'Before researching "{question[:200]}": three quick questions, all optional.', Clarification)
 
 
-async def deep_research_tool(
-    ctx: Context,
-    clarification: Annotated[ElicitationResult[Clarification], Resolve(_ask_first)],
-    question: Annotated[str, Field(description="the research question; may be empty with resume")] = "",
-    breadth: Annotated[int, Field(ge=1, le=6, description="sub-questions in round 1 (halved after)")] = 3,
-    depth: Annotated[int, Field(ge=1, le=3, description="rounds of research and reflection")] = 2,
-    max_cost_usd: Annotated[
-        float | None, Field(gt=0, le=100, description="USD cap; default OPENROUTER_RESEARCH_MAX_COST_USD")
-    ] = None,
-    max_seconds: Annotated[float, Field(gt=0, le=3600, description="time cap")] = 50,
-    planner_model: Annotated[str | None, Field(description="plans, reflects, verifies")] = None,
-    searcher_model: Annotated[str | None, Field(description="searches and reads pages")] = None,
-    writer_model: Annotated[str | None, Field(description="writes the report")] = None,
-    report_length: Annotated[ReportLength, Field(description="~600, ~1,500 or ~4,000 words")] = "standard",
-    verify_with_model: Annotated[bool, Field(description="a model judges each cited claim against its page")] = True,
-    background: Annotated[bool, Field(description="return a research_id at once; poll get_research")] = False,
-    resume: Annotated[str | None, Field(description="research_id of a stopped run to continue")] = None,
-    clarify: Annotated[bool, Field(description="ask the user up to 3 questions first")] = False,
-) -> Annotated[CallToolResult, ResearchResult]:
-    """Research a question on the web: a cited report whose every citation is checked against its page. Plans,
-    searches and reads in parallel, scaled to max_cost_usd and max_seconds; a stop returns a checked partial
-    report. Long runs: background=true, then get_research."""
-    outcome = clarification
-    answers = outcome.data if isinstance(outcome, AcceptedElicitation) else None
+async def _deep_research(
+    ctx: Context, args: ResearchInput, clarification: ElicitationResult[Clarification]
+) -> CallToolResult:
+    answers = clarification.data if isinstance(clarification, AcceptedElicitation) else None
     asked = isinstance(answers, Clarification)
     could_not_ask = isinstance(answers, _NotAsked) and not answers.could_ask
-    with _tool_errors():
-        result = await deep_research(
-            _state(ctx),
-            question,
-            breadth=breadth,
-            depth=depth,
-            max_cost_usd=max_cost_usd,
-            max_seconds=max_seconds,
-            planner_model=planner_model,
-            searcher_model=searcher_model,
-            writer_model=writer_model,
-            report_length=report_length,
-            verify_with_model=verify_with_model,
-            background=background,
-            resume=resume,
-            clarifications=answers if asked else None,
-            assumed=could_not_ask or (clarify and not asked),
-            progress=_progress(ctx),
-        )
+    result = await deep_research(
+        call_state(),
+        args,
+        clarifications=answers if asked else None,
+        assumed=could_not_ask or (args.clarify and not asked),
+        progress=_progress(ctx),
+    )
     return _research(result, ctx)
 
 
-async def benchmark_models_tool(
-    prompts: Annotated[list[str], Field(min_length=1, max_length=20, description="the prompts to try")],
-    models: Annotated[list[str], Field(min_length=2, max_length=8, description="2 to 8 model ids")],
-    ctx: Context,
-    runs: Annotated[int, Field(ge=1, le=5, description="times each model answers each prompt")] = 1,
-    references: Annotated[list[str] | None, Field(description="a reference answer per prompt, for the judge")] = None,
-    rubric: Annotated[str | None, Field(description="what a good answer does, for the judge")] = None,
-    judge_model: Annotated[str | None, Field(description="scores each answer 1-10")] = None,
-    objective: Annotated[Objective, Field(description="what to rank by; balanced: quality per dollar")] = "balanced",
-    max_latency_s: Annotated[float, Field(gt=0, description="latency limit for balanced")] = 30,
-    max_tokens: Annotated[int, Field(ge=1, le=32_000, description="cap on each answer")] = 512,
-    max_cost_usd: Annotated[float, Field(gt=0, le=50, description="cap, checked before anything starts")] = 1.0,
-    background: Annotated[bool, Field(description="return the id at once; poll get_benchmark")] = False,
-) -> Annotated[CallToolResult, BenchmarkResult]:
-    """Measure models on your prompts: success, latency p50/p95, first token, tokens/s, cost, and (judge_model)
-    quality 1-10; ranked by objective with trade-offs. CSV, JSON, chart: benchmark://reports/{id}."""
-    with _tool_errors():
-        report = await benchmark_models(
-            _state(ctx),
-            prompts,
-            models,
-            runs=runs,
-            references=references,
-            rubric=rubric,
-            judge_model=judge_model,
-            objective=objective,
-            max_latency_s=max_latency_s,
-            max_tokens=max_tokens,
-            max_cost_usd=max_cost_usd,
-            background=background,
-            progress=_progress(ctx),
-        )
-    return _benchmark(report, ctx)
+async def _benchmark_models(ctx: Context, args: BenchmarkInput) -> CallToolResult:
+    return _benchmark(await benchmark_models(call_state(), args, _progress(ctx)), ctx)
 
 
-async def get_benchmark_tool(
-    benchmark_id: Annotated[str, Field(description="the id benchmark_models returned")],
-    ctx: Context,
-    cancel: Annotated[bool, Field(description="stop it, keeping the calls made")] = False,
-) -> Annotated[CallToolResult, BenchmarkResult]:
-    """A benchmark's status and figures so far, or its ranked results; cancel=true stops one in progress."""
-    with _tool_errors():
-        report = await get_benchmark(_state(ctx), benchmark_id, cancel=cancel)
-    return _benchmark(report, ctx)
+class ResearchId(BaseModel):
+    research_id: str = Field(description="the id deep_research returned")
 
 
-async def get_research_tool(
-    research_id: Annotated[str, Field(description="the id deep_research returned")],
-    ctx: Context,
-) -> Annotated[CallToolResult, ResearchResult]:
-    """A research run's status, progress and spend so far, and its checked report and sources once done."""
-    with _tool_errors():
-        result = await get_research(_state(ctx), research_id)
-    return _research(result, ctx)
+class BenchmarkId(BaseModel):
+    benchmark_id: str = Field(description="the id benchmark_models returned")
 
 
-async def cancel_research_tool(
-    research_id: Annotated[str, Field(description="the id deep_research returned")],
-    ctx: Context,
-) -> Annotated[CallToolResult, ResearchResult]:
-    """Stop a research run in progress, keeping what it found; returns its partial, checked report."""
-    with _tool_errors():
-        result = await cancel_research(_state(ctx), research_id)
-    return _research(result, ctx)
+async def _get_research(ctx: Context, args: ResearchId) -> CallToolResult:
+    return _research(await get_research(call_state(), args.research_id), ctx)
 
 
-def _tool(fn: Any, name: str, title: str, hints: ToolAnnotations) -> Tool:
+async def _cancel_research(ctx: Context, args: ResearchId) -> CallToolResult:
+    return _research(await cancel_research(call_state(), args.research_id), ctx)
+
+
+async def _get_benchmark(ctx: Context, args: BenchmarkId) -> CallToolResult:
+    return _benchmark(await get_benchmark(call_state(), args.benchmark_id), ctx)
+
+
+async def _cancel_benchmark(ctx: Context, args: BenchmarkId) -> CallToolResult:
+    return _benchmark(await cancel_benchmark(call_state(), args.benchmark_id), ctx)
+
+
+CLARIFY = inspect.Parameter(
+    "clarification",
+    inspect.Parameter.KEYWORD_ONLY,
+    annotation=Annotated[ElicitationResult[Clarification], Resolve(_ask_first)],
+)
+DOCS = {
+    "ask": """Ask one OpenRouter model: its answer, tokens and USD cost. web_search=true for current facts with numbered
+    sources; urls to answer from pages; attachments to show files.""",
+    "compare_models": """Send one prompt to 2-8 models in parallel and compare answers, tokens, cost and latency; a
+    failing model is reported in its entry. judge_model adds a verdict.""",
+    "list_models": """Find OpenRouter models: ids, context, USD per million tokens, modalities, capabilities. Cached;
+    cheap.""",
+    "deep_research": """Research a question on the web: a cited report whose every cited claim is checked against its
+    page. Plans, searches and reads in parallel, scaled to max_cost_usd and max_seconds; a stop returns a checked
+    partial report. Long runs: background=true, then get_research.""",
+    "get_research": "A research run's status, progress and spend so far, and its checked report and sources once done.",
+    "cancel_research": """Stop a research run wherever it runs, keeping what it found; returns its partial, checked
+    report.""",
+    "benchmark_models": """Measure models on your prompts: success, latency p50/p95, first token, tokens/s, cost, and
+    (judge_model) quality 1-10; ranked by objective with trade-offs. CSV, JSON, chart: benchmark://reports/{id}.""",
+    "get_benchmark": "A benchmark's status and figures so far, or its ranked results.",
+    "cancel_benchmark": "Stop a benchmark wherever it runs, keeping the calls it made.",
+}
+
+
+def _tool(fn: Callable[..., Any], name: str, title: str, hints: ToolAnnotations) -> Tool:
     """A tool whose published schemas are compacted (see `_schema.py`; behaviour is unchanged), with its icon and,
     where one exists, its view."""
     view = TOOL_VIEWS.get(name)
@@ -415,14 +279,55 @@ def build_tools() -> list[Tool]:
     catalog_only = ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False)
     status = ToolAnnotations(read_only_hint=True, open_world_hint=False)
     control = ToolAnnotations(read_only_hint=False, destructive_hint=False, open_world_hint=False)
-    tools = [
-        _tool(ask_tool, "ask", "Ask a model", paid),
-        _tool(compare_models_tool, "compare_models", "Compare models side by side", paid),
-        _tool(list_models_tool, "list_models", "Find models", catalog_only),
-        _tool(deep_research_tool, "deep_research", "Deep research with citations", paid),
-        _tool(get_research_tool, "get_research", "Research status and report", status),
-        _tool(cancel_research_tool, "cancel_research", "Stop a research run", control),
-        _tool(benchmark_models_tool, "benchmark_models", "Benchmark models on your prompts", paid),
-        _tool(get_benchmark_tool, "get_benchmark", "Benchmark status and results", control),
+
+    def make(name: str, model: type[BaseModel], run: Any, result: type[BaseModel], *extra: inspect.Parameter) -> Any:
+        return handler(name, model, run, result, inspect.cleandoc(DOCS[name]), extra)
+
+    return [
+        _tool(make("ask", AskInput, _ask, AskResult), "ask", "Ask a model", paid),
+        _tool(
+            make("compare_models", CompareInput, _compare, CompareResult),
+            "compare_models",
+            "Compare models side by side",
+            paid,
+        ),
+        _tool(
+            make("list_models", ListModelsInput, _list_models, ModelsPage), "list_models", "Find models", catalog_only
+        ),
+        _tool(
+            make("deep_research", ResearchInput, _deep_research, ResearchResult, CLARIFY),
+            "deep_research",
+            "Deep research with citations",
+            paid,
+        ),
+        _tool(
+            make("get_research", ResearchId, _get_research, ResearchResult),
+            "get_research",
+            "Research status and report",
+            status,
+        ),
+        _tool(
+            make("cancel_research", ResearchId, _cancel_research, ResearchResult),
+            "cancel_research",
+            "Stop a research run",
+            control,
+        ),
+        _tool(
+            make("benchmark_models", BenchmarkInput, _benchmark_models, BenchmarkResult),
+            "benchmark_models",
+            "Benchmark models on your prompts",
+            paid,
+        ),
+        _tool(
+            make("get_benchmark", BenchmarkId, _get_benchmark, BenchmarkResult),
+            "get_benchmark",
+            "Benchmark status and results",
+            status,
+        ),
+        _tool(
+            make("cancel_benchmark", BenchmarkId, _cancel_benchmark, BenchmarkResult),
+            "cancel_benchmark",
+            "Stop a benchmark",
+            control,
+        ),
     ]
-    return tools

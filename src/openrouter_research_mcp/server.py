@@ -34,13 +34,14 @@ from pydantic import Field, ValidationError
 
 from ._constants import DEFAULT_APP_URL
 from ._version import __version__
+from .callers import CallerMiddleware, Resolver, call_state, local_caller
 from .config import Settings
 from .errors import OpenRouterError
 from .mcp_prompts import compare_answers_text, deep_research_brief_text, pick_model_text
-from .mcp_resources import StateRef, register_resources
+from .mcp_resources import register_resources
 from .mcp_tools import build_tools
 from .tools.arguments import closest, describe_errors, unknown_arguments
-from .tools.state import AppState, open_state
+from .tools.state import Shared, open_state
 from .views import SERVER_ICONS, VIEWS
 from .wire import serve_stdio
 
@@ -68,9 +69,9 @@ class ResearchServer(MCPServer):
     """The SDK's server with readable argument and prompt errors, served over our own stdio wire (see `wire.py`)
     where the platform has POSIX signals."""
 
-    def __init__(self, ref: StateRef, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._ref = ref
+        self.shared: Shared | None = None  # set while the lifespan runs
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
@@ -124,8 +125,8 @@ class ResearchServer(MCPServer):
         return await super().get_prompt(name, arguments, context)
 
     def _shutting_down(self) -> None:
-        if self._ref.state is not None:
-            self._ref.state.research.begin_shutdown()
+        if self.shared is not None:
+            self.shared.jobs.shutting_down = True
 
     async def run_stdio_async(self) -> None:
         if os.name != "posix":  # pragma: no cover - the SDK's transport where signals and fds differ
@@ -173,29 +174,30 @@ def _apps() -> Apps:
     return apps
 
 
-def build_server(settings: Settings) -> MCPServer:
-    """The MCP server for `settings`: tools, resources, prompts, completions and views."""
-    ref = StateRef()
+def build_server(settings: Settings, callers: Resolver = local_caller) -> ResearchServer:
+    """The MCP server for `settings`: tools, resources, prompts, completions and views. `callers` says who each
+    request's caller is (over stdio, the one local caller)."""
 
     @asynccontextmanager
-    async def lifespan(_server: MCPServer) -> AsyncIterator[AppState]:
-        async with open_state(settings) as state:
-            ref.state = state
+    async def lifespan(server: MCPServer) -> AsyncIterator[Shared]:
+        async with open_state(settings) as shared:
+            assert isinstance(server, ResearchServer)
+            server.shared = shared
             log.info(
-                "openrouter-research-mcp %s ready (key %s)",
+                "openrouter-research-mcp %s ready (key %s; jobs in %s)",
                 __version__,
                 "present" if settings.has_api_key else "missing",
+                shared.store.description,
             )
             try:
-                yield state
+                yield shared
             finally:
-                ref.state = None
+                server.shared = None
 
     # No `subscriptions/listen`: nothing here changes lists or resources under a client, and without it the
     # 2026-07-28 generation advertises the same capabilities as the classic one.
     apps = _apps()
     mcp = ResearchServer(
-        ref,
         "openrouter-research-mcp",
         title="OpenRouter Research",
         version=__version__,
@@ -205,10 +207,10 @@ def build_server(settings: Settings) -> MCPServer:
         lifespan=lifespan,
         tools=build_tools(),
         extensions=[apps],
-        middleware=[SameCapabilities({apps.identifier: apps.settings()})],
+        middleware=[CallerMiddleware(callers), SameCapabilities({apps.identifier: apps.settings()})],
         subscriptions=False,
     )
-    register_resources(mcp, ref)
+    register_resources(mcp)
 
     @mcp.prompt(name="deep_research_brief", title="Research brief")
     def deep_research_brief(
@@ -247,7 +249,7 @@ def build_server(settings: Settings) -> MCPServer:
         if argument.name not in ("model_id", "models", "model", "judge_model"):
             return None
         try:
-            catalog = ref.get().catalog
+            catalog = call_state().catalog
             snap = await catalog.get()
             ids, _ = catalog.complete(snap, argument.value, limit=len(snap.models))
         except (OpenRouterError, ResourceError):

@@ -50,6 +50,7 @@ def test_e2e_inspector_cli_lists_and_calls(fake_openrouter: FakeOpenRouter, tmp_
         "deep_research",
         "get_research",
         "get_benchmark",
+        "cancel_benchmark",
     }
     called = inspector(
         fake_openrouter,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -48,8 +49,10 @@ def test_lifecycle_sigterm_saves_running_research_as_interrupted(
             time.sleep(0.1)
         took = server.signal(signal.SIGTERM)
     assert took < 2.0, took
-    run = json.loads((tmp_path / "data" / "research" / f"{research_id}.json").read_text())
-    assert run["status"] == run["stopped_because"] == "interrupted"
+    db = sqlite3.connect(tmp_path / "data" / "jobs.db")  # as the next server (or another one) reads it
+    [(status, data)] = db.execute("SELECT status, data FROM jobs WHERE id = ?", (research_id,)).fetchall()
+    run = json.loads(data)
+    assert status == run["status"] == run["stopped_because"] == "interrupted"
     assert run["report"] and "## Sources" in run["report"] and run["sources"]
     assert "Traceback" not in server.stderr
 
@@ -103,5 +106,6 @@ def test_lifecycle_unwritable_data_dir_keeps_runs_and_says_so(fake_openrouter: F
             assert time.monotonic() < deadline
             time.sleep(0.1)
     assert done["status"] == "done" and again["report"] == done["report"]
-    assert any("could not be saved" in w for w in done["warnings"]) and polled["status"] == "done"
-    assert any("could not be saved" in w for w in polled["warnings"])
+    assert any("kept in memory only" in w for w in done["warnings"]) and polled["status"] == "done"
+    assert any("kept in memory only" in w for w in polled["warnings"])
+    assert "jobs are kept in memory until restart" in server.stderr

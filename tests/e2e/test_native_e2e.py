@@ -38,7 +38,8 @@ BAD_ARGUMENTS: list[tuple[str, dict[str, Any], str]] = [
         {"prompts": ["Hi"], "models": ["a/b", "c/d"], "objective": "fastest"},
         '`objective` is one of quality, cost, speed, balanced; got "fastest".',
     ),
-    ("get_benchmark", {"benchmark_id": "b", "cancel": "now"}, '`cancel` is true or false; got "now".'),
+    ("get_benchmark", {"benchmark_id": 7}, "`benchmark_id` is text; got 7."),
+    ("cancel_benchmark", {"benchmark_id": ["b"]}, '`benchmark_id` is text; got ["b"].'),
 ]
 
 

@@ -55,6 +55,7 @@ async def test_e2e_every_tool_resource_and_prompt(mode: str, fake_openrouter: Fa
         "cancel_research",
         "benchmark_models",
         "get_benchmark",
+        "cancel_benchmark",
     }
     assert not asked.is_error, result_text(asked)
     answer = asked.structured_content

@@ -155,6 +155,8 @@ def _content(fake: FakeOpenRouter, body: dict[str, Any], model: str, kind: str) 
 
 
 _SOURCE = re.compile(r'<source n="(\d+)"[^>]*>\n(.*?)\n</source>', re.DOTALL)
+_SOURCE_URL = re.compile(r'<source n="(\d+)"[^>]* url="([^"]+)"')
+_SOURCE_REF = re.compile(r"\{source:([^}]+)\}")  # in `writer_extra`: the number of the source with this URL
 _ITEM = re.compile(r'<claim id="(\d+)">\n(.*?)\n</claim>\n<evidence id="\d+">\n(.*?)\n</evidence>', re.DOTALL)
 _WORD = re.compile(r"[^\W_]{4,}")
 
@@ -170,14 +172,16 @@ def quote_of(sentence: str, words: int = 10) -> str:
 
 def _report(fake: FakeOpenRouter, body: dict[str, Any]) -> str:
     """A fake writer: one finding per source given, each the source's first sentence cited with a true quote, and
-    `writer_extra` (a test's own claims and citations) after them."""
+    `writer_extra` (a test's own claims and citations) after them, where `{source:<url>}` becomes that source's
+    number (0 when the writer was not given it)."""
     prompt = " ".join(text_of(m.get("content")) for m in dicts(body.get("messages")) if m.get("role") == "user")
     lines = ["## Summary", "", "The sources below answer the question.", "", "## Findings", ""]
     for n, text in _SOURCE.findall(prompt)[:8]:
         sentence = _first_sentence(text)
         lines.append(f'- {sentence.rstrip(".")} [{n} "{quote_of(sentence)}"].')
     if fake.writer_extra:
-        lines += ["", fake.writer_extra]
+        numbers = {url: n for n, url in _SOURCE_URL.findall(prompt)}
+        lines += ["", _SOURCE_REF.sub(lambda m: numbers.get(m.group(1), "0"), fake.writer_extra)]
     lines += ["", "## Where sources disagree", "", "They agree.", "", "## Open questions", "", "None noted."]
     return "\n".join(lines)
 

@@ -10,7 +10,7 @@ import pytest
 import respx
 
 from openrouter_research_mcp.config import load_settings
-from openrouter_research_mcp.tools.state import AppState, open_state
+from openrouter_research_mcp.tools.state import CallState, open_state
 
 from ..fakes import FAKE_KEY
 from ..fakes.openrouter import FakeOpenRouter
@@ -25,8 +25,9 @@ def respx_openrouter() -> Iterator[respx.MockRouter]:
 
 
 @pytest.fixture
-async def app_state(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> AsyncIterator[AppState]:
-    """The state every tool shares (client, catalog, research manager), talking to `fake_openrouter`."""
+async def app_state(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> AsyncIterator[CallState]:
+    """What a tool call sees (the shared client, catalog and job managers, and the local caller), talking to
+    `fake_openrouter`."""
     settings = load_settings(
         api_key=FAKE_KEY,
         base_url=fake_openrouter.base_url,
@@ -34,5 +35,5 @@ async def app_state(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> AsyncIte
         data_dir=str(tmp_path / "data"),
         max_retries=0,
     )
-    async with open_state(settings) as state:
-        yield state
+    async with open_state(settings) as shared:
+        yield shared.for_caller(shared.caller())

@@ -13,10 +13,10 @@ from PIL import Image
 from openrouter_research_mcp.config import load_settings
 from openrouter_research_mcp.errors import RequestError
 from openrouter_research_mcp.openrouter.pricing import Pricing, worst_case_cost
-from openrouter_research_mcp.tools.ask import ask
+from openrouter_research_mcp.tools.ask import AskInput, ask
 from openrouter_research_mcp.tools.attachments import MAX_IMAGE_SIDE, load_attachments
-from openrouter_research_mcp.tools.compare import compare_models
-from openrouter_research_mcp.tools.state import AppState
+from openrouter_research_mcp.tools.compare import CompareInput, compare_models
+from openrouter_research_mcp.tools.state import CallState
 
 from ..fakes.openrouter import FakeOpenRouter
 
@@ -36,9 +36,9 @@ def user_parts(fake: FakeOpenRouter) -> list[dict[str, object]]:
 
 
 async def test_ask_sends_an_image_and_says_what_arrived(
-    fake_openrouter: FakeOpenRouter, app_state: AppState, tmp_path: Path
+    fake_openrouter: FakeOpenRouter, app_state: CallState, tmp_path: Path
 ) -> None:
-    result = await ask(app_state, "What colour is this?", attachments=[str(png(tmp_path / "red.png"))])
+    result = await ask(app_state, AskInput(prompt="What colour is this?", attachments=[str(png(tmp_path / "red.png"))]))
     text, image = user_parts(fake_openrouter)
     assert text == {"type": "text", "text": "What colour is this?"}
     url = image["image_url"]["url"]  # type: ignore[index]
@@ -47,10 +47,10 @@ async def test_ask_sends_an_image_and_says_what_arrived(
 
 
 async def test_large_image_is_downscaled_and_the_result_says_so(
-    fake_openrouter: FakeOpenRouter, app_state: AppState, tmp_path: Path
+    fake_openrouter: FakeOpenRouter, app_state: CallState, tmp_path: Path
 ) -> None:
     big = png(tmp_path / "big.png", (4000, 3000))
-    result = await ask(app_state, "Describe.", attachments=[str(big)])
+    result = await ask(app_state, AskInput(prompt="Describe.", attachments=[str(big)]))
     _text, image = user_parts(fake_openrouter)
     sent = base64.b64decode(image["image_url"]["url"].split(",", 1)[1])  # type: ignore[index]
     with Image.open(io.BytesIO(sent)) as shown:
@@ -59,18 +59,24 @@ async def test_large_image_is_downscaled_and_the_result_says_so(
 
 
 async def test_image_for_a_text_only_model_fails_early_with_alternatives(
-    fake_openrouter: FakeOpenRouter, app_state: AppState, tmp_path: Path
+    fake_openrouter: FakeOpenRouter, app_state: CallState, tmp_path: Path
 ) -> None:
     with pytest.raises(RequestError, match=r"`deepseek/deepseek-r1` cannot take image input.*Models that can"):
-        await ask(app_state, "What is this?", model="deepseek/deepseek-r1", attachments=[str(png(tmp_path / "a.png"))])
+        await ask(
+            app_state,
+            AskInput(prompt="What is this?", model="deepseek/deepseek-r1", attachments=[str(png(tmp_path / "a.png"))]),
+        )
     assert fake_openrouter.chat_requests() == []
 
 
 async def test_pdf_goes_to_the_file_parser_so_any_model_reads_it(
-    fake_openrouter: FakeOpenRouter, app_state: AppState, tmp_path: Path
+    fake_openrouter: FakeOpenRouter, app_state: CallState, tmp_path: Path
 ) -> None:
     (tmp_path / "paper.pdf").write_bytes(PDF)
-    result = await ask(app_state, "Summarise.", model="deepseek/deepseek-r1", attachments=[str(tmp_path / "paper.pdf")])
+    result = await ask(
+        app_state,
+        AskInput(prompt="Summarise.", model="deepseek/deepseek-r1", attachments=[str(tmp_path / "paper.pdf")]),
+    )
     body = fake_openrouter.chat_requests()[-1].body
     _text, part = body["messages"][-1]["content"]
     assert part["type"] == "file" and part["file"]["filename"] == "paper.pdf"
@@ -80,21 +86,26 @@ async def test_pdf_goes_to_the_file_parser_so_any_model_reads_it(
 
 
 async def test_audio_goes_to_a_model_that_hears(
-    fake_openrouter: FakeOpenRouter, app_state: AppState, tmp_path: Path
+    fake_openrouter: FakeOpenRouter, app_state: CallState, tmp_path: Path
 ) -> None:
     (tmp_path / "note.wav").write_bytes(WAV)
     result = await ask(
-        app_state, "Transcribe.", model="google/gemini-2.5-flash", attachments=[str(tmp_path / "note.wav")]
+        app_state,
+        AskInput(prompt="Transcribe.", model="google/gemini-2.5-flash", attachments=[str(tmp_path / "note.wav")]),
     )
     _text, part = user_parts(fake_openrouter)
     assert part["type"] == "input_audio" and part["input_audio"]["format"] == "wav"  # type: ignore[index]
     assert "[saw 1 audio]" in result.answer
     with pytest.raises(RequestError, match="cannot take audio"):
-        await ask(app_state, "Transcribe.", model="openai/gpt-4o", attachments=[str(tmp_path / "note.wav")])
+        await ask(
+            app_state, AskInput(prompt="Transcribe.", model="openai/gpt-4o", attachments=[str(tmp_path / "note.wav")])
+        )
 
 
-async def test_urls_are_passed_on_not_downloaded(fake_openrouter: FakeOpenRouter, app_state: AppState) -> None:
-    await ask(app_state, "Look.", attachments=["https://images.test/cat.jpg", "https://papers.test/a.pdf"])
+async def test_urls_are_passed_on_not_downloaded(fake_openrouter: FakeOpenRouter, app_state: CallState) -> None:
+    await ask(
+        app_state, AskInput(prompt="Look.", attachments=["https://images.test/cat.jpg", "https://papers.test/a.pdf"])
+    )
     _text, image, pdf = user_parts(fake_openrouter)
     assert image == {"type": "image_url", "image_url": {"url": "https://images.test/cat.jpg"}}
     assert pdf == {"type": "file", "file": {"filename": "a.pdf", "file_data": "https://papers.test/a.pdf"}}
@@ -102,13 +113,15 @@ async def test_urls_are_passed_on_not_downloaded(fake_openrouter: FakeOpenRouter
 
 
 async def test_compare_reports_a_model_that_cannot_see_in_its_own_entry(
-    fake_openrouter: FakeOpenRouter, app_state: AppState, tmp_path: Path
+    fake_openrouter: FakeOpenRouter, app_state: CallState, tmp_path: Path
 ) -> None:
     result = await compare_models(
         app_state,
-        "What is this?",
-        ["openai/gpt-4o-mini", "deepseek/deepseek-r1"],
-        attachments=[str(png(tmp_path / "a.png"))],
+        CompareInput(
+            prompt="What is this?",
+            models=["openai/gpt-4o-mini", "deepseek/deepseek-r1"],
+            attachments=[str(png(tmp_path / "a.png"))],
+        ),
     )
     seeing, blind = result.entries
     assert seeing.ok and "[saw 1 image]" in (seeing.answer or "")

@@ -11,10 +11,10 @@ from xml.etree import ElementTree
 
 import pytest
 
+from openrouter_research_mcp.benchmark.report import BenchmarkInput, render_chart, render_csv, render_markdown
 from openrouter_research_mcp.errors import BudgetExceededError, RequestError
-from openrouter_research_mcp.tools.benchmark import benchmark_models, get_benchmark
-from openrouter_research_mcp.tools.benchmark_report import render_chart, render_csv, render_markdown
-from openrouter_research_mcp.tools.state import AppState
+from openrouter_research_mcp.tools.benchmark import benchmark_models, cancel_benchmark, get_benchmark
+from openrouter_research_mcp.tools.state import CallState
 
 from ..fakes.openrouter import FakeOpenRouter
 from ..support import eventually
@@ -24,7 +24,7 @@ PROMPTS = ["Name a prime number.", "What is the capital of France?", "Summarise 
 
 
 async def test_benchmark_measures_latency_cost_and_quality(
-    fake_openrouter: FakeOpenRouter, app_state: AppState
+    fake_openrouter: FakeOpenRouter, app_state: CallState
 ) -> None:
     fake_openrouter.model_latency.update({MODELS[0]: 0.30, MODELS[1]: 0.05, MODELS[2]: 0.15})
     fake_openrouter.quality.update({MODELS[0]: 9, MODELS[1]: 4, MODELS[2]: 7})
@@ -34,7 +34,9 @@ async def test_benchmark_measures_latency_cost_and_quality(
         seen.append(message)
 
     report = await benchmark_models(
-        app_state, PROMPTS, MODELS, runs=2, judge_model="openai/gpt-4o", objective="speed", progress=progress
+        app_state,
+        BenchmarkInput(prompts=PROMPTS, models=MODELS, runs=2, judge_model="openai/gpt-4o", objective="speed"),
+        progress=progress,
     )
     assert report.status == "done" and len(report.calls) == 18 and all(c.ok for c in report.calls)
     # The measured latency ranking is the one the fake was given.
@@ -54,9 +56,11 @@ async def test_benchmark_measures_latency_cost_and_quality(
     assert f"`{MODELS[0]}` scores highest (9.0/10)" in report.tradeoffs
 
 
-async def test_benchmark_renderings_agree(fake_openrouter: FakeOpenRouter, app_state: AppState) -> None:
+async def test_benchmark_renderings_agree(fake_openrouter: FakeOpenRouter, app_state: CallState) -> None:
     fake_openrouter.model_latency.update({MODELS[0]: 0.1})
-    report = await benchmark_models(app_state, PROMPTS[:2], MODELS[:2], runs=2, judge_model="openai/gpt-4o")
+    report = await benchmark_models(
+        app_state, BenchmarkInput(prompts=PROMPTS[:2], models=MODELS[:2], runs=2, judge_model="openai/gpt-4o")
+    )
     rows = list(csv.DictReader(io.StringIO(render_csv(report))))
     data = json.loads(report.model_dump_json())
     markdown = render_markdown(report)
@@ -80,29 +84,31 @@ async def test_benchmark_renderings_agree(fake_openrouter: FakeOpenRouter, app_s
 
 
 async def test_benchmark_budget_refusal_happens_before_any_call(
-    fake_openrouter: FakeOpenRouter, app_state: AppState
+    fake_openrouter: FakeOpenRouter, app_state: CallState
 ) -> None:
     with pytest.raises(BudgetExceededError, match=r"could cost up to \$[\d.]+ .*more than max_cost_usd \$0\.01"):
         await benchmark_models(
             app_state,
-            PROMPTS,
-            ["openai/gpt-4o", "anthropic/claude-3.5-sonnet"],
-            runs=5,
-            max_tokens=4000,
-            max_cost_usd=0.01,
+            BenchmarkInput(
+                prompts=PROMPTS,
+                models=["openai/gpt-4o", "anthropic/claude-3.5-sonnet"],
+                runs=5,
+                max_tokens=4000,
+                max_cost_usd=0.01,
+            ),
         )
     with pytest.raises(RequestError, match="needs a judge"):
-        await benchmark_models(app_state, PROMPTS, MODELS, objective="quality")
+        await benchmark_models(app_state, BenchmarkInput(prompts=PROMPTS, models=MODELS, objective="quality"))
     with pytest.raises(RequestError, match="one reference answer per prompt"):
-        await benchmark_models(app_state, PROMPTS, MODELS, references=["only one"])
+        await benchmark_models(app_state, BenchmarkInput(prompts=PROMPTS, models=MODELS, references=["only one"]))
     assert fake_openrouter.chat_requests() == []
 
 
 async def test_benchmark_a_failing_model_is_reported_and_the_rest_go_on(
-    fake_openrouter: FakeOpenRouter, app_state: AppState
+    fake_openrouter: FakeOpenRouter, app_state: CallState
 ) -> None:
     fake_openrouter.fail(402, model=MODELS[2], times=10, message="Insufficient credits")
-    report = await benchmark_models(app_state, PROMPTS[:2], MODELS, objective="cost")
+    report = await benchmark_models(app_state, BenchmarkInput(prompts=PROMPTS[:2], models=MODELS, objective="cost"))
     broken = next(s for s in report.stats if s.model == MODELS[2])
     assert broken.succeeded == 0 and broken.rank == 3 and report.ranking[-1] == MODELS[2]
     assert all(s.succeeded == 2 for s in report.stats if s.model != MODELS[2])
@@ -111,19 +117,19 @@ async def test_benchmark_a_failing_model_is_reported_and_the_rest_go_on(
 
 
 async def test_benchmark_in_the_background_can_be_polled_and_cancelled(
-    fake_openrouter: FakeOpenRouter, app_state: AppState
+    fake_openrouter: FakeOpenRouter, app_state: CallState
 ) -> None:
     fake_openrouter.latency = 0.3
-    started = await benchmark_models(app_state, PROMPTS, MODELS, runs=3, background=True)
+    started = await benchmark_models(app_state, BenchmarkInput(prompts=PROMPTS, models=MODELS, runs=3, background=True))
     assert started.status == "running" and re.fullmatch(r"bench-\d{8}-\d{6}-[0-9a-f]{8}", started.benchmark_id)
 
     async def some_done() -> bool:
         return bool((await get_benchmark(app_state, started.benchmark_id)).calls)
 
     await eventually(some_done, timeout=10, what="a first call finishing")
-    stopped = await get_benchmark(app_state, started.benchmark_id, cancel=True)
+    stopped = await cancel_benchmark(app_state, started.benchmark_id)
     assert stopped.status == "cancelled" and 0 < len(stopped.calls) < 27 and stopped.stats
-    saved = app_state.benchmarks.store.load(started.benchmark_id)
-    assert saved is not None and saved.status == "cancelled" and len(saved.calls) == len(stopped.calls)
+    saved = await app_state.shared.store.get(started.benchmark_id, app_state.owner)
+    assert saved is not None and saved.status == "cancelled" and len(saved.data["calls"]) == len(stopped.calls)
     with pytest.raises(Exception, match="No benchmark has the id"):
         await get_benchmark(app_state, "bench-20990101-000000-00000000")

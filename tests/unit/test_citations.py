@@ -3,12 +3,17 @@ each case is one that real page text or real writers produced."""
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from openrouter_research_mcp.research.citations import Mark, Verification, check_provenance, mark_text
 from openrouter_research_mcp.research.marks import extract, renumber
 from openrouter_research_mcp.research.pagetext import clean, tokens
 from openrouter_research_mcp.research.provenance import Page, claim_is_on_page, find_quote, missing_numbers
+from openrouter_research_mcp.research.writing import render_marks
+
+from ..fakes import labelled_set as labelled
 
 PAGE = (
     "In the field study, the heat pumps reached a seasonal coefficient of performance (COP) of 3.1 over the winter. "
@@ -147,3 +152,48 @@ def test_verification_line_says_what_was_proven() -> None:
     assert "citation accuracy 33 % (1 of 3 checked claims supported)" in v.line()
     assert [mark_text(m) for m in judged] == ["[1]", "", "[2?]"]
     assert Verification.of([], sources=3).line().startswith("The writer cited none of the 3 sources")
+
+
+# ------------------------------------------------------------------------------------ the hand-labelled set
+
+
+def test_labelled_set_is_large_realistic_and_multilingual() -> None:
+    cites, by_id = labelled.citations(), labelled.pages()
+    assert len(cites) >= 200 and len(by_id) >= 20 and len({p.lang for p in by_id.values()}) >= 4
+    kinds = {c.kind for c in cites}
+    assert {"supported_exact", "supported_variant", "supported_reworded", "altered_quote", "fabricated_quote"} <= kinds
+    assert {"wrong_page", *labelled.FALSE_KINDS} <= kinds
+    text = "".join(p.text for p in by_id.values())
+    for trap in ("&amp;", "&nbsp;", "\u00ad", "-\n", "](https://", "%", "\u2212"):
+        assert trap in text, trap  # the page text carries what extractors leave in real pages
+    assert re.search(r"^\|.*\|\n\|\s*:?-{3,}", text, re.MULTILINE)  # markdown tables
+
+
+def test_labelled_provenance_agrees_with_every_label() -> None:
+    outcomes = labelled.evaluate(verifier=False)
+    wrong = [(o.citation.id, o.mark.reason) for o in outcomes if o.quote_found != o.citation.quote_on_page]
+    assert wrong == []
+    altered = [o for o in outcomes if o.citation.kind == "altered_quote"]
+    assert altered and not any(o.quote_found for o in altered)  # no altered quote is ever "quote found"
+    exact = [o for o in outcomes if o.citation.kind == "supported_exact"]
+    assert sum(o.quote_found for o in exact) >= 0.95 * len(exact)
+
+
+def test_labelled_no_false_claim_is_shown_supported() -> None:
+    for verifier in (False, True):
+        shown = labelled.evaluate(verifier=verifier)
+        false = [o.citation.id for o in shown if o.citation.false_claim and o.shown == "supported"]
+        assert false == [], (verifier, false)
+    alone = labelled.evaluate(verifier=False)
+    real_but_false = [o for o in alone if o.citation.kind in labelled.FALSE_KINDS]
+    assert {o.shown for o in real_but_false} <= {"quote_found", "doubtful"}  # code alone says only "quote found"
+
+
+def test_labelled_marks_are_read_as_labelled() -> None:
+    for case in labelled.mark_cases():
+        placeholders, cited = extract(case.text)
+        assert [(c.n, c.quote) for c in cited if c.readable] == case.marks, case.id
+        assert sum(not c.readable for c in cited) == case.leftover, case.id
+        shown = render_marks(placeholders, [Mark(index=c.index, n=c.n, provenance="found") for c in cited])
+        prose = re.sub(r"`[^`]*`", "", shown)  # code shows a mark literally, as code
+        assert not re.search(r"[\[【［]\s*\d+\s*[:,]?\s*[\"“„«»「『‘']", prose), case.id

@@ -28,7 +28,7 @@ from openrouter_research_mcp.errors import (
     UpstreamUnavailableError,
 )
 from openrouter_research_mcp.openrouter.client import OpenRouterClient
-from openrouter_research_mcp.openrouter.pricing import Pricing
+from openrouter_research_mcp.openrouter.pricing import Pricing, SessionUsage
 
 from ..fakes import FAKE_KEY
 from .helpers import BASE, RecordingSleep, chunk, citation, completion, error_body, sse
@@ -39,6 +39,12 @@ MESSAGES = [{"role": "user", "content": "Why is the sky blue?"}]
 @pytest.fixture
 def settings() -> Settings:
     return load_settings(api_key=FAKE_KEY, base_url=BASE, app_title="Test App", app_url="https://app.test")
+
+
+@pytest.fixture
+def ledger() -> SessionUsage:
+    """A caller's usage ledger, passed with each call."""
+    return SessionUsage()
 
 
 @pytest.fixture
@@ -58,7 +64,7 @@ def sent(route: respx.Route, index: int = -1) -> dict[str, Any]:
 
 
 async def test_client_chat_sends_attribution_and_returns_answer(
-    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient, ledger: SessionUsage
 ) -> None:
     route = respx_openrouter.post("/chat/completions").mock(
         return_value=httpx.Response(
@@ -78,7 +84,15 @@ async def test_client_chat_sends_attribution_and_returns_answer(
             headers={"X-Generation-Id": "gen-header"},
         )
     )
-    result = await client.chat(MESSAGES, model="openai/gpt-4o-mini", temperature=0.2, max_tokens=50, fallback_models=[])
+    result = await client.chat(
+        MESSAGES,
+        key=FAKE_KEY,
+        usage=ledger,
+        model="openai/gpt-4o-mini",
+        temperature=0.2,
+        max_tokens=50,
+        fallback_models=[],
+    )
     request = route.calls[0].request
     assert request.headers["Authorization"] == f"Bearer {FAKE_KEY}"
     assert request.headers["HTTP-Referer"] == "https://app.test"
@@ -91,7 +105,7 @@ async def test_client_chat_sends_attribution_and_returns_answer(
     assert [c.url for c in result.citations] == ["https://a.test/1", "https://b.test/2"]
     assert result.citations[1].title == "B" and result.citations[1].snippet == "bee"
     assert [a.model for a in result.attempts] == ["openai/gpt-4o-mini"] and result.attempts[0].ok
-    totals = client.usage.by_model()["openai/gpt-4o-mini"]
+    totals = ledger.by_model()["openai/gpt-4o-mini"]
     assert totals.calls == 1 and totals.cost_usd == 0.00042 and totals.prompt_tokens == 20
 
 
@@ -105,7 +119,7 @@ async def test_client_retries_transient_status(
             httpx.Response(200, json=completion("ok")),
         ]
     )
-    result = await client.chat(MESSAGES, fallback_models=[])
+    result = await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])
     assert result.text == "ok" and route.call_count == 2 and len(sleeps.calls) == 1
     assert result.attempts[0].retries == 1
 
@@ -133,7 +147,7 @@ async def test_client_never_retries_client_errors(
         return_value=httpx.Response(status, json=error_body(status, "refused", reasons=["self-harm"]))
     )
     with pytest.raises(kind):
-        await client.chat(MESSAGES, fallback_models=[])
+        await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])
     assert route.call_count == 1 and sleeps.calls == []
 
 
@@ -144,7 +158,7 @@ async def test_client_gives_up_after_max_retries(
         return_value=httpx.Response(503, json=error_body(503, "no providers"))
     )
     with pytest.raises(UpstreamUnavailableError) as caught:
-        await client.chat(MESSAGES, fallback_models=[])
+        await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])
     assert route.call_count == 3 and len(sleeps.calls) == 2  # OPENROUTER_MAX_RETRIES defaults to 2
     assert caught.value.retries == 2 and caught.value.attempts[0].retries == 2
     assert "503" in caught.value.message and "fallback" in caught.value.message
@@ -159,7 +173,7 @@ async def test_client_honours_retry_after_seconds(
             httpx.Response(200, json=completion()),
         ]
     )
-    await client.chat(MESSAGES, fallback_models=[])
+    await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])
     assert sleeps.calls == [7.0]
 
 
@@ -173,7 +187,7 @@ async def test_client_honours_retry_after_http_date(
             httpx.Response(200, json=completion()),
         ]
     )
-    await client.chat(MESSAGES, fallback_models=[])
+    await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])
     assert len(sleeps.calls) == 1 and 17.0 <= sleeps.calls[0] <= 20.0
 
 
@@ -186,7 +200,7 @@ async def test_client_ignores_retry_after_beyond_a_minute(
             httpx.Response(200, json=completion()),
         ]
     )
-    await client.chat(MESSAGES, fallback_models=[])
+    await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])
     assert len(sleeps.calls) == 1 and sleeps.calls[0] <= 0.5
 
 
@@ -200,7 +214,7 @@ async def test_client_skips_retry_that_would_outlive_deadline(
         ]
     )
     with pytest.raises(RateLimitError):
-        await client.chat(MESSAGES, fallback_models=[], deadline=time.monotonic() + 2.0)
+        await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[], deadline=time.monotonic() + 2.0)
     assert route.call_count == 1 and sleeps.calls == []
 
 
@@ -213,7 +227,7 @@ async def test_client_retries_within_deadline(
             httpx.Response(200, json=completion()),
         ]
     )
-    await client.chat(MESSAGES, fallback_models=[], deadline=time.monotonic() + 30.0)
+    await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[], deadline=time.monotonic() + 30.0)
     assert route.call_count == 2 and sleeps.calls == [0.5]
 
 
@@ -222,7 +236,7 @@ async def test_client_expired_deadline_sends_nothing(
 ) -> None:
     route = respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
     with pytest.raises(UpstreamTimeoutError):
-        await client.chat(MESSAGES, fallback_models=[], deadline=time.monotonic() - 1)
+        await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[], deadline=time.monotonic() - 1)
     assert route.call_count == 0
 
 
@@ -235,7 +249,7 @@ async def test_client_retries_transport_failures(
     route = respx_openrouter.post("/chat/completions").mock(
         side_effect=[failure, httpx.Response(200, json=completion("after"))]
     )
-    assert (await client.chat(MESSAGES, fallback_models=[])).text == "after"
+    assert (await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])).text == "after"
     assert route.call_count == 2 and len(sleeps.calls) == 1
 
 
@@ -244,7 +258,7 @@ async def test_client_connection_refused_says_where(
 ) -> None:
     respx_openrouter.post("/chat/completions").mock(side_effect=httpx.ConnectError("refused"))
     with pytest.raises(UpstreamUnavailableError) as caught:
-        await client.chat(MESSAGES, fallback_models=[])
+        await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])
     assert BASE in caught.value.message and "OPENROUTER_BASE_URL" in caught.value.message
 
 
@@ -273,7 +287,7 @@ async def test_client_http_200_failures_become_typed_errors(
 ) -> None:
     route = respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=body))
     with pytest.raises(kind) as caught:
-        await client.chat(MESSAGES, fallback_models=[])
+        await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])
     assert words in caught.value.message and route.call_count == 1
 
 
@@ -286,7 +300,7 @@ async def test_client_http_200_transient_error_body_is_retried(
             httpx.Response(200, json=completion()),
         ]
     )
-    assert (await client.chat(MESSAGES, fallback_models=[])).text == "Hello."
+    assert (await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])).text == "Hello."
     assert route.call_count == 2
 
 
@@ -295,7 +309,7 @@ async def test_client_non_json_body(respx_openrouter: respx.MockRouter, client: 
         return_value=httpx.Response(200, text="<html>Bad gateway</html>", headers={"content-type": "text/html"})
     )
     with pytest.raises(BadResponseError, match="not JSON"):
-        await client.chat(MESSAGES, fallback_models=[])
+        await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])
 
 
 async def test_client_stream_skips_comments_and_assembles(
@@ -330,7 +344,7 @@ async def test_client_stream_skips_comments_and_assembles(
     async def on_text(text: str) -> None:
         pieces.append(text)
 
-    result = await client.chat(MESSAGES, stream=True, fallback_models=[], on_text=on_text)
+    result = await client.chat(MESSAGES, key=FAKE_KEY, stream=True, fallback_models=[], on_text=on_text)
     assert sent(route)["stream"] is True
     assert result.text == "Blue light." and pieces == ["Blue ", "light."]
     assert result.reasoning == "thinking " and result.finish_reason == "stop"
@@ -356,7 +370,7 @@ async def test_client_stream_mid_stream_error_keeps_partial_text(
         )
     )
     with pytest.raises(StreamError) as caught:
-        await client.chat(MESSAGES, stream=True, fallback_models=[])
+        await client.chat(MESSAGES, key=FAKE_KEY, stream=True, fallback_models=[])
     assert caught.value.partial_text == "The sky is blue because"
     assert "Provider died" in caught.value.message and route.call_count == 1
 
@@ -370,17 +384,19 @@ async def test_client_stream_cut_short_is_an_error(
         )
     )
     with pytest.raises(StreamError) as caught:
-        await client.chat(MESSAGES, stream=True, fallback_models=[])
+        await client.chat(MESSAGES, key=FAKE_KEY, stream=True, fallback_models=[])
     assert caught.value.partial_text == "half an "
 
 
 async def test_client_fallback_native_and_client_side(
-    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient, ledger: SessionUsage
 ) -> None:
     route = respx_openrouter.post("/chat/completions").mock(
         return_value=httpx.Response(200, json=completion("from c", model="c/third"))
     )
-    result = await client.chat(MESSAGES, model="a/gone", fallback_models=["b/second", "c/third"])
+    result = await client.chat(
+        MESSAGES, key=FAKE_KEY, usage=ledger, model="a/gone", fallback_models=["b/second", "c/third"]
+    )
     # One request: the primary in `model`, the fallbacks (never the primary again) in `models` for OpenRouter.
     assert route.call_count == 1
     assert sent(route, 0)["model"] == "a/gone" and sent(route, 0)["models"] == ["b/second", "c/third"]
@@ -388,11 +404,11 @@ async def test_client_fallback_native_and_client_side(
     assert [(a.model, a.ok, a.answered_by, a.fallbacks) for a in result.attempts] == [
         ("a/gone", True, "c/third", ["b/second", "c/third"]),
     ]
-    assert client.usage.by_model()["c/third"].calls == 1
+    assert ledger.by_model()["c/third"].calls == 1
 
 
 async def test_client_long_chain_sends_three_fallbacks_and_walks_the_rest(
-    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient, ledger: SessionUsage
 ) -> None:
     route = respx_openrouter.post("/chat/completions").mock(
         side_effect=[
@@ -401,14 +417,14 @@ async def test_client_long_chain_sends_three_fallbacks_and_walks_the_rest(
         ]
     )
     chain = ["b/two", "c/three", "d/four", "e/fifth", "f/six"]
-    result = await client.chat(MESSAGES, model="a/gone", fallback_models=chain)
+    result = await client.chat(MESSAGES, key=FAKE_KEY, usage=ledger, model="a/gone", fallback_models=chain)
     assert [(sent(route, i)["model"], sent(route, i).get("models")) for i in range(route.call_count)] == [
         ("a/gone", ["b/two", "c/three", "d/four"]),  # OpenRouter takes at most 3 in `models`
         ("e/fifth", ["f/six"]),  # the rest of the chain, after the window OpenRouter already tried
     ]
     assert [(a.model, a.ok, a.status) for a in result.attempts] == [("a/gone", False, 404), ("e/fifth", True, None)]
     assert "a/gone" in (result.attempts[0].error or "") and result.model == "e/fifth"
-    usage = client.usage.by_model()
+    usage = ledger.by_model()
     assert usage["a/gone"].failed_calls == 1 and usage["e/fifth"].calls == 1
 
 
@@ -425,7 +441,7 @@ async def test_client_falls_back_after_retries_and_on_context_length(
         ]
     )
     chain = ["b/1", "c/2", "d/3", "e/flaky", "f/4", "h/5", "i/6", "g/big"]
-    result = await client.chat(MESSAGES, model="a/small", fallback_models=chain)
+    result = await client.chat(MESSAGES, key=FAKE_KEY, model="a/small", fallback_models=chain)
     assert route.call_count == 5 and result.model == "g/big"
     assert [(a.model, a.status, a.retries) for a in result.attempts] == [
         ("a/small", 400, 0),
@@ -441,7 +457,7 @@ async def test_client_does_not_fall_back_on_auth_failure(
         return_value=httpx.Response(401, json=error_body(401, "User not found."))
     )
     with pytest.raises(AuthError) as caught:
-        await client.chat(MESSAGES, model="a/one", fallback_models=["b/two"])
+        await client.chat(MESSAGES, key=FAKE_KEY, model="a/one", fallback_models=["b/two"])
     assert route.call_count == 1 and [a.model for a in caught.value.attempts] == ["a/one"]
 
 
@@ -452,7 +468,9 @@ async def test_client_all_models_failing_reports_every_attempt(
         return_value=httpx.Response(404, json=error_body(404, "unknown model"))
     )
     with pytest.raises(ModelNotFoundError) as caught:
-        await client.chat(MESSAGES, model="a/one", fallback_models=["b/two", "c/three", "d/four", "e/five"])
+        await client.chat(
+            MESSAGES, key=FAKE_KEY, model="a/one", fallback_models=["b/two", "c/three", "d/four", "e/five"]
+        )
     assert [a.model for a in caught.value.attempts] == ["a/one", "e/five"]
     assert not any(a.ok for a in caught.value.attempts)
 
@@ -461,12 +479,12 @@ async def test_client_uses_configured_default_and_fallbacks(respx_openrouter: re
     settings = load_settings(api_key=FAKE_KEY, base_url=BASE, default_model="x/default", fallback_models="y/one, z/two")
     route = respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
     async with OpenRouterClient(settings) as client:
-        await client.chat(MESSAGES)
+        await client.chat(MESSAGES, key=FAKE_KEY)
     assert sent(route)["model"] == "x/default" and sent(route)["models"] == ["y/one", "z/two"]
 
 
 async def test_client_cost_from_pricing_when_usage_lacks_cost(
-    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient, ledger: SessionUsage
 ) -> None:
     respx_openrouter.post("/chat/completions").mock(
         return_value=httpx.Response(200, json=completion(cost=None, prompt_tokens=1000, completion_tokens=500))
@@ -478,26 +496,26 @@ async def test_client_cost_from_pricing_when_usage_lacks_cost(
         return Pricing.model_validate({"prompt": "0.000001", "completion": "0.000002", "request": "0.001"})
 
     client.pricing = pricing
-    result = await client.chat(MESSAGES, fallback_models=[])
+    result = await client.chat(MESSAGES, key=FAKE_KEY, usage=ledger, fallback_models=[])
     assert result.usage.cost_source == "pricing" and seen == ["openai/gpt-4o-mini"]
     assert result.usage.cost_usd == pytest.approx(1000 * 1e-6 + 500 * 2e-6 + 0.001)
-    assert client.usage.totals().cost_usd == pytest.approx(0.003)
+    assert ledger.totals().cost_usd == pytest.approx(0.003)
 
 
 async def test_client_cost_unknown_without_pricing(
-    respx_openrouter: respx.MockRouter, client: OpenRouterClient
+    respx_openrouter: respx.MockRouter, client: OpenRouterClient, ledger: SessionUsage
 ) -> None:
     respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion(cost=None)))
-    result = await client.chat(MESSAGES, fallback_models=[])
+    result = await client.chat(MESSAGES, key=FAKE_KEY, usage=ledger, fallback_models=[])
     assert result.usage.cost_usd is None and result.usage.cost_source == "unknown"
-    assert client.usage.totals().calls_with_unknown_cost == 1
+    assert ledger.totals().calls_with_unknown_cost == 1
 
 
 async def test_client_missing_key_fails_before_any_request(respx_openrouter: respx.MockRouter) -> None:
     route = respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion()))
     async with OpenRouterClient(load_settings(base_url=BASE)) as client:
         with pytest.raises(AuthError) as caught:
-            await client.chat(MESSAGES)
+            await client.chat(MESSAGES, key="")
     assert "OPENROUTER_API_KEY" in caught.value.message and "openrouter.ai/settings/keys" in caught.value.message
     assert route.call_count == 0
 
@@ -518,7 +536,7 @@ async def test_client_secret_never_in_error_text_or_repr(
         return_value=httpx.Response(401, json=error_body(401, f"Invalid key {FAKE_KEY} for this account"))
     )
     with pytest.raises(AuthError) as caught:
-        await client.chat(MESSAGES, fallback_models=[])
+        await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])
     error = caught.value
     rendered = [
         str(error),
@@ -548,7 +566,7 @@ async def test_client_stream_with_no_choices_is_an_empty_answer_error(
         )
     )
     with pytest.raises(BadResponseError, match="no choices"):
-        await client.chat(MESSAGES, stream=True, fallback_models=[])
+        await client.chat(MESSAGES, key=FAKE_KEY, stream=True, fallback_models=[])
 
 
 async def test_client_cost_estimate_includes_web_search_fee(
@@ -566,7 +584,7 @@ async def test_client_cost_estimate_includes_web_search_fee(
         {"type": "openrouter:web_search", "parameters": {"engine": "parallel"}},
         {"type": "openrouter:web_fetch", "parameters": {"engine": "exa"}},
     ]
-    result = await client.chat(MESSAGES, fallback_models=[], tools=tools)
+    result = await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[], tools=tools)
     # Two searches at Parallel's price per request, one page read at Exa's: the engines the request named.
     assert (result.usage.web_search_requests, result.usage.web_fetch_requests) == (2, 1)
     assert result.usage.cost_usd == pytest.approx(2 * 0.005 + 0.001) and result.usage.cost_source == "pricing"
@@ -598,7 +616,7 @@ async def test_client_odd_shapes_are_read_around(
 ) -> None:
     body = {**completion("fine"), **odd}
     respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=body))
-    result = await client.chat(MESSAGES, fallback_models=[])
+    result = await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])
     assert result.text == text and result.citations == []
     assert result.provider == (None if "provider" in odd else "OpenAI")
     assert result.usage.prompt_tokens == (0 if "usage" in odd else 12)

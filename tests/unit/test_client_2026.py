@@ -36,14 +36,14 @@ async def test_client_reads_a_refusal_as_the_models_refusal(
     body = completion()
     body["choices"][0]["message"].update(content=None, refusal="I can't help with that.")
     respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=body))
-    result = await client.chat(MESSAGES, fallback_models=[])
+    result = await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])
     assert result.text == "" and result.refusal == "I can't help with that."
     refusal = chunk()
     refusal["choices"][0]["delta"] = {"role": "assistant", "refusal": "I can't "}
     rest = chunk(finish_reason="stop")
     rest["choices"][0]["delta"] = {"refusal": "help."}
     respx_openrouter.post("/chat/completions").mock(return_value=stream(refusal, rest))
-    streamed = await client.chat(MESSAGES, fallback_models=[], stream=True)
+    streamed = await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[], stream=True)
     assert streamed.refusal == "I can't help." and streamed.text == ""
 
 
@@ -55,12 +55,12 @@ async def test_client_reads_reasoning_details(respx_openrouter: respx.MockRouter
         {"type": "reasoning.text", "text": "Then chose one."},
     ]
     respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=body))
-    result = await client.chat(MESSAGES, fallback_models=[])
+    result = await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])
     assert result.reasoning == "Weighed two options.\nThen chose one."
     detail = chunk("42", finish_reason="stop")
     detail["choices"][0]["delta"]["reasoning_details"] = [{"type": "reasoning.summary", "summary": "Thought."}]
     respx_openrouter.post("/chat/completions").mock(return_value=stream(detail))
-    assert (await client.chat(MESSAGES, fallback_models=[], stream=True)).reasoning == "Thought."
+    assert (await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[], stream=True)).reasoning == "Thought."
 
 
 @pytest.mark.parametrize(
@@ -86,7 +86,7 @@ async def test_client_explains_availability_codes_and_offers_fallbacks(
     }
     respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(404, json={"error": error}))
     with pytest.raises(ModelUnavailableError) as caught:
-        await client.chat(MESSAGES, model="a/b:free", fallback_models=[])
+        await client.chat(MESSAGES, key=FAKE_KEY, model="a/b:free", fallback_models=[])
     assert says in caught.value.message and "`a/b`, `c/d`" in caught.value.message
     assert caught.value.fallback_models == ["a/b", "c/d"] and not isinstance(caught.value, ModelNotFoundError)
 
@@ -105,7 +105,7 @@ async def test_client_moves_on_from_an_unavailable_model(
             httpx.Response(200, json=completion("fine", model="e/five")),
         ]
     )
-    result = await client.chat(MESSAGES, model="a/one", fallback_models=["b/2", "c/3", "d/4", "e/five"])
+    result = await client.chat(MESSAGES, key=FAKE_KEY, model="a/one", fallback_models=["b/2", "c/3", "d/4", "e/five"])
     assert route.call_count == 2 and result.model == "e/five"
 
 
@@ -117,8 +117,8 @@ async def test_client_redacts_the_key_from_answers(
         {"type": "url_citation", "url_citation": {"url": "https://a.test/", "title": FAKE_KEY, "content": FAKE_KEY}}
     ]
     respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=body))
-    result = await client.chat(MESSAGES, fallback_models=[])
+    result = await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])
     assert FAKE_KEY not in result.model_dump_json() and result.text == "Your key is ***."
     respx_openrouter.post("/chat/completions").mock(return_value=stream(chunk(f"k={FAKE_KEY}", finish_reason="stop")))
-    streamed = await client.chat(MESSAGES, fallback_models=[], stream=True)
+    streamed = await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[], stream=True)
     assert streamed.text == "k=***"

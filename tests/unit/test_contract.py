@@ -11,9 +11,9 @@ import pytest
 from pydantic import BaseModel
 
 from openrouter_research_mcp.openrouter.request import ProviderPrefs
-from openrouter_research_mcp.tools.ask import ask
-from openrouter_research_mcp.tools.compare import compare_models
-from openrouter_research_mcp.tools.state import AppState
+from openrouter_research_mcp.tools.ask import AskInput, ask
+from openrouter_research_mcp.tools.compare import CompareInput, compare_models
+from openrouter_research_mcp.tools.state import CallState
 
 from ..fakes.openrouter import FakeOpenRouter
 
@@ -56,34 +56,41 @@ def round_trip(body: dict[str, Any]) -> list[str]:
 
 
 async def test_contract_every_request_kind_round_trips_through_the_official_sdk(
-    fake_openrouter: FakeOpenRouter, app_state: AppState
+    fake_openrouter: FakeOpenRouter, app_state: CallState
 ) -> None:
     calls = {
-        "plain": ask(app_state, "hi"),
-        "system and params": ask(app_state, "hi", system="be brief", temperature=0.2, max_tokens=50),
-        "reasoning": ask(app_state, "think", model="google/gemini-2.5-flash", reasoning_effort="high"),
-        "web search": ask(app_state, "news?", web_search=True, domains=["arxiv.org", "-reddit.com"]),
-        "web fetch": ask(app_state, "summarise", urls=["https://example.org/a"]),
+        "plain": ask(app_state, AskInput(prompt="hi")),
+        "system and params": ask(app_state, AskInput(prompt="hi", system="be brief", temperature=0.2, max_tokens=50)),
+        "reasoning": ask(app_state, AskInput(prompt="think", model="google/gemini-2.5-flash", reasoning_effort="high")),
+        "web search": ask(app_state, AskInput(prompt="news?", web_search=True, domains=["arxiv.org", "-reddit.com"])),
+        "web fetch": ask(app_state, AskInput(prompt="summarise", urls=["https://example.org/a"])),
         "fallbacks": ask(
             app_state,
-            "hi",
-            model="openai/gpt-4o",
-            fallback_models=[
-                "openai/gpt-4o-mini",
-                "google/gemini-2.5-flash",
-                "deepseek/deepseek-r1",
-                "anthropic/claude-3.5-sonnet",
-            ],
+            AskInput(
+                prompt="hi",
+                model="openai/gpt-4o",
+                fallback_models=[
+                    "openai/gpt-4o-mini",
+                    "google/gemini-2.5-flash",
+                    "deepseek/deepseek-r1",
+                    "anthropic/claude-3.5-sonnet",
+                ],
+            ),
         ),
         "provider": ask(
             app_state,
-            "hi",
-            provider=ProviderPrefs(
-                sort="price", only=["openai"], ignore=["azure"], data_collection="deny", zdr=True, max_price=3
+            AskInput(
+                prompt="hi",
+                provider=ProviderPrefs(
+                    sort="price", only=["openai"], ignore=["azure"], data_collection="deny", zdr=True, max_price=3
+                ),
             ),
         ),
         "structured (judge)": compare_models(
-            app_state, "2+2?", ["openai/gpt-4o-mini", "openai/gpt-4o"], judge_model="google/gemini-2.5-flash"
+            app_state,
+            CompareInput(
+                prompt="2+2?", models=["openai/gpt-4o-mini", "openai/gpt-4o"], judge_model="google/gemini-2.5-flash"
+            ),
         ),
     }
     problems: dict[str, list[str]] = {}

@@ -569,13 +569,13 @@ async def test_client_reads_either_catalog_shape_from_fake(
 ) -> None:
     fake_openrouter.catalog_body = catalog(shape)
     assert await client.get_json("/models") == catalog(shape)
-    assert (await client.get_json("/key", auth=True))["data"]["limit_remaining"] == 7.5
+    assert (await client.get_json("/key", key=FAKE_KEY, auth=True))["data"]["limit_remaining"] == 7.5
 
 
 async def test_client_answer_and_upstream_cost_from_fake(
     fake_openrouter: FakeOpenRouter, client: OpenRouterClient
 ) -> None:
-    result = await client.chat(MESSAGES, model="openai/gpt-4o", fallback_models=[], temperature=0.2)
+    result = await client.chat(MESSAGES, key=FAKE_KEY, model="openai/gpt-4o", fallback_models=[], temperature=0.2)
     assert result.text == f"[openai/gpt-4o] Answer: {QUESTION}" and result.model == "openai/gpt-4o"
     assert result.generation_id and result.generation_id.startswith("gen-") and result.finish_reason == "stop"
     sent = fake_openrouter.chat_requests()[0]
@@ -591,7 +591,7 @@ async def test_client_estimate_matches_fake_cost(fake_openrouter: FakeOpenRouter
     prices = {m["id"]: Pricing.model_validate(m["pricing"]) for m in fake_openrouter.catalog_body["data"]}
     settings = load_settings(api_key=FAKE_KEY, base_url=fake_openrouter.base_url)
     async with OpenRouterClient(settings, pricing=prices.get, sleep=sleeps) as client:
-        result = await client.chat(MESSAGES, model="google/gemini-2.5-flash", reasoning={"effort": "low"})
+        result = await client.chat(MESSAGES, key=FAKE_KEY, model="google/gemini-2.5-flash", reasoning={"effort": "low"})
     assert result.usage.cost_source == "pricing" and result.usage.reasoning_tokens > 0
     fake_openrouter.include_cost = True
     upstream = fake_openrouter.answer(
@@ -601,7 +601,7 @@ async def test_client_estimate_matches_fake_cost(fake_openrouter: FakeOpenRouter
 
 
 async def test_client_gets_citations_from_fake(client: OpenRouterClient) -> None:
-    result = await client.chat(MESSAGES, plugins=[{"id": "web", "max_results": 3}])
+    result = await client.chat(MESSAGES, key=FAKE_KEY, plugins=[{"id": "web", "max_results": 3}])
     assert [c.url for c in result.citations] == [f"https://example.org/why-is-the-sky-blue-{i}" for i in (1, 2, 3)]
     assert result.citations[0].snippet and result.usage.web_search_requests == 1
 
@@ -612,30 +612,30 @@ async def test_client_streams_from_fake(fake_openrouter: FakeOpenRouter, client:
     async def on_text(text: str) -> None:
         pieces.append(text)
 
-    result = await client.chat(MESSAGES, stream=True, on_text=on_text, plugins=[{"id": "web"}])
+    result = await client.chat(MESSAGES, key=FAKE_KEY, stream=True, on_text=on_text, plugins=[{"id": "web"}])
     assert result.text == "".join(pieces) and len(pieces) >= 3 and result.text.startswith("[openai/gpt-4o-mini]")
     assert len(result.citations) == 3 and result.usage.cost_source == "upstream" and result.finish_reason == "stop"
     assert fake_openrouter.chat_requests()[0].body["stream"] is True
 
 
 async def test_client_auth_error_from_fake(fake_openrouter: FakeOpenRouter) -> None:
-    settings = load_settings(api_key="sk-or-v1-wrong", base_url=fake_openrouter.base_url)
+    settings = load_settings(base_url=fake_openrouter.base_url)
     async with OpenRouterClient(settings) as client:
         with pytest.raises(AuthError, match="401"):
-            await client.chat(MESSAGES)
+            await client.chat(MESSAGES, key="sk-or-v1-wrong")
     assert fake_openrouter.count("/chat/completions") == 1
 
 
 async def test_client_unknown_model_from_fake(client: OpenRouterClient) -> None:
     with pytest.raises(ModelNotFoundError, match="not a valid model ID"):
-        await client.chat(MESSAGES, model="nobody/nothing", fallback_models=[])
+        await client.chat(MESSAGES, key=FAKE_KEY, model="nobody/nothing", fallback_models=[])
 
 
 async def test_client_honours_retry_after_from_fake(
     fake_openrouter: FakeOpenRouter, client: OpenRouterClient, sleeps: RecordingSleep
 ) -> None:
     fake_openrouter.fail(429, retry_after="3")
-    result = await client.chat(MESSAGES, fallback_models=[])
+    result = await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])
     assert result.attempts[0].retries == 1 and sleeps.calls == [3.0]
     assert [r.status for r in fake_openrouter.chat_requests()] == [429, 200]
 
@@ -643,7 +643,7 @@ async def test_client_honours_retry_after_from_fake(
 async def test_client_moderation_reasons_from_fake(fake_openrouter: FakeOpenRouter, client: OpenRouterClient) -> None:
     fake_openrouter.fail(403)
     with pytest.raises(ModerationError) as caught:
-        await client.chat(MESSAGES, fallback_models=[])
+        await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])
     assert caught.value.reasons == ["violence"]
 
 
@@ -658,7 +658,7 @@ async def test_client_rejects_bad_200s_from_fake(
 ) -> None:
     fake_openrouter.fail(kind=kind)
     with pytest.raises(BadResponseError):
-        await client.chat(MESSAGES, stream=stream, fallback_models=[])
+        await client.chat(MESSAGES, key=FAKE_KEY, stream=stream, fallback_models=[])
 
 
 @pytest.mark.parametrize("stream", [False, True])
@@ -666,7 +666,7 @@ async def test_client_retries_in_body_502_from_fake(
     fake_openrouter: FakeOpenRouter, client: OpenRouterClient, stream: bool
 ) -> None:
     fake_openrouter.fail(kind="body")
-    result = await client.chat(MESSAGES, stream=stream, fallback_models=[])
+    result = await client.chat(MESSAGES, key=FAKE_KEY, stream=stream, fallback_models=[])
     assert result.attempts[0].retries == 1 and fake_openrouter.count("/chat/completions") == 2
 
 
@@ -675,7 +675,7 @@ async def test_client_keeps_partial_text_of_broken_stream(
 ) -> None:
     fake_openrouter.fail(kind="stream_error")
     with pytest.raises(StreamError) as caught:
-        await client.chat(MESSAGES, stream=True, fallback_models=[])
+        await client.chat(MESSAGES, key=FAKE_KEY, stream=True, fallback_models=[])
     partial = caught.value.partial_text
     assert partial and f"[openai/gpt-4o-mini] Answer: {QUESTION}".startswith(partial)
     assert caught.value.status == 502
@@ -683,7 +683,7 @@ async def test_client_keeps_partial_text_of_broken_stream(
 
 async def test_client_retries_dropped_connection(fake_openrouter: FakeOpenRouter, client: OpenRouterClient) -> None:
     fake_openrouter.fail(kind="drop")
-    result = await client.chat(MESSAGES, fallback_models=[])
+    result = await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[])
     assert result.attempts[0].retries == 1 and [r.status for r in fake_openrouter.chat_requests()] == [None, 200]
 
 
@@ -691,7 +691,9 @@ async def test_client_reports_model_that_answered_after_native_fallback(
     fake_openrouter: FakeOpenRouter, client: OpenRouterClient
 ) -> None:
     fake_openrouter.fail(kind="model_down", model="openai/gpt-4o")
-    result = await client.chat(MESSAGES, model="openai/gpt-4o", fallback_models=["anthropic/claude-3.5-sonnet"])
+    result = await client.chat(
+        MESSAGES, key=FAKE_KEY, model="openai/gpt-4o", fallback_models=["anthropic/claude-3.5-sonnet"]
+    )
     assert result.model == "anthropic/claude-3.5-sonnet" and result.model_requested == "openai/gpt-4o"
     assert result.attempts[0].answered_by == "anthropic/claude-3.5-sonnet"
     assert fake_openrouter.chat_requests()[0].body["models"] == ["anthropic/claude-3.5-sonnet"]
@@ -700,8 +702,10 @@ async def test_client_reports_model_that_answered_after_native_fallback(
 async def test_client_context_length_from_fake(fake_openrouter: FakeOpenRouter, client: OpenRouterClient) -> None:
     fake_openrouter.catalog_body["data"][0]["context_length"] = 20  # openai/gpt-4o-mini
     with pytest.raises(ContextLengthError):
-        await client.chat(MESSAGES, model="openai/gpt-4o-mini", fallback_models=[], max_tokens=15)
-    result = await client.chat(MESSAGES, model="openai/gpt-4o-mini", fallback_models=["openai/gpt-4o"], max_tokens=15)
+        await client.chat(MESSAGES, key=FAKE_KEY, model="openai/gpt-4o-mini", fallback_models=[], max_tokens=15)
+    result = await client.chat(
+        MESSAGES, key=FAKE_KEY, model="openai/gpt-4o-mini", fallback_models=["openai/gpt-4o"], max_tokens=15
+    )
     assert result.model == "openai/gpt-4o" and result.attempts[0].answered_by == "openai/gpt-4o"
 
 
@@ -710,5 +714,5 @@ async def test_client_deadline_cuts_a_hanging_request(
 ) -> None:
     fake_openrouter.fail(kind="hang")
     with pytest.raises(UpstreamTimeoutError):
-        await client.chat(MESSAGES, fallback_models=[], deadline=time.monotonic() + 0.3)
+        await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[], deadline=time.monotonic() + 0.3)
     await eventually(lambda: fake_openrouter.requests[0].finished is not None)

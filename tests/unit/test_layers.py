@@ -1,4 +1,5 @@
-"""The package's layers import one way only: surface -> tools -> research -> openrouter -> foundation."""
+"""The package's layers import one way only: surface -> views -> tools -> research and benchmark -> jobs ->
+openrouter -> foundation."""
 
 from __future__ import annotations
 
@@ -9,14 +10,23 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[2] / "src" / "openrouter_research_mcp"
 # Higher number = higher layer; a module may import its own layer and any lower one, never a higher one.
-LAYERS = {"foundation": 0, "openrouter": 1, "research": 2, "tools": 3, "views": 4, "surface": 5}
+LAYERS = {
+    "foundation": 0,
+    "openrouter": 1,
+    "jobs": 2,
+    "research": 3,
+    "benchmark": 3,
+    "tools": 4,
+    "views": 5,
+    "surface": 6,
+}
 FOUNDATION = {"_constants", "_logging", "_markdown", "_schema", "_store", "_util", "_version", "config", "errors"}
 
 
 def layer_of(module: str) -> str:
     """`openrouter.client` -> openrouter; `errors` -> foundation; `server` -> surface."""
     head = module.split(".")[0]
-    if head in ("openrouter", "research", "tools", "views"):
+    if head in ("openrouter", "jobs", "research", "benchmark", "tools", "views"):
         return head
     return "foundation" if head in FOUNDATION else "surface"
 
@@ -68,4 +78,12 @@ def test_layers_openrouter_never_imports_mcp() -> None:
 def test_layers_checker_reads_layers_and_imports() -> None:
     assert layer_of("tools.state") == "tools" and layer_of("errors") == "foundation" and layer_of("server") == "surface"
     assert "tools.state" in imports_of(PACKAGE / "doctor.py")
-    assert {"openrouter.budget", "openrouter.client"} <= imports_of(PACKAGE / "research" / "engine.py")
+    assert {"openrouter.budget", "jobs.store"} <= imports_of(PACKAGE / "research" / "engine.py") | imports_of(
+        PACKAGE / "research" / "run.py"
+    )
+
+
+def test_layers_research_and_benchmark_are_peers() -> None:
+    for kind, other in (("research", "benchmark"), ("benchmark", "research")):
+        for path in (PACKAGE / kind).rglob("*.py"):
+            assert not any(layer_of(name) == other for name in imports_of(path)), path

@@ -9,9 +9,10 @@ import re
 import pytest
 
 from openrouter_research_mcp.research.planning import VERIFY_BATCH
+from openrouter_research_mcp.research.run import ResearchInput
 from openrouter_research_mcp.tools.research import deep_research
 from openrouter_research_mcp.tools.results import ResearchResult
-from openrouter_research_mcp.tools.state import AppState
+from openrouter_research_mcp.tools.state import CallState
 
 from ..fakes.answers import claim_key
 from ..fakes.corpus import PAGES
@@ -51,14 +52,16 @@ def verify_calls(fake: FakeOpenRouter) -> list[str]:
 
 @pytest.mark.parametrize("with_model", [False, True], ids=["code only", "with the verifier model"])
 async def test_research_citation_of_a_real_source_for_a_sentence_it_lacks_is_caught(
-    with_model: bool, fake: FakeOpenRouter, app_state: AppState
+    with_model: bool, fake: FakeOpenRouter, app_state: CallState
 ) -> None:
     # Two claims the cited page does not make: one with an invented quote, one with no quote at all.
     fake.writer_extra = (
         'Honeybees dance to warn of rain [1 "bees dance to warn the colony of coming rain"]. '
         "A colony elects its queen by vote [1]."
     )
-    result = await deep_research(app_state, QUESTION, depth=1, verify_with_model=with_model, progress=progress)
+    result = await deep_research(
+        app_state, ResearchInput(question=QUESTION, depth=1, verify_with_model=with_model), progress=progress
+    )
     checks = {c.claim: c for c in result.citations}
     invented = checks["Honeybees dance to warn of rain"]
     unquoted = checks["A colony elects its queen by vote"]
@@ -83,7 +86,7 @@ async def test_research_citation_of_a_real_source_for_a_sentence_it_lacks_is_cau
     assert '"' not in report  # no writer's quote reaches the reader's text
 
 
-async def test_research_real_quote_does_not_certify_a_false_claim(fake: FakeOpenRouter, app_state: AppState) -> None:
+async def test_research_real_quote_does_not_certify_a_false_claim(fake: FakeOpenRouter, app_state: CallState) -> None:
     # A real quote from the page beside claims that misstate it: a wrong year, a negation, another person.
     fake.writer_extra = (
         'Karl von Frisch won the Nobel Prize in 1937 [1 "shared the Nobel Prize in Physiology or Medicine in 1973"]. '
@@ -94,7 +97,7 @@ async def test_research_real_quote_does_not_certify_a_false_claim(fake: FakeOpen
         claim_key("Bees do not use dances to share where food is"): "unsupported",
         claim_key("Konrad Lorenz decoded the waggle dance"): "unsupported",
     }
-    result = await deep_research(app_state, QUESTION, depth=1, progress=progress)
+    result = await deep_research(app_state, ResearchInput(question=QUESTION, depth=1), progress=progress)
     checks = {c.claim: c for c in result.citations}
     year, negation, person = (
         checks["Karl von Frisch won the Nobel Prize in 1937"],
@@ -109,14 +112,16 @@ async def test_research_real_quote_does_not_certify_a_false_claim(fake: FakeOpen
 
 
 async def test_research_without_verifier_a_found_quote_is_marked_quote_found_not_verified(
-    fake: FakeOpenRouter, app_state: AppState
+    fake: FakeOpenRouter, app_state: CallState
 ) -> None:
     fake.writer_extra = (
         'Karl von Frisch won the Nobel Prize in 1937 [1 "shared the Nobel Prize in Physiology or Medicine in 1973"]. '
         'Bees do not use dances to share where food is [1 "tell their nestmates where food is with the waggle '
         'dance"].'
     )
-    result = await deep_research(app_state, QUESTION, depth=1, verify_with_model=False, progress=progress)
+    result = await deep_research(
+        app_state, ResearchInput(question=QUESTION, depth=1, verify_with_model=False), progress=progress
+    )
     checks = {c.claim: c for c in result.citations}
     negation = checks["Bees do not use dances to share where food is"]
     year = checks["Karl von Frisch won the Nobel Prize in 1937"]
@@ -131,25 +136,27 @@ async def test_research_without_verifier_a_found_quote_is_marked_quote_found_not
 
 
 async def test_research_a_lying_verifier_cannot_pass_a_figure_the_page_lacks(
-    fake: FakeOpenRouter, app_state: AppState
+    fake: FakeOpenRouter, app_state: CallState
 ) -> None:
     fake.writer_extra = 'The dance was decoded in 1937 [1 "Karl von Frisch decoded the dance"].'
     fake.verifier_says = "supported"  # wrong for this claim: the page says 1973
-    result = await deep_research(app_state, QUESTION, depth=1, progress=progress)
+    result = await deep_research(app_state, ResearchInput(question=QUESTION, depth=1), progress=progress)
     check = next(c for c in result.citations if c.claim == "The dance was decoded in 1937")
     assert check.checked_by == "model" and check.support == "partly" and check.shown.endswith("?]")
     assert "1937 is not in the cited passage" in check.reason
 
 
 async def test_research_marks_the_parser_cannot_read_never_reach_the_reader_raw(
-    fake: FakeOpenRouter, app_state: AppState
+    fake: FakeOpenRouter, app_state: CallState
 ) -> None:
     fake.writer_extra = (
         'Bees dance [1 "tell their nestmates where food is" and more text that never closes.\n\n'
         'Two sources in one bracket [1 "The length of the waggle run encodes the distance"; 1 "Forager honeybees '
         'tell their nestmates"]. A quote over a line break [1 "The angle of the waggle run against\nthe vertical"].'
     )
-    result = await deep_research(app_state, QUESTION, depth=1, verify_with_model=False, progress=progress)
+    result = await deep_research(
+        app_state, ResearchInput(question=QUESTION, depth=1, verify_with_model=False), progress=progress
+    )
     report = body_of(result)
     assert result.verification.unreadable == 1
     assert not re.search(r"\[\d+\s*[:,]?\s*[\"“„«»「]", report)  # no writer's mark, readable or not, is left raw
@@ -159,21 +166,27 @@ async def test_research_marks_the_parser_cannot_read_never_reach_the_reader_raw(
     assert all(c.quote_found for c in result.citations if c.claim.startswith(("Two sources", "A quote over")))
 
 
-async def test_research_report_with_sources_but_no_citations_says_so(fake: FakeOpenRouter, app_state: AppState) -> None:
+async def test_research_report_with_sources_but_no_citations_says_so(
+    fake: FakeOpenRouter, app_state: CallState
+) -> None:
     fake.text_answers["openai/gpt-4o"] = "## Summary\n\nBees dance. Nothing here is cited."
-    result = await deep_research(app_state, QUESTION, depth=1, writer_model="openai/gpt-4o", progress=progress)
+    result = await deep_research(
+        app_state, ResearchInput(question=QUESTION, depth=1, writer_model="openai/gpt-4o"), progress=progress
+    )
     assert result.sources and result.verification.citations == 0
     warning = f"The writer cited none of the {len(result.sources)} sources"
     assert any(w.startswith(warning) for w in result.warnings) and warning in (result.report or "")
 
 
 async def test_research_verifier_judges_every_claim_in_batches_within_the_plan(
-    fake: FakeOpenRouter, app_state: AppState
+    fake: FakeOpenRouter, app_state: CallState
 ) -> None:
     sentences = [s.strip() + "." for s in PAGES[DANCE][1].split(".") if s.strip()]
     claims = [f"Claim {i}: {sentences[i % len(sentences)].lower()}" for i in range(VERIFY_BATCH + 5)]
     fake.writer_extra = " ".join(f'{c[:-1]} [1 "{sentences[i % len(sentences)][:-1]}"].' for i, c in enumerate(claims))
-    result = await deep_research(app_state, QUESTION, depth=1, report_length="brief", progress=progress)
+    result = await deep_research(
+        app_state, ResearchInput(question=QUESTION, depth=1, report_length="brief"), progress=progress
+    )
     calls = verify_calls(fake)
     judged = [c for c in result.citations if c.checked_by == "model"]
     assert result.plan is not None and len(judged) <= result.plan.verify_citations
@@ -185,9 +198,11 @@ async def test_research_verifier_judges_every_claim_in_batches_within_the_plan(
 
 
 @pytest.mark.usefixtures("fake")
-async def test_research_evidence_is_the_pages_read(app_state: AppState) -> None:
-    result = await deep_research(app_state, QUESTION, depth=1, verify_with_model=False, progress=progress)
-    run = await app_state.research.get(result.research_id)
+async def test_research_evidence_is_the_pages_read(app_state: CallState) -> None:
+    result = await deep_research(
+        app_state, ResearchInput(question=QUESTION, depth=1, verify_with_model=False), progress=progress
+    )
+    run = await app_state.shared.research.get(app_state.owner, result.research_id)
     assert run is not None and result.pages_read >= 1
     n = number_of(result, DANCE)
     assert PAGES[DANCE][1][:2000] in run.evidence[str(n)]  # the page's text as read, kept for checking quotes
@@ -198,14 +213,11 @@ async def test_research_evidence_is_the_pages_read(app_state: AppState) -> None:
     ("length", "tokens", "outline"), [("brief", 1500, False), ("standard", 3500, False), ("long", 8000, True)]
 )
 async def test_research_report_length(
-    length: str, tokens: int, outline: bool, fake: FakeOpenRouter, app_state: AppState
+    length: str, tokens: int, outline: bool, fake: FakeOpenRouter, app_state: CallState
 ) -> None:
     result = await deep_research(
         app_state,
-        QUESTION,
-        depth=1,
-        report_length=length,  # type: ignore[arg-type]
-        verify_with_model=False,
+        ResearchInput(question=QUESTION, depth=1, report_length=length, verify_with_model=False),  # type: ignore[arg-type]
         progress=progress,
     )
     writer = [r.body for r in fake.chat_requests() if "You write a research report" in r.body["messages"][0]["content"]]

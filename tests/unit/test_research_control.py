@@ -8,8 +8,9 @@ import asyncio
 import pytest
 
 from openrouter_research_mcp.errors import RequestError
+from openrouter_research_mcp.research.run import ResearchInput
 from openrouter_research_mcp.tools.research import cancel_research, deep_research, get_research
-from openrouter_research_mcp.tools.state import AppState
+from openrouter_research_mcp.tools.state import CallState
 
 from ..fakes.openrouter import FakeOpenRouter
 from ..support import eventually
@@ -37,9 +38,11 @@ def researchers(fake: FakeOpenRouter) -> list[str]:
     return [r.body["messages"][-1]["content"].split("\n")[0] for r in fake.chat_requests() if r.body.get("tools")]
 
 
-async def test_research_cancel_keeps_the_partial_report(fake: FakeOpenRouter, app_state: AppState) -> None:
+async def test_research_cancel_keeps_the_partial_report(fake: FakeOpenRouter, app_state: CallState) -> None:
     fake.model_latency["openai/gpt-4o-mini"] = 0.3
-    started = await deep_research(app_state, "How do honeybees live?", depth=1, background=True, progress=progress)
+    started = await deep_research(
+        app_state, ResearchInput(question="How do honeybees live?", depth=1, background=True), progress=progress
+    )
 
     async def some_found() -> bool:
         return bool((await get_research(app_state, started.research_id)).sources)
@@ -54,33 +57,36 @@ async def test_research_cancel_keeps_the_partial_report(fake: FakeOpenRouter, ap
 
 
 async def test_research_interrupted_then_resumed_without_paying_twice(
-    fake: FakeOpenRouter, app_state: AppState
+    fake: FakeOpenRouter, app_state: CallState
 ) -> None:
     fake.model_latency["openai/gpt-4o-mini"] = 0.4
-    app_state.settings = app_state.settings.model_copy(update={"research_concurrency": 1})
-    app_state.research.engine.concurrency = 1  # one researcher at a time, so the shutdown lands between two
-    started = await deep_research(app_state, "How do honeybees live?", depth=1, background=True, progress=progress)
+    app_state.shared.research.engine.concurrency = 1  # one researcher at a time, so the shutdown lands between two
+    started = await deep_research(
+        app_state, ResearchInput(question="How do honeybees live?", depth=1, background=True), progress=progress
+    )
 
     async def two_found() -> bool:
-        run = await app_state.research.get(started.research_id)
+        run = await app_state.shared.research.get(app_state.owner, started.research_id)
         return run is not None and sum(sq.status == "done" for r in run.rounds for sq in r.sub_questions) >= 2
 
     await eventually(two_found, timeout=10, what="two researchers finishing")
-    app_state.research.begin_shutdown()
-    task = app_state.research._tasks[started.research_id]
-    task.cancel()
-    await asyncio.wait([task])
+    jobs = app_state.shared.jobs
+    jobs.shutting_down = True  # as a server stopping does
+    handle = jobs.live[started.research_id]
+    handle.stop("interrupted")
+    assert handle.task is not None
+    await asyncio.wait([handle.task])
     interrupted = await get_research(app_state, started.research_id)
     assert interrupted.status == "interrupted" and interrupted.report  # with its partial report
-    run = await app_state.research.get(started.research_id)
+    run = await app_state.shared.research.get(app_state.owner, started.research_id)
     assert run is not None
     finished = {f"Sub-question: {sq.question}" for r in run.rounds for sq in r.sub_questions if sq.status == "done"}
     assert len(finished) >= 2
     spent_before = interrupted.cost_usd
-    app_state.research.shutting_down = False  # the next server session
+    jobs.shutting_down = False  # the next server session
     fake.clear()
     fake.model_latency.clear()
-    resumed = await deep_research(app_state, resume=started.research_id, progress=progress)
+    resumed = await deep_research(app_state, ResearchInput(resume=started.research_id), progress=progress)
     assert resumed.status == "done" and resumed.research_id == started.research_id
     again = researchers(fake)
     # Only what had not finished is researched again: nothing finished is asked (or paid for) twice.
@@ -90,9 +96,9 @@ async def test_research_interrupted_then_resumed_without_paying_twice(
     assert resumed.cost_usd > spent_before and len(resumed.sources) >= len(interrupted.sources)
 
 
-async def test_research_resume_refuses_a_finished_run(fake: FakeOpenRouter, app_state: AppState) -> None:
-    done = await deep_research(app_state, "How do honeybees live?", depth=1, progress=progress)
+async def test_research_resume_refuses_a_finished_run(fake: FakeOpenRouter, app_state: CallState) -> None:
+    done = await deep_research(app_state, ResearchInput(question="How do honeybees live?", depth=1), progress=progress)
     fake.clear()
     with pytest.raises(RequestError, match="only a run stopped early"):
-        await deep_research(app_state, resume=done.research_id, progress=progress)
+        await deep_research(app_state, ResearchInput(resume=done.research_id), progress=progress)
     assert fake.chat_requests() == []

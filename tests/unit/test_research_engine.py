@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,10 @@ from typing import Any
 import pytest
 
 from openrouter_research_mcp.errors import AuthError, BudgetExceededError, ModelNotFoundError
+from openrouter_research_mcp.research.run import ResearchInput
 from openrouter_research_mcp.tools.research import deep_research, get_research
 from openrouter_research_mcp.tools.results import ResearchResult
-from openrouter_research_mcp.tools.state import AppState
+from openrouter_research_mcp.tools.state import CallState
 
 from ..fakes.openrouter import FakeOpenRouter
 from ..support import eventually
@@ -35,7 +37,7 @@ def fake(fake_openrouter: FakeOpenRouter) -> FakeOpenRouter:
 
 
 @pytest.fixture
-def state(fake: FakeOpenRouter, app_state: AppState) -> AppState:  # noqa: ARG001 - `fake` primes the answers first
+def state(fake: FakeOpenRouter, app_state: CallState) -> CallState:  # noqa: ARG001 - `fake` primes the answers first
     return app_state
 
 
@@ -61,10 +63,12 @@ def cited(report: str) -> set[int]:
     return {int(n) for n in re.findall(r"\[(\d+)\]", body)}
 
 
-async def test_research_full_loop_parallel_reflective_and_cited(fake: FakeOpenRouter, state: AppState) -> None:
+async def test_research_full_loop_parallel_reflective_and_cited(fake: FakeOpenRouter, state: CallState) -> None:
     fake.latency = 0.3
     notes = Notes()
-    result = await deep_research(state, "How do heat pumps work in cold climates?", breadth=3, depth=2, progress=notes)
+    result = await deep_research(
+        state, ResearchInput(question="How do heat pumps work in cold climates?", breadth=3, depth=2), progress=notes
+    )
     assert result.status == "done" and result.stopped_because == "done"
     assert [r.sub_questions for r in result.sub_questions] == [
         ["Sub-question 1?", "Sub-question 2?", "Sub-question 3?"],
@@ -98,17 +102,19 @@ async def test_research_full_loop_parallel_reflective_and_cited(fake: FakeOpenRo
     assert [d for d, _ in notes.seen] == sorted(d for d, _ in notes.seen)  # progress only ever increases
 
 
-async def test_research_stops_when_reflection_finds_no_gap(fake: FakeOpenRouter, state: AppState) -> None:
+async def test_research_stops_when_reflection_finds_no_gap(fake: FakeOpenRouter, state: CallState) -> None:
     fake.structured_answers["research_gaps"] = NO_GAPS
-    result = await deep_research(state, "What is a heat pump?", depth=3, progress=Notes())
+    result = await deep_research(state, ResearchInput(question="What is a heat pump?", depth=3), progress=Notes())
     assert len(result.sub_questions) == 1 and result.stopped_because == "done"
 
 
-async def test_research_writer_inventions_are_removed(fake: FakeOpenRouter, state: AppState) -> None:
+async def test_research_writer_inventions_are_removed(fake: FakeOpenRouter, state: CallState) -> None:
     fake.writer_extra = (
         "Made up [42] and [99]. See https://invented.example/paper and [a fake](https://fake.example/x)."
     )
-    result = await deep_research(state, "How do honeybees communicate?", depth=1, progress=Notes())
+    result = await deep_research(
+        state, ResearchInput(question="How do honeybees communicate?", depth=1), progress=Notes()
+    )
     assert result.report is not None
     assert "invented.example" not in result.report and "fake.example" not in result.report
     assert "[42" not in result.report and "[99" not in result.report
@@ -117,8 +123,12 @@ async def test_research_writer_inventions_are_removed(fake: FakeOpenRouter, stat
     assert urls <= {s.url for s in result.sources}
 
 
-async def test_research_small_budget_scales_the_plan_instead_of_refusing(fake: FakeOpenRouter, state: AppState) -> None:
-    result = await deep_research(state, "Heat pumps?", breadth=6, depth=3, max_cost_usd=0.03, progress=Notes())
+async def test_research_small_budget_scales_the_plan_instead_of_refusing(
+    fake: FakeOpenRouter, state: CallState
+) -> None:
+    result = await deep_research(
+        state, ResearchInput(question="Heat pumps?", breadth=6, depth=3, max_cost_usd=0.03), progress=Notes()
+    )
     assert result.status == "done" and result.cost_usd <= 0.03
     plan = result.plan
     assert plan is not None and "budget" in plan.scaled_because and plan.worst_case_usd <= 0.03
@@ -131,46 +141,56 @@ async def test_research_small_budget_scales_the_plan_instead_of_refusing(fake: F
     )
 
 
-async def test_research_budget_stop_keeps_a_verified_partial_report(fake: FakeOpenRouter, state: AppState) -> None:
+async def test_research_budget_stop_keeps_a_verified_partial_report(fake: FakeOpenRouter, state: CallState) -> None:
     fake.usage_patch["cost"] = 0.15  # every call costs more than its worst case was estimated: a lying price list
     fake.structured_answers["research_plan"] = {
         "sub_questions": [{"question": f"Q{i}?", "rationale": "r"} for i in range(6)]
     }
     result = await deep_research(
-        state, "How do honeybees communicate?", breadth=6, depth=1, max_cost_usd=0.5, progress=Notes()
+        state,
+        ResearchInput(question="How do honeybees communicate?", breadth=6, depth=1, max_cost_usd=0.5),
+        progress=Notes(),
     )
-    assert result.stopped_because == "budget" and result.status == "budget"
+    assert result.stopped_because == "budget" and result.status == "done"  # finished early, for its budget
     assert 1 <= len(searches(fake)) < 6 and result.report and "## Sources" in result.report
     assert "without a writer model" in result.report  # the writer did not fit: the report was assembled in code
     assert result.verification.citations > 0 and result.verification.quotes_found > 0
 
 
-async def test_research_refuses_a_budget_too_small_to_start(fake: FakeOpenRouter, state: AppState) -> None:
+async def test_research_refuses_a_budget_too_small_to_start(fake: FakeOpenRouter, state: CallState) -> None:
     with pytest.raises(BudgetExceededError, match=r"Not even the smallest research .* at least \$0\.\d+"):
         await deep_research(
-            state, "Heat pumps?", writer_model="anthropic/claude-sonnet-4", max_cost_usd=0.001, progress=Notes()
+            state,
+            ResearchInput(question="Heat pumps?", writer_model="anthropic/claude-sonnet-4", max_cost_usd=0.001),
+            progress=Notes(),
         )
     assert fake.chat_requests() == []
 
 
-async def test_research_unknown_model_override_rejected_before_spending(fake: FakeOpenRouter, state: AppState) -> None:
+async def test_research_unknown_model_override_rejected_before_spending(fake: FakeOpenRouter, state: CallState) -> None:
     with pytest.raises(ModelNotFoundError) as caught:
-        await deep_research(state, "Heat pumps?", searcher_model="openai/gpt4o-mini", progress=Notes())
+        await deep_research(
+            state, ResearchInput(question="Heat pumps?", searcher_model="openai/gpt4o-mini"), progress=Notes()
+        )
     assert "openai/gpt-4o-mini" in caught.value.message and fake.chat_requests() == []
 
 
-async def test_research_time_stop_returns_partial_report(fake: FakeOpenRouter, state: AppState) -> None:
+async def test_research_time_stop_returns_partial_report(fake: FakeOpenRouter, state: CallState) -> None:
     fake.latency = 0.6
     started = time.monotonic()
-    result = await deep_research(state, "Heat pumps?", breadth=3, depth=3, max_seconds=3, progress=Notes())
+    result = await deep_research(
+        state, ResearchInput(question="Heat pumps?", breadth=3, depth=3, max_seconds=3), progress=Notes()
+    )
     elapsed = time.monotonic() - started
     assert result.stopped_because == "time" and elapsed < 4.0
     assert result.report and "## Sources" in result.report and result.research_id
 
 
-async def test_research_background_then_poll(fake: FakeOpenRouter, state: AppState) -> None:
+async def test_research_background_then_poll(fake: FakeOpenRouter, state: CallState) -> None:
     fake.latency = 0.2
-    started = await deep_research(state, "Heat pumps?", depth=1, background=True, progress=Notes())
+    started = await deep_research(
+        state, ResearchInput(question="Heat pumps?", depth=1, background=True), progress=Notes()
+    )
     assert started.status == "running" and started.report is None
 
     async def finished() -> ResearchResult | None:
@@ -186,64 +206,67 @@ async def test_research_background_then_poll(fake: FakeOpenRouter, state: AppSta
     assert polled.status == "done" and polled.report and polled.cost_usd > 0
 
 
-async def test_research_cancel_stops_work_and_saves(fake: FakeOpenRouter, state: AppState, tmp_path: Path) -> None:
+async def test_research_cancel_stops_work_and_saves(fake: FakeOpenRouter, state: CallState, tmp_path: Path) -> None:
     fake.fail(kind="hang", times=10, model="openai/gpt-4o-mini")
     fake.structured_answers.pop("research_plan")
-    task = asyncio.create_task(deep_research(state, "Heat pumps?", progress=Notes()))
+    task = asyncio.create_task(deep_research(state, ResearchInput(question="Heat pumps?"), progress=Notes()))
     await eventually(fake.chat_requests, what="the first request reaching the fake")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     # the fake notices each closed connection within a poll or two
     await eventually(lambda: all(r.finished is not None for r in fake.chat_requests()), what="every request closing")
-    [saved] = list((tmp_path / "data" / "research").glob("*.json"))
-    run = json.loads(saved.read_text())
-    assert run["status"] == "cancelled" and run["stopped_because"] == "cancelled"
+    db = sqlite3.connect(tmp_path / "data" / "jobs.db")  # what another process would read
+    [(status, data)] = db.execute("SELECT status, data FROM jobs WHERE kind = 'research'").fetchall()
+    run = json.loads(data)
+    assert status == run["status"] == "cancelled" and run["stopped_because"] == "cancelled"
 
 
 async def test_research_heartbeat_keeps_progress_flowing(
-    fake: FakeOpenRouter, state: AppState, monkeypatch: pytest.MonkeyPatch
+    fake: FakeOpenRouter, state: CallState, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr("openrouter_research_mcp.research.engine.HEARTBEAT_S", 0.1)
     fake.latency = 0.5
     notes = Notes()
-    await deep_research(state, "Heat pumps?", depth=1, progress=notes)
+    await deep_research(state, ResearchInput(question="Heat pumps?", depth=1), progress=notes)
     beats = [m for _, m in notes.seen if re.search(r"\(\d+ s, \$[\d.]+ spent\)$", m)]
     assert len(beats) >= 5 and any(b.startswith("planning") for b in beats)
     gaps = [b - a for (a, _), (b, _) in zip(notes.seen, notes.seen[1:], strict=False)]
     assert all(g == 1 for g in gaps)  # every notification advances the counter by one
 
 
-async def test_research_revoked_key_fails_clearly(fake: FakeOpenRouter, state: AppState) -> None:
+async def test_research_revoked_key_fails_clearly(fake: FakeOpenRouter, state: CallState) -> None:
     fake.api_key = "sk-or-v1-someone-else"
     with pytest.raises(AuthError, match="401"):
-        await deep_research(state, "Heat pumps?", progress=Notes())
-    [summary] = await state.research.list()
-    run = await state.research.get(summary.research_id)
+        await deep_research(state, ResearchInput(question="Heat pumps?"), progress=Notes())
+    [summary], _total = await state.shared.research.list(state.owner)
+    run = await state.shared.research.get(state.owner, summary.research_id)
     assert summary.status == "failed" and run and run.error and "401" in run.error
     assert len(fake.chat_requests()) == 1  # the planner's refusal ended the run: nothing else was tried
 
 
-async def test_research_all_searches_failing_is_a_failed_run(fake: FakeOpenRouter, state: AppState) -> None:
+async def test_research_all_searches_failing_is_a_failed_run(fake: FakeOpenRouter, state: CallState) -> None:
     fake.fail(503, times=30, model="openai/gpt-4o-mini")
     result = await deep_research(
         state,
-        "Heat pumps?",
-        depth=1,
-        writer_model="google/gemini-2.5-flash",
-        planner_model="google/gemini-2.5-flash",
+        ResearchInput(
+            question="Heat pumps?",
+            depth=1,
+            writer_model="google/gemini-2.5-flash",
+            planner_model="google/gemini-2.5-flash",
+        ),
         progress=Notes(),
     )
     assert result.status == "failed" and result.error and "503" in result.error and result.sources == []
 
 
-async def test_research_report_neutralises_script_links_and_raw_html(fake: FakeOpenRouter, state: AppState) -> None:
+async def test_research_report_neutralises_script_links_and_raw_html(fake: FakeOpenRouter, state: CallState) -> None:
     fake.text_answers["google/gemini-2.5-flash"] = (
         "## Summary\nSee <a href='javascript:alert(6)'>this</a> and ![img](data:image/svg+xml,<svg/onload=alert(7)>) "
         "and [evil](javascript:alert(4)) <img src=x onerror=alert(1)>."
     )
     result = await deep_research(
-        state, "Heat pumps?", depth=1, writer_model="google/gemini-2.5-flash", progress=Notes()
+        state, ResearchInput(question="Heat pumps?", depth=1, writer_model="google/gemini-2.5-flash"), progress=Notes()
     )
     report = result.report or ""
     assert "](javascript:" not in report and "data:image" not in report and "<img" not in report and "<a " not in report

@@ -57,11 +57,16 @@ async def test_server_lists_tools_with_schemas_and_annotations(tmp_path: Path) -
         "cancel_research",
         "benchmark_models",
         "get_benchmark",
+        "cancel_benchmark",
     }
     hints = {name: tool.annotations for name, tool in tools.items()}
     assert hints["list_models"] and hints["list_models"].read_only_hint and hints["list_models"].idempotent_hint
     assert hints["ask"] and hints["ask"].open_world_hint
     assert hints["compare_models"] and hints["compare_models"].open_world_hint
+    for reader in ("get_research", "get_benchmark"):  # a "get" only reads
+        annotations = hints[reader]
+        assert annotations is not None and annotations.read_only_hint
+        assert tools[reader].input_schema["required"] == [reader.replace("get_", "") + "_id"]
     for tool in tools.values():
         assert tool.description and tool.output_schema and tool.output_schema.get("type") == "object"
         for name, prop in tool.input_schema["properties"].items():

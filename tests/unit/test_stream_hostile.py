@@ -57,7 +57,7 @@ async def test_stream_answer_is_kept_when_the_upstream_leaves_the_stream_open(
         return_value=httpx.Response(200, stream=OpenStream(*events), headers={"content-type": "text/event-stream"})
     )
     started = time.monotonic()
-    result = await client.chat(MESSAGES, fallback_models=[], stream=True)
+    result = await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[], stream=True)
     assert result.text == "The answer." and result.usage.cost_usd == 0.0001
     assert time.monotonic() - started < 2  # not the 10 s timeout: the answer was complete
 
@@ -93,4 +93,4 @@ async def test_stream_malformed_chunk_is_a_typed_error(
         return_value=httpx.Response(200, content=body.encode(), headers={"content-type": "text/event-stream"})
     )
     with pytest.raises(BadResponseError, match="could not read.*malformed"):
-        await client.chat(MESSAGES, fallback_models=[], stream=True)
+        await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[], stream=True)

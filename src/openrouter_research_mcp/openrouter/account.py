@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from .._util import as_dict
 from ..errors import OpenRouterError
-from .client import OpenRouterClient
 
 __all__ = ["account_info"]
 
@@ -33,12 +33,16 @@ KEY_FIELDS = (
 )
 
 
-async def account_info(client: OpenRouterClient) -> dict[str, Any]:
-    """Limits, usage and credits of the configured key. Raises AuthError when there is no key or it is refused."""
-    key = as_dict((await client.get_json("/key", auth=True)).get("data"))
+# GET a JSON document with the caller's key: `OpenRouterClient.get_json` bound to it.
+GetJson = Callable[..., Awaitable[Any]]
+
+
+async def account_info(get_json: GetJson) -> dict[str, Any]:
+    """Limits, usage and credits of the caller's key. Raises AuthError when there is no key or it is refused."""
+    key = as_dict((await get_json("/key", auth=True)).get("data"))
     info: dict[str, Any] = {name: key[name] for name in KEY_FIELDS if name in key}
     try:
-        credits = as_dict((await client.get_json("/credits", auth=True)).get("data"))
+        credits = as_dict((await get_json("/credits", auth=True)).get("data"))
     except OpenRouterError as exc:
         # 2026: /credits needs a management key, so an ordinary key's 403 is expected and not worth showing.
         if exc.status != 403:

@@ -96,10 +96,11 @@ def _retry_hint(availability: dict[str, Any]) -> float | None:
 
 
 class OpenRouterClient:
-    """Async OpenRouter API client shared by every tool.
+    """Async OpenRouter API client shared by every tool and every caller: one connection pool, no key of its own.
 
-    `pricing` maps a model id to its catalog pricing, used when a response lacks `usage.cost`; `usage` collects the
-    session's usage; `transport` and `sleep` exist so tests can fake the network and the clock.
+    The key travels with each request (`key=`), so the calls of different callers never share one. `pricing` maps
+    a model id to its catalog pricing, used when a response lacks `usage.cost`; `transport` and `sleep` exist so
+    tests can fake the network and the clock.
     """
 
     def __init__(
@@ -107,24 +108,18 @@ class OpenRouterClient:
         settings: Settings,
         *,
         pricing: PricingLookup | None = None,
-        usage: SessionUsage | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self.settings = settings
         self.pricing = pricing
-        self.usage = usage if usage is not None else SessionUsage()
         self._sleep = sleep
-        self._secret = settings.api_key.get_secret_value() if settings.api_key else ""
-        headers = {
+        self._headers = {
             "HTTP-Referer": settings.app_url,
             "X-OpenRouter-Title": settings.app_title,
             "X-Title": settings.app_title,
             "User-Agent": f"openrouter-research-mcp/{__version__}",
         }
-        if self._secret:
-            headers["Authorization"] = f"Bearer {self._secret}"
-        self._headers = headers
         self._transport = transport
         self._pool: httpx.AsyncClient | None = None
 
@@ -169,12 +164,17 @@ class OpenRouterClient:
         timeout: httpx.Timeout = _httpx().Timeout(read, connect=min(DEFAULT_CONNECT_TIMEOUT, read))
         return timeout
 
-    def _scrub(self, exc: OpenRouterError) -> OpenRouterError:
+    @staticmethod
+    def _scrub(exc: OpenRouterError, key: str) -> OpenRouterError:
         """Make sure the key can never travel inside an error, whatever the upstream echoed."""
-        if self._secret and self._secret in exc.message:
-            exc.message = exc.message.replace(self._secret, "***")
+        if key and key in exc.message:
+            exc.message = exc.message.replace(key, "***")
             exc.args = (exc.message,)
         return exc
+
+    @staticmethod
+    def _auth(key: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"} if key else {}
 
     def _transport_error(self, exc: httpx.TransportError, model: str | None) -> OpenRouterError:
         where = f"OpenRouter at {self.settings.base_url}"
@@ -235,15 +235,17 @@ class OpenRouterClient:
 
     # ------------------------------------------------------------------------------------------------ GET calls
 
-    async def get_json(self, path: str, *, deadline: float | None = None, auth: bool = False) -> Any:
-        """GET a JSON document (e.g. `/models`, `/key`) with the retry policy."""
-        if auth and not self._secret:
+    async def get_json(
+        self, path: str, *, key: str | None = None, deadline: float | None = None, auth: bool = False
+    ) -> Any:
+        """GET a JSON document (e.g. `/models`; `/key` with `auth`, which needs `key`) with the retry policy."""
+        if auth and not key:
             raise AuthError.missing()
 
         async def once() -> Any:
             try:
                 response = await self._with_deadline(
-                    self._http.get(path, timeout=self._timeout(deadline)), deadline, None
+                    self._http.get(path, timeout=self._timeout(deadline), headers=self._auth(key)), deadline, None
                 )
             except _httpx().TransportError as exc:
                 raise self._transport_error(exc, None) from None
@@ -259,8 +261,8 @@ class OpenRouterClient:
         try:
             body, _ = await self._retrying(once, deadline)
         except OpenRouterError as exc:
-            raise self._scrub(exc) from None
-        return body
+            raise self._scrub(exc, key or "") from None
+        return self._redact(body, key or "")
 
     # ----------------------------------------------------------------------------------------------- chat calls
 
@@ -270,13 +272,16 @@ class OpenRouterClient:
         model: str,
         deadline: float | None,
         on_text: Callable[[str], Awaitable[None]] | None,
+        key: str,
     ) -> ChatResult:
         timeout = self._timeout(deadline)
         header_id: str | None = None
         try:
             if not payload.get("stream"):
                 response = await self._with_deadline(
-                    self._http.post("/chat/completions", json=payload, timeout=timeout), deadline, model
+                    self._http.post("/chat/completions", json=payload, timeout=timeout, headers=self._auth(key)),
+                    deadline,
+                    model,
                 )
                 await self._raise_for_status(response, model)
                 header_id = response.headers.get("x-generation-id")
@@ -288,10 +293,10 @@ class OpenRouterClient:
                         model=model,
                     ) from None
             else:
-                body = await self._with_deadline(self._stream(payload, model, timeout, on_text), deadline, model)
+                body = await self._with_deadline(self._stream(payload, model, timeout, on_text, key), deadline, model)
         except _httpx().TransportError as exc:
             raise self._transport_error(exc, model) from None
-        result = parse_completion(self._redact(body), model)
+        result = parse_completion(self._redact(body, key), model)
         result.generation_id = result.generation_id or header_id
         if result.usage.cost_usd is None and self.pricing is not None:
             pricing = self.pricing(result.model) or self.pricing(model)
@@ -303,16 +308,17 @@ class OpenRouterClient:
                 result.usage.cost_usd, result.usage.cost_source = cost, "pricing"
         return result
 
-    def _redact(self, value: Any) -> Any:
+    @classmethod
+    def _redact(cls, value: Any, key: str) -> Any:
         """`value` (a parsed answer) with the key replaced wherever an upstream echoed it, in any string."""
-        if not self._secret:
+        if not key:
             return value
         if isinstance(value, str):
-            return value.replace(self._secret, "***") if self._secret in value else value
+            return value.replace(key, "***") if key in value else value
         if isinstance(value, dict):
-            return {key: self._redact(item) for key, item in value.items()}
+            return {name: cls._redact(item, key) for name, item in value.items()}
         if isinstance(value, list):
-            return [self._redact(item) for item in value]
+            return [cls._redact(item, key) for item in value]
         return value
 
     async def _stream(
@@ -321,8 +327,11 @@ class OpenRouterClient:
         model: str,
         timeout: httpx.Timeout,
         on_text: Callable[[str], Awaitable[None]] | None,
+        key: str,
     ) -> Any:
-        async with self._http.stream("POST", "/chat/completions", json=payload, timeout=timeout) as response:
+        async with self._http.stream(
+            "POST", "/chat/completions", json=payload, timeout=timeout, headers=self._auth(key)
+        ) as response:
             await self._raise_for_status(response, model)
             if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
                 await response.aread()  # a gateway that ignored `stream`: treat it as a plain answer
@@ -346,6 +355,8 @@ class OpenRouterClient:
         self,
         messages: Sequence[dict[str, Any]],
         *,
+        key: str,
+        usage: SessionUsage | None = None,
         model: str | None = None,
         fallback_models: Sequence[str] | None = None,
         stream: bool = False,
@@ -353,13 +364,14 @@ class OpenRouterClient:
         on_text: Callable[[str], Awaitable[None]] | None = None,
         **params: Any,
     ) -> ChatResult:
-        """Send a chat completion, retrying and falling back as needed.
+        """Send a chat completion with `key`, retrying and falling back as needed; `usage` (the caller's ledger)
+        records it.
 
         `model` defaults to OPENROUTER_DEFAULT_MODEL and `fallback_models` to OPENROUTER_FALLBACK_MODELS.
         `deadline` is a `time.monotonic()` value no request or retry may outlive. Other keyword arguments
         (temperature, max_tokens, reasoning, plugins, response_format, ...) go into the request body when not None.
         """
-        if not self._secret:
+        if not key:
             raise AuthError.missing()
         primary = model or self.settings.default_model
         fallbacks = self.settings.fallback_models if fallback_models is None else fallback_models
@@ -380,12 +392,12 @@ class OpenRouterClient:
                 payload["stream"] = True
 
             async def once(payload: dict[str, Any] = payload, current: str = current) -> ChatResult:
-                return await self._complete_once(payload, current, deadline, on_text)
+                return await self._complete_once(payload, current, deadline, on_text, key)
 
             try:
                 result, retries = await self._retrying(once, deadline)
             except OpenRouterError as exc:
-                self._scrub(exc)
+                self._scrub(exc, key)
                 attempts.append(
                     Attempt(
                         model=current,
@@ -396,7 +408,8 @@ class OpenRouterClient:
                         fallbacks=window,
                     )
                 )
-                self.usage.record_failure(current)
+                if usage is not None:
+                    usage.record_failure(current)
                 index += 1 + len(window)  # OpenRouter already tried the window's models after `current`
                 out_of_time = deadline is not None and time.monotonic() >= deadline
                 if index < len(chain) and is_fallback_worthy(exc) and not out_of_time:
@@ -416,5 +429,6 @@ class OpenRouterClient:
             result.model_requested = primary
             result.attempts = attempts
             result.latency_s = round(time.monotonic() - started, 4)
-            self.usage.record(result.model, result.usage)
+            if usage is not None:
+                usage.record(result.model, result.usage)
             return result

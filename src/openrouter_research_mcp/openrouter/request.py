@@ -17,6 +17,7 @@ from .pricing import Pricing, worst_case_cost
 
 __all__ = [
     "NON_PORTABLE_KEYWORDS",
+    "chat_messages",
     "ProviderPrefs",
     "WebPlan",
     "configured_provider",
@@ -238,3 +239,9 @@ def structured_params(name: str, schema: dict[str, Any], provider: dict[str, Any
         "provider": {**(provider or {}), "require_parameters": True},
         "plugins": [{"id": "response-healing"}],
     }
+
+
+def chat_messages(prompt: str | list[dict[str, Any]], system: str | None) -> list[dict[str, Any]]:
+    """A system message (when given) and the user's message (text, or text and attachment parts)."""
+    messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
+    return [*messages, {"role": "user", "content": prompt}]

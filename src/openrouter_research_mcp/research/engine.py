@@ -16,7 +16,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -24,7 +24,6 @@ from .._util import Progress
 from ..config import Settings
 from ..errors import AuthError, BudgetExceededError, CreditsError, OpenRouterError
 from ..openrouter.budget import Budget, Reservation
-from ..openrouter.client import OpenRouterClient
 from ..openrouter.completion import ChatResult
 from ..openrouter.models import ModelInfo
 from ..openrouter.request import WebPlan, provider_body, structured_params, web_params
@@ -40,16 +39,24 @@ from .planning import (
 )
 from .prompts import PLAN_SCHEMA, REFLECT_SCHEMA, checked_questions, plan_messages, reflect_messages, search_messages
 from .run import ResearchPlan, ResearchRun, Round, Stage, Stop, SubQuestion
-from .store import RunStore
 from .writing import finish_hold, keep_partial_report, write_report
 
-__all__ = ["ActiveRun", "ResearchEngine", "Stop"]
+__all__ = ["ActiveRun", "Chat", "ResearchEngine", "RunFailed", "Saver", "Stop"]
 
 log = logging.getLogger(__name__)
 
-UNSAVED = "This run could not be saved to disk"
 HEARTBEAT_S = 5.0  # progress is re-sent at least this often while work runs (hosts want one every 10 s)
 FINISHING: tuple[Stage, ...] = ("outline", "write", "verify")  # stages that may use the writer's share of the time
+
+
+# One upstream chat call on the caller's behalf (their key, their usage ledger): `OpenRouterClient.chat`, bound.
+Chat = Callable[..., Awaitable[ChatResult]]
+# Saves the run (its whole data) wherever the job system keeps it.
+Saver = Callable[[ResearchRun], Awaitable[None]]
+
+
+class RunFailed(OpenRouterError):
+    """The run ended without any usable research (every researcher failed); its report says why."""
 
 
 class _AccountProblem(Exception):
@@ -63,9 +70,7 @@ class _AccountProblem(Exception):
 class ResearchEngine:
     """Runs one `ResearchRun` to its end, saving it as it goes."""
 
-    def __init__(self, client: OpenRouterClient, store: RunStore, settings: Settings) -> None:
-        self.client = client
-        self.store = store
+    def __init__(self, settings: Settings) -> None:
         self.web_mode = settings.web_search
         self.search_engine = settings.web_engine
         self.fetch_engine = settings.fetch_engine
@@ -92,24 +97,17 @@ class ResearchEngine:
         self,
         run: ResearchRun,
         models: dict[str, ModelInfo | None],
+        *,
+        chat: Chat,
+        save: Saver,
         progress: Progress,
         started: float | None = None,
-        stopped_as: Callable[[str], Literal["cancelled", "interrupted"]] = lambda _id: "cancelled",
+        stopped_as: Callable[[], Literal["cancelled", "interrupted"]] = lambda: "cancelled",
     ) -> ResearchRun:
-        """Carry `run` through every stage (or on from where it stopped); returns it finished (done, budget, time or
-        failed). When its task is cancelled, it is saved with its partial report as `stopped_as(research_id)` says;
-        the cancel goes on."""
-        return await ActiveRun(self, run, models, progress, started, stopped_as).execute()
-
-    async def save(self, run: ResearchRun) -> None:
-        """Save a copy of `run` on a worker thread. When the disk refuses, the run stays in memory for the session
-        and its warnings say why, once."""
-        problem = await asyncio.to_thread(self.store.save, run.research_id, run.model_copy(deep=True))
-        if problem is not None and not any(w.startswith(UNSAVED) for w in run.warnings):
-            run.warnings.append(
-                f"{UNSAVED}: {problem}. It is kept in memory until the server stops; fix the data "
-                "directory (OPENROUTER_DATA_DIR) to keep future runs."
-            )
+        """Carry `run` through every stage (or on from where it stopped), making its calls with `chat` and saving it
+        with `save` after every step; returns it finished (done, with why it stopped). When its task is cancelled,
+        it is saved with its partial report as `stopped_as()` says, and the cancel goes on."""
+        return await ActiveRun(self, run, models, progress, started, stopped_as, chat, save).execute()
 
 
 class ActiveRun:
@@ -122,10 +120,12 @@ class ActiveRun:
         models: dict[str, ModelInfo | None],
         progress: Progress,
         started: float | None,
-        stopped_as: Callable[[str], Literal["cancelled", "interrupted"]],
+        stopped_as: Callable[[], Literal["cancelled", "interrupted"]],
+        chat: Chat,
+        saver: Saver,
     ) -> None:
         self.engine, self.run, self.models, self.report_progress = engine, run, models, progress
-        self.stopped_as = stopped_as
+        self.stopped_as, self.chat, self.saver = stopped_as, chat, saver
         p = run.params
         self.plan = run.plan or engine.plan_for(run, models)
         run.plan = self.plan
@@ -157,7 +157,7 @@ class ActiveRun:
         self.run.evidence = dict(self.ledger.evidence)
         self.run.updated_at = time.time()
         self.run.timings["elapsed_s"] = round(time.monotonic() - self.started, 3)
-        await self.engine.save(self.run)
+        await self.saver(self.run)
 
     def stop(self, why: str) -> None:
         if self.run.stopped_because is None:
@@ -193,7 +193,7 @@ class ActiveRun:
         deadline = self.deadline if stage in FINISHING else self.work_deadline
         extra.setdefault("provider", self.engine.provider)
         try:
-            result = await self.engine.client.chat(
+            result = await self.chat(
                 messages,
                 model=model,
                 fallback_models=[],
@@ -238,6 +238,10 @@ class ActiveRun:
             )
 
         return await ask_for_json(call, messages, check)
+
+    async def _keep_partial(self) -> None:
+        await keep_partial_report(self)
+        await self.save()
 
     def done(self) -> list[SubQuestion]:
         return [sq for r in self.run.rounds for sq in r.sub_questions if sq.status == "done"]
@@ -389,23 +393,21 @@ class ActiveRun:
                 self.run.error = next(sq.error for sq in subs if sq.status == "failed")
             await write_report(self)
             self.stop("done")
-            self.run.status = self.run.stopped_because or "done"
             self.run.progress = f"finished ({self.run.stopped_because})"
         except _AccountProblem as problem:
             self.stop("failed")
-            self.run.status, self.run.error = "failed", problem.error.message
+            self.run.error = problem.error.message
             self.run.progress = "failed: " + problem.error.message
-            keep_partial_report(self)
+            await keep_partial_report(self)
             await self.save()
             raise problem.error from None
         except asyncio.CancelledError:
-            why = self.stopped_as(self.run.research_id)
+            why = self.stopped_as()
             self.stop(why)
             self.run.status = why
             resumable = " (resume it with deep_research resume=<id>)" if why == "interrupted" else ""
             self.run.progress = f"{why}; the findings so far are kept{resumable}"
-            keep_partial_report(self)
-            await asyncio.shield(self.save())
+            await asyncio.shield(self._keep_partial())
             raise
         finally:
             beat.cancel()
@@ -413,6 +415,8 @@ class ActiveRun:
             await asyncio.wait([beat])
         self.run.timings["total_s"] = round(time.monotonic() - self.started, 3)
         await self.save()
+        if self.run.stopped_because == "failed":
+            raise RunFailed(self.run.error or "every researcher failed")
         return self.run
 
 

@@ -1,74 +1,85 @@
-"""Starts research runs in the foreground or the background, finds them again by id, cancels and stops them.
+"""Research runs as jobs (see `jobs/manager.py`): started in the foreground or the background, found again by id,
+resumed, cancelled, listed, each scoped to its owner, on whatever store the server uses.
 
-Every run of this session stays in memory whatever the disk says, so an unwritable data directory never loses
-one. Saved runs from earlier sessions are indexed by one scan on a worker thread, started after the server is up:
-nothing about them sits on the start-up path or the event loop.
+The job system decides who runs a job and when it stops; this module turns a `ResearchRun` into a job's data and
+back, and says how a run ends: done (with why it stopped), failed (with the reason), cancelled or interrupted, its
+partial report kept in each case.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-from typing import Literal
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
 
 from .._util import Progress, no_progress
-from ..errors import NotFoundError, OpenRouterError, RequestError, UpstreamUnavailableError
+from ..errors import (
+    AuthError,
+    BudgetExceededError,
+    CreditsError,
+    NotFoundError,
+    OpenRouterError,
+    RequestError,
+    UpstreamUnavailableError,
+)
+from ..jobs.manager import JobHandle, JobManager, JobRefused
+from ..jobs.store import JobRecord, Status
 from ..openrouter.catalog import ModelCatalog
 from ..openrouter.models import ModelInfo
-from .engine import ResearchEngine
-from .run import RUN_ID, ResearchParams, ResearchRun, new_run_id
-from .store import RunStore, RunSummary
+from .engine import Chat, ResearchEngine
+from .run import RESUMABLE, RUN_ID, ResearchParams, ResearchRun, new_run_id
+from .writing import finish_hold
 
-__all__ = ["ResearchManager"]
+__all__ = ["KIND", "ResearchJobs", "RunSummary"]
 
 log = logging.getLogger(__name__)
 
-RESUMABLE = ("interrupted", "time", "budget", "cancelled")
+KIND = "research"
+WHAT = "research run"
+UNSAVED = "This run could not be saved"
 
 
-class ResearchManager:
-    """Owns the research engine, the run store and the runs' tasks for the server's lifetime."""
+@dataclass(frozen=True)
+class RunSummary:
+    """What a listing shows of a run."""
 
-    def __init__(self, engine: ResearchEngine, store: RunStore, catalog: ModelCatalog) -> None:
+    research_id: str
+    question: str
+    status: str
+    created_at: float
+    cost_usd: float
+
+
+def run_of(record: JobRecord) -> ResearchRun:
+    """The run a job record holds, its status the record's (a lease that expired reads as interrupted)."""
+    run = ResearchRun.model_validate(record.data)
+    if record.status != run.status:
+        run.status = record.status
+        if record.status == "interrupted" and run.stopped_because in (None, "done"):
+            run.stopped_because = "interrupted"
+            run.progress = "interrupted: the server running it stopped; resume it with deep_research resume=<id>"
+    return run
+
+
+def _data(run: ResearchRun) -> dict[str, Any]:
+    return run.model_dump(mode="json")
+
+
+class ResearchJobs:
+    """Research runs for every caller of this server (see the module docstring)."""
+
+    def __init__(self, engine: ResearchEngine, jobs: JobManager, catalog: ModelCatalog) -> None:
         self.engine = engine
-        self.store = store
+        self.jobs = jobs
         self.catalog = catalog
-        self.shutting_down = False
-        self._runs: dict[str, ResearchRun] = {}  # every run this session touched, finished or not
-        self._tasks: dict[str, asyncio.Task[ResearchRun]] = {}  # runs in progress (foreground and background)
-        self._cancelled: set[str] = set()  # runs cancel() stopped, as opposed to a client or a shutdown
-        self._index: dict[str, RunSummary] = {}
-        self._scan: asyncio.Task[None] | None = None
+        self._runs: dict[str, ResearchRun] = {}  # the live run of each job this process runs
 
-    # ------------------------------------------------------------------------------------------- the index
+    # ------------------------------------------------------------------------------------------- preparing
 
-    def start(self) -> None:
-        """Begin indexing saved runs on a worker thread (call once the event loop runs)."""
-        if self._scan is None:
-            self._scan = asyncio.create_task(self._index_saved(), name="research-index")
-
-    async def _index_saved(self) -> None:
-        summaries = await asyncio.to_thread(self.store.scan)
-        self._index.update((s.research_id, s) for s in summaries if s.research_id not in self._index)
-        interrupted = sum(s.status == "interrupted" for s in summaries)
-        log.info("%d saved research run(s) indexed (%d interrupted)", len(summaries), interrupted)
-
-    async def ready(self) -> None:
-        """Wait for the index of saved runs (a failed scan leaves it empty rather than failing the caller)."""
-        self.start()
-        assert self._scan is not None
-        with contextlib.suppress(Exception):
-            await asyncio.shield(self._scan)
-
-    def _remember(self, run: ResearchRun) -> None:
-        self._runs[run.research_id] = run
-        self._index[run.research_id] = RunSummary.of(run)
-
-    # ---------------------------------------------------------------------------------------------- starting
-
-    async def prepare(self, params: ResearchParams) -> tuple[ResearchRun, dict[str, ModelInfo | None]]:
-        """Validate the models and the budget before anything is spent; return the new run."""
+    async def models_for(self, params: ResearchParams) -> dict[str, ModelInfo | None]:
         ids = list(dict.fromkeys([params.planner_model, params.searcher_model, params.writer_model]))
         try:
             snap = await self.catalog.get()
@@ -77,147 +88,209 @@ class ResearchManager:
                 "deep_research needs the model catalog to price and cap its calls, and "
                 f"it could not be loaded: {exc.message}"
             ) from None
-        models: dict[str, ModelInfo | None] = {m: self.catalog.resolve(snap, m) for m in ids}
+        return {m: self.catalog.resolve(snap, m) for m in ids}
+
+    async def prepare(self, params: ResearchParams) -> tuple[ResearchRun, dict[str, ModelInfo | None]]:
+        """Validate the models and the budget before anything is spent; return the new run."""
+        models = await self.models_for(params)
         run = ResearchRun(research_id=new_run_id(), params=params)
         run.plan = self.engine.plan_for(run, models)  # refuses, before anything is spent, a budget too small
         return run, models
 
-    async def prepare_resume(
-        self, research_id: str, changes: dict[str, object]
-    ) -> tuple[ResearchRun, dict[str, ModelInfo | None]]:
-        """A stopped run made ready to go on from where it stopped (`changes`: new budget, time, models…)."""
-        run = await self.get(research_id)
-        if run is None:
-            raise NotFoundError(f"No research run has the id `{research_id}` to resume.")
-        if research_id in self._tasks:
-            raise RequestError(f"Run {research_id} is still running; poll get_research, or cancel_research it first.")
-        if run.status not in RESUMABLE:
-            raise RequestError(
-                f"Run {research_id} is {run.status}; only a run stopped early ({', '.join(RESUMABLE)}) can be resumed."
-            )
-        run.params = run.params.model_copy(update={k: v for k, v in changes.items() if v is not None})
-        ids = list(dict.fromkeys([run.params.planner_model, run.params.searcher_model, run.params.writer_model]))
-        snap = await self.catalog.get()
-        models: dict[str, ModelInfo | None] = {m: self.catalog.resolve(snap, m) for m in ids}
-        run.resumed += 1
-        run.timings["earlier_s"] = run.timings.get("earlier_s", 0.0) + run.timings.get("elapsed_s", 0.0)
-        return run, models
+    # --------------------------------------------------------------------------------------------- running
 
-    def _stopped_as(self, research_id: str) -> Literal["cancelled", "interrupted"]:
-        """How a run whose task was cancelled ends: by cancel() or its client (cancelled), or by a server shutdown
-        (interrupted, and resumable)."""
-        return "interrupted" if self.shutting_down and research_id not in self._cancelled else "cancelled"
-
-    def _task(
-        self, run: ResearchRun, models: dict[str, ModelInfo | None], progress: Progress, started: float | None
-    ) -> asyncio.Task[ResearchRun]:
-        self._remember(run)
-        task = asyncio.create_task(self._guarded(run, models, progress, started), name=f"research-{run.research_id}")
-        self._tasks[run.research_id] = task
-        task.add_done_callback(lambda _t: self._finished(run))
-        return task
-
-    def _finished(self, run: ResearchRun) -> None:
-        self._tasks.pop(run.research_id, None)
-        self._remember(run)
-
-    async def _guarded(
-        self, run: ResearchRun, models: dict[str, ModelInfo | None], progress: Progress, started: float | None
-    ) -> ResearchRun:
-        try:
-            return await self.engine.run(run, models, progress, started, stopped_as=self._stopped_as)
-        except OpenRouterError as exc:  # e.g. a revoked key: recorded, then reported by the tool
-            run.status, run.stopped_because, run.error = "failed", "failed", exc.message
-            await self.engine.save(run)
-            raise
-        except Exception as exc:
-            log.exception("research run %s failed", run.research_id)  # a bug must not leave it "running"
-            run.status, run.stopped_because = "failed", "failed"
-            run.error = f"deep_research failed unexpectedly ({type(exc).__name__}: {exc})"
-            await self.engine.save(run)
-            raise OpenRouterError(
-                f"{run.error}. The run {run.research_id} is saved as failed; please report this with the server log."
-            ) from exc
-
-    async def run(
+    def _body(
         self,
         run: ResearchRun,
         models: dict[str, ModelInfo | None],
+        chat: Chat,
+        progress: Progress,
+        started: float | None,
+    ) -> Any:
+        async def body(handle: JobHandle) -> None:
+            async def save(current: ResearchRun) -> None:
+                await handle.save(_data(current), title=current.params.question[:200], cost_usd=current.cost_usd)
+                if handle.unsaved and not any(w.startswith(UNSAVED) for w in current.warnings):
+                    current.warnings.append(
+                        f"{UNSAVED}: {handle.unsaved}. It is kept in memory until the server stops; fix the data "
+                        "directory (OPENROUTER_DATA_DIR) or the database to keep future runs."
+                    )
+
+            def stopped_as() -> Any:
+                return (
+                    "interrupted"
+                    if (handle.stop_reason or "") == "interrupted" or self.jobs.shutting_down
+                    else ("cancelled")
+                )
+
+            self._runs[run.research_id] = run
+            await self.engine.run(
+                run, models, chat=chat, save=save, progress=progress, started=started, stopped_as=stopped_as
+            )
+
+        return body
+
+    def _finish(self, run: ResearchRun) -> Any:
+        def finish(record: JobRecord, status: Status, error: str | None) -> dict[str, Any]:
+            self._runs.pop(run.research_id, None)
+            run.status = status
+            if status == "failed":
+                run.stopped_because = "failed"
+                run.error = run.error or error
+                run.progress = f"failed: {run.error}"
+            elif status in ("cancelled", "interrupted"):
+                run.stopped_because = status
+            record.title, record.cost_usd = run.params.question[:200], run.cost_usd
+            return _data(run)
+
+        return finish
+
+    async def start(
+        self,
+        run: ResearchRun,
+        models: dict[str, ModelInfo | None],
+        *,
+        owner: str,
+        chat: Chat,
+        key_source: str = "operator",
         progress: Progress = no_progress,
         started: float | None = None,
+        background: bool = False,
     ) -> ResearchRun:
-        """Run to the end for the calling tool: a cancel of the call cancels the run; `cancel()` ends the run early
-        and the call returns what it found. `started` (a `time.monotonic()` value) is when the caller's clock
-        began, so `max_seconds` covers the preparation too."""
-        task = self._task(run, models, progress, started)
-        try:
-            return await task
-        except asyncio.CancelledError:
-            me = asyncio.current_task()
-            if task.done() and not (me is not None and me.cancelling()):
-                return run  # cancel() stopped the run, not the caller: hand back what it found
-            raise
+        """Run a new research job for `owner`; in the foreground, to its end (a cancel of the calling request
+        cancels the run). `started` (a `time.monotonic()` value) is when the caller's clock began."""
+        record = JobRecord(
+            id=run.research_id,
+            kind=KIND,
+            owner=owner,
+            status="running",
+            data=_data(run),
+            title=run.params.question[:200],
+            key_source=key_source,
+        )
+        body = self._body(run, models, chat, progress if not background else no_progress, started)
+        handle = await self.jobs.start(record, body, self._finish(run), background=background)
+        return self._result(run, handle)
 
-    async def start_background(self, run: ResearchRun, models: dict[str, ModelInfo | None]) -> ResearchRun:
-        """Start the run as a task of the server and return at once (saved first, so it can be found)."""
-        await self.engine.save(run)
-        task = self._task(run, models, no_progress, None)
-        task.add_done_callback(_quiet)
+    async def resume(
+        self,
+        owner: str,
+        research_id: str,
+        changes: Mapping[str, object],
+        *,
+        chat: Chat,
+        progress: Progress = no_progress,
+        background: bool = False,
+    ) -> ResearchRun:
+        """Go on with a stopped run: its finished research is kept (not repeated, not paid for again); `changes`
+        (a new budget, time) apply to the continuation. A refused resume leaves the run exactly as it was."""
+        missing = NotFoundError(f"No research run has the id `{research_id}` to resume.")
+        if not RUN_ID.fullmatch(research_id):
+            raise missing
+        record = await self.jobs.find(KIND, owner, research_id)
+        if record is None:
+            raise missing
+        update = {k: v for k, v in changes.items() if v is not None}
+        # Everything is checked before the lease is taken, so a refused resume leaves the run as it was.
+        candidate = self._continuation(run_of(record), update)
+        models = await self.models_for(candidate.params)
+        hold = finish_hold(candidate, models)
+        if hold is None or hold > candidate.params.max_cost_usd:
+            need = "an unknown amount" if hold is None else f"up to ${hold:.4f}"
+            raise BudgetExceededError(
+                f"Writing and checking the report of run {research_id} could cost {need}, more than the "
+                f"max_cost_usd ${candidate.params.max_cost_usd:.4f} given for resuming it. Raise max_cost_usd; the "
+                "run is unchanged."
+            )
+        run: ResearchRun = candidate
+
+        def prepare(current: JobRecord) -> dict[str, Any]:
+            nonlocal run
+            run = self._continuation(run_of(current), update)
+            run.resumed += 1
+            run.timings["earlier_s"] = run.timings.get("earlier_s", 0.0) + run.timings.get("elapsed_s", 0.0)
+            run.status, run.stopped_because = "running", None
+            return _data(run)
+
+        def body(handle: JobHandle) -> Any:
+            return self._body(run, models, chat, progress, None)(handle)
+
+        def finish(record: JobRecord, status: Status, error: str | None) -> dict[str, Any]:
+            done: dict[str, Any] = self._finish(run)(record, status, error)
+            return done
+
+        try:
+            handle = await self.jobs.resume(
+                KIND, owner, research_id, prepare, body, finish, background=background, what=WHAT
+            )
+        except JobRefused as exc:
+            raise RequestError(exc.message) from None
+        return self._result(run, handle)
+
+    @staticmethod
+    def _continuation(run: ResearchRun, update: Mapping[str, object]) -> ResearchRun:
+        """`run` with the resume's changes, or a refusal naming why it cannot go on."""
+        if run.status in ("running", "queued"):
+            raise RequestError(
+                f"Run {run.research_id} is still running; poll get_research, or cancel_research it first."
+            )
+        if not run.resumable:
+            raise RequestError(
+                f"Run {run.research_id} is {run.status} ({run.stopped_because}); only a run stopped early "
+                f"({', '.join(RESUMABLE)}) can be resumed."
+            )
+        run.params = run.params.model_copy(update=update)
+        return run
+
+    def _result(self, run: ResearchRun, handle: JobHandle) -> ResearchRun:
+        """The run as its caller sees it; a key or credits problem (every further call would fail too) is raised,
+        the run being saved as failed."""
+        if isinstance(handle.error, AuthError | CreditsError):
+            raise handle.error
+        note = self.jobs.volatile()
+        if note is not None and note not in run.warnings:
+            run.warnings.append(note)
+        if handle.unsaved and not any(w.startswith(UNSAVED) for w in run.warnings):
+            run.warnings.append(f"{UNSAVED}: {handle.unsaved}. It is kept in memory until the server stops.")
         return run
 
     # --------------------------------------------------------------------------------------------- finding
 
-    async def get(self, research_id: str) -> ResearchRun | None:
-        """A run of this session, or a saved one; None for an unknown or malformed id."""
-        if research_id in self._runs:
-            return self._runs[research_id]
+    async def get(self, owner: str, research_id: str) -> ResearchRun | None:
+        """The owner's run (the live one when this process runs it); None for an unknown or malformed id, or
+        another owner's."""
         if not RUN_ID.fullmatch(research_id):
             return None
-        await self.ready()
-        if research_id not in self._index:
+        live = self.jobs.live.get(research_id)
+        if live is not None and live.record.owner == owner and research_id in self._runs:
+            return self._runs[research_id]
+        record = await self.jobs.find(KIND, owner, research_id)
+        if record is None:
             return None
-        run = await asyncio.to_thread(self.store.load, research_id)
-        if run is not None:
-            self._runs[research_id] = run
-        return run
+        try:
+            return run_of(record)
+        except ValidationError:
+            log.warning("research run %s is stored in a shape this server cannot read", research_id)
+            return None
 
-    async def list(self) -> list[RunSummary]:
-        """Every run known, newest first."""
-        await self.ready()
-        for run in self._runs.values():
-            self._index[run.research_id] = RunSummary.of(run)
-        return sorted(self._index.values(), key=lambda s: s.created_at, reverse=True)
+    async def list(self, owner: str, limit: int = 100, offset: int = 0) -> tuple[list[RunSummary], int]:
+        """The owner's runs, newest first, and how many there are."""
+        page = await self.jobs.list(KIND, owner, limit, offset)
+        return [RunSummary(s.id, s.title, s.status, s.created_at, s.cost_usd) for s in page.items], page.total
 
-    # ---------------------------------------------------------------------------------------------- stopping
+    # -------------------------------------------------------------------------------------------- stopping
 
-    async def cancel(self, research_id: str) -> ResearchRun | None:
-        """Stop a run in progress, keeping what it found (saved as cancelled with its partial report). Returns
-        the run (or None for an unknown id); a run that already ended is returned as it is."""
-        task = self._tasks.get(research_id)
-        if task is not None and not task.done():
-            self._cancelled.add(research_id)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await asyncio.wait([task])
-        return await self.get(research_id)
+    async def cancel(self, owner: str, research_id: str) -> ResearchRun | None:
+        """Stop the owner's run wherever it runs, keeping what it found (saved as cancelled with its partial
+        report); a run that already ended is returned as it is. None for an unknown id."""
+        if not RUN_ID.fullmatch(research_id):
+            return None
 
-    def begin_shutdown(self) -> None:
-        """From now on, runs that stop are interrupted (resumable), not cancelled."""
-        self.shutting_down = True
+        def finish(record: JobRecord, status: Status, _error: str | None) -> dict[str, Any]:
+            run = run_of(record)
+            run.status, run.stopped_because = status, status  # type: ignore[assignment]
+            run.progress = f"{status}; the findings so far are kept"
+            return _data(run)
 
-    async def aclose(self) -> None:
-        """Stop every run in progress; each saves itself as interrupted with its partial report."""
-        self.begin_shutdown()
-        tasks = [t for t in self._tasks.values() if not t.done()]
-        for task in tasks:
-            task.cancel()
-        if tasks:
-            await asyncio.wait(tasks, timeout=1.0)
-        if self._scan is not None and not self._scan.done():
-            self._scan.cancel()
-
-
-def _quiet(task: asyncio.Task[ResearchRun]) -> None:
-    """A background run's failure is recorded in the run itself; nobody awaits its task."""
-    if not task.cancelled() and (exc := task.exception()) is not None and not isinstance(exc, OpenRouterError):
-        log.warning("background research ended with %s", type(exc).__name__)
+        record = await self.jobs.cancel(KIND, owner, research_id, finish)
+        return run_of(record) if record is not None else None

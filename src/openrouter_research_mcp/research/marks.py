@@ -38,6 +38,8 @@ _CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]+`)", re.DOTALL)
 _SENTENCE_END = re.compile(r"(?:[.!?]\s+|[。！？]\s*|\n)")
 # A bracket that begins like a quoted citation, or a quoted citation whose bracket never closes.
 _LOOKS_LIKE = re.compile(r"[\[【［]\s*(\d{1,6})\s*[:,]?\s*[\"“„«»「『‘‚']")
+# Where a citation mark begins: a bracket, a source number (1-999), then the bracket's end, a separator or a quote.
+_MARK_START = re.compile(r"[\[【［]\s*[1-9]\d{0,2}(?!\d)\s*(?:[\]】］;,–-]|[:,]?\s*[\"“„«»「『‘‚'])")
 _PLAIN_LEFTOVER = re.compile(r"[\[【［]\s*(\d{1,3})\s*[?†*]\s*[\]】］]")
 
 
@@ -79,6 +81,8 @@ def _quoted(text: str, i: int, close: str) -> tuple[str, int] | None:
         ch = text[j]
         if ch == "\n" and text[j + 1 : j + 2] == "\n":
             return None  # a paragraph break: this quote never closed
+        if ch in BRACKETS and _MARK_START.match(text, j):
+            return None  # the next citation begins: this quote never closed
         if ch in closers:
             after = _skip_space(text, j + 1)
             if after < len(text) and (

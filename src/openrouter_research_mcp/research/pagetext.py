@@ -173,7 +173,7 @@ def same_number(a: Token, b: Token) -> bool:
 
 _GROUPED = r"\d{1,3}(?:[,. ]\d{3})+(?![\d])"
 _NUMBER = re.compile(
-    rf"(?P<cur>[$€£¥]\s?)?(?P<sign>(?<![\w.,-])-)?(?P<num>(?:{_GROUPED}|\d+)(?:[.,]\d+)?)(?![\d])",
+    rf"(?P<cur>[$€£¥]\s?)?(?P<sign>(?<![0-9A-Za-z.,-])-)?(?P<num>(?:{_GROUPED}|\d+)(?:[.,]\d+)?)(?![\d])",
 )
 _UNIT_AFTER = re.compile(r"\s?(°\s?[cf]|[a-zµ°℃℉$€£¥][a-z/]{0,3}\b|[$€£¥℃℉])", re.IGNORECASE)
 _PERCENT_AFTER = re.compile(

@@ -72,15 +72,23 @@ Kind = Literal["found", "variant", "not_found", "too_short"]
 
 @dataclass
 class Page:
-    """A source's evidence, cleaned and cut into tokens once for all its citations."""
+    """A source's evidence, cleaned and cut into tokens once for all its citations (with each token's comparison
+    key, and where each key occurs)."""
 
     text: str
     toks: list[Token] = field(default_factory=list)
+    keys: list[str] = field(default_factory=list)
+    at: dict[str, list[int]] = field(default_factory=dict)
 
     @classmethod
     def of(cls, raw: str) -> Page:
         text = clean(raw)
-        return cls(text=text, toks=tokens(text))
+        toks = tokens(text)
+        keys = [_key(t) for t in toks]
+        at: dict[str, list[int]] = {}
+        for i, key in enumerate(keys):
+            at.setdefault(key, []).append(i)
+        return cls(text=text, toks=toks, keys=keys, at=at)
 
 
 @dataclass
@@ -176,38 +184,67 @@ def _judge(q: Sequence[Token], w: Sequence[Token]) -> tuple[bool, str, int]:
 
 
 def _key(token: Token) -> str:
-    # Numbers align on a value they may stand for (checked exactly after alignment), words on their folded text.
-    return "#" + min(token.values) if token.is_number else token.text
+    # Numbers align with numbers (whether they are the same number is checked exactly after alignment, since one
+    # may have several readings), words on their folded text.
+    return "#" if token.is_number else token.text
 
 
-def _exact(q: Sequence[Token], page: Sequence[Token], start: int = 0) -> int | None:
+def _exact(q: Sequence[Token], page: Page, start: int = 0) -> int | None:
     n = len(q)
-    for i in range(start, len(page) - n + 1):
-        if all(a.same(b) for a, b in zip(q, page[i : i + n], strict=True)):
+    for i in page.at.get(_key(q[0]), []):
+        if (
+            i >= start
+            and i + n <= len(page.toks)
+            and all(a.same(b) for a, b in zip(q, page.toks[i : i + n], strict=True))
+        ):
             return i
     return None
 
 
-def _candidates(q: Sequence[Token], page: Sequence[Token], start: int, limit: int = 12) -> list[int]:
+def _windows(keys: Sequence[str], wanted: set[str], size: int, start: int) -> list[tuple[int, int]]:
+    """(start, how many of `wanted` it holds) for every window of `size` keys from `start`, in one pass."""
+    counts: dict[str, int] = {}
+    held = 0
+    out = []
+    for i in range(start, len(keys)):
+        key = keys[i]
+        if key in wanted:
+            counts[key] = counts.get(key, 0) + 1
+            held += counts[key] == 1
+        first = i - size + 1
+        if first > start:
+            gone = keys[first - 1]
+            if gone in wanted:
+                counts[gone] -= 1
+                held -= counts[gone] == 0
+        if first >= start:
+            out.append((first, held))
+    # The last windows run past the end of the page: slide on, only dropping keys.
+    for first in range(max(len(keys) - size + 1, start), len(keys)):
+        if first > start and first > len(keys) - size:
+            gone = keys[first - 1]
+            if gone in wanted:
+                counts[gone] -= 1
+                held -= counts[gone] == 0
+        if not out or out[-1][0] < first:
+            out.append((first, held))
+    return out
+
+
+def _candidates(q: Sequence[Token], page: Page, start: int, limit: int = 12) -> list[int]:
     """Window starts in `page` that share the most of the quote's tokens (at least half of them)."""
     wanted = {_key(t) for t in q}
-    size = len(q) + 4
-    keys = [_key(t) for t in page]
-    scored = []
-    for i in range(start, max(len(page) - len(q) + 1, start + 1)):
-        shared = len(wanted & set(keys[i : i + size]))
-        if shared * 2 >= len(wanted):
-            scored.append((shared, i))
+    scored = [(h, i) for i, h in _windows(page.keys, wanted, len(q) + 4, start) if h * 2 >= len(wanted)]
     scored.sort(key=lambda s: (-s[0], s[1]))
     return [i for _shared, i in scored[:limit]]
 
 
-def _near(q: Sequence[Token], page: Sequence[Token], start: int) -> tuple[Found, int] | None:
+def _near(q: Sequence[Token], page: Page, start: int) -> tuple[Found, int] | None:
     """The best window of `page` (from token `start`) that the quote may stand for, or the nearest miss."""
     best_miss: Found | None = None
     for i in _candidates(q, page, start):
         offset = max(i - 2, 0)
-        window = page[offset : i + len(q) + 4]
+        window = page.toks[offset : i + len(q) + 4]
         matcher = SequenceMatcher(None, [_key(t) for t in q], [_key(t) for t in window], autojunk=False)
         blocks = [b for b in matcher.get_matching_blocks() if b.size]
         if not blocks:
@@ -247,13 +284,13 @@ def find_quote(quote: str, page: Page) -> Found:
         return Found("too_short", reason="the quote is too short to show it comes from this page")
     at, first_start, last_end, kinds, scores, reasons = 0, -1, 0, [], [], []
     for piece in pieces:
-        exact = _exact(piece, page.toks, at)
+        exact = _exact(piece, page, at)
         if exact is not None and (first_start < 0 or exact - at <= 80):
             span = page.toks[exact : exact + len(piece)]
             found = Found("found", span[0].start, span[-1].end, 100.0)
             at = exact + len(piece)
         else:
-            near = _near(piece, page.toks, at)
+            near = _near(piece, page, at)
             if near is None:
                 return Found("not_found", reason="the quote's words are not on this page")
             found, at = near
@@ -297,14 +334,10 @@ def _densest(page: Page, near: Sequence[Token], limit: int) -> int:
     wanted = {_key(t) for t in near if not _light(t)}
     if not wanted or not page.toks:
         return 0
-    best, best_at, j = -1, 0, 0
-    for i, tok in enumerate(page.toks):
-        while j < len(page.toks) and page.toks[j].end - tok.start <= limit:
-            j += 1
-        shared = len(wanted & {_key(t) for t in page.toks[i:j]})
-        if shared > best:
-            best, best_at = shared, (tok.start + page.toks[j - 1].end) // 2
-    return best_at
+    size = max(1, len(page.toks) * limit // max(len(page.text), 1))  # tokens in about `limit` characters
+    best_start, best = max(_windows(page.keys, wanted, size, 0), key=lambda w: (w[1], -w[0]))
+    last = page.toks[min(best_start + size, len(page.toks)) - 1]
+    return (page.toks[best_start].start + last.end) // 2
 
 
 def missing_numbers(claim: str, *texts: str) -> list[str]:
@@ -322,4 +355,4 @@ def claim_is_on_page(claim: str, page: Page) -> bool:
     wanted = tokens(clean(claim))
     while wanted and _light(wanted[0]):
         wanted = wanted[1:]
-    return len(wanted) >= MIN_CLAIM_TOKENS and _exact(wanted, page.toks) is not None
+    return len(wanted) >= MIN_CLAIM_TOKENS and _exact(wanted, page) is not None

@@ -9,6 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..jobs.store import Status
 from ..openrouter.completion import Source
 from ..openrouter.pricing import CallTotals, Usage
 from .citations import CitationCheck, Verification
@@ -16,6 +17,8 @@ from .citations import CitationCheck, Verification
 __all__ = [
     "RUN_ID",
     "ReportLength",
+    "RESUMABLE",
+    "ResearchInput",
     "ResearchParams",
     "ResearchPlan",
     "ResearchRun",
@@ -29,9 +32,13 @@ __all__ = [
 # Run ids are made here and checked against this before any file is touched: no user text reaches a path.
 RUN_ID = re.compile(r"^\d{8}-\d{6}-[0-9a-f]{8}$")
 
-Status = Literal["running", "done", "budget", "time", "cancelled", "interrupted", "failed"]
+StopReason = Literal["done", "budget", "time", "cancelled", "interrupted", "failed"]
 Stage = Literal["plan", "search", "reflect", "outline", "write", "verify"]
 ReportLength = Literal["brief", "standard", "long"]
+
+
+# A stopped run that `resume` may continue: one interrupted or cancelled, or one that finished early for budget or time.
+RESUMABLE = ("interrupted", "cancelled", "budget", "time")
 
 
 class Stop(Exception):
@@ -42,22 +49,36 @@ def new_run_id() -> str:
     return f"{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
 
 
-class ResearchParams(BaseModel):
-    """What the caller asked for, after defaults."""
+class ResearchInput(BaseModel):
+    """What `deep_research` takes: the one declaration of its parameters, their defaults, bounds and descriptions
+    (the MCP tool's schema is made from it)."""
 
     model_config = ConfigDict(defer_build=True)
 
-    question: str
-    breadth: int = Field(default=3, ge=1, le=6)
-    depth: int = Field(default=2, ge=1, le=3)
+    question: str = Field(default="", description="the research question; may be empty with resume")
+    breadth: int = Field(default=3, ge=1, le=6, description="sub-questions in round 1 (halved after)")
+    depth: int = Field(default=2, ge=1, le=3, description="rounds of research and reflection")
+    max_cost_usd: float | None = Field(
+        default=None, gt=0, le=100, description="USD cap; default OPENROUTER_RESEARCH_MAX_COST_USD"
+    )
+    max_seconds: float = Field(default=50, gt=0, le=3600, description="time cap")
+    planner_model: str | None = Field(default=None, description="plans, reflects, verifies")
+    searcher_model: str | None = Field(default=None, description="searches and reads pages")
+    writer_model: str | None = Field(default=None, description="writes the report")
+    report_length: ReportLength = Field(default="standard", description="~600, ~1,500 or ~4,000 words")
+    verify_with_model: bool = Field(default=True, description="a model judges each cited claim against its page")
+    background: bool = Field(default=False, description="return a research_id at once; poll get_research")
+    resume: str | None = Field(default=None, description="research_id of a stopped run to continue")
+    clarify: bool = Field(default=False, description="ask the user up to 3 questions first")
+
+
+class ResearchParams(ResearchInput):
+    """What a run was asked for, saved with it: the input with every default filled in."""
+
     max_cost_usd: float = Field(gt=0)
-    max_seconds: float = Field(default=50, gt=0)
     planner_model: str
     searcher_model: str
     writer_model: str
-    background: bool = False
-    report_length: ReportLength = "standard"
-    verify_with_model: bool = True
     clarifications: dict[str, str] = Field(default_factory=dict, description="the user's answers before planning")
     assumptions: list[str] = Field(default_factory=list, description="what was assumed where nobody could be asked")
 
@@ -118,7 +139,7 @@ class ResearchRun(BaseModel):
     research_id: str
     params: ResearchParams
     status: Status = "running"
-    stopped_because: Literal["done", "budget", "time", "cancelled", "interrupted", "failed"] | None = None
+    stopped_because: StopReason | None = None
     progress: str = "starting"
     created_at: float = Field(default_factory=time.time)
     updated_at: float = Field(default_factory=time.time)
@@ -139,6 +160,13 @@ class ResearchRun(BaseModel):
     pages_read: int = 0
     searches: int = 0
     resumed: int = Field(default=0, description="how many times the run was resumed")
+
+    @property
+    def resumable(self) -> bool:
+        """Whether `resume` may continue this run (see RESUMABLE)."""
+        return self.status in ("interrupted", "cancelled") or (
+            self.status == "done" and self.stopped_because in ("budget", "time")
+        )
 
     @property
     def cost_usd(self) -> float:

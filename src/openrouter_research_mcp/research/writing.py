@@ -9,6 +9,7 @@ findings, whose own citations are checked the same way.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -212,12 +213,11 @@ def _publish(active: ActiveRun, checked: str, marks: list[Mark], removed_links: 
     run.report = f"{body.rstrip()}\n\n{_method(active)}\n\n{source_list(active.ledger)}\n\n{closing}\n"
 
 
-def keep_partial_report(active: ActiveRun) -> None:
+async def keep_partial_report(active: ActiveRun) -> None:
     """A report assembled in code from the findings so far (no model call), for runs that end abruptly."""
     run = active.run
-    checked, marks, _pages, removed = _checked(
-        active, _assembled(run.params.question, active.done(), run.open_questions)
-    )
+    text = _assembled(run.params.question, active.done(), run.open_questions)
+    checked, marks, _pages, removed = await asyncio.to_thread(_checked, active, text)
     _publish(active, checked, marks, removed)
 
 
@@ -256,7 +256,7 @@ async def write_report(active: ActiveRun) -> None:
     run.timings["write_s"] = round(time.monotonic() - t, 3)
     if not text.strip():
         text = _assembled(p.question, done, run.open_questions)
-    checked, marks, _pages, removed = _checked(active, text)
+    checked, marks, _pages, removed = await asyncio.to_thread(_checked, active, text)  # CPU work, off the loop
     if plan.verify_citations:
         t = time.monotonic()
         await _verify_with_model(active, marks)

@@ -4,20 +4,49 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field
 
 from .._constants import DEFAULT_ANSWER_TOKENS, PROGRESS_INTERVAL
 from .._util import Progress, is_web_url, no_progress
 from ..errors import RequestError
 from ..openrouter.completion import ChatResult, Source
-from ..openrouter.models import ModelInfo
+from ..openrouter.models import ModelInfo, ReasoningEffort
 from ..openrouter.request import ProviderPrefs, WebPlan, provider_body, split_domains, web_params
 from .attachments import Attachments, load_attachments, unsupported_by
 from .checks import chat_messages, check_context, check_effort, require_inputs, resolve_chain
 from .results import AskResult
-from .state import AppState
+from .state import CallState
 
-__all__ = ["ask"]
+__all__ = ["AskInput", "Files", "Prompt", "ProviderArg", "SystemArg", "TemperatureArg", "ask"]
+
+Prompt = Annotated[str, Field(min_length=1, description="the question or task")]
+SystemArg = Annotated[str | None, Field(description="optional system prompt")]
+TemperatureArg = Annotated[float | None, Field(ge=0, le=2, description="sampling temperature")]
+ProviderArg = Annotated[ProviderPrefs | None, Field(description="routing and privacy")]
+Files = Annotated[
+    list[str] | None, Field(max_length=10, description="paths, http(s) or data: URIs: images, PDFs, wav/mp3")
+]
+
+
+class AskInput(BaseModel):
+    """What `ask` takes (the tool's schema is made from it)."""
+
+    prompt: Prompt
+    model: str | None = Field(default=None, description="default OPENROUTER_DEFAULT_MODEL")
+    system: SystemArg = None
+    fallback_models: list[str] | None = Field(default=None, max_length=8, description="tried in order if it fails")
+    temperature: TemperatureArg = None
+    max_tokens: int | None = Field(default=None, ge=1, le=200_000, description="cap on answer tokens")
+    reasoning_effort: ReasoningEffort | None = Field(default=None, description="thinking effort for reasoning models")
+    web_search: bool = Field(default=False, description="search the web and cite sources (about $0.007 a search)")
+    urls: list[str] | None = Field(default=None, max_length=5, description="pages the model reads and answers from")
+    domains: list[str] | None = Field(
+        default=None, max_length=10, description='search only these; prefix - to exclude: ["-x.com"]'
+    )
+    provider: ProviderArg = None
+    attachments: Files = None
 
 
 MAX_SOURCES = 20  # sources listed per answer; the rest are counted
@@ -61,7 +90,7 @@ def _streamed_progress(progress: Progress, model: str) -> Callable[[str], Awaita
     return on_text
 
 
-def _web_plan(state: AppState, web_search: bool, urls: Sequence[str], domains: Sequence[str] | None) -> WebPlan:
+def _web_plan(state: CallState, web_search: bool, urls: Sequence[str], domains: Sequence[str] | None) -> WebPlan:
     bad = [url for url in urls if not is_web_url(url)]
     if bad:
         raise RequestError(f"urls must be http(s) addresses; not {', '.join(repr(u[:80]) for u in bad)}.")
@@ -87,32 +116,18 @@ def _with_urls(prompt: str, urls: Sequence[str]) -> str:
     return f"{prompt}\n\nRead these pages and answer from what they say, citing them:\n{pages}"
 
 
-async def ask(
-    state: AppState,
-    prompt: str,
-    *,
-    model: str | None = None,
-    system: str | None = None,
-    fallback_models: Sequence[str] | None = None,
-    temperature: float | None = None,
-    max_tokens: int | None = None,
-    reasoning_effort: str | None = None,
-    web_search: bool = False,
-    urls: Sequence[str] = (),
-    domains: Sequence[str] | None = None,
-    provider: ProviderPrefs | None = None,
-    attachments: Sequence[str] | None = None,
-    progress: Progress = no_progress,
-) -> AskResult:
+async def ask(state: CallState, args: AskInput, progress: Progress = no_progress) -> AskResult:
     """Ask one model (with fallbacks) and return its answer, sources, usage and cost."""
+    prompt, model, system, max_tokens = args.prompt, args.model, args.system, args.max_tokens
+    urls, reasoning_effort = args.urls or [], args.reasoning_effort
     if not prompt.strip():
         raise RequestError("The prompt is empty. Pass the question to ask in `prompt`.")
     deadline = time.monotonic() + state.settings.timeout
-    files = await load_attachments(attachments, state.settings)
+    files = await load_attachments(args.attachments, state.settings)
     primary = model or state.settings.default_model
-    plan = _web_plan(state, web_search, urls, domains)
+    plan = _web_plan(state, args.web_search, urls, args.domains)
     text = _with_urls(prompt, urls)
-    fallbacks = state.settings.fallback_models if fallback_models is None else fallback_models
+    fallbacks = state.settings.fallback_models if args.fallback_models is None else args.fallback_models
     # The catalog check may use at most a fifth of the call's time; the answer gets the rest.
     infos, kept, warnings = await resolve_chain(
         state, primary, fallbacks, time.monotonic() + state.settings.timeout / 5
@@ -135,9 +150,9 @@ async def ask(
             fees=files.fees(state.settings.pdf_engine),
         )
     extra: dict[str, Any] = {
-        "temperature": temperature,
+        "temperature": args.temperature,
         "max_tokens": max_tokens,
-        "provider": provider_body(state.settings, provider),
+        "provider": provider_body(state.settings, args.provider),
         **web_params(plan, state.settings.web_search, stop_at),
     }
     plugins = [*extra.get("plugins", []), *files.plugins(state.settings.pdf_engine)]
@@ -146,7 +161,7 @@ async def ask(
     if reasoning_effort:
         extra["reasoning"] = {"effort": reasoning_effort}
     await progress(0, 2, f"asking {primary}")
-    result = await state.client.chat(
+    result = await state.chat(
         chat_messages(files.content(text), system),
         model=primary,
         fallback_models=kept,

@@ -6,12 +6,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any
 
 from ..errors import ContextLengthError, ModelNotFoundError, RequestError, UpstreamUnavailableError
 from ..openrouter.models import ModelInfo
+from ..openrouter.request import chat_messages
 from .attachments import Attachments, alternatives, unsupported_by
-from .state import AppState
+from .state import CallState
 
 __all__ = [
     "chat_messages",
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 
 async def resolve_models(
-    state: AppState, model_ids: Sequence[str], deadline: float | None = None
+    state: CallState, model_ids: Sequence[str], deadline: float | None = None
 ) -> dict[str, ModelInfo | None]:
     """Check every id against the catalog before anything is spent; unknown ids raise with close matches.
 
@@ -44,7 +44,7 @@ async def resolve_models(
 
 
 async def resolve_chain(
-    state: AppState, primary: str, fallbacks: Sequence[str], deadline: float | None = None
+    state: CallState, primary: str, fallbacks: Sequence[str], deadline: float | None = None
 ) -> tuple[dict[str, ModelInfo | None], list[str], list[str]]:
     """Check a fallback chain: an unknown primary raises (with suggestions); an unknown fallback is dropped with a
     warning, since one delisted id in OPENROUTER_FALLBACK_MODELS must not fail every call. Returns the known
@@ -83,7 +83,7 @@ def check_effort(info: ModelInfo | None, effort: str | None) -> None:
         raise RequestError(f"`{info.id}` accepts reasoning_effort {', '.join(efforts)}; not {effort!r}.", model=info.id)
 
 
-def require_structured(state: AppState, info: ModelInfo | None, role: str) -> None:
+def require_structured(state: CallState, info: ModelInfo | None, role: str) -> None:
     """Refuse, before anything is spent, a model that cannot be held to a JSON schema for `role` (a planner, a
     judge), naming models near its price that can."""
     if info is None or info.structured:
@@ -100,13 +100,7 @@ def require_structured(state: AppState, info: ModelInfo | None, role: str) -> No
     )
 
 
-def chat_messages(prompt: str | list[dict[str, Any]], system: str | None) -> list[dict[str, Any]]:
-    """A system message (when given) and the user's message (text, or text and attachment parts)."""
-    messages: list[dict[str, Any]] = [{"role": "system", "content": system}] if system else []
-    return [*messages, {"role": "user", "content": prompt}]
-
-
-def require_inputs(state: AppState, info: ModelInfo | None, files: Attachments) -> None:
+def require_inputs(state: CallState, info: ModelInfo | None, files: Attachments) -> None:
     """Refuse, before anything is sent, attachments the model cannot take, naming models that can."""
     missing = unsupported_by(info, files, state.settings.pdf_engine)
     if info is None or not missing:

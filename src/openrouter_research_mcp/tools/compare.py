@@ -8,20 +8,47 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from .._constants import DEFAULT_COMPARE_MAX_COST_USD, DEFAULT_COMPARE_MAX_TOKENS, JUDGE_MAX_TOKENS
 from .._util import Progress, delimit, no_progress
 from ..errors import OpenRouterError, RequestError, StructuredOutputError, UpstreamUnavailableError
 from ..openrouter.budget import Budget, Reservation
 from ..openrouter.completion import ChatResult
 from ..openrouter.pricing import Usage, worst_case_cost
-from ..openrouter.request import ProviderPrefs, provider_body, structured_params
+from ..openrouter.request import provider_body, structured_params
 from ..openrouter.structured import ask_for_json, parse_object
+from .ask import Files, Prompt, ProviderArg, SystemArg, TemperatureArg
 from .attachments import alternatives, load_attachments, unsupported_by
 from .checks import chat_messages, check_context, require_structured, resolve_models
 from .results import CompareEntry, CompareResult, CompareTotals, JudgeVerdict
-from .state import AppState
+from .state import CallState
 
-__all__ = ["compare_models"]
+__all__ = ["CompareInput", "compare_models"]
+
+
+class CompareInput(BaseModel):
+    """What `compare_models` takes (the tool's schema is made from it)."""
+
+    prompt: Prompt
+    models: list[str] = Field(min_length=2, max_length=8, description="2 to 8 model ids to ask at once")
+    system: SystemArg = None
+    max_tokens: int = Field(
+        default=DEFAULT_COMPARE_MAX_TOKENS, ge=1, le=32_000, description="cap on each answer's tokens"
+    )
+    temperature: TemperatureArg = None
+    judge_model: str | None = Field(
+        default=None, description="reads all answers: agreement, disagreements, best answer"
+    )
+    max_cost_usd: float = Field(
+        default=DEFAULT_COMPARE_MAX_COST_USD,
+        gt=0,
+        le=50,
+        description="USD cap; calls whose worst case does not fit are not started",
+    )
+    provider: ProviderArg = None
+    attachments: Files = None
+
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +93,12 @@ def _verdict(text: str, model: str) -> dict[str, Any]:
 
 
 async def _judge(
-    state: AppState, judge_model: str, prompt: str, entries: Sequence[CompareEntry], deadline: float
+    state: CallState, judge_model: str, prompt: str, entries: Sequence[CompareEntry], deadline: float
 ) -> JudgeVerdict:
     spent: list[ChatResult] = []
 
     async def call(messages: list[dict[str, Any]]) -> ChatResult:
-        result = await state.client.chat(
+        result = await state.chat(
             messages,
             model=judge_model,
             fallback_models=[],
@@ -103,21 +130,10 @@ async def _judge(
     )
 
 
-async def compare_models(
-    state: AppState,
-    prompt: str,
-    models: Sequence[str],
-    *,
-    system: str | None = None,
-    max_tokens: int = DEFAULT_COMPARE_MAX_TOKENS,
-    temperature: float | None = None,
-    judge_model: str | None = None,
-    max_cost_usd: float = DEFAULT_COMPARE_MAX_COST_USD,
-    provider: ProviderPrefs | None = None,
-    attachments: Sequence[str] | None = None,
-    progress: Progress = no_progress,
-) -> CompareResult:
+async def compare_models(state: CallState, args: CompareInput, progress: Progress = no_progress) -> CompareResult:
     """Send one prompt to several models at once; a failing model is reported in its entry, never fails the call."""
+    prompt, models, system, max_tokens = args.prompt, args.models, args.system, args.max_tokens
+    judge_model, max_cost_usd, temperature = args.judge_model, args.max_cost_usd, args.temperature
     if not prompt.strip():
         raise RequestError("The prompt is empty. Pass the question to compare in `prompt`.")
     unique = list(dict.fromkeys(m.strip() for m in models if m.strip()))
@@ -125,7 +141,7 @@ async def compare_models(
         raise RequestError(f"compare_models needs 2 to 8 different models; got {len(unique)}.")
     started = time.monotonic()
     deadline = started + state.settings.timeout
-    files = await load_attachments(attachments, state.settings)
+    files = await load_attachments(args.attachments, state.settings)
     infos = await resolve_models(
         state, [*unique, *([judge_model] if judge_model else [])], started + state.settings.timeout / 5
     )
@@ -174,7 +190,7 @@ async def compare_models(
         for reservation in reservations.values():
             budget.release(reservation)
         raise
-    routing = provider_body(state.settings, provider)
+    routing = provider_body(state.settings, args.provider)
     # With a judge, the answers get 60% of the time so the verdict still fits inside the call's deadline.
     answers_deadline = started + state.settings.timeout * (0.6 if judge_model else 1.0)
     done = 0
@@ -199,7 +215,7 @@ async def compare_models(
                 error=f"`{model_id}` cannot take {' or '.join(unable[model_id])} input; it was not asked.{suggestion}",
             )
         try:
-            result = await state.client.chat(
+            result = await state.chat(
                 chat_messages(files.content(prompt), system),
                 model=model_id,
                 fallback_models=[],

@@ -2,48 +2,52 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from pydantic import BaseModel, Field
 
 from ..openrouter.models import Capability, SearchQuery, SortKey
 from .results import ModelRow, ModelsPage
-from .state import AppState
+from .state import CallState
 
-__all__ = ["list_models", "search_query"]
+__all__ = ["ListModelsInput", "list_models", "search_query"]
 
 
-def search_query(
-    *,
-    query: str | None = None,
-    provider: str | None = None,
-    free_only: bool = False,
-    min_context: int | None = None,
-    max_price: float | None = None,
-    modality: str | None = None,
-    supports: Sequence[Capability] | None = None,
-    sort: SortKey = "name",
-    limit: int = 20,
-    offset: int = 0,
-) -> SearchQuery:
+class ListModelsInput(BaseModel):
+    """What `list_models` takes (the tool's schema is made from it)."""
+
+    query: str | None = Field(default=None, description="words to find in the id, name or description")
+    provider: str | None = Field(default=None, description="e.g. openai, anthropic, google, meta-llama")
+    free_only: bool = Field(default=False, description="only models that cost nothing")
+    min_context: int | None = Field(default=None, ge=0, description="minimum context length in tokens")
+    max_price: float | None = Field(default=None, ge=0, description="max USD per million tokens, prompt and completion")
+    modality: str | None = Field(default=None, description="input modality (image, audio, file); '->image': output")
+    supports: list[Capability] | None = Field(default=None, description="required capabilities")
+    sort: SortKey = Field(default="name", description="order of results")
+    limit: int = Field(default=20, ge=1, le=100, description="models per page")
+    offset: int = Field(default=0, ge=0, description="start of the page (next_offset)")
+
+
+def search_query(args: ListModelsInput) -> SearchQuery:
     """The catalog query for `list_models`' arguments: `max_price` caps prompt and completion prices alike, and a
     `modality` written `->image` filters by output instead of input."""
+    modality = args.modality
     output = modality[2:] if modality and modality.startswith("->") else None
     return SearchQuery(
-        query=query,
-        provider=provider,
-        free_only=free_only,
-        min_context=min_context,
-        max_prompt_price=max_price,
-        max_completion_price=max_price,
+        query=args.query,
+        provider=args.provider,
+        free_only=args.free_only,
+        min_context=args.min_context,
+        max_prompt_price=args.max_price,
+        max_completion_price=args.max_price,
         input_modality=None if output or not modality else modality,
         output_modality=output,
-        supports=list(supports or []),
-        sort=sort,
-        limit=limit,
-        offset=offset,
+        supports=list(args.supports or []),
+        sort=args.sort,
+        limit=args.limit,
+        offset=args.offset,
     )
 
 
-async def list_models(state: AppState, query: SearchQuery) -> ModelsPage:
+async def list_models(state: CallState, query: SearchQuery) -> ModelsPage:
     """Search the catalog and return one compact page."""
     page, snap = await state.catalog.search(query)
     age = snap.age()

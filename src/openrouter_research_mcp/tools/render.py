@@ -5,19 +5,20 @@ They stay compact on purpose: the host model pays for every token we return.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Sequence
 from typing import Any
 
 from .._markdown import escape_inline, safe_markdown
+from ..benchmark.report import BenchmarkReport
 from ..errors import OpenRouterError, StreamError
 from ..openrouter.catalog import CatalogSnapshot
 from ..openrouter.completion import Attempt
 from ..openrouter.models import ModelInfo
 from ..openrouter.pricing import SessionUsage, Usage
-from ..research.store import RunSummary
-from .benchmark_report import BenchmarkReport
+from ..research.manager import RunSummary
 from .results import AskResult, CompareResult, ModelsPage, ResearchResult
 
 __all__ = [
@@ -255,4 +256,4 @@ def render_benchmark_index(reports: Sequence[BenchmarkReport]) -> str:
 
 def render_research_index(runs: Sequence[RunSummary]) -> str:
     """`research://reports`: one line per saved run."""
-    return _json([r.model_dump() for r in runs])
+    return _json([dataclasses.asdict(r) for r in runs])

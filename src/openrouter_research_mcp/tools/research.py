@@ -7,14 +7,14 @@ import time
 
 from pydantic import BaseModel, Field
 
-from .._util import Progress
+from .._util import Progress, no_progress
 from ..errors import AuthError, NotFoundError, RequestError, UpstreamUnavailableError
 from ..openrouter.pricing import Usage
-from ..research.run import ReportLength, ResearchParams, ResearchRun
+from ..research.run import ResearchInput, ResearchParams, ResearchRun
 from .checks import require_structured
 from .render import render_research
 from .results import ResearchResult, RoundSummary
-from .state import AppState
+from .state import CallState
 
 __all__ = [
     "ASSUMED",
@@ -77,115 +77,105 @@ ASSUMED = [
 
 
 async def deep_research(
-    state: AppState,
-    question: str = "",
+    state: CallState,
+    args: ResearchInput,
     *,
-    breadth: int = 3,
-    depth: int = 2,
-    max_cost_usd: float | None = None,
-    max_seconds: float = 50,
-    planner_model: str | None = None,
-    searcher_model: str | None = None,
-    writer_model: str | None = None,
-    report_length: ReportLength = "standard",
-    verify_with_model: bool = True,
-    background: bool = False,
-    resume: str | None = None,
     clarifications: Clarification | None = None,
     assumed: bool = False,
-    progress: Progress,
+    progress: Progress = no_progress,
 ) -> ResearchResult:
     """Validate, then run (or start in the background) a research job, or resume a stopped one. `clarifications`
     are the user's answers before planning; `assumed` says the user could not be asked (the report notes what was
     assumed instead)."""
-    if resume:
-        return await _resume(
-            state,
-            resume.strip(),
-            max_cost_usd=max_cost_usd,
-            max_seconds=max_seconds,
-            background=background,
-            progress=progress,
-        )
-    if not question.strip():
+    if args.resume:
+        return await _resume(state, args, progress)
+    if not args.question.strip():
         raise RequestError("The question is empty. Pass what to research in `question` (or `resume` a stopped run).")
-    if not state.settings.has_api_key:
+    if not state.has_key:
         raise AuthError.missing()
     default = state.settings.default_model
     answers = {k: v.strip() for k, v in (clarifications.model_dump() if clarifications else {}).items() if v.strip()}
-    params = ResearchParams(
-        question=question.strip(),
-        breadth=breadth,
-        depth=depth,
-        max_cost_usd=max_cost_usd if max_cost_usd is not None else state.settings.research_max_cost_usd,
-        max_seconds=max_seconds,
-        planner_model=planner_model or default,
-        searcher_model=searcher_model or default,
-        writer_model=writer_model or default,
-        background=background,
-        report_length=report_length,
-        verify_with_model=verify_with_model,
-        clarifications=answers,
-        assumptions=ASSUMED if assumed else [],
+    params = ResearchParams.model_validate(
+        {
+            **args.model_dump(),
+            "question": args.question.strip(),
+            "max_cost_usd": args.max_cost_usd
+            if args.max_cost_usd is not None
+            else state.settings.research_max_cost_usd,
+            "planner_model": args.planner_model or default,
+            "searcher_model": args.searcher_model or default,
+            "writer_model": args.writer_model or default,
+            "clarifications": answers,
+            "assumptions": ASSUMED if assumed else [],
+        }
     )
     started = time.monotonic()
     try:  # checking models and prices may use at most a third of max_seconds
-        async with asyncio.timeout(max_seconds / 3):
-            run, models = await state.research.prepare(params)
+        async with asyncio.timeout(params.max_seconds / 3):
+            run, models = await state.shared.research.prepare(params)
     except TimeoutError:
         raise UpstreamUnavailableError(
             "deep_research needs the model catalog to price and cap its calls, and it "
             "did not load in time. Try again in a minute."
         ) from None
     require_structured(state, models.get(params.planner_model), "planner")
-    if background:
-        return research_result(await state.research.start_background(run, models))
-    return research_result(await state.research.run(run, models, progress, started=started))
-
-
-async def _resume(
-    state: AppState,
-    research_id: str,
-    *,
-    max_cost_usd: float | None,
-    max_seconds: float,
-    background: bool,
-    progress: Progress,
-) -> ResearchResult:
-    """Go on with a stopped run: its finished research is kept (not repeated, not paid for again); the new
-    `max_cost_usd` (default: the configured one) bounds what the continuation may spend."""
-    if not state.settings.has_api_key:
-        raise AuthError.missing()
-    budget = max_cost_usd if max_cost_usd is not None else state.settings.research_max_cost_usd
-    run, models = await state.research.prepare_resume(research_id, {"max_cost_usd": budget, "max_seconds": max_seconds})
-    if background:
-        return research_result(await state.research.start_background(run, models))
-    return research_result(await state.research.run(run, models, progress))
-
-
-async def cancel_research(state: AppState, research_id: str) -> ResearchResult:
-    """Stop a run in progress, keeping what it found: the partial report comes back."""
-    await _find(state, research_id)
-    run = await state.research.cancel(research_id.strip())
-    assert run is not None  # _find found it
+    run = await state.shared.research.start(
+        run,
+        models,
+        owner=state.owner,
+        chat=state.chat,
+        key_source=state.caller.key_source,
+        progress=progress,
+        started=started,
+        background=params.background,
+    )
     return research_result(run)
 
 
-async def _find(state: AppState, research_id: str) -> ResearchRun:
-    run = await state.research.get(research_id.strip())
+async def _resume(state: CallState, args: ResearchInput, progress: Progress) -> ResearchResult:
+    """Go on with a stopped run: its finished research is kept (not repeated, not paid for again); the new
+    `max_cost_usd` (default: the configured one) bounds what the continuation may spend."""
+    if not state.has_key:
+        raise AuthError.missing()
+    assert args.resume is not None
+    budget = args.max_cost_usd if args.max_cost_usd is not None else state.settings.research_max_cost_usd
+    await state.shared.ready()
+    run = await state.shared.research.resume(
+        state.owner,
+        args.resume.strip(),
+        {"max_cost_usd": budget, "max_seconds": args.max_seconds},
+        chat=state.chat,
+        progress=progress,
+        background=args.background,
+    )
+    return research_result(run)
+
+
+async def cancel_research(state: CallState, research_id: str) -> ResearchResult:
+    """Stop a run in progress, keeping what it found: the partial report comes back."""
+    await _find(state, research_id)
+    run = await state.shared.research.cancel(state.owner, research_id.strip())
+    if run is None:  # pragma: no cover - _find found it a moment ago
+        raise NotFoundError(f"No research run has the id `{research_id}`.")
+    return research_result(run)
+
+
+async def _find(state: CallState, research_id: str) -> ResearchRun:
+    await state.shared.ready()
+    run = await state.shared.research.get(state.owner, research_id.strip())
     if run is None:
-        known = [r.research_id for r in (await state.research.list())[:5]]
-        hint = f" Recent runs: {', '.join(known)}." if known else " No runs have been saved yet."
+        known, _total = await state.shared.research.list(state.owner, limit=5)
+        hint = f" Recent runs: {', '.join(r.research_id for r in known)}." if known else " No runs have been saved yet."
         raise NotFoundError(f"No research run has the id `{research_id}`.{hint}")
     return run
 
 
-async def get_research(state: AppState, research_id: str) -> ResearchResult:
+async def get_research(state: CallState, research_id: str) -> ResearchResult:
     """Status, progress, spend so far, and the report when done."""
     return research_result(await _find(state, research_id))
 
 
-async def research_report(state: AppState, research_id: str) -> str:
+async def research_report(state: CallState, research_id: str) -> str:
     """`research://reports/{id}`: the run's full markdown report (or its status while it has none)."""
     result = research_result(await _find(state, research_id))
     return result.report or render_research(result)

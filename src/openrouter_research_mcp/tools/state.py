@@ -1,44 +1,130 @@
-"""What every tool shares for the server's lifetime: settings, the client, the catalog and the session usage."""
+"""What the tools share, and what belongs to one caller.
+
+`Shared` lives as long as the server: settings, the HTTP connection pool (the client), the model catalog, the job
+store and the job managers. A `Caller` is who is calling: their principal id (`local` over stdio), the OpenRouter
+key their calls use and whose it is, and their session's usage ledger. A tool call gets a `CallState`, the two
+together, built from the request: nothing a tool does reaches another caller's key, usage or jobs.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import sys
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
-from .._store import JsonStore
+from ..benchmark.jobs import BenchmarkJobs
 from ..config import Settings
+from ..jobs.legacy import import_legacy
+from ..jobs.manager import JobManager
+from ..jobs.sqlite import DB_FILE, SqliteStore
+from ..jobs.store import JobStore
 from ..openrouter.catalog import ModelCatalog
 from ..openrouter.client import OpenRouterClient
+from ..openrouter.completion import ChatResult
 from ..openrouter.pricing import SessionUsage
 from ..research.engine import ResearchEngine
-from ..research.manager import ResearchManager
-from ..research.store import RunStore
-from .benchmark_report import BENCHMARK_ID, BenchmarkReport
-from .benchmark_runs import BenchmarkManager
+from ..research.manager import ResearchJobs
+from .legacy import LEGACY_KINDS
 
-__all__ = ["AppState", "open_state"]
+__all__ = ["LOCAL", "CallState", "Caller", "Shared", "open_state"]
+
+log = logging.getLogger(__name__)
+
+LOCAL = "local"  # the one caller of a stdio server
 
 
 @dataclass
-class AppState:
-    """Shared state, created once in the server's lifespan."""
+class Caller:
+    """Who is calling, and what is theirs for this server's lifetime."""
+
+    principal: str
+    key: str = field(default="", repr=False)  # the OpenRouter key their calls use: never stored, never logged
+    key_source: Literal["operator", "own"] = "operator"
+    usage: SessionUsage = field(default_factory=SessionUsage)
+
+
+@dataclass
+class Shared:
+    """Everything the server holds for all callers (see the module docstring)."""
 
     settings: Settings
     client: OpenRouterClient
     catalog: ModelCatalog
-    usage: SessionUsage
-    research: ResearchManager
-    benchmarks: BenchmarkManager
+    store: JobStore
+    jobs: JobManager
+    research: ResearchJobs
+    benchmarks: BenchmarkJobs
+    callers: dict[str, Caller] = field(default_factory=dict)
+    imported: asyncio.Task[int] | None = None
+
+    def caller(self, principal: str = LOCAL, key: str | None = None, *, own_key: bool = False) -> Caller:
+        """The caller with this principal id (made on first use), using `key` (default: the server's key)."""
+        found = self.callers.get(principal)
+        operator = self.settings.api_key.get_secret_value() if self.settings.api_key else ""
+        wanted = key if key is not None else operator
+        if found is None:
+            found = self.callers[principal] = Caller(principal=principal)
+        found.key, found.key_source = wanted, "own" if own_key else "operator"
+        return found
+
+    def for_caller(self, caller: Caller) -> CallState:
+        return CallState(self, caller)
+
+    async def ready(self) -> None:
+        """Wait until saved work from earlier releases is imported (it is, in the background, at start-up)."""
+        if self.imported is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.imported)
+
+
+@dataclass(frozen=True)
+class CallState:
+    """One tool call's view: the shared parts, and its caller."""
+
+    shared: Shared
+    caller: Caller
+
+    @property
+    def settings(self) -> Settings:
+        return self.shared.settings
+
+    @property
+    def catalog(self) -> ModelCatalog:
+        return self.shared.catalog
+
+    @property
+    def owner(self) -> str:
+        return self.caller.principal
+
+    @property
+    def has_key(self) -> bool:
+        return bool(self.caller.key)
+
+    @property
+    def chat(self) -> Callable[..., Awaitable[ChatResult]]:
+        """`OpenRouterClient.chat` with this caller's key and usage ledger."""
+        client, caller = self.shared.client, self.caller
+
+        async def chat(messages: Any, **params: Any) -> ChatResult:
+            return await client.chat(messages, key=caller.key, usage=caller.usage, **params)
+
+        return chat
+
+    async def get_json(self, path: str, *, auth: bool = False) -> Any:
+        return await self.shared.client.get_json(path, key=self.caller.key, auth=auth)
 
 
 @asynccontextmanager
-async def open_state(settings: Settings) -> AsyncIterator[AppState]:
-    """Create the shared client and catalog, and close them on the way out."""
-    usage = SessionUsage()
-    client = OpenRouterClient(settings, usage=usage)
+async def open_state(settings: Settings, *, clock: Callable[[], float] = time.time) -> AsyncIterator[Shared]:
+    """Create the shared parts, import saved work from earlier releases in the background, and close everything
+    on the way out (running jobs are saved as interrupted)."""
+    client = OpenRouterClient(settings)
     catalog = ModelCatalog(
         lambda: client.get_json("/models"),
         cache_dir=settings.cache_dir,
@@ -46,17 +132,27 @@ async def open_state(settings: Settings) -> AsyncIterator[AppState]:
         base_url=settings.base_url,
     )
     client.pricing = catalog.pricing_for
-    store = RunStore(settings.data_dir / "research")
-    engine = ResearchEngine(client, store, settings)
-    research = ResearchManager(engine, store, catalog)
-    research.start()  # index saved runs on a worker thread, off the start-up path
-    benchmarks = BenchmarkManager(JsonStore(settings.data_dir / "benchmarks", BenchmarkReport, BENCHMARK_ID))
+    store = SqliteStore(settings.data_dir / DB_FILE, clock=clock)
+    await store.open()
+    jobs = JobManager(store, lease_s=settings.job_lease_s, clock=clock)
+    research = ResearchJobs(ResearchEngine(settings), jobs, catalog)
+    shared = Shared(
+        settings=settings,
+        client=client,
+        catalog=catalog,
+        store=store,
+        jobs=jobs,
+        research=research,
+        benchmarks=BenchmarkJobs(jobs, settings),
+    )
+    shared.imported = asyncio.create_task(import_legacy(store, settings.data_dir, LEGACY_KINDS), name="import")
     try:
-        yield AppState(
-            settings=settings, client=client, catalog=catalog, usage=usage, research=research, benchmarks=benchmarks
-        )
+        yield shared
     finally:
-        await asyncio.gather(research.aclose(), benchmarks.aclose())
+        await jobs.aclose()
+        if shared.imported is not None and not shared.imported.done():
+            shared.imported.cancel()
         await catalog.aclose()
         await client.aclose()
+        await store.close()
         sys.stdout.flush()  # drain any stray buffered output to stderr while fd 1 still points there

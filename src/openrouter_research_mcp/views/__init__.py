@@ -76,6 +76,7 @@ TOOL_VIEWS = {
     "list_models": _BY_NAME["models"].uri,
     "benchmark_models": _BY_NAME["benchmark"].uri,
     "get_benchmark": _BY_NAME["benchmark"].uri,
+    "cancel_benchmark": _BY_NAME["benchmark"].uri,
 }
 
 

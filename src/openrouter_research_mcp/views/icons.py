@@ -27,6 +27,7 @@ _GLYPHS = {
     "cancel_research": '<circle cx="12" cy="12" r="9"/><rect x="9" y="9" width="6" height="6"/>',
     "benchmark_models": '<path d="M4 20V10M10 20V4M16 20v-7M22 20H2"/>',
     "get_benchmark": '<path d="M4 20V10M10 20V4M16 20v-7M22 20H2"/>',
+    "cancel_benchmark": '<circle cx="12" cy="12" r="9"/><rect x="9" y="9" width="6" height="6"/>',
 }
 
 

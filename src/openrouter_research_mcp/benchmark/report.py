@@ -14,10 +14,12 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from ..jobs.store import Status
 from ..openrouter.pricing import Usage
 
 __all__ = [
     "BENCHMARK_ID",
+    "BenchmarkInput",
     "BenchmarkParams",
     "BenchmarkReport",
     "BenchmarkResult",
@@ -52,19 +54,25 @@ def new_benchmark_id() -> str:
     return f"bench-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
 
 
-class BenchmarkParams(BaseModel):
-    """What was asked for."""
+class BenchmarkInput(BaseModel):
+    """What `benchmark_models` takes: the one declaration of its parameters, defaults, bounds and descriptions."""
 
-    prompts: list[str]
-    models: list[str]
-    runs: int = 1
-    references: list[str] | None = None
-    rubric: str | None = None
-    judge_model: str | None = None
-    objective: Objective = "balanced"
-    max_latency_s: float = 30.0
-    max_tokens: int = 512
-    max_cost_usd: float = 1.0
+    prompts: list[str] = Field(default_factory=list, max_length=20, description="1 to 20 prompts to try")
+    models: list[str] = Field(default_factory=list, max_length=8, description="2 to 8 model ids")
+    runs: int = Field(default=1, ge=1, le=5, description="times each model answers each prompt")
+    references: list[str] | None = Field(default=None, description="a reference answer per prompt, for the judge")
+    rubric: str | None = Field(default=None, description="what a good answer does, for the judge")
+    judge_model: str | None = Field(default=None, description="scores each answer 1-10")
+    objective: Objective = Field(default="balanced", description="what to rank by; balanced: quality per dollar")
+    max_latency_s: float = Field(default=30, gt=0, description="latency limit for balanced")
+    max_tokens: int = Field(default=512, ge=1, le=32_000, description="cap on each answer")
+    max_cost_usd: float = Field(default=1.0, gt=0, le=50, description="cap, checked before anything starts")
+    background: bool = Field(default=False, description="return the id at once; poll get_benchmark")
+    resume: str | None = Field(default=None, description="benchmark_id of a stopped one: make its missing calls")
+
+
+class BenchmarkParams(BenchmarkInput):
+    """What a benchmark was asked for, saved with it (prompts and models cleaned)."""
 
 
 class CallRecord(BaseModel):
@@ -110,7 +118,8 @@ class BenchmarkReport(BaseModel):
     """A benchmark run, complete or in progress."""
 
     benchmark_id: str
-    status: Literal["running", "done", "budget", "cancelled", "interrupted", "failed"] = "running"
+    status: Status = "running"
+    stopped_because: Literal["done", "budget", "cancelled", "interrupted", "failed"] | None = None
     progress: str = "starting"
     params: BenchmarkParams
     created_at: float = Field(default_factory=time.time)
@@ -128,7 +137,8 @@ class BenchmarkResult(BaseModel):
     """What `benchmark_models` returns: the figures and the ranking (every call is in the JSON resource)."""
 
     benchmark_id: str
-    status: str = Field(description="running, done, budget, cancelled, interrupted or failed")
+    status: Status
+    stopped_because: str | None = Field(default=None, description="done, budget, cancelled, interrupted, failed")
     progress: str
     objective: Objective
     ranking: list[str] = Field(description="model ids, best first for the objective")
@@ -145,6 +155,7 @@ class BenchmarkResult(BaseModel):
         return cls(
             benchmark_id=r.benchmark_id,
             status=r.status,
+            stopped_because=r.stopped_because,
             progress=r.progress,
             objective=r.params.objective,
             ranking=r.ranking,
@@ -171,7 +182,9 @@ def render_markdown(r: BenchmarkReport) -> str:
         "",
         f"{len(p.models)} models × {len(p.prompts)} prompt(s) × {p.runs} run(s); objective **{p.objective}**"
         + (f"; judged by `{p.judge_model}`" if judged else "")
-        + f". Status: {r.status}.",
+        + f". Status: {r.status}"
+        + (f" ({r.stopped_because})" if r.stopped_because not in (None, "done", r.status) else "")
+        + ".",
         "",
         "| rank | model | success | latency p50 / p95 | first token | tokens/s | cost per call | total cost |"
         + (" quality |" if judged else ""),

@@ -1,0 +1,190 @@
+"""The store protocol: what the job system needs from a database, whichever one it is (SQLite embedded, PostgreSQL
+for replicas). Everything above this module speaks only this protocol.
+
+A job is a record with an **owner** (the caller who started it; every read and listing is scoped to one), a
+**version** (every write of its content is a compare-and-set on it: a lost race is a `Conflict`, never a silent
+overwrite), and a **lease** (the holder running it and until when, renewed while it runs). Only the holder of a live
+lease may write a running job; a lease that expired means its holder died, and the job is interrupted. A cancel
+is stored (`cancel_requested`), so the holder learns of it wherever it runs. The usage ledger records what each
+owner's calls cost, per day and model.
+
+```
+StoreError
+├── Conflict            the record changed since it was read (another writer won the race)
+├── LeaseHeld           another live holder runs this job
+└── StoreUnavailable    the database cannot be reached or written just now
+```
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+__all__ = [
+    "ACTIVE",
+    "FINISHED",
+    "SCHEMA_VERSION",
+    "STATUSES",
+    "Conflict",
+    "JobRecord",
+    "JobStore",
+    "JobSummary",
+    "LeaseHeld",
+    "Page",
+    "Status",
+    "StoreError",
+    "StoreUnavailable",
+    "UsageRow",
+]
+
+# One status vocabulary for every kind of job.
+Status = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]
+STATUSES: tuple[Status, ...] = ("queued", "running", "done", "failed", "cancelled", "interrupted")
+ACTIVE: tuple[Status, ...] = ("queued", "running")
+FINISHED: tuple[Status, ...] = ("done", "failed", "cancelled", "interrupted")
+SCHEMA_VERSION = 1
+
+
+class StoreError(Exception):
+    """Root of the store's errors; `message` is meant for people."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class Conflict(StoreError):
+    """The record's version is not the one the write expected."""
+
+
+class LeaseHeld(StoreError):
+    """Another holder's lease on the job is still live."""
+
+    def __init__(self, message: str, record: JobRecord | None = None) -> None:
+        super().__init__(message)
+        self.record = record
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be read or written just now (locked, full, gone)."""
+
+
+@dataclass
+class JobRecord:
+    """A job as stored: its identity, lifecycle fields and its data (the kind's own JSON object)."""
+
+    id: str
+    kind: str
+    owner: str
+    status: Status
+    data: dict[str, Any]
+    version: int = 0
+    lease_holder: str | None = None
+    lease_expires: float | None = None
+    cancel_requested: bool = False
+    created_at: float = field(default_factory=time.time)
+    updated_at: float = field(default_factory=time.time)
+    title: str = ""
+    cost_usd: float = 0.0
+    key_source: str = "operator"  # whose OpenRouter key pays: "operator" (the server's) or "own" (the caller's)
+
+    def lease_live(self, now: float) -> bool:
+        return self.lease_holder is not None and self.lease_expires is not None and self.lease_expires > now
+
+    def effective_status(self, now: float) -> Status:
+        """The status a reader should see: a running job whose holder stopped renewing its lease is interrupted."""
+        if self.status in ACTIVE and not self.lease_live(now):
+            return "interrupted"
+        return self.status
+
+
+@dataclass(frozen=True)
+class JobSummary:
+    """What a listing shows of a job, without its data."""
+
+    id: str
+    kind: str
+    status: Status
+    title: str
+    cost_usd: float
+    created_at: float
+    updated_at: float
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing."""
+
+    items: list[JobSummary]
+    total: int
+    offset: int
+
+    @property
+    def next_offset(self) -> int | None:
+        end = self.offset + len(self.items)
+        return end if end < self.total else None
+
+
+@dataclass(frozen=True)
+class UsageRow:
+    """What one owner's calls to one model cost on one day (UTC)."""
+
+    day: str
+    model: str
+    calls: int
+    failed_calls: int
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+class JobStore(Protocol):
+    """A database of jobs and usage. Every method is async and never blocks the event loop."""
+
+    description: str  # e.g. "SQLite at /path/jobs.db", "memory (the database file was unreadable)"
+    durable: bool  # False when serving from memory: nothing survives a restart
+
+    async def open(self) -> None:
+        """Connect and apply migrations (safe when several processes start at once)."""
+
+    async def close(self) -> None: ...
+
+    async def schema_version(self) -> int: ...
+
+    async def create(self, record: JobRecord) -> JobRecord:
+        """Insert a new job (version 1); raises `Conflict` when its id exists."""
+
+    async def get(self, job_id: str, owner: str) -> JobRecord | None:
+        """The owner's job with this id, or None (another owner's job answers exactly like a missing one)."""
+
+    async def list_jobs(self, owner: str, kind: str | None, limit: int, offset: int = 0) -> Page:
+        """The owner's jobs, newest first."""
+
+    async def write(self, record: JobRecord, holder: str | None) -> JobRecord:
+        """Save the record's data, status, title and cost if its version is still `record.version` and (for
+        `holder`) the lease is still that holder's; returns it at its new version. Raises `Conflict`."""
+
+    async def acquire(self, record: JobRecord, holder: str, now: float, ttl: float) -> JobRecord:
+        """Take the lease on a job at `record.version` whose lease is free or expired, and mark it running (its
+        stored cancel cleared); raises `LeaseHeld` (with the current record) or `Conflict`."""
+
+    async def renew(self, job_id: str, holder: str, now: float, ttl: float) -> tuple[bool, bool]:
+        """Extend `holder`'s lease; returns (still held, cancel requested)."""
+
+    async def release(self, record: JobRecord, holder: str) -> JobRecord:
+        """`write` the record (a finished status) and give up the lease."""
+
+    async def request_cancel(self, job_id: str, owner: str) -> JobRecord | None:
+        """Store a cancel for the job (the holder notices); None when the owner has no such job."""
+
+    async def import_records(self, records: Sequence[JobRecord]) -> int:
+        """Insert records that are not there yet (by id); returns how many were new."""
+
+    async def record_usage(
+        self, owner: str, day: str, model: str, *, ok: bool, prompt_tokens: int, completion_tokens: int, cost: float
+    ) -> None: ...
+
+    async def usage(self, owner: str, since_day: str | None = None) -> list[UsageRow]: ...
