@@ -30,6 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from tests.fakes import FAKE_KEY  # noqa: E402 - after the path is set
 from tests.fakes.catalog_data import catalog, with_extra_models  # noqa: E402
+from tests.fakes.labelled_set import research_scenario  # noqa: E402
 from tests.fakes.openrouter import FakeOpenRouter  # noqa: E402
 
 from bench.sections import (  # noqa: E402
@@ -62,6 +63,7 @@ PLAN = {
         )
     ]
 }
+LABELLED_PAGES = ("en-heatpump", "en-vaccine", "de-wetter", "fr-medicament")
 GAPS = {"gaps": ["one gap"], "follow_up_questions": [{"question": "Who decoded the honeybee dance?", "rationale": "r"}]}
 
 
@@ -313,7 +315,54 @@ class Bench:
             "quotes found, " + f"{last['supported']} claims supported",
         )
         self.row("server peak RSS after deep research", rss, "MB", None, "under 150 MB", rss < 150)
+        await self.research_checked()
         self.fake.latency = 0.0
+
+    async def research_checked(self) -> None:
+        """A research run whose writer cites the labelled pages as labelled, every claim judged by the (fake,
+        correct) verifier: what checking adds in tokens, money and time, and the wall time against the critical
+        path (plan, research, write, verify)."""
+        saved = dict(self.fake.pages), dict(self.fake.structured_answers)
+        cases = research_scenario(self.fake, LABELLED_PAGES, most=40)
+        walls, per = [], []
+        async with Client(self.params("research-checked")) as client:
+            await client.call_tool("list_models", {"limit": 1})
+            for _ in range(max(2, self.repeat // 2)):
+                t = time.perf_counter()
+                result = await client.call_tool(
+                    "deep_research", {"question": "Heat pumps, vaccines, weather, medicines", "breadth": 4, "depth": 1}
+                )
+                walls.append(time.perf_counter() - t)
+                data = result.structured_content
+                assert data["status"] == "done", data
+                judged = data["verification"]["checked_by_model"]
+                spend = [u for u in data["usage"] if u["stage"] == "verify"]
+                tokens = sum(u["prompt_tokens"] + u["completion_tokens"] for u in spend)
+                cost = sum(u["cost_usd"] or 0 for u in spend)
+                per.append((tokens * 10 / judged, cost * 10 / judged, data["timings"].get("verify_s", 0), judged))
+        self.fake.pages, self.fake.structured_answers = saved
+        self.fake.writer_extra, self.fake.verdicts = "", {}
+        critical = 4 * 0.3  # plan, research (one round), write, verify (batches at once)
+        ratio = median(walls) / critical
+        tokens, cost, seconds, judged = (median([p[i] for p in per]) for i in range(4))
+        self.row(
+            "deep_research with every cited claim verified, 300 ms latency",
+            median(walls),
+            "s",
+            critical,
+            "≤ 1.3 × critical path",
+            ratio <= 1.3,
+            f"ratio {ratio:.3f}; {len(cases)} labelled citations written, {judged:.0f} claims judged",
+        )
+        self.row(
+            "verifier's added cost per 10 citations",
+            cost,
+            "USD",
+            None,
+            "",
+            None,
+            f"{tokens:,.0f} tokens per 10 citations (fake prices of openai/gpt-4o-mini); verify stage {seconds:.2f} s",
+        )
 
     async def list_models(self) -> None:
         realistic = with_extra_models(catalog(2026), 380)

@@ -239,9 +239,9 @@ DOCS = {
     failing model is reported in its entry. judge_model adds a verdict.""",
     "list_models": """Find OpenRouter models: ids, context, USD per million tokens, modalities, capabilities. Cached;
     cheap.""",
-    "deep_research": """Research a question on the web: a cited report whose every cited claim is checked against its
-    page. Plans, searches and reads in parallel, scaled to max_cost_usd and max_seconds; a stop returns a checked
-    partial report. Long runs: background=true, then get_research.""",
+    "deep_research": """Research a question on the web: a cited report, each cited claim checked against its page.
+    Scaled to max_cost_usd and max_seconds; a stop returns a checked partial report. Long runs: background=true,
+    then get_research.""",
     "get_research": "A research run's status, progress and spend so far, and its checked report and sources once done.",
     "cancel_research": """Stop a research run wherever it runs, keeping what it found; returns its partial, checked
     report.""",

@@ -9,26 +9,11 @@ from pathlib import Path
 
 from mcp import Client
 
-from ..fakes.answers import claim_key
-from ..fakes.labelled_set import LabelledCitation, citations, pages
+from ..fakes.labelled_set import pages, research_scenario
 from ..fakes.openrouter import FakeOpenRouter
 from .conftest import stdio_params
 
 CHOSEN = ("en-heatpump", "en-vaccine", "de-wetter", "fr-medicament", "zh-hanchao")
-_INNER_END = re.compile(r"[.!?]\s|[。！？].")
-
-
-def chosen(most: int = 90) -> list[LabelledCitation]:
-    """The labelled citations of the chosen pages whose claim is one sentence (so it reads back as one claim) and
-    unlike any other (the fake verifier knows a claim by its words), at most as many as a long report checks."""
-    seen: set[str] = set()
-    out = []
-    for c in citations():
-        key = claim_key(c.claim)
-        if c.page in CHOSEN and c.cited in CHOSEN and not _INNER_END.search(c.claim.rstrip(".。 ")) and key not in seen:
-            seen.add(key)
-            out.append(c)
-    return out[:most]
 
 
 async def test_e2e_labelled_citations_are_shown_as_their_labels_say(
@@ -36,16 +21,8 @@ async def test_e2e_labelled_citations_are_shown_as_their_labels_say(
 ) -> None:
     fake = fake_openrouter
     by_id = pages()
-    fake.pages = {by_id[p].url: (by_id[p].title, by_id[p].text) for p in CHOSEN}
-    fake.structured_answers["research_plan"] = {
-        # Each sub-question names its page, which the fake's page reading then reads (as a model given a URL does).
-        "sub_questions": [{"question": f"{by_id[p].title} ({by_id[p].url})", "rationale": "r"} for p in CHOSEN]
-    }
-    cases = chosen()
-    fake.writer_extra = "\n".join(
-        f'- {c.claim.rstrip(".。 ")} [{{source:{by_id[c.cited].url}}} "{c.quote}"].' for c in cases
-    )
-    fake.verdicts = {claim_key(c.claim.rstrip(".。 ")): c.verdict for c in cases}
+    cases = research_scenario(fake, CHOSEN)
+    assert len(cases) >= 60
     async with Client(stdio_params(fake, tmp_path / "cache")) as client:
         result = await client.call_tool(
             "deep_research",

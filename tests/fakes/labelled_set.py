@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from openrouter_research_mcp.research.citations import Mark, check_provenance
 from openrouter_research_mcp.research.provenance import Page
 from openrouter_research_mcp.research.support import support_in_code, verify_claims
+
+from .answers import claim_key
+
+if TYPE_CHECKING:
+    from .openrouter import FakeOpenRouter
 
 __all__ = [
     "FALSE_KINDS",
@@ -30,6 +36,7 @@ __all__ = [
     "evaluate",
     "mark_cases",
     "pages",
+    "research_scenario",
 ]
 
 ROOT = Path(__file__).with_name("labelled")
@@ -142,3 +149,32 @@ def evaluate(chosen: Sequence[LabelledCitation] | None = None, *, verifier: bool
         Outcome(citation=c, quote_found=m.quote_found, code_shown=code, shown=m.shown, mark=m)
         for c, m, code in zip(chosen, marks, code_shown, strict=True)
     ]
+
+
+_INNER_END = re.compile(r"[.!?]\s|[。！？].")
+
+
+def research_scenario(fake: FakeOpenRouter, page_ids: Sequence[str], most: int = 90) -> list[LabelledCitation]:
+    """Set `fake` up so a research run finds and reads `page_ids`, its writer cites them as the labels say (each
+    claim on its own line), and its verifier answers as a correct one would. Returns the citations written: those
+    of the pages whose claim is one sentence and unlike any other (the fake verifier knows a claim by its words)."""
+    by_id = pages()
+    fake.pages = {by_id[p].url: (by_id[p].title, by_id[p].text) for p in page_ids}
+    # Each sub-question names its page, which the fake's page reading then reads (as a model given a URL does).
+    fake.structured_answers["research_plan"] = {
+        "sub_questions": [{"question": f"{by_id[p].title} ({by_id[p].url})", "rationale": "r"} for p in page_ids]
+    }
+    seen: set[str] = set()
+    chosen: list[LabelledCitation] = []
+    for c in citations():
+        key = claim_key(c.claim)
+        one_sentence = not _INNER_END.search(c.claim.rstrip(".。 "))
+        if c.page in page_ids and c.cited in page_ids and one_sentence and key not in seen:
+            seen.add(key)
+            chosen.append(c)
+    chosen = chosen[:most]
+    fake.writer_extra = "\n".join(
+        f'- {c.claim.rstrip(".。 ")} [{{source:{by_id[c.cited].url}}} "{c.quote}"].' for c in chosen
+    )
+    fake.verdicts = {claim_key(c.claim.rstrip(".。 ")): c.verdict for c in chosen}
+    return chosen

@@ -68,7 +68,7 @@ class BenchmarkInput(BaseModel):
     max_tokens: int = Field(default=512, ge=1, le=32_000, description="cap on each answer")
     max_cost_usd: float = Field(default=1.0, gt=0, le=50, description="cap, checked before anything starts")
     background: bool = Field(default=False, description="return the id at once; poll get_benchmark")
-    resume: str | None = Field(default=None, description="benchmark_id of a stopped one: make its missing calls")
+    resume: str | None = Field(default=None, description="id of a stopped benchmark to finish")
 
 
 class BenchmarkParams(BenchmarkInput):

@@ -30,6 +30,7 @@ __all__ = [
     "RESEARCH_MAX_TOKENS",
     "VERIFY_BATCH",
     "VERIFY_CITATIONS",
+    "VERIFY_CONCURRENCY",
     "VERIFY_ITEM_CHARS",
     "VERIFY_MAX_TOKENS",
     "WRITE_MAX_TOKENS",
@@ -53,6 +54,7 @@ MAX_SOURCES_PER_CALL = SEARCHES * RESULTS_PER_SEARCH + FETCHES  # citations kept
 WRITER_EVIDENCE_CHARS = 1200  # of each source's evidence, what the writer reads
 MAX_WRITER_SOURCES = 40
 VERIFY_BATCH = 10  # citations one verifier call judges (fewer when the model's context is small)
+VERIFY_CONCURRENCY = 8  # verifier calls in flight at once: small calls, all at the end, on the critical path
 VERIFY_ITEM_CHARS = PASSAGE_CHARS + 1200  # a claim, its quote, notes and the passage of the page it is judged against
 # Citations the verifier may judge, by report length (a report cites about one source per 40 words); a smaller
 # budget checks fewer, and the rest are shown as not checked.

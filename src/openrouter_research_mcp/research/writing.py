@@ -32,6 +32,7 @@ from .marks import extract, restore
 from .planning import (
     OUTLINE_MAX_TOKENS,
     VERIFY_BATCH,
+    VERIFY_CONCURRENCY,
     VERIFY_ITEM_CHARS,
     VERIFY_MAX_TOKENS,
     WRITE_MAX_TOKENS,
@@ -140,7 +141,7 @@ async def _verify_with_model(active: ActiveRun, marks: list[Mark]) -> None:
         return
     await active.say(f"checking {min(waiting, plan.verify_citations)} cited claim(s) with {model}")
     notes = await verify_claims(
-        marks, _judge(active), limit=plan.verify_citations, batch_size=size, concurrency=active.engine.concurrency
+        marks, _judge(active), limit=plan.verify_citations, batch_size=size, concurrency=VERIFY_CONCURRENCY
     )
     for note in notes:
         if note not in active.run.warnings:
