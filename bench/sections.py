@@ -17,9 +17,8 @@ from tests.fakes.labelled_set import FALSE_KINDS, Outcome, citations, evaluate, 
 from tests.fakes.openrouter import FakeOpenRouter
 from tests.support import model_facing_chars, saved_run
 
-from openrouter_research_mcp.research.citations import Mark, Verification
+from openrouter_research_mcp.research.citations import Mark, Verification, render_marks
 from openrouter_research_mcp.research.marks import extract
-from openrouter_research_mcp.research.writing import render_marks
 
 TOOL_CHARS_BUDGET = 10_000
 

@@ -7,11 +7,10 @@ import re
 
 import pytest
 
-from openrouter_research_mcp.research.citations import Mark, Verification, check_provenance, mark_text
+from openrouter_research_mcp.research.citations import Mark, Verification, check_provenance, mark_text, render_marks
 from openrouter_research_mcp.research.marks import extract, renumber
 from openrouter_research_mcp.research.pagetext import clean, tokens
 from openrouter_research_mcp.research.provenance import Page, claim_is_on_page, find_quote, missing_numbers
-from openrouter_research_mcp.research.writing import render_marks
 
 from ..fakes import labelled_set as labelled
 

@@ -15,13 +15,14 @@ A found quote is "quote found", never "verified" by itself.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from .marks import Cited
+from .marks import Cited, restore
 from .provenance import Page, find_quote, missing_numbers, passage
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "Verification",
     "check_provenance",
     "mark_text",
+    "render_marks",
 ]
 
 Provenance = Literal[
@@ -89,6 +91,33 @@ class Mark:
 def mark_text(mark: Mark) -> str:
     """What the reader sees for a citation that stays (empty for a removed one)."""
     return {"supported": f"[{mark.n}]", "doubtful": f"[{mark.n}?]", "quote_found": f"[{mark.n}†]"}.get(mark.shown, "")
+
+
+def render_marks(text: str, marks: Sequence[Mark]) -> str:
+    """The reader's text: each citation's placeholder as its mark; a claim left with no citation at all by removed
+    ones says so."""
+    by_index = {m.index: m for m in marks}
+    removed_as: dict[int, str] = {}
+
+    def show(index: int) -> str:
+        mark = by_index[index]
+        shown = mark_text(mark)
+        if shown:
+            return shown
+        removed_as[index] = REMOVED_UNKNOWN if mark.provenance == "unknown_source" else REMOVED_UNSUPPORTED
+        return f"\x01{index}\x01"
+
+    out = restore(text, show)
+
+    def removed(match: re.Match[str]) -> str:
+        beside = out[: match.start()].endswith(("]", "\x01")) or re.match(r"\s*\[\d", out[match.end() :]) is not None
+        if beside:
+            return ""
+        note = removed_as[int(match.group(1))]
+        return ("" if out[: match.start()].endswith((" ", "\n")) else " ") + note
+
+    out = re.sub("\x01(\\d+)\x01", removed, out)
+    return re.sub(r"[ \t]+([.,;:])", r"\1", out)
 
 
 def check_provenance(marks: Sequence[Mark], pages: Mapping[int, Page]) -> None:

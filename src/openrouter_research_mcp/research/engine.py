@@ -38,8 +38,8 @@ from .planning import (
     choose_plan,
 )
 from .prompts import PLAN_SCHEMA, REFLECT_SCHEMA, checked_questions, plan_messages, reflect_messages, search_messages
-from .run import ResearchPlan, ResearchRun, Round, Stage, Stop, SubQuestion
-from .writing import finish_hold, keep_partial_report, write_report
+from .run import ResearchParams, ResearchPlan, ResearchRun, Round, Stage, Stop, SubQuestion
+from .writing import MethodFacts, Report, assemble_report, finish_hold, write_report
 
 __all__ = ["ActiveRun", "Chat", "ResearchEngine", "RunFailed", "Saver", "Stop"]
 
@@ -240,8 +240,56 @@ class ActiveRun:
         return await ask_for_json(call, messages, check)
 
     async def _keep_partial(self) -> None:
-        await keep_partial_report(self)
+        self.publish(await assemble_report(self))
         await self.save()
+
+    # ---------------------------------------------------------------------- what writing the report needs (Drafting)
+
+    @property
+    def params(self) -> ResearchParams:
+        return self.run.params
+
+    @property
+    def open_questions(self) -> list[str]:
+        return self.run.open_questions
+
+    @property
+    def partial(self) -> bool:
+        return self.run.stopped_because not in (None, "done")
+
+    def findings(self) -> list[SubQuestion]:
+        return self.done()
+
+    def context_of(self, model: str) -> int:
+        info = self.models.get(model)
+        return info.context_length if info else 0
+
+    def facts(self) -> MethodFacts:
+        run = self.run
+        return MethodFacts(
+            searches=run.searches,
+            pages_read=run.pages_read,
+            researcher_calls=sum(1 for r in run.rounds for sq in r.sub_questions if sq.status in ("done", "failed")),
+            rounds=len(run.rounds),
+            cost_usd=run.cost_usd,
+            seconds=round(time.monotonic() - self.started + run.timings.get("earlier_s", 0.0), 1),
+        )
+
+    async def complete(self, stage: Stage, model: str, messages: list[dict[str, Any]], max_tokens: int) -> str:
+        reservation = self.reserve(stage, model, sum(len(str(m["content"])) for m in messages), max_tokens)
+        return (await self.call(stage, model, messages, max_tokens, reservation)).text
+
+    def publish(self, report: Report) -> None:
+        """Keep a finished report in the run; its duration is the one the report's Method section states."""
+        run = self.run
+        run.report, run.citations, run.verification = report.text, report.citations, report.verification
+        run.removed_citations = report.removed
+        run.sources, run.evidence = list(self.ledger.entries), dict(self.ledger.evidence)
+        run.timings.update(report.timings)
+        run.timings["total_s"] = self.facts().seconds
+        for warning in report.warnings:
+            if warning not in run.warnings:
+                run.warnings.append(warning)
 
     def done(self) -> list[SubQuestion]:
         return [sq for r in self.run.rounds for sq in r.sub_questions if sq.status == "done"]
@@ -391,15 +439,14 @@ class ActiveRun:
             if subs and not any(sq.status == "done" for sq in subs) and any(sq.status == "failed" for sq in subs):
                 self.stop("failed")  # every researcher failed: say why rather than report nothing as done
                 self.run.error = next(sq.error for sq in subs if sq.status == "failed")
-            await write_report(self)
+            self.publish(await write_report(self))
             self.stop("done")
             self.run.progress = f"finished ({self.run.stopped_because})"
         except _AccountProblem as problem:
             self.stop("failed")
             self.run.error = problem.error.message
             self.run.progress = "failed: " + problem.error.message
-            await keep_partial_report(self)
-            await self.save()
+            await self._keep_partial()
             raise problem.error from None
         except asyncio.CancelledError:
             why = self.stopped_as()
@@ -413,7 +460,6 @@ class ActiveRun:
             beat.cancel()
             # asyncio.wait never raises the heartbeat's own CancelledError, so a cancel of this task still lands.
             await asyncio.wait([beat])
-        self.run.timings["total_s"] = round(time.monotonic() - self.started, 3)
         await self.save()
         if self.run.stopped_because == "failed":
             raise RunFailed(self.run.error or "every researcher failed")

@@ -1,57 +1,107 @@
-"""The report: an outline for long reports, the writer, and the check of every citation against its source.
+"""The report: an outline for long reports, the writer, and the check of its citations (`checking.py`).
 
-The writer cites `[n "quote"]`. Code removes links to pages the run never saw and reads the marks (`marks.py`),
-then answers two questions per citation (`citations.py`): is the quote on page n (provenance, in code), and does
-page n support the claim (support: the verifier model, in batches; code only where the claim is the page's own
-words). When the writer cannot run (time, budget, an outage), the report is assembled in code from the researchers'
-findings, whose own citations are checked the same way.
+Writing needs little from the run it finishes, and gets only that (`Drafting`): the question and models, the plan,
+the ledger of sources and evidence, the findings, a way to report progress, and calls made on the run's budget.
+It returns a `Report` for the run to keep. When the writer cannot run (time, budget, an outage), the report is
+assembled in code from the researchers' findings, whose own citations are checked the same way.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from ..errors import OpenRouterError
 from ..openrouter.models import ModelInfo
 from ..openrouter.pricing import estimate_prompt_tokens, worst_case_cost
-from .citations import (
-    REMOVED_UNKNOWN,
-    REMOVED_UNSUPPORTED,
-    CitationCheck,
-    Mark,
-    Verification,
-    check_provenance,
-    mark_text,
-)
-from .marks import extract, restore
+from .checking import Checked, Structured, check_report, verify_marks
+from .citations import CitationCheck, Verification
+from .ledger import CitationLedger
 from .planning import (
     OUTLINE_MAX_TOKENS,
-    VERIFY_BATCH,
-    VERIFY_CONCURRENCY,
     VERIFY_ITEM_CHARS,
-    VERIFY_MAX_TOKENS,
     WRITE_MAX_TOKENS,
     research_calls,
     verify_cost,
     writer_chars,
 )
-from .prompts import VERIFY_SCHEMA, outline_messages, verify_item, verify_messages, write_messages
-from .provenance import Page
-from .run import ResearchRun, Stop, SubQuestion
-from .support import batch_size_for, check_verdicts, support_in_code, verify_claims
-from .verify import source_list, verify_citations
+from .prompts import outline_messages, write_messages
+from .run import ResearchParams, ResearchPlan, ResearchRun, Stage, Stop, SubQuestion
+from .verify import source_list
 
-if TYPE_CHECKING:
-    from .engine import ActiveRun
-
-__all__ = ["finish_hold", "keep_partial_report", "write_report"]
+__all__ = ["Drafting", "MethodFacts", "Report", "assemble_report", "finish_hold", "write_report"]
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class MethodFacts:
+    """What the report's Method section says the research did."""
+
+    searches: int
+    pages_read: int
+    researcher_calls: int
+    rounds: int
+    cost_usd: float
+    seconds: float
+
+
+class Drafting(Protocol):
+    """What writing and checking a report needs from the run being carried out."""
+
+    @property
+    def params(self) -> ResearchParams: ...
+
+    @property
+    def plan(self) -> ResearchPlan: ...
+
+    @property
+    def ledger(self) -> CitationLedger: ...
+
+    @property
+    def open_questions(self) -> list[str]: ...
+
+    @property
+    def partial(self) -> bool:
+        """The research stopped early (budget, time, a cancel)."""
+
+    def findings(self) -> list[SubQuestion]: ...
+
+    def context_of(self, model: str) -> int:
+        """The model's context in tokens (0 when unknown)."""
+
+    def facts(self) -> MethodFacts: ...
+
+    async def say(self, message: str) -> None: ...
+
+    async def complete(self, stage: Stage, model: str, messages: list[dict[str, Any]], max_tokens: int) -> str:
+        """One call on the run's budget; raises `Stop` when it cannot start, `OpenRouterError` when it fails."""
+
+    async def structured(
+        self,
+        stage: Stage,
+        model: str,
+        messages: list[dict[str, Any]],
+        max_tokens: int,
+        name: str,
+        schema: dict[str, Any],
+        check: Any,
+    ) -> Any: ...
+
+
+@dataclass
+class Report:
+    """A finished report and what was proven about its citations."""
+
+    text: str
+    citations: list[CitationCheck]
+    verification: Verification
+    removed: int  # citations and links removed: unsupported, of unknown sources, or to pages never seen
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def finish_hold(run: ResearchRun, models: Mapping[str, ModelInfo | None]) -> float | None:
@@ -87,77 +137,14 @@ def _assembled(question: str, done: Sequence[SubQuestion], open_questions: Seque
     return "\n".join(lines)
 
 
-def _pages(active: ActiveRun) -> dict[int, Page]:
-    """Every source's evidence (what the researchers saw of it), ready to be searched for quotes."""
-    return {e.n: Page.of(active.ledger.evidence_for(e.n) or e.snippet) for e in active.ledger.entries}
-
-
-def _checked(active: ActiveRun, text: str) -> tuple[str, list[Mark], dict[int, Page], int]:
-    """The report with links to unseen pages removed and citations as placeholders, its citations with their
-    provenance checked, the pages, and how many links were removed."""
-    placeholders, cited = extract(text)
-    placeholders, removed_links = verify_citations(placeholders, active.ledger)
-    marks = [Mark.of(c) for c in cited]
-    pages = _pages(active)
-    check_provenance(marks, pages)
-    support_in_code(marks, pages)
-    return placeholders, marks, pages, removed_links
-
-
-def _judge(active: ActiveRun) -> Any:
-    model = active.run.params.planner_model
-
-    async def judge(batch: Sequence[Mark]) -> dict[str, Any]:
-        items = []
-        for mark in batch:
-            notes = []
-            if mark.quote and not mark.quote_found:
-                notes.append(f"The writer's quote was not found on this page ({mark.reason}).")
-            if mark.missing_numbers:
-                figures = ", ".join(mark.missing_numbers)
-                notes.append(f"The passage does not contain these figures of the claim: {figures}.")
-            items.append(verify_item(mark.index, mark.claim, mark.quote, mark.passage, notes))
-        return await active.structured(
-            "verify",
-            model,
-            verify_messages(items),
-            VERIFY_MAX_TOKENS,
-            "citation_check",
-            VERIFY_SCHEMA,
-            check_verdicts([m.index for m in batch]),
-        )
-
-    return judge
-
-
-async def _verify_with_model(active: ActiveRun, marks: list[Mark]) -> None:
-    """Every cited claim not already decided goes to the verifier, in batches that fit its context."""
-    plan, model = active.plan, active.run.params.planner_model
-    info = active.models.get(model)
-    item_tokens = estimate_prompt_tokens(VERIFY_ITEM_CHARS)
-    size = batch_size_for(info.context_length if info else 0, VERIFY_MAX_TOKENS, item_tokens, VERIFY_BATCH)
-    waiting = sum(m.support == "not_checked" and m.provenance not in ("unknown_source", "unreadable") for m in marks)
-    if not waiting:
-        return
-    await active.say(f"checking {min(waiting, plan.verify_citations)} cited claim(s) with {model}")
-    notes = await verify_claims(
-        marks, _judge(active), limit=plan.verify_citations, batch_size=size, concurrency=VERIFY_CONCURRENCY
-    )
-    for note in notes:
-        if note not in active.run.warnings:
-            active.run.warnings.append(note)
-
-
-def _method(active: ActiveRun) -> str:
-    run, p = active.run, active.run.params
-    calls = sum(1 for r in run.rounds for sq in r.sub_questions if sq.status in ("done", "failed"))
-    seconds = time.monotonic() - active.started + run.timings.get("earlier_s", 0.0)
+def _method(p: ResearchParams, facts: MethodFacts, writer: str | None) -> str:
+    written = f"written by `{writer}`" if writer else "assembled in code from the findings (no writer model ran)"
     lines = [
         "## Method",
         "",
-        f"{run.searches} web searches and {run.pages_read} pages read by {calls} researcher calls "
-        f"(`{p.searcher_model}`) over {len(run.rounds)} round(s); planned by `{p.planner_model}`, written by "
-        f"`{p.writer_model}`; ${run.cost_usd:.4f} and {seconds:.0f} s.",
+        f"{facts.searches} web searches and {facts.pages_read} pages read by {facts.researcher_calls} researcher "
+        f"calls (`{p.searcher_model}`) over {facts.rounds} round(s); planned by `{p.planner_model}`, {written}; "
+        f"${facts.cost_usd:.4f} and {facts.seconds:.1f} s.",
     ]
     if p.clarifications:
         lines.append("Asked first: " + "; ".join(f"{k}: {v}" for k, v in p.clarifications.items() if v) + ".")
@@ -166,100 +153,84 @@ def _method(active: ActiveRun) -> str:
     return "\n".join(lines)
 
 
-def render_marks(text: str, marks: Sequence[Mark]) -> str:
-    """The reader's text: each citation as its mark (see `citations.py`); a claim left with no citation at all by a
-    removed one says so."""
-    by_index = {m.index: m for m in marks}
-    removed_as: dict[int, str] = {}
-
-    def show(index: int) -> str:
-        mark = by_index[index]
-        shown = mark_text(mark)
-        if shown:
-            return shown
-        removed_as[index] = REMOVED_UNKNOWN if mark.provenance == "unknown_source" else REMOVED_UNSUPPORTED
-        return f"\x01{index}\x01"
-
-    out = restore(text, show)
-
-    def removed(match: re.Match[str]) -> str:
-        beside = out[: match.start()].endswith(("]", "\x01")) or _next_is_mark(out[match.end() :])
-        if beside:
-            return ""
-        note = removed_as[int(match.group(1))]
-        return ("" if out[: match.start()].endswith((" ", "\n")) else " ") + note
-
-    out = re.sub("\x01(\\d+)\x01", removed, out)
-    return re.sub(r"[ \t]+([.,;:])", r"\1", out)
+def _publish(d: Drafting, checked: Checked, writer: str | None, timings: dict[str, float]) -> Report:
+    verification = checked.verification(len(d.ledger), d.params.planner_model)
+    warnings = list(checked.notes)
+    if verification.uncited:
+        warnings.append(verification.line())
+    legend = verification.legend(checked.marks)
+    closing = (f"_{legend}_\n\n" if legend else "") + f"_{verification.line()}_"  # the last line: what was proven
+    text = (
+        f"{checked.body().rstrip()}\n\n{_method(d.params, d.facts(), writer)}\n\n{source_list(d.ledger)}\n\n{closing}\n"
+    )
+    return Report(
+        text=text,
+        citations=checked.citations(),
+        verification=verification,
+        removed=checked.removed_links + verification.removed,
+        warnings=warnings,
+        timings=timings,
+    )
 
 
-def _next_is_mark(rest: str) -> bool:
-    return re.match(r"\s*\[\d", rest) is not None
-
-
-def _publish(active: ActiveRun, checked: str, marks: list[Mark], removed_links: int) -> None:
-    run = active.run
-    body = render_marks(checked, marks)
-    run.citations = [CitationCheck.of(m) for m in marks]
-    run.verification = Verification.of(marks, len(active.ledger), run.params.planner_model)
-    run.removed_citations = removed_links + run.verification.removed
-    run.sources = list(active.ledger.entries)
-    run.evidence = dict(active.ledger.evidence)
-    if run.verification.uncited:
-        warning = run.verification.line()
-        if warning not in run.warnings:
-            run.warnings.append(warning)
-    legend = run.verification.legend(marks)
-    closing = (f"_{legend}_\n\n" if legend else "") + f"_{run.verification.line()}_"  # the line says what was proven
-    run.report = f"{body.rstrip()}\n\n{_method(active)}\n\n{source_list(active.ledger)}\n\n{closing}\n"
-
-
-async def keep_partial_report(active: ActiveRun) -> None:
+async def assemble_report(d: Drafting) -> Report:
     """A report assembled in code from the findings so far (no model call), for runs that end abruptly."""
-    run = active.run
-    text = _assembled(run.params.question, active.done(), run.open_questions)
-    checked, marks, _pages, removed = await asyncio.to_thread(_checked, active, text)
-    _publish(active, checked, marks, removed)
+    text = _assembled(d.params.question, d.findings(), d.open_questions)
+    return _publish(d, await check_report(text, d.ledger), None, {})
 
 
-async def write_report(active: ActiveRun) -> None:
-    """Write the report (after an outline, for a long one), check every citation, and publish it in the run."""
-    run, p, plan = active.run, active.run.params, active.plan
-    await active.say("writing the report")
-    done = active.done()
-    partial = run.stopped_because not in (None, "done")
+async def write_report(d: Drafting) -> Report:
+    """Write the report (after an outline, for a long one), check every citation, and return it."""
+    p, plan = d.params, d.plan
+    await d.say("writing the report")
+    done = d.findings()
+    timings: dict[str, float] = {}
     t = time.monotonic()
-    text = ""
+    text, writer = "", None
     try:
         if done:
             outline = ""
             if plan.report_length == "long":
-                messages = outline_messages(p.question, done)
-                reservation = active.reserve(
-                    "outline", p.writer_model, sum(len(m["content"]) for m in messages), OUTLINE_MAX_TOKENS
+                outline = await d.complete(
+                    "outline", p.writer_model, outline_messages(p.question, done), OUTLINE_MAX_TOKENS
                 )
-                outline = (await active.call("outline", p.writer_model, messages, OUTLINE_MAX_TOKENS, reservation)).text
             messages = write_messages(
                 p.question,
                 done,
-                active.ledger.entries,
-                active.ledger.evidence_for,
-                partial=partial,
+                d.ledger.entries,
+                d.ledger.evidence_for,
+                partial=d.partial,
                 length=plan.report_length,
                 outline=outline,
                 clarifications=p.clarifications,
             )
-            tokens = WRITE_MAX_TOKENS[plan.report_length]
-            reservation = active.reserve("write", p.writer_model, sum(len(m["content"]) for m in messages), tokens)
-            text = (await active.call("write", p.writer_model, messages, tokens, reservation)).text
+            text = await d.complete("write", p.writer_model, messages, WRITE_MAX_TOKENS[plan.report_length])
+            writer = p.writer_model if text.strip() else None
     except (Stop, OpenRouterError) as exc:
         log.warning("writer unavailable (%s); assembling the report from the findings", exc)
-    run.timings["write_s"] = round(time.monotonic() - t, 3)
+    timings["write_s"] = round(time.monotonic() - t, 3)
     if not text.strip():
-        text = _assembled(p.question, done, run.open_questions)
-    checked, marks, _pages, removed = await asyncio.to_thread(_checked, active, text)  # CPU work, off the loop
+        text = _assembled(p.question, done, d.open_questions)
+    checked = await check_report(text, d.ledger)
     if plan.verify_citations:
         t = time.monotonic()
-        await _verify_with_model(active, marks)
-        run.timings["verify_s"] = round(time.monotonic() - t, 3)
-    _publish(active, checked, marks, removed)
+        model = p.planner_model
+
+        async def structured(
+            messages: list[dict[str, Any]], max_tokens: int, name: str, schema: Any, check: Any
+        ) -> Any:
+            return await d.structured("verify", model, messages, max_tokens, name, schema, check)
+
+        waiting = sum(m.support == "not_checked" for m in checked.marks)
+        if waiting:
+            await d.say(f"checking {min(waiting, plan.verify_citations)} cited claim(s) with {model}")
+        judge: Structured = structured
+        await verify_marks(
+            checked,
+            judge,
+            limit=plan.verify_citations,
+            context_tokens=d.context_of(model),
+            item_tokens=estimate_prompt_tokens(VERIFY_ITEM_CHARS),
+        )
+        timings["verify_s"] = round(time.monotonic() - t, 3)
+    return _publish(d, checked, writer, timings)
