@@ -13,7 +13,19 @@ from mcp.types import TextResourceContents
 
 from openrouter_research_mcp.research.run import ResearchParams, ResearchRun
 
-__all__ = ["eventually", "model_facing_chars", "resource_text", "result_text", "saved_run", "wait_until"]
+__all__ = [
+    "PROMPTLY",
+    "eventually",
+    "model_facing_chars",
+    "resource_text",
+    "result_text",
+    "saved_run",
+    "wait_until",
+]
+
+# Seconds that tell "promptly" from "waited out a timeout, a grace or a hang" (30 s and more) on any machine, loaded
+# or not. Tests assert behaviour with it; how prompt the server really is is measured in bench/.
+PROMPTLY = 10.0
 
 T = TypeVar("T")
 

@@ -10,10 +10,12 @@ this module writes to the protocol's stdout; fd 1 points at stderr while serving
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import sys
 import threading
@@ -50,6 +52,33 @@ def _usable_id(value: Any) -> Any:
     return value if isinstance(value, str) or (isinstance(value, int) and not isinstance(value, bool)) else None
 
 
+_DEPTH_ERROR = "recursion limit"
+_SCALAR = re.compile(r'\s*:\s*(-?\d+|"(?:[^"\\]|\\.)*")')
+
+
+def _top_level_id(text: str) -> Any:
+    """The `id` member of the object `text` opens, found by a scan that tracks only strings and depth, so that a
+    message nested too deeply for any parser still has its id read (None when there is none)."""
+    depth, i, n = 0, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':
+            end = i + 1
+            while end < n and text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            if depth == 1 and text[i + 1 : end] == "id" and (match := _SCALAR.match(text, end + 1)):
+                with contextlib.suppress(ValueError):
+                    return _usable_id(json.loads(match.group(1)))
+            i = end + 1
+            continue
+        if ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+        i += 1
+    return None
+
+
 def _salvage_id(line: bytes) -> tuple[Any, bool]:
     """The id of a line the strict parser refused, read leniently (a BOM, trailing data, lone surrogates, deep
     nesting), and whether the whole line was JSON after all."""
@@ -61,7 +90,9 @@ def _salvage_id(line: bytes) -> tuple[Any, bool]:
     try:
         text = line.decode("utf-8", errors="replace").lstrip("\ufeff").strip()
         value, end = json.JSONDecoder().raw_decode(text)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        return _top_level_id(text), False
+    except ValueError:
         return None, False
     whole = utf8 and end == len(text) and not line.startswith(b"\xef\xbb\xbf")
     return (_usable_id(value.get("id")) if isinstance(value, dict) else None), whole
@@ -79,6 +110,8 @@ def classify_line(line: bytes) -> SessionMessage | JSONRPCError | None:
         value = pydantic_core.from_json(line)
     except ValueError as exc:
         request_id, whole = _salvage_id(line)
+        if _DEPTH_ERROR in str(exc):  # JSON nested deeper than any parser here goes: refused, with its id
+            return _error(INVALID_REQUEST, "Invalid Request: the message is nested too deeply to read.", request_id)
         if whole:  # JSON by the letter (lone surrogates, very deep nesting), but nothing this server can take
             return _error(INVALID_REQUEST, f"Invalid Request: {exc}", request_id)
         return _error(PARSE_ERROR, f"Parse error: the line is not one JSON object ({exc}).", request_id)
@@ -139,8 +172,14 @@ async def _stdio() -> AsyncIterator[tuple[Any, Any, Callable[[], None]]]:
     async def route(raw: bytes) -> None:
         item = classify_line(raw)
         if isinstance(item, SessionMessage):
-            if isinstance(item.message, JSONRPCRequest):
-                pending.add(item.message.id)
+            message = item.message
+            if isinstance(message, JSONRPCRequest):
+                pending.add(message.id)
+            elif getattr(message, "method", None) == "notifications/cancelled":
+                # A cancelled request is never answered (the protocol says so): nothing more is owed for it.
+                params = getattr(message, "params", None)
+                cancelled = params.get("requestId") if isinstance(params, dict) else getattr(params, "request_id", None)
+                pending.discard(cancelled)
             await in_send.send(item)
         elif item is not None:
             await err_send.send(SessionMessage(item))
@@ -152,9 +191,14 @@ async def _stdio() -> AsyncIterator[tuple[Any, Any, Callable[[], None]]]:
                     if ended.is_set():
                         return
                     anyio.from_thread.run(route, raw, token=token)
-        except Exception:  # the loop is gone or the streams closed: nothing left to deliver to
+        except BaseException as exc:
+            if not ended.is_set():
+                if not isinstance(exc, asyncio.CancelledError | anyio.ClosedResourceError | RuntimeError):
+                    log.warning("reading stdin failed (%s); no more requests will be read", type(exc).__name__)
+                with contextlib.suppress(BaseException):
+                    anyio.from_thread.run_sync(end_input, token=token)
             return
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(BaseException):
             anyio.from_thread.run(drain_then_end, token=token)
 
     async def drain_then_end() -> None:

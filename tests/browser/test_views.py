@@ -112,7 +112,7 @@ async def test_research_view_follows_a_run_in_progress_until_its_report(
     chromium: str, fake_openrouter: FakeOpenRouter, tmp_path: Path
 ) -> None:
     fake_openrouter.structured_answers["research_plan"] = PLAN
-    fake_openrouter.latency = 1.5  # a run of several seconds: the view refreshes while it runs
+    fake_openrouter.release.clear()  # the run stays in progress (held at its first call) until the test lets it go
     async with Client(stdio_params(fake_openrouter, tmp_path / "cache")) as client:
         started = await client.call_tool("deep_research", {"question": "Heat pumps?", "depth": 1, "background": True})
         assert started.structured_content is not None and started.structured_content["status"] == "running"
@@ -122,9 +122,10 @@ async def test_research_view_follows_a_run_in_progress_until_its_report(
             await live.wait_for(state="visible")
             assert "In progress" in await live.inner_text()
             await v.view.locator("#stop").focus()  # a keyboard user on Stop keeps the focus across refreshes
-            await v.page.wait_for_function(TOOL_CALLS + ".length >= 1")
-            await v.page.wait_for_timeout(300)
+            await v.page.wait_for_function("window.hostAnswered >= 1")  # a refresh came back, the run still going
+            await v.frame().evaluate("new Promise((done) => requestAnimationFrame(() => requestAnimationFrame(done)))")
             assert await live.is_visible() and await v.frame().evaluate("document.activeElement.id") == "stop"
+            fake_openrouter.release.set()
             await v.view.locator("button.cite").first.wait_for(timeout=60_000)  # the report arrived by polling
             assert await live.is_hidden()
             calls = [m for m in await v.host("window.hostLog") if m.get("method") == "tools/call"]

@@ -228,6 +228,18 @@ MALFORMED: list[tuple[str, bytes, int, object]] = [
         INVALID_REQUEST,
         17,
     ),
+    (
+        "nesting 100,000 deep",
+        b'{"jsonrpc":"2.0","id":24,"method":"ping","params":{"x":' + b"[" * 100_000 + b"]" * 100_000 + b"}}",
+        INVALID_REQUEST,
+        24,
+    ),
+    (
+        "nesting 100,000 deep, the id last",
+        b'{"jsonrpc":"2.0","method":"ping","params":{"x":' + b"[" * 100_000 + b"]" * 100_000 + b'},"id":"z"}',
+        INVALID_REQUEST,
+        "z",
+    ),
     ("trailing garbage", b'{"jsonrpc":"2.0","id":18,"method":"ping"} garbage', PARSE_ERROR, 18),
     (
         "two objects on a line",

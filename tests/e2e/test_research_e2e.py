@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 from typing import Any
 
@@ -45,11 +44,9 @@ async def test_e2e_research_background_polling_and_restart(fake_openrouter: Fake
     fake_openrouter.latency = 0.3
     params = stdio_params(fake_openrouter, tmp_path / "cache")
     async with Client(params) as client:
-        started = time.monotonic()
         begun = await client.call_tool("deep_research", {"question": "Is fusion power near?", "background": True})
-        assert time.monotonic() - started < 1.0  # returned at once
         research_id = begun.structured_content["research_id"]
-        assert begun.structured_content["status"] == "running"
+        assert begun.structured_content["status"] == "running"  # returned at once: the run is still going
 
         async def finished() -> dict[str, Any] | None:
             polled = (await client.call_tool("get_research", {"research_id": research_id})).structured_content

@@ -50,6 +50,7 @@ FAULT_KINDS = frozenset(
         "open_after_done",
         "no_done",
         "bad_chunk",
+        "cut",
     }
 )
 DEFAULT_STATUS = {"http": 500, "body": 502, "stream_error": 502, "model_down": 503}

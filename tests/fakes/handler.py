@@ -293,6 +293,10 @@ class _Handler(BaseHTTPRequestHandler):
         if self._wait(fake.latency + fake.model_latency.get(model or requested, 0.0), keepalive=streaming):
             self.close_connection = True
             return None
+        while not fake.release.is_set():  # held by the test
+            if fake.stopping.wait(0.02):
+                self.close_connection = True
+                return None
         answering = fake._routed(model or requested)
         error = fault.error(answering, last_prompt(body)) if fault is not None else None
         if kind == "http" and fault is not None and error is not None:
@@ -317,12 +321,23 @@ class _Handler(BaseHTTPRequestHandler):
             choice["message"]["content"] = (choice["message"]["content"] or "")[:20]
         else:
             fake._remember(result, self.record.started)
-        return self._json(200, result, {"X-Generation-Id": generation})
+        shown = {key: value for key, value in result.items() if not key.startswith("_")}
+        return self._json(200, shown, {"X-Generation-Id": generation})
 
     def _stream(self, result: dict[str, Any], kind: str, error: dict[str, Any] | None, rate: float | None) -> None:
-        """Write the answer's events; with a `rate`, each text piece after the first waits for its tokens."""
+        """Write the answer's events; with a `rate`, each text piece after the first waits for its tokens. A "cut"
+        stream delivers half its text and then the connection drops, mid-body: the answer was generated upstream
+        all the same, so it is billed (and `/generation` reports it)."""
         first = True
         payload = self.fault.payload if self.fault is not None else None
+        if kind == "cut":
+            self.server.fake._remember(result, self.record.started)
+            sent = list(events(result, "ok", None, None, None))
+            for event in sent[: max(2, len(sent) // 2)]:
+                self._event(event.text)
+            self.close_connection = True
+            self.record.finished = time.monotonic()
+            return None
         for event in events(result, kind, error, PACED_PIECE_CHARS if rate else None, payload):
             if rate and event.tokens:
                 if not first and self._wait(event.tokens / rate):

@@ -28,7 +28,8 @@ Attributes tests may change at any time: `latency`, `model_latency`, `model_toke
 `models_fail`, `include_cost`, `byok`, `structured_answers`, `text_answers`, `refusals`, `quality`, `verdicts`,
 `verifier_says`,
 `reasoning_details_models`, `searches_per_call`, `results_per_search`, `pages`, `data_collecting`,
-`strict_schema_rejecters`, `management_key`; `requests` logs every request, `errors` the fake's own bugs.
+`strict_schema_rejecters`, `management_key`; `requests` logs every request, `billed` every charge, `errors` the
+fake's own bugs.
 By hand, e.g. for the MCP Inspector: `python -m tests.fakes.openrouter --port 8765 --latency 0.2`.
 """
 
@@ -77,6 +78,11 @@ class FakeOpenRouter:
         self.byok = False  # the user's own provider key: cost is 5% of the provider's charge
         self.writer_extra = ""  # text a fake research writer adds after its findings (a test's own citations)
         self.usage_patch: dict[str, Any] = {}  # laid over every answer's usage, e.g. {"cost": float("nan")}
+        self.send_usage = True  # False: answers (streamed or not) come without a usage block
+        # Clear it to hold every chat answer (after its latency) until it is set again: a test's way to keep work
+        # in progress for as long as it needs, without betting on timings.
+        self.release = threading.Event()
+        self.release.set()
         self.management_key = False  # only a management key may read /credits
         self.models_fail: int | None = None
         self.structured_answers: dict[str, Any] = {}  # json_schema name -> the JSON answered
@@ -99,6 +105,7 @@ class FakeOpenRouter:
         self._port = port
         self._faults: list[Fault] = []
         self._generations: dict[str, dict[str, Any]] = {}
+        self.billed: list[tuple[str, float]] = []  # (generation id, USD) for every request OpenRouter charged
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self._server: FakeServer | None = None
@@ -232,9 +239,10 @@ class FakeOpenRouter:
         return peak
 
     def clear(self) -> None:
-        """Forget the logged requests (queued faults stay)."""
+        """Forget the logged requests and what was billed (queued faults stay)."""
         with self._lock:
             self.requests.clear()
+            self.billed.clear()
 
     # ------------------------------------------------------------------------------------------------ catalog
 
@@ -279,11 +287,15 @@ class FakeOpenRouter:
         with `usage_patch` laid over its usage (a test's impossible numbers: NaN, negative, infinite)."""
         result = compose(self, body, model, generation_id, kind)
         result["usage"].update(self.usage_patch)
+        if not self.send_usage:  # billed all the same, but the answer carries no usage block
+            result["_billed_usage"] = result.pop("usage")
         return result
 
     def _remember(self, result: dict[str, Any], started: float) -> None:
-        usage = result["usage"]
+        """Record a generation OpenRouter bills (what `/generation` reports, and `billed` sums)."""
+        usage = result.get("usage") or result["_billed_usage"]
         with self._lock:
+            self.billed.append((result["id"], float(usage.get("cost", 0.0))))
             self._generations[result["id"]] = {
                 "id": result["id"],
                 "model": result["model"],

@@ -82,6 +82,7 @@ def events(
         yield _data(chunk({"content": "", "annotations": message["annotations"]}))
     if kind != "empty":
         yield _data(chunk({"content": ""}, "error" if kind == "finish_error" else stop_reason))
-    yield _data(head | {"choices": [], "usage": result["usage"]})
+    if "usage" in result:
+        yield _data(head | {"choices": [], "usage": result["usage"]})
     if kind != "no_done":
         yield Event("data: [DONE]\n\n")

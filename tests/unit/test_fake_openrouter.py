@@ -35,7 +35,7 @@ from ..fakes import FAKE_KEY
 from ..fakes.catalog_data import catalog, with_extra_models
 from ..fakes.openrouter import FakeOpenRouter
 from ..fakes.schema_fill import fill
-from ..support import eventually, wait_until
+from ..support import PROMPTLY, eventually, wait_until
 from .helpers import RecordingSleep
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -471,7 +471,7 @@ async def test_fake_hang_fault_is_released_by_stop(fake_openrouter: FakeOpenRout
         assert not pending.done()
         started = time.monotonic()
         await asyncio.to_thread(fake_openrouter.stop)
-        assert time.monotonic() - started < 1.0
+        assert time.monotonic() - started < PROMPTLY
         with pytest.raises(httpx.TransportError):
             await pending
     assert fake_openrouter.requests[0].status is None and fake_openrouter.requests[0].finished is not None
@@ -507,7 +507,7 @@ async def test_fake_overlaps_concurrent_requests(fake_openrouter: FakeOpenRouter
         responses = await asyncio.gather(*(http.post("/chat/completions", json=chat_body()) for _ in range(4)))
         elapsed = time.monotonic() - started
     assert [r.status_code for r in responses] == [200] * 4
-    assert 0.3 <= elapsed < 0.6
+    assert 0.3 <= elapsed < 4 * 0.3  # at once, not one after another
     assert fake_openrouter.max_concurrency() == 4 and fake_openrouter.max_concurrency("/models") == 0
 
 

@@ -19,7 +19,7 @@ from openrouter_research_mcp.tools.results import ResearchResult
 from openrouter_research_mcp.tools.state import CallState
 
 from ..fakes.openrouter import FakeOpenRouter
-from ..support import eventually
+from ..support import PROMPTLY, eventually
 
 PLAN = {"sub_questions": [{"question": f"Sub-question {i}?", "rationale": f"covers part {i}"} for i in (1, 2, 3)]}
 GAPS = {
@@ -182,7 +182,7 @@ async def test_research_time_stop_returns_partial_report(fake: FakeOpenRouter, s
         state, ResearchInput(question="Heat pumps?", breadth=3, depth=3, max_seconds=3), progress=Notes()
     )
     elapsed = time.monotonic() - started
-    assert result.stopped_because == "time" and elapsed < 4.0
+    assert result.stopped_because == "time" and elapsed < 3 + PROMPTLY / 2  # stopped, not run to its end
     assert result.report and "## Sources" in result.report and result.research_id
 
 

@@ -19,8 +19,8 @@ from typing import Any
 from .._constants import JUDGE_MAX_TOKENS
 from .._util import Progress, delimit
 from ..config import Settings
-from ..errors import BudgetExceededError, OpenRouterError, StructuredOutputError
-from ..openrouter.budget import Budget
+from ..errors import OpenRouterError, StructuredOutputError
+from ..openrouter.budget import Budget, Meter
 from ..openrouter.completion import ChatResult
 from ..openrouter.models import ModelInfo
 from ..openrouter.pricing import Usage, worst_case_cost
@@ -180,10 +180,10 @@ class Runner:
             chars = sum(len(str(m["content"])) for m in messages)
             info = self.infos[judge]
             worst = worst_case_cost(info.pricing, chars, JUDGE_MAX_TOKENS) if info else None
-            reservation = self.budget.reserve(worst, f"the judge `{judge}`")
             try:
                 result = await self.chat(
                     messages,
+                    meter=Meter(self.budget, lambda _model: worst, f"the judge `{judge}`"),
                     model=judge,
                     fallback_models=[],
                     max_tokens=JUDGE_MAX_TOKENS,
@@ -192,9 +192,9 @@ class Runner:
                     **structured_params("judgement", JUDGE_SCHEMA, self.routing),
                 )
             except OpenRouterError as exc:
-                self.budget.settle_failure(reservation, exc)
+                if isinstance(exc.usage, Usage):
+                    usages.append(exc.usage)
                 raise
-            self.budget.settle(reservation, result.usage.cost_usd)
             usages.append(result.usage)
             return result
 
@@ -224,10 +224,6 @@ class Runner:
         async with gate:
             info = self.infos[model]
             worst = worst_case_cost(info.pricing, len(p.prompts[prompt]), p.max_tokens) if info else None
-            try:
-                reservation = self.budget.reserve(worst, f"`{model}`")
-            except BudgetExceededError as exc:
-                reservation, record.error = None, exc.message
             first: list[float] = []
 
             async def on_text(_piece: str) -> None:
@@ -236,10 +232,9 @@ class Runner:
 
             started = time.monotonic()
             try:
-                if reservation is None:
-                    raise BudgetExceededError(record.error or "over budget")
                 result = await self.chat(
                     chat_messages(p.prompts[prompt], None),
+                    meter=Meter(self.budget, lambda _model: worst, f"`{model}`"),
                     model=model,
                     fallback_models=[],
                     stream=True,
@@ -249,13 +244,12 @@ class Runner:
                     provider=self.routing,
                 )
             except OpenRouterError as exc:
-                if reservation is not None:
-                    self.budget.settle_failure(reservation, exc)
                 record.error, record.latency_s = exc.message, round(time.monotonic() - started, 4)
+                if isinstance(exc.usage, Usage):  # failed attempts that were billed all the same
+                    self.report.totals.add(exc.usage)
+                    record.cost_usd = exc.usage.cost_usd
             else:
                 ended = time.monotonic()
-                assert reservation is not None
-                self.budget.settle(reservation, result.usage.cost_usd)
                 self.report.totals.add(result.usage)
                 generating = ended - first[0] if first else 0.0
                 record = record.model_copy(

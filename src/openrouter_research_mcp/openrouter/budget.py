@@ -1,19 +1,21 @@
-"""Spending caps enforced in code: reserve a call's worst case before it starts, settle its real cost after.
+"""Spending caps enforced in code: reserve each attempt's worst case before it starts, settle its real cost after.
 
-A call is started only when its worst case fits what is left; once it finishes, the reservation is replaced by the
-real `usage.cost`. So total spend can pass the cap by at most what in-flight calls cost beyond their estimates, and
-estimates are deliberately pessimistic (every `max_tokens` used, the prompt rounded up).
+An attempt (a request, a retry of it, a fallback to another model) is started only when its worst case fits what
+is left; once it ends, its reservation is replaced by what it really cost. So total spend can pass the cap by at
+most what in-flight attempts cost beyond their estimates, and estimates are deliberately pessimistic (every
+`max_tokens` used, the prompt counted as an upper bound). `Meter` is how the client does this for every attempt.
 """
 
 from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ..errors import BudgetExceededError, OpenRouterError, StreamError
 
-__all__ = ["Budget", "Reservation"]
+__all__ = ["Budget", "Meter", "Reservation"]
 
 
 @dataclass
@@ -75,3 +77,47 @@ class Budget:
     def release(self, reservation: Reservation) -> None:
         """Give a reservation back unspent (the call failed before anything was billed)."""
         self.settle(reservation, 0.0)
+
+
+class Meter:
+    """What the client calls around every attempt of a call: `reserve` before it starts (raising
+    `BudgetExceededError` when it does not fit), `settle` after. `worst(model)` is one attempt's worst case with
+    that model (None when it cannot be bounded); an attempt that may be answered by several models (OpenRouter's
+    native fallback list) reserves the dearest."""
+
+    def __init__(
+        self,
+        budget: Budget,
+        worst: Callable[[str], float | None],
+        label: str,
+        first: Reservation | None = None,
+    ) -> None:
+        self.budget = budget
+        self.worst = worst
+        self.label = label
+        self._first = first  # made before the call (so the whole plan was known to fit): used by its first attempt
+
+    def reserve(self, models: Sequence[str]) -> Reservation:
+        if self._first is not None:
+            first, self._first = self._first, None
+            return first
+        amounts = [self.worst(m) for m in models]
+        amount = None if any(a is None for a in amounts) else max(a for a in amounts if a is not None)
+        return self.budget.reserve(amount, self.label)
+
+    def settle(self, reservation: Reservation, cost: float | None) -> None:
+        """What the attempt cost (None: unknown, so its worst case counts)."""
+        self.budget.settle(reservation, cost)
+
+    def close(self) -> None:
+        """Give back a reservation made for a first attempt that never started."""
+        if self._first is not None:
+            self.budget.release(self._first)
+            self._first = None
+
+    def settle_failure(self, reservation: Reservation, error: OpenRouterError, cost: float | None) -> None:
+        """A failed attempt: at its known cost, else free when refused before any work, else at its worst case."""
+        if cost is not None:
+            self.budget.settle(reservation, cost)
+        else:
+            self.budget.settle_failure(reservation, error)

@@ -23,6 +23,7 @@ from ..config import Settings
 from ..errors import (
     AuthError,
     BadResponseError,
+    BudgetExceededError,
     ContextLengthError,
     ModelNotFoundError,
     ModelUnavailableError,
@@ -32,8 +33,10 @@ from ..errors import (
     UpstreamUnavailableError,
     error_for_status,
 )
+from .attempts import Trace, answered_estimate, attempt_cost
+from .budget import Meter, Reservation
 from .completion import Attempt, ChatResult, assemble_stream, parse_completion
-from .pricing import Pricing, SessionUsage, cost_from_pricing
+from .pricing import Pricing, SessionUsage, Usage, cost_from_pricing
 from .retry import parse_retry_after, retrying
 
 if TYPE_CHECKING:
@@ -44,6 +47,7 @@ __all__ = ["OpenRouterClient", "is_fallback_worthy"]
 log = logging.getLogger(__name__)
 
 STREAM_DRAIN_S = 0.2  # how long to read on after a stream's answer is complete
+GENERATION_LOOKUP_S = 2.0  # how long asking OpenRouter what a failed attempt cost may take
 
 PricingLookup = Callable[[str], Pricing | None]
 T = TypeVar("T")
@@ -273,6 +277,7 @@ class OpenRouterClient:
         deadline: float | None,
         on_text: Callable[[str], Awaitable[None]] | None,
         key: str,
+        trace: Trace,
     ) -> ChatResult:
         timeout = self._timeout(deadline)
         header_id: str | None = None
@@ -284,7 +289,7 @@ class OpenRouterClient:
                     model,
                 )
                 await self._raise_for_status(response, model)
-                header_id = response.headers.get("x-generation-id")
+                header_id = trace.generation_id = response.headers.get("x-generation-id")
                 try:
                     body = response.json()
                 except (json.JSONDecodeError, UnicodeDecodeError):
@@ -293,12 +298,25 @@ class OpenRouterClient:
                         model=model,
                     ) from None
             else:
-                body = await self._with_deadline(self._stream(payload, model, timeout, on_text, key), deadline, model)
+                body = await self._with_deadline(
+                    self._stream(payload, model, timeout, on_text, key, trace), deadline, model
+                )
         except _httpx().TransportError as exc:
             raise self._transport_error(exc, model) from None
+        if isinstance(body, dict) and isinstance(body.get("id"), str):
+            trace.generation_id = trace.generation_id or body["id"]
         result = parse_completion(self._redact(body, key), model)
         result.generation_id = result.generation_id or header_id
-        if result.usage.cost_usd is None and self.pricing is not None:
+        if result.usage_missing:
+            estimate = answered_estimate(payload, result.model, result.text, self.pricing)
+            if estimate is not None:
+                result.usage = estimate
+                result.warnings.append(
+                    f"OpenRouter sent no usage for the answer of `{result.model}`; its cost "
+                    f"(${estimate.cost_usd:.6f}) is estimated from catalog prices: the prompt's estimate and the "
+                    "text received."
+                )
+        elif result.usage.cost_usd is None and self.pricing is not None:
             pricing = self.pricing(result.model) or self.pricing(model)
             search, fetch = _engines(payload)
             cost = (
@@ -328,11 +346,18 @@ class OpenRouterClient:
         timeout: httpx.Timeout,
         on_text: Callable[[str], Awaitable[None]] | None,
         key: str,
+        trace: Trace,
     ) -> Any:
+        async def received(piece: str) -> None:
+            trace.received_chars += len(piece)
+            if on_text is not None:
+                await on_text(piece)
+
         async with self._http.stream(
             "POST", "/chat/completions", json=payload, timeout=timeout, headers=self._auth(key)
         ) as response:
             await self._raise_for_status(response, model)
+            trace.generation_id = response.headers.get("x-generation-id")
             if "text/event-stream" not in response.headers.get("content-type", "text/event-stream"):
                 await response.aread()  # a gateway that ignored `stream`: treat it as a plain answer
                 try:
@@ -342,7 +367,7 @@ class OpenRouterClient:
                         f"OpenRouter's answer for `{model}` was not JSON. Try again.", model=model
                     ) from None
             lines: AsyncIterator[str] = response.aiter_lines()
-            body = await assemble_stream(lines, model, on_text)
+            body = await assemble_stream(lines, model, received)
             # The answer is complete. Read what little may follow so the connection goes back to the pool, but do
             # not wait for an upstream that keeps it open: then the connection is closed instead.
             with contextlib.suppress(Exception):
@@ -351,12 +376,68 @@ class OpenRouterClient:
                         pass
             return body
 
+    async def _attempt(
+        self,
+        payload: dict[str, Any],
+        model: str,
+        window: list[str],
+        deadline: float | None,
+        on_text: Callable[[str], Awaitable[None]] | None,
+        key: str,
+        meter: Meter | None,
+        billed: Usage,
+        notes: list[str],
+        failed: list[OpenRouterError],
+    ) -> ChatResult:
+        """One request: reserved (by `meter`) before it starts, settled with what it cost after; a failed one that
+        was billed adds its cost to `billed`, with a note when the figure is an estimate."""
+        try:
+            reservation: Reservation | None = meter.reserve([model, *window]) if meter is not None else None
+        except BudgetExceededError as exc:
+            if failed:  # a retry that does not fit the budget is not made: the last failure is the answer
+                last = failed[-1]
+                last.message = f"{last.message} (It was not tried again: {exc.message})"
+                last.args = (last.message,)
+                raise last from None
+            raise
+        trace = Trace()
+        try:
+            result = await self._complete_once(payload, model, deadline, on_text, key, trace)
+        except OpenRouterError as exc:
+            exc.generation_id = exc.generation_id or trace.generation_id
+            exc.received_chars = exc.received_chars or trace.received_chars
+            cost = await attempt_cost(exc, payload, model, lookup=self._generation(key, deadline), pricing=self.pricing)
+            if cost is not None:
+                billed.add(cost)
+                if cost.cost_source != "upstream":
+                    shown = "unknown" if cost.cost_usd is None else f"${cost.cost_usd:.6f}, estimated from prices"
+                    notes.append(
+                        f"An attempt on `{model}` failed after it started answering; its cost ({shown}) is counted."
+                    )
+            if meter is not None and reservation is not None:
+                meter.settle_failure(reservation, exc, cost.cost_usd if cost is not None else None)
+            failed.append(exc)
+            raise
+        if meter is not None and reservation is not None:
+            meter.settle(reservation, result.usage.cost_usd)
+        return result
+
+    def _generation(self, key: str, deadline: float | None) -> Callable[[str], Awaitable[Any]]:
+        async def lookup(generation_id: str) -> Any:
+            soon = time.monotonic() + GENERATION_LOOKUP_S
+            return await self.get_json(
+                f"/generation?id={generation_id}", key=key, deadline=min(deadline, soon) if deadline else soon
+            )
+
+        return lookup
+
     async def chat(
         self,
         messages: Sequence[dict[str, Any]],
         *,
         key: str,
         usage: SessionUsage | None = None,
+        meter: Meter | None = None,
         model: str | None = None,
         fallback_models: Sequence[str] | None = None,
         stream: bool = False,
@@ -365,7 +446,8 @@ class OpenRouterClient:
         **params: Any,
     ) -> ChatResult:
         """Send a chat completion with `key`, retrying and falling back as needed; `usage` (the caller's ledger)
-        records it.
+        records it, and `meter` reserves and settles every attempt on its own (see `budget.py`). The result's
+        usage is what all its attempts cost, failed ones that were billed included.
 
         `model` defaults to OPENROUTER_DEFAULT_MODEL and `fallback_models` to OPENROUTER_FALLBACK_MODELS.
         `deadline` is a `time.monotonic()` value no request or retry may outlive. Other keyword arguments
@@ -380,6 +462,9 @@ class OpenRouterClient:
         attempts: list[Attempt] = []
         started = time.monotonic()
         index = 0
+        billed = Usage(cost_usd=0.0, cost_source="sum")  # what failed attempts cost, retries and fallbacks alike
+        notes: list[str] = []
+        failed: list[OpenRouterError] = []
         while True:
             current = chain[index]
             # OpenRouter takes at most MAX_NATIVE_FALLBACKS in `models` (a longer list is a 400) and tries `model`
@@ -391,8 +476,12 @@ class OpenRouterClient:
             if stream:
                 payload["stream"] = True
 
-            async def once(payload: dict[str, Any] = payload, current: str = current) -> ChatResult:
-                return await self._complete_once(payload, current, deadline, on_text, key)
+            async def once(
+                payload: dict[str, Any] = payload, current: str = current, window: list[str] = window
+            ) -> ChatResult:
+                return await self._attempt(
+                    payload, current, window, deadline, on_text, key, meter, billed, notes, failed
+                )
 
             try:
                 result, retries = await self._retrying(once, deadline)
@@ -416,6 +505,9 @@ class OpenRouterClient:
                     log.warning("%s failed (%s); falling back to %s", current, type(exc).__name__, chain[index])
                     continue
                 exc.attempts = attempts
+                exc.usage = billed if billed.cost_usd or billed.total_tokens else None
+                if usage is not None and exc.usage is not None:
+                    usage.record(current, exc.usage)
                 raise
             attempts.append(
                 Attempt(
@@ -428,6 +520,9 @@ class OpenRouterClient:
             )
             result.model_requested = primary
             result.attempts = attempts
+            if billed.cost_usd or billed.total_tokens:
+                result.usage.add(billed)
+                result.warnings += notes
             result.latency_s = round(time.monotonic() - started, 4)
             if usage is not None:
                 usage.record(result.model, result.usage)

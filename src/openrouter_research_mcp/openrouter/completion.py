@@ -63,6 +63,7 @@ class ChatResult(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     latency_s: float = 0.0
     warnings: list[str] = Field(default_factory=list, description="anything odd in the upstream's answer")
+    usage_missing: bool = Field(default=False, exclude=True, description="the answer carried no usage block")
 
 
 def _unreadable(model: str | None, what: str, partial_text: str = "") -> BadResponseError:
@@ -193,6 +194,7 @@ def parse_completion(body: Any, requested: str) -> ChatResult:
         citations=_citations(annotations or []),
         usage=usage,
         warnings=notes,
+        usage_missing=not isinstance(body.get("usage"), dict),
     )
 
 

@@ -23,9 +23,10 @@ from typing import Any, Literal
 from .._util import Progress
 from ..config import Settings
 from ..errors import AuthError, BudgetExceededError, CreditsError, OpenRouterError
-from ..openrouter.budget import Budget, Reservation
+from ..openrouter.budget import Budget, Meter, Reservation
 from ..openrouter.completion import ChatResult
 from ..openrouter.models import ModelInfo
+from ..openrouter.pricing import Usage
 from ..openrouter.request import WebPlan, provider_body, structured_params, web_params
 from ..openrouter.structured import ask_for_json
 from .ledger import CitationLedger
@@ -189,12 +190,16 @@ class ActiveRun:
         stream: bool = True,
         **extra: Any,
     ) -> ChatResult:
-        """One upstream call, settled against its reservation and counted in the run's spend."""
+        """One upstream call whose first attempt uses `reservation` (a retry reserves the same again, or is not made),
+        each attempt settled with what it cost, and all of it counted in the run's spend."""
         deadline = self.deadline if stage in FINISHING else self.work_deadline
         extra.setdefault("provider", self.engine.provider)
+        label = f"a retry of the {stage} call to `{model}`"
+        meter = Meter(self.budget, lambda _model: reservation.amount, label, first=reservation)
         try:
             result = await self.chat(
                 messages,
+                meter=meter,
                 model=model,
                 fallback_models=[],
                 stream=stream,
@@ -204,12 +209,14 @@ class ActiveRun:
             )
         except OpenRouterError as exc:
             self.run.upstream_requests += sum(1 + a.retries for a in exc.attempts) or 1
-            self.budget.settle_failure(reservation, exc)
+            if isinstance(exc.usage, Usage):  # failed attempts that were billed all the same
+                self.run.spend_line(stage, model).record(exc.usage)
             if isinstance(exc, AuthError | CreditsError):
                 raise _AccountProblem(exc) from None
             raise
+        finally:
+            meter.close()
         self.run.upstream_requests += sum(1 + a.retries for a in result.attempts)
-        self.budget.settle(reservation, result.usage.cost_usd)
         self.run.spend_line(stage, result.model).record(result.usage)
         for warning in result.warnings:
             if warning not in self.run.warnings:

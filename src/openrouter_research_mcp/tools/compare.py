@@ -13,7 +13,7 @@ from pydantic import BaseModel, Field
 from .._constants import DEFAULT_COMPARE_MAX_COST_USD, DEFAULT_COMPARE_MAX_TOKENS, JUDGE_MAX_TOKENS
 from .._util import Progress, delimit, no_progress
 from ..errors import OpenRouterError, RequestError, StructuredOutputError, UpstreamUnavailableError
-from ..openrouter.budget import Budget, Reservation
+from ..openrouter.budget import Budget, Meter, Reservation
 from ..openrouter.completion import ChatResult
 from ..openrouter.pricing import Usage, worst_case_cost
 from ..openrouter.request import provider_body, structured_params
@@ -93,13 +93,22 @@ def _verdict(text: str, model: str) -> dict[str, Any]:
 
 
 async def _judge(
-    state: CallState, judge_model: str, prompt: str, entries: Sequence[CompareEntry], deadline: float
+    state: CallState,
+    judge_model: str,
+    prompt: str,
+    entries: Sequence[CompareEntry],
+    deadline: float,
+    budget: Budget,
 ) -> JudgeVerdict:
     spent: list[ChatResult] = []
+    info = state.catalog.loaded.models.get(judge_model) if state.catalog.loaded else None
 
     async def call(messages: list[dict[str, Any]]) -> ChatResult:
+        chars = sum(len(str(m["content"])) for m in messages)
+        worst = worst_case_cost(info.pricing, chars, JUDGE_MAX_TOKENS) if info else None
         result = await state.chat(
             messages,
+            meter=Meter(budget, lambda _model: worst, f"the judge `{judge_model}`"),
             model=judge_model,
             fallback_models=[],
             deadline=deadline,
@@ -117,7 +126,10 @@ async def _judge(
     try:
         verdict = await ask_for_json(call, messages, _verdict)
     except OpenRouterError as exc:
-        return JudgeVerdict(model=judge_model, ok=False, usage=Usage.total(r.usage for r in spent), error=exc.message)
+        failed = [exc.usage] if isinstance(exc.usage, Usage) else []
+        return JudgeVerdict(
+            model=judge_model, ok=False, usage=Usage.total([*(r.usage for r in spent), *failed]), error=exc.message
+        )
     return JudgeVerdict(
         model=judge_model,
         ok=True,
@@ -162,25 +174,25 @@ async def compare_models(state: CallState, args: CompareInput, progress: Progres
     budget = Budget(max_cost_usd)
     reservations: dict[str, Reservation] = {}
     judge_hold: Reservation | None = None
+
+    def worst(model_id: str) -> float | None:
+        """One attempt's worst case for `model_id` (`:online` variants add a web search, billed on top)."""
+        info = infos[model_id]
+        if info is None:
+            return None
+        return worst_case_cost(
+            info.pricing,
+            chars,
+            max_tokens,
+            web_searches=int(model_id.endswith(":online")),
+            extra_prompt_tokens=files.prompt_tokens(),
+            images=files.count("image"),
+            fees=files.fees(engine),
+        )
+
     try:
-        for model_id in asked:
-            info = infos[model_id]
-            # `:online` variants add a web search, billed on top of the tokens.
-            searches = int(model_id.endswith(":online"))
-            cost = (
-                worst_case_cost(
-                    info.pricing,
-                    chars,
-                    max_tokens,
-                    web_searches=searches,
-                    extra_prompt_tokens=files.prompt_tokens(),
-                    images=files.count("image"),
-                    fees=files.fees(engine),
-                )
-                if info
-                else None
-            )
-            reservations[model_id] = budget.reserve(cost, f"`{model_id}`")
+        for model_id in asked:  # every first attempt, and the judge, must fit before anything starts
+            reservations[model_id] = budget.reserve(worst(model_id), f"`{model_id}`")
         if judge_model:
             info = infos[judge_model]
             judge_chars = chars + len(unique) * max_tokens * 4 + len(JUDGE_SYSTEM)
@@ -214,9 +226,12 @@ async def compare_models(state: CallState, args: CompareInput, progress: Progres
                 ok=False,
                 error=f"`{model_id}` cannot take {' or '.join(unable[model_id])} input; it was not asked.{suggestion}",
             )
+        # Its first attempt uses what was reserved above; a retry reserves its own worst case, or is not made.
+        meter = Meter(budget, worst, f"`{model_id}`", first=reservations[model_id])
         try:
             result = await state.chat(
                 chat_messages(files.content(prompt), system),
+                meter=meter,
                 model=model_id,
                 fallback_models=[],
                 stream=True,
@@ -226,7 +241,6 @@ async def compare_models(state: CallState, args: CompareInput, progress: Progres
                 provider=routing,
                 plugins=files.plugins(engine) or None,
             )
-            budget.settle(reservations[model_id], result.usage.cost_usd)
             entry = CompareEntry(
                 model=model_id,
                 ok=True,
@@ -237,9 +251,12 @@ async def compare_models(state: CallState, args: CompareInput, progress: Progres
                 answered_by=result.model if result.model != model_id else None,
             )
         except OpenRouterError as exc:
-            budget.settle_failure(reservations[model_id], exc)
             entry = CompareEntry(
-                model=model_id, ok=False, error=exc.message, latency_s=round(time.monotonic() - started, 4)
+                model=model_id,
+                ok=False,
+                error=exc.message,
+                latency_s=round(time.monotonic() - started, 4),
+                usage=exc.usage if isinstance(exc.usage, Usage) else Usage(),
             )
         except Exception as exc:  # one model's surprise must not sink the others' answers
             log.exception("compare_models: %s failed unexpectedly", model_id)
@@ -250,6 +267,8 @@ async def compare_models(state: CallState, args: CompareInput, progress: Progres
                 error=f"unexpected failure ({type(exc).__name__})",
                 latency_s=round(time.monotonic() - started, 4),
             )
+        finally:
+            meter.close()
         done += 1
         await progress(done, total_steps, f"{done}/{len(unique)} answered ({model_id}{'' if entry.ok else ' failed'})")
         return entry
@@ -260,8 +279,8 @@ async def compare_models(state: CallState, args: CompareInput, progress: Progres
         ok = [e for e in entries if e.ok]
         if len(ok) >= 2:
             await progress(len(unique), total_steps, f"judging with {judge_model}")
-            verdict = await _judge(state, judge_model, prompt, entries, deadline)
-            budget.settle(judge_hold, verdict.usage.cost_usd)
+            budget.release(judge_hold)  # each judge attempt reserves its own worst case now
+            verdict = await _judge(state, judge_model, prompt, entries, deadline, budget)
         else:
             budget.release(judge_hold)
             verdict = JudgeVerdict(model=judge_model, ok=False, error="Not judged: fewer than two models answered.")

@@ -121,10 +121,16 @@ class CallState:
 
 
 @asynccontextmanager
-async def open_state(settings: Settings, *, clock: Callable[[], float] = time.time) -> AsyncIterator[Shared]:
+async def open_state(
+    settings: Settings,
+    *,
+    clock: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+) -> AsyncIterator[Shared]:
     """Create the shared parts, import saved work from earlier releases in the background, and close everything
-    on the way out (running jobs are saved as interrupted)."""
-    client = OpenRouterClient(settings)
+    on the way out (running jobs are saved as interrupted). `clock` (wall time, for leases) and `sleep` (the retry
+    pauses) are for tests."""
+    client = OpenRouterClient(settings, sleep=sleep)
     catalog = ModelCatalog(
         lambda: client.get_json("/models"),
         cache_dir=settings.cache_dir,
