@@ -22,7 +22,7 @@ HANDSHAKE = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": 
 class RawServer:
     """`python -m openrouter_research_mcp` as a subprocess with pipes; stderr is collected in a file."""
 
-    def __init__(self, tmp_path: Path, **env: str) -> None:
+    def __init__(self, tmp_path: Path, stderr_name: str = "server-stderr.log", **env: str) -> None:
         self.tmp_path = tmp_path
         base = {k: v for k, v in os.environ.items() if not k.startswith("OPENROUTER_")}
         base.update(
@@ -36,7 +36,7 @@ class RawServer:
             }
         )
         self.env = base
-        self.stderr_path = tmp_path / "server-stderr.log"
+        self.stderr_path = tmp_path / stderr_name
         self.proc: subprocess.Popen[bytes] | None = None
         self.ids = 100
 

@@ -11,7 +11,7 @@
 
 Tokens are about 4 characters each; the text of pages read counts as prompt. Cost is computed here, independently
 of the package under test: tokens at the catalog's prices for the prompt size (the largest `overrides` tier
-reached, then `discount`), the request fee and images; plus, unchanged by BYOK, the web fees (the project's one
+reached, then `discount`), the request fee and images; plus, unchanged by BYOK, the web fees (the fake's own
 rule) and OCR. With BYOK OpenRouter charges 5% of the provider's charge, which is reported as
 `cost_details.upstream_inference_cost`.
 """

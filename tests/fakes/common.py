@@ -135,6 +135,7 @@ class Recorded:
     started: float  # time.monotonic()
     finished: float | None = None
     status: int | None = None
+    answered: bool = False  # an answer was made (and billed), whether or not the client got all of it
 
 
 @dataclass(frozen=True)

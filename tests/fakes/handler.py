@@ -142,14 +142,26 @@ class _Handler(BaseHTTPRequestHandler):
             self._event(PROCESSING)
         return stopping.wait(max(end - time.monotonic(), 0.0))
 
+    def _client_gone(self) -> bool:
+        readable, _, _ = select.select([self.connection], [], [], 0)
+        try:
+            return bool(readable) and not self.connection.recv(1, socket.MSG_PEEK)
+        except OSError:
+            return True
+
+    def _held(self) -> bool:
+        """Wait while the test holds answers; False when the fake stops or the client hangs up first (then no
+        answer is made, and nothing is billed)."""
+        fake = self.server.fake
+        while not fake._may_answer():
+            if fake.stopping.wait(0.02) or self._client_gone():
+                return False
+        return True
+
     def _hang(self) -> None:
         """Never answer: return when stop() is called or the client hangs up."""
         while not self._wait(0.05):
-            readable, _, _ = select.select([self.connection], [], [], 0)
-            try:
-                if readable and not self.connection.recv(1, socket.MSG_PEEK):
-                    break
-            except OSError:
+            if self._client_gone():
                 break
         self.close_connection = True
 
@@ -293,10 +305,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self._wait(fake.latency + fake.model_latency.get(model or requested, 0.0), keepalive=streaming):
             self.close_connection = True
             return None
-        while not fake.release.is_set():  # held by the test
-            if fake.stopping.wait(0.02):
-                self.close_connection = True
-                return None
+        if not fake._may_answer() and not self._held():  # held by the test; gone if the client hung up
+            self.close_connection = True
+            return None
         answering = fake._routed(model or requested)
         error = fault.error(answering, last_prompt(body)) if fault is not None else None
         if kind == "http" and fault is not None and error is not None:
@@ -305,6 +316,7 @@ class _Handler(BaseHTTPRequestHandler):
         if kind == "nonjson":
             return self._send(200, b"<html><body><h1>502 Bad Gateway</h1>cloudflare</body></html>", "text/html")
         result = fake.answer(body, answering, generation, kind=spoil)
+        self.record.answered = True
         rate = fake.model_tokens_per_second.get(model or requested)
         if streaming:
             return self._stream(result, kind, error if kind in ("body", "stream_error") else None, rate)

@@ -83,6 +83,7 @@ class FakeOpenRouter:
         # in progress for as long as it needs, without betting on timings.
         self.release = threading.Event()
         self.release.set()
+        self._passes: int | None = None  # with `pass_only`: answers still allowed before the rest are held
         self.management_key = False  # only a management key may read /credits
         self.models_fail: int | None = None
         self.structured_answers: dict[str, Any] = {}  # json_schema name -> the JSON answered
@@ -237,6 +238,23 @@ class FakeOpenRouter:
             current += step
             peak = max(peak, current)
         return peak
+
+    def pass_only(self, answers: int) -> None:
+        """Answer the next `answers` chat requests, then hold every later one until `release` is set."""
+        with self._lock:
+            self._passes = answers
+        self.release.clear()
+
+    def _may_answer(self) -> bool:
+        """Whether a chat request may be answered now (counting it against `pass_only`)."""
+        with self._lock:
+            if self._passes is not None and self._passes > 0:
+                self._passes -= 1
+                return True
+            if self.release.is_set():
+                self._passes = None
+                return True
+            return False
 
     def clear(self) -> None:
         """Forget the logged requests and what was billed (queued faults stay)."""

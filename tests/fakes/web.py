@@ -4,9 +4,9 @@
 The fake model is lazy about searching, as a real one may be: the search tool runs only when `tool_choice` forces
 it (`{"type":"openrouter:web_search"}` or `"required"`); the plugin and `:online` always search once. Given the
 fetch tool it reads, eagerly, the URLs written in the last user message and then the search results. Searches
-find corpus pages that share words with the question, then generated `example.org` pages. Fees follow the
-project's one rule (`web_search_fee`, `web_fetch_fee`); `stop_server_tools_when` max_cost and `max_tool_calls`
-stop further tool calls.
+find corpus pages that share words with the question, then generated `example.org` pages. Fees follow the fake's
+own price list (`SEARCH_FEE`, `FETCH_FEE`: the API document's prices, never the server's code);
+`stop_server_tools_when` max_cost and `max_tool_calls` stop further tool calls.
 """
 
 from __future__ import annotations
@@ -15,14 +15,33 @@ import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from openrouter_research_mcp.openrouter.pricing import Pricing, web_fetch_fee, web_search_fee
-
 from .common import as_dict, dicts, host_of, in_domains, last_prompt
 
 if TYPE_CHECKING:
     from .openrouter import FakeOpenRouter
 
-__all__ = ["FETCH_TOOL", "SEARCH_TOOL", "Source", "WebWork", "first_sentence", "run_web"]
+__all__ = ["FETCH_FEE", "FETCH_TOOL", "SEARCH_FEE", "SEARCH_TOOL", "Source", "WebWork", "first_sentence", "run_web"]
+
+# What a search request and a page read cost by engine, as docs/openrouter-api.md gives them (the dearest mode where a
+# range is given). `auto` is charged as the engine the fake routes it to (Exa); `native` at the model's own
+# `pricing.web_search`.
+SEARCH_FEE = {"exa": 0.007, "firecrawl": 0.007, "parallel": 0.005, "perplexity": 0.005, "auto": 0.007}
+FETCH_FEE = {"openrouter": 0.0, "exa": 0.001, "parallel": 0.001, "firecrawl": 0.001, "native": 0.001, "auto": 0.001}
+
+
+def search_fee(model_pricing: dict[str, Any], engine: str, searches: int = 1) -> float:
+    if engine == "native":
+        try:
+            listed = float(model_pricing.get("web_search") or 0.0)
+        except (TypeError, ValueError):
+            listed = 0.0
+        return searches * (listed if listed > 0 else SEARCH_FEE["exa"])
+    return searches * SEARCH_FEE.get(engine, SEARCH_FEE["auto"])
+
+
+def fetch_fee(engine: str, fetches: int = 1) -> float:
+    return fetches * FETCH_FEE.get(engine, FETCH_FEE["auto"])
+
 
 SEARCH_TOOL = "openrouter:web_search"
 FETCH_TOOL = "openrouter:web_fetch"
@@ -167,7 +186,7 @@ def run_web(fake: FakeOpenRouter, body: dict[str, Any], model: str) -> WebWork:
     online = model.endswith(":online") or str(body.get("model", "")).endswith(":online")
     # The fetch plugin runs the same server tool underneath, so its reads are counted the same way.
     work = WebWork(server_tools=search_tool is not None or fetch_tool is not None or fetch_plugin is not None)
-    pricing = Pricing.model_validate(as_dict((fake._entry(model) or {}).get("pricing")))
+    pricing = as_dict((fake._entry(model) or {}).get("pricing"))
     prompt, steps = last_prompt(body), _Steps(body)
     finder = _Finder(fake.pages, prompt)
     if plugin is not None or online:
@@ -175,7 +194,7 @@ def run_web(fake: FakeOpenRouter, body: dict[str, Any], model: str) -> WebWork:
         allowed, excluded = _domains(params.get("include_domains")), _domains(params.get("exclude_domains"))
         work.sources += finder.search(_results(params, fake.results_per_search), allowed, excluded)
         work.plugin_searches = 1
-        work.fee += web_search_fee(pricing, 1, str(params.get("engine") or "auto"))
+        work.fee += search_fee(pricing, str(params.get("engine") or "auto"))
     if search_tool is not None and _forced(body, SEARCH_TOOL):
         params = as_dict(search_tool.get("parameters"))
         engine = str(params.get("engine") or "auto")
@@ -184,13 +203,13 @@ def run_web(fake: FakeOpenRouter, body: dict[str, Any], model: str) -> WebWork:
         uses = min(fake.searches_per_call, max_uses) if max_uses is not None else fake.searches_per_call
         results = 0
         for _ in range(uses):
-            if not steps.take(web_search_fee(pricing, 1, engine)):
+            if not steps.take(search_fee(pricing, engine)):
                 break
             count = _results(params, fake.results_per_search)
             count = min(count, max(total - results, 0)) if total is not None else count
             work.sources += finder.search(count, allowed, excluded)
             work.searches, results = work.searches + 1, results + count
-        work.fee += web_search_fee(pricing, work.searches, engine)
+        work.fee += search_fee(pricing, engine, work.searches)
     fetch = as_dict(fetch_tool.get("parameters")) if fetch_tool is not None else fetch_plugin
     if fetch is not None:
         _fetch(fake, body, work, fetch, steps, forced=fetch_tool is not None and _forced(body, FETCH_TOOL))
@@ -214,7 +233,7 @@ def _fetch(
     by_url = {source.url: source for source in work.sources}
     read: list[Source] = []
     for url in urls[:limit]:
-        if not steps.take(web_fetch_fee(1, engine)):
+        if not steps.take(fetch_fee(engine)):
             break
         title, text = fake.pages.get(url) or (
             f"Page at {url}",
@@ -224,5 +243,5 @@ def _fetch(
         source.title, source.content, source.quote = title, text[:chars], first_sentence(text)
         read.append(source)
     work.fetches = len(read)
-    work.fee += web_fetch_fee(work.fetches, engine)
+    work.fee += fetch_fee(engine, work.fetches)
     work.sources = read + [s for s in work.sources if s.quote is None]

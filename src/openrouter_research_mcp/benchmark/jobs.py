@@ -112,8 +112,12 @@ class BenchmarkJobs:
         report = await self.get(owner, benchmark_id)
         if report is None:
             raise NotFoundError(f"No benchmark has the id `{benchmark_id}` to resume.")
-        if report.status in ("running", "queued"):
-            raise RequestError(f"Benchmark {benchmark_id} is still running; poll get_benchmark, or cancel it first.")
+        record = await self.jobs.find(KIND, owner, benchmark_id)
+        if record is not None:
+            try:
+                self.jobs.refuse_if_running(record, WHAT)
+            except JobRefused as exc:
+                raise RequestError(exc.message) from None
         if report.status == "done" and report.stopped_because != "budget":
             raise RequestError(f"Benchmark {benchmark_id} is done; every call was made. Start a new one instead.")
         return report

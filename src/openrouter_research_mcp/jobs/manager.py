@@ -26,6 +26,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from ..errors import OpenRouterError
 from .store import Conflict, JobRecord, JobStore, LeaseHeld, Page, Status, StoreError, StoreUnavailable
 
 __all__ = ["CANCEL_WAIT_S", "JobGone", "JobHandle", "JobManager", "JobRefused", "StopReason"]
@@ -49,6 +50,13 @@ class JobGone(Exception):
     """The job's lease was taken over by another holder: this process must stop running it."""
 
 
+def _first_leaf(exc: Exception) -> Exception:
+    """The first real error inside (possibly nested) exception groups, such as a task group raises."""
+    while isinstance(exc, ExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def new_holder() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
 
@@ -63,6 +71,7 @@ class JobHandle:
     unsaved: str | None = None
     persisted: bool = True  # False until the record is in the store (it was unavailable when the job started)
     error: Exception | None = None  # what ended the job, when it failed
+    started: bool = False  # its task began: a task cancelled before it begins would never run its own `finally`
     task: asyncio.Task[Any] | None = field(default=None, repr=False)
 
     async def save(self, data: dict[str, Any], *, title: str | None = None, cost_usd: float | None = None) -> None:
@@ -78,8 +87,8 @@ class JobHandle:
         """Cancel the job's task, recording why (the first reason wins)."""
         if self.stop_reason is None:
             self.stop_reason = reason
-        if self.task is not None and not self.task.done():
-            self.task.cancel()
+        if self.started and self.task is not None and not self.task.done():
+            self.task.cancel()  # (a task that has not begun sees `stop_reason` when it does, and ends at once)
 
 
 JobBody = Callable[[JobHandle], Awaitable[None]]
@@ -155,7 +164,7 @@ class JobManager:
         record = await self.find(kind, owner, job_id)
         if record is None:
             raise JobRefused(f"No {what} has the id `{job_id}` to resume.")
-        self._refuse_if_running(record, what)
+        self.refuse_if_running(record, what)
         data = prepare(record)  # may refuse; the stored job is untouched
         try:
             taken = await self.store.acquire(record, self.holder, self.clock(), self.lease_s)
@@ -169,7 +178,8 @@ class JobManager:
         await self._save(handle)
         return await self._launch(handle, body, finish, background)
 
-    def _refuse_if_running(self, record: JobRecord, what: str) -> None:
+    def refuse_if_running(self, record: JobRecord, what: str) -> None:
+        """Refuse to start again a job that runs (here or in another process), naming it."""
         if record.id in self.live or record.lease_live(self.clock()):
             raise JobRefused(self._running_message(record, what))
 
@@ -177,9 +187,10 @@ class JobManager:
         where = (
             "in this server" if record.lease_holder == self.holder or record.id in self.live else "in another process"
         )
+        kind = record.kind
         return (
-            f"The {what} {record.id} is already running ({where}); only one may run it at a time. Poll it with its "
-            "get tool, or cancel it first."
+            f"The {what} {record.id} is already running ({where}); only one may run it at a time. Poll it with "
+            f"get_{kind}, or cancel_{kind} it first."
         )
 
     async def _launch(self, handle: JobHandle, body: JobBody, finish: Finish, background: bool) -> JobHandle:
@@ -206,7 +217,10 @@ class JobManager:
     async def _drive(self, handle: JobHandle, body: JobBody, finish: Finish) -> None:
         status: Status = "failed"
         error: str | None = None
+        handle.started = True
         try:
+            if handle.stop_reason is not None:  # stopped before it began
+                raise asyncio.CancelledError
             await body(handle)
             status = "done"
         except asyncio.CancelledError:
@@ -221,14 +235,16 @@ class JobManager:
             log.warning("job %s was taken over by another process; this one stopped running it", handle.record.id)
             return
         except Exception as exc:  # any failure ends the job as failed, with the reason, logged
-            handle.error = exc
-            expected = getattr(exc, "message", None)
-            if isinstance(expected, str):
-                error = expected
+            cause = _first_leaf(exc)
+            handle.error = cause
+            if isinstance(cause, OpenRouterError):
+                error = cause.message
                 log.warning("job %s failed: %s", handle.record.id, error)
             else:
-                error = f"it failed unexpectedly ({type(exc).__name__}: {exc}); please report this with the server log"
-                log.exception("job %s failed", handle.record.id)
+                error = (
+                    f"it failed unexpectedly ({type(cause).__name__}: {cause}); please report this with the server log"
+                )
+                log.error("job %s failed", handle.record.id, exc_info=cause)
         finally:
             await self._end(handle, status, error, finish)
 

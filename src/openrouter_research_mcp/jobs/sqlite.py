@@ -109,9 +109,12 @@ def _record(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
 class SqliteStore:
     """The `JobStore` on one SQLite file (or, when that cannot be had, in memory)."""
 
-    def __init__(self, path: Path | None, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, path: Path | None, *, clock: Callable[[], float] = time.time, busy_timeout: float = BUSY_TIMEOUT_S
+    ) -> None:
         self.path = path
         self.clock = clock
+        self.busy_timeout = busy_timeout
         self.description = f"SQLite at {path}" if path is not None else "memory"
         self.durable = path is not None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobs-db")
@@ -137,13 +140,26 @@ class SqliteStore:
             raise StoreUnavailable(f"The job database could not be used ({exc}).") from exc
 
     def _connect(self, target: str) -> sqlite3.Connection:
-        db = sqlite3.connect(target, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
-        db.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        db = sqlite3.connect(target, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False)
+        db.execute(f"PRAGMA busy_timeout = {int(self.busy_timeout * 1000)}")
         if target != ":memory:":
             db.execute("PRAGMA journal_mode = WAL")
             db.execute("PRAGMA synchronous = NORMAL")
         self._migrate(db)
         return db
+
+    def _connect_patiently(self, target: str) -> sqlite3.Connection:
+        """Connect, trying again while another process holds the database for a moment: two servers starting at
+        once both set WAL mode and migrate, and SQLite answers "locked" at once to some of that, busy timeout or
+        not. Past the busy timeout, the lock is someone else's and it stays."""
+        give_up = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                return self._connect(target)
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc) or time.monotonic() >= give_up:
+                    raise
+                time.sleep(0.05)
 
     @staticmethod
     def _migrate(db: sqlite3.Connection) -> None:
@@ -169,7 +185,7 @@ class SqliteStore:
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._db = self._connect(str(self.path))
+            self._db = self._connect_patiently(str(self.path))
             self._db.execute("SELECT count(*) FROM jobs").fetchone()
             return
         except sqlite3.DatabaseError as exc:

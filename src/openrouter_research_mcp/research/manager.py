@@ -192,6 +192,10 @@ class ResearchJobs:
             raise missing
         update = {k: v for k, v in changes.items() if v is not None}
         # Everything is checked before the lease is taken, so a refused resume leaves the run as it was.
+        try:
+            self.jobs.refuse_if_running(record, WHAT)
+        except JobRefused as exc:
+            raise RequestError(exc.message) from None
         candidate = self._continuation(run_of(record), update)
         models = await self.models_for(candidate.params)
         hold = finish_hold(candidate, models)
@@ -230,10 +234,6 @@ class ResearchJobs:
     @staticmethod
     def _continuation(run: ResearchRun, update: Mapping[str, object]) -> ResearchRun:
         """`run` with the resume's changes, or a refusal naming why it cannot go on."""
-        if run.status in ("running", "queued"):
-            raise RequestError(
-                f"Run {run.research_id} is still running; poll get_research, or cancel_research it first."
-            )
         if not run.resumable:
             raise RequestError(
                 f"Run {run.research_id} is {run.status} ({run.stopped_because}); only a run stopped early "

@@ -1,0 +1,188 @@
+"""The embedded job store (SQLite): versioned writes, leases, stored cancels and owners hold across connections and
+across processes; a corrupt, unwritable or locked database never stops the server."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from openrouter_research_mcp.jobs.sqlite import DB_FILE, SqliteStore
+from openrouter_research_mcp.jobs.store import SCHEMA_VERSION, Conflict, JobRecord, LeaseHeld
+
+
+class Clock:
+    """Wall time a test moves by hand."""
+
+    def __init__(self, now: float = 1_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def record(job_id: str = "20260101-000000-00000001", owner: str = "alice", **kw: object) -> JobRecord:
+    fields: dict[str, object] = {"kind": "research", "status": "running", "data": {"step": 0}, **kw}
+    return JobRecord(id=job_id, owner=owner, **fields)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, SqliteStore, Clock]]:
+    """Two stores on one database file, as two server processes on one data directory have."""
+    clock = Clock()
+    a, b = SqliteStore(tmp_path / DB_FILE, clock=clock), SqliteStore(tmp_path / DB_FILE, clock=clock)
+    await a.open()
+    await b.open()
+    yield a, b, clock
+    await a.close()
+    await b.close()
+
+
+async def test_store_writes_are_compare_and_set(stores: tuple[SqliteStore, SqliteStore, Clock]) -> None:
+    a, b, _clock = stores
+    await a.create(record())
+    mine, theirs = await a.get(record().id, "alice"), await b.get(record().id, "alice")
+    assert mine is not None and theirs is not None and mine.version == theirs.version == 1
+    mine.data = {"step": 1}
+    await a.write(mine, None)
+    theirs.data = {"step": 99}
+    with pytest.raises(Conflict):  # the other process read version 1: its write is refused, not silently lost
+        await b.write(theirs, None)
+    again = await b.get(record().id, "alice")
+    assert again is not None and again.data == {"step": 1} and again.version == 2
+
+
+async def test_store_reads_are_scoped_to_their_owner(stores: tuple[SqliteStore, SqliteStore, Clock]) -> None:
+    a, _b, _clock = stores
+    await a.create(record())
+    assert await a.get(record().id, "mallory") is None
+    assert await a.request_cancel(record().id, "mallory") is None
+    assert (await a.list_jobs("mallory", None, 10)).total == 0 and (await a.list_jobs("alice", None, 10)).total == 1
+
+
+async def test_store_lease_is_held_until_it_expires(stores: tuple[SqliteStore, SqliteStore, Clock]) -> None:
+    a, b, clock = stores
+    await a.create(record(status="interrupted"))
+    found = await a.get(record().id, "alice")
+    assert found is not None
+    taken = await a.acquire(found, "holder-a", clock.now, 15)
+    assert taken.lease_holder == "holder-a" and taken.status == "running"
+    stale = await b.get(record().id, "alice")
+    assert stale is not None
+    with pytest.raises(LeaseHeld) as held:
+        await b.acquire(stale, "holder-b", clock.now + 5, 15)
+    assert held.value.record is not None and held.value.record.lease_holder == "holder-a"
+    assert (await b.list_jobs("alice", None, 10)).items[0].status == "running"  # live elsewhere: running
+    clock.now += 16  # holder-a stopped renewing (its process died)
+    assert (await b.list_jobs("alice", None, 10)).items[0].status == "interrupted"
+    current = await b.get(record().id, "alice")
+    assert current is not None and current.effective_status(clock.now) == "interrupted"
+    again = await b.acquire(current, "holder-b", clock.now, 15)
+    assert again.lease_holder == "holder-b"
+    held_a, _cancel = await a.renew(record().id, "holder-a", clock.now, 15)
+    assert not held_a  # the old holder learns it lost the job
+    taken.data = {"step": 5}
+    with pytest.raises(Conflict):  # and cannot overwrite what the new holder does
+        await a.write(taken, "holder-a")
+
+
+async def test_store_cancel_is_stored_for_the_holder(stores: tuple[SqliteStore, SqliteStore, Clock]) -> None:
+    a, b, clock = stores
+    await a.create(record(lease_holder="holder-a", lease_expires=clock.now + 15))
+    assert await a.renew(record().id, "holder-a", clock.now, 15) == (True, False)
+    await b.request_cancel(record().id, "alice")  # from the other process
+    assert await a.renew(record().id, "holder-a", clock.now, 15) == (True, True)
+
+
+async def test_store_import_is_idempotent(stores: tuple[SqliteStore, SqliteStore, Clock]) -> None:
+    a, b, _clock = stores
+    batch = [record(f"20260101-000000-{i:08x}", status="done") for i in range(50)]
+    assert await a.import_records(batch) == 50
+    assert await b.import_records(batch) == 0  # a second process importing the same files adds nothing
+    assert (await a.list_jobs("alice", None, 100)).total == 50
+
+
+def _race(path: str, job_id: str, holder: str, results: multiprocessing.Queue[str]) -> None:
+    async def take() -> str:
+        store = SqliteStore(Path(path))
+        await store.open()
+        try:
+            found = await store.get(job_id, "alice")
+            assert found is not None
+            await store.acquire(found, holder, found.updated_at + 1, 15)
+            return "won"
+        except (LeaseHeld, Conflict):
+            return "refused"
+        finally:
+            await store.close()
+
+    results.put(asyncio.run(take()))
+
+
+async def test_store_one_of_many_processes_racing_for_a_job_takes_it(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / DB_FILE)
+    await store.open()
+    await store.create(record(status="interrupted"))
+    await store.close()
+    context = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[str] = context.Queue()
+    racers = [
+        context.Process(target=_race, args=(str(tmp_path / DB_FILE), record().id, f"p{i}", results)) for i in range(6)
+    ]
+    for racer in racers:
+        racer.start()
+    outcomes = [await asyncio.to_thread(results.get, True, 60) for _ in racers]
+    for racer in racers:
+        racer.join(30)
+    assert sorted(outcomes) == ["refused"] * 5 + ["won"]
+
+
+async def test_store_migrations_are_versioned_and_safe_when_two_start_at_once(tmp_path: Path) -> None:
+    both = [SqliteStore(tmp_path / DB_FILE), SqliteStore(tmp_path / DB_FILE)]
+    await asyncio.gather(*(s.open() for s in both))
+    assert [await s.schema_version() for s in both] == [SCHEMA_VERSION, SCHEMA_VERSION]
+    for s in both:
+        await s.close()
+
+
+async def test_store_a_corrupt_database_is_set_aside_and_a_new_one_made(tmp_path: Path) -> None:
+    (tmp_path / DB_FILE).write_bytes(b"this is not a database, whatever its name says" * 100)
+    store = SqliteStore(tmp_path / DB_FILE)
+    await store.open()
+    assert store.durable and "new" in store.description
+    assert [p.name for p in tmp_path.glob(f"{DB_FILE}.unreadable-*")]  # kept, not deleted
+    await store.create(record())
+    assert await store.get(record().id, "alice") is not None
+    await store.close()
+
+
+async def test_store_a_path_that_is_a_file_serves_from_memory_and_says_so(tmp_path: Path) -> None:
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("a file where the data directory should be")
+    store = SqliteStore(blocked / DB_FILE)
+    await store.open()
+    assert not store.durable and "cannot be written" in store.description
+    await store.create(record())
+    assert await store.get(record().id, "alice") is not None
+    await store.close()
+
+
+async def test_store_a_database_locked_by_another_program_serves_from_memory(tmp_path: Path) -> None:
+    path = tmp_path / DB_FILE
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA locking_mode = EXCLUSIVE")
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        store = SqliteStore(path, busy_timeout=0.2)
+        await store.open()
+        assert not store.durable and "locked" in store.description
+        assert list(tmp_path.glob(f"{DB_FILE}.unreadable-*")) == []  # a locked file is left alone
+        await store.close()
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
