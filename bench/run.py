@@ -36,6 +36,8 @@ from tests.fakes.openrouter import FakeOpenRouter  # noqa: E402
 from bench.sections import (  # noqa: E402
     benchmark_overhead,
     citation_check,
+    exit_latency,
+    jobs_latency,
     startup_with_saved_runs,
     time_to_initialize,
     tool_definitions,
@@ -491,6 +493,8 @@ def render(rows: list[dict[str, Any]]) -> str:
 def run_sync_sections(bench: Bench) -> None:
     citation_check(bench)
     startup_with_saved_runs(bench)
+    jobs_latency(bench)
+    exit_latency(bench)
 
 
 async def run_async(bench: Bench) -> None:

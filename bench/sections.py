@@ -3,9 +3,12 @@ start-up copes with many saved runs. Used by `bench/run.py`."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
+import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -13,14 +16,23 @@ from pathlib import Path
 from typing import Protocol
 
 from mcp import Client, StdioServerParameters
+from tests.e2e.raw import RawServer
 from tests.fakes.labelled_set import FALSE_KINDS, Outcome, citations, evaluate, mark_cases, pages
 from tests.fakes.openrouter import FakeOpenRouter
-from tests.support import model_facing_chars, saved_run
+from tests.support import model_facing_chars, saved_benchmark, saved_run, wait_until
 
+from openrouter_research_mcp.jobs.manager import JobHandle, JobManager
+from openrouter_research_mcp.jobs.sqlite import DB_FILE, SqliteStore
+from openrouter_research_mcp.jobs.store import JobRecord, Status
 from openrouter_research_mcp.research.citations import Mark, Verification, render_marks
 from openrouter_research_mcp.research.marks import extract
 
 TOOL_CHARS_BUDGET = 10_000
+
+
+def median(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[len(ordered) // 2]
 
 
 class Bench(Protocol):
@@ -268,28 +280,156 @@ def time_to_initialize(env: dict[str, str]) -> float:
     return took
 
 
-def startup_with_saved_runs(bench: Bench, runs: int = 2000, repeat: int = 5) -> None:
-    data = bench.work / "startup-data"
-    folder = data / "research"
-    folder.mkdir(parents=True, exist_ok=True)
-    env = {**bench.env("startup"), "OPENROUTER_DATA_DIR": str(data)}
+def startup_with_saved_runs(bench: Bench, runs: int = 2000, benchmarks: int = 500, repeat: int = 5) -> None:
+    """Start-up with a previous release's data directory (one JSON file per run and benchmark), against an empty
+    one: the files are imported into the database after start-up, on a worker thread. Each start gets a fresh copy,
+    so every one of them has the whole import before it."""
+    base = bench.work / "startup-data"
+    env = {**bench.env("startup")}
 
-    def start() -> float:
-        took = [time_to_initialize(env) for _ in range(repeat)]
+    def start(seed: Path | None) -> float:
+        took = []
+        for i in range(repeat):
+            data = bench.work / f"startup-{'full' if seed else 'empty'}-{i}"
+            if seed is not None:
+                shutil.copytree(seed, data)
+            took.append(time_to_initialize({**env, "OPENROUTER_DATA_DIR": str(data)}))
         return sorted(took)[len(took) // 2]
 
-    empty = start()
+    empty = start(None)
+    (base / "research").mkdir(parents=True, exist_ok=True)
+    (base / "benchmarks").mkdir(parents=True, exist_ok=True)
     for i in range(runs):
         research_id = f"20250102-000000-{i:08x}"
-        (folder / f"{research_id}.json").write_text(saved_run(research_id))
-    full = start()
+        (base / "research" / f"{research_id}.json").write_text(saved_run(research_id))
+    for i in range(benchmarks):
+        benchmark_id = f"bench-20250102-000000-{i:08x}"
+        (base / "benchmarks" / f"{benchmark_id}.json").write_text(saved_benchmark(benchmark_id))
+    full = start(base)
     bench.row(
-        f"start-up with {runs:,} saved research runs",
+        f"start-up with {runs:,} saved research runs and {benchmarks} benchmarks to import",
         full,
         "s",
         empty,
         "no slower than with none (within 0.1 s)",
         full - empty < 0.1,
-        f"{(full - empty) * 1000:+.0f} ms; saved runs are indexed after start-up, on a worker thread "
-        f"({os.cpu_count()} cores)",
+        f"{(full - empty) * 1000:+.0f} ms; the previous release's files are imported after start-up, on a worker "
+        f"thread ({os.cpu_count()} cores)",
     )
+
+
+# ----------------------------------------------------------------------------------------------------- jobs
+
+
+def jobs_latency(bench: Bench, jobs: int = 1000, repeat: int = 200) -> None:
+    """The job store on SQLite with `jobs` jobs in it: starting a job (its record created with its lease), reading
+    one's status, and listing a page of 100 and all of them (one owner's)."""
+
+    async def measure() -> dict[str, list[float]]:
+        store = SqliteStore(bench.work / "jobs-bench" / DB_FILE)
+        await store.open()
+        manager = JobManager(store)
+        try:
+            await store.import_records(
+                [
+                    JobRecord(id=f"20250102-000000-{i:08x}", kind="research", owner="local", status="done", data={})
+                    for i in range(jobs)
+                ]
+            )
+            times: dict[str, list[float]] = {"start": [], "status": [], "page": [], "all": []}
+
+            async def body(_handle: JobHandle) -> None:
+                return None
+
+            def finish(record: JobRecord, _status: Status, _error: str | None) -> dict[str, object]:
+                return record.data
+
+            for i in range(repeat):
+                record = JobRecord(
+                    id=f"20250103-000000-{i:08x}", kind="research", owner="local", status="running", data={"n": i}
+                )
+                t = time.perf_counter()
+                await manager.start(record, body, finish, background=True)
+                times["start"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                await manager.find("research", "local", f"20250102-000000-{i:08x}")
+                times["status"].append(time.perf_counter() - t)
+                t = time.perf_counter()
+                await manager.list("research", "local", 100)
+                times["page"].append(time.perf_counter() - t)
+                if i % 10 == 0:
+                    t = time.perf_counter()
+                    await manager.list("research", "local", jobs + repeat)
+                    times["all"].append(time.perf_counter() - t)
+            await manager.aclose()
+            return times
+        finally:
+            await store.close()
+
+    times = asyncio.run(measure())
+    notes = {
+        "start": "a job's record written with its lease (the job itself does nothing)",
+        "status": "a job read by id (what get_research and get_benchmark do first)",
+        "page": "the newest 100 of one owner's jobs (what research://reports lists)",
+        "all": f"every one of the {jobs + repeat:,} jobs of one owner",
+    }
+    for name, values in times.items():
+        ordered = sorted(values)
+        bench.row(
+            f"job store (SQLite, {jobs:,} jobs): {name}",
+            ordered[len(ordered) // 2] * 1000,
+            "ms",
+            None,
+            "",
+            None,
+            f"{notes[name]}; p95 {ordered[int(len(ordered) * 0.95) - 1] * 1000:.2f} ms",
+        )
+
+
+# ------------------------------------------------------------------------------------------------- stopping
+
+
+def exit_latency(bench: Bench, repeat: int = 3) -> None:
+    """How soon the server is gone: on Ctrl-C (SIGINT), on SIGTERM, and when stdin closes with nothing owed (a
+    call the client cancelled first), the promises the README makes (1 s, 2 s, 1 s)."""
+    work = bench.work / "exits"
+    work.mkdir(exist_ok=True)
+    took: dict[str, list[float]] = {"SIGINT": [], "SIGTERM": [], "stdin closed after a cancel": []}
+    for i in range(repeat):
+        for name in took:
+            with RawServer(work, stderr_name=f"exit-{i}.log", OPENROUTER_BASE_URL=bench.fake.base_url) as server:
+                server.initialize()
+                if name.startswith("SIG"):
+                    took[name].append(server.signal(getattr(signal, name)))
+                    continue
+                bench.fake.release.clear()
+                server.ids += 1
+                server.send(
+                    {
+                        "jsonrpc": "2.0",
+                        "id": server.ids,
+                        "method": "tools/call",
+                        "params": {"name": "ask", "arguments": {"prompt": "Hold on?"}},
+                    }
+                )
+                wait_until(bench.fake.chat_requests, what="the call reaching the fake")
+                server.send(
+                    {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": server.ids}}
+                )
+                t = time.perf_counter()
+                server.close_stdin()
+                took[name].append(time.perf_counter() - t)
+                bench.fake.release.set()
+                bench.fake.clear()
+    promises = {"SIGINT": 1.0, "SIGTERM": 2.0, "stdin closed after a cancel": 1.0}
+    for name, values in took.items():
+        worst = max(values)
+        bench.row(
+            f"exit on {name}",
+            median(values),
+            "s",
+            None,
+            f"within {promises[name]:g} s",
+            worst <= promises[name],
+            f"slowest of {repeat}: {worst:.2f} s",
+        )

@@ -11,7 +11,9 @@ from typing import Any, TypeVar
 
 from mcp.types import TextResourceContents
 
-from openrouter_research_mcp.research.run import ResearchParams, ResearchRun
+from openrouter_research_mcp.benchmark.report import BenchmarkParams, BenchmarkReport
+from openrouter_research_mcp.openrouter.completion import Source
+from openrouter_research_mcp.research.run import ResearchParams, ResearchRun, SpendLine
 
 __all__ = [
     "PROMPTLY",
@@ -19,6 +21,7 @@ __all__ = [
     "model_facing_chars",
     "resource_text",
     "result_text",
+    "saved_benchmark",
     "saved_run",
     "wait_until",
 ]
@@ -35,8 +38,10 @@ def result_text(result: Any) -> str:
     return "\n".join(c.text for c in result.content if c.type == "text")
 
 
-def saved_run(research_id: str, status: str = "done") -> str:
-    """A research run file's text, as the server saves one (for tests and benches of start-up with saved runs)."""
+def saved_run(research_id: str, status: str = "done", cost: float = 0.0125) -> str:
+    """A research run file's text as the previous release saved one (one JSON file per run, its own status
+    vocabulary: `running`, `done`, `budget`, `time`, `cancelled`, `interrupted`, `failed`), with a report, two
+    sources and a cost, for tests and benches of start-up and import."""
     params = ResearchParams(
         question=f"Question {research_id}?",
         max_cost_usd=0.5,
@@ -44,8 +49,28 @@ def saved_run(research_id: str, status: str = "done") -> str:
         searcher_model="a/b",
         writer_model="a/b",
     )
-    run = ResearchRun(research_id=research_id, params=params, status=status, report="# Report")  # type: ignore[arg-type]
-    return run.model_dump_json()
+    run = ResearchRun(
+        research_id=research_id,
+        params=params,
+        report=f"# Report {research_id}\n\nA finding [1]. Another [2].",
+        sources=[Source(n=1, url=f"https://a.test/{research_id}", title="A"), Source(n=2, url="https://b.test/")],
+        spend=[SpendLine(stage="write", model="a/b", cost_usd=cost, calls=1)],
+    )
+    data = json.loads(run.model_dump_json())
+    data["status"] = status
+    data["stopped_because"] = None if status == "running" else status
+    return json.dumps(data)
+
+
+def saved_benchmark(benchmark_id: str, status: str = "done") -> str:
+    """A benchmark file's text as the previous release saved one (`budget` was a status of its own then)."""
+    params = BenchmarkParams(prompts=["Hi?"], models=["a/b", "c/d"])
+    report = BenchmarkReport(benchmark_id=benchmark_id, params=params, status="done", tradeoffs="a/b is cheaper.")
+    report.totals.cost_usd = 0.002
+    data = json.loads(report.model_dump_json())
+    data["status"] = status
+    data.pop("stopped_because", None)
+    return json.dumps(data)
 
 
 def resource_text(result: Any) -> str:

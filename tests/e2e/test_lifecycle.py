@@ -12,7 +12,7 @@ from typing import Any
 from openrouter_research_mcp.wire import EOF_GRACE
 
 from ..fakes.openrouter import FakeOpenRouter
-from ..support import PROMPTLY, saved_run, wait_until
+from ..support import PROMPTLY, saved_benchmark, saved_run, wait_until
 from .raw import RawServer
 
 PLAN = {"sub_questions": [{"question": f"Sub-question {i}?", "rationale": "r"} for i in (1, 2, 3)]}
@@ -156,3 +156,49 @@ def test_lifecycle_stdin_closed_then_sigterm_after_a_cancel_prints_no_traceback(
         server.proc.stdin.close()
         server.signal(signal.SIGTERM)
     assert "Traceback" not in server.stderr and "Exception in thread" not in server.stderr, server.stderr[-2000:]
+
+
+def test_lifecycle_a_previous_releases_data_directory_is_imported_completely(tmp_path: Path) -> None:
+    runs, benches = tmp_path / "data" / "research", tmp_path / "data" / "benchmarks"
+    runs.mkdir(parents=True)
+    benches.mkdir(parents=True)
+    old_statuses = ["done", "budget", "time", "cancelled", "interrupted", "failed", "running"]
+    expected = {}
+    for i in range(2000):
+        research_id = f"20250102-000000-{i:08x}"
+        text = saved_run(research_id, old_statuses[i % len(old_statuses)], cost=0.001 * (i % 7))
+        (runs / f"{research_id}.json").write_text(text)
+        expected[research_id] = json.loads(text)
+    for i in range(500):
+        (benches / f"bench-20250102-000000-{i:08x}.json").write_text(
+            saved_benchmark(f"bench-20250102-000000-{i:08x}", "budget" if i % 2 else "done")
+        )
+    with RawServer(tmp_path) as server:
+        server.initialize()
+        sample = structured(server.call("get_research", {"research_id": "20250102-000000-00000006"}))
+        assert sample["status"] == "interrupted" and sample["stopped_because"] == "interrupted"  # was left running
+        assert server.close_stdin() == 0
+    db = sqlite3.connect(tmp_path / "data" / "jobs.db")
+    rows = {
+        job_id: (status, json.loads(data), cost)
+        for job_id, status, data, cost in db.execute(
+            "SELECT id, status, data, cost_usd FROM jobs WHERE kind = 'research'"
+        )
+    }
+    assert set(rows) == set(expected)
+    mapped = {"budget": ("done", "budget"), "time": ("done", "time"), "running": ("interrupted", "interrupted")}
+    for research_id, old in expected.items():
+        status, data, cost = rows[research_id]
+        want_status, want_stop = mapped.get(old["status"], (old["status"], old["status"]))
+        assert (status, data["stopped_because"]) == (want_status, want_stop), research_id
+        assert data["report"] == old["report"] and data["sources"] == old["sources"] and data["spend"] == old["spend"]
+        assert cost == sum(line["cost_usd"] for line in old["spend"])
+    benchmarks = dict(db.execute("SELECT id, status FROM jobs WHERE kind = 'benchmark'").fetchall())
+    assert len(benchmarks) == 500 and set(benchmarks.values()) == {"done"}
+    budgeted = json.loads(db.execute("SELECT data FROM jobs WHERE id = 'bench-20250102-000000-00000001'").fetchone()[0])
+    assert budgeted["stopped_because"] == "budget"
+    # Kept until imported, then moved aside: nothing is lost, nothing imported twice.
+    assert (
+        list(runs.glob("*.json")) == [] and len(list((tmp_path / "data" / "imported" / "research").glob("*"))) == 2000
+    )
+    assert "Traceback" not in server.stderr

@@ -10,16 +10,18 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .citations import CitationCheck, Mark, Verification, check_provenance, render_marks
 from .ledger import CitationLedger
 from .marks import extract
 from .planning import VERIFY_BATCH, VERIFY_CONCURRENCY, VERIFY_MAX_TOKENS
 from .prompts import VERIFY_SCHEMA, verify_item, verify_messages
-from .provenance import Page
 from .support import batch_size_for, check_verdicts, support_in_code, verify_claims
 from .verify import verify_citations
+
+if TYPE_CHECKING:
+    from .provenance import Page
 
 __all__ = ["Checked", "Structured", "check_report", "verify_marks"]
 
@@ -49,6 +51,8 @@ class Checked:
 
 def _pages(ledger: CitationLedger) -> dict[int, Page]:
     """Every source's evidence (what the researchers saw of it), ready to be searched for quotes."""
+    from .provenance import Page  # its tables load on first use, not at start-up
+
     return {e.n: Page.of(ledger.evidence_for(e.n) or e.snippet) for e in ledger.entries}
 
 

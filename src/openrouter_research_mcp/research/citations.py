@@ -18,12 +18,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
 from .marks import Cited, restore
-from .provenance import Page, find_quote, missing_numbers, passage
+
+if TYPE_CHECKING:
+    from .provenance import Page
 
 __all__ = [
     "CitationCheck",
@@ -124,6 +126,8 @@ def check_provenance(marks: Sequence[Mark], pages: Mapping[int, Page]) -> None:
     """Set each mark's provenance: unknown source, no quote, too short, found (or as a variant), found on another
     source, or not found; and keep the passage of the cited page a verifier would read, with the claim's figures
     that neither the quote nor that passage contains."""
+    from .provenance import find_quote, missing_numbers, passage  # its tables load on first use, not at start-up
+
     for mark in marks:
         if mark.n not in pages:
             mark.provenance = "unknown_source"

@@ -20,7 +20,6 @@ from dataclasses import dataclass, replace
 from ..errors import BudgetExceededError
 from ..openrouter.models import ModelInfo
 from ..openrouter.request import WebPlan
-from .provenance import PASSAGE_CHARS
 from .run import ReportLength, ResearchParams, ResearchPlan
 
 __all__ = [
@@ -53,6 +52,7 @@ RESULTS_PER_SEARCH = 5
 MAX_SOURCES_PER_CALL = SEARCHES * RESULTS_PER_SEARCH + FETCHES  # citations kept from one researcher
 WRITER_EVIDENCE_CHARS = 1200  # of each source's evidence, what the writer reads
 MAX_WRITER_SOURCES = 40
+PASSAGE_CHARS = 1600  # the page text around a citation that the verifier reads
 VERIFY_BATCH = 10  # citations one verifier call judges (fewer when the model's context is small)
 VERIFY_CONCURRENCY = 8  # verifier calls in flight at once: small calls, all at the end, on the critical path
 VERIFY_ITEM_CHARS = PASSAGE_CHARS + 1200  # a claim, its quote, notes and the passage of the page it is judged against

@@ -21,6 +21,7 @@ from difflib import SequenceMatcher
 from typing import Literal
 
 from .pagetext import ARTICLES, NEGATIONS, STOPWORDS, Token, clean, same_number, tokens
+from .planning import PASSAGE_CHARS
 
 __all__ = [
     "MIN_QUOTE_CJK",
@@ -36,7 +37,6 @@ __all__ = [
 
 MIN_QUOTE_WORDS = 4  # "in 2020" is on many pages: a shorter quote proves nothing
 MIN_QUOTE_CJK = 4  # CJK characters carry a word each
-PASSAGE_CHARS = 1600  # the page text around a citation that the verifier reads
 MIN_CLAIM_TOKENS = 5  # a claim this long that is word for word on the page is supported by the page itself
 _ELLIPSIS = ("…", "...", "[…]", "[...]", "(…)", "(...)")
 # Pairs a one-letter slip can turn into each other, or that differ little in letters but a lot in meaning.

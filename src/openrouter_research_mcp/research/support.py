@@ -17,13 +17,15 @@ import asyncio
 import logging
 import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import OpenRouterError, StructuredOutputError
 from ..openrouter.structured import parse_object
 from .citations import Mark
-from .provenance import Page, claim_is_on_page
 from .run import Stop
+
+if TYPE_CHECKING:
+    from .provenance import Page
 
 __all__ = ["VERDICTS", "Judge", "batches", "check_verdicts", "support_in_code", "verify_claims"]
 
@@ -38,6 +40,8 @@ Judge = Callable[[Sequence[Mark]], Awaitable[dict[str, Any]]]
 
 def support_in_code(marks: Sequence[Mark], pages: Mapping[int, Page]) -> None:
     """A claim that is the page's own words, with its quote found there, is supported by the page itself."""
+    from .provenance import claim_is_on_page  # loaded on first use, not at start-up
+
     for mark in marks:
         if mark.quote_found and mark.n in pages and claim_is_on_page(mark.claim, pages[mark.n]):
             mark.support, mark.checked_by = "supported", "code"
