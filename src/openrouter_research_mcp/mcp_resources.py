@@ -27,6 +27,7 @@ from .tools.render import (
     render_usage,
 )
 from .tools.research import research_report
+from .tools.state import today
 
 __all__ = ["register_resources"]
 
@@ -81,8 +82,9 @@ def register_resources(mcp: MCPServer) -> None:
         mime_type="application/json",
         description="Your calls, tokens and USD cost this session, by model.",
     )
-    def usage() -> str:
-        return render_usage(call_state().caller.usage)
+    async def usage() -> str:
+        state = call_state()
+        return render_usage(state.caller.usage, await state.ledger(), today())
 
     @mcp.resource(
         "openrouter://account",

@@ -100,3 +100,14 @@ def test_money_meter_reserves_every_attempt_and_settles_each() -> None:
     assert budget.reserved == pytest.approx(0.6) and budget.spent == pytest.approx(0.1)
     meter.settle(second, None)  # an unknown cost counts at its worst case
     assert budget.spent == pytest.approx(0.7) and budget.reserved == 0
+
+
+async def test_money_every_call_lands_in_the_callers_usage_ledger(
+    fake_openrouter: FakeOpenRouter, retrying_state: CallState
+) -> None:
+    fake_openrouter.fail(kind="cut", times=1, model="openai/gpt-4o")
+    await ask(retrying_state, AskInput(prompt=PROMPT, model="openai/gpt-4o"))
+    rows = await retrying_state.ledger()
+    assert sum(r.calls for r in rows) == 1 and sum(r.cost_usd for r in rows) == pytest.approx(billed(fake_openrouter))
+    stranger = retrying_state.shared.for_caller(retrying_state.shared.caller("mallory"))
+    assert await stranger.ledger() == []  # one caller's usage is nobody else's

@@ -14,6 +14,7 @@ from typing import Any
 from .._markdown import escape_inline, safe_markdown
 from ..benchmark.report import BenchmarkReport
 from ..errors import OpenRouterError, StreamError
+from ..jobs.store import UsageRow
 from ..openrouter.catalog import CatalogSnapshot
 from ..openrouter.completion import Attempt
 from ..openrouter.models import ModelInfo
@@ -223,10 +224,26 @@ def render_model_detail(info: ModelInfo) -> str:
     return _json({**info.raw, "capabilities": info.capabilities} if info.raw else info.model_dump(mode="json"))
 
 
-def render_usage(usage: SessionUsage) -> str:
-    """`openrouter://usage`: this session's totals and per-model usage."""
+def render_usage(usage: SessionUsage, ledger: Sequence[UsageRow] = (), day: str = "") -> str:
+    """`openrouter://usage`: this session's totals and per-model usage, and from the usage ledger, today's and this
+    month's spend."""
+
+    def summed(rows: Sequence[UsageRow]) -> dict[str, Any]:
+        return {
+            "calls": sum(r.calls for r in rows),
+            "failed_calls": sum(r.failed_calls for r in rows),
+            "prompt_tokens": sum(r.prompt_tokens for r in rows),
+            "completion_tokens": sum(r.completion_tokens for r in rows),
+            "cost_usd": round(sum(r.cost_usd for r in rows), 8),
+        }
+
     return _json(
-        {"totals": usage.totals().model_dump(), "by_model": {k: v.model_dump() for k, v in usage.by_model().items()}}
+        {
+            "totals": usage.totals().model_dump(),
+            "by_model": {k: v.model_dump() for k, v in usage.by_model().items()},
+            "today": summed([r for r in ledger if r.day == day]),
+            "this_month": summed(list(ledger)),
+        }
     )
 
 

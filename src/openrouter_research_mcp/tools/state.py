@@ -20,14 +20,15 @@ from typing import Any, Literal
 
 from ..benchmark.jobs import BenchmarkJobs
 from ..config import Settings
+from ..errors import OpenRouterError
 from ..jobs.legacy import import_legacy
 from ..jobs.manager import JobManager
 from ..jobs.sqlite import DB_FILE, SqliteStore
-from ..jobs.store import JobStore
+from ..jobs.store import JobStore, StoreError, UsageRow
 from ..openrouter.catalog import ModelCatalog
 from ..openrouter.client import OpenRouterClient
 from ..openrouter.completion import ChatResult
-from ..openrouter.pricing import SessionUsage
+from ..openrouter.pricing import SessionUsage, Usage
 from ..research.engine import ResearchEngine
 from ..research.manager import ResearchJobs
 from .legacy import LEGACY_KINDS
@@ -108,16 +109,52 @@ class CallState:
 
     @property
     def chat(self) -> Callable[..., Awaitable[ChatResult]]:
-        """`OpenRouterClient.chat` with this caller's key and usage ledger."""
-        client, caller = self.shared.client, self.caller
+        """`OpenRouterClient.chat` with this caller's key and session ledger; every call's usage (a failed one's
+        too, when it was billed) is also written to the store's usage ledger, per caller, day and model."""
+        client, caller, store = self.shared.client, self.caller, self.shared.store
 
         async def chat(messages: Any, **params: Any) -> ChatResult:
-            return await client.chat(messages, key=caller.key, usage=caller.usage, **params)
+            try:
+                result = await client.chat(messages, key=caller.key, usage=caller.usage, **params)
+            except OpenRouterError as exc:
+                if isinstance(exc.usage, Usage):
+                    await _ledger(store, caller.principal, exc.model or "unknown", exc.usage, ok=False)
+                raise
+            await _ledger(store, caller.principal, result.model, result.usage, ok=True)
+            return result
 
         return chat
 
+    async def ledger(self) -> list[UsageRow]:
+        """This caller's usage by day and model, from the store (this month's, and today's among them)."""
+        try:
+            return await self.shared.store.usage(self.owner, today()[:8] + "01")
+        except StoreError:
+            return []
+
     async def get_json(self, path: str, *, auth: bool = False) -> Any:
         return await self.shared.client.get_json(path, key=self.caller.key, auth=auth)
+
+
+def today() -> str:
+    """The UTC day a call's usage is counted under."""
+    return time.strftime("%Y-%m-%d", time.gmtime())
+
+
+async def _ledger(store: JobStore, owner: str, model: str, usage: Usage, *, ok: bool) -> None:
+    """Add a call to the store's usage ledger; a database that is away loses the line, never the call."""
+    try:
+        await store.record_usage(
+            owner,
+            today(),
+            model,
+            ok=ok,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost=usage.cost_usd or 0.0,
+        )
+    except StoreError as exc:
+        log.warning("a call's usage could not be written to the ledger: %s", exc.message)
 
 
 @asynccontextmanager
