@@ -403,19 +403,9 @@ def exit_latency(bench: Bench, repeat: int = 3) -> None:
                     took[name].append(server.signal(getattr(signal, name)))
                     continue
                 bench.fake.release.clear()
-                server.ids += 1
-                server.send(
-                    {
-                        "jsonrpc": "2.0",
-                        "id": server.ids,
-                        "method": "tools/call",
-                        "params": {"name": "ask", "arguments": {"prompt": "Hold on?"}},
-                    }
-                )
+                request_id = server.start_call("ask", {"prompt": "Hold on?"})
                 wait_until(bench.fake.chat_requests, what="the call reaching the fake")
-                server.send(
-                    {"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": server.ids}}
-                )
+                server.cancel(request_id)
                 t = time.perf_counter()
                 server.close_stdin()
                 took[name].append(time.perf_counter() - t)

@@ -6,17 +6,25 @@ import asyncio
 import inspect
 import json
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any, TypeVar
 
 from mcp.types import TextResourceContents
 
 from openrouter_research_mcp.benchmark.report import BenchmarkParams, BenchmarkReport
+from openrouter_research_mcp.config import load_settings
 from openrouter_research_mcp.openrouter.completion import Source
 from openrouter_research_mcp.research.run import ResearchParams, ResearchRun, SpendLine
+from openrouter_research_mcp.tools.state import CallState, open_state
+
+from .fakes import FAKE_KEY
+from .fakes.openrouter import FakeOpenRouter
 
 __all__ = [
     "PROMPTLY",
+    "tool_state",
     "eventually",
     "model_facing_chars",
     "resource_text",
@@ -31,6 +39,27 @@ __all__ = [
 PROMPTLY = 10.0
 
 T = TypeVar("T")
+
+
+@asynccontextmanager
+async def tool_state(
+    fake: FakeOpenRouter, tmp_path: Path, cache: str = "cache", **overrides: Any
+) -> AsyncIterator[CallState]:
+    """What one tool call sees (the shared parts and the local caller) for a server talking to `fake`, its data
+    under `tmp_path / "data"`; `overrides` are settings, `sleep` the client's retry pauses."""
+    sleep = overrides.pop("sleep", asyncio.sleep)
+    settings = load_settings(
+        **{
+            "api_key": FAKE_KEY,
+            "base_url": fake.base_url,
+            "cache_dir": str(tmp_path / cache),
+            "data_dir": str(tmp_path / "data"),
+            "max_retries": 0,
+            **overrides,
+        }
+    )
+    async with open_state(settings, sleep=sleep) as shared:
+        yield shared.for_caller(shared.caller())
 
 
 def result_text(result: Any) -> str:

@@ -102,6 +102,17 @@ class RawServer:
         result: dict[str, Any] = self.request("tools/call", {"name": tool, "arguments": arguments}, seconds)["result"]
         return result
 
+    def start_call(self, tool: str, arguments: dict[str, Any]) -> int:
+        """Send a tools/call without waiting for its answer; returns its request id."""
+        self.ids += 1
+        self.send(
+            {"jsonrpc": "2.0", "id": self.ids, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}
+        )
+        return self.ids
+
+    def cancel(self, request_id: int) -> None:
+        self.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}})
+
     def signal(self, signum: signal.Signals) -> float:
         """Send `signum` and wait for the exit; returns the seconds it took."""
         assert self.proc is not None

@@ -126,21 +126,7 @@ def test_e2e_twenty_concurrent_resumes_start_one(fake_openrouter: FakeOpenRouter
         )
         stopped = structured(a.call("cancel_research", {"research_id": begun["research_id"]}))  # resumable
         assert stopped["status"] == "cancelled"  # the one that starts stays running while the others ask
-        ids = []
-        for _ in range(20):
-            a.ids += 1
-            ids.append(a.ids)
-            a.send(
-                {
-                    "jsonrpc": "2.0",
-                    "id": a.ids,
-                    "method": "tools/call",
-                    "params": {
-                        "name": "deep_research",
-                        "arguments": {"resume": stopped["research_id"], "background": True},
-                    },
-                }
-            )
+        ids = [a.start_call("deep_research", {"resume": stopped["research_id"], "background": True}) for _ in range(20)]
         answers: dict[int, dict[str, Any]] = {}
         while len(answers) < 20:
             message = a.read(30)

@@ -116,17 +116,9 @@ def test_lifecycle_unwritable_data_dir_keeps_runs_and_says_so(fake_openrouter: F
 def _slow_call(server: RawServer, fake_openrouter: FakeOpenRouter) -> int:
     """Start an `ask` the fake never answers, and return its request id."""
     fake_openrouter.fail(kind="hang", times=5)
-    server.ids += 1
-    server.send(
-        {
-            "jsonrpc": "2.0",
-            "id": server.ids,
-            "method": "tools/call",
-            "params": {"name": "ask", "arguments": {"prompt": "Will you answer?"}},
-        }
-    )
+    request_id = server.start_call("ask", {"prompt": "Will you answer?"})
     wait_until(fake_openrouter.chat_requests, what="the call reaching the fake")
-    return server.ids
+    return request_id
 
 
 def test_lifecycle_a_cancelled_request_is_not_waited_for_when_stdin_closes(
@@ -135,7 +127,7 @@ def test_lifecycle_a_cancelled_request_is_not_waited_for_when_stdin_closes(
     with RawServer(tmp_path, OPENROUTER_BASE_URL=fake_openrouter.base_url) as server:
         server.initialize()
         request_id = _slow_call(server, fake_openrouter)
-        server.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}})
+        server.cancel(request_id)
         sent = time.monotonic()
         code = server.close_stdin()
         took = time.monotonic() - sent
@@ -151,7 +143,7 @@ def test_lifecycle_stdin_closed_then_sigterm_after_a_cancel_prints_no_traceback(
     with RawServer(tmp_path, OPENROUTER_BASE_URL=fake_openrouter.base_url) as server:
         server.initialize()
         request_id = _slow_call(server, fake_openrouter)
-        server.send({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": request_id}})
+        server.cancel(request_id)
         assert server.proc is not None and server.proc.stdin is not None
         server.proc.stdin.close()
         server.signal(signal.SIGTERM)

@@ -9,11 +9,10 @@ from pathlib import Path
 import pytest
 import respx
 
-from openrouter_research_mcp.config import load_settings
-from openrouter_research_mcp.tools.state import CallState, open_state
+from openrouter_research_mcp.tools.state import CallState
 
-from ..fakes import FAKE_KEY
 from ..fakes.openrouter import FakeOpenRouter
+from ..support import tool_state
 from .helpers import BASE
 
 
@@ -28,12 +27,5 @@ def respx_openrouter() -> Iterator[respx.MockRouter]:
 async def app_state(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> AsyncIterator[CallState]:
     """What a tool call sees (the shared client, catalog and job managers, and the local caller), talking to
     `fake_openrouter`."""
-    settings = load_settings(
-        api_key=FAKE_KEY,
-        base_url=fake_openrouter.base_url,
-        cache_dir=str(tmp_path / "cache"),
-        data_dir=str(tmp_path / "data"),
-        max_retries=0,
-    )
-    async with open_state(settings) as shared:
-        yield shared.for_caller(shared.caller())
+    async with tool_state(fake_openrouter, tmp_path) as state:
+        yield state

@@ -10,24 +10,19 @@ from pathlib import Path
 
 import pytest
 
+from openrouter_research_mcp._util import no_progress
 from openrouter_research_mcp.benchmark.report import BenchmarkInput
 from openrouter_research_mcp.benchmark.runner import Runner
-from openrouter_research_mcp.config import load_settings
 from openrouter_research_mcp.errors import BudgetExceededError, RequestError
 from openrouter_research_mcp.research.run import ResearchInput
 from openrouter_research_mcp.tools.benchmark import benchmark_models, cancel_benchmark, get_benchmark
 from openrouter_research_mcp.tools.research import cancel_research, deep_research, get_research
-from openrouter_research_mcp.tools.state import CallState, open_state
+from openrouter_research_mcp.tools.state import CallState
 
-from ..fakes import FAKE_KEY
 from ..fakes.openrouter import FakeOpenRouter
-from ..support import eventually
+from ..support import eventually, tool_state
 
 PLAN = {"sub_questions": [{"question": f"How do honeybees {w}?", "rationale": "r"} for w in ("dance", "swarm")]}
-
-
-async def progress(_done: float, _total: float | None, _message: str) -> None:
-    return None
 
 
 @pytest.fixture
@@ -40,22 +35,15 @@ def fake(fake_openrouter: FakeOpenRouter) -> FakeOpenRouter:
 @pytest.fixture
 async def other(fake: FakeOpenRouter, tmp_path: Path) -> AsyncIterator[CallState]:
     """A second server on the same data directory (another host started it), for the same local user."""
-    settings = load_settings(
-        api_key=FAKE_KEY,
-        base_url=fake.base_url,
-        cache_dir=str(tmp_path / "cache-b"),
-        data_dir=str(tmp_path / "data"),
-        max_retries=0,
-    )
-    async with open_state(settings) as shared:
-        yield shared.for_caller(shared.caller())
+    async with tool_state(fake, tmp_path, cache="cache-b") as state:
+        yield state
 
 
 async def interrupted_run(fake: FakeOpenRouter, state: CallState) -> str:
     """A research run stopped by a shutdown after its first researcher finished."""
     fake.release.clear()
     started = await deep_research(
-        state, ResearchInput(question="How do honeybees live?", depth=1, background=True), progress=progress
+        state, ResearchInput(question="How do honeybees live?", depth=1, background=True), progress=no_progress
     )
     jobs = state.shared.jobs
     handle = jobs.live[started.research_id]
@@ -73,7 +61,7 @@ async def test_jobs_twenty_concurrent_resumes_start_exactly_one(fake: FakeOpenRo
     fake.release.clear()  # the winner stays running while the others try
     attempts = await asyncio.gather(
         *(
-            deep_research(app_state, ResearchInput(resume=research_id, background=True), progress=progress)
+            deep_research(app_state, ResearchInput(resume=research_id, background=True), progress=no_progress)
             for _ in range(20)
         ),
         return_exceptions=True,
@@ -98,11 +86,11 @@ async def test_jobs_a_refused_resume_leaves_the_run_exactly_as_it_was(
     research_id = await interrupted_run(fake, app_state)
     before = await app_state.shared.store.get(research_id, app_state.owner)
     with pytest.raises(BudgetExceededError, match="the run is unchanged"):
-        await deep_research(app_state, ResearchInput(resume=research_id, max_cost_usd=0.00001), progress=progress)
+        await deep_research(app_state, ResearchInput(resume=research_id, max_cost_usd=0.00001), progress=no_progress)
     after = await app_state.shared.store.get(research_id, app_state.owner)
     assert before is not None and after is not None
     assert (after.version, after.status, after.data) == (before.version, before.status, before.data)
-    again = await deep_research(app_state, ResearchInput(resume=research_id), progress=progress)  # still resumable
+    again = await deep_research(app_state, ResearchInput(resume=research_id), progress=no_progress)  # still resumable
     assert again.status == "done"
 
 
@@ -111,12 +99,12 @@ async def test_jobs_a_cancel_stored_by_another_process_stops_the_run_where_it_ru
 ) -> None:
     fake.release.clear()
     started = await deep_research(
-        app_state, ResearchInput(question="How do honeybees live?", depth=1, background=True), progress=progress
+        app_state, ResearchInput(question="How do honeybees live?", depth=1, background=True), progress=no_progress
     )
     seen = await get_research(other, started.research_id)
     assert seen.status == "running"  # the other process sees it running there, not interrupted
     with pytest.raises(RequestError, match="already running"):  # and cannot start it a second time
-        await deep_research(other, ResearchInput(resume=started.research_id), progress=progress)
+        await deep_research(other, ResearchInput(resume=started.research_id), progress=no_progress)
     stopped = await cancel_research(other, started.research_id)  # stored, then noticed by the holder
     fake.release.set()
     assert stopped.status == "cancelled" and stopped.report
@@ -126,7 +114,7 @@ async def test_jobs_a_cancel_stored_by_another_process_stops_the_run_where_it_ru
 async def test_jobs_another_callers_run_answers_like_a_missing_one(app_state: CallState) -> None:
     stranger = app_state.shared.for_caller(app_state.shared.caller("mallory"))
     started = await deep_research(
-        app_state, ResearchInput(question="How do honeybees live?", depth=1, background=True), progress=progress
+        app_state, ResearchInput(question="How do honeybees live?", depth=1, background=True), progress=no_progress
     )
     for attempt in (get_research(stranger, started.research_id), cancel_research(stranger, started.research_id)):
         with pytest.raises(Exception, match="No research run has the id") as caught:

@@ -9,15 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from openrouter_research_mcp.config import load_settings
 from openrouter_research_mcp.openrouter.budget import Budget, Meter
 from openrouter_research_mcp.openrouter.pricing import worst_case_cost
 from openrouter_research_mcp.tools.ask import AskInput, ask
 from openrouter_research_mcp.tools.compare import CompareInput, compare_models
-from openrouter_research_mcp.tools.state import CallState, open_state
+from openrouter_research_mcp.tools.state import CallState
 
-from ..fakes import FAKE_KEY
 from ..fakes.openrouter import FakeOpenRouter
+from ..support import tool_state
 from .helpers import RecordingSleep
 
 MODELS = ["openai/gpt-4o-mini", "openai/gpt-4o"]
@@ -27,15 +26,8 @@ PROMPT = "Explain why the sky is blue, in detail."
 @pytest.fixture
 async def retrying_state(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> AsyncIterator[CallState]:
     """A tool call's state whose client retries twice (its pauses recorded, not waited)."""
-    settings = load_settings(
-        api_key=FAKE_KEY,
-        base_url=fake_openrouter.base_url,
-        cache_dir=str(tmp_path / "cache"),
-        data_dir=str(tmp_path / "data"),
-        max_retries=2,
-    )
-    async with open_state(settings, sleep=RecordingSleep()) as shared:
-        yield shared.for_caller(shared.caller())
+    async with tool_state(fake_openrouter, tmp_path, max_retries=2, sleep=RecordingSleep()) as state:
+        yield state
 
 
 def billed(fake: FakeOpenRouter) -> float:

@@ -8,6 +8,7 @@ import re
 
 import pytest
 
+from openrouter_research_mcp._util import no_progress
 from openrouter_research_mcp.research.planning import VERIFY_BATCH
 from openrouter_research_mcp.research.run import ResearchInput
 from openrouter_research_mcp.tools.research import deep_research
@@ -21,10 +22,6 @@ from ..fakes.openrouter import FakeOpenRouter
 QUESTION = "How do honeybee colonies communicate with the waggle dance?"
 PLAN = {"sub_questions": [{"question": "How does the waggle dance work?", "rationale": "r"}]}
 DANCE = "https://hivescience.test/waggle-dance"
-
-
-async def progress(_done: float, _total: float | None, _message: str) -> None:
-    return None
 
 
 @pytest.fixture
@@ -60,7 +57,7 @@ async def test_research_citation_of_a_real_source_for_a_sentence_it_lacks_is_cau
         "A colony elects its queen by vote [1]."
     )
     result = await deep_research(
-        app_state, ResearchInput(question=QUESTION, depth=1, verify_with_model=with_model), progress=progress
+        app_state, ResearchInput(question=QUESTION, depth=1, verify_with_model=with_model), progress=no_progress
     )
     checks = {c.claim: c for c in result.citations}
     invented = checks["Honeybees dance to warn of rain"]
@@ -97,7 +94,7 @@ async def test_research_real_quote_does_not_certify_a_false_claim(fake: FakeOpen
         claim_key("Bees do not use dances to share where food is"): "unsupported",
         claim_key("Konrad Lorenz decoded the waggle dance"): "unsupported",
     }
-    result = await deep_research(app_state, ResearchInput(question=QUESTION, depth=1), progress=progress)
+    result = await deep_research(app_state, ResearchInput(question=QUESTION, depth=1), progress=no_progress)
     checks = {c.claim: c for c in result.citations}
     year, negation, person = (
         checks["Karl von Frisch won the Nobel Prize in 1937"],
@@ -120,7 +117,7 @@ async def test_research_without_verifier_a_found_quote_is_marked_quote_found_not
         'dance"].'
     )
     result = await deep_research(
-        app_state, ResearchInput(question=QUESTION, depth=1, verify_with_model=False), progress=progress
+        app_state, ResearchInput(question=QUESTION, depth=1, verify_with_model=False), progress=no_progress
     )
     checks = {c.claim: c for c in result.citations}
     negation = checks["Bees do not use dances to share where food is"]
@@ -140,7 +137,7 @@ async def test_research_a_lying_verifier_cannot_pass_a_figure_the_page_lacks(
 ) -> None:
     fake.writer_extra = 'The dance was decoded in 1937 [1 "Karl von Frisch decoded the dance"].'
     fake.verifier_says = "supported"  # wrong for this claim: the page says 1973
-    result = await deep_research(app_state, ResearchInput(question=QUESTION, depth=1), progress=progress)
+    result = await deep_research(app_state, ResearchInput(question=QUESTION, depth=1), progress=no_progress)
     check = next(c for c in result.citations if c.claim == "The dance was decoded in 1937")
     assert check.checked_by == "model" and check.support == "partly" and check.shown.endswith("?]")
     assert "1937 is not in the cited passage" in check.reason
@@ -155,7 +152,7 @@ async def test_research_marks_the_parser_cannot_read_never_reach_the_reader_raw(
         'tell their nestmates"]. A quote over a line break [1 "The angle of the waggle run against\nthe vertical"].'
     )
     result = await deep_research(
-        app_state, ResearchInput(question=QUESTION, depth=1, verify_with_model=False), progress=progress
+        app_state, ResearchInput(question=QUESTION, depth=1, verify_with_model=False), progress=no_progress
     )
     report = body_of(result)
     assert result.verification.unreadable == 1
@@ -171,7 +168,7 @@ async def test_research_report_with_sources_but_no_citations_says_so(
 ) -> None:
     fake.text_answers["openai/gpt-4o"] = "## Summary\n\nBees dance. Nothing here is cited."
     result = await deep_research(
-        app_state, ResearchInput(question=QUESTION, depth=1, writer_model="openai/gpt-4o"), progress=progress
+        app_state, ResearchInput(question=QUESTION, depth=1, writer_model="openai/gpt-4o"), progress=no_progress
     )
     assert result.sources and result.verification.citations == 0
     warning = f"The writer cited none of the {len(result.sources)} sources"
@@ -185,7 +182,7 @@ async def test_research_verifier_judges_every_claim_in_batches_within_the_plan(
     claims = [f"Claim {i}: {sentences[i % len(sentences)].lower()}" for i in range(VERIFY_BATCH + 5)]
     fake.writer_extra = " ".join(f'{c[:-1]} [1 "{sentences[i % len(sentences)][:-1]}"].' for i, c in enumerate(claims))
     result = await deep_research(
-        app_state, ResearchInput(question=QUESTION, depth=1, report_length="brief"), progress=progress
+        app_state, ResearchInput(question=QUESTION, depth=1, report_length="brief"), progress=no_progress
     )
     calls = verify_calls(fake)
     judged = [c for c in result.citations if c.checked_by == "model"]
@@ -200,7 +197,7 @@ async def test_research_verifier_judges_every_claim_in_batches_within_the_plan(
 @pytest.mark.usefixtures("fake")
 async def test_research_evidence_is_the_pages_read(app_state: CallState) -> None:
     result = await deep_research(
-        app_state, ResearchInput(question=QUESTION, depth=1, verify_with_model=False), progress=progress
+        app_state, ResearchInput(question=QUESTION, depth=1, verify_with_model=False), progress=no_progress
     )
     run = await app_state.shared.research.get(app_state.owner, result.research_id)
     assert run is not None and result.pages_read >= 1
@@ -218,7 +215,7 @@ async def test_research_report_length(
     result = await deep_research(
         app_state,
         ResearchInput(question=QUESTION, depth=1, report_length=length, verify_with_model=False),  # type: ignore[arg-type]
-        progress=progress,
+        progress=no_progress,
     )
     writer = [r.body for r in fake.chat_requests() if "You write a research report" in r.body["messages"][0]["content"]]
     outlines = [r.body for r in fake.chat_requests() if "Draft the outline" in r.body["messages"][0]["content"]]

@@ -7,6 +7,7 @@ import asyncio
 
 import pytest
 
+from openrouter_research_mcp._util import no_progress
 from openrouter_research_mcp.errors import RequestError
 from openrouter_research_mcp.research.run import ResearchInput
 from openrouter_research_mcp.tools.research import cancel_research, deep_research, get_research
@@ -20,10 +21,6 @@ PLAN = {
         {"question": f"How do honeybees {w}?", "rationale": "r"} for w in ("dance", "make honey", "choose a queen")
     ]
 }
-
-
-async def progress(_done: float, _total: float | None, _message: str) -> None:
-    return None
 
 
 @pytest.fixture
@@ -41,7 +38,7 @@ def researchers(fake: FakeOpenRouter) -> list[str]:
 async def test_research_cancel_keeps_the_partial_report(fake: FakeOpenRouter, app_state: CallState) -> None:
     fake.model_latency["openai/gpt-4o-mini"] = 0.3
     started = await deep_research(
-        app_state, ResearchInput(question="How do honeybees live?", depth=1, background=True), progress=progress
+        app_state, ResearchInput(question="How do honeybees live?", depth=1, background=True), progress=no_progress
     )
 
     async def some_found() -> bool:
@@ -62,7 +59,7 @@ async def test_research_interrupted_then_resumed_without_paying_twice(
     fake.model_latency["openai/gpt-4o-mini"] = 0.4
     app_state.shared.research.engine.concurrency = 1  # one researcher at a time, so the shutdown lands between two
     started = await deep_research(
-        app_state, ResearchInput(question="How do honeybees live?", depth=1, background=True), progress=progress
+        app_state, ResearchInput(question="How do honeybees live?", depth=1, background=True), progress=no_progress
     )
 
     async def two_found() -> bool:
@@ -86,7 +83,7 @@ async def test_research_interrupted_then_resumed_without_paying_twice(
     jobs.shutting_down = False  # the next server session
     fake.clear()
     fake.model_latency.clear()
-    resumed = await deep_research(app_state, ResearchInput(resume=started.research_id), progress=progress)
+    resumed = await deep_research(app_state, ResearchInput(resume=started.research_id), progress=no_progress)
     assert resumed.status == "done" and resumed.research_id == started.research_id
     again = researchers(fake)
     # Only what had not finished is researched again: nothing finished is asked (or paid for) twice.
@@ -97,8 +94,10 @@ async def test_research_interrupted_then_resumed_without_paying_twice(
 
 
 async def test_research_resume_refuses_a_finished_run(fake: FakeOpenRouter, app_state: CallState) -> None:
-    done = await deep_research(app_state, ResearchInput(question="How do honeybees live?", depth=1), progress=progress)
+    done = await deep_research(
+        app_state, ResearchInput(question="How do honeybees live?", depth=1), progress=no_progress
+    )
     fake.clear()
     with pytest.raises(RequestError, match="only a run stopped early"):
-        await deep_research(app_state, ResearchInput(resume=done.research_id), progress=progress)
+        await deep_research(app_state, ResearchInput(resume=done.research_id), progress=no_progress)
     assert fake.chat_requests() == []

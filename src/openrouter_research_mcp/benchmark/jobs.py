@@ -8,11 +8,10 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from pydantic import ValidationError
-
 from .._util import Progress, no_progress
 from ..config import Settings
 from ..errors import NotFoundError, RequestError
+from ..jobs.kind import JobKind
 from ..jobs.manager import JobHandle, JobManager, JobRefused
 from ..jobs.store import JobRecord, Status
 from ..openrouter.models import ModelInfo
@@ -25,7 +24,6 @@ log = logging.getLogger(__name__)
 
 KIND = "benchmark"
 WHAT = "benchmark"
-UNSAVED = "This benchmark could not be saved"
 
 
 def report_of(record: JobRecord) -> BenchmarkReport:
@@ -46,13 +44,21 @@ def _title(report: BenchmarkReport) -> str:
     return f"{len(report.params.models)} models × {len(report.params.prompts)} prompts"
 
 
-class BenchmarkJobs:
+class BenchmarkJobs(JobKind[BenchmarkReport]):
     """Benchmarks for every caller of this server."""
 
+    kind, what, ids = KIND, WHAT, BENCHMARK_ID
+
     def __init__(self, jobs: JobManager, settings: Settings) -> None:
-        self.jobs = jobs
+        super().__init__(jobs)
         self.settings = settings
-        self._reports: dict[str, BenchmarkReport] = {}
+
+    def of(self, record: JobRecord) -> BenchmarkReport:
+        return report_of(record)
+
+    def stopped(self, value: BenchmarkReport, status: Status) -> None:
+        value.status, value.stopped_because = status, status  # type: ignore[assignment]
+        value.progress = f"{status}; the calls made so far are kept"
 
     def _body(
         self, report: BenchmarkReport, infos: dict[str, ModelInfo | None], chat: Chat, progress: Progress
@@ -60,17 +66,16 @@ class BenchmarkJobs:
         async def body(handle: JobHandle) -> None:
             async def save() -> None:
                 await handle.save(_data(report), title=_title(report), cost_usd=report.totals.cost_usd or 0.0)
-                if handle.unsaved and not any(w.startswith(UNSAVED) for w in report.warnings):
-                    report.warnings.append(f"{UNSAVED}: {handle.unsaved}. It is kept in memory until the server stops.")
+                self.note_storage(report, handle)
 
-            self._reports[report.benchmark_id] = report
+            self.live[report.benchmark_id] = report
             await Runner(report, infos, chat=chat, settings=self.settings, progress=progress).run(save)
 
         return body
 
     def _finish(self, report: BenchmarkReport) -> Callable[[JobRecord, Status, str | None], dict[str, Any]]:
         def finish(record: JobRecord, status: Status, error: str | None) -> dict[str, Any]:
-            self._reports.pop(report.benchmark_id, None)
+            self.live.pop(report.benchmark_id, None)
             report.status = status
             if status != "done":
                 report.stopped_because = status  # type: ignore[assignment]
@@ -107,7 +112,7 @@ class BenchmarkJobs:
         handle = await self.jobs.start(record, body, self._finish(report), background=background)
         return self._result(report, handle)
 
-    async def stopped(self, owner: str, benchmark_id: str) -> BenchmarkReport:
+    async def resumable(self, owner: str, benchmark_id: str) -> BenchmarkReport:
         """A benchmark `resume` may continue, or a refusal saying why not (nothing is changed)."""
         report = await self.get(owner, benchmark_id)
         if report is None:
@@ -132,7 +137,7 @@ class BenchmarkJobs:
         progress: Progress = no_progress,
         background: bool = False,
     ) -> BenchmarkReport:
-        report = await self.stopped(owner, benchmark_id)
+        report = await self.resumable(owner, benchmark_id)
 
         def prepare(current: JobRecord) -> dict[str, Any]:
             nonlocal report
@@ -155,43 +160,11 @@ class BenchmarkJobs:
         return self._result(report, handle)
 
     def _result(self, report: BenchmarkReport, handle: JobHandle) -> BenchmarkReport:
-        note = self.jobs.volatile()
-        if note is not None and note not in report.warnings:
-            report.warnings.append(note)
-        if handle.unsaved and not any(w.startswith(UNSAVED) for w in report.warnings):
-            report.warnings.append(f"{UNSAVED}: {handle.unsaved}. It is kept in memory until the server stops.")
+        self.note_storage(report, handle)
         return report
-
-    async def get(self, owner: str, benchmark_id: str) -> BenchmarkReport | None:
-        if not BENCHMARK_ID.fullmatch(benchmark_id):
-            return None
-        live = self.jobs.live.get(benchmark_id)
-        if live is not None and live.record.owner == owner and benchmark_id in self._reports:
-            return self._reports[benchmark_id]
-        record = await self.jobs.find(KIND, owner, benchmark_id)
-        if record is None:
-            return None
-        try:
-            return report_of(record)
-        except ValidationError:
-            log.warning("benchmark %s is stored in a shape this server cannot read", benchmark_id)
-            return None
 
     async def list(self, owner: str, limit: int = 100, offset: int = 0) -> tuple[list[BenchmarkReport], int]:
         """The owner's benchmarks, newest first (their whole reports), and how many there are."""
         page = await self.jobs.list(KIND, owner, limit, offset)
         reports = [r for s in page.items if (r := await self.get(owner, s.id)) is not None]
         return reports, page.total
-
-    async def cancel(self, owner: str, benchmark_id: str) -> BenchmarkReport | None:
-        if not BENCHMARK_ID.fullmatch(benchmark_id):
-            return None
-
-        def finish(record: JobRecord, status: Status, _error: str | None) -> dict[str, Any]:
-            report = report_of(record)
-            report.status, report.stopped_because = status, status  # type: ignore[assignment]
-            report.progress = f"{status}; the calls made so far are kept"
-            return _data(report)
-
-        record = await self.jobs.cancel(KIND, owner, benchmark_id, finish)
-        return report_of(record) if record is not None else None

@@ -13,8 +13,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
 from .._util import Progress, no_progress
 from ..errors import (
     AuthError,
@@ -25,6 +23,7 @@ from ..errors import (
     RequestError,
     UpstreamUnavailableError,
 )
+from ..jobs.kind import JobKind
 from ..jobs.manager import JobHandle, JobManager, JobRefused
 from ..jobs.store import JobRecord, Status
 from ..openrouter.catalog import ModelCatalog
@@ -39,7 +38,6 @@ log = logging.getLogger(__name__)
 
 KIND = "research"
 WHAT = "research run"
-UNSAVED = "This run could not be saved"
 
 
 @dataclass(frozen=True)
@@ -68,14 +66,22 @@ def _data(run: ResearchRun) -> dict[str, Any]:
     return run.model_dump(mode="json")
 
 
-class ResearchJobs:
+class ResearchJobs(JobKind[ResearchRun]):
     """Research runs for every caller of this server (see the module docstring)."""
 
+    kind, what, ids = KIND, WHAT, RUN_ID
+
     def __init__(self, engine: ResearchEngine, jobs: JobManager, catalog: ModelCatalog) -> None:
+        super().__init__(jobs)
         self.engine = engine
-        self.jobs = jobs
         self.catalog = catalog
-        self._runs: dict[str, ResearchRun] = {}  # the live run of each job this process runs
+
+    def of(self, record: JobRecord) -> ResearchRun:
+        return run_of(record)
+
+    def stopped(self, value: ResearchRun, status: Status) -> None:
+        value.status, value.stopped_because = status, status  # type: ignore[assignment]
+        value.progress = f"{status}; the findings so far are kept"
 
     # ------------------------------------------------------------------------------------------- preparing
 
@@ -110,11 +116,7 @@ class ResearchJobs:
         async def body(handle: JobHandle) -> None:
             async def save(current: ResearchRun) -> None:
                 await handle.save(_data(current), title=current.params.question[:200], cost_usd=current.cost_usd)
-                if handle.unsaved and not any(w.startswith(UNSAVED) for w in current.warnings):
-                    current.warnings.append(
-                        f"{UNSAVED}: {handle.unsaved}. It is kept in memory until the server stops; fix the data "
-                        "directory (OPENROUTER_DATA_DIR) or the database to keep future runs."
-                    )
+                self.note_storage(current, handle)
 
             def stopped_as() -> Any:
                 return (
@@ -123,7 +125,7 @@ class ResearchJobs:
                     else ("cancelled")
                 )
 
-            self._runs[run.research_id] = run
+            self.live[run.research_id] = run
             await self.engine.run(
                 run, models, chat=chat, save=save, progress=progress, started=started, stopped_as=stopped_as
             )
@@ -132,7 +134,7 @@ class ResearchJobs:
 
     def _finish(self, run: ResearchRun) -> Any:
         def finish(record: JobRecord, status: Status, error: str | None) -> dict[str, Any]:
-            self._runs.pop(run.research_id, None)
+            self.live.pop(run.research_id, None)
             run.status = status
             if status == "failed":
                 run.stopped_because = "failed"
@@ -247,50 +249,12 @@ class ResearchJobs:
         the run being saved as failed."""
         if isinstance(handle.error, AuthError | CreditsError):
             raise handle.error
-        note = self.jobs.volatile()
-        if note is not None and note not in run.warnings:
-            run.warnings.append(note)
-        if handle.unsaved and not any(w.startswith(UNSAVED) for w in run.warnings):
-            run.warnings.append(f"{UNSAVED}: {handle.unsaved}. It is kept in memory until the server stops.")
+        self.note_storage(run, handle)
         return run
 
     # --------------------------------------------------------------------------------------------- finding
-
-    async def get(self, owner: str, research_id: str) -> ResearchRun | None:
-        """The owner's run (the live one when this process runs it); None for an unknown or malformed id, or
-        another owner's."""
-        if not RUN_ID.fullmatch(research_id):
-            return None
-        live = self.jobs.live.get(research_id)
-        if live is not None and live.record.owner == owner and research_id in self._runs:
-            return self._runs[research_id]
-        record = await self.jobs.find(KIND, owner, research_id)
-        if record is None:
-            return None
-        try:
-            return run_of(record)
-        except ValidationError:
-            log.warning("research run %s is stored in a shape this server cannot read", research_id)
-            return None
 
     async def list(self, owner: str, limit: int = 100, offset: int = 0) -> tuple[list[RunSummary], int]:
         """The owner's runs, newest first, and how many there are."""
         page = await self.jobs.list(KIND, owner, limit, offset)
         return [RunSummary(s.id, s.title, s.status, s.created_at, s.cost_usd) for s in page.items], page.total
-
-    # -------------------------------------------------------------------------------------------- stopping
-
-    async def cancel(self, owner: str, research_id: str) -> ResearchRun | None:
-        """Stop the owner's run wherever it runs, keeping what it found (saved as cancelled with its partial
-        report); a run that already ended is returned as it is. None for an unknown id."""
-        if not RUN_ID.fullmatch(research_id):
-            return None
-
-        def finish(record: JobRecord, status: Status, _error: str | None) -> dict[str, Any]:
-            run = run_of(record)
-            run.status, run.stopped_because = status, status  # type: ignore[assignment]
-            run.progress = f"{status}; the findings so far are kept"
-            return _data(run)
-
-        record = await self.jobs.cancel(KIND, owner, research_id, finish)
-        return run_of(record) if record is not None else None

@@ -109,7 +109,7 @@ async def benchmark_models(state: CallState, args: BenchmarkInput, progress: Pro
 async def _resume(state: CallState, args: BenchmarkInput, progress: Progress) -> BenchmarkReport:
     assert args.resume is not None
     await state.shared.ready()
-    stopped = await state.shared.benchmarks.stopped(state.owner, args.resume.strip())
+    stopped = await state.shared.benchmarks.resumable(state.owner, args.resume.strip())
     p = stopped.params
     infos = await resolve_models(state, [*p.models, *([p.judge_model] if p.judge_model else [])])
     return await state.shared.benchmarks.resume(
