@@ -53,6 +53,9 @@ class BenchmarkJobs(JobKind[BenchmarkReport]):
         super().__init__(jobs)
         self.settings = settings
 
+    def title(self, value: BenchmarkReport) -> str:
+        return _title(value)
+
     def of(self, record: JobRecord) -> BenchmarkReport:
         return report_of(record)
 
@@ -99,15 +102,7 @@ class BenchmarkJobs(JobKind[BenchmarkReport]):
         progress: Progress = no_progress,
         background: bool = False,
     ) -> BenchmarkReport:
-        record = JobRecord(
-            id=report.benchmark_id,
-            kind=KIND,
-            owner=owner,
-            status="running",
-            data=_data(report),
-            title=_title(report),
-            key_source=key_source,
-        )
+        record = self.new_record(report.benchmark_id, owner, report, key_source)
         body = self._body(report, infos, chat, no_progress if background else progress)
         handle = await self.jobs.start(record, body, self._finish(report), background=background)
         return self._result(report, handle)

@@ -47,6 +47,22 @@ class JobKind(Generic[T]):
         """Write a stop (cancelled, interrupted) into the job's object."""
         raise NotImplementedError
 
+    def title(self, value: T) -> str:
+        """What a listing shows of the job."""
+        raise NotImplementedError
+
+    def new_record(self, job_id: str, owner: str, value: T, key_source: str) -> JobRecord:
+        """The record a new job of this kind starts with (running, held by whoever starts it)."""
+        return JobRecord(
+            id=job_id,
+            kind=self.kind,
+            owner=owner,
+            status="running",
+            data=self.data(value),
+            title=self.title(value),
+            key_source=key_source,
+        )
+
     def warnings(self, value: T) -> list[str]:
         warnings: list[str] = value.warnings  # type: ignore[attr-defined]
         return warnings

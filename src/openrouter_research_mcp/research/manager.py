@@ -76,6 +76,9 @@ class ResearchJobs(JobKind[ResearchRun]):
         self.engine = engine
         self.catalog = catalog
 
+    def title(self, value: ResearchRun) -> str:
+        return value.params.question[:200]
+
     def of(self, record: JobRecord) -> ResearchRun:
         return run_of(record)
 
@@ -161,15 +164,7 @@ class ResearchJobs(JobKind[ResearchRun]):
     ) -> ResearchRun:
         """Run a new research job for `owner`; in the foreground, to its end (a cancel of the calling request
         cancels the run). `started` (a `time.monotonic()` value) is when the caller's clock began."""
-        record = JobRecord(
-            id=run.research_id,
-            kind=KIND,
-            owner=owner,
-            status="running",
-            data=_data(run),
-            title=run.params.question[:200],
-            key_source=key_source,
-        )
+        record = self.new_record(run.research_id, owner, run, key_source)
         body = self._body(run, models, chat, progress if not background else no_progress, started)
         handle = await self.jobs.start(record, body, self._finish(run), background=background)
         return self._result(run, handle)
