@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import io
 import json
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -24,6 +25,7 @@ from .fakes.openrouter import FakeOpenRouter
 
 __all__ = [
     "PROMPTLY",
+    "pdf_bytes",
     "tool_state",
     "eventually",
     "model_facing_chars",
@@ -60,6 +62,18 @@ async def tool_state(
     )
     async with open_state(settings, sleep=sleep) as shared:
         yield shared.for_caller(shared.caller())
+
+
+def pdf_bytes(pages: int = 2) -> bytes:
+    """A real PDF of `pages` blank pages (written by pypdf)."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for _ in range(pages):
+        writer.add_blank_page(width=595, height=842)
+    out = io.BytesIO()
+    writer.write(out)
+    return out.getvalue()
 
 
 def result_text(result: Any) -> str:

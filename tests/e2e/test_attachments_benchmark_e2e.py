@@ -15,10 +15,10 @@ from mcp import Client
 from PIL import Image
 
 from ..fakes.openrouter import FakeOpenRouter
-from ..support import resource_text, result_text
+from ..support import pdf_bytes, resource_text, result_text
 from .conftest import stdio_params
 
-PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n2 0 obj << /Type /Page >> endobj\n"
+PDF = pdf_bytes(1)
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 64
 
 

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import base64
+import ctypes
 import io
 import os
+import struct
+import threading
+import zlib
 from pathlib import Path
 
+import pikepdf
 import pytest
 from PIL import Image
 
@@ -16,11 +21,13 @@ from openrouter_research_mcp.openrouter.pricing import Pricing, worst_case_cost
 from openrouter_research_mcp.tools.ask import AskInput, ask
 from openrouter_research_mcp.tools.attachments import MAX_IMAGE_SIDE, load_attachments
 from openrouter_research_mcp.tools.compare import CompareInput, compare_models
+from openrouter_research_mcp.tools.localfile import read_local
 from openrouter_research_mcp.tools.state import CallState
 
 from ..fakes.openrouter import FakeOpenRouter
+from ..support import PROMPTLY, pdf_bytes
 
-PDF = b"%PDF-1.4\n1 0 obj << /Type /Catalog >> endobj\n2 0 obj << /Type /Page >> endobj\n3 0 obj << /Type /Page >>\n"
+PDF = pdf_bytes(2)
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 64
 
 
@@ -191,3 +198,139 @@ def test_images_and_parsed_pages_enter_the_worst_case() -> None:
     assert worst_case_cost(pricing, 100, 100, images=2, extra_prompt_tokens=3200) == pytest.approx(
         plain + 2 * 0.01 + 3200 * 1e-6
     )
+
+
+# ------------------------------------------------------------------------------------------- hostile files
+
+
+def _exchange(a: Path, b: Path) -> None:
+    """Swap two names atomically (Linux renameat2 with RENAME_EXCHANGE), as an attacker racing the server would."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    at_fdcwd, rename_exchange = -100, 2
+    if libc.renameat2(at_fdcwd, str(a).encode(), at_fdcwd, str(b).encode(), rename_exchange) != 0:
+        raise OSError(ctypes.get_errno(), "renameat2")
+
+
+def test_attachment_swapped_for_a_symlink_between_check_and_read_never_escapes_the_roots(tmp_path: Path) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    secret = outside / "secret.png"
+    secret.write_bytes(b"\x89PNG\r\n\x1a\n" + b"SECRET" * 100)
+    inside = root / "swap.png"
+    inside.write_bytes(b"\x89PNG\r\n\x1a\n" + b"inside" * 100)
+    link = root / "link.png"
+    link.symlink_to(secret)
+    stop = threading.Event()
+
+    def swap() -> None:
+        while not stop.is_set():
+            _exchange(inside, link)
+
+    swapper = threading.Thread(target=swap, daemon=True)
+    swapper.start()
+    escapes, read, refused = 0, 0, 0
+    try:
+        for _ in range(2000):
+            try:
+                data, _name = read_local(str(inside), [root], 1 << 20, 1.0)
+            except RequestError:
+                refused += 1
+                continue
+            read += 1
+            escapes += b"SECRET" in data
+    finally:
+        stop.set()
+        swapper.join(5)
+    assert escapes == 0 and read > 0  # the race was on (some reads and refusals), and never read the outside file
+    assert read + refused == 2000
+
+
+def test_attachment_fifo_is_refused_at_once_never_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    done = threading.Event()
+
+    def attempt() -> None:
+        with pytest.raises(RequestError, match="not a regular file"):
+            read_local(str(fifo), [], 1 << 20, 1.0)
+        done.set()
+
+    worker = threading.Thread(target=attempt, daemon=True)
+    worker.start()
+    assert done.wait(PROMPTLY)  # a blocking open or read would wait for a writer forever
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("/tmp/a\x00b.png", "contains a NUL character"),
+        ("/tmp/\ud800.png", "not valid text"),
+    ],
+    ids=["NUL byte", "lone surrogate"],
+)
+def test_attachment_path_that_no_file_can_have_is_refused_in_words(spec: str, message: str) -> None:
+    with pytest.raises(RequestError, match=message):
+        read_local(spec, [], 1 << 20, 1.0)
+
+
+def _png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header declares `width` × `height` pixels, with (almost) no pixels behind it."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b"")
+
+
+def _truncated_png() -> bytes:
+    out = io.BytesIO()
+    Image.effect_noise((300, 300), 80).convert("RGB").save(out, format="PNG")
+    return out.getvalue()[:-2000]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("bomb.png", _png_declaring(50_000, 50_000), r"declares .*pixels, more than the 60,000,000"),
+        ("cut.png", _truncated_png(), "truncated or corrupt"),
+        ("empty.pdf", b"", "empty"),
+        ("cut.pdf", pdf_bytes(3)[:400], "not a readable PDF"),
+        ("garbage.pdf", b"%PDF-1.7\n" + b"\x00\xff" * 500, "not a readable PDF"),
+    ],
+    ids=["decompression bomb", "truncated PNG", "empty PDF", "truncated PDF", "corrupt PDF"],
+)
+async def test_attachment_broken_files_are_refused_naming_the_file_and_the_fix(
+    name: str, data: bytes, message: str, tmp_path: Path
+) -> None:
+    path = tmp_path / name
+    path.write_bytes(data)
+    with pytest.raises(RequestError, match=message) as caught:
+        await load_attachments([str(path)], load_settings())
+    assert name in caught.value.message and "Attach" in caught.value.message
+
+
+async def test_attachment_jpeg_shot_sideways_arrives_upright(tmp_path: Path) -> None:
+    image = Image.new("RGB", (64, 48), (10, 200, 10))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    path = tmp_path / "phone.jpg"
+    image.save(path, format="JPEG", exif=exif)
+    files = await load_attachments([str(path)], load_settings())
+    [item] = files.items
+    sent = base64.b64decode(item.part["image_url"]["url"].split(",", 1)[1])
+    with Image.open(io.BytesIO(sent)) as shown:
+        assert shown.size == (48, 64) and shown.getexif().get(0x0112, 1) == 1  # upright, and says nothing more
+    assert item.note and "turned upright by its EXIF orientation" in item.note
+
+
+async def test_attachment_pdf_pages_are_counted_by_a_pdf_parser(tmp_path: Path) -> None:
+    pdf = pikepdf.new()
+    for _ in range(300):
+        pdf.add_blank_page()
+    path = tmp_path / "long.pdf"
+    pdf.save(path, object_stream_mode=pikepdf.ObjectStreamMode.generate, compress_streams=True)
+    assert b"/Type /Page" not in path.read_bytes()  # the pages hide in compressed object streams
+    files = await load_attachments([str(path)], load_settings(pdf_engine="mistral-ocr"))
+    assert files.items[0].pages == 300 and files.fees("mistral-ocr") == pytest.approx(0.6)

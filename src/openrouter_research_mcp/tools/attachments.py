@@ -1,11 +1,12 @@
 """Files shown to a model: images, PDFs and audio from local paths, http(s) URLs or data URIs, as content parts.
 
-Local files are read with care: the path is resolved (symlinks followed), must be a regular file (never a device, a
-FIFO or a directory), inside `OPENROUTER_FILE_ROOTS` when that is set, and no larger than
-`OPENROUTER_MAX_ATTACHMENT_MB`. The kind comes from the file's first bytes, not its name. Images larger than a model
-can use are downscaled (Pillow) before upload, and the result says so. URLs are passed to OpenRouter as they are:
-the server never downloads them. PDFs go as `file` parts read by OpenRouter's `file-parser` plugin, so any model can
-read one. All of it is blocking work, done on a worker thread.
+Local files are read through one checked file descriptor (`localfile.py`): a regular file, inside
+`OPENROUTER_FILE_ROOTS` when that is set, no larger than `OPENROUTER_MAX_ATTACHMENT_MB`, whatever happens to its
+name meanwhile. The kind comes from the file's first bytes, not its name. Images and PDFs are read in full before
+anything is sent (`media.py`): broken ones are refused, images turned upright and downscaled, PDF pages counted.
+URLs are passed to OpenRouter as they are: the server never downloads them. PDFs go as `file` parts read by
+OpenRouter's `file-parser` plugin, so any model can read one. All of it is blocking work, done off the event loop
+and bounded in time.
 """
 
 from __future__ import annotations
@@ -13,20 +14,19 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import io
 import mimetypes
 import os
 import re
-import stat
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from ..config import Settings
 from ..errors import RequestError
 from ..openrouter.models import ModelInfo
+from .localfile import in_daemon_thread, read_local
+from .media import MAX_IMAGE_SIDE, pdf_pages, prepare_image
 
 __all__ = [
     "IMAGE_TOKENS",
@@ -41,7 +41,6 @@ __all__ = [
 
 Kind = Literal["image", "pdf", "audio"]
 MAX_ATTACHMENTS = 10
-MAX_IMAGE_SIDE = 1568  # the longest side models make use of; larger images cost upload time and tokens for nothing
 IMAGE_TOKENS = 1600  # a pessimistic count of the prompt tokens one image adds
 PDF_PAGE_TOKENS = 1000  # and one PDF page, once parsed to text
 OCR_FEE_PER_PAGE = 0.002  # mistral-ocr: $2 per 1,000 pages; the other engines are free
@@ -117,46 +116,22 @@ def _sniff(data: bytes) -> str | None:
     return None
 
 
-def _pages(data: bytes) -> int:
-    """A PDF's page count, read from its page objects (at least one)."""
-    return max(len(re.findall(rb"/Type\s*/Page(?![a-zA-Z])", data)), 1)
-
-
-def _downscale(data: bytes, mime: str, label: str) -> tuple[bytes, str | None]:
-    """An image no larger than MAX_IMAGE_SIDE on its longest side (animated GIFs are left alone)."""
-    from PIL import Image, UnidentifiedImageError  # imported on first use: start-up does not pay for Pillow
-
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            width, height = image.size
-            if max(width, height) <= MAX_IMAGE_SIDE or getattr(image, "is_animated", False):
-                return data, None
-            image.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE), Image.Resampling.LANCZOS)
-            out = io.BytesIO()
-            fmt = IMAGE_TYPES[mime].upper()
-            image.save(out, format=fmt, **({"quality": 90} if fmt in ("JPEG", "WEBP") else {}))
-            note = (
-                f"{label} was downscaled from {width}×{height} to {image.size[0]}×{image.size[1]} pixels (the "
-                f"most a model uses) before upload."
-            )
-            return out.getvalue(), note
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise RequestError(
-            f"{label} is not a readable image ({type(exc).__name__}). Attach a PNG, JPEG, WebP or GIF file."
-        ) from None
-
-
 def _from_bytes(data: bytes, mime: str, label: str, filename: str) -> Attachment:
     if mime in IMAGE_TYPES:
-        data, note = _downscale(data, mime, label)
+        data, note = prepare_image(data, mime, label)
         url = f"data:{mime};base64,{base64.b64encode(data).decode()}"
         return Attachment("image", {"type": "image_url", "image_url": {"url": url}}, label, note=note)
     if mime == "application/pdf":
         file_data = f"data:application/pdf;base64,{base64.b64encode(data).decode()}"
         return Attachment(
-            "pdf", {"type": "file", "file": {"filename": filename, "file_data": file_data}}, label, pages=_pages(data)
+            "pdf",
+            {"type": "file", "file": {"filename": filename, "file_data": file_data}},
+            label,
+            pages=pdf_pages(data, label),
         )
     if mime in AUDIO_TYPES:
+        if not data:
+            raise RequestError(f"{label} is empty (0 bytes). Attach the audio file itself.")
         part = {
             "type": "input_audio",
             "input_audio": {"data": base64.b64encode(data).decode(), "format": AUDIO_TYPES[mime]},
@@ -168,40 +143,12 @@ def _from_bytes(data: bytes, mime: str, label: str, filename: str) -> Attachment
     )
 
 
-def _inside(path: Path, roots: Sequence[Path]) -> bool:
-    return any(path == root or root in path.parents for root in roots)
-
-
 def _local(spec: str, settings: Settings) -> Attachment:
-    label = os.path.basename(spec) or spec
-    try:
-        path = Path(spec).expanduser().resolve(strict=True)  # follows symlinks, so the checks see the real file
-        info = path.stat()
-    except (OSError, RuntimeError):
-        raise RequestError(f"{spec} does not exist or cannot be read. Give the absolute path of a file.") from None
-    if not stat.S_ISREG(info.st_mode):
-        what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a device, FIFO or socket)"
-        raise RequestError(f"{spec} is {what}. Attach a regular file.")
-    roots = [root.resolve() for root in settings.file_roots]
-    if roots and not _inside(path, roots):
-        allowed = ", ".join(str(r) for r in roots)
-        raise RequestError(
-            f"{spec} is outside the folders this server may read ({allowed}); set "
-            "OPENROUTER_FILE_ROOTS to allow it, or copy the file into one of them."
-        )
     limit = int(settings.max_attachment_mb * 1024 * 1024)
-    if info.st_size > limit:
-        raise RequestError(
-            f"{label} is {info.st_size / 1048576:.1f} MB, over the {settings.max_attachment_mb:g} MB "
-            "limit (OPENROUTER_MAX_ATTACHMENT_MB). Attach a smaller file, or a URL to it."
-        )
-    try:
-        with path.open("rb") as stream:
-            data = stream.read(limit + 1)
-    except OSError as exc:
-        raise RequestError(f"{spec} could not be read ({exc.strerror or type(exc).__name__}).") from None
-    mime = _sniff(data) or mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return _from_bytes(data, mime, label, path.name)
+    data, name = read_local(spec, settings.file_roots, limit, settings.max_attachment_mb)
+    label = os.path.basename(spec) or spec
+    mime = _sniff(data) or mimetypes.guess_type(name)[0] or "application/octet-stream"
+    return _from_bytes(data, mime, label, name)
 
 
 def _data_uri(spec: str, settings: Settings) -> Attachment:
@@ -253,7 +200,11 @@ async def load_attachments(specs: Sequence[str] | None, settings: Settings) -> A
         return Attachments()
     if len(specs) > MAX_ATTACHMENTS:
         raise RequestError(f"At most {MAX_ATTACHMENTS} attachments per call; got {len(specs)}.")
-    return await asyncio.to_thread(_load, list(specs), settings)
+    chosen = list(specs)
+    # Blocking reads and decoding, off the event loop and bounded in time (see localfile.py).
+    return await asyncio.to_thread(
+        in_daemon_thread, lambda: _load(chosen, settings), settings.timeout, "the attachments"
+    )
 
 
 def unsupported_by(info: ModelInfo | None, attachments: Attachments, pdf_engine: str) -> list[str]:

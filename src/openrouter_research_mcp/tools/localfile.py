@@ -1,0 +1,135 @@
+"""Reading a file a caller named, safely: one file descriptor, checked, then read.
+
+The path is resolved (symlinks followed, so a link inside a root to a file inside a root works), then opened once
+with `O_NOFOLLOW` (a final component swapped for a symlink after the resolution fails to open) and `O_NONBLOCK` (a
+FIFO or a device opens at once instead of blocking). Everything else is asked of that descriptor, never of the name
+again: it must be a regular file (`fstat`), no larger than the limit, and its real path (what the descriptor points
+to, from the kernel) must be inside `OPENROUTER_FILE_ROOTS`. Only then is it read, from that descriptor, at most
+the limit. So a name swapped between check and read cannot make the server read another file.
+
+The whole read runs on a daemon thread with a time limit: a file system that hangs (a dead network mount) fails the
+call in time and never holds up the server's exit.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import stat
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TypeVar
+
+from ..errors import RequestError
+
+__all__ = ["in_daemon_thread", "read_local"]
+
+T = TypeVar("T")
+
+
+def _check_name(spec: str) -> str:
+    if "\x00" in spec:
+        raise RequestError(
+            "An attachment path contains a NUL character, which no file name can hold. Give the file's path as it "
+            "appears in the file manager or terminal."
+        )
+    try:
+        spec.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RequestError(
+            "An attachment path contains characters that are not valid text (a broken encoding). Rename the file "
+            "or give its path again."
+        ) from None
+    return spec
+
+
+def _real_path(fd: int, fallback: str) -> Path:
+    """Where the descriptor really points (Linux and most Unixes say so under /proc; elsewhere, the resolved name,
+    checked against the descriptor's own device and inode)."""
+    with contextlib.suppress(OSError):
+        return Path(os.readlink(f"/proc/self/fd/{fd}"))
+    candidate = Path(fallback)
+    mine, theirs = os.fstat(fd), os.stat(candidate)
+    if (mine.st_dev, mine.st_ino) != (theirs.st_dev, theirs.st_ino):
+        raise RequestError(f"{fallback} changed while it was being opened. Attach it again.")
+    return candidate
+
+
+def _inside(path: Path, roots: Sequence[Path]) -> bool:
+    return any(path == root or root in path.parents for root in roots)
+
+
+def read_local(spec: str, roots: Sequence[Path], limit: int, limit_mb: float) -> tuple[bytes, str]:
+    """The bytes of the regular file `spec` names (at most `limit`), and its file name; see the module docstring."""
+    label = os.path.basename(_check_name(spec)) or spec
+    try:
+        resolved = os.path.realpath(os.path.expanduser(spec))
+        fd = os.open(resolved, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # the last part became a symlink after it was resolved
+            raise RequestError(
+                f"{spec} changed while it was being opened (it became a link). Attach it again."
+            ) from None
+        if exc.errno in (errno.EACCES, errno.EPERM):
+            raise RequestError(f"{spec} cannot be read: this server is not allowed to open it.") from None
+        raise RequestError(f"{spec} does not exist or cannot be read. Give the absolute path of a file.") from None
+    except ValueError:  # a name the operating system refuses outright
+        raise RequestError(f"{spec!r} is not a path this system can open. Give the file's path again.") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a device, FIFO or socket)"
+            raise RequestError(f"{spec} is {what}. Attach a regular file.")
+        allowed = [root.resolve() for root in roots]
+        if allowed and not _inside(_real_path(fd, resolved), allowed):
+            shown = ", ".join(str(r) for r in allowed)
+            raise RequestError(
+                f"{spec} is outside the folders this server may read ({shown}); set OPENROUTER_FILE_ROOTS to allow "
+                "it, or copy the file into one of them."
+            )
+        if info.st_size > limit:
+            raise RequestError(
+                f"{label} is {info.st_size / 1048576:.1f} MB, over the {limit_mb:g} MB limit "
+                "(OPENROUTER_MAX_ATTACHMENT_MB). Attach a smaller file, or a URL to it."
+            )
+        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+        chunks, total = [], 0
+        while total <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise RequestError(
+                f"{label} grew past the {limit_mb:g} MB limit (OPENROUTER_MAX_ATTACHMENT_MB) while it was read."
+            )
+        return b"".join(chunks), os.path.basename(resolved)
+    except OSError as exc:
+        raise RequestError(f"{spec} could not be read ({exc.strerror or type(exc).__name__}).") from None
+    finally:
+        os.close(fd)
+
+
+def in_daemon_thread(work: Callable[[], T], seconds: float, what: str) -> T:
+    """Run `work` on a daemon thread and wait at most `seconds` for it (a hung read never holds up an exit)."""
+    outcome: dict[str, object] = {}
+
+    def run() -> None:
+        try:
+            outcome["value"] = work()
+        except BaseException as exc:  # handed to the caller below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, name="read-attachment", daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        raise RequestError(f"Reading {what} took longer than {seconds:g} s; the file system may be hanging. Try again.")
+    if "error" in outcome:
+        raise outcome["error"]  # type: ignore[misc]
+    return outcome["value"]  # type: ignore[return-value]

@@ -1,0 +1,98 @@
+"""Images and PDFs read in full before they are sent, so a broken file is refused, not uploaded and billed.
+
+Images are decoded completely with Pillow (a truncated file fails here, not at the model), refused past
+`MAX_PIXELS` (a "decompression bomb" declares more pixels than any model uses), turned upright by their EXIF
+orientation (a photo shot sideways reaches the model as it was seen), and downscaled to `MAX_IMAGE_SIDE`; the
+result says what was done. PDFs are parsed with pypdf: an empty, truncated or corrupt one is refused, and the
+page count (which prices the parsing and bounds the prompt) is the document's own.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+
+from ..errors import RequestError
+
+__all__ = ["MAX_IMAGE_SIDE", "MAX_PIXELS", "pdf_pages", "prepare_image"]
+
+MAX_IMAGE_SIDE = 1568  # the longest side models make use of; larger images cost upload time and tokens for nothing
+MAX_PIXELS = 60_000_000  # about 7,750 × 7,750: more is a decompression bomb, not a picture to show a model
+FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP", "image/gif": "GIF"}
+
+
+def prepare_image(data: bytes, mime: str, label: str) -> tuple[bytes, str | None]:
+    """The image ready to send (upright, no larger than a model uses) and what was done to it, or a refusal."""
+    from PIL import Image, ImageOps, UnidentifiedImageError  # imported on first use: start-up does not pay for it
+
+    if not data:
+        raise RequestError(f"{label} is empty (0 bytes). Attach the image file itself.")
+    width = height = 0
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS
+            try:
+                with Image.open(io.BytesIO(data)) as image:
+                    width, height = image.size
+                    if width * height > MAX_PIXELS:
+                        raise Image.DecompressionBombError("too many pixels")
+                    image.load()  # decode it all: a truncated file fails here
+                    animated = getattr(image, "is_animated", False)
+                    orientation = 1 if animated else image.getexif().get(0x0112, 1)
+                    large = max(width, height) > MAX_IMAGE_SIDE
+                    if animated or (not large and orientation == 1):
+                        return data, None
+                    upright = ImageOps.exif_transpose(image) if orientation != 1 else image.copy()
+                    if large:
+                        upright.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE), Image.Resampling.LANCZOS)
+                    out = io.BytesIO()
+                    fmt = FORMATS[mime]
+                    extra = {"quality": 90} if fmt in ("JPEG", "WEBP") else {}
+                    (upright.convert("RGB") if fmt == "JPEG" and upright.mode not in ("RGB", "L") else upright).save(
+                        out, format=fmt, **extra
+                    )
+            finally:
+                Image.MAX_IMAGE_PIXELS = previous
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        declared = f"declares {width:,} × {height:,} pixels" if width else "declares more pixels"
+        raise RequestError(
+            f"{label} {declared}, more than the {MAX_PIXELS:,} this server decodes (a picture that large is "
+            "usually a decompression bomb). Attach a smaller image."
+        ) from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise RequestError(
+            f"{label} is not a readable image: it is truncated or corrupt ({type(exc).__name__}). Attach a complete "
+            "PNG, JPEG, WebP or GIF file."
+        ) from None
+    done = []
+    if orientation != 1:
+        done.append("turned upright by its EXIF orientation")
+    if large:
+        shown = f"{upright.size[0]}×{upright.size[1]}"
+        done.append(f"downscaled from {width}×{height} to {shown} pixels (the most a model uses)")
+    return out.getvalue(), f"{label} was {' and '.join(done)} before upload."
+
+
+def pdf_pages(data: bytes, label: str) -> int:
+    """A PDF's page count, read by pypdf; a file that is empty, truncated, corrupt or locked is refused."""
+    from pypdf import PdfReader
+    from pypdf.errors import PyPdfError
+
+    if not data:
+        raise RequestError(f"{label} is empty (0 bytes). Attach the PDF file itself.")
+    try:
+        reader = PdfReader(io.BytesIO(data), strict=False)
+        if reader.is_encrypted and not reader.decrypt(""):
+            raise RequestError(f"{label} is password-protected. Attach an unlocked copy of the PDF.")
+        pages = len(reader.pages)
+    except RequestError:
+        raise
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError, AssertionError) as exc:
+        raise RequestError(
+            f"{label} is not a readable PDF: it is truncated or corrupt ({type(exc).__name__}). Attach the complete "
+            "file, or a URL to it."
+        ) from None
+    if pages < 1:
+        raise RequestError(f"{label} has no pages. Attach a PDF with at least one page.")
+    return pages
