@@ -2,7 +2,8 @@
 
     .venv/bin/python examples/client.py "Why is the sky blue?"
 
-Starts the installed server as a subprocess, lists its tools, asks one question and prints the answer and its cost.
+Starts the installed server as a subprocess, lists its tools, asks one question and prints the answer and its cost
+(as the server renders it for a host).
 OPENROUTER_API_KEY must be set in the environment.
 """
 
@@ -35,9 +36,10 @@ async def main(question: str) -> None:
         if result.is_error:
             print(f"error: {result.content[0].text}")  # type: ignore[union-attr]
             return
+        # What a host shows: the answer, then its model, tokens and cost (in the server's one money format).
+        print(result.content[0].text)  # type: ignore[union-attr]
         data = result.structured_content or {}
-        print(data.get("answer"))
-        print(f"-- {data.get('model')}, {data.get('usage', {}).get('cost_usd')} USD")
+        print(f"-- answered by {data.get('model')}")
 
 
 if __name__ == "__main__":

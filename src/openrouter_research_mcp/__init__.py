@@ -19,6 +19,10 @@ def _parser() -> argparse.ArgumentParser:
         prog="openrouter-research-mcp",
         description="An MCP server (stdio) that exposes the OpenRouter model catalog as research tools. "
         "Start it from an MCP client such as Claude Desktop, Cursor, VS Code or the MCP Inspector.",
+        epilog="Configuration comes from the environment (or the .env file). The one setting you need is "
+        "OPENROUTER_API_KEY, your OpenRouter key (https://openrouter.ai/keys); every other OPENROUTER_* "
+        "variable has a default (the README lists them all). Run `openrouter-research-mcp doctor` to check "
+        "the setup.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(

@@ -1,9 +1,11 @@
-"""Small helpers: reading untrusted JSON, delimiting untrusted text in prompts, writing files atomically."""
+"""Small helpers: reading untrusted JSON, neutralising and delimiting untrusted text, money as people read it,
+writing files atomically."""
 
 from __future__ import annotations
 
 import contextlib
-import html
+import json
+import math
 import os
 import re
 import tempfile
@@ -11,7 +13,19 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Progress", "as_dict", "delimit", "is_web_url", "no_progress", "write_atomically"]
+__all__ = [
+    "NEUTRAL_LT",
+    "Progress",
+    "as_dict",
+    "delimit",
+    "finite",
+    "is_web_url",
+    "neutralise",
+    "no_progress",
+    "strict_json",
+    "usd",
+    "write_atomically",
+]
 
 # A progress callback: (progress so far, total or None, message). Progress values only ever increase.
 Progress = Callable[[float, float | None, str], Awaitable[None]]
@@ -31,17 +45,57 @@ def is_web_url(url: str) -> bool:
     return url.strip().lower().startswith(("http://", "https://")) and len(url) <= 2048
 
 
-_TAG_START = re.compile(r"<(/?)([A-Za-z][\w-]*)")
+# A `<` that could open or close a tag, a comment or a processing instruction, in HTML or in markdown.
+_TAG_START = re.compile(r"<(?=[A-Za-z/!?])")
+NEUTRAL_LT = "\u2039"  # ‹, which reads as `<` and opens nothing
+
+
+def neutralise(text: str) -> str:
+    """The one rule for untrusted text that models or people read: every `<` that could start a tag becomes `‹`,
+    so nothing in it is markup to a model's delimiters, a markdown renderer or a browser, and a plain-text host
+    shows no entities. Everything else is left as written."""
+    return _TAG_START.sub(NEUTRAL_LT, text)
 
 
 def delimit(tag: str, text: str, **attributes: object) -> str:
     """`text` inside `<tag attr="...">…</tag>` such that nothing in it can end or forge the element: attribute
-    values are HTML-escaped and on one line, and any tag opening or closing inside `text` has its `<` escaped."""
+    values are on one line with `"` as `'`, and attributes and text are `neutralise`d."""
     attrs = "".join(
-        f' {name}="{html.escape(" ".join(str(value).split()), quote=True)}"' for name, value in attributes.items()
+        f' {name}="{neutralise(" ".join(str(value).split()).replace(chr(34), chr(39)))}"'
+        for name, value in attributes.items()
     )
-    body = _TAG_START.sub(r"&lt;\1\2", text)
-    return f"<{tag}{attrs}>\n{body}\n</{tag}>"
+    return f"<{tag}{attrs}>\n{neutralise(text)}\n</{tag}>"
+
+
+def usd(value: float | None) -> str:
+    """Money as people read it, in one format everywhere: whole cents from $1 up, three significant figures below
+    (at least two decimals), never scientific notation; `unknown` when there is no real figure (none, or
+    impossible)."""
+    if value is None or not math.isfinite(value) or value < 0:
+        return "unknown"
+    if value >= 0.995:
+        return f"${value:,.2f}"
+    if value == 0:
+        return "$0.00"
+    decimals = max(2, 2 - math.floor(math.log10(value)))
+    whole, _, fraction = f"{value:.{decimals}f}".partition(".")
+    return f"${whole}.{fraction.rstrip('0').ljust(2, '0')}"
+
+
+def finite(value: Any) -> Any:
+    """`value` with every NaN or infinite float (at any depth) replaced by None: JSON has no such numbers."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite(item) for item in value]
+    return value
+
+
+def strict_json(value: Any, **options: Any) -> str:
+    """`json.dumps` that only ever writes strict JSON: an impossible number becomes null rather than `NaN`."""
+    return json.dumps(finite(value), allow_nan=False, **options)
 
 
 def write_atomically(path: Path, text: str) -> None:

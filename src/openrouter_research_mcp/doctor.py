@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import time
 
+from ._util import usd
 from .config import Settings
 from .errors import AuthError, OpenRouterError
 from .openrouter.account import account_info
 from .openrouter.request import provider_body
-from .tools.render import usd
 from .tools.state import open_state
 
 __all__ = ["run_doctor"]
@@ -63,7 +63,12 @@ async def run_doctor(settings: Settings) -> tuple[str, bool]:
             try:
                 info = await account_info(state.get_json)
                 lines.append("API key         present and valid")
-                lines.append(f"  usage         {_usd(info.get('usage'))} total, {_usd(info.get('usage_daily'))} today")
+                spent = [
+                    f"{_usd(info[name])} {when}"
+                    for name, when in (("usage", "in all"), ("usage_daily", "today"), ("usage_monthly", "this month"))
+                    if isinstance(info.get(name), int | float)
+                ]
+                lines.append(f"  usage         {', '.join(spent) or 'not reported by OpenRouter'}")
                 if info.get("byok_usage"):
                     lines.append(f"  own keys      {_usd(info.get('byok_usage'))} billed by your providers (BYOK)")
                 limit, left = info.get("limit"), info.get("limit_remaining")

@@ -64,7 +64,7 @@ class OpenRouterError(Exception):
         self.retries = 0  # how many times the client retried before giving up
         self.usage: Any = None  # what the failed attempts cost (a `Usage`), when any may have been billed
         self.generation_id: str | None = None  # the upstream generation this attempt started, when known
-        self.received_chars = 0  # answer text that arrived before the failure
+        self.received_tokens = 0  # the most tokens the answer text that arrived before the failure can be
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, status={self.status!r}, model={self.model!r})"

@@ -78,8 +78,11 @@ class ResearchServer(MCPServer):
     ) -> CallToolResult | InputRequiredResult:
         tool = self._tool_manager.get_tool(name)  # looked up per call: tools added later are found too
         if tool is None:
+            # The 2025-11-25 specification: an unknown tool is a protocol error (invalid params), not a tool result.
             names = ", ".join(t.name for t in self._tool_manager.list_tools())
-            raise ToolError(f"There is no tool `{name}` on this server; its tools are {names}.")
+            raise MCPError(
+                code=INVALID_PARAMS, message=f"There is no tool `{name}` on this server; its tools are {names}."
+            )
         schema = tool.parameters
         unknown = unknown_arguments(name, arguments, schema)
         if unknown:

@@ -6,7 +6,9 @@ cause) and that the server then answers the next call normally. `FAULTS` is coun
 
 from __future__ import annotations
 
+import io
 import json
+import os
 import socket
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,9 +16,10 @@ from typing import Any
 
 import pytest
 from mcp import Client
+from PIL import Image
 
 from ..fakes.openrouter import FakeOpenRouter
-from ..support import resource_text, result_text
+from ..support import pdf_bytes, png_declaring, resource_text, result_text
 from .conftest import stdio_params
 from .raw import RawServer
 
@@ -212,7 +215,7 @@ async def test_fault_matrix(case: Fault, fake_openrouter: FakeOpenRouter, tmp_pa
 # Malformed JSON-RPC: every request that can be answered is answered with JSON-RPC's own codes, and the server goes
 # on serving.
 
-PARSE_ERROR, INVALID_REQUEST = -32700, -32600
+PARSE_ERROR, INVALID_REQUEST, INVALID_PARAMS = -32700, -32600, -32602
 
 # (name, the line sent, the code expected, the id expected in the error)
 MALFORMED: list[tuple[str, bytes, int, object]] = [
@@ -252,6 +255,12 @@ MALFORMED: list[tuple[str, bytes, int, object]] = [
     ("invalid UTF-8", b'{"jsonrpc":"2.0","id":22,"method":"ping","params":{"x":"\xff\xfe"}}', PARSE_ERROR, 22),
     ("a batch", b'[{"jsonrpc":"2.0","id":23,"method":"ping"}]', INVALID_REQUEST, None),
     ("id an object", b'{"jsonrpc":"2.0","id":{"a":1},"method":"ping"}', INVALID_REQUEST, None),
+    (
+        "an unknown tool",
+        b'{"jsonrpc":"2.0","id":25,"method":"tools/call","params":{"name":"ask_all","arguments":{}}}',
+        INVALID_PARAMS,
+        25,
+    ),
 ]
 
 
@@ -266,6 +275,80 @@ def test_fault_matrix_wire(name: str, line: bytes, code: int, request_id: object
         assert server.request("ping")["result"] == {}  # still serving
         assert server.close_stdin() == 0
     assert "Traceback" not in server.stderr
+
+
+# ------------------------------------------------------------------------------------------------ hostile files
+# Files a user names as attachments, each refused before anything is sent, in a sentence naming the file and the fix.
+
+
+def _png(width: int = 16, height: int = 12) -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (width, height), (10, 120, 200)).save(out, format="PNG")
+    return out.getvalue()
+
+
+def _make(root: Path, kind: str) -> str:
+    """Put the hostile file `kind` under `root` (the allowed folder) and return the path a caller would give."""
+    target = root / "file"
+    if kind == "nul":
+        return str(root / "a\x00b.png")
+    if kind == "fifo":
+        os.mkfifo(target.with_suffix(".png"))
+        return str(target.with_suffix(".png"))
+    if kind == "outside":
+        secret = root.parent / "secret.png"
+        secret.write_bytes(_png())
+        (root / "link.png").symlink_to(secret)
+        return str(root / "link.png")
+    if kind == "directory":
+        (root / "folder.png").mkdir()
+        return str(root / "folder.png")
+    contents = {
+        "bomb": (".png", png_declaring(50_000, 50_000)),
+        "truncated png": (".png", _png()[:-30]),
+        "empty png": (".png", b""),
+        "empty pdf": (".pdf", b""),
+        "truncated pdf": (".pdf", pdf_bytes(3)[:200]),
+        "corrupt pdf": (".pdf", b"%PDF-1.7\n" + b"\x00garbage" * 50),
+        "unknown type": (".exe", b"MZ" + b"\0" * 100),
+    }
+    suffix, data = contents[kind]
+    target.with_suffix(suffix).write_bytes(data)
+    return str(target.with_suffix(suffix))
+
+
+HOSTILE_FILES: list[tuple[str, tuple[str, ...]]] = [
+    ("nul", ("NUL character",)),
+    ("fifo", ("not a regular file",)),
+    ("outside", ("outside the folders", "OPENROUTER_FILE_ROOTS")),
+    ("directory", ("directory", "regular file")),
+    ("bomb", ("2,500,000,000 pixels", "60,000,000")),
+    ("truncated png", ("not a readable image", "truncated")),
+    ("empty png", ("empty",)),
+    ("empty pdf", ("empty",)),
+    ("truncated pdf", ("not a readable PDF",)),
+    ("corrupt pdf", ("not a readable PDF",)),
+    ("unknown type", ("kind of file", "Attach an image")),
+]
+
+
+@pytest.mark.parametrize(("kind", "says"), HOSTILE_FILES, ids=[h[0] for h in HOSTILE_FILES])
+async def test_fault_matrix_hostile_files(
+    kind: str, says: tuple[str, ...], fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
+    root = tmp_path / "files"
+    root.mkdir()
+    spec = _make(root, kind)
+    async with Client(stdio_params(fake_openrouter, tmp_path / "cache", OPENROUTER_FILE_ROOTS=str(root))) as client:
+        result = await client.call_tool("ask", {"prompt": "What is this?", "attachments": [spec]})
+        text = result_text(result)
+        assert result.is_error, text
+        for word in says:
+            assert word.lower() in text.lower(), (word, text)
+        assert "Error executing tool" not in text and "Traceback" not in text
+        assert fake_openrouter.chat_requests() == []  # refused before anything was sent or billed
+        after = await client.call_tool("ask", {"prompt": "And 3+3?"})
+        assert not after.is_error, result_text(after)
 
 
 def test_fault_matrix_wire_malformed_notification_gets_no_answer(tmp_path: Path) -> None:

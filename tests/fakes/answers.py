@@ -24,7 +24,7 @@ import time
 from collections import Counter
 from typing import TYPE_CHECKING, Any
 
-from .common import as_dict, base_id, dicts, last_prompt, provider_name, text_of
+from .common import as_dict, base_id, dicts, last_prompt, provider_name, text_of, tokens_of, within_tokens
 from .parts import attachment_note, attachments
 from .schema_fill import fill
 from .web import Source, WebWork, run_web
@@ -60,14 +60,15 @@ def compose(
         if not structured and (note := attachment_note(counts)):
             content = f"{content} {note}"
         limit = body.get("max_tokens", body.get("max_completion_tokens"))
-        if isinstance(limit, int) and limit > 0 and len(content) // 4 + 1 > limit:
-            content, finish = content[: (limit - 1) * 4], "length"  # so completion_tokens == max_tokens
+        if isinstance(limit, int) and limit > 0 and tokens_of(content) + 1 > limit:
+            content, finish = within_tokens(content, limit - 1), "length"  # so completion_tokens <= max_tokens
         web = run_web(fake, body, model)
         content, annotations = _cite(content, web.sources, structured)
     reasoning_tokens = 16 + len(all_text) // 8 if thinks else 0
     # The pages read are fed to the model: their text is prompt tokens, as upstream (budgets must count them).
-    read = sum(len(source.content) for source in web.sources if source.quote is not None)
-    prompt_tokens, completion_tokens = (len(all_text) + read) // 4 + 1, len(content) // 4 + 1 + reasoning_tokens
+    read = sum(tokens_of(source.content) for source in web.sources if source.quote is not None)
+    prompt_tokens = tokens_of(all_text) + read + 1
+    completion_tokens = tokens_of(content) + 1 + reasoning_tokens
     usage: dict[str, Any] = {
         "prompt_tokens": prompt_tokens,
         "completion_tokens": completion_tokens,

@@ -28,6 +28,8 @@ __all__ = [
     "in_domains",
     "last_prompt",
     "provider_name",
+    "tokens_of",
+    "within_tokens",
     "text_of",
 ]
 
@@ -95,6 +97,25 @@ def text_of(content: Any) -> str:
     if isinstance(content, list):
         return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
     return str(content or "")
+
+
+def tokens_of(text: str) -> int:
+    """The fake's tokenizer, like real ones on the texts tests use: four ASCII characters a token, one token per
+    other character (CJK, Cyrillic, ...), two per character outside the Basic Multilingual Plane (emoji)."""
+    ascii_chars = sum(1 for c in text if ord(c) < 128)
+    astral = sum(1 for c in text if ord(c) > 0xFFFF)
+    return -(-ascii_chars // 4) + (len(text) - ascii_chars - astral) + 2 * astral
+
+
+def within_tokens(text: str, limit: int) -> str:
+    """The longest start of `text` that is at most `limit` tokens (`tokens_of`)."""
+    if tokens_of(text) <= limit:
+        return text
+    low, high = 0, len(text)
+    while low < high:
+        mid = (low + high + 1) // 2
+        low, high = (mid, high) if tokens_of(text[:mid]) <= limit else (low, mid - 1)
+    return text[:low]
 
 
 def as_dict(value: Any) -> dict[str, Any]:

@@ -48,7 +48,16 @@ from typing import Any
 from . import FAKE_KEY
 from .answers import compose
 from .catalog_data import catalog
-from .common import ACCOUNT_DEFAULT_MODEL, API_PREFIX, DEFAULT_STATUS, FAULT_KINDS, Fault, Recorded, base_id
+from .common import (
+    ACCOUNT_DEFAULT_MODEL,
+    API_PREFIX,
+    DEFAULT_STATUS,
+    FAULT_KINDS,
+    Fault,
+    Recorded,
+    base_id,
+    tokens_of,
+)
 from .corpus import PAGES
 from .handler import FakeServer, normal_path
 
@@ -89,7 +98,7 @@ class FakeOpenRouter:
         self.structured_answers: dict[str, Any] = {}  # json_schema name -> the JSON answered
         self.text_answers: dict[str, str] = {}  # model id -> the text it answers (non-JSON requests)
         self.refusals: dict[str, str] = {}  # model id -> the refusal it answers instead
-        self.quality: dict[str, int] = {}  # model id -> the score (1-10) a judge request gives its answers
+        self.quality: dict[str, Any] = {}  # model id -> the score (1-10, or garbage) a judge gives its answers
         # A verifier's verdicts: a claim (its words, lower-cased) -> supported, partly, unsupported or cannot_tell;
         # claims not listed are judged by word overlap. `verifier_says` overrides every verdict (a lying verifier).
         self.verdicts: dict[str, str] = {}
@@ -291,10 +300,12 @@ class FakeOpenRouter:
 
     @staticmethod
     def context_needed(body: dict[str, Any]) -> int:
-        """The tokens a request asks for: its messages (about 4 characters a token) plus `max_tokens` (or its
-        2026 name `max_completion_tokens`)."""
+        """The tokens a request asks for: its messages (`tokens_of` their JSON) plus `max_tokens` (or its 2026
+        name `max_completion_tokens`)."""
         limit = body.get("max_tokens", body.get("max_completion_tokens"))
-        return len(json.dumps(body.get("messages"))) // 4 + (limit if isinstance(limit, int) else 0)
+        return tokens_of(json.dumps(body.get("messages"), ensure_ascii=False)) + (
+            limit if isinstance(limit, int) else 0
+        )
 
     # ------------------------------------------------------------------------------------------------ answers
 

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import base64
-import ctypes
 import io
 import os
-import struct
 import threading
-import zlib
 from pathlib import Path
 
 import pikepdf
@@ -25,7 +22,7 @@ from openrouter_research_mcp.tools.localfile import read_local
 from openrouter_research_mcp.tools.state import CallState
 
 from ..fakes.openrouter import FakeOpenRouter
-from ..support import PROMPTLY, pdf_bytes
+from ..support import PROMPTLY, exchange_names, pdf_bytes, png_declaring
 
 PDF = pdf_bytes(2)
 WAV = b"RIFF\x24\x00\x00\x00WAVEfmt " + b"\x00" * 64
@@ -203,14 +200,6 @@ def test_images_and_parsed_pages_enter_the_worst_case() -> None:
 # ------------------------------------------------------------------------------------------- hostile files
 
 
-def _exchange(a: Path, b: Path) -> None:
-    """Swap two names atomically (Linux renameat2 with RENAME_EXCHANGE), as an attacker racing the server would."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    at_fdcwd, rename_exchange = -100, 2
-    if libc.renameat2(at_fdcwd, str(a).encode(), at_fdcwd, str(b).encode(), rename_exchange) != 0:
-        raise OSError(ctypes.get_errno(), "renameat2")
-
-
 def test_attachment_swapped_for_a_symlink_between_check_and_read_never_escapes_the_roots(tmp_path: Path) -> None:
     root, outside = tmp_path / "root", tmp_path / "outside"
     root.mkdir()
@@ -225,7 +214,7 @@ def test_attachment_swapped_for_a_symlink_between_check_and_read_never_escapes_t
 
     def swap() -> None:
         while not stop.is_set():
-            _exchange(inside, link)
+            exchange_names(inside, link)
 
     swapper = threading.Thread(target=swap, daemon=True)
     swapper.start()
@@ -274,16 +263,6 @@ def test_attachment_path_that_no_file_can_have_is_refused_in_words(spec: str, me
         read_local(spec, [], 1 << 20, 1.0)
 
 
-def _png_declaring(width: int, height: int) -> bytes:
-    """A PNG whose header declares `width` × `height` pixels, with (almost) no pixels behind it."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00")) + chunk(b"IEND", b"")
-
-
 def _truncated_png() -> bytes:
     out = io.BytesIO()
     Image.effect_noise((300, 300), 80).convert("RGB").save(out, format="PNG")
@@ -293,7 +272,7 @@ def _truncated_png() -> bytes:
 @pytest.mark.parametrize(
     ("name", "data", "message"),
     [
-        ("bomb.png", _png_declaring(50_000, 50_000), r"declares .*pixels, more than the 60,000,000"),
+        ("bomb.png", png_declaring(50_000, 50_000), r"declares .*pixels, more than the 60,000,000"),
         ("cut.png", _truncated_png(), "truncated or corrupt"),
         ("empty.pdf", b"", "empty"),
         ("cut.pdf", pdf_bytes(3)[:400], "not a readable PDF"),

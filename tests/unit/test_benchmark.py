@@ -11,7 +11,15 @@ from xml.etree import ElementTree
 
 import pytest
 
-from openrouter_research_mcp.benchmark.report import BenchmarkInput, render_chart, render_csv, render_markdown
+from openrouter_research_mcp._util import usd
+from openrouter_research_mcp.benchmark.report import (
+    LABEL_CHAR_PX,
+    BenchmarkInput,
+    render_chart,
+    render_csv,
+    render_markdown,
+)
+from openrouter_research_mcp.benchmark.runner import output_rate
 from openrouter_research_mcp.errors import BudgetExceededError, RequestError
 from openrouter_research_mcp.tools.benchmark import benchmark_models, cancel_benchmark, get_benchmark
 from openrouter_research_mcp.tools.state import CallState
@@ -44,7 +52,7 @@ async def test_benchmark_measures_latency_cost_and_quality(
     by_model = {s.model: s for s in report.stats}
     assert by_model[MODELS[0]].latency_p50_s >= 0.3 > by_model[MODELS[2]].latency_p50_s >= 0.15  # type: ignore[operator]
     assert [by_model[m].quality for m in MODELS] == [9, 4, 7]  # the judge's scores, per the fake
-    assert all(s.ttft_p50_s is not None and s.tokens_per_s and s.success_rate == 1 for s in report.stats)
+    assert all(s.ttft_p50_s is not None and s.success_rate == 1 for s in report.stats)
     # Costs: the per-call costs are the fake's usage.cost, and the totals add them up (answers and judge).
     answered = [r for r in fake_openrouter.chat_requests() if not r.body.get("response_format")]
     assert len(answered) == 18 and sum(c.cost_usd or 0 for c in report.calls) == pytest.approx(
@@ -69,7 +77,7 @@ async def test_benchmark_renderings_agree(fake_openrouter: FakeOpenRouter, app_s
         assert float(row["cost_usd"]) == pytest.approx(stats["cost_usd"])
         assert float(row["latency_p50_s"]) == pytest.approx(stats["latency_p50_s"])
         line = next(line for line in markdown.splitlines() if f"`{row['model']}`" in line and line.startswith("|"))
-        assert f"${stats['cost_usd']:.6f}" in line and f"{stats['latency_p50_s']:.2f} /" in line
+        assert usd(stats["cost_usd"]) in line and f"{stats['latency_p50_s']:.2f} /" in line
         assert line.startswith(f"| {row['rank']} |") and f"{stats['quality']:.1f}" in line
     svg = ElementTree.fromstring(render_chart(report))
     circles = svg.findall("{http://www.w3.org/2000/svg}circle")
@@ -133,3 +141,88 @@ async def test_benchmark_in_the_background_can_be_polled_and_cancelled(
     assert saved is not None and saved.status == "cancelled" and len(saved.data["calls"]) == len(stopped.calls)
     with pytest.raises(Exception, match="No benchmark has the id"):
         await get_benchmark(app_state, "bench-20990101-000000-00000000")
+
+
+# ------------------------------------------------------------------------------------- hostile judges, long prompts
+
+
+@pytest.mark.parametrize("garbage", [True, False, 0, 11, 7.5, "9", None])
+async def test_benchmark_a_judge_score_must_be_a_whole_number_from_1_to_10(
+    fake_openrouter: FakeOpenRouter, app_state: CallState, garbage: object
+) -> None:
+    fake_openrouter.quality[MODELS[0]] = garbage  # `{"score": true}` is not a score of 1
+    report = await benchmark_models(
+        app_state, BenchmarkInput(prompts=PROMPTS[:1], models=MODELS[:2], judge_model="openai/gpt-4o")
+    )
+    judged = {c.model: c for c in report.calls}
+    assert judged[MODELS[0]].score is None and (judged[MODELS[0]].reason or "").startswith("not judged")
+    assert judged[MODELS[1]].score == 5  # the other answer was judged as usual
+    assert next(s for s in report.stats if s.model == MODELS[0]).quality is None
+
+
+async def test_benchmark_skips_a_model_whose_context_cannot_take_a_prompt(
+    fake_openrouter: FakeOpenRouter, app_state: CallState
+) -> None:
+    long = "The history of the heat pump, told at length. " * 15_500  # about 700 KB: some 180,000 tokens
+    report = await benchmark_models(
+        app_state, BenchmarkInput(prompts=[long, "Short one."], models=["openai/gpt-4o-mini", MODELS[1]])
+    )
+    assert (
+        list(report.skipped) == ["openai/gpt-4o-mini"] and "context of 128,000" in report.skipped["openai/gpt-4o-mini"]
+    )
+    assert "Prompt 1 is about" in report.skipped["openai/gpt-4o-mini"]
+    assert report.params.models == [MODELS[1]] and {c.model for c in report.calls} == {MODELS[1]}
+    assert all(r.body.get("model") != "openai/gpt-4o-mini" for r in fake_openrouter.chat_requests())  # never sent
+    assert "Skipped before anything was sent" in render_markdown(report)
+    with pytest.raises(RequestError, match="No model can take these prompts"):
+        await benchmark_models(
+            app_state, BenchmarkInput(prompts=[long], models=["openai/gpt-4o-mini", "openai/gpt-4o"])
+        )
+
+
+async def test_benchmark_costs_add_up_with_the_judge_shown(
+    fake_openrouter: FakeOpenRouter, app_state: CallState
+) -> None:
+    report = await benchmark_models(
+        app_state, BenchmarkInput(prompts=PROMPTS[:2], models=MODELS[:2], judge_model="openai/gpt-4o")
+    )
+    answers, judge = sum(s.cost_usd for s in report.stats), report.judge_usage.cost_usd or 0.0
+    assert judge > 0 and answers + judge == pytest.approx(report.totals.cost_usd)
+    assert report.totals.cost_usd == pytest.approx(sum(cost for _id, cost in fake_openrouter.billed))
+    total_line = next(line for line in render_markdown(report).splitlines() if line.startswith("Total:"))
+    assert f"answers {usd(answers)} + the judge {usd(judge)} = {usd(report.totals.cost_usd)}" in total_line
+
+
+async def test_benchmark_times_a_paced_generation(fake_openrouter: FakeOpenRouter, app_state: CallState) -> None:
+    fake_openrouter.model_tokens_per_second.update(dict.fromkeys(MODELS[:2], 100.0))  # pieces paced, as upstream
+    report = await benchmark_models(app_state, BenchmarkInput(prompts=PROMPTS[2:], models=MODELS[:2]))
+    rates = [c.tokens_per_s for c in report.calls]
+    # The fake's pauses only lengthen the generation, so the measured rate is at most about the paced one.
+    assert all(rate is not None and 0 < rate <= 150 for rate in rates), rates
+
+
+def test_benchmark_output_rate_needs_a_measurable_generation() -> None:
+    assert output_rate(500, [10.0]) is None  # one piece: no interval at all
+    assert output_rate(500, [10.0, 10.0001, 10.0002]) is None  # all at once: 2,500,000 tok/s would be noise
+    assert output_rate(0, [10.0, 11.0]) is None
+    assert output_rate(100, [10.0, 10.5, 12.0]) == 50.0  # first piece to last
+
+
+async def test_benchmark_chart_labels_whole_with_ticks_and_dollars(app_state: CallState) -> None:
+    report = await benchmark_models(
+        app_state,
+        BenchmarkInput(prompts=PROMPTS[:1], models=["openai/gpt-4o-mini", "anthropic/claude-3.5-sonnet"]),
+    )
+    svg = ElementTree.fromstring(render_chart(report))
+    width = float(svg.get("viewBox", "0 0 0 0").split()[2])
+    texts = svg.findall("{http://www.w3.org/2000/svg}text")
+    for text in (t for t in texts if not t.get("transform")):  # the rotated axis title is vertical
+        content, x = text.text or "", float(text.get("x", "0"))
+        span = len(content) * LABEL_CHAR_PX
+        start = {"end": x - span, "middle": x - span / 2}.get(text.get("text-anchor", "start"), x)
+        assert 0 <= start and start + span <= width, content  # every label whole, inside the chart
+        assert not re.search(r"\de[-+]\d", content), content  # no scientific notation
+    labels = [t.text or "" for t in texts]
+    assert {"openai/gpt-4o-mini", "anthropic/claude-3.5-sonnet"} <= set(labels)
+    assert [label for label in labels if label.endswith("%")] == ["0%", "20%", "40%", "60%", "80%", "100%"]
+    assert sum(label.startswith("$") for label in labels) == 5 and "$0.00" in labels

@@ -112,3 +112,4 @@ def test_main_module_entry_point_help() -> None:
         check=False,
     )
     assert done.returncode == 0 and "--env-file" in done.stdout and "MCP" in done.stdout
+    assert "OPENROUTER_API_KEY" in done.stdout and "doctor" in done.stdout  # what to set, and how to check it

@@ -12,6 +12,7 @@ from typing import Any
 import httpx
 import pytest
 
+from ..fakes.common import tokens_of
 from ..fakes.openrouter import FAULT_KINDS, FakeOpenRouter
 from ..support import PROMPTLY
 from .test_fake_openrouter import AUTH, QUESTION, chat_body, sse_events
@@ -86,7 +87,7 @@ def test_fake_cost_applies_the_price_tier_the_prompt_reaches(
 ) -> None:
     body = {"model": "google/gemini-2.5-pro", "messages": [{"role": "user", "content": "x" * prompt_chars}]}
     usage = http.post("/chat/completions", json=body).json()["usage"]
-    assert usage["prompt_tokens"] == prompt_chars // 4 + 1
+    assert usage["prompt_tokens"] == tokens_of("x" * prompt_chars) + 1
     expected = usage["prompt_tokens"] * prompt_price + usage["completion_tokens"] * completion_price
     assert usage["cost"] == pytest.approx(expected)
 

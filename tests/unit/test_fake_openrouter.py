@@ -33,6 +33,7 @@ from openrouter_research_mcp.openrouter.pricing import Pricing, web_search_fee
 
 from ..fakes import FAKE_KEY
 from ..fakes.catalog_data import catalog, with_extra_models
+from ..fakes.common import tokens_of
 from ..fakes.openrouter import FakeOpenRouter
 from ..fakes.schema_fill import fill
 from ..support import PROMPTLY, eventually, wait_until
@@ -191,8 +192,8 @@ def test_fake_chat_answers_deterministically_with_usage_and_cost(
     assert body["choices"][0]["finish_reason"] == "stop" and "annotations" not in message
     assert body["id"].startswith("gen-") and response.headers["x-generation-id"] == body["id"]
     usage = body["usage"]
-    assert usage["prompt_tokens"] == len(QUESTION) // 4 + 1
-    assert usage["completion_tokens"] == len(message["content"]) // 4 + 1
+    assert usage["prompt_tokens"] == tokens_of(QUESTION) + 1
+    assert usage["completion_tokens"] == tokens_of(message["content"]) + 1
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
     assert usage["completion_tokens_details"]["reasoning_tokens"] == 0 and "server_tool_use" not in usage
     expected = usage["prompt_tokens"] * price(fake_openrouter, "openai/gpt-4o", "prompt") + usage[
@@ -234,7 +235,7 @@ def test_fake_chat_counts_reasoning_tokens(http: httpx.Client, extra: dict[str, 
     body = http.post("/chat/completions", json=chat_body("deepseek/deepseek-r1", **extra)).json()
     message, usage = body["choices"][0]["message"], body["usage"]
     reasoning_tokens = usage["completion_tokens_details"]["reasoning_tokens"]
-    assert reasoning_tokens > 0 and usage["completion_tokens"] == len(message["content"]) // 4 + 1 + reasoning_tokens
+    assert reasoning_tokens > 0 and usage["completion_tokens"] == tokens_of(message["content"]) + 1 + reasoning_tokens
     assert bool(message["reasoning"]) is reasoning_shown
 
 

@@ -11,6 +11,7 @@ import pytest
 
 from openrouter_research_mcp.openrouter.pricing import web_fetch_fee, web_search_fee
 
+from ..fakes.common import tokens_of
 from ..fakes.corpus import PAGES
 from ..fakes.openrouter import FakeOpenRouter
 from .test_fake_openrouter import AUTH, chat_body, price, pricing, sse_events
@@ -186,7 +187,8 @@ def test_fake_web_fetch_reads_urls_in_the_message(fake_openrouter: FakeOpenRoute
         assert message["content"][note["start_index"] : note["end_index"]].startswith(f"[{i}")
     assert tool_use(body) == (0, 2, 2)
     assert (
-        body["usage"]["prompt_tokens"] == (len(question) + len(notes[0]["content"]) + len(notes[1]["content"])) // 4 + 1
+        body["usage"]["prompt_tokens"]
+        == tokens_of(question) + tokens_of(notes[0]["content"]) + tokens_of(notes[1]["content"]) + 1
     )
     assert body["usage"]["cost"] == pytest.approx(token_cost(fake_openrouter, body) + web_fetch_fee(2, "auto"))
     free = ask(http, question, tools=[{**FETCH, "parameters": {"engine": "openrouter"}}])

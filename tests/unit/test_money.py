@@ -9,9 +9,14 @@ from pathlib import Path
 
 import pytest
 
+from openrouter_research_mcp.benchmark.plan import worst_case as benchmark_worst_case
+from openrouter_research_mcp.benchmark.report import BenchmarkInput, BenchmarkParams
 from openrouter_research_mcp.openrouter.budget import Budget, Meter
 from openrouter_research_mcp.openrouter.pricing import worst_case_cost
+from openrouter_research_mcp.openrouter.request import chat_messages
+from openrouter_research_mcp.openrouter.tokens import messages_bound
 from openrouter_research_mcp.tools.ask import AskInput, ask
+from openrouter_research_mcp.tools.benchmark import benchmark_models
 from openrouter_research_mcp.tools.compare import CompareInput, compare_models
 from openrouter_research_mcp.tools.state import CallState
 
@@ -36,7 +41,7 @@ def billed(fake: FakeOpenRouter) -> float:
 
 async def one_call_worst_case(state: CallState, model: str, max_tokens: int) -> float:
     snap = await state.catalog.get()
-    worst = worst_case_cost(snap.models[model].pricing, len(PROMPT), max_tokens)
+    worst = worst_case_cost(snap.models[model].pricing, messages_bound(chat_messages(PROMPT, None)), max_tokens)
     assert worst is not None
     return worst
 
@@ -103,3 +108,41 @@ async def test_money_every_call_lands_in_the_callers_usage_ledger(
     assert sum(r.calls for r in rows) == 1 and sum(r.cost_usd for r in rows) == pytest.approx(billed(fake_openrouter))
     stranger = retrying_state.shared.for_caller(retrying_state.shared.caller("mallory"))
     assert await stranger.ledger() == []  # one caller's usage is nobody else's
+
+
+# --------------------------------------------------------------------------- prompts in any script
+
+
+CJK_PROMPT = "请详细解释为什么天空是蓝色的，并比较瑞利散射与米氏散射。" * 1_100  # about 30,000 characters
+EMOJI_PROMPT = "😀🚀" * 10_000  # 20,000 emoji
+
+
+@pytest.mark.parametrize("prompt", [CJK_PROMPT, EMOJI_PROMPT], ids=["cjk", "emoji"])
+async def test_money_compare_in_any_script_stays_within_the_servers_own_worst_case(
+    fake_openrouter: FakeOpenRouter, retrying_state: CallState, prompt: str
+) -> None:
+    snap = await retrying_state.catalog.get()
+    bound = messages_bound(chat_messages(prompt, None))
+    worst = [worst_case_cost(snap.models[m].pricing, bound, 256) for m in MODELS]
+    cap = 1.05 * sum(w for w in worst if w is not None)  # the fake bills 1 token per CJK character, 2 per emoji
+    result = await compare_models(
+        retrying_state, CompareInput(prompt=prompt, models=MODELS, max_tokens=256, max_cost_usd=cap)
+    )
+    assert all(e.ok for e in result.entries)  # the cap was enough to run...
+    assert billed(fake_openrouter) <= cap  # ...and what was billed stayed under it
+    assert result.totals.cost_usd == pytest.approx(billed(fake_openrouter))
+
+
+@pytest.mark.parametrize("prompt", [CJK_PROMPT, EMOJI_PROMPT], ids=["cjk", "emoji"])
+async def test_money_benchmark_in_any_script_stays_within_the_servers_own_worst_case(
+    fake_openrouter: FakeOpenRouter, retrying_state: CallState, prompt: str
+) -> None:
+    params = BenchmarkParams(prompts=[prompt, prompt[:5_000]], models=MODELS, max_tokens=256)
+    infos = {m: (await retrying_state.catalog.get()).models[m] for m in MODELS}
+    cap = 1.05 * benchmark_worst_case(params, infos)
+    report = await benchmark_models(
+        retrying_state, BenchmarkInput(prompts=params.prompts, models=MODELS, max_tokens=256, max_cost_usd=cap)
+    )
+    assert report.status == "done" and all(c.ok for c in report.calls) and len(report.calls) == 4
+    assert billed(fake_openrouter) <= cap
+    assert report.totals.cost_usd == pytest.approx(billed(fake_openrouter))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 
 from openrouter_research_mcp._markdown import escape_inline, safe_markdown
+from openrouter_research_mcp._util import usd
 from openrouter_research_mcp.openrouter.completion import Source, parse_completion
 from openrouter_research_mcp.openrouter.pricing import Usage
-from openrouter_research_mcp.tools.render import ANSWER_CHARS, render_ask, usd
+from openrouter_research_mcp.tools.render import ANSWER_CHARS, render_ask
 from openrouter_research_mcp.tools.results import AskResult
 
 from .helpers import completion
@@ -21,11 +22,11 @@ def answer(text: str = "ok", **fields: object) -> AskResult:
 @pytest.mark.parametrize(
     ("unsafe", "shown"),
     [
-        ("<a href='javascript:alert(6)'>x</a>", "&lt;a href='javascript:alert(6)'&gt;x&lt;/a&gt;"),
+        ("<a href='javascript:alert(6)'>x</a>", "‹a href='javascript:alert(6)'>x‹/a>"),
         ("![img](data:image/svg+xml,<svg/onload=alert(7)>)", "[image: img]"),
         ("[evil](javascript:alert(4))", "evil"),
         ("[v](vbscript:msgbox(1)) and [f](file:///etc/passwd)", "v and f"),
-        ("<img src=x onerror=alert(1)>", "&lt;img src=x onerror=alert(1)&gt;"),
+        ("<img src=x onerror=alert(1)>", "‹img src=x onerror=alert(1)>"),
         ("[ok](https://x.org/a_(b)) `<b>code</b>`", "[ok](https://x.org/a_(b)) `<b>code</b>`"),
         ("a < b and c > d [1]", "a < b and c > d [1]"),
     ],
@@ -35,7 +36,7 @@ def test_safe_markdown_neutralises_html_and_script_links(unsafe: str, shown: str
 
 
 def test_escape_inline_keeps_a_title_plain() -> None:
-    assert escape_inline("[evil](javascript:alert(4))\n<img>") == r"\[evil\]\(javascript:alert\(4\)\) &lt;img&gt;"
+    assert escape_inline("[evil](javascript:alert(4))\n<img>") == r"\[evil\]\(javascript:alert\(4\)\) ‹img>"
 
 
 def test_parse_keeps_only_web_sources() -> None:

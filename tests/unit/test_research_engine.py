@@ -12,9 +12,11 @@ from typing import Any
 
 import pytest
 
+from openrouter_research_mcp._util import usd
 from openrouter_research_mcp.errors import AuthError, BudgetExceededError, ModelNotFoundError
 from openrouter_research_mcp.research.run import ResearchInput
-from openrouter_research_mcp.tools.research import deep_research, get_research
+from openrouter_research_mcp.tools.render import render_research
+from openrouter_research_mcp.tools.research import cancel_research, deep_research, get_research
 from openrouter_research_mcp.tools.results import ResearchResult
 from openrouter_research_mcp.tools.state import CallState
 
@@ -270,4 +272,39 @@ async def test_research_report_neutralises_script_links_and_raw_html(fake: FakeO
     )
     report = result.report or ""
     assert "](javascript:" not in report and "data:image" not in report and "<img" not in report and "<a " not in report
-    assert "&lt;a href=" in report and "&lt;img" in report  # raw HTML is shown as text, never run
+    assert "‹a href=" in report and "‹img" in report  # raw HTML is shown as text, never run
+    assert "&lt;" not in report and "&gt;" not in report  # and without entities, which plain-text hosts show raw
+
+
+def method_line(report: str) -> str:
+    return next(line for line in report.splitlines() if "researcher calls" in line)
+
+
+@pytest.mark.parametrize("stop", ["done", "cancelled at the writer"])
+async def test_research_text_agrees_with_the_result(fake: FakeOpenRouter, state: CallState, stop: str) -> None:
+    question = ResearchInput(question="Heat pumps?", depth=1, writer_model="google/gemini-2.5-flash", background=True)
+    if stop != "done":
+        fake.pass_only(4)  # the plan and three researchers answer; the writer is held
+    started = await deep_research(state, question, progress=Notes())
+    if stop != "done":
+        await eventually(lambda: len(fake.chat_requests()) == 5, what="the writer's request reaching the fake")
+        await cancel_research(state, started.research_id)
+
+    async def ended() -> ResearchResult | None:
+        polled = await get_research(state, started.research_id)
+        return polled if polled.status != "running" and polled.report else None
+
+    result = await eventually(ended, what="the run ending with a report")
+    report, shown = result.report or "", render_research(result)
+    method = method_line(report)
+    # Who wrote it: the Method line and the text say the same thing.
+    if stop == "done":
+        assert "written by `google/gemini-2.5-flash`" in method and "without a writer model" not in report
+    else:
+        assert result.status == "cancelled" and "written by" not in report
+        assert "no writer model ran" in method and "without a writer model" in report
+    # How long and how much: the Method line and the footer state the same figures.
+    seconds = re.search(r"and ([\d.]+) s\.$", method)
+    assert seconds and f"· {seconds.group(1)} s" in shown
+    assert f"{usd(result.cost_usd)} and" in method and f"{usd(result.cost_usd)} of" in shown
+    assert not re.search(r"\$\d+\.\d*e-?\d|\$0\.0000\b|\$0\.000000\b", shown)  # one money format

@@ -362,3 +362,14 @@ async def test_server_deep_research_without_elicitation_notes_its_assumptions(
         "Assumed (no one could be asked): written for an informed general reader" in result.structured_content["report"]
     )
     assert "Assumed" not in plain.structured_content["report"]
+
+
+@pytest.mark.usefixtures("respx_openrouter")
+async def test_server_unknown_tool_is_a_protocol_error_naming_the_tools(tmp_path: Path) -> None:
+    async with Client(server(tmp_path)) as client:
+        with pytest.raises(MCPError) as unknown:
+            await client.call_tool("ask_everything", {"prompt": "hi"})
+        known = await client.call_tool("list_models", {"limit": 1})  # the session goes on
+    assert unknown.value.code == -32602  # invalid params, as the 2025-11-25 specification asks
+    assert "There is no tool `ask_everything`" in unknown.value.message and "deep_research" in unknown.value.message
+    assert not known.is_error

@@ -9,6 +9,7 @@ from openrouter_research_mcp.errors import BudgetExceededError, ModelNotFoundErr
 from openrouter_research_mcp.tools.ask import AskInput, ask
 from openrouter_research_mcp.tools.compare import CompareInput, compare_models
 from openrouter_research_mcp.tools.models import ListModelsInput, list_models, search_query
+from openrouter_research_mcp.tools.render import render_compare
 from openrouter_research_mcp.tools.state import CallState
 
 from ..fakes import FAKE_KEY
@@ -102,7 +103,41 @@ async def test_compare_escapes_answers_in_the_judge_prompt(
     judge = [r for r in fake_openrouter.chat_requests() if r.body and r.body.get("response_format")][0]
     content = judge.body["messages"][1]["content"]
     assert content.count("<answer model=") == 2 and content.count("</answer>") == 2
-    assert "&lt;/answer>&lt;answer" in content
+    assert "‹/answer>‹answer" in content and "&lt;" not in content
+
+
+@pytest.mark.parametrize(
+    ("named", "kept"),
+    [
+        ("openai/gpt-4o", "openai/gpt-4o"),
+        ("`openai/gpt-4o-mini`", "openai/gpt-4o-mini"),
+        ("<prompt> Is 17 prime? </prompt> <answer model='x'>", None),
+        ("openai/o3", None),  # a real model, but not one that was compared
+    ],
+)
+async def test_compare_best_model_must_be_one_of_the_compared_models(
+    fake_openrouter: FakeOpenRouter, app_state: CallState, named: str, kept: str | None
+) -> None:
+    fake_openrouter.structured_answers["comparison"] = {
+        "agreement": "high",
+        "summary": "Both agree.",
+        "disagreements": [],
+        "recommended_answer": "Yes.",
+        "best_model": named,
+    }
+    result = await compare_models(
+        app_state,
+        CompareInput(
+            prompt="Is 17 prime?", models=["openai/gpt-4o-mini", "openai/gpt-4o"], judge_model="openai/gpt-4o"
+        ),
+    )
+    assert result.judge is not None and result.judge.ok and result.judge.best_model == kept
+    shown = render_compare(result)
+    notes = [w for w in result.warnings if "not one of the compared models" in w]
+    if kept:
+        assert f"Best answer: {kept}" in shown and not notes
+    else:
+        assert "Best answer:" not in shown and len(notes) == 1 and "<prompt>" not in shown and "&lt;" not in shown
 
 
 async def test_list_models_filters_sorts_and_pages(app_state: CallState) -> None:

@@ -14,11 +14,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from ..jobs.store import Status
+from .._util import usd
+from ..jobs.store import Status, Timestamp
 from ..openrouter.pricing import Usage
 
 __all__ = [
     "BENCHMARK_ID",
+    "LABEL_CHAR_PX",
     "BenchmarkInput",
     "BenchmarkParams",
     "BenchmarkReport",
@@ -85,7 +87,9 @@ class CallRecord(BaseModel):
     error: str | None = None
     latency_s: float = 0.0
     ttft_s: float | None = Field(default=None, description="time to the first token of the answer")
-    tokens_per_s: float | None = Field(default=None, description="output tokens per second after the first")
+    tokens_per_s: float | None = Field(
+        default=None, description="output tokens per second, first piece to last; none when not measurable"
+    )
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = None
@@ -122,12 +126,16 @@ class BenchmarkReport(BaseModel):
     stopped_because: Literal["done", "budget", "cancelled", "interrupted", "failed"] | None = None
     progress: str = "starting"
     params: BenchmarkParams
-    created_at: float = Field(default_factory=time.time)
+    created_at: Timestamp = Field(default_factory=time.time)
     calls: list[CallRecord] = Field(default_factory=list)
     stats: list[ModelStats] = Field(default_factory=list, description="one per model, best first")
     ranking: list[str] = Field(default_factory=list, description="model ids, best first for the objective")
     tradeoffs: str = ""
     totals: Usage = Field(default_factory=lambda: Usage(cost_usd=0.0, cost_source="sum"))
+    judge_usage: Usage = Field(
+        default_factory=lambda: Usage(cost_usd=0.0, cost_source="sum"), description="the judge's part of totals"
+    )
+    skipped: dict[str, str] = Field(default_factory=dict, description="models not benchmarked, and why")
     wall_time_s: float = 0.0
     warnings: list[str] = Field(default_factory=list)
     error: str | None = None
@@ -174,7 +182,8 @@ def _fmt(value: float | None, digits: int = 2, unit: str = "") -> str:
 
 
 def render_markdown(r: BenchmarkReport) -> str:
-    """The report to read: the ranking table, the trade-offs, and the quality per prompt."""
+    """The report to read: the ranking table, the trade-offs, the quality per prompt, the models skipped, and the
+    cost of the answers and of the judge, which add up to the total."""
     p = r.params
     judged = p.judge_model is not None
     lines = [
@@ -193,24 +202,33 @@ def render_markdown(r: BenchmarkReport) -> str:
     for s in r.stats:
         row = (
             f"| {s.rank} | `{s.model}` | {s.success_rate:.0%} | {_fmt(s.latency_p50_s)} / {_fmt(s.latency_p95_s)} s"
-            f" | {_fmt(s.ttft_p50_s)} s | {_fmt(s.tokens_per_s, 1)} | ${_fmt(s.cost_per_call_usd, 6)} | "
-            f"${s.cost_usd:.6f} |"
+            f" | {_fmt(s.ttft_p50_s)} s | {_fmt(s.tokens_per_s, 1)} | {_usd_or_dash(s.cost_per_call_usd)} | "
+            f"{usd(s.cost_usd)} |"
         )
         lines.append(row + (f" {_fmt(s.quality, 1)} |" if judged else ""))
     lines += ["", r.tradeoffs]
     if judged and len(p.prompts) > 1:
         lines += ["", "Quality by prompt:", ""]
         lines += [f"- `{s.model}`: " + ", ".join(_fmt(q, 1) for q in s.quality_by_prompt) for s in r.stats]
+    if r.skipped:
+        lines += ["", "Skipped before anything was sent:", ""]
+        lines += [f"- `{model}`: {why}" for model, why in r.skipped.items()]
     failures = [c for c in r.calls if not c.ok]
     if failures:
         lines += ["", f"{len(failures)} call(s) failed, e.g. `{failures[0].model}`: {failures[0].error}"]
+    answers = sum(s.cost_usd for s in r.stats)
+    judge = f" + the judge {usd(r.judge_usage.cost_usd)}" if judged else ""
     lines += [
         "",
-        f"Total: {r.totals.prompt_tokens:,} in / {r.totals.completion_tokens:,} out tokens, "
-        f"${r.totals.cost_usd or 0:.6f} of ${p.max_cost_usd:.2f}; {r.wall_time_s:.1f} s.",
+        f"Total: {r.totals.prompt_tokens:,} in / {r.totals.completion_tokens:,} out tokens; answers {usd(answers)}"
+        f"{judge} = {usd(r.totals.cost_usd)} of {usd(p.max_cost_usd)}; {r.wall_time_s:.1f} s.",
     ]
     lines += [f"Note: {w}" for w in r.warnings]
     return "\n".join(lines)
+
+
+def _usd_or_dash(value: float | None) -> str:
+    return "—" if value is None else usd(value)
 
 
 def render_csv(r: BenchmarkReport) -> str:
@@ -223,15 +241,27 @@ def render_csv(r: BenchmarkReport) -> str:
     return out.getvalue()
 
 
+def _nice_ceiling(value: float) -> float:
+    """The smallest 1, 2 or 5 times a power of ten at or above `value`, for an axis that ends on a round number."""
+    if value <= 0:
+        return 1e-6
+    power = 10.0 ** math.floor(math.log10(value))
+    return float(next(step * power for step in (1, 2, 5, 10) if step * power >= value * (1 - 1e-9)))
+
+
+LABEL_CHAR_PX = 7.2  # the width of a character at the chart's 12 px font, a little generous
+
+
 def render_chart(r: BenchmarkReport, width: int = 640, height: int = 420) -> str:
-    """An SVG scatter: cost per call (x) against quality (y, or success rate without a judge), each model a bubble
-    whose area grows with its median latency. Self-contained, and readable in light and dark themes."""
+    """An SVG scatter: cost per call (x, in dollars) against quality (y, or success rate without a judge), each
+    model a bubble whose area grows with its median latency. Both axes have tick labels; each model's label is
+    whole, on whichever side of its bubble it fits. Self-contained, and readable in light and dark themes."""
     points = [s for s in r.stats if s.cost_per_call_usd is not None]
     judged = r.params.judge_model is not None
-    left, right, top, bottom = 70, 20, 30, 55
+    left, right, top, bottom = 84, 16, 24, 58
     w, h = width - left - right, height - top - bottom
     costs = [s.cost_per_call_usd or 0.0 for s in points] or [0.0]
-    top_cost = max(max(costs) * 1.15, 1e-9)
+    top_cost = _nice_ceiling(max(costs) * 1.1)
     latencies = [s.latency_p50_s or 0.0 for s in points] or [0.0]
     slowest = max(max(latencies), 1e-9)
 
@@ -243,25 +273,39 @@ def render_chart(r: BenchmarkReport, width: int = 640, height: int = 420) -> str
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
         f'aria-label="Cost against {"quality" if judged else "success rate"} per model" '
         'font-family="system-ui, sans-serif" font-size="12">',
-        "<style>text{fill:currentColor}.axis{stroke:currentColor;stroke-opacity:.5}.dot{fill:#3b82f6;"
-        "fill-opacity:.55;stroke:#1d4ed8}@media (prefers-color-scheme:dark){svg{color:#e5e7eb}}</style>",
+        "<style>text{fill:currentColor}.axis{stroke:currentColor;stroke-opacity:.5}.grid{stroke:currentColor;"
+        "stroke-opacity:.12}.dot{fill:#3b82f6;fill-opacity:.55;stroke:#1d4ed8}"
+        "@media (prefers-color-scheme:dark){svg{color:#e5e7eb}}</style>",
         f'<line class="axis" x1="{left}" y1="{top + h}" x2="{left + w}" y2="{top + h}"/>',
         f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{top + h}"/>',
-        f'<text x="{left + w / 2}" y="{height - 15}" text-anchor="middle">cost per call (USD; bubble area: median '
+        f'<text x="{left + w / 2}" y="{height - 12}" text-anchor="middle">cost per call (USD; bubble area: median '
         "latency)</text>",
-        f'<text x="18" y="{top + h / 2}" transform="rotate(-90 18 {top + h / 2})" text-anchor="middle">'
+        f'<text x="16" y="{top + h / 2}" transform="rotate(-90 16 {top + h / 2})" text-anchor="middle">'
         f"{'quality (1-10)' if judged else 'success rate'}</text>",
-        f'<text x="{left}" y="{top + h + 18}">0</text>',
-        f'<text x="{left + w}" y="{top + h + 18}" text-anchor="end">${top_cost:.4g}</text>',
     ]
+    for i in range(5):  # x ticks: 0 to the round top, in dollars
+        x = left + w * i / 4
+        anchor = "start" if i == 0 else "end" if i == 4 else "middle"
+        parts.append(f'<line class="grid" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + h}"/>')
+        parts.append(f'<text x="{x:.1f}" y="{top + h + 18}" text-anchor="{anchor}">{usd(top_cost * i / 4)}</text>')
+    for i in range(6):  # y ticks: 0 to 10, or 0% to 100%
+        y = top + h - h * i / 5
+        tick = f"{2 * i}" if judged else f"{20 * i}%"
+        parts.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{left + w}" y2="{y:.1f}"/>')
+        parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{tick}</text>')
     for s in points:
         x = left + (s.cost_per_call_usd or 0.0) / top_cost * w
         radius = 6 + 22 * math.sqrt((s.latency_p50_s or 0.0) / slowest)
         label = html.escape(s.model)
         parts.append(
             f'<circle class="dot" cx="{x:.1f}" cy="{y_of(s):.1f}" r="{radius:.1f}"><title>{label}: '
-            f"${s.cost_per_call_usd:.6f} per call, {_fmt(s.latency_p50_s)} s</title></circle>"
+            f"{usd(s.cost_per_call_usd)} per call, {_fmt(s.latency_p50_s)} s</title></circle>"
         )
-        parts.append(f'<text x="{x + radius + 3:.1f}" y="{y_of(s) + 4:.1f}">{label}</text>')
+        needed = len(s.model) * LABEL_CHAR_PX
+        if x + radius + 3 + needed <= width - 4:
+            parts.append(f'<text x="{x + radius + 3:.1f}" y="{y_of(s) + 4:.1f}">{label}</text>')
+        else:  # no room on the right: the label ends left of the bubble
+            end = max(x - radius - 3, needed + 4)
+            parts.append(f'<text x="{end:.1f}" y="{y_of(s) + 4:.1f}" text-anchor="end">{label}</text>')
     parts.append("</svg>")
     return "\n".join(parts)

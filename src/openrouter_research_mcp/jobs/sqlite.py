@@ -16,6 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import sqlite3
 import threading
@@ -25,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .._util import strict_json
 from .store import (
     Conflict,
     JobRecord,
@@ -82,8 +84,13 @@ _COLUMNS = (
 )
 
 
+def _real(value: float) -> float:
+    """A number for a REAL NOT NULL column: an impossible one (NaN, infinite) is stored as 0, never refused."""
+    return value if math.isfinite(value) else 0.0
+
+
 def _dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+    return strict_json(data, ensure_ascii=False, separators=(",", ":"))
 
 
 def _record(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
@@ -261,10 +268,10 @@ class SqliteStore:
                         record.lease_holder,
                         record.lease_expires,
                         int(record.cancel_requested),
-                        record.created_at,
-                        record.updated_at,
+                        _real(record.created_at),
+                        _real(record.updated_at),
                         record.title,
-                        record.cost_usd,
+                        _real(record.cost_usd),
                         record.key_source,
                         _dumps(record.data),
                     ),
@@ -315,7 +322,7 @@ class SqliteStore:
                     _dumps(record.data),
                     record.status,
                     record.title,
-                    record.cost_usd,
+                    _real(record.cost_usd),
                     now,
                     record.id,
                     record.owner,
@@ -397,10 +404,10 @@ class SqliteStore:
                             r.kind,
                             r.owner,
                             r.status,
-                            r.created_at,
-                            r.updated_at,
+                            _real(r.created_at),
+                            _real(r.updated_at),
                             r.title,
-                            r.cost_usd,
+                            _real(r.cost_usd),
                             r.key_source,
                             _dumps(r.data),
                         ),

@@ -18,12 +18,16 @@ StoreError
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol
+from typing import Annotated, Any, Literal, Protocol
+
+from pydantic import BeforeValidator
 
 __all__ = [
+    "Timestamp",
     "ACTIVE",
     "FINISHED",
     "SCHEMA_VERSION",
@@ -39,6 +43,20 @@ __all__ = [
     "StoreUnavailable",
     "UsageRow",
 ]
+
+
+def _possible_time(value: Any) -> Any:
+    """An impossible time (NaN, infinite, negative, or null where strict JSON had to drop one) read from a saved
+    job becomes 0, the epoch: never emitted."""
+    if value is None:
+        return 0.0
+    if isinstance(value, int | float) and not isinstance(value, bool) and not (math.isfinite(value) and value >= 0):
+        return 0.0
+    return value
+
+
+# A job's creation or update time (seconds since the epoch) as saved with it.
+Timestamp = Annotated[float, BeforeValidator(_possible_time)]
 
 # One status vocabulary for every kind of job.
 Status = Literal["queued", "running", "done", "failed", "cancelled", "interrupted"]

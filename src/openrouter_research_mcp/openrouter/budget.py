@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from .._util import usd
 from ..errors import BudgetExceededError, OpenRouterError, StreamError
 
 __all__ = ["Budget", "Meter", "Reservation"]
@@ -50,8 +51,8 @@ class Budget:
         with self._lock:
             if amount > self.max_usd - self.spent - self.reserved + 1e-12:
                 raise BudgetExceededError(
-                    f"{label} could cost up to ${amount:.4f}, but only ${self.remaining:.4f} of the "
-                    f"${self.max_usd:.2f} budget is left. Raise max_cost_usd, lower max_tokens, or choose cheaper "
+                    f"{label} could cost up to {usd(amount)}, but only {usd(self.remaining)} of the "
+                    f"{usd(self.max_usd)} budget is left. Raise max_cost_usd, lower max_tokens, or choose cheaper "
                     "models."
                 )
             self.reserved += amount

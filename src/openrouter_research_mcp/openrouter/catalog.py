@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._util import write_atomically
+from .._util import strict_json, write_atomically
 from ..errors import ModelNotFoundError, OpenRouterError, UpstreamUnavailableError
 from .models import ModelInfo, SearchPage, SearchQuery, SortKey, search_models, sort_models
 from .pricing import Pricing
@@ -165,7 +165,7 @@ class ModelCatalog:
             return
         doc = {"format": CACHE_FORMAT, "base_url": self._base_url, "fetched_at": fetched_at, "data": raw}
         try:
-            write_atomically(self._path, json.dumps(doc, separators=(",", ":")))
+            write_atomically(self._path, strict_json(doc, separators=(",", ":")))
         except OSError as exc:  # a read-only cache dir must not break the server
             log.warning("could not write the model cache %s: %s", self._path, exc)
 

@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .._constants import DEFAULT_CONNECT_TIMEOUT, MAX_NATIVE_FALLBACKS
-from .._util import as_dict
+from .._util import as_dict, usd
 from .._version import __version__
 from ..config import Settings
 from ..errors import (
@@ -38,6 +38,7 @@ from .budget import Meter, Reservation
 from .completion import Attempt, ChatResult, assemble_stream, parse_completion
 from .pricing import Pricing, SessionUsage, Usage, cost_from_pricing
 from .retry import parse_retry_after, retrying
+from .tokens import token_bound
 
 if TYPE_CHECKING:
     import httpx
@@ -313,7 +314,7 @@ class OpenRouterClient:
                 result.usage = estimate
                 result.warnings.append(
                     f"OpenRouter sent no usage for the answer of `{result.model}`; its cost "
-                    f"(${estimate.cost_usd:.6f}) is estimated from catalog prices: the prompt's estimate and the "
+                    f"({usd(estimate.cost_usd)}) is estimated from catalog prices: the prompt's estimate and the "
                     "text received."
                 )
         elif result.usage.cost_usd is None and self.pricing is not None:
@@ -349,7 +350,7 @@ class OpenRouterClient:
         trace: Trace,
     ) -> Any:
         async def received(piece: str) -> None:
-            trace.received_chars += len(piece)
+            trace.received_tokens += token_bound(piece)
             if on_text is not None:
                 await on_text(piece)
 
@@ -405,12 +406,12 @@ class OpenRouterClient:
             result = await self._complete_once(payload, model, deadline, on_text, key, trace)
         except OpenRouterError as exc:
             exc.generation_id = exc.generation_id or trace.generation_id
-            exc.received_chars = exc.received_chars or trace.received_chars
+            exc.received_tokens = exc.received_tokens or trace.received_tokens
             cost = await attempt_cost(exc, payload, model, lookup=self._generation(key, deadline), pricing=self.pricing)
             if cost is not None:
                 billed.add(cost)
                 if cost.cost_source != "upstream":
-                    shown = "unknown" if cost.cost_usd is None else f"${cost.cost_usd:.6f}, estimated from prices"
+                    shown = "unknown" if cost.cost_usd is None else f"{usd(cost.cost_usd)}, estimated from prices"
                     notes.append(
                         f"An attempt on `{model}` failed after it started answering; its cost ({shown}) is counted."
                     )

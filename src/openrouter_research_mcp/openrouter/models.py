@@ -112,6 +112,17 @@ class ModelInfo(BaseModel):
     def provider(self) -> str:
         return self.id.split("/", 1)[0] if "/" in self.id else ""
 
+    def misfit(self, prompt_tokens: int, max_tokens: int | None) -> str | None:
+        """Why a prompt of about `prompt_tokens` (a likely count) plus `max_tokens` cannot fit this model's
+        context, or None when it may (or the context is unknown)."""
+        if not self.context_length or prompt_tokens + (max_tokens or 0) <= self.context_length:
+            return None
+        plus = f" plus max_tokens {max_tokens:,}" if max_tokens else ""
+        return (
+            f"The prompt is about {prompt_tokens:,} tokens{plus}, more than `{self.id}`'s context of "
+            f"{self.context_length:,} tokens."
+        )
+
     @cached_property
     def haystack(self) -> str:
         """Lower-cased id, name and description, for free-text search (computed once per model)."""

@@ -27,7 +27,6 @@ __all__ = [
     "SessionUsage",
     "Usage",
     "cost_from_pricing",
-    "estimate_prompt_tokens",
     "usage_from_response",
     "web_fetch_fee",
     "web_search_fee",
@@ -302,14 +301,9 @@ def usage_from_response(raw: Any) -> tuple[Usage, list[str]]:
     return usage, notes
 
 
-def estimate_prompt_tokens(text_chars: int) -> int:
-    """A pessimistic token count for `text_chars` characters (about 3 characters a token, plus framing)."""
-    return math.ceil(text_chars / 3) + 16
-
-
 def worst_case_cost(
     pricing: Pricing,
-    prompt_chars: int,
+    prompt_tokens: int,
     max_tokens: int,
     *,
     web_searches: int = 0,
@@ -320,13 +314,14 @@ def worst_case_cost(
     images: int = 0,
     fees: float = 0.0,
 ) -> float | None:
-    """The most a call can cost: the prompt estimate at its tier's price, all of `max_tokens` at the dearest output
-    rate, the request fee, and the fees of up to `web_searches` searches and `web_fetches` page reads (whose text
-    joins the prompt as `extra_prompt_tokens`, as does what attachments add), the per-image price of `images`
-    attached, and other `fees` (such as PDF parsing). None when the price is only known at routing time."""
+    """The most a call can cost: `prompt_tokens` (a bound from `tokens.py`) at its tier's price, all of
+    `max_tokens` at the dearest output rate, the request fee, and the fees of up to `web_searches` searches and
+    `web_fetches` page reads (whose text joins the prompt as `extra_prompt_tokens`, as does what attachments add),
+    the per-image price of `images` attached, and other `fees` (such as PDF parsing). None when the price is only
+    known at routing time."""
     if not pricing.known:
         return None
-    prompt_tokens = estimate_prompt_tokens(prompt_chars) + extra_prompt_tokens
+    prompt_tokens += extra_prompt_tokens
     tier = pricing.at(prompt_tokens)
     output_rate = max(tier.completion, tier.internal_reasoning)
     return (

@@ -133,7 +133,7 @@ class WebPlan:
     def worst_case(
         self,
         pricing: Pricing,
-        prompt_chars: int,
+        prompt_tokens: int,
         max_tokens: int,
         *,
         extra_prompt_tokens: int = 0,
@@ -144,7 +144,7 @@ class WebPlan:
         web text they add to the prompt."""
         return worst_case_cost(
             pricing,
-            prompt_chars,
+            prompt_tokens,
             max_tokens,
             web_searches=self.searches,
             search_engine=self.search_engine,

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 from typing import Any, Literal
 
-from .._util import Progress
+from .._util import Progress, usd
 from ..config import Settings
 from ..errors import AuthError, BudgetExceededError, CreditsError, OpenRouterError
 from ..openrouter.budget import Budget, Meter, Reservation
@@ -29,6 +29,7 @@ from ..openrouter.models import ModelInfo
 from ..openrouter.pricing import Usage
 from ..openrouter.request import WebPlan, provider_body, structured_params, web_params
 from ..openrouter.structured import ask_for_json
+from ..openrouter.tokens import messages_bound
 from .ledger import CitationLedger
 from .marks import renumber
 from .planning import (
@@ -151,7 +152,7 @@ class ActiveRun:
         while True:
             await asyncio.sleep(HEARTBEAT_S)
             elapsed = time.monotonic() - self.started
-            await self.say(f"{self.message.split(' (')[0]} ({elapsed:.0f} s, ${self.budget.spent:.4f} spent)")
+            await self.say(f"{self.message.split(' (')[0]} ({elapsed:.0f} s, {usd(self.budget.spent)} spent)")
 
     async def save(self) -> None:
         self.run.sources = list(self.ledger.entries)
@@ -165,15 +166,16 @@ class ActiveRun:
             self.run.stopped_because = why  # type: ignore[assignment]
 
     def reserve(
-        self, stage: Stage, model: str, prompt_chars: int, max_tokens: int, web: WebPlan | None = None
+        self, stage: Stage, model: str, messages: list[dict[str, Any]], max_tokens: int, web: WebPlan | None = None
     ) -> Reservation:
-        """Set aside a call's worst case, or stop the run (time or budget) when it cannot start."""
+        """Set aside a call's worst case (its messages at their token bound), or stop the run (time or budget) when
+        it cannot start."""
         if time.monotonic() >= (self.deadline if stage in FINISHING else self.work_deadline):
             self.stop("time")
             raise Stop
         info = self.models.get(model)
         web = web or WebPlan()
-        worst = web.worst_case(info.pricing, prompt_chars, max_tokens) if info else None
+        worst = web.worst_case(info.pricing, messages_bound(messages), max_tokens) if info else None
         try:
             return self.budget.reserve(worst, f"the {stage} call to `{model}`")
         except BudgetExceededError:
@@ -238,8 +240,7 @@ class ActiveRun:
         params = structured_params(name, schema, self.engine.provider)
 
         async def call(attempt: list[dict[str, Any]]) -> ChatResult:
-            chars = sum(len(str(m["content"])) for m in attempt)
-            reservation = self.reserve(stage, model, chars, max_tokens)
+            reservation = self.reserve(stage, model, attempt, max_tokens)
             return await self.call(
                 stage, model, attempt, max_tokens, reservation, stream=False, temperature=0, **params
             )
@@ -283,7 +284,7 @@ class ActiveRun:
         )
 
     async def complete(self, stage: Stage, model: str, messages: list[dict[str, Any]], max_tokens: int) -> str:
-        reservation = self.reserve(stage, model, sum(len(str(m["content"])) for m in messages), max_tokens)
+        reservation = self.reserve(stage, model, messages, max_tokens)
         return (await self.call(stage, model, messages, max_tokens, reservation)).text
 
     def publish(self, report: Report) -> None:
@@ -293,7 +294,7 @@ class ActiveRun:
         run.removed_citations = report.removed
         run.sources, run.evidence = list(self.ledger.entries), dict(self.ledger.evidence)
         run.timings.update(report.timings)
-        run.timings["total_s"] = self.facts().seconds
+        run.timings["total_s"] = report.seconds
         for warning in report.warnings:
             if warning not in run.warnings:
                 run.warnings.append(warning)
@@ -331,8 +332,7 @@ class ActiveRun:
             messages = search_messages(p.question, sq.question, self.plan.fetches)
             web = self.engine.web_plan(self.plan)
             try:
-                chars = sum(len(m["content"]) for m in messages)
-                reservation = self.reserve("search", p.searcher_model, chars, RESEARCH_MAX_TOKENS, web)
+                reservation = self.reserve("search", p.searcher_model, messages, RESEARCH_MAX_TOKENS, web)
             except Stop:
                 sq.status = "skipped"
                 return

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._util import Progress, no_progress
+from .._util import Progress, no_progress, usd
 from ..errors import (
     AuthError,
     BudgetExceededError,
@@ -197,10 +197,10 @@ class ResearchJobs(JobKind[ResearchRun]):
         models = await self.models_for(candidate.params)
         hold = finish_hold(candidate, models)
         if hold is None or hold > candidate.params.max_cost_usd:
-            need = "an unknown amount" if hold is None else f"up to ${hold:.4f}"
+            need = "an unknown amount" if hold is None else f"up to {usd(hold)}"
             raise BudgetExceededError(
                 f"Writing and checking the report of run {research_id} could cost {need}, more than the "
-                f"max_cost_usd ${candidate.params.max_cost_usd:.4f} given for resuming it. Raise max_cost_usd; the "
+                f"max_cost_usd {usd(candidate.params.max_cost_usd)} given for resuming it. Raise max_cost_usd; the "
                 "run is unchanged."
             )
         run: ResearchRun = candidate

@@ -17,9 +17,11 @@ import math
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 
+from .._util import usd
 from ..errors import BudgetExceededError
 from ..openrouter.models import ModelInfo
 from ..openrouter.request import WebPlan
+from ..openrouter.tokens import token_bound, unseen_tokens
 from .run import ReportLength, ResearchParams, ResearchPlan
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "WRITE_MAX_TOKENS",
     "WRITER_EVIDENCE_CHARS",
     "Shape",
+    "writer_tokens",
     "choose_plan",
     "research_calls",
     "verify_calls",
@@ -86,19 +89,20 @@ def _web(shape: Shape, base: WebPlan) -> WebPlan:
     return replace(base, searches=shape.searches, fetches=shape.fetches)
 
 
-def _cost(price: ModelInfo | None, chars: int, tokens: int, web: WebPlan | None = None, calls: int = 1) -> float:
+def _cost(price: ModelInfo | None, prompt: int, tokens: int, web: WebPlan | None = None, calls: int = 1) -> float:
+    """`calls` calls of `prompt` tokens in, `tokens` out, at their worst."""
     if price is None:
         return float("inf")
-    one = (web or WebPlan()).worst_case(price.pricing, chars, tokens)
+    one = (web or WebPlan()).worst_case(price.pricing, prompt, tokens)
     return float("inf") if one is None else one * calls
 
 
-def writer_chars(params: ResearchParams, calls: int) -> int:
-    """The most the writer reads: every finding and the evidence excerpts of the sources it may cite."""
+def writer_tokens(params: ResearchParams, calls: int) -> int:
+    """The most the writer reads: the question, every finding and the evidence excerpts of the sources it may cite
+    (text not written yet, so estimated: each call's reservation bounds its real text)."""
     sources = min(calls * MAX_SOURCES_PER_CALL, MAX_WRITER_SOURCES)
-    return (
-        len(params.question) + PROMPT_CHARS + calls * RESEARCH_MAX_TOKENS * 4 + sources * (WRITER_EVIDENCE_CHARS + 400)
-    )
+    unseen = PROMPT_CHARS + calls * RESEARCH_MAX_TOKENS * 4 + sources * (WRITER_EVIDENCE_CHARS + 400)
+    return token_bound(params.question) + unseen_tokens(unseen)
 
 
 def worst_case(shape: Shape, params: ResearchParams, models: Mapping[str, ModelInfo | None], base: WebPlan) -> float:
@@ -106,15 +110,15 @@ def worst_case(shape: Shape, params: ResearchParams, models: Mapping[str, ModelI
     planner, searcher = models.get(params.planner_model), models.get(params.searcher_model)
     writer = models.get(params.writer_model)
     calls = research_calls(shape.breadth, shape.depth)
-    question = len(params.question)
-    total = _cost(planner, question + PROMPT_CHARS, PLAN_MAX_TOKENS, calls=2)  # a retry when the JSON is unusable
-    total += _cost(searcher, 2 * question + PROMPT_CHARS, RESEARCH_MAX_TOKENS, _web(shape, base), calls=calls)
-    reflect_chars = question + PROMPT_CHARS + calls * RESEARCH_MAX_TOKENS * 4
-    total += _cost(planner, reflect_chars, REFLECT_MAX_TOKENS, calls=2 * (shape.depth - 1))
-    chars = writer_chars(params, calls)
+    question, prompt = token_bound(params.question), unseen_tokens(PROMPT_CHARS)
+    total = _cost(planner, question + prompt, PLAN_MAX_TOKENS, calls=2)  # a retry when the JSON is unusable
+    total += _cost(searcher, 2 * question + prompt, RESEARCH_MAX_TOKENS, _web(shape, base), calls=calls)
+    reflect = question + prompt + unseen_tokens(calls * RESEARCH_MAX_TOKENS * 4)
+    total += _cost(planner, reflect, REFLECT_MAX_TOKENS, calls=2 * (shape.depth - 1))
+    writer_in = writer_tokens(params, calls)
     if shape.length == "long":
-        total += _cost(writer, chars, OUTLINE_MAX_TOKENS)
-    total += _cost(writer, chars, WRITE_MAX_TOKENS[shape.length])
+        total += _cost(writer, writer_in, OUTLINE_MAX_TOKENS)
+    total += _cost(writer, writer_in, WRITE_MAX_TOKENS[shape.length])
     total += verify_cost(planner, shape.checks)
     return total
 
@@ -128,7 +132,8 @@ def verify_cost(verifier: ModelInfo | None, checks: int) -> float:
     if checks <= 0:
         return 0.0
     batch = min(checks, VERIFY_BATCH)
-    return _cost(verifier, PROMPT_CHARS + batch * VERIFY_ITEM_CHARS, VERIFY_MAX_TOKENS, calls=verify_calls(checks))
+    prompt = unseen_tokens(PROMPT_CHARS + batch * VERIFY_ITEM_CHARS)
+    return _cost(verifier, prompt, VERIFY_MAX_TOKENS, calls=verify_calls(checks))
 
 
 def critical_path(shape: Shape) -> float:
@@ -208,6 +213,6 @@ def choose_plan(
             "bounded. Name specific models for planner_model, searcher_model and writer_model."
         )
     raise BudgetExceededError(
-        f"Not even the smallest research (one sub-question, one search, a brief report) fits ${budget:.4f}: it "
-        f"could cost up to ${least:.4f}. Raise max_cost_usd to at least ${least * 1.01:.4f}, or choose cheaper models."
+        f"Not even the smallest research (one sub-question, one search, a brief report) fits {usd(budget)}: it "
+        f"could cost up to {usd(least)}. Raise max_cost_usd to at least {usd(least * 1.01)}, or choose cheaper models."
     )

@@ -9,7 +9,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ..jobs.store import Status
+from ..jobs.store import Status, Timestamp
 from ..openrouter.completion import Source
 from ..openrouter.pricing import CallTotals, Usage
 from .citations import CitationCheck, Verification
@@ -141,8 +141,8 @@ class ResearchRun(BaseModel):
     status: Status = "running"
     stopped_because: StopReason | None = None
     progress: str = "starting"
-    created_at: float = Field(default_factory=time.time)
-    updated_at: float = Field(default_factory=time.time)
+    created_at: Timestamp = Field(default_factory=time.time)
+    updated_at: Timestamp = Field(default_factory=time.time)
     rounds: list[Round] = Field(default_factory=list)
     sources: list[Source] = Field(default_factory=list)
     report: str | None = None

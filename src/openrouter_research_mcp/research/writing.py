@@ -14,9 +14,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .._util import usd
 from ..errors import OpenRouterError
 from ..openrouter.models import ModelInfo
-from ..openrouter.pricing import estimate_prompt_tokens, worst_case_cost
+from ..openrouter.pricing import worst_case_cost
+from ..openrouter.tokens import unseen_tokens
 from .checking import Checked, Structured, check_report, verify_marks
 from .citations import CitationCheck, Verification
 from .ledger import CitationLedger
@@ -26,7 +28,7 @@ from .planning import (
     WRITE_MAX_TOKENS,
     research_calls,
     verify_cost,
-    writer_chars,
+    writer_tokens,
 )
 from .prompts import outline_messages, write_messages
 from .run import ResearchParams, ResearchPlan, ResearchRun, Stage, Stop, SubQuestion
@@ -102,6 +104,7 @@ class Report:
     removed: int  # citations and links removed: unsupported, of unknown sources, or to pages never seen
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    seconds: float = 0.0  # the run's duration as the Method section states it
 
 
 def finish_hold(run: ResearchRun, models: Mapping[str, ModelInfo | None]) -> float | None:
@@ -110,14 +113,14 @@ def finish_hold(run: ResearchRun, models: Mapping[str, ModelInfo | None]) -> flo
     p, plan = run.params, run.plan
     if plan is None:
         return None
-    chars = writer_chars(p, research_calls(plan.breadth, plan.depth))
-    calls: list[tuple[str, int, int]] = [(p.writer_model, chars, WRITE_MAX_TOKENS[plan.report_length])]
+    prompt = writer_tokens(p, research_calls(plan.breadth, plan.depth))
+    calls: list[tuple[str, int, int]] = [(p.writer_model, prompt, WRITE_MAX_TOKENS[plan.report_length])]
     if plan.report_length == "long":
-        calls.append((p.writer_model, chars, OUTLINE_MAX_TOKENS))
+        calls.append((p.writer_model, prompt, OUTLINE_MAX_TOKENS))
     total = 0.0
-    for model, prompt_chars, tokens in calls:
+    for model, prompt_tokens, tokens in calls:
         info = models.get(model)
-        cost = worst_case_cost(info.pricing, prompt_chars, tokens) if info else None
+        cost = worst_case_cost(info.pricing, prompt_tokens, tokens) if info else None
         if cost is None:
             return None
         total += cost
@@ -144,7 +147,7 @@ def _method(p: ResearchParams, facts: MethodFacts, writer: str | None) -> str:
         "",
         f"{facts.searches} web searches and {facts.pages_read} pages read by {facts.researcher_calls} researcher "
         f"calls (`{p.searcher_model}`) over {facts.rounds} round(s); planned by `{p.planner_model}`, {written}; "
-        f"${facts.cost_usd:.4f} and {facts.seconds:.1f} s.",
+        f"{usd(facts.cost_usd)} and {facts.seconds:.1f} s.",
     ]
     if p.clarifications:
         lines.append("Asked first: " + "; ".join(f"{k}: {v}" for k, v in p.clarifications.items() if v) + ".")
@@ -160,9 +163,8 @@ def _publish(d: Drafting, checked: Checked, writer: str | None, timings: dict[st
         warnings.append(verification.line())
     legend = verification.legend(checked.marks)
     closing = (f"_{legend}_\n\n" if legend else "") + f"_{verification.line()}_"  # the last line: what was proven
-    text = (
-        f"{checked.body().rstrip()}\n\n{_method(d.params, d.facts(), writer)}\n\n{source_list(d.ledger)}\n\n{closing}\n"
-    )
+    facts = d.facts()
+    text = f"{checked.body().rstrip()}\n\n{_method(d.params, facts, writer)}\n\n{source_list(d.ledger)}\n\n{closing}\n"
     return Report(
         text=text,
         citations=checked.citations(),
@@ -170,6 +172,7 @@ def _publish(d: Drafting, checked: Checked, writer: str | None, timings: dict[st
         removed=checked.removed_links + verification.removed,
         warnings=warnings,
         timings=timings,
+        seconds=facts.seconds,
     )
 
 
@@ -230,7 +233,7 @@ async def write_report(d: Drafting) -> Report:
             judge,
             limit=plan.verify_citations,
             context_tokens=d.context_of(model),
-            item_tokens=estimate_prompt_tokens(VERIFY_ITEM_CHARS),
+            item_tokens=unseen_tokens(VERIFY_ITEM_CHARS),
         )
         timings["verify_s"] = round(time.monotonic() - t, 3)
     return _publish(d, checked, writer, timings)

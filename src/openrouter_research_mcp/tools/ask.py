@@ -14,6 +14,7 @@ from ..errors import RequestError
 from ..openrouter.completion import ChatResult, Source
 from ..openrouter.models import ModelInfo, ReasoningEffort
 from ..openrouter.request import ProviderPrefs, WebPlan, provider_body, split_domains, web_params
+from ..openrouter.tokens import messages_bound
 from .attachments import Attachments, load_attachments, unsupported_by
 from .checks import chat_messages, check_context, check_effort, require_inputs, resolve_chain
 from .results import AskResult
@@ -133,7 +134,8 @@ async def ask(state: CallState, args: AskInput, progress: Progress = no_progress
         state, primary, fallbacks, time.monotonic() + state.settings.timeout / 5
     )
     info = infos[primary]
-    check_context(info, len(text) + len(system or ""), max_tokens, files.prompt_tokens())
+    sent = chat_messages(text, system)
+    check_context(info, sent, max_tokens, files.prompt_tokens())
     check_effort(info, reasoning_effort)
     require_inputs(state, info, files)
     kept, skipped = _able(kept, infos, files, state.settings.pdf_engine)
@@ -143,7 +145,7 @@ async def ask(state: CallState, args: AskInput, progress: Progress = no_progress
     if plan.active and info is not None:
         stop_at = plan.worst_case(
             info.pricing,
-            len(text) + len(system or ""),
+            messages_bound(sent),
             max_tokens or info.max_completion_tokens or DEFAULT_ANSWER_TOKENS,
             extra_prompt_tokens=files.prompt_tokens(),
             images=files.count("image"),

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .._constants import JUDGE_MAX_TOKENS
 from .._util import Progress, no_progress
+from ..benchmark.plan import misfits, refuse_over_budget, worst_case
 from ..benchmark.report import (
     BenchmarkInput,
     BenchmarkParams,
@@ -19,8 +19,7 @@ from ..benchmark.report import (
     render_csv,
     render_markdown,
 )
-from ..errors import AuthError, BudgetExceededError, NotFoundError, RequestError
-from ..openrouter.pricing import worst_case_cost
+from ..errors import AuthError, ContextLengthError, NotFoundError, RequestError
 from .checks import require_structured, resolve_models
 from .state import CallState
 
@@ -57,35 +56,11 @@ async def benchmark_models(state: CallState, args: BenchmarkInput, progress: Pro
         raise AuthError.missing()
     if args.resume:
         return await _resume(state, args, progress)
-    runs, judge_model, max_tokens, max_cost_usd = args.runs, args.judge_model, args.max_tokens, args.max_cost_usd
-    references = args.references
+    runs, judge_model, references = args.runs, args.judge_model, args.references
     clean, unique = _validate(args.prompts, args.models, runs, references, judge_model, args.objective)
     infos = await resolve_models(state, [*unique, *([judge_model] if judge_model else [])])
     if judge_model:
         require_structured(state, infos[judge_model], "judge")
-    worst = 0.0
-    judge = infos.get(judge_model) if judge_model else None
-    for model in unique:
-        info = infos[model]
-        for prompt in clean:
-            one = worst_case_cost(info.pricing, len(prompt), max_tokens) if info else None
-            if one is None:
-                raise BudgetExceededError(
-                    f"`{model}`'s price is unknown (decided at routing time or the catalog is "
-                    "unavailable), so the benchmark's cost cannot be bounded. Name models with "
-                    "fixed prices."
-                )
-            worst += one * runs
-            if judge is not None:
-                judged = worst_case_cost(judge.pricing, len(prompt) + max_tokens * 4 + 2000, JUDGE_MAX_TOKENS)
-                worst += (judged or 0.0) * runs
-    if worst > max_cost_usd:
-        raise BudgetExceededError(
-            f"This benchmark could cost up to ${worst:.4f} ({len(unique)} models × {len(clean)} "
-            f"prompts × {runs} runs{' with a judge' if judge_model else ''}), more than "
-            f"max_cost_usd ${max_cost_usd:.2f}. Raise max_cost_usd, or use fewer prompts, runs "
-            "or models, a lower max_tokens, or cheaper models."
-        )
     params = BenchmarkParams.model_validate(
         {
             **args.model_dump(),
@@ -94,7 +69,15 @@ async def benchmark_models(state: CallState, args: BenchmarkInput, progress: Pro
             "references": list(references) if references else None,
         }
     )
-    report = BenchmarkReport(benchmark_id=new_benchmark_id(), params=params)
+    # A model whose context cannot take a prompt is skipped before anything is sent, and the report says why.
+    skipped = misfits(params, infos)
+    kept = [m for m in unique if m not in skipped]
+    if not kept:
+        reasons = " ".join(f"`{m}`: {why}" for m, why in skipped.items())
+        raise ContextLengthError(f"No model can take these prompts. {reasons} Shorten the prompts or lower max_tokens.")
+    params = params.model_copy(update={"models": kept})
+    refuse_over_budget(params, worst_case(params, infos))
+    report = BenchmarkReport(benchmark_id=new_benchmark_id(), params=params, skipped=skipped)
     return await state.shared.benchmarks.start(
         report,
         infos,

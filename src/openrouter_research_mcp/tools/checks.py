@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from ..errors import ContextLengthError, ModelNotFoundError, RequestError, UpstreamUnavailableError
 from ..openrouter.models import ModelInfo
 from ..openrouter.request import chat_messages
+from ..openrouter.tokens import messages_estimate
 from .attachments import Attachments, alternatives, unsupported_by
 from .state import CallState
 
@@ -115,17 +117,14 @@ def require_inputs(state: CallState, info: ModelInfo | None, files: Attachments)
     )
 
 
-def check_context(info: ModelInfo | None, chars: int, max_tokens: int | None, extra_tokens: int = 0) -> None:
-    """Refuse, before paying, a prompt that clearly cannot fit the model (at a typical 4 characters a token, plus
-    `extra_tokens` for attachments)."""
-    if info is None or not info.context_length:
-        return
-    prompt_tokens = chars // 4 + extra_tokens
-    if prompt_tokens + (max_tokens or 0) > info.context_length:
-        plus = f" plus max_tokens {max_tokens:,}" if max_tokens else ""
+def check_context(
+    info: ModelInfo | None, messages: Sequence[Mapping[str, Any]], max_tokens: int | None, extra_tokens: int = 0
+) -> None:
+    """Refuse, before paying, a prompt that clearly cannot fit the model (its likely token count, see `tokens.py`,
+    plus `extra_tokens` for attachments)."""
+    why = info.misfit(messages_estimate(messages) + extra_tokens, max_tokens) if info else None
+    if info is not None and why:
         raise ContextLengthError(
-            f"The prompt is about {prompt_tokens:,} tokens{plus}, more than `{info.id}`'s context of "
-            f"{info.context_length:,} tokens. Shorten it, lower max_tokens, or pick a longer-context model "
-            "(list_models with sort='context').",
+            f"{why} Shorten it, lower max_tokens, or pick a longer-context model (list_models with sort='context').",
             model=info.id,
         )

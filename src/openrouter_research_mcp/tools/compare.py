@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from .._constants import DEFAULT_COMPARE_MAX_COST_USD, DEFAULT_COMPARE_MAX_TOKENS, JUDGE_MAX_TOKENS
+from .._markdown import escape_inline
 from .._util import Progress, delimit, no_progress
 from ..errors import OpenRouterError, RequestError, StructuredOutputError, UpstreamUnavailableError
 from ..openrouter.budget import Budget, Meter, Reservation
@@ -18,6 +19,7 @@ from ..openrouter.completion import ChatResult
 from ..openrouter.pricing import Usage, worst_case_cost
 from ..openrouter.request import provider_body, structured_params
 from ..openrouter.structured import ask_for_json, parse_object
+from ..openrouter.tokens import REREAD, messages_bound
 from .ask import Files, Prompt, ProviderArg, SystemArg, TemperatureArg
 from .attachments import alternatives, load_attachments, unsupported_by
 from .checks import chat_messages, check_context, require_structured, resolve_models
@@ -99,13 +101,12 @@ async def _judge(
     entries: Sequence[CompareEntry],
     deadline: float,
     budget: Budget,
-) -> JudgeVerdict:
+) -> tuple[JudgeVerdict, list[str]]:
     spent: list[ChatResult] = []
     info = state.catalog.loaded.models.get(judge_model) if state.catalog.loaded else None
 
     async def call(messages: list[dict[str, Any]]) -> ChatResult:
-        chars = sum(len(str(m["content"])) for m in messages)
-        worst = worst_case_cost(info.pricing, chars, JUDGE_MAX_TOKENS) if info else None
+        worst = worst_case_cost(info.pricing, messages_bound(messages), JUDGE_MAX_TOKENS) if info else None
         result = await state.chat(
             messages,
             meter=Meter(budget, lambda _model: worst, f"the judge `{judge_model}`"),
@@ -127,10 +128,10 @@ async def _judge(
         verdict = await ask_for_json(call, messages, _verdict)
     except OpenRouterError as exc:
         failed = [exc.usage] if isinstance(exc.usage, Usage) else []
-        return JudgeVerdict(
-            model=judge_model, ok=False, usage=Usage.total([*(r.usage for r in spent), *failed]), error=exc.message
-        )
-    return JudgeVerdict(
+        usage = Usage.total([*(r.usage for r in spent), *failed])
+        return JudgeVerdict(model=judge_model, ok=False, usage=usage, error=exc.message), []
+    named = verdict.get("best_model")
+    judged = JudgeVerdict(
         model=judge_model,
         ok=True,
         usage=Usage.total(r.usage for r in spent),
@@ -138,8 +139,24 @@ async def _judge(
         summary=str(verdict.get("summary") or ""),
         disagreements=verdict["disagreements"],
         recommended_answer=str(verdict.get("recommended_answer") or ""),
-        best_model=str(verdict.get("best_model") or ""),
+        best_model=_best(named, entries),
     )
+    return judged, best_model_note(named, judged)
+
+
+def _best(named: object, entries: Sequence[CompareEntry]) -> str | None:
+    """The judge's best model when it is one of the models that answered (else None: see `best_model_note`)."""
+    text = str(named or "").strip().strip("`").strip()
+    return text if text in {e.model for e in entries if e.ok} else None
+
+
+def best_model_note(named: object, verdict: JudgeVerdict) -> list[str]:
+    """A warning when the judge named as best something that is not one of the compared models."""
+    text = " ".join(str(named or "").split())
+    if not verdict.ok or verdict.best_model or not text:
+        return []
+    shown = escape_inline(text[:80] + ("…" if len(text) > 80 else ""))
+    return [f"The judge named “{shown}” as the best answer, which is not one of the compared models; dropped."]
 
 
 async def compare_models(state: CallState, args: CompareInput, progress: Progress = no_progress) -> CompareResult:
@@ -162,13 +179,14 @@ async def compare_models(state: CallState, args: CompareInput, progress: Progres
             "compare_models needs the model catalog's prices to enforce max_cost_usd, and "
             "the catalog could not be loaded just now. Try again in a minute."
         )
-    chars = len(prompt) + len(system or "")
+    sent = chat_messages(prompt, system)
+    prompt_tokens = messages_bound(sent)
     engine = state.settings.pdf_engine
     # A model that cannot take the attachments is reported in its own entry; the others still answer.
     unable = {m: kinds for m in unique if (kinds := unsupported_by(infos[m], files, engine))}
     asked = [m for m in unique if m not in unable]
     for model_id in asked:
-        check_context(infos[model_id], chars, max_tokens, files.prompt_tokens())
+        check_context(infos[model_id], sent, max_tokens, files.prompt_tokens())
     if judge_model:
         require_structured(state, infos[judge_model], "judge")
     budget = Budget(max_cost_usd)
@@ -182,7 +200,7 @@ async def compare_models(state: CallState, args: CompareInput, progress: Progres
             return None
         return worst_case_cost(
             info.pricing,
-            chars,
+            prompt_tokens,
             max_tokens,
             web_searches=int(model_id.endswith(":online")),
             extra_prompt_tokens=files.prompt_tokens(),
@@ -195,8 +213,10 @@ async def compare_models(state: CallState, args: CompareInput, progress: Progres
             reservations[model_id] = budget.reserve(worst(model_id), f"`{model_id}`")
         if judge_model:
             info = infos[judge_model]
-            judge_chars = chars + len(unique) * max_tokens * 4 + len(JUDGE_SYSTEM)
-            judge_cost = worst_case_cost(info.pricing, judge_chars, JUDGE_MAX_TOKENS) if info else None
+            # The answers are not written yet: each counts as its max_tokens re-read (the judge's reservation
+            # when it is called bounds their real text).
+            judge_in = prompt_tokens + messages_bound([{"content": JUDGE_SYSTEM}]) + len(unique) * max_tokens * REREAD
+            judge_cost = worst_case_cost(info.pricing, judge_in, JUDGE_MAX_TOKENS) if info else None
             judge_hold = budget.reserve(judge_cost and judge_cost * JUDGE_CALLS, f"the judge `{judge_model}`")
     except OpenRouterError:
         for reservation in reservations.values():
@@ -274,13 +294,14 @@ async def compare_models(state: CallState, args: CompareInput, progress: Progres
         return entry
 
     entries = list(await asyncio.gather(*(one(m) for m in unique)))
-    verdict = None
+    verdict: JudgeVerdict | None = None
+    judge_notes: list[str] = []
     if judge_model and judge_hold is not None:
         ok = [e for e in entries if e.ok]
         if len(ok) >= 2:
             await progress(len(unique), total_steps, f"judging with {judge_model}")
             budget.release(judge_hold)  # each judge attempt reserves its own worst case now
-            verdict = await _judge(state, judge_model, prompt, entries, deadline, budget)
+            verdict, judge_notes = await _judge(state, judge_model, prompt, entries, deadline, budget)
         else:
             budget.release(judge_hold)
             verdict = JudgeVerdict(model=judge_model, ok=False, error="Not judged: fewer than two models answered.")
@@ -293,5 +314,10 @@ async def compare_models(state: CallState, args: CompareInput, progress: Progres
     )
     totals.add(Usage.total([*(e.usage for e in entries), *([verdict.usage] if verdict else [])]))
     return CompareResult(
-        prompt=prompt, entries=entries, judge=verdict, totals=totals, max_cost_usd=max_cost_usd, warnings=files.notes()
+        prompt=prompt,
+        entries=entries,
+        judge=verdict,
+        totals=totals,
+        max_cost_usd=max_cost_usd,
+        warnings=[*files.notes(), *judge_notes],
     )

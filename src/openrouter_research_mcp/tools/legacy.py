@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any
 
 from ..benchmark.jobs import KIND as BENCHMARK
@@ -22,17 +21,13 @@ INTERRUPTED = "interrupted: the server stopped while this was in progress"
 
 def _today(raw: dict[str, Any]) -> dict[str, Any]:
     """A saved job's data with an earlier release's status in today's vocabulary: `budget` and `time` were jobs that
-    finished early; `running` cannot be running any more, since its server is gone. Impossible times become 0."""
+    finished early; `running` cannot be running any more, since its server is gone."""
     status = raw.get("status")
     if status in ("budget", "time"):
         raw["status"], raw["stopped_because"] = "done", status
     elif status == "running":
         raw["status"], raw["stopped_because"], raw["progress"] = "interrupted", "interrupted", INTERRUPTED
-    for key in ("created_at", "updated_at"):
-        value = raw.get(key)
-        if isinstance(value, int | float) and not math.isfinite(value):
-            raw[key] = 0.0
-    return raw
+    return raw  # impossible times are made 0 by the models (`jobs.store.Timestamp`)
 
 
 def _object(text: str) -> dict[str, Any]:

@@ -10,7 +10,9 @@ page count (which prices the parsing and bounds the prompt) is the document's ow
 from __future__ import annotations
 
 import io
+import re
 import warnings
+from typing import Any
 
 from ..errors import RequestError
 
@@ -21,44 +23,60 @@ MAX_PIXELS = 60_000_000  # about 7,750 × 7,750: more is a decompression bomb, n
 FORMATS = {"image/png": "PNG", "image/jpeg": "JPEG", "image/webp": "WEBP", "image/gif": "GIF"}
 
 
+_PILLOW_SIZE = re.compile(r"Image size \((\d+) pixels\)")
+
+
+def _pillow() -> Any:
+    """Pillow, set up once for this process: it refuses to open past twice `MAX_PIXELS` and its warning below that
+    is silenced, since `prepare_image` refuses past `MAX_PIXELS` itself, in words."""
+    from PIL import Image  # imported on first use: start-up does not pay for it
+
+    if Image.MAX_IMAGE_PIXELS != MAX_PIXELS:
+        Image.MAX_IMAGE_PIXELS = MAX_PIXELS
+        warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
+    return Image
+
+
 def prepare_image(data: bytes, mime: str, label: str) -> tuple[bytes, str | None]:
     """The image ready to send (upright, no larger than a model uses) and what was done to it, or a refusal."""
-    from PIL import Image, ImageOps, UnidentifiedImageError  # imported on first use: start-up does not pay for it
+    from PIL import ImageOps, UnidentifiedImageError
 
+    image_module = _pillow()
     if not data:
         raise RequestError(f"{label} is empty (0 bytes). Attach the image file itself.")
     width = height = 0
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            previous, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, MAX_PIXELS
-            try:
-                with Image.open(io.BytesIO(data)) as image:
-                    width, height = image.size
-                    if width * height > MAX_PIXELS:
-                        raise Image.DecompressionBombError("too many pixels")
-                    image.load()  # decode it all: a truncated file fails here
-                    animated = getattr(image, "is_animated", False)
-                    orientation = 1 if animated else image.getexif().get(0x0112, 1)
-                    large = max(width, height) > MAX_IMAGE_SIDE
-                    if animated or (not large and orientation == 1):
-                        return data, None
-                    upright = ImageOps.exif_transpose(image) if orientation != 1 else image.copy()
-                    if large:
-                        upright.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE), Image.Resampling.LANCZOS)
-                    out = io.BytesIO()
-                    fmt = FORMATS[mime]
-                    extra = {"quality": 90} if fmt in ("JPEG", "WEBP") else {}
-                    (upright.convert("RGB") if fmt == "JPEG" and upright.mode not in ("RGB", "L") else upright).save(
-                        out, format=fmt, **extra
-                    )
-            finally:
-                Image.MAX_IMAGE_PIXELS = previous
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        declared = f"declares {width:,} × {height:,} pixels" if width else "declares more pixels"
+        with image_module.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            if width * height > MAX_PIXELS:
+                raise image_module.DecompressionBombError(f"Image size ({width * height} pixels)")
+            image.load()  # decode it all: a truncated file fails here
+            animated = getattr(image, "is_animated", False)
+            orientation = 1 if animated else image.getexif().get(0x0112, 1)
+            large = max(width, height) > MAX_IMAGE_SIDE
+            if animated or (not large and orientation == 1):
+                return data, None
+            upright = ImageOps.exif_transpose(image) if orientation != 1 else image.copy()
+            if large:
+                upright.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE), image_module.Resampling.LANCZOS)
+            out = io.BytesIO()
+            fmt = FORMATS[mime]
+            extra = {"quality": 90} if fmt in ("JPEG", "WEBP") else {}
+            (upright.convert("RGB") if fmt == "JPEG" and upright.mode not in ("RGB", "L") else upright).save(
+                out, format=fmt, **extra
+            )
+    except image_module.DecompressionBombError as exc:
+        found = _PILLOW_SIZE.search(str(exc))
+        declared = (
+            f"{width:,} × {height:,} pixels"
+            if width
+            else f"{int(found.group(1)):,} pixels"
+            if found
+            else "more pixels than that"
+        )
         raise RequestError(
-            f"{label} {declared}, more than the {MAX_PIXELS:,} this server decodes (a picture that large is "
-            "usually a decompression bomb). Attach a smaller image."
+            f"{label} declares {declared}, more than the {MAX_PIXELS:,} this server decodes (a picture that large "
+            "is usually a decompression bomb). Attach a smaller image."
         ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise RequestError(

@@ -6,12 +6,11 @@ They stay compact on purpose: the host model pays for every token we return.
 from __future__ import annotations
 
 import dataclasses
-import json
-import math
 from collections.abc import Sequence
 from typing import Any
 
 from .._markdown import escape_inline, safe_markdown
+from .._util import strict_json, usd
 from ..benchmark.report import BenchmarkReport
 from ..errors import OpenRouterError, StreamError
 from ..jobs.store import UsageRow
@@ -39,13 +38,6 @@ __all__ = [
 
 REPORT_WORDS = 2000  # the text rendering stays about this long so it fits a host's context
 ANSWER_CHARS = 40_000  # an answer's text rendering beyond this is cut (the structured result keeps it whole)
-
-
-def usd(value: float | None) -> str:
-    """`$0.000123`-style, or `unknown`."""
-    if value is None or not math.isfinite(value) or value < 0:
-        return "unknown"
-    return f"${value:.6f}" if value < 0.01 else f"${value:.4f}"
 
 
 def _usage(u: Usage) -> str:
@@ -121,7 +113,7 @@ def render_compare(r: CompareResult) -> str:
     t = r.totals
     out.append(
         f"Total: {t.succeeded} answered, {t.failed} failed · {t.prompt_tokens:,} in / "
-        f"{t.completion_tokens:,} out tokens · {usd(t.cost_usd)} of ${r.max_cost_usd:.2f} budget · "
+        f"{t.completion_tokens:,} out tokens · {usd(t.cost_usd)} of {usd(r.max_cost_usd)} budget · "
         f"{t.wall_time_s:.1f} s wall"
     )
     return "\n".join(out)
@@ -170,7 +162,7 @@ def render_research(r: ResearchResult) -> str:
         f"---\nresearch_id: {r.research_id} · status: {r.status}"
         + (f" (stopped: {r.stopped_because})" if r.stopped_because and r.stopped_because != r.status else "")
         + f" · {len(r.sources)} sources · {r.upstream_requests} requests · {usd(r.cost_usd)} of "
-        f"${r.max_cost_usd:.2f} budget · {r.timings.get('total_s', r.timings.get('elapsed_s', 0)):.1f} s"
+        f"{usd(r.max_cost_usd)} budget · {r.timings.get('total_s', r.timings.get('elapsed_s', 0)):.1f} s"
     )
     if r.plan is not None:
         scaled = f"; scaled for {' and '.join(r.plan.scaled_because)}" if r.plan.scaled_because else ""
@@ -200,7 +192,7 @@ def render_research(r: ResearchResult) -> str:
 
 
 def _json(value: Any) -> str:
-    return json.dumps(value, indent=1, ensure_ascii=False)
+    return strict_json(value, indent=1, ensure_ascii=False)
 
 
 def render_models_index(snap: CatalogSnapshot) -> str:
@@ -209,7 +201,7 @@ def render_models_index(snap: CatalogSnapshot) -> str:
         [m.id, m.context_length, m.pricing.per_million("prompt"), m.pricing.per_million("completion")]
         for m in sorted(snap.models.values(), key=lambda m: m.id)
     ]
-    return json.dumps(
+    return strict_json(
         {
             "columns": ["id", "context", "prompt_usd_per_mtok", "completion_usd_per_mtok"],
             "models": rows,
