@@ -17,11 +17,12 @@ from mcp.server.mcpserver import Context
 from mcp.server.mcpserver.exceptions import ToolError
 from mcp.server.mcpserver.resolve import Elicit, Resolve
 from mcp.server.mcpserver.tools import Tool
+from mcp.shared.jsonrpc_dispatcher import progress_token_from_params
 from mcp.types import CallToolResult, ResourceLink, TextContent, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from ._schema import compact_schema
-from ._util import Progress
+from ._util import Progress, no_progress
 from .benchmark.report import BenchmarkInput, BenchmarkReport, BenchmarkResult
 from .callers import call_state
 from .errors import OpenRouterError
@@ -38,7 +39,26 @@ from .views import TOOL_VIEWS, tool_icons
 __all__ = ["build_tools", "handler"]
 
 
+def _wants_progress(ctx: Context) -> bool:
+    """Whether the caller follows this request's progress. Over JSON-RPC (stdio, HTTP) that is a `progressToken`
+    in the request; the SDK's in-process dispatch (the Python `Client(server)`) calls the client's callback
+    instead, when one was given, and keeps it on its dispatch context (no public accessor: read with a default
+    that reports progress when unsure)."""
+    if progress_token_from_params(ctx.request_context.params) is not None:
+        return True
+    outbound = getattr(ctx.request_context.session, "_request_outbound", None)
+    outbound = getattr(outbound, "_inner", outbound)  # the 2026-07-28 generation wraps the dispatch context
+    if hasattr(outbound, "_progress_token"):  # JSON-RPC dispatch, and no token was sent
+        return False
+    return getattr(outbound, "_on_progress", True) is not None
+
+
 def _progress(ctx: Context) -> Progress:
+    """The request's progress reporter; `no_progress` when the caller asked for none (then a tool may skip the
+    work of producing it, such as streaming an answer only to count it)."""
+    if not _wants_progress(ctx):
+        return no_progress
+
     async def report(done: float, total: float | None, message: str) -> None:
         await ctx.report_progress(done, total, message)
 

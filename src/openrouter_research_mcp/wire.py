@@ -3,7 +3,8 @@
 The SDK's stdio transport drops a line it cannot parse or validate without a word, so a client whose request was
 malformed waits forever. Here each line is checked first: unparseable input gets JSON-RPC's -32700 and an invalid
 request -32600 (with its id whenever one can be read); good messages go on to the SDK's server unchanged, in both
-protocol generations. Stdin is read on a daemon thread, so Ctrl-C or SIGTERM never waits for the next line: the first
+protocol generations. A pipe is read and written by the event loop (no thread hop per message); a terminal by a daemon
+thread. Either way Ctrl-C or SIGTERM never waits for the next line: the first
 signal ends the input (the server finishes, its lifespan saves what it must) and a deadline backs that up. Only
 this module writes to the protocol's stdout; fd 1 points at stderr while serving, as the SDK arranges it too.
 """
@@ -17,6 +18,7 @@ import logging
 import os
 import re
 import signal
+import stat
 import sys
 import threading
 from collections.abc import AsyncIterator, Callable
@@ -145,9 +147,66 @@ def classify_line(line: bytes) -> SessionMessage | JSONRPCError | None:
     )
 
 
+def _is_pipe(fd: int) -> bool:
+    """Whether `fd` is a pipe or a socket, which the event loop can read and write without a thread. A terminal or
+    a file is not: making a terminal non-blocking would change it for the shell that shares it too."""
+    mode = os.fstat(fd).st_mode
+    return stat.S_ISFIFO(mode) or stat.S_ISSOCK(mode)
+
+
+class _LineProtocol(asyncio.Protocol):
+    """Stdin as lines, read by the event loop: each complete line is queued whole; one longer than MAX_LINE_BYTES
+    is dropped as it arrives (never held in memory) and queued as an oversize marker, so it is answered too."""
+
+    OVERSIZE = b"\x00oversize"
+
+    def __init__(self, lines: asyncio.Queue[bytes | None]) -> None:
+        self.lines = lines
+        self.buffer = bytearray()
+        self.skipping = False
+        self.transport: asyncio.ReadTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.ReadTransport)
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        start = 0
+        while (newline := data.find(b"\n", start)) >= 0:
+            if self.skipping:
+                self.skipping = False
+                self.lines.put_nowait(self.OVERSIZE)
+            else:
+                self.buffer += data[start : newline + 1]
+                self.lines.put_nowait(bytes(self.buffer))
+            self.buffer.clear()
+            start = newline + 1
+        if not self.skipping:
+            self.buffer += data[start:]
+            if len(self.buffer) > MAX_LINE_BYTES:
+                self.buffer.clear()
+                self.skipping = True
+        if self.lines.qsize() > 64 and self.transport is not None:
+            self.transport.pause_reading()  # the server is behind: let the client's writes wait
+
+    def eof_received(self) -> bool:
+        if self.skipping:
+            self.lines.put_nowait(self.OVERSIZE)
+        elif self.buffer:
+            self.lines.put_nowait(bytes(self.buffer))
+        self.lines.put_nowait(None)
+        return False
+
+    def connection_lost(self, _exc: Exception | None) -> None:
+        self.lines.put_nowait(None)
+
+
 @asynccontextmanager
 async def _stdio() -> AsyncIterator[tuple[Any, Any, Callable[[], None]]]:
-    """The server's read and write streams over the real stdin/stdout, and a function that ends the input."""
+    """The server's read and write streams over the real stdin/stdout, and a function that ends the input.
+
+    A pipe or socket (how hosts start servers) is read and written by the event loop itself; a terminal or a file
+    by a daemon reader thread and the worker threads, so a blocked read never holds up the exit."""
     sys.stdout.flush()
     wire_in = os.dup(0)
     wire_out = os.dup(1)
@@ -162,6 +221,8 @@ async def _stdio() -> AsyncIterator[tuple[Any, Any, Callable[[], None]]]:
     token = anyio.lowlevel.current_token()
     ended = threading.Event()
     pending: set[Any] = set()  # ids of requests passed on and not yet answered
+    loop = asyncio.get_running_loop()
+    transports: list[asyncio.BaseTransport] = []
 
     def end_input() -> None:
         if not ended.is_set():
@@ -170,7 +231,11 @@ async def _stdio() -> AsyncIterator[tuple[Any, Any, Callable[[], None]]]:
             err_send.close()
 
     async def route(raw: bytes) -> None:
-        item = classify_line(raw)
+        item = (
+            _error(INVALID_REQUEST, "Invalid Request: the message is larger than this server accepts.")
+            if raw is _LineProtocol.OVERSIZE
+            else classify_line(raw)
+        )
         if isinstance(item, SessionMessage):
             message = item.message
             if isinstance(message, JSONRPCRequest):
@@ -201,6 +266,22 @@ async def _stdio() -> AsyncIterator[tuple[Any, Any, Callable[[], None]]]:
         with contextlib.suppress(BaseException):
             anyio.from_thread.run(drain_then_end, token=token)
 
+    async def read_pipe() -> None:  # the event loop reads: no thread, no hop per line
+        lines: asyncio.Queue[bytes | None] = asyncio.Queue()
+        protocol = _LineProtocol(lines)
+        transport, _ = await loop.connect_read_pipe(lambda: protocol, open(os.dup(wire_in), "rb", buffering=0))
+        transports.append(transport)
+        try:
+            while (raw := await lines.get()) is not None and not ended.is_set():
+                if lines.qsize() < 16:
+                    transport.resume_reading()
+                await route(raw)
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            return
+        finally:
+            transport.close()
+        await drain_then_end()
+
     async def drain_then_end() -> None:
         with anyio.move_on_after(EOF_GRACE):
             while pending and not ended.is_set():
@@ -208,6 +289,13 @@ async def _stdio() -> AsyncIterator[tuple[Any, Any, Callable[[], None]]]:
         end_input()
 
     async def writer() -> None:  # the only writer on the wire
+        pipe: asyncio.StreamWriter | None = None
+        if _is_pipe(wire_out):
+            out, protocol = await loop.connect_write_pipe(
+                asyncio.streams.FlowControlMixin, open(os.dup(wire_out), "wb", buffering=0)
+            )
+            transports.append(out)
+            pipe = asyncio.StreamWriter(out, protocol, None, loop)
         with open(wire_out, "wb", closefd=False) as stream:
             async with out_recv:
                 async for message in out_recv:
@@ -215,27 +303,40 @@ async def _stdio() -> AsyncIterator[tuple[Any, Any, Callable[[], None]]]:
                         pending.discard(getattr(message.message, "id", None))
                     data = (message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n").encode()
                     try:
-                        await anyio.to_thread.run_sync(_write, stream, data)
-                    except OSError:  # the client hung up
+                        if pipe is not None:
+                            pipe.write(data)
+                            await pipe.drain()  # only waits when the client stops reading
+                        else:
+                            await anyio.to_thread.run_sync(_write, stream, data)
+                    except (OSError, RuntimeError):  # the client hung up (a closed pipe transport: RuntimeError)
                         end_input()
                         return
 
     try:
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(writer)
-            threading.Thread(target=reader, name="mcp-stdin", daemon=True).start()
+            if _is_pipe(wire_in):
+                tasks.start_soon(read_pipe)
+            else:
+                threading.Thread(target=reader, name="mcp-stdin", daemon=True).start()
             try:
                 yield in_recv, out_send, end_input
             finally:
                 end_input()
                 out_send.close()
+                tasks.cancel_scope.cancel()
     finally:
+        for transport in transports:
+            transport.close()
+        for fd in (saved_in, saved_out):  # the event loop made the pipes non-blocking: give them back as found
+            with contextlib.suppress(OSError):
+                os.set_blocking(fd, True)
         sys.stdout.flush()
         os.dup2(saved_out, 1)
         os.dup2(saved_in, 0)
         for fd in (saved_in, saved_out, wire_out):
             os.close(fd)
-        # wire_in stays open for the daemon reader, which may still be blocked on it; the process exits next.
+        # wire_in stays open for a daemon reader, which may still be blocked on it; the process exits next.
 
 
 def _write(stream: Any, data: bytes) -> None:

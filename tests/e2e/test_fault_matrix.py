@@ -40,6 +40,7 @@ class Fault:
     dead_upstream: bool = False
     usage: dict[str, Any] = field(default_factory=dict)  # laid over every answer's usage (impossible numbers)
     never_says: tuple[str, ...] = ()  # text that must not appear in what the user sees
+    progress: bool = True  # the caller follows progress (then `ask` streams the answer); False: unstreamed
 
 
 # A chain longer than OpenRouter's native window of three: a fault on the first request (which carried the window)
@@ -168,6 +169,10 @@ FAULTS = [
         says=("Did you mean", "openai/gpt-4o-mini"),
         requests=0,
     ),
+    # A caller who follows no progress gets the answer unstreamed: the same faults, on that path.
+    Fault("500, unstreamed", {"status": 500}, requests=2, progress=False),
+    Fault("connection dropped, unstreamed", {"kind": "drop"}, requests=2, progress=False),
+    Fault("non-JSON body, unstreamed", {"kind": "nonjson"}, ok=False, says=("not JSON",), requests=1, progress=False),
 ]
 
 
@@ -187,8 +192,14 @@ async def test_fault_matrix(case: Fault, fake_openrouter: FakeOpenRouter, tmp_pa
     if case.fault:
         fake_openrouter.fail(**case.fault)
     fake_openrouter.usage_patch.update(case.usage)
+
+    async def followed(_done: float, _total: float | None, _message: str | None) -> None:
+        pass
+
     async with Client(stdio_params(fake_openrouter, tmp_path / "cache", **env)) as client:
-        result = await client.call_tool(case.tool, case.arguments)
+        result = await client.call_tool(
+            case.tool, case.arguments, progress_callback=followed if case.progress else None
+        )
         text = result_text(result)
         for word in case.never_says:
             assert word.lower() not in text.lower(), (word, text)
@@ -203,6 +214,8 @@ async def test_fault_matrix(case: Fault, fake_openrouter: FakeOpenRouter, tmp_pa
                 assert word.lower() in text.lower(), (word, text)
         if case.requests is not None:
             assert len(fake_openrouter.chat_requests()) == case.requests
+        if case.tool == "ask" and case.requests:
+            assert all(bool(r.body.get("stream")) == case.progress for r in fake_openrouter.chat_requests())
         # The server keeps serving: the next call is answered (successfully where the upstream is reachable).
         after = await client.call_tool("ask", {"prompt": "And 3+3?"})
         if case.dead_upstream:

@@ -92,7 +92,8 @@ async def test_server_ask_returns_answer_usage_and_sources(tmp_path: Path, respx
     assert body["tools"] == [
         {"type": "openrouter:web_search", "parameters": {"engine": "auto", "max_results": 5, "max_uses": 3}}
     ]
-    assert body["tool_choice"] == {"type": "openrouter:web_search"} and body["stream"] is True
+    assert body["tool_choice"] == {"type": "openrouter:web_search"}
+    assert "stream" not in body  # the caller follows no progress: the answer is asked for unstreamed
     [stop] = body["stop_server_tools_when"]
     assert stop["type"] == "max_cost" and 0 < stop["max_cost_in_dollars"] < 0.05
     data = result.structured_content
@@ -373,3 +374,20 @@ async def test_server_unknown_tool_is_a_protocol_error_naming_the_tools(tmp_path
     assert unknown.value.code == -32602  # invalid params, as the 2025-11-25 specification asks
     assert "There is no tool `ask_everything`" in unknown.value.message and "deep_research" in unknown.value.message
     assert not known.is_error
+
+
+async def test_server_ask_streams_only_for_a_caller_who_follows_progress(
+    tmp_path: Path, respx_openrouter: respx.MockRouter
+) -> None:
+    route = respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion("Hi.")))
+    seen: list[str] = []
+
+    async def on_progress(_done: float, _total: float | None, message: str | None) -> None:
+        seen.append(message or "")
+
+    async with Client(server(tmp_path)) as client:
+        followed = await client.call_tool("ask", {"prompt": "Hello?"}, progress_callback=on_progress)
+        quiet = await client.call_tool("ask", {"prompt": "Hello?"})
+    streamed, unstreamed = (json.loads(call.request.content) for call in route.calls)
+    assert streamed["stream"] is True and "stream" not in unstreamed
+    assert not followed.is_error and not quiet.is_error and any("answered by" in m for m in seen)

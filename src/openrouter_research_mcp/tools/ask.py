@@ -163,13 +163,15 @@ async def ask(state: CallState, args: AskInput, progress: Progress = no_progress
     if reasoning_effort:
         extra["reasoning"] = {"effort": reasoning_effort}
     await progress(0, 2, f"asking {primary}")
+    # Streamed only for a caller who follows progress: an unstreamed answer costs the server far less to read.
+    streamed = progress is not no_progress
     result = await state.chat(
         chat_messages(files.content(text), system),
         model=primary,
         fallback_models=kept,
-        stream=True,
+        stream=streamed,
         deadline=deadline,
-        on_text=_streamed_progress(progress, primary),
+        on_text=_streamed_progress(progress, primary) if streamed else None,
         **extra,
     )
     await progress(2, 2, f"answered by {result.model}")
