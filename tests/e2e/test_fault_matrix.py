@@ -193,7 +193,7 @@ async def test_fault_matrix(case: Fault, fake_openrouter: FakeOpenRouter, tmp_pa
         fake_openrouter.fail(**case.fault)
     fake_openrouter.usage_patch.update(case.usage)
 
-    async def followed(_done: float, _total: float | None, _message: str | None) -> None:
+    async def followed(progress: float, total: float | None, message: str | None) -> None:
         pass
 
     async with Client(stdio_params(fake_openrouter, tmp_path / "cache", **env)) as client:

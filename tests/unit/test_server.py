@@ -382,7 +382,8 @@ async def test_server_ask_streams_only_for_a_caller_who_follows_progress(
     route = respx_openrouter.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion("Hi.")))
     seen: list[str] = []
 
-    async def on_progress(_done: float, _total: float | None, message: str | None) -> None:
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        del progress, total  # the SDK's ProgressFnT names all three
         seen.append(message or "")
 
     async with Client(server(tmp_path)) as client:

@@ -64,7 +64,7 @@ def test_messages_bound_counts_text_parts_and_framing() -> None:
         {"type": "text", "text": "中文"},
         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}},
     ]
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": parts}]
+    messages: list[dict[str, object]] = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": parts}]
     assert text_of(parts) == "中文"
     assert messages_bound(messages) == token_bound("Be brief.") + 2 + 2 * MESSAGE_FRAMING
 
