@@ -4,6 +4,7 @@ writing files atomically."""
 from __future__ import annotations
 
 import contextlib
+import decimal
 import json
 import math
 import os
@@ -70,15 +71,19 @@ def delimit(tag: str, text: str, **attributes: object) -> str:
 def usd(value: float | None) -> str:
     """Money as people read it, in one format everywhere: whole cents from $1 up, three significant figures below
     (at least two decimals), never scientific notation; `unknown` when there is no real figure (none, or
-    impossible)."""
+    impossible). The amount is rounded first, so the format follows the figure shown ($0.9951 shows as $1.00)."""
     if value is None or not math.isfinite(value) or value < 0:
         return "unknown"
-    if value >= 0.995:
-        return f"${value:,.2f}"
     if value == 0:
         return "$0.00"
-    decimals = max(2, 2 - math.floor(math.log10(value)))
-    whole, _, fraction = f"{value:.{decimals}f}".partition(".")
+    exact = decimal.Decimal(repr(value))
+    shown = exact.quantize(decimal.Decimal("0.01"), decimal.ROUND_HALF_UP)
+    if shown < 1:
+        step = decimal.Decimal(1).scaleb(exact.adjusted() - 2)  # the unit of the third significant figure
+        shown = exact.quantize(step, decimal.ROUND_HALF_UP)
+    if shown >= 1:
+        return f"${exact.quantize(decimal.Decimal('0.01'), decimal.ROUND_HALF_UP):,.2f}"
+    whole, _, fraction = f"{shown:f}".partition(".")
     return f"${whole}.{fraction.rstrip('0').ljust(2, '0')}"
 
 

@@ -146,8 +146,8 @@ async def test_benchmark_in_the_background_can_be_polled_and_cancelled(
 # ------------------------------------------------------------------------------------- hostile judges, long prompts
 
 
-@pytest.mark.parametrize("garbage", [True, False, 0, 11, 7.5, "9", None])
-async def test_benchmark_a_judge_score_must_be_a_whole_number_from_1_to_10(
+@pytest.mark.parametrize("garbage", [True, False, 0, 11, 10.5, float("inf"), "9", None])
+async def test_benchmark_a_judge_score_must_be_a_number_from_1_to_10(
     fake_openrouter: FakeOpenRouter, app_state: CallState, garbage: object
 ) -> None:
     fake_openrouter.quality[MODELS[0]] = garbage  # `{"score": true}` is not a score of 1
@@ -158,6 +158,18 @@ async def test_benchmark_a_judge_score_must_be_a_whole_number_from_1_to_10(
     assert judged[MODELS[0]].score is None and (judged[MODELS[0]].reason or "").startswith("not judged")
     assert judged[MODELS[1]].score == 5  # the other answer was judged as usual
     assert next(s for s in report.stats if s.model == MODELS[0]).quality is None
+
+
+async def test_benchmark_a_judge_score_may_be_any_real_number_from_1_to_10(
+    fake_openrouter: FakeOpenRouter, app_state: CallState
+) -> None:
+    fake_openrouter.quality.update({MODELS[0]: 8.0, MODELS[1]: 7.5})  # `8.0` is a JSON Schema integer too
+    report = await benchmark_models(
+        app_state, BenchmarkInput(prompts=PROMPTS[:1], models=MODELS[:2], judge_model="openai/gpt-4o")
+    )
+    assert {c.model: c.score for c in report.calls} == {MODELS[0]: 8.0, MODELS[1]: 7.5}
+    judged = [r for r in fake_openrouter.chat_requests() if r.body.get("response_format")]
+    assert len(judged) == 2  # each judged once: no second, paid, attempt
 
 
 async def test_benchmark_skips_a_model_whose_context_cannot_take_a_prompt(

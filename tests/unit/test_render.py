@@ -27,7 +27,8 @@ def answer(text: str = "ok", **fields: object) -> AskResult:
         ("[evil](javascript:alert(4))", "evil"),
         ("[v](vbscript:msgbox(1)) and [f](file:///etc/passwd)", "v and f"),
         ("<img src=x onerror=alert(1)>", "‹img src=x onerror=alert(1)>"),
-        ("[ok](https://x.org/a_(b)) `<b>code</b>`", "[ok](https://x.org/a_(b)) `<b>code</b>`"),
+        ("[ok](https://x.org/a_(b)) `<b>code</b>`", "[ok](https://x.org/a_(b)) `‹b>code‹/b>`"),
+        ("```html\n<b>code</b>\n```\nthen <b>", "```html\n<b>code</b>\n```\nthen ‹b>"),
         ("a < b and c > d [1]", "a < b and c > d [1]"),
     ],
 )

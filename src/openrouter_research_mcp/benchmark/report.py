@@ -93,7 +93,7 @@ class CallRecord(BaseModel):
     prompt_tokens: int = 0
     completion_tokens: int = 0
     cost_usd: float | None = None
-    score: int | None = Field(default=None, description="the judge's score, 1-10")
+    score: float | None = Field(default=None, description="the judge's score, 1-10")
     reason: str | None = None
     answer: str = Field(default="", description="the start of the answer")
 

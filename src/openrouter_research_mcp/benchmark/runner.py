@@ -41,7 +41,7 @@ JUDGE_SCHEMA: dict[str, Any] = {
     "additionalProperties": False,
     "required": ["score", "reason"],
     "properties": {
-        "score": {"type": "integer", "description": "1 (useless) to 10 (perfect)"},
+        "score": {"type": "number", "description": "1 (useless) to 10 (perfect)"},
         "reason": {"type": "string", "description": "one line: why this score"},
     },
 }
@@ -198,10 +198,12 @@ class Runner:
         def check(text: str, model: str) -> dict[str, Any]:
             data = parse_object(text, ["score", "reason"], model)
             score = data["score"]
-            if isinstance(score, bool) or not isinstance(score, int) or not 1 <= score <= 10:
+            real = isinstance(score, int | float) and not isinstance(score, bool) and math.isfinite(score)
+            if not real or not 1 <= score <= 10:  # `true` is no score of 1, nor "9" a score of 9
                 raise StructuredOutputError(
-                    f"`{model}` gave score {data['score']!r}, not a whole number from 1 to 10.", model=model
+                    f"`{model}` gave score {data['score']!r}, not a number from 1 to 10.", model=model
                 )
+            data["score"] = float(score)
             return data
 
         messages = judge_messages(self.report.params, record.prompt, answer, record.model)

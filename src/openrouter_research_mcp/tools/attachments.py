@@ -17,6 +17,7 @@ import binascii
 import mimetypes
 import os
 import re
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -132,6 +133,11 @@ def _from_bytes(data: bytes, mime: str, label: str, filename: str) -> Attachment
     if mime in AUDIO_TYPES:
         if not data:
             raise RequestError(f"{label} is empty (0 bytes). Attach the audio file itself.")
+        if _sniff(data) not in ("audio/wav", "audio/mpeg"):
+            raise RequestError(
+                f"{label} is named as audio but is not a WAV or MP3 file (its first bytes say otherwise). Attach the "
+                "recording itself."
+            )
         part = {
             "type": "input_audio",
             "input_audio": {"data": base64.b64encode(data).decode(), "format": AUDIO_TYPES[mime]},
@@ -177,12 +183,14 @@ def _url(spec: str) -> Attachment:
     )
 
 
-def _load(specs: Sequence[str], settings: Settings) -> Attachments:
+def _load(specs: Sequence[str], settings: Settings, deadline: float) -> Attachments:
     out = Attachments()
     for spec in specs:
         spec = spec.strip()
         if not spec:
             continue
+        if time.monotonic() > deadline:  # the caller has been answered already: do no more work for it
+            break
         if spec.startswith("data:"):
             out.items.append(_data_uri(spec, settings))
         elif spec.lower().startswith(("http://", "https://")):
@@ -201,9 +209,10 @@ async def load_attachments(specs: Sequence[str] | None, settings: Settings) -> A
     if len(specs) > MAX_ATTACHMENTS:
         raise RequestError(f"At most {MAX_ATTACHMENTS} attachments per call; got {len(specs)}.")
     chosen = list(specs)
+    deadline = time.monotonic() + settings.timeout
     # Blocking reads and decoding, off the event loop and bounded in time (see localfile.py).
     return await asyncio.to_thread(
-        in_daemon_thread, lambda: _load(chosen, settings), settings.timeout, "the attachments"
+        in_daemon_thread, lambda: _load(chosen, settings, deadline), settings.timeout, "the attachments"
     )
 
 

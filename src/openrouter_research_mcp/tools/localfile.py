@@ -1,6 +1,8 @@
 """Reading a file a caller named, safely: one file descriptor, checked, then read.
 
-The path is resolved (symlinks followed, so a link inside a root to a file inside a root works), then opened once
+The path is resolved (symlinks followed, so a link inside a root to a file inside a root works) and, when
+`OPENROUTER_FILE_ROOTS` is set, must be inside a root before anything is opened: a path outside gets one message
+whether or not it exists, and no device or FIFO outside the roots is ever touched. It is then opened once
 with `O_NOFOLLOW` (a final component swapped for a symlink after the resolution fails to open) and `O_NONBLOCK` (a
 FIFO or a device opens at once instead of blocking). Everything else is asked of that descriptor, never of the name
 again: it must be a regular file (`fstat`), no larger than the limit, and its real path (what the descriptor points
@@ -15,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import fcntl
 import os
 import stat
 import threading
@@ -62,17 +63,33 @@ def _inside(path: Path, roots: Sequence[Path]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
 
+def _outside(spec: str, allowed: Sequence[Path]) -> RequestError:
+    shown = ", ".join(str(r) for r in allowed)
+    return RequestError(
+        f"{spec} is outside the folders this server may read ({shown}); set OPENROUTER_FILE_ROOTS to allow it, or "
+        "copy the file into one of them."
+    )
+
+
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
 def read_local(spec: str, roots: Sequence[Path], limit: int, limit_mb: float) -> tuple[bytes, str]:
     """The bytes of the regular file `spec` names (at most `limit`), and its file name; see the module docstring."""
     label = os.path.basename(_check_name(spec)) or spec
+    allowed = [root.resolve() for root in roots]
     try:
         resolved = os.path.realpath(os.path.expanduser(spec))
-        fd = os.open(resolved, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        if allowed and not _inside(Path(resolved), allowed):
+            raise _outside(spec, allowed)
+        fd = os.open(resolved, _OPEN_FLAGS)
     except OSError as exc:
-        if exc.errno == errno.ELOOP:  # the last part became a symlink after it was resolved
-            raise RequestError(
-                f"{spec} changed while it was being opened (it became a link). Attach it again."
-            ) from None
+        if exc.errno == errno.ELOOP:
+            if os.path.islink(resolved):  # the last part became a symlink after it was resolved
+                raise RequestError(
+                    f"{spec} changed while it was being opened (it became a link). Attach it again."
+                ) from None
+            raise RequestError(f"{spec} is a loop of symbolic links. Attach the file itself.") from None
         if exc.errno in (errno.EACCES, errno.EPERM):
             raise RequestError(f"{spec} cannot be read: this server is not allowed to open it.") from None
         raise RequestError(f"{spec} does not exist or cannot be read. Give the absolute path of a file.") from None
@@ -83,20 +100,14 @@ def read_local(spec: str, roots: Sequence[Path], limit: int, limit_mb: float) ->
         if not stat.S_ISREG(info.st_mode):
             what = "a directory" if stat.S_ISDIR(info.st_mode) else "not a regular file (a device, FIFO or socket)"
             raise RequestError(f"{spec} is {what}. Attach a regular file.")
-        allowed = [root.resolve() for root in roots]
-        if allowed and not _inside(_real_path(fd, resolved), allowed):
-            shown = ", ".join(str(r) for r in allowed)
-            raise RequestError(
-                f"{spec} is outside the folders this server may read ({shown}); set OPENROUTER_FILE_ROOTS to allow "
-                "it, or copy the file into one of them."
-            )
+        if allowed and not _inside(_real_path(fd, resolved), allowed):  # a swap between resolving and opening
+            raise _outside(spec, allowed)
         if info.st_size > limit:
             raise RequestError(
                 f"{label} is {info.st_size / 1048576:.1f} MB, over the {limit_mb:g} MB limit "
                 "(OPENROUTER_MAX_ATTACHMENT_MB). Attach a smaller file, or a URL to it."
             )
-        flags = fcntl.fcntl(fd, fcntl.F_GETFL)
-        fcntl.fcntl(fd, fcntl.F_SETFL, flags & ~os.O_NONBLOCK)
+        os.set_blocking(fd, True)  # a regular file: reads may block as usual (they are bounded in time above us)
         chunks, total = [], 0
         while total <= limit:
             chunk = os.read(fd, min(1 << 20, limit + 1 - total))
@@ -129,7 +140,10 @@ def in_daemon_thread(work: Callable[[], T], seconds: float, what: str) -> T:
     thread.start()
     thread.join(seconds)
     if thread.is_alive():
-        raise RequestError(f"Reading {what} took longer than {seconds:g} s; the file system may be hanging. Try again.")
+        raise RequestError(
+            f"Preparing {what} took longer than {seconds:g} s (a file system that hangs, or images too large to "
+            "decode quickly). Attach smaller files, or try again."
+        )
     if "error" in outcome:
         raise outcome["error"]  # type: ignore[misc]
     return outcome["value"]  # type: ignore[return-value]

@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 import warnings
 from typing import Any
 
 from ..errors import RequestError
 
-__all__ = ["MAX_IMAGE_SIDE", "MAX_PIXELS", "pdf_pages", "prepare_image"]
+__all__ = ["MAX_FRAMES", "MAX_IMAGE_SIDE", "MAX_PIXELS", "pdf_pages", "prepare_image"]
 
 MAX_IMAGE_SIDE = 1568  # the longest side models make use of; larger images cost upload time and tokens for nothing
 MAX_PIXELS = 60_000_000  # about 7,750 × 7,750: more is a decompression bomb, not a picture to show a model
@@ -37,27 +38,64 @@ def _pillow() -> Any:
     return Image
 
 
+MAX_FRAMES = 500  # an animation with more frames than this is refused (each is decoded)
+# Decoding is the costliest work a caller can ask of the server (a 60-megapixel picture takes some 200 MB while it
+# is decoded): at most this many at once, whatever the number of callers.
+_DECODING = threading.BoundedSemaphore(2)
+
+
+def _orientation(image: Any) -> int:
+    """The EXIF orientation that asks for a turn (2-8); any other value (none, 0, 1, 9…) leaves the image as it is."""
+    value = image.getexif().get(0x0112, 1)
+    return value if isinstance(value, int) and 2 <= value <= 8 else 1
+
+
+def _decode_all(image: Any, frames: int) -> None:
+    """Decode every frame (a truncated animation fails here, not at the model), within MAX_PIXELS in all."""
+    for index in range(frames):
+        image.seek(index)
+        image.load()
+    image.seek(0)
+
+
 def prepare_image(data: bytes, mime: str, label: str) -> tuple[bytes, str | None]:
     """The image ready to send (upright, no larger than a model uses) and what was done to it, or a refusal."""
-    from PIL import ImageOps, UnidentifiedImageError
-
-    image_module = _pillow()
     if not data:
         raise RequestError(f"{label} is empty (0 bytes). Attach the image file itself.")
+    with _DECODING:
+        return _prepare(data, mime, label)
+
+
+def _prepare(data: bytes, mime: str, label: str) -> tuple[bytes, str | None]:
+    from PIL import ImageOps
+
+    image_module = _pillow()
     width = height = 0
     try:
         with image_module.open(io.BytesIO(data)) as image:
             width, height = image.size
-            if width * height > MAX_PIXELS:
-                raise image_module.DecompressionBombError(f"Image size ({width * height} pixels)")
-            image.load()  # decode it all: a truncated file fails here
-            animated = getattr(image, "is_animated", False)
-            orientation = 1 if animated else image.getexif().get(0x0112, 1)
+            frames = int(getattr(image, "n_frames", 1) or 1)
+            if width * height * min(frames, MAX_FRAMES) > MAX_PIXELS:
+                raise image_module.DecompressionBombError(f"Image size ({width * height * frames} pixels)")
+            if frames > MAX_FRAMES:
+                raise RequestError(
+                    f"{label} has {frames:,} frames, more than the {MAX_FRAMES} this server decodes. Attach a shorter "
+                    "animation or one frame of it."
+                )
+            if frames > 1:
+                _decode_all(image, frames)
+                return data, None  # an animation is sent as it is: re-encoding it would lose its timing
             large = max(width, height) > MAX_IMAGE_SIDE
-            if animated or (not large and orientation == 1):
+            if large and image.format == "JPEG":
+                image.draft(
+                    "RGB", (MAX_IMAGE_SIDE, MAX_IMAGE_SIDE)
+                )  # decode at a reduced scale: a fraction of the memory
+            image.load()  # decode it all: a truncated file fails here
+            orientation = _orientation(image)
+            if not large and orientation == 1:
                 return data, None
             upright = ImageOps.exif_transpose(image) if orientation != 1 else image.copy()
-            if large:
+            if max(upright.size) > MAX_IMAGE_SIDE:
                 upright.thumbnail((MAX_IMAGE_SIDE, MAX_IMAGE_SIDE), image_module.Resampling.LANCZOS)
             out = io.BytesIO()
             fmt = FORMATS[mime]
@@ -68,7 +106,7 @@ def prepare_image(data: bytes, mime: str, label: str) -> tuple[bytes, str | None
     except image_module.DecompressionBombError as exc:
         found = _PILLOW_SIZE.search(str(exc))
         declared = (
-            f"{width:,} × {height:,} pixels"
+            f"{width:,} × {height:,} pixels{f' in {frames:,} frames' if frames > 1 else ''}"
             if width
             else f"{int(found.group(1)):,} pixels"
             if found
@@ -78,7 +116,11 @@ def prepare_image(data: bytes, mime: str, label: str) -> tuple[bytes, str | None
             f"{label} declares {declared}, more than the {MAX_PIXELS:,} this server decodes (a picture that large "
             "is usually a decompression bomb). Attach a smaller image."
         ) from None
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+    except RequestError:
+        raise
+    except MemoryError:
+        raise RequestError(f"{label} is too large to decode here. Attach a smaller image.") from None
+    except Exception as exc:  # Pillow's decoders raise many kinds on a damaged file; each means the same to a user
         raise RequestError(
             f"{label} is not a readable image: it is truncated or corrupt ({type(exc).__name__}). Attach a complete "
             "PNG, JPEG, WebP or GIF file."
@@ -87,15 +129,15 @@ def prepare_image(data: bytes, mime: str, label: str) -> tuple[bytes, str | None
     if orientation != 1:
         done.append("turned upright by its EXIF orientation")
     if large:
-        shown = f"{upright.size[0]}×{upright.size[1]}"
-        done.append(f"downscaled from {width}×{height} to {shown} pixels (the most a model uses)")
+        done.append(
+            f"downscaled from {width}×{height} to {upright.size[0]}×{upright.size[1]} pixels (the most a model uses)"
+        )
     return out.getvalue(), f"{label} was {' and '.join(done)} before upload."
 
 
 def pdf_pages(data: bytes, label: str) -> int:
     """A PDF's page count, read by pypdf; a file that is empty, truncated, corrupt or locked is refused."""
     from pypdf import PdfReader
-    from pypdf.errors import PyPdfError
 
     if not data:
         raise RequestError(f"{label} is empty (0 bytes). Attach the PDF file itself.")
@@ -106,7 +148,9 @@ def pdf_pages(data: bytes, label: str) -> int:
         pages = len(reader.pages)
     except RequestError:
         raise
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError, RecursionError, AssertionError) as exc:
+    except MemoryError:
+        raise RequestError(f"{label} is too large to parse here. Attach a smaller PDF, or a URL to it.") from None
+    except Exception as exc:  # pypdf raises many kinds on a damaged or exotic file; each means the same to a user
         raise RequestError(
             f"{label} is not a readable PDF: it is truncated or corrupt ({type(exc).__name__}). Attach the complete "
             "file, or a URL to it."
