@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-import select
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import TracebackType
@@ -17,6 +18,27 @@ from typing import Any
 from ..fakes import FAKE_KEY
 
 HANDSHAKE = {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw-test", "version": "0"}}
+
+
+class Lines:
+    """A pipe's lines, read by a daemon thread into a queue, so waiting for the next one has a timeout. (Waiting
+    with `select` on the pipe misses lines already read into the file object's buffer, when two arrive at once.)"""
+
+    def __init__(self, stream: Any) -> None:
+        self.queue: queue.Queue[Any] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: Any) -> None:
+        try:
+            for line in stream:
+                self.queue.put(line)
+        except (OSError, ValueError):  # closed under the reader
+            pass
+        self.queue.put(None)
+
+    def next(self, seconds: float) -> Any:
+        """The next line, or None when the pipe closed; raises queue.Empty when none came within `seconds`."""
+        return self.queue.get(timeout=seconds)
 
 
 class RawServer:
@@ -51,6 +73,7 @@ class RawServer:
             cwd=self.tmp_path,
             env=self.env,
         )
+        self.lines = Lines(self.proc.stdout)
         return self
 
     def __exit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
@@ -76,9 +99,11 @@ class RawServer:
     def read(self, seconds: float = 20) -> dict[str, Any]:
         """The next message on stdout (every line must be one JSON-RPC message)."""
         assert self.proc is not None and self.proc.stdout is not None
-        ready, _, _ = select.select([self.proc.stdout], [], [], seconds)
-        assert ready, f"the server sent nothing within {seconds} s; stderr:\n{self.stderr[-3000:]}"
-        line = self.proc.stdout.readline()
+        try:
+            line = self.lines.next(seconds)
+        except queue.Empty:
+            nothing = f"the server sent nothing within {seconds} s; stderr:\n{self.stderr[-3000:]}"
+            raise AssertionError(nothing) from None
         assert line, f"the server closed stdout; stderr:\n{self.stderr[-3000:]}"
         message: dict[str, Any] = json.loads(line)
         assert message.get("jsonrpc") == "2.0", line

@@ -300,6 +300,13 @@ def _png(width: int = 16, height: int = 12) -> bytes:
     return out.getvalue()
 
 
+def _animation() -> bytes:
+    frames = [Image.effect_noise((64, 64), 60 + i).convert("P") for i in range(4)]
+    out = io.BytesIO()
+    frames[0].save(out, format="GIF", save_all=True, append_images=frames[1:], duration=50, loop=0)
+    return out.getvalue()
+
+
 def _make(root: Path, kind: str) -> str:
     """Put the hostile file `kind` under `root` (the allowed folder) and return the path a caller would give."""
     target = root / "file"
@@ -313,6 +320,13 @@ def _make(root: Path, kind: str) -> str:
         secret.write_bytes(_png())
         (root / "link.png").symlink_to(secret)
         return str(root / "link.png")
+    if kind == "outside fifo":
+        os.mkfifo(root.parent / "pipe.png")
+        return str(root.parent / "pipe.png")
+    if kind == "link loop":
+        (root / "a.png").symlink_to(root / "b.png")
+        (root / "b.png").symlink_to(root / "a.png")
+        return str(root / "a.png")
     if kind == "directory":
         (root / "folder.png").mkdir()
         return str(root / "folder.png")
@@ -324,6 +338,8 @@ def _make(root: Path, kind: str) -> str:
         "truncated pdf": (".pdf", pdf_bytes(3)[:200]),
         "corrupt pdf": (".pdf", b"%PDF-1.7\n" + b"\x00garbage" * 50),
         "unknown type": (".exe", b"MZ" + b"\0" * 100),
+        "cut animation": (".gif", _animation()[:-700]),
+        "fake wav": (".wav", b"plain text, not a recording " * 10),
     }
     suffix, data = contents[kind]
     target.with_suffix(suffix).write_bytes(data)
@@ -342,6 +358,10 @@ HOSTILE_FILES: list[tuple[str, tuple[str, ...]]] = [
     ("truncated pdf", ("not a readable PDF",)),
     ("corrupt pdf", ("not a readable PDF",)),
     ("unknown type", ("kind of file", "Attach an image")),
+    ("outside fifo", ("outside the folders",)),
+    ("link loop", ("loop of symbolic links",)),
+    ("cut animation", ("not a readable image", "truncated")),
+    ("fake wav", ("not a WAV or MP3 file",)),
 ]
 
 

@@ -108,6 +108,7 @@ async def test_e2e_planner_on_a_provider_that_rejects_max_items(
                 "breadth": 2,
                 "depth": 1,
                 "planner_model": "anthropic/claude-sonnet-4",
+                "max_cost_usd": 2.0,  # room for the whole plan at the sonnet's prices: nothing is scaled down
             },
         )
     assert not result.is_error, result_text(result)

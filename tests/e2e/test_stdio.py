@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import select
+import queue
 import subprocess
 import sys
 from pathlib import Path
@@ -13,6 +13,7 @@ from typing import Any
 
 from ..fakes import FAKE_KEY
 from ..fakes.openrouter import FakeOpenRouter
+from .raw import Lines
 
 
 def server_env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -27,12 +28,13 @@ def rpc(id_: int, method: str, params: dict[str, object] | None = None) -> str:
     return json.dumps({"jsonrpc": "2.0", "id": id_, "method": method, "params": params or {}})
 
 
-def read_message(proc: subprocess.Popen[str], seconds: float = 30) -> dict[str, Any]:
+def read_message(lines: Lines, seconds: float = 30) -> dict[str, Any]:
     """The next stdout line as JSON, failing the test if none arrives in time or it is not JSON."""
-    assert proc.stdout is not None
-    ready, _, _ = select.select([proc.stdout], [], [], seconds)
-    assert ready, "the server sent nothing"
-    line = proc.stdout.readline()
+    try:
+        line = lines.next(seconds)
+    except queue.Empty:
+        raise AssertionError("the server sent nothing") from None
+    assert line, "the server closed stdout"
     message: dict[str, Any] = json.loads(line)
     return message
 
@@ -49,6 +51,7 @@ def test_stdio_stdout_is_only_json_rpc_and_stdin_close_exits(tmp_path: Path) -> 
         env=server_env(tmp_path, OPENROUTER_API_KEY=FAKE_KEY, OPENROUTER_LOG_LEVEL="DEBUG"),
     ) as proc:
         assert proc.stdin is not None and proc.stdout is not None and proc.stderr is not None
+        lines = Lines(proc.stdout)
         try:
             proc.stdin.write(
                 rpc(
@@ -62,15 +65,15 @@ def test_stdio_stdout_is_only_json_rpc_and_stdin_close_exits(tmp_path: Path) -> 
                 )
                 + "\n"
             )
-            init = read_message(proc)
+            init = read_message(lines)
             proc.stdin.write(json.dumps({"jsonrpc": "2.0", "method": "notifications/initialized"}) + "\n")
             proc.stdin.write(rpc(2, "tools/list") + "\n")
-            tools = read_message(proc)
+            tools = read_message(lines)
             proc.stdin.write(rpc(3, "ping") + "\n")
-            ping = read_message(proc)
+            ping = read_message(lines)
             proc.stdin.close()
             assert proc.wait(timeout=30) == 0
-            rest = proc.stdout.read()
+            rest = "".join(iter(lambda: lines.next(30) or "", ""))
             stderr = proc.stderr.read()
         finally:
             if proc.poll() is None:  # a hung server must not hang the test run

@@ -263,6 +263,13 @@ def test_attachment_path_that_no_file_can_have_is_refused_in_words(spec: str, me
         read_local(spec, [], 1 << 20, 1.0)
 
 
+def _animation(frames: int = 5) -> bytes:
+    pictures = [Image.effect_noise((120, 120), 60 + i).convert("P") for i in range(frames)]
+    out = io.BytesIO()
+    pictures[0].save(out, format="GIF", save_all=True, append_images=pictures[1:], duration=50, loop=0)
+    return out.getvalue()
+
+
 def _truncated_png() -> bytes:
     out = io.BytesIO()
     Image.effect_noise((300, 300), 80).convert("RGB").save(out, format="PNG")
@@ -277,8 +284,18 @@ def _truncated_png() -> bytes:
         ("empty.pdf", b"", "empty"),
         ("cut.pdf", pdf_bytes(3)[:400], "not a readable PDF"),
         ("garbage.pdf", b"%PDF-1.7\n" + b"\x00\xff" * 500, "not a readable PDF"),
+        ("cut.gif", _animation()[: len(_animation()) * 3 // 5], "truncated or corrupt"),
+        ("voice.wav", b"plain text, not a recording " * 10, "not a WAV or MP3 file"),
     ],
-    ids=["decompression bomb", "truncated PNG", "empty PDF", "truncated PDF", "corrupt PDF"],
+    ids=[
+        "decompression bomb",
+        "truncated PNG",
+        "empty PDF",
+        "truncated PDF",
+        "corrupt PDF",
+        "cut animation",
+        "fake WAV",
+    ],
 )
 async def test_attachment_broken_files_are_refused_naming_the_file_and_the_fix(
     name: str, data: bytes, message: str, tmp_path: Path
@@ -313,3 +330,37 @@ async def test_attachment_pdf_pages_are_counted_by_a_pdf_parser(tmp_path: Path) 
     assert b"/Type /Page" not in path.read_bytes()  # the pages hide in compressed object streams
     files = await load_attachments([str(path)], load_settings(pdf_engine="mistral-ocr"))
     assert files.items[0].pages == 300 and files.fees("mistral-ocr") == pytest.approx(0.6)
+
+
+async def test_attachment_whole_animation_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "moving.gif"
+    path.write_bytes(_animation())
+    assert len((await load_attachments([str(path)], load_settings())).items) == 1
+
+
+def test_attachment_outside_the_roots_is_refused_before_it_is_opened(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    allowed, outside = tmp_path / "allowed", tmp_path / "outside"
+    allowed.mkdir()
+    outside.mkdir()
+    os.mkfifo(outside / "pipe.png")
+    opened: list[str] = []
+    real_open = os.open
+
+    def recording_open(path: str, *args: object, **kwargs: object) -> int:
+        opened.append(str(path))
+        return real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", recording_open)
+    for name in ["pipe.png", "missing.png"]:  # the same answer whether or not a file is there
+        with pytest.raises(RequestError, match="outside the folders this server may read"):
+            read_local(str(outside / name), [allowed], 1 << 20, 1.0)
+    assert not [path for path in opened if str(outside) in path]  # no device, FIFO or file outside was opened
+
+
+def test_attachment_loop_of_links_is_named(tmp_path: Path) -> None:
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    with pytest.raises(RequestError, match="is a loop of symbolic links"):
+        read_local(str(tmp_path / "a.png"), [tmp_path], 1 << 20, 1.0)

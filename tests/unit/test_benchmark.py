@@ -238,3 +238,45 @@ async def test_benchmark_chart_labels_whole_with_ticks_and_dollars(app_state: Ca
     assert {"openai/gpt-4o-mini", "anthropic/claude-3.5-sonnet"} <= set(labels)
     assert [label for label in labels if label.endswith("%")] == ["0%", "20%", "40%", "60%", "80%", "100%"]
     assert sum(label.startswith("$") for label in labels) == 5 and "$0.00" in labels
+
+
+def _label_boxes(svg: ElementTree.Element) -> list[tuple[float, float, float]]:
+    """Each model label's start, end and baseline."""
+    boxes = []
+    for text in svg.findall("{http://www.w3.org/2000/svg}text"):
+        content = text.text or ""
+        if "/" in content and not content.startswith("Not shown"):
+            x = float(text.get("x", "0"))
+            boxes.append((x, x + len(content) * LABEL_CHAR_PX, float(text.get("y", "0"))))
+    return boxes
+
+
+async def test_benchmark_chart_keeps_bubbles_inside_labels_apart_and_names_the_unscored(
+    fake_openrouter: FakeOpenRouter, app_state: CallState
+) -> None:
+    fake_openrouter.quality.update({MODELS[0]: 10, MODELS[1]: 10})
+    report = await benchmark_models(
+        app_state, BenchmarkInput(prompts=PROMPTS[:1], models=MODELS, judge_model="openai/gpt-4o")
+    )
+    # Two models at the top score and one cost, the slowest bubble among them, and one model the judge never scored.
+    twin = report.stats[0]
+    stats = [
+        twin.model_copy(update={"model": "a-very-long-provider/first-model-at-the-top", "quality": 10.0}),
+        twin.model_copy(update={"model": "a-very-long-provider/second-model-at-the-top", "quality": 10.0}),
+        twin.model_copy(update={"model": "unscored/model", "quality": None}),
+    ]
+    svg = ElementTree.fromstring(render_chart(report.model_copy(update={"stats": stats})))
+    _, _, width, height = (float(v) for v in svg.get("viewBox", "").split())
+    for circle in svg.findall("{http://www.w3.org/2000/svg}circle"):
+        cx, cy, r = (float(circle.get(k, "0")) for k in ("cx", "cy", "r"))
+        assert r <= cx - 84 and cy - r >= 0 and cx + r <= width and cy + r <= height  # inside the plot and chart
+    boxes = _label_boxes(svg)
+    assert len(boxes) == 2
+    (a0, a1, ay), (b0, b1, by) = boxes
+    assert a1 <= b0 or b1 <= a0 or abs(ay - by) >= 14  # the twins' labels do not cover each other
+    note = [t.text for t in svg.findall("{http://www.w3.org/2000/svg}text") if (t.text or "").startswith("Not shown")]
+    assert note == ["Not shown (no score): unscored/model"]
+    assert "unscored/model" not in {
+        c.findtext("{http://www.w3.org/2000/svg}title", "").split(":")[0]
+        for c in svg.findall("{http://www.w3.org/2000/svg}circle")
+    }

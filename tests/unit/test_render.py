@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from html.parser import HTMLParser
+
 import pytest
+from markdown_it import MarkdownIt
 
 from openrouter_research_mcp._markdown import escape_inline, safe_markdown
 from openrouter_research_mcp._util import usd
@@ -75,3 +78,65 @@ def test_render_ask_bounds_a_huge_answer() -> None:
 @pytest.mark.parametrize("value", [None, float("nan"), float("inf"), -1.5])
 def test_usd_never_prints_an_impossible_amount(value: float | None) -> None:
     assert usd(value) == "unknown"
+
+
+HOSTILE = [
+    "<a href='javascript:alert(6)'>x</a>",
+    "<img src=x onerror=alert(1)>",
+    "<script>alert(2)</script>",
+    "![img](data:image/svg+xml,<svg/onload=alert(7)>)",
+    "[evil](javascript:alert(4))",
+    "[evil](JaVaScRiPt:alert(4))",
+    "[evil](java\tscript:alert(4))",
+    "[e]( javascript:alert(1) )",
+    "[e][ref]\n\n[ref]: javascript:alert(5)",
+    "<javascript:alert(3)>",
+    "`x` <img src=y> `y`",
+    "``<img src=z>``",
+    "~~~\n<b>fenced</b>\n~~~\n<img src=after>",
+    "    <img src=indented>",
+    "<div\n><img src=multiline></div>",
+    "&lt;img src=entity&gt; &#60;img src=x&#62;",
+    "[a](<javascript:alert(8)>)",
+    "<!-- <img src=comment> -->",
+    "<https://ok.test/a>",
+]
+
+
+class _Tags(HTMLParser):
+    """Every element and link target in rendered HTML."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: set[str] = set()
+        self.targets: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self.targets += [value or "" for name, value in attrs if name in ("href", "src")]
+
+
+def test_safe_markdown_rendered_with_raw_html_on_has_no_image_or_script_link() -> None:
+    renderer = MarkdownIt("commonmark", {"html": True})
+    for text in [*HOSTILE, "\n\n".join(HOSTILE)]:
+        found = _Tags()
+        found.feed(renderer.render(safe_markdown(text)))
+        assert not found.tags & {"img", "script", "div", "svg", "iframe"}, (text, found.tags)
+        assert all(t.startswith(("https:", "http:")) for t in found.targets), (text, found.targets)
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(0.995, "$1.00"), (0.99499, "$0.995"), (3.195e-05, "$0.000032"), (1234.5, "$1,234.50"), (0.01, "$0.01")],
+)
+def test_usd_rounds_the_figure_it_shows(value: float, shown: str) -> None:
+    assert usd(value) == shown
+
+
+def test_usd_never_shows_a_smaller_amount_for_a_larger_cost() -> None:
+    def amount(text: str) -> float:
+        return float(text.lstrip("$").replace(",", ""))
+
+    values = sorted({round(10 ** (e / 40) * m, 12) for e in range(-280, 160) for m in (1, 1.004, 1.0049, 1.005)})
+    shown = [amount(usd(v)) for v in values]
+    assert all(a <= b for a, b in zip(shown, shown[1:], strict=False))

@@ -140,6 +140,33 @@ async def test_compare_best_model_must_be_one_of_the_compared_models(
         assert "Best answer:" not in shown and len(notes) == 1 and "<prompt>" not in shown and "&lt;" not in shown
 
 
+async def test_compare_best_model_that_failed_is_dropped_as_not_having_answered(
+    fake_openrouter: FakeOpenRouter, app_state: CallState
+) -> None:
+    fake_openrouter.fail(400, model="openai/gpt-4o-mini", message="Bad request", times=5)
+    fake_openrouter.structured_answers["comparison"] = {
+        "agreement": "high",
+        "summary": "Only one answered.",
+        "disagreements": [],
+        "recommended_answer": "Yes.",
+        "best_model": "openai/gpt-4o-mini",
+    }
+    result = await compare_models(
+        app_state,
+        CompareInput(
+            prompt="Is 17 prime?",
+            models=["openai/gpt-4o-mini", "openai/gpt-4o", "anthropic/claude-3.5-sonnet"],
+            judge_model="openai/gpt-4o",
+        ),
+    )
+    assert [e.ok for e in result.entries] == [False, True, True]
+    assert result.judge is not None and result.judge.ok and result.judge.best_model is None
+    assert [w for w in result.warnings if "judge named" in w] == [
+        "The judge named “openai/gpt-4o-mini” as the best answer, which is not one of the models that answered; "
+        "dropped."
+    ]
+
+
 async def test_list_models_filters_sorts_and_pages(app_state: CallState) -> None:
     first = await list_models(app_state, search_query(ListModelsInput(supports=["reasoning"], sort="context", limit=2)))
     assert [m.id for m in first.models] == ["openrouter/auto", "google/gemini-2.5-flash"]

@@ -252,22 +252,35 @@ def _nice_ceiling(value: float) -> float:
 LABEL_CHAR_PX = 7.2  # the width of a character at the chart's 12 px font, a little generous
 
 
+MAX_RADIUS = 28.0  # the bubble of the slowest model; the plot keeps this far from its edges
+
+
 def render_chart(r: BenchmarkReport, width: int = 640, height: int = 420) -> str:
     """An SVG scatter: cost per call (x, in dollars) against quality (y, or success rate without a judge), each
-    model a bubble whose area grows with its median latency. Both axes have tick labels; each model's label is
-    whole, on whichever side of its bubble it fits. Self-contained, and readable in light and dark themes."""
-    points = [s for s in r.stats if s.cost_per_call_usd is not None]
+    model a bubble whose area grows with its median latency. Both axes have tick labels; bubbles stay inside the
+    plot; each model's label is whole, on whichever side of its bubble it fits, moved down where it would cover
+    another's. A judged model without a score is left off, and a note says so. Self-contained, and readable in light
+    and dark themes."""
     judged = r.params.judge_model is not None
-    left, right, top, bottom = 84, 16, 24, 58
+    priced = [s for s in r.stats if s.cost_per_call_usd is not None]
+    points = [s for s in priced if not judged or s.quality is not None]
+    unplotted = [s.model for s in r.stats if s not in points]
+    left, right, top, bottom = 84, 16, 24, 58 + (16 if unplotted else 0)
     w, h = width - left - right, height - top - bottom
+    pad = MAX_RADIUS + 2
     costs = [s.cost_per_call_usd or 0.0 for s in points] or [0.0]
     top_cost = _nice_ceiling(max(costs) * 1.1)
     latencies = [s.latency_p50_s or 0.0 for s in points] or [0.0]
     slowest = max(max(latencies), 1e-9)
 
+    def x_at(cost: float) -> float:
+        return left + pad + (w - 2 * pad) * cost / top_cost
+
+    def y_at(fraction: float) -> float:
+        return top + h - pad - (h - 2 * pad) * fraction
+
     def y_of(s: ModelStats) -> float:
-        value = (s.quality or 0.0) / 10 if judged else s.success_rate
-        return top + h - value * h
+        return y_at((s.quality or 0.0) / 10 if judged else s.success_rate)
 
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" role="img" '
@@ -278,34 +291,52 @@ def render_chart(r: BenchmarkReport, width: int = 640, height: int = 420) -> str
         "@media (prefers-color-scheme:dark){svg{color:#e5e7eb}}</style>",
         f'<line class="axis" x1="{left}" y1="{top + h}" x2="{left + w}" y2="{top + h}"/>',
         f'<line class="axis" x1="{left}" y1="{top}" x2="{left}" y2="{top + h}"/>',
-        f'<text x="{left + w / 2}" y="{height - 12}" text-anchor="middle">cost per call (USD; bubble area: median '
+        f'<text x="{left + w / 2}" y="{top + h + 40}" text-anchor="middle">cost per call (USD; bubble area: median '
         "latency)</text>",
         f'<text x="16" y="{top + h / 2}" transform="rotate(-90 16 {top + h / 2})" text-anchor="middle">'
         f"{'quality (1-10)' if judged else 'success rate'}</text>",
     ]
     for i in range(5):  # x ticks: 0 to the round top, in dollars
-        x = left + w * i / 4
-        anchor = "start" if i == 0 else "end" if i == 4 else "middle"
+        x = x_at(top_cost * i / 4)
         parts.append(f'<line class="grid" x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{top + h}"/>')
-        parts.append(f'<text x="{x:.1f}" y="{top + h + 18}" text-anchor="{anchor}">{usd(top_cost * i / 4)}</text>')
+        parts.append(f'<text x="{x:.1f}" y="{top + h + 18}" text-anchor="middle">{usd(top_cost * i / 4)}</text>')
     for i in range(6):  # y ticks: 0 to 10, or 0% to 100%
-        y = top + h - h * i / 5
+        y = y_at(i / 5)
         tick = f"{2 * i}" if judged else f"{20 * i}%"
         parts.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{left + w}" y2="{y:.1f}"/>')
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{tick}</text>')
+    placed: list[tuple[float, float, float]] = []  # each label's start, end and baseline
+
+    def free(start: float, end: float, baseline: float) -> bool:
+        return all(end <= a or start >= b or abs(baseline - y) >= 14 for a, b, y in placed)
+
     for s in points:
-        x = left + (s.cost_per_call_usd or 0.0) / top_cost * w
-        radius = 6 + 22 * math.sqrt((s.latency_p50_s or 0.0) / slowest)
+        x, y = x_at(s.cost_per_call_usd or 0.0), y_of(s)
+        radius = 6 + (MAX_RADIUS - 6) * math.sqrt((s.latency_p50_s or 0.0) / slowest)
         label = html.escape(s.model)
         parts.append(
-            f'<circle class="dot" cx="{x:.1f}" cy="{y_of(s):.1f}" r="{radius:.1f}"><title>{label}: '
+            f'<circle class="dot" cx="{x:.1f}" cy="{y:.1f}" r="{radius:.1f}"><title>{label}: '
             f"{usd(s.cost_per_call_usd)} per call, {_fmt(s.latency_p50_s)} s</title></circle>"
         )
         needed = len(s.model) * LABEL_CHAR_PX
-        if x + radius + 3 + needed <= width - 4:
-            parts.append(f'<text x="{x + radius + 3:.1f}" y="{y_of(s) + 4:.1f}">{label}</text>')
-        else:  # no room on the right: the label ends left of the bubble
-            end = max(x - radius - 3, needed + 4)
-            parts.append(f'<text x="{end:.1f}" y="{y_of(s) + 4:.1f}" text-anchor="end">{label}</text>')
+        if x + radius + 3 + needed <= width - 4:  # right of the bubble
+            start = x + radius + 3
+        elif x - radius - 3 - needed >= 4:  # left of it
+            start = x - radius - 3 - needed
+        else:  # below it, kept inside the chart
+            start, y = min(max(x - needed / 2, 4.0), width - 4 - needed), y + radius + 10
+        baseline = y + 4
+        for _ in range(12):  # moved down, then up, until it covers no other label
+            if free(start, start + needed, baseline):
+                break
+            baseline += 14
+        placed.append((start, start + needed, baseline))
+        parts.append(f'<text x="{start:.1f}" y="{baseline:.1f}">{label}</text>')
+    if unplotted:
+        names = ", ".join(html.escape(m) for m in unplotted)
+        note = f"Not shown (no {'score' if judged else 'cost'}): {names}"
+        limit = int((width - 8) / LABEL_CHAR_PX)
+        note = note if len(note) <= limit else note[: limit - 1] + "…"
+        parts.append(f'<text x="4" y="{height - 6}">{note}</text>')
     parts.append("</svg>")
     return "\n".join(parts)

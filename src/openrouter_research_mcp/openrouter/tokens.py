@@ -1,15 +1,12 @@
 """How many tokens a text can be before any tokenizer has seen it: the bound every reservation uses.
 
-Each model counts with its own tokenizer, which we cannot run. What we can say for sure, per character:
-
-- ASCII letters and whitespace: a third of a token each (real tokenizers give about a quarter on prose);
-- ASCII digits, punctuation and symbols: one token each (some tokenizers split every digit);
-- any other character in the Basic Multilingual Plane (accented Latin, Greek, Cyrillic, Arabic, Hebrew,
-  Devanagari, CJK, Hangul, ...): one token each;
-- characters where tokenizers are least alike: those outside the Basic Multilingual Plane (emoji, rare CJK
-  ideographs), symbols and emoji in the BMP (U+2000-U+2BFF), variation selectors, private-use, control and
-  unassigned characters: as many tokens as their UTF-8 bytes (no byte-level tokenizer yields more tokens than
-  bytes), so at least two per emoji.
+Each model counts with its own tokenizer, which we cannot run. The one count no tokenizer exceeds is the text's
+length in UTF-8 bytes: byte-level BPE (GPT, Llama 3, Qwen, ...) and SentencePiece with byte fallback (Gemma,
+Mistral, ...) never yield more tokens than bytes. Rules per script undercount real tokenizers on text they have
+never merged (random letters, base64, rare scripts: up to three times), so `token_bound` is the UTF-8 length:
+one token per ASCII character, two or three per accented, Greek, Cyrillic, Arabic, CJK or Hangul character, four
+per emoji. On English prose that reserves about four times what is billed; the difference is released when the
+call settles at its real usage.
 
 Every message adds `MESSAGE_FRAMING` tokens for its role and separators. `token_estimate` is the friendlier likely
 count shown to people and used to refuse a prompt that surely cannot fit a model; reservations use `token_bound`.
@@ -18,7 +15,6 @@ count shown to people and used to refuse a prompt that surely cannot fit a model
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -38,15 +34,11 @@ MESSAGE_FRAMING = 8
 # differ, so it counts double; when the call is made its reservation bounds the real text.
 REREAD = 2
 
-_ASCII_CHEAP = b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ \t\n\r"
 _ASCII = bytes(range(128))
 # UTF-8 lead bytes: two-byte characters start with C2-DF, three-byte ones with E0-EF, four-byte ones with F0-F4.
 _LEAD_2 = bytes(range(0xC2, 0xE0))
 _LEAD_3 = bytes(range(0xE0, 0xF0))
 _LEAD_4 = bytes(range(0xF0, 0xF5))
-# BMP characters counted at their bytes: C1 controls (2 bytes), symbols and emoji, private use, variation
-# selectors, lone surrogates, specials and noncharacters (3 bytes).
-_IN_DOUBT = re.compile("[\u0080-\u009f\u2000-\u2bff\ud800-\udfff\ue000-\uf8ff\ufe00-\ufe0f\ufff0-\uffff]")
 
 
 def _count(data: bytes, these: bytes) -> int:
@@ -55,28 +47,8 @@ def _count(data: bytes, these: bytes) -> int:
 
 
 def token_bound(text: str) -> int:
-    """The most tokens `text` can be for any model (see the module docstring)."""
-    if not text:
-        return 0
-    data = text.encode("utf-8", "surrogatepass")
-    cheap = _count(data, _ASCII_CHEAP)
-    ascii_other = _count(data, _ASCII) - cheap
-    two, three, four = _count(data, _LEAD_2), _count(data, _LEAD_3), _count(data, _LEAD_4)
-    doubt_two = doubt_three = 0
-    for match in _IN_DOUBT.finditer(text):
-        if ord(match.group()) < 0x800:
-            doubt_two += 1
-        else:
-            doubt_three += 1
-    return (
-        math.ceil(cheap / 3)
-        + ascii_other
-        + (two - doubt_two)
-        + 2 * doubt_two
-        + (three - doubt_three)
-        + 3 * doubt_three
-        + 4 * four
-    )
+    """The most tokens `text` can be for any model: its length in UTF-8 bytes (see the module docstring)."""
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def token_estimate(text: str) -> int:
@@ -90,9 +62,10 @@ def token_estimate(text: str) -> int:
 
 
 def unseen_tokens(chars: int) -> int:
-    """Tokens for `chars` characters of text not written yet (pages to be read, answers to come), at three
-    characters a token: only for a plan's estimate, since each call's reservation bounds its real text."""
-    return math.ceil(chars / 3)
+    """Tokens for `chars` characters of text not written yet (pages to be read, answers to come), for a plan's
+    estimate: one per character, as `token_bound` counts the ASCII text they mostly are, so a plan agrees with the
+    reservations its calls will make (each call's reservation bounds its real text)."""
+    return chars
 
 
 def text_of(content: Any) -> str:

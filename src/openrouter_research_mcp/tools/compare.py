@@ -141,21 +141,26 @@ async def _judge(
         recommended_answer=str(verdict.get("recommended_answer") or ""),
         best_model=_best(named, entries),
     )
-    return judged, best_model_note(named, judged)
+    return judged, best_model_note(named, judged, entries)
+
+
+def _named(named: object) -> str:
+    return str(named or "").strip().strip("`").strip()
 
 
 def _best(named: object, entries: Sequence[CompareEntry]) -> str | None:
     """The judge's best model when it is one of the models that answered (else None: see `best_model_note`)."""
-    text = str(named or "").strip().strip("`").strip()
-    return text if text in {e.model for e in entries if e.ok} else None
+    return _named(named) if _named(named) in {e.model for e in entries if e.ok} else None
 
 
-def best_model_note(named: object, verdict: JudgeVerdict) -> list[str]:
-    """A warning when the judge named as best something that is not one of the compared models."""
+def best_model_note(named: object, verdict: JudgeVerdict, entries: Sequence[CompareEntry]) -> list[str]:
+    """A warning when the judge named as best something that is not one of the models that answered."""
     text = " ".join(str(named or "").split())
     if not verdict.ok or verdict.best_model or not text:
         return []
     shown = escape_inline(text[:80] + ("…" if len(text) > 80 else ""))
+    if _named(named) in {e.model for e in entries}:
+        return [f"The judge named “{shown}” as the best answer, which is not one of the models that answered; dropped."]
     return [f"The judge named “{shown}” as the best answer, which is not one of the compared models; dropped."]
 
 

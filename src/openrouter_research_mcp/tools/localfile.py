@@ -59,6 +59,15 @@ def _real_path(fd: int, fallback: str) -> Path:
     return candidate
 
 
+def _loops(path: str) -> bool:
+    """Whether following `path` goes round a loop of symbolic links."""
+    try:
+        os.stat(path)
+    except OSError as exc:
+        return exc.errno == errno.ELOOP
+    return False
+
+
 def _inside(path: Path, roots: Sequence[Path]) -> bool:
     return any(path == root or root in path.parents for root in roots)
 
@@ -85,7 +94,7 @@ def read_local(spec: str, roots: Sequence[Path], limit: int, limit_mb: float) ->
         fd = os.open(resolved, _OPEN_FLAGS)
     except OSError as exc:
         if exc.errno == errno.ELOOP:
-            if os.path.islink(resolved):  # the last part became a symlink after it was resolved
+            if os.path.islink(resolved) and not _loops(resolved):  # the last part became a link after it resolved
                 raise RequestError(
                     f"{spec} changed while it was being opened (it became a link). Attach it again."
                 ) from None
