@@ -12,13 +12,29 @@ from ._version import __version__
 __all__ = ["__version__", "main"]
 
 SETUP_HINT = "see 'Client setup' in the README"
+SERVE_FLAGS = {"mcp_transport": "transport", "mcp_host": "host", "mcp_port": "port"}  # setting -> serve flag
+
+
+def _money(text: str) -> float:
+    value = float(text)
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not an amount of USD (a number, 0 or more)")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a count (a whole number, 0 or more)")
+    return value
 
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="openrouter-research-mcp",
-        description="An MCP server (stdio) that exposes the OpenRouter model catalog as research tools. "
-        "Start it from an MCP client such as Claude Desktop, Cursor, VS Code or the MCP Inspector.",
+        description="An MCP server that exposes the OpenRouter model catalog as research tools: on stdio for one "
+        "person's MCP client (Claude Desktop, Cursor, VS Code, the MCP Inspector), or over Streamable HTTP for a "
+        "team (serve --transport http).",
         epilog="Configuration comes from the environment (or the .env file). The one setting you need is "
         "OPENROUTER_API_KEY, your OpenRouter key (https://openrouter.ai/keys); every other OPENROUTER_* "
         "variable has a default (the README lists them all). Run `openrouter-research-mcp doctor` to check "
@@ -26,18 +42,27 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
-        "command",
-        nargs="?",
-        choices=("serve", "doctor"),
-        default="serve",
-        help="serve (default): run the MCP server on stdio; doctor: check the configuration, the "
-        "catalog and the key, and print a report",
-    )
-    parser.add_argument(
         "--env-file",
         metavar="PATH",
         help="a .env file that fills in variables missing from the environment (default: ./.env)",
     )
+    commands = parser.add_subparsers(dest="command", metavar="{serve,doctor,token}")
+    serve = commands.add_parser("serve", help="run the MCP server (the default): stdio, or HTTP for a team")
+    serve.add_argument("--transport", choices=("stdio", "http"), help="default: OPENROUTER_MCP_TRANSPORT or stdio")
+    serve.add_argument("--host", help="HTTP: the address to bind (default: OPENROUTER_MCP_HOST or 127.0.0.1)")
+    serve.add_argument("--port", type=int, help="HTTP: the port (default: OPENROUTER_MCP_PORT or 8000)")
+    commands.add_parser("doctor", help="check the configuration, the catalog and the key, and print a report")
+    token = commands.add_parser("token", help="bearer tokens of a team server (OPENROUTER_MCP_AUTH=tokens)")
+    tokens = token.add_subparsers(dest="token_command", metavar="{add,list,revoke}", required=True)
+    add = tokens.add_parser("add", help="make a token for NAME and print it once (the token alone on stdout)")
+    add.add_argument("name")
+    add.add_argument("--usd-per-day", type=_money, help="this token's USD quota per UTC day")
+    add.add_argument("--usd-per-month", type=_money, help="this token's USD quota per UTC month")
+    add.add_argument("--calls-per-minute", type=_count, help="this token's tool calls per minute")
+    add.add_argument("--jobs", type=_count, help="this token's research and benchmark jobs running at once")
+    tokens.add_parser("list", help="list the tokens' names and quotas (never the tokens)")
+    revoke = tokens.add_parser("revoke", help="revoke NAME's token; it stops working at the next request")
+    revoke.add_argument("name")
     return parser
 
 
@@ -47,6 +72,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     command = "serve"
     try:
         args = _parser().parse_args(argv)
+        args.command = args.command or "serve"
         command = args.command
         _run(args)
     except KeyboardInterrupt:  # until the wire takes SIGINT over, Ctrl-C is Python's KeyboardInterrupt
@@ -60,8 +86,11 @@ def _run(args: argparse.Namespace) -> None:
     from .config import load_settings
     from .errors import ConfigError
 
+    overrides = {}
+    if args.command == "serve":
+        overrides = {name: getattr(args, flag, None) for name, flag in SERVE_FLAGS.items()}
     try:
-        settings = load_settings(env_file=args.env_file)
+        settings = load_settings(env_file=args.env_file, **overrides)
     except ConfigError as exc:
         sys.stderr.write(f"openrouter-research-mcp: configuration error: {exc}\n")
         raise SystemExit(2) from None
@@ -76,7 +105,21 @@ def _run(args: argparse.Namespace) -> None:
         sys.stdout.write(report.replace(secret, "***") if secret else report)
         sys.stdout.write("\n")
         raise SystemExit(0 if ok else 1)
+    if args.command == "token":
+        from .tokens_cli import run_token_command
+
+        configure_logging("ERROR", secret)
+        raise SystemExit(run_token_command(settings, args))
     configure_logging(settings.log_level, secret)
+    if settings.mcp_transport == "http":
+        from .remote.http import serve_http
+
+        try:
+            serve_http(settings)
+        except ConfigError as exc:
+            sys.stderr.write(f"openrouter-research-mcp: {exc}\n")
+            raise SystemExit(2) from None
+        return
     from .server import build_server
 
     server = build_server(settings)

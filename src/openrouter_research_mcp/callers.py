@@ -2,7 +2,8 @@
 
 `CallerMiddleware` runs around every MCP request and puts the request's caller in a context variable for the
 duration of the request, so each handler builds its `CallState` from the request itself, never from anything the
-server holds for "the" user. Over stdio there is one caller, `local`, with the configured key.
+server holds for "the" user. Over stdio there is one caller, `local`, with the configured key; over HTTP the
+resolver is `remote/callers.py`. A tool call by a caller with a calls-per-minute quota is counted here, first.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from typing import Any
 
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver.exceptions import ResourceError
+from mcp.types import CallToolResult, TextContent
 
+from .errors import QuotaExceededError
 from .tools.state import LOCAL, Caller, CallState, Shared
 
 __all__ = ["CallerMiddleware", "call_state", "current_caller"]
@@ -39,7 +42,13 @@ class CallerMiddleware:
         shared = ctx.lifespan_context
         if not isinstance(shared, Shared):
             return await call_next(ctx)
-        caller_token = _CALLER.set(self.resolve(shared, ctx))
+        caller = self.resolve(shared, ctx)
+        if ctx.method == "tools/call" and caller.limits.calls_per_minute is not None:
+            try:
+                await shared.accounts.count_call(caller.principal, caller.limits)
+            except QuotaExceededError as exc:
+                return CallToolResult(content=[TextContent(type="text", text=exc.message)], is_error=True)
+        caller_token = _CALLER.set(caller)
         shared_token = _SHARED.set(shared)
         try:
             return await call_next(ctx)

@@ -112,6 +112,18 @@ class Settings(BaseSettings):
     provider_only: Annotated[tuple[str, ...], NoDecode] = ()
     provider_ignore: Annotated[tuple[str, ...], NoDecode] = ()
     max_price: Annotated[dict[str, float], NoDecode] = Field(default_factory=dict)
+    # Serving over HTTP for a team (see "Run it for a team" in the README).
+    mcp_transport: Literal["stdio", "http"] = "stdio"
+    mcp_host: str = "127.0.0.1"
+    mcp_port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    mcp_auth: Literal["none", "tokens"] = "none"
+    mcp_public_url: str | None = None
+    mcp_max_body_mb: Annotated[float, Field(gt=0, le=100)] = 4.0
+    mcp_drain_s: Annotated[float, Field(ge=0, le=600)] = 20.0
+    quota_usd_per_day: Annotated[float | None, Field(ge=0)] = None
+    quota_usd_per_month: Annotated[float | None, Field(ge=0)] = None
+    quota_calls_per_minute: Annotated[int | None, Field(ge=0)] = None
+    quota_jobs: Annotated[int | None, Field(ge=0)] = None
 
     @classmethod
     def settings_customise_sources(

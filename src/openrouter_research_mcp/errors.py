@@ -20,6 +20,7 @@ OpenRouterError
 │   ├── StreamError              a stream that ended in an error chunk (keeps the partial text)
 │   └── StructuredOutputError    the model's JSON did not match the schema asked for
 └── BudgetExceededError          a call would cross the spending cap
+    └── QuotaExceededError       a caller's quota on a team server (USD per day or month, calls per minute, jobs)
 ```
 """
 
@@ -41,6 +42,7 @@ __all__ = [
     "ModerationError",
     "NotFoundError",
     "OpenRouterError",
+    "QuotaExceededError",
     "RateLimitError",
     "RequestError",
     "StreamError",
@@ -65,6 +67,7 @@ class OpenRouterError(Exception):
         self.usage: Any = None  # what the failed attempts cost (a `Usage`), when any may have been billed
         self.generation_id: str | None = None  # the upstream generation this attempt started, when known
         self.received_tokens = 0  # the most tokens the answer text that arrived before the failure can be
+        self.attempt_cost: float | None = None  # what this failed attempt was billed, when known
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, status={self.status!r}, model={self.model!r})"
@@ -169,6 +172,10 @@ class StructuredOutputError(BadResponseError):
 
 class BudgetExceededError(OpenRouterError):
     """Starting this call could cross the spending cap."""
+
+
+class QuotaExceededError(BudgetExceededError):
+    """The caller's quota on this server is used up for now (the message says which, how much, and when it resets)."""
 
 
 def _context_length_exceeded(message: str, metadata: dict[str, Any]) -> bool:

@@ -15,6 +15,8 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from mcp.server.apps import Apps
+from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
@@ -127,7 +129,8 @@ class ResearchServer(MCPServer):
             raise MCPError(code=INVALID_PARAMS, message=f"The prompt `{name}` needs {needed}.")
         return await super().get_prompt(name, arguments, context)
 
-    def _shutting_down(self) -> None:
+    def shutting_down(self) -> None:
+        """From now on, a job that stops is stopping because the server is: it is saved as interrupted."""
         if self.shared is not None:
             self.shared.jobs.shutting_down = True
 
@@ -135,7 +138,7 @@ class ResearchServer(MCPServer):
         if os.name != "posix":  # pragma: no cover - the SDK's transport where signals and fds differ
             await super().run_stdio_async()
             return
-        await serve_stdio(self, self._shutting_down)
+        await serve_stdio(self, self.shutting_down)
 
 
 MAX_COMPLETIONS = 100  # the protocol's cap on values per completion
@@ -177,9 +180,15 @@ def _apps() -> Apps:
     return apps
 
 
-def build_server(settings: Settings, callers: Resolver = local_caller) -> ResearchServer:
+def build_server(
+    settings: Settings,
+    callers: Resolver = local_caller,
+    *,
+    auth: AuthSettings | None = None,
+    token_verifier: TokenVerifier | None = None,
+) -> ResearchServer:
     """The MCP server for `settings`: tools, resources, prompts, completions and views. `callers` says who each
-    request's caller is (over stdio, the one local caller)."""
+    request's caller is (over stdio, the one local caller); `auth` and `token_verifier` guard it over HTTP."""
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[Shared]:
@@ -212,6 +221,8 @@ def build_server(settings: Settings, callers: Resolver = local_caller) -> Resear
         extensions=[apps],
         middleware=[CallerMiddleware(callers), SameCapabilities({apps.identifier: apps.settings()})],
         subscriptions=False,
+        auth=auth,
+        token_verifier=token_verifier,
     )
     register_resources(mcp)
 

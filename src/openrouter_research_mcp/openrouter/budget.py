@@ -12,11 +12,12 @@ import math
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from .._util import usd
 from ..errors import BudgetExceededError, OpenRouterError, StreamError
 
-__all__ = ["Budget", "Meter", "Reservation"]
+__all__ = ["Budget", "Gate", "Meter", "Reservation", "failure_cost"]
 
 
 @dataclass
@@ -122,3 +123,22 @@ class Meter:
             self.budget.settle(reservation, cost)
         else:
             self.budget.settle_failure(reservation, error)
+
+
+class Gate(Protocol):
+    """A second, shared hold around every attempt (a caller's quota on a team server): `hold` before the attempt
+    starts (raising `BudgetExceededError` or a subclass when it does not fit), `settle` with its real cost after
+    (None: unknown, so the whole hold counts)."""
+
+    async def hold(self, amount: float | None, label: str) -> Any: ...
+
+    async def settle(self, hold: Any, cost: float | None) -> None: ...
+
+
+def failure_cost(error: OpenRouterError, cost: float | None) -> float | None:
+    """What a failed attempt counts as: its known cost, else free when refused before any work (a 4xx), else
+    unknown (its worst case counts)."""
+    if cost is not None:
+        return cost
+    refused = error.status is not None and error.status < 500 and not isinstance(error, StreamError)
+    return 0.0 if refused else None

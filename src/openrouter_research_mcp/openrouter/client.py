@@ -36,7 +36,7 @@ from ..errors import (
     error_for_status,
 )
 from .attempts import Trace, answered_estimate, attempt_cost
-from .budget import Meter, Reservation
+from .budget import Gate, Meter, Reservation, failure_cost
 from .completion import Attempt, ChatResult, assemble_stream, parse_completion
 from .pricing import Pricing, SessionUsage, Usage, cost_from_pricing
 from .retry import parse_retry_after, retrying
@@ -433,21 +433,64 @@ class OpenRouterClient:
         on_text: Callable[[str], Awaitable[None]] | None,
         key: str,
         meter: Meter | None,
+        guard: tuple[Gate, Callable[[str], float | None]] | None,
         billed: Usage,
         notes: list[str],
         failed: list[OpenRouterError],
     ) -> ChatResult:
-        """One request: reserved (by `meter`) before it starts, settled with what it cost after; a failed one that
-        was billed adds its cost to `billed`, with a note when the figure is an estimate."""
+        """One request: reserved (by `meter`, and held by the caller's gate) before it starts, settled with what it
+        cost after; a failed one that was billed adds its cost to `billed`, with a note when the figure is an
+        estimate."""
+        reservation: Reservation | None = None
+        held: Any = None
         try:
-            reservation: Reservation | None = meter.reserve([model, *window]) if meter is not None else None
+            reservation = meter.reserve([model, *window]) if meter is not None else None
+            if guard is not None:
+                gate, worst = guard
+                if reservation is not None:
+                    amount: float | None = reservation.amount
+                else:
+                    amounts = [worst(m) for m in [model, *window]]
+                    amount = None if any(a is None for a in amounts) else max(a for a in amounts if a is not None)
+                held = await gate.hold(amount, f"A call to `{model}`")
         except BudgetExceededError as exc:
+            if meter is not None and reservation is not None:
+                meter.settle(reservation, 0.0)
             if failed:  # a retry that does not fit the budget is not made: the last failure is the answer
                 last = failed[-1]
                 last.message = f"{last.message} (It was not tried again: {exc.message})"
                 last.args = (last.message,)
                 raise last from None
             raise
+        try:
+            result = await self._settled_attempt(
+                payload, model, deadline, on_text, key, meter, reservation, billed, notes, failed
+            )
+        except OpenRouterError as exc:
+            if guard is not None:
+                await guard[0].settle(held, failure_cost(exc, exc.attempt_cost))
+            raise
+        except BaseException:
+            if guard is not None:
+                await asyncio.shield(guard[0].settle(held, None))
+            raise
+        if guard is not None:
+            await guard[0].settle(held, result.usage.cost_usd)
+        return result
+
+    async def _settled_attempt(
+        self,
+        payload: dict[str, Any],
+        model: str,
+        deadline: float | None,
+        on_text: Callable[[str], Awaitable[None]] | None,
+        key: str,
+        meter: Meter | None,
+        reservation: Reservation | None,
+        billed: Usage,
+        notes: list[str],
+        failed: list[OpenRouterError],
+    ) -> ChatResult:
         trace = Trace()
         try:
             result = await self._complete_once(payload, model, deadline, on_text, key, trace)
@@ -462,8 +505,9 @@ class OpenRouterClient:
                     notes.append(
                         f"An attempt on `{model}` failed after it started answering; its cost ({shown}) is counted."
                     )
+            exc.attempt_cost = cost.cost_usd if cost is not None else None
             if meter is not None and reservation is not None:
-                meter.settle_failure(reservation, exc, cost.cost_usd if cost is not None else None)
+                meter.settle_failure(reservation, exc, exc.attempt_cost)
             failed.append(exc)
             raise
         if meter is not None and reservation is not None:
@@ -486,6 +530,8 @@ class OpenRouterClient:
         key: str,
         usage: SessionUsage | None = None,
         meter: Meter | None = None,
+        gate: Gate | None = None,
+        worst: Callable[[str], float | None] | None = None,
         model: str | None = None,
         fallback_models: Sequence[str] | None = None,
         stream: bool = False,
@@ -494,7 +540,8 @@ class OpenRouterClient:
         **params: Any,
     ) -> ChatResult:
         """Send a chat completion with `key`, retrying and falling back as needed; `usage` (the caller's ledger)
-        records it, and `meter` reserves and settles every attempt on its own (see `budget.py`). The result's
+        records it, and `meter` reserves and settles every attempt on its own (see `budget.py`); `gate` (a caller's
+        quota) holds each attempt too, at the meter's reservation or, without a meter, at `worst(model)`. The result's
         usage is what all its attempts cost, failed ones that were billed included.
 
         `model` defaults to OPENROUTER_DEFAULT_MODEL and `fallback_models` to OPENROUTER_FALLBACK_MODELS.
@@ -513,6 +560,7 @@ class OpenRouterClient:
         billed = Usage(cost_usd=0.0, cost_source="sum")  # what failed attempts cost, retries and fallbacks alike
         notes: list[str] = []
         failed: list[OpenRouterError] = []
+        guard = (gate, worst or (lambda _model: None)) if gate is not None else None
         while True:
             current = chain[index]
             # OpenRouter takes at most MAX_NATIVE_FALLBACKS in `models` (a longer list is a 400) and tries `model`
@@ -528,7 +576,7 @@ class OpenRouterClient:
                 payload: dict[str, Any] = payload, current: str = current, window: list[str] = window
             ) -> ChatResult:
                 return await self._attempt(
-                    payload, current, window, deadline, on_text, key, meter, billed, notes, failed
+                    payload, current, window, deadline, on_text, key, meter, guard, billed, notes, failed
                 )
 
             try:

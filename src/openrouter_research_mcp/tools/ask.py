@@ -157,6 +157,24 @@ async def ask(state: CallState, args: AskInput, progress: Progress = no_progress
         "provider": provider_body(state.settings, args.provider),
         **web_params(plan, state.settings.web_search, stop_at),
     }
+    worst = None
+    if state.caller.gate is not None:  # a quota holds every attempt at its worst, so the answer gets a bound
+        bound = max_tokens or (info.max_completion_tokens if info else None) or DEFAULT_ANSWER_TOKENS
+        extra["max_tokens"] = bound
+
+        def worst(model: str) -> float | None:
+            found = infos.get(model)
+            if found is None:
+                return None
+            return plan.worst_case(
+                found.pricing,
+                messages_bound(sent),
+                bound,
+                extra_prompt_tokens=files.prompt_tokens(),
+                images=files.count("image"),
+                fees=files.fees(state.settings.pdf_engine),
+            )
+
     plugins = [*extra.get("plugins", []), *files.plugins(state.settings.pdf_engine)]
     if plugins:
         extra["plugins"] = plugins
@@ -172,6 +190,7 @@ async def ask(state: CallState, args: AskInput, progress: Progress = no_progress
         stream=streamed,
         deadline=deadline,
         on_text=_streamed_progress(progress, primary) if streamed else None,
+        worst=worst,
         **extra,
     )
     await progress(2, 2, f"answered by {result.model}")

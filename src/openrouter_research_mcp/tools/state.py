@@ -21,10 +21,12 @@ from typing import Any, Literal
 from ..benchmark.jobs import BenchmarkJobs
 from ..config import Settings
 from ..errors import OpenRouterError
+from ..jobs.accounts import ACCOUNTS_FILE, Accounts, Limits, QuotaGate
 from ..jobs.legacy import import_legacy
 from ..jobs.manager import JobManager
 from ..jobs.sqlite import DB_FILE, SqliteStore
 from ..jobs.store import JobStore, StoreError, UsageRow
+from ..openrouter.budget import Gate
 from ..openrouter.catalog import ModelCatalog
 from ..openrouter.client import OpenRouterClient
 from ..openrouter.completion import ChatResult
@@ -42,12 +44,15 @@ LOCAL = "local"  # the one caller of a stdio server
 
 @dataclass
 class Caller:
-    """Who is calling, and what is theirs for this server's lifetime."""
+    """Who is calling, and what is theirs for this server's lifetime. Made per request; `usage` is the one
+    ledger of this principal's calls since the server started, shared by their requests."""
 
     principal: str
     key: str = field(default="", repr=False)  # the OpenRouter key their calls use: never stored, never logged
     key_source: Literal["operator", "own"] = "operator"
     usage: SessionUsage = field(default_factory=SessionUsage)
+    limits: Limits = field(default_factory=Limits)
+    gate: Gate | None = None  # their USD quota, held around every attempt (None: no USD quota applies)
 
 
 @dataclass
@@ -61,18 +66,32 @@ class Shared:
     jobs: JobManager
     research: ResearchJobs
     benchmarks: BenchmarkJobs
-    callers: dict[str, Caller] = field(default_factory=dict)
+    accounts: Accounts
+    usages: dict[str, SessionUsage] = field(default_factory=dict)
     imported: asyncio.Task[int] | None = None
 
-    def caller(self, principal: str = LOCAL, key: str | None = None, *, own_key: bool = False) -> Caller:
-        """The caller with this principal id (made on first use), using `key` (default: the server's key)."""
-        found = self.callers.get(principal)
+    def caller(
+        self, principal: str = LOCAL, key: str | None = None, *, own_key: bool = False, limits: Limits | None = None
+    ) -> Caller:
+        """A caller with this principal id, using `key` (default: the server's key) and `limits` (default: none).
+        Each request gets its own `Caller`, so two requests never share one's key; a caller on their own key is
+        held to their calls and jobs limits only."""
         operator = self.settings.api_key.get_secret_value() if self.settings.api_key else ""
-        wanted = key if key is not None else operator
-        if found is None:
-            found = self.callers[principal] = Caller(principal=principal)
-        found.key, found.key_source = wanted, "own" if own_key else "operator"
-        return found
+        usage = self.usages.get(principal)
+        if usage is None:
+            usage = self.usages[principal] = SessionUsage()
+        limits = limits or Limits()
+        if own_key:
+            limits = Limits(calls_per_minute=limits.calls_per_minute, jobs=limits.jobs)
+        gate = QuotaGate(self.accounts, principal, limits) if limits.spends else None
+        return Caller(
+            principal=principal,
+            key=key if key is not None else operator,
+            key_source="own" if own_key else "operator",
+            usage=usage,
+            limits=limits,
+            gate=gate,
+        )
 
     def for_caller(self, caller: Caller) -> CallState:
         return CallState(self, caller)
@@ -115,7 +134,7 @@ class CallState:
 
         async def chat(messages: Any, **params: Any) -> ChatResult:
             try:
-                result = await client.chat(messages, key=caller.key, usage=caller.usage, **params)
+                result = await client.chat(messages, key=caller.key, usage=caller.usage, gate=caller.gate, **params)
             except OpenRouterError as exc:
                 if isinstance(exc.usage, Usage):
                     await _ledger(store, caller.principal, exc.model or "unknown", exc.usage, ok=False)
@@ -187,6 +206,7 @@ async def open_state(
         jobs=jobs,
         research=research,
         benchmarks=BenchmarkJobs(jobs, settings),
+        accounts=Accounts(settings.data_dir / ACCOUNTS_FILE, clock=clock),
     )
     shared.imported = asyncio.create_task(import_legacy(store, settings.data_dir, LEGACY_KINDS), name="import")
     try:
@@ -198,4 +218,5 @@ async def open_state(
         await catalog.aclose()
         await client.aclose()
         await store.close()
+        shared.accounts.close()
         sys.stdout.flush()  # drain any stray buffered output to stderr while fd 1 still points there

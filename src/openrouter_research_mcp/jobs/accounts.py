@@ -1,0 +1,348 @@
+"""Who may call a team server, and how much: access tokens (stored as hashes) and per-caller quotas, in SQLite.
+
+`Accounts` keeps one database file (`accounts.db` in the data directory) that the server and the
+`openrouter-research-mcp token …` commands share, so a token added or revoked from a shell takes effect at the next
+request. Only a token's SHA-256 hash is stored; the token itself is printed once by `token add` and never again.
+
+Quotas are held the way budgets are (see `openrouter/budget.py`): before each attempt of a paid call its worst case
+is *held* against the caller's daily and monthly USD quotas, in one `BEGIN IMMEDIATE` transaction that reads what is
+spent and held and refuses when the hold does not fit; after it, the hold is replaced by what the attempt really
+cost, in one transaction too. SQLite serialises those transactions across threads and processes, so concurrent
+calls (or two servers on one data directory) can never together pass a quota by more than what in-flight attempts
+cost beyond their worst cases. Calls per minute are counted in fixed minute windows, atomically as well. A cost
+that is no real number (NaN, negative, missing) counts as the whole hold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import hashlib
+import math
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TypeVar
+
+from .._util import usd
+from ..errors import QuotaExceededError
+
+__all__ = ["ACCOUNTS_FILE", "Accounts", "Hold", "Limits", "QuotaGate", "TokenInfo", "hash_token", "new_token"]
+
+ACCOUNTS_FILE = "accounts.db"
+TOKEN_PREFIX = "orm_"  # so a leaked token is recognisable (and secret scanners can learn it)
+NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-")
+T = TypeVar("T")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS tokens (
+    name TEXT PRIMARY KEY,
+    hash TEXT NOT NULL UNIQUE,
+    created REAL NOT NULL,
+    usd_per_day REAL,
+    usd_per_month REAL,
+    calls_per_minute INTEGER,
+    jobs INTEGER
+);
+CREATE TABLE IF NOT EXISTS holds (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    owner TEXT NOT NULL,
+    amount REAL NOT NULL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS holds_owner ON holds (owner);
+CREATE TABLE IF NOT EXISTS spend (
+    owner TEXT NOT NULL,
+    day TEXT NOT NULL,
+    usd REAL NOT NULL,
+    PRIMARY KEY (owner, day)
+);
+CREATE TABLE IF NOT EXISTS calls (
+    owner TEXT NOT NULL,
+    minute INTEGER NOT NULL,
+    n INTEGER NOT NULL,
+    PRIMARY KEY (owner, minute)
+);
+"""
+
+
+def new_token() -> str:
+    """A new random access token: 32 bytes from the operating system's generator."""
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A caller's quotas; None means no limit."""
+
+    usd_per_day: float | None = None
+    usd_per_month: float | None = None
+    calls_per_minute: int | None = None
+    jobs: int | None = None
+
+    def over(self, other: Limits) -> Limits:
+        """These limits where set, `other`'s (the defaults) where not."""
+        return Limits(
+            usd_per_day=self.usd_per_day if self.usd_per_day is not None else other.usd_per_day,
+            usd_per_month=self.usd_per_month if self.usd_per_month is not None else other.usd_per_month,
+            calls_per_minute=self.calls_per_minute if self.calls_per_minute is not None else other.calls_per_minute,
+            jobs=self.jobs if self.jobs is not None else other.jobs,
+        )
+
+    @property
+    def spends(self) -> bool:
+        return self.usd_per_day is not None or self.usd_per_month is not None
+
+
+@dataclass(frozen=True)
+class TokenInfo:
+    name: str
+    created: float
+    limits: Limits
+
+
+@dataclass
+class Hold:
+    """Money held against a caller's quota for one attempt, until its real cost is known."""
+
+    id: int
+    owner: str
+    amount: float
+    settled: bool = False
+
+
+def _day(now: float) -> str:
+    return time.strftime("%Y-%m-%d", time.gmtime(now))
+
+
+def _next_day(now: float) -> str:
+    return time.strftime("%Y-%m-%d 00:00 UTC", time.gmtime((now // 86400 + 1) * 86400))
+
+
+def _next_month(now: float) -> str:
+    t = time.gmtime(now)
+    year, month = (t.tm_year + 1, 1) if t.tm_mon == 12 else (t.tm_year, t.tm_mon + 1)
+    return time.strftime("%Y-%m-%d 00:00 UTC", time.gmtime(calendar.timegm((year, month, 1, 0, 0, 0))))
+
+
+class Accounts:
+    """Tokens and quotas in one SQLite file (see the module docstring). `clock` is wall time, for the quota
+    windows (days and months in UTC, minutes)."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = path
+        self.clock = clock
+        self._db: sqlite3.Connection | None = None
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accounts-db")
+        self._lock = threading.Lock()
+
+    # ---------------------------------------------------------------------------------------------- plumbing
+
+    def _conn(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._db is None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                db.execute("PRAGMA busy_timeout = 30000")
+                db.execute("PRAGMA journal_mode = WAL")
+                db.executescript(_SCHEMA)
+                self._db = db
+            return self._db
+
+    def _txn(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        db = self._conn()
+        with self._lock:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                out = fn(db)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+            return out
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self._txn, fn)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
+        self._executor.shutdown(wait=False)
+
+    # ---------------------------------------------------------------------------------------------- tokens
+
+    def add_token(self, name: str, limits: Limits = Limits()) -> str:
+        """Make a token for `name` and return it (the only time it is seen); refuses a name already in use."""
+        if not name or len(name) > 64 or not set(name) <= NAME_CHARS:
+            raise ValueError(f"{name!r} cannot name a token: use 1-64 letters, digits, dots, dashes, underscores or @.")
+        token = new_token()
+
+        def insert(db: sqlite3.Connection) -> None:
+            if db.execute("SELECT 1 FROM tokens WHERE name = ?", (name,)).fetchone():
+                raise ValueError(f"A token named {name!r} exists already; revoke it first, or choose another name.")
+            db.execute(
+                "INSERT INTO tokens (name, hash, created, usd_per_day, usd_per_month, calls_per_minute, jobs) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    name,
+                    hash_token(token),
+                    self.clock(),
+                    limits.usd_per_day,
+                    limits.usd_per_month,
+                    limits.calls_per_minute,
+                    limits.jobs,
+                ),
+            )
+
+        self._txn(insert)
+        return token
+
+    def revoke_token(self, name: str) -> bool:
+        return self._txn(lambda db: db.execute("DELETE FROM tokens WHERE name = ?", (name,)).rowcount > 0)
+
+    def tokens(self) -> list[TokenInfo]:
+        rows = self._txn(
+            lambda db: db.execute(
+                "SELECT name, created, usd_per_day, usd_per_month, calls_per_minute, jobs FROM tokens ORDER BY name"
+            ).fetchall()
+        )
+        return [TokenInfo(r[0], r[1], Limits(r[2], r[3], r[4], r[5])) for r in rows]
+
+    def find_token(self, token: str) -> TokenInfo | None:
+        """The token's name and limits when it is a live token (looked up by its hash), else None."""
+        digest = hash_token(token)
+        row = self._txn(
+            lambda db: db.execute(
+                "SELECT name, created, usd_per_day, usd_per_month, calls_per_minute, jobs FROM tokens WHERE hash = ?",
+                (digest,),
+            ).fetchone()
+        )
+        if row is None:
+            return None
+        return TokenInfo(row[0], row[1], Limits(row[2], row[3], row[4], row[5]))
+
+    async def find_token_async(self, token: str) -> TokenInfo | None:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.find_token, token)
+
+    # ---------------------------------------------------------------------------------------------- quotas
+
+    def _spent(self, db: sqlite3.Connection, owner: str, now: float) -> tuple[float, float, float]:
+        """Today's and this month's settled spend, and what is held now."""
+        day = _day(now)
+        today = db.execute("SELECT usd FROM spend WHERE owner = ? AND day = ?", (owner, day)).fetchone()
+        month = db.execute(
+            "SELECT COALESCE(SUM(usd), 0) FROM spend WHERE owner = ? AND day >= ?", (owner, day[:8] + "01")
+        ).fetchone()
+        held = db.execute("SELECT COALESCE(SUM(amount), 0) FROM holds WHERE owner = ?", (owner,)).fetchone()
+        return (today[0] if today else 0.0), month[0], held[0]
+
+    async def hold(self, owner: str, amount: float | None, limits: Limits, label: str) -> Hold | None:
+        """Hold `amount` against `owner`'s USD quotas, or raise `QuotaExceededError` naming the limit, what is used
+        and when it resets. None when no USD quota applies."""
+        if not limits.spends:
+            return None
+        if amount is None or not math.isfinite(amount) or amount < 0:
+            raise QuotaExceededError(
+                f"{label}: its price is decided at routing time (or unreadable), so it cannot be held against your "
+                "spending quota. Name a specific model instead."
+            )
+
+        def take(db: sqlite3.Connection) -> Hold:
+            now = self.clock()
+            today, month, held = self._spent(db, owner, now)
+            for used, limit, period, resets in (
+                (today, limits.usd_per_day, "daily", _next_day(now)),
+                (month, limits.usd_per_month, "monthly", _next_month(now)),
+            ):
+                if limit is not None and used + held + amount > limit + 1e-12:
+                    raise QuotaExceededError(
+                        f"{label} could cost up to {usd(amount)}, more than is left of your {period} quota: "
+                        f"{usd(used)} of {usd(limit)} used"
+                        + (f" and {usd(held)} held by calls in progress" if held else "")
+                        + f". It resets at {resets}; ask the operator for a larger quota, or send your own "
+                        "OpenRouter key in the X-OpenRouter-Key header."
+                    )
+            cursor = db.execute("INSERT INTO holds (owner, amount, created) VALUES (?, ?, ?)", (owner, amount, now))
+            return Hold(id=int(cursor.lastrowid or 0), owner=owner, amount=amount)
+
+        return await self._run(take)
+
+    async def settle(self, hold: Hold | None, cost: float | None) -> None:
+        """Replace a hold by what the attempt really cost (no real number: the whole hold counts)."""
+        if hold is None or hold.settled:
+            return
+        hold.settled = True
+        trusted = cost is not None and math.isfinite(cost) and cost >= 0
+        spent = cost if trusted and cost is not None else hold.amount
+
+        def replace(db: sqlite3.Connection) -> None:
+            db.execute("DELETE FROM holds WHERE id = ?", (hold.id,))
+            db.execute(
+                "INSERT INTO spend (owner, day, usd) VALUES (?, ?, ?) "
+                "ON CONFLICT (owner, day) DO UPDATE SET usd = usd + excluded.usd",
+                (hold.owner, _day(self.clock()), spent),
+            )
+
+        await self._run(replace)
+
+    async def count_call(self, owner: str, limits: Limits) -> None:
+        """Count one call in the current minute, or raise `QuotaExceededError` when the minute's calls are used."""
+        if limits.calls_per_minute is None:
+            return
+        limit = limits.calls_per_minute
+
+        def count(db: sqlite3.Connection) -> None:
+            now = self.clock()
+            minute = int(now // 60)
+            row = db.execute("SELECT n FROM calls WHERE owner = ? AND minute = ?", (owner, minute)).fetchone()
+            used = row[0] if row else 0
+            if used >= limit:
+                wait = max(1, math.ceil((minute + 1) * 60 - now))
+                raise QuotaExceededError(
+                    f"You have made {used} of your {limit} calls this minute; the next one may start in {wait} s "
+                    f"(at {time.strftime('%H:%M:%S UTC', time.gmtime((minute + 1) * 60))}). Wait, or ask the "
+                    "operator for a higher calls-per-minute quota."
+                )
+            db.execute(
+                "INSERT INTO calls (owner, minute, n) VALUES (?, ?, 1) "
+                "ON CONFLICT (owner, minute) DO UPDATE SET n = n + 1",
+                (owner, minute),
+            )
+            db.execute("DELETE FROM calls WHERE owner = ? AND minute < ?", (owner, minute))
+
+        await self._run(count)
+
+    async def usage(self, owner: str) -> tuple[float, float, float]:
+        """Today's and this month's spend against the quotas, and what is held now."""
+        return await self._run(lambda db: self._spent(db, owner, self.clock()))
+
+    def drop_stale_holds(self, older_than_s: float = 86400.0) -> int:
+        """Forget holds left by a process that died mid-call (a day old): they would otherwise count forever."""
+        cutoff = self.clock() - older_than_s
+        return self._txn(lambda db: db.execute("DELETE FROM holds WHERE created < ?", (cutoff,)).rowcount)
+
+
+@dataclass(frozen=True)
+class QuotaGate:
+    """One caller's USD quotas as the client's `Gate`: every attempt held before it starts, settled after."""
+
+    accounts: Accounts
+    owner: str
+    limits: Limits
+
+    async def hold(self, amount: float | None, label: str) -> Hold | None:
+        return await self.accounts.hold(self.owner, amount, self.limits, label)
+
+    async def settle(self, hold: Hold | None, cost: float | None) -> None:
+        await self.accounts.settle(hold, cost)

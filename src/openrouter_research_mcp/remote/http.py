@@ -1,0 +1,194 @@
+"""The server over Streamable HTTP (`serve --transport http`): the SDK's transport at `/mcp` under uvicorn.
+
+Safe by default: it binds 127.0.0.1 and refuses any other address unless authentication is configured; Host and
+Origin are checked against the addresses it serves (DNS rebinding); request bodies are limited
+(`OPENROUTER_MCP_MAX_BODY_MB`, 413); idle connections are closed. On SIGTERM or SIGINT it drains: new requests get
+503 with `Retry-After`, calls in flight are answered (up to `OPENROUTER_MCP_DRAIN_S`), and only then does uvicorn
+stop, so the SDK's SSE streams (which sse-starlette closes at once on shutdown) are already done; running jobs are
+saved as interrupted on the way out. `/healthz` says the process is alive, `/readyz` that the store and the
+catalog answer.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import time
+from types import FrameType
+from typing import Any
+from urllib.parse import urlsplit
+
+import uvicorn
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ..config import Settings
+from ..errors import ConfigError, OpenRouterError
+from ..jobs.accounts import ACCOUNTS_FILE, Accounts
+from ..server import ResearchServer, build_server
+from .auth import TokenTable
+from .callers import http_caller
+
+__all__ = ["build_http", "serve_http"]
+
+log = logging.getLogger(__name__)
+
+MCP_PATH = "/mcp"
+IDLE_S = 30  # an idle keep-alive connection is closed after this long
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings) -> None:
+    """Refuse to serve beyond this machine without authentication."""
+    if settings.mcp_auth == "none" and not is_loopback(settings.mcp_host):
+        raise ConfigError(
+            f"OPENROUTER_MCP_HOST={settings.mcp_host} would let anyone who can reach this machine spend your "
+            "OpenRouter key: serving beyond 127.0.0.1 needs authentication. Set OPENROUTER_MCP_AUTH=tokens and "
+            "add a token with `openrouter-research-mcp token add NAME`, or bind 127.0.0.1."
+        )
+
+
+def public_url(settings: Settings) -> str:
+    """The URL clients see for `/mcp` (OPENROUTER_MCP_PUBLIC_URL, else the bound address)."""
+    if settings.mcp_public_url:
+        return settings.mcp_public_url.rstrip("/")
+    host = settings.mcp_host if ":" not in settings.mcp_host else f"[{settings.mcp_host}]"
+    return f"http://{host}:{settings.mcp_port}{MCP_PATH}"
+
+
+def transport_security(settings: Settings) -> TransportSecuritySettings:
+    """Host and Origin allow-lists: the loopback names on the bound port, the bound host, the public URL's."""
+    port = settings.mcp_port
+    hosts = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}
+    origins = {f"http://127.0.0.1:{port}", f"http://localhost:{port}", f"http://[::1]:{port}"}
+    bound = settings.mcp_host if ":" not in settings.mcp_host else f"[{settings.mcp_host}]"
+    hosts.add(f"{bound}:{port}")
+    origins.add(f"http://{bound}:{port}")
+    if settings.mcp_public_url:
+        parts = urlsplit(settings.mcp_public_url)
+        hosts.add(parts.netloc)
+        origins.add(f"{parts.scheme}://{parts.netloc}")
+    return TransportSecuritySettings(
+        enable_dns_rebinding_protection=True, allowed_hosts=sorted(hosts), allowed_origins=sorted(origins)
+    )
+
+
+class Drain:
+    """ASGI middleware: counts calls in flight and, once draining, refuses new ones with 503."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.inflight = 0
+        self.draining = False
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("method") == "GET":  # GET: health checks and listening streams
+            await self.app(scope, receive, send)
+            return
+        if self.draining:
+            response = PlainTextResponse(
+                "This server is shutting down; try again in a moment (another replica may answer).",
+                status_code=503,
+                headers={"Retry-After": "5", "Connection": "close"},
+            )
+            await response(scope, receive, send)
+            return
+        self.inflight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.inflight -= 1
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn that, on a stop signal, waits for the calls in flight (up to `grace` seconds) before it stops."""
+
+    def __init__(self, config: uvicorn.Config, drain: Drain, grace: float, on_drain: Any) -> None:
+        super().__init__(config)
+        self.drain, self.grace, self.on_drain = drain, grace, on_drain
+        self.drain_started: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self.drain_started is None:
+            self.drain_started = time.monotonic()
+            self.drain.draining = True
+            self.on_drain()
+            log.info("stopping: answering the %d call(s) in flight first (up to %g s)", self.drain.inflight, self.grace)
+            return
+        super().handle_exit(sig, frame)  # a second signal: stop now
+
+    async def on_tick(self, counter: int) -> bool:
+        if self.drain_started is not None and not self.should_exit:
+            if self.drain.inflight == 0 or time.monotonic() - self.drain_started >= self.grace:
+                self.should_exit = True
+        return await super().on_tick(counter)
+
+
+def build_http(settings: Settings) -> tuple[ResearchServer, Any, Drain]:
+    """The MCP server, its ASGI app (with `/healthz` and `/readyz`), and the drain around it."""
+    check_bind(settings)
+    verifier: TokenTable | None = None
+    auth: AuthSettings | None = None
+    if settings.mcp_auth == "tokens":
+        verifier = TokenTable(Accounts(settings.data_dir / ACCOUNTS_FILE))
+        auth = AuthSettings(issuer_url=public_url(settings), resource_server_url=None)  # type: ignore[arg-type]
+    server = build_server(settings, callers=http_caller, auth=auth, token_verifier=verifier)
+
+    async def healthz(_request: Request) -> Response:
+        return JSONResponse({"status": "alive"})
+
+    async def readyz(_request: Request) -> Response:
+        shared = server.shared
+        problems: list[str] = []
+        if shared is None:
+            problems.append("the server is still starting")
+        else:
+            if not shared.store.durable:
+                problems.append(f"the job store is in memory ({shared.store.description})")
+            try:
+                await shared.catalog.get()
+            except OpenRouterError as exc:
+                problems.append(f"the model catalog is not available ({exc.message})")
+        status = 200 if not problems else 503
+        return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
+
+    server.custom_route("/healthz", methods=["GET"])(healthz)
+    server.custom_route("/readyz", methods=["GET"])(readyz)
+    app = server.streamable_http_app(
+        streamable_http_path=MCP_PATH,
+        transport_security=transport_security(settings),
+        max_request_body_size=int(settings.mcp_max_body_mb * 1024 * 1024),
+        host=settings.mcp_host,
+    )
+    drain = Drain(app)
+    return server, drain, drain
+
+
+def serve_http(settings: Settings) -> None:
+    """Serve until a stop signal, then drain (see the module docstring)."""
+    server, app, drain = build_http(settings)
+    config = uvicorn.Config(
+        app,
+        host=settings.mcp_host,
+        port=settings.mcp_port,
+        log_config=None,
+        access_log=False,
+        timeout_keep_alive=IDLE_S,
+        timeout_graceful_shutdown=5,
+        server_header=False,
+        lifespan="on",
+    )
+    runner = DrainingServer(config, drain, settings.mcp_drain_s, server.shutting_down)
+    log.info("serving MCP over HTTP at %s (auth: %s)", public_url(settings), settings.mcp_auth)
+    runner.run()

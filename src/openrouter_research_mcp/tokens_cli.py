@@ -1,0 +1,60 @@
+"""`openrouter-research-mcp token add|list|revoke`: the bearer tokens of a team server, in the accounts database.
+
+`token add NAME` prints the new token alone on stdout (so `TOKEN=$(openrouter-research-mcp token add alice)`
+captures it) and its quotas on stderr; only its hash is stored. `token list` shows names and quotas, never tokens.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from ._util import usd
+from .config import Settings
+from .jobs.accounts import ACCOUNTS_FILE, Accounts, Limits
+
+__all__ = ["run_token_command"]
+
+
+def _limits_text(limits: Limits) -> str:
+    parts = [
+        f"{usd(limits.usd_per_day)}/day" if limits.usd_per_day is not None else "",
+        f"{usd(limits.usd_per_month)}/month" if limits.usd_per_month is not None else "",
+        f"{limits.calls_per_minute} calls/min" if limits.calls_per_minute is not None else "",
+        f"{limits.jobs} jobs" if limits.jobs is not None else "",
+    ]
+    return ", ".join(p for p in parts if p) or "the defaults (OPENROUTER_QUOTA_*)"
+
+
+def run_token_command(settings: Settings, args: argparse.Namespace) -> int:
+    accounts = Accounts(settings.data_dir / ACCOUNTS_FILE)
+    try:
+        if args.token_command == "add":
+            limits = Limits(args.usd_per_day, args.usd_per_month, args.calls_per_minute, args.jobs)
+            try:
+                token = accounts.add_token(args.name, limits)
+            except ValueError as exc:
+                sys.stderr.write(f"openrouter-research-mcp: {exc}\n")
+                return 2
+            sys.stdout.write(token + "\n")
+            sys.stderr.write(
+                f"Token for {args.name!r} ({_limits_text(limits)}). It is shown only now: give it to its user, who "
+                "sends it as `Authorization: Bearer <token>`.\n"
+            )
+            return 0
+        if args.token_command == "list":
+            found = accounts.tokens()
+            if not found:
+                sys.stdout.write("No tokens yet: add one with `openrouter-research-mcp token add NAME`.\n")
+            for info in found:
+                made = time.strftime("%Y-%m-%d", time.gmtime(info.created))
+                sys.stdout.write(f"{info.name}\tadded {made}\t{_limits_text(info.limits)}\n")
+            return 0
+        if accounts.revoke_token(args.name):
+            sys.stderr.write(f"Revoked {args.name!r}: its token stops working at its next request.\n")
+            return 0
+        sys.stderr.write(f"openrouter-research-mcp: no token is named {args.name!r} (see `token list`).\n")
+        return 1
+    finally:
+        accounts.close()

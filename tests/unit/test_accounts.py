@@ -1,0 +1,129 @@
+"""Tokens and quotas (`jobs/accounts.py`) with an injected clock: hashes only, holds that never let concurrent
+attempts pass a quota, refusals that name the limit, the amount used and the reset, and no number from upstream
+that switches a quota off."""
+
+from __future__ import annotations
+
+import asyncio
+import calendar
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from openrouter_research_mcp._util import usd
+from openrouter_research_mcp.errors import QuotaExceededError
+from openrouter_research_mcp.jobs.accounts import Accounts, Limits, hash_token
+
+NOON = calendar.timegm((2026, 12, 31, 12, 0, 30))  # 12:00:30 UTC on the last day of a month
+
+
+class Clock:
+    def __init__(self, now: float) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_tokens_are_stored_as_hashes_and_revoked_at_once(tmp_path: Path) -> None:
+    accounts = Accounts(tmp_path / "accounts.db")
+    token = accounts.add_token("alice", Limits(usd_per_day=1.5))
+    assert token.startswith("orm_") and len(token) > 40
+    raw = (tmp_path / "accounts.db").read_bytes() + (tmp_path / "accounts.db-wal").read_bytes()
+    assert token.encode() not in raw and hash_token(token).encode() in raw
+    found = accounts.find_token(token)
+    assert found is not None and found.name == "alice" and found.limits.usd_per_day == 1.5
+    assert accounts.find_token(token + "x") is None
+    with pytest.raises(ValueError, match="exists already"):
+        accounts.add_token("alice")
+    with pytest.raises(ValueError, match="cannot name a token"):
+        accounts.add_token("bad name; drop table")
+    other = Accounts(tmp_path / "accounts.db")  # another process: the CLI
+    assert other.revoke_token("alice") and accounts.find_token(token) is None
+    accounts.close()
+    other.close()
+
+
+async def test_quota_holds_concurrent_attempts_and_names_the_limit(tmp_path: Path) -> None:
+    clock = Clock(NOON)
+    accounts = Accounts(tmp_path / "accounts.db", clock=clock)
+    limits = Limits(usd_per_day=0.01)
+
+    async def attempt() -> float:
+        hold = await accounts.hold("token:a", 0.003, limits, "A call to `m`")
+        await asyncio.sleep(0)
+        await accounts.settle(hold, 0.002)
+        return 0.002
+
+    outcomes = await asyncio.gather(*(attempt() for _ in range(20)), return_exceptions=True)
+    spent = sum(o for o in outcomes if isinstance(o, float))
+    refusals = [o for o in outcomes if isinstance(o, QuotaExceededError)]
+    assert spent <= 0.01 and refusals
+    today, month, held = await accounts.usage("token:a")
+    assert today == pytest.approx(spent) and held == 0
+    while spent + 0.003 <= 0.01:  # spend on, one attempt at a time, until the next would not fit
+        await accounts.settle(await accounts.hold("token:a", 0.003, limits, "x"), 0.002)
+        spent += 0.002
+    with pytest.raises(QuotaExceededError) as refused:
+        await accounts.hold("token:a", 0.003, limits, "A call to `m`")
+    assert refused.value.message == (
+        f"A call to `m` could cost up to $0.003, more than is left of your daily quota: {usd(spent)} of $0.01 used. "
+        "It resets at 2027-01-01 00:00 UTC; ask the operator for a larger quota, or send your own OpenRouter key in "
+        "the X-OpenRouter-Key header."
+    )
+    assert await accounts.hold("token:b", 0.003, limits, "x") is not None  # another caller's quota is their own
+    clock.now += 86400  # the next day: the daily quota starts again
+    assert await accounts.hold("token:a", 0.003, limits, "x") is not None
+    accounts.close()
+
+
+async def test_quota_counts_a_cost_that_is_no_real_number_as_the_whole_hold(tmp_path: Path) -> None:
+    accounts = Accounts(tmp_path / "accounts.db", clock=Clock(NOON))
+    limits = Limits(usd_per_month=0.01)
+    for bad in (float("nan"), -1.0, None, float("inf")):
+        hold = await accounts.hold("o", 0.002, limits, "x")
+        await accounts.settle(hold, bad)
+    today, month, _ = await accounts.usage("o")
+    assert month == pytest.approx(0.008)
+    with pytest.raises(QuotaExceededError, match="monthly quota: \\$0.008 of \\$0.01 used. It resets at 2027-01-01"):
+        await accounts.hold("o", 0.003, limits, "x")
+    with pytest.raises(QuotaExceededError, match="decided at routing time"):
+        await accounts.hold("o", None, limits, "x")
+    accounts.close()
+
+
+async def test_calls_per_minute_window_and_message(tmp_path: Path) -> None:
+    clock = Clock(NOON)
+    accounts = Accounts(tmp_path / "accounts.db", clock=clock)
+    limits = Limits(calls_per_minute=2)
+    await accounts.count_call("o", limits)
+    await accounts.count_call("o", limits)
+    with pytest.raises(QuotaExceededError) as refused:
+        await accounts.count_call("o", limits)
+    assert refused.value.message == (
+        "You have made 2 of your 2 calls this minute; the next one may start in 30 s (at 12:01:00 UTC). Wait, or "
+        "ask the operator for a higher calls-per-minute quota."
+    )
+    clock.now += 30
+    await accounts.count_call("o", limits)  # a new minute, a new window
+    accounts.close()
+
+
+def test_two_processes_share_one_quota(tmp_path: Path) -> None:
+    """Holds made through two `Accounts` on one file (two servers) add up: SQLite serialises them."""
+    limits = Limits(usd_per_day=0.005)
+
+    async def both() -> list[Any]:
+        one, two = Accounts(tmp_path / "a.db", clock=Clock(NOON)), Accounts(tmp_path / "a.db", clock=Clock(NOON))
+        tries = [book.hold("o", 0.002, limits, "x") for book in (one, two, one, two)]
+        out = await asyncio.gather(*tries, return_exceptions=True)
+        one.close()
+        two.close()
+        return out
+
+    outcomes = asyncio.run(both())
+    assert sum(1 for o in outcomes if not isinstance(o, BaseException)) == 2
+    rows = sqlite3.connect(tmp_path / "a.db").execute("SELECT COUNT(*), SUM(amount) FROM holds").fetchone()
+    assert rows == (2, pytest.approx(0.004))
