@@ -364,3 +364,12 @@ def test_attachment_loop_of_links_is_named(tmp_path: Path) -> None:
     (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
     with pytest.raises(RequestError, match="is a loop of symbolic links"):
         read_local(str(tmp_path / "a.png"), [tmp_path], 1 << 20, 1.0)
+
+
+async def test_attachment_local_path_over_http_needs_roots_set_explicitly(tmp_path: Path) -> None:
+    path = png(tmp_path / "server-side.png")
+    with pytest.raises(RequestError, match="a path on the server's disk, not yours") as refused:
+        await load_attachments([str(path)], load_settings(mcp_transport="http"))
+    assert "OPENROUTER_FILE_ROOTS" in refused.value.message and "data: URI" in refused.value.message
+    allowed = await load_attachments([str(path)], load_settings(mcp_transport="http", file_roots=str(tmp_path)))
+    assert len(allowed.items) == 1

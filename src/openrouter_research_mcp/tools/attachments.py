@@ -150,6 +150,11 @@ def _from_bytes(data: bytes, mime: str, label: str, filename: str) -> Attachment
 
 
 def _local(spec: str, settings: Settings) -> Attachment:
+    if settings.mcp_transport == "http" and not settings.file_roots:
+        raise RequestError(
+            f"{spec} is a path on the server's disk, not yours: over HTTP, local files are read only from the folders "
+            "the operator allows (OPENROUTER_FILE_ROOTS). Attach the file as a data: URI or an https URL instead."
+        )
     limit = int(settings.max_attachment_mb * 1024 * 1024)
     data, name = read_local(spec, settings.file_roots, limit, settings.max_attachment_mb)
     label = os.path.basename(spec) or spec
