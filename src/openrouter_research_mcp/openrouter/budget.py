@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from .._util import usd
 from ..errors import BudgetExceededError, OpenRouterError, StreamError
 
-__all__ = ["Budget", "Gate", "Meter", "Reservation", "failure_cost"]
+__all__ = ["Budget", "Gate", "Meter", "Reservation", "dearest", "failure_cost"]
 
 
 @dataclass
@@ -73,8 +73,7 @@ class Budget:
     def settle_failure(self, reservation: Reservation, error: OpenRouterError) -> None:
         """Settle a call that failed: free when refused before any work (a 4xx), otherwise counted at its worst case,
         since a broken stream or an upstream failure may already have been billed."""
-        refused = error.status is not None and error.status < 500 and not isinstance(error, StreamError)
-        self.settle(reservation, 0.0 if refused else None)
+        self.settle(reservation, failure_cost(error, None))
 
     def release(self, reservation: Reservation) -> None:
         """Give a reservation back unspent (the call failed before anything was billed)."""
@@ -103,9 +102,7 @@ class Meter:
         if self._first is not None:
             first, self._first = self._first, None
             return first
-        amounts = [self.worst(m) for m in models]
-        amount = None if any(a is None for a in amounts) else max(a for a in amounts if a is not None)
-        return self.budget.reserve(amount, self.label)
+        return self.budget.reserve(dearest(self.worst, models), self.label)
 
     def settle(self, reservation: Reservation, cost: float | None) -> None:
         """What the attempt cost (None: unknown, so its worst case counts)."""
@@ -119,10 +116,7 @@ class Meter:
 
     def settle_failure(self, reservation: Reservation, error: OpenRouterError, cost: float | None) -> None:
         """A failed attempt: at its known cost, else free when refused before any work, else at its worst case."""
-        if cost is not None:
-            self.budget.settle(reservation, cost)
-        else:
-            self.budget.settle_failure(reservation, error)
+        self.budget.settle(reservation, failure_cost(error, cost))
 
 
 class Gate(Protocol):
@@ -133,6 +127,12 @@ class Gate(Protocol):
     async def hold(self, amount: float | None, label: str) -> Any: ...
 
     async def settle(self, hold: Any, cost: float | None) -> None: ...
+
+
+def dearest(worst: Callable[[str], float | None], models: Sequence[str]) -> float | None:
+    """One attempt's worst case when any of `models` may answer it: the dearest (None when one cannot be bounded)."""
+    amounts = [worst(m) for m in models]
+    return None if any(a is None for a in amounts) else max(a for a in amounts if a is not None)
 
 
 def failure_cost(error: OpenRouterError, cost: float | None) -> float | None:

@@ -36,7 +36,7 @@ from ..errors import (
     error_for_status,
 )
 from .attempts import Trace, answered_estimate, attempt_cost
-from .budget import Gate, Meter, Reservation, failure_cost
+from .budget import Gate, Meter, Reservation, dearest, failure_cost
 from .completion import Attempt, ChatResult, assemble_stream, parse_completion
 from .pricing import Pricing, SessionUsage, Usage, cost_from_pricing
 from .retry import parse_retry_after, retrying
@@ -447,11 +447,7 @@ class OpenRouterClient:
             reservation = meter.reserve([model, *window]) if meter is not None else None
             if guard is not None:
                 gate, worst = guard
-                if reservation is not None:
-                    amount: float | None = reservation.amount
-                else:
-                    amounts = [worst(m) for m in [model, *window]]
-                    amount = None if any(a is None for a in amounts) else max(a for a in amounts if a is not None)
+                amount = reservation.amount if reservation is not None else dearest(worst, [model, *window])
                 held = await gate.hold(amount, f"A call to `{model}`")
         except BudgetExceededError as exc:
             if meter is not None and reservation is not None:
