@@ -127,3 +127,17 @@ def test_two_processes_share_one_quota(tmp_path: Path) -> None:
     assert sum(1 for o in outcomes if not isinstance(o, BaseException)) == 2
     rows = sqlite3.connect(tmp_path / "a.db").execute("SELECT COUNT(*), SUM(amount) FROM holds").fetchone()
     assert rows == (2, pytest.approx(0.004))
+
+
+async def test_a_hold_left_by_a_killed_server_stops_counting_after_an_hour(tmp_path: Path) -> None:
+    clock = Clock(NOON)
+    dead = Accounts(tmp_path / "accounts.db", clock=clock)
+    limits = Limits(usd_per_day=0.005)
+    await dead.hold("o", 0.004, limits, "x")  # never settled: the server was killed mid-call
+    dead.close()
+    alive = Accounts(tmp_path / "accounts.db", clock=clock)
+    with pytest.raises(QuotaExceededError, match="\\$0.004 held by calls in progress"):
+        await alive.hold("o", 0.002, limits, "x")
+    clock.now += 3601
+    assert await alive.hold("o", 0.002, limits, "x") is not None
+    alive.close()

@@ -9,8 +9,9 @@ is *held* against the caller's daily and monthly USD quotas, in one `BEGIN IMMED
 spent and held and refuses when the hold does not fit; after it, the hold is replaced by what the attempt really
 cost, in one transaction too. SQLite serialises those transactions across threads and processes, so concurrent
 calls (or two servers on one data directory) can never together pass a quota by more than what in-flight attempts
-cost beyond their worst cases. Calls per minute are counted in fixed minute windows, atomically as well. A cost
-that is no real number (NaN, negative, missing) counts as the whole hold.
+cost beyond their worst cases. A hold left by a server killed mid-call stops counting after an hour (`HOLD_TTL_S`).
+Calls per minute are counted in fixed minute windows, atomically as well. A cost that is no real number (NaN,
+negative, missing) counts as the whole hold.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ ACCOUNTS_FILE = "accounts.db"
 TOKEN_PREFIX = "orm_"  # so a leaked token is recognisable (and secret scanners can learn it)
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-")
 T = TypeVar("T")
+# A hold older than this is taken for one a server left when it was killed mid-call: it no longer counts. (An
+# attempt still running after an hour, a stream that keeps sending that long, would go uncounted until it settles.)
+HOLD_TTL_S = 3600.0
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -170,8 +174,15 @@ class Accounts:
             db.execute("COMMIT")
             return out
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, self._txn, fn)
+    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """A read: no write lock taken (WAL readers never wait for writers)."""
+        db = self._conn()
+        with self._lock:
+            return fn(db)
+
+    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
+        step = self._txn if write else self._read
+        return await asyncio.get_running_loop().run_in_executor(self._executor, step, fn)
 
     def close(self) -> None:
         with self._lock:
@@ -212,7 +223,7 @@ class Accounts:
         return self._txn(lambda db: db.execute("DELETE FROM tokens WHERE name = ?", (name,)).rowcount > 0)
 
     def tokens(self) -> list[TokenInfo]:
-        rows = self._txn(
+        rows = self._read(
             lambda db: db.execute(
                 "SELECT name, created, usd_per_day, usd_per_month, calls_per_minute, jobs FROM tokens ORDER BY name"
             ).fetchall()
@@ -222,7 +233,7 @@ class Accounts:
     def find_token(self, token: str) -> TokenInfo | None:
         """The token's name and limits when it is a live token (looked up by its hash), else None."""
         digest = hash_token(token)
-        row = self._txn(
+        row = self._read(
             lambda db: db.execute(
                 "SELECT name, created, usd_per_day, usd_per_month, calls_per_minute, jobs FROM tokens WHERE hash = ?",
                 (digest,),
@@ -233,6 +244,7 @@ class Accounts:
         return TokenInfo(row[0], row[1], Limits(row[2], row[3], row[4], row[5]))
 
     async def find_token_async(self, token: str) -> TokenInfo | None:
+        """`find_token` off the event loop, on every request (so a revocation takes effect at once)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.find_token, token)
 
     # ---------------------------------------------------------------------------------------------- quotas
@@ -244,7 +256,9 @@ class Accounts:
         month = db.execute(
             "SELECT COALESCE(SUM(usd), 0) FROM spend WHERE owner = ? AND day >= ?", (owner, day[:8] + "01")
         ).fetchone()
-        held = db.execute("SELECT COALESCE(SUM(amount), 0) FROM holds WHERE owner = ?", (owner,)).fetchone()
+        held = db.execute(
+            "SELECT COALESCE(SUM(amount), 0) FROM holds WHERE owner = ? AND created >= ?", (owner, now - HOLD_TTL_S)
+        ).fetchone()
         return (today[0] if today else 0.0), month[0], held[0]
 
     async def hold(self, owner: str, amount: float | None, limits: Limits, label: str) -> Hold | None:
@@ -273,6 +287,7 @@ class Accounts:
                         + f". It resets at {resets}; ask the operator for a larger quota, or send your own "
                         "OpenRouter key in the X-OpenRouter-Key header."
                     )
+            db.execute("DELETE FROM holds WHERE owner = ? AND created < ?", (owner, now - HOLD_TTL_S))
             cursor = db.execute("INSERT INTO holds (owner, amount, created) VALUES (?, ?, ?)", (owner, amount, now))
             return Hold(id=int(cursor.lastrowid or 0), owner=owner, amount=amount)
 
@@ -325,12 +340,7 @@ class Accounts:
 
     async def usage(self, owner: str) -> tuple[float, float, float]:
         """Today's and this month's spend against the quotas, and what is held now."""
-        return await self._run(lambda db: self._spent(db, owner, self.clock()))
-
-    def drop_stale_holds(self, older_than_s: float = 86400.0) -> int:
-        """Forget holds left by a process that died mid-call (a day old): they would otherwise count forever."""
-        cutoff = self.clock() - older_than_s
-        return self._txn(lambda db: db.execute("DELETE FROM holds WHERE created < ?", (cutoff,)).rowcount)
+        return await self._run(lambda db: self._spent(db, owner, self.clock()), write=False)
 
 
 @dataclass(frozen=True)

@@ -26,15 +26,12 @@ class TokenTable:
 
     def __init__(self, accounts: Accounts) -> None:
         self.accounts = accounts
-        self.failures = 0  # refused tokens since start (no reason kept: a token is never logged)
 
     async def verify_token(self, token: str) -> AccessToken | None:
         if not token or len(token) > MAX_TOKEN_CHARS:
-            self.failures += 1
             return None
         found = await self.accounts.find_token_async(token)
         if found is None:
-            self.failures += 1
             log.info("a request with an unknown or revoked bearer token was refused")
             return None
         limits = found.limits

@@ -14,8 +14,8 @@ from __future__ import annotations
 import ipaddress
 import logging
 import time
+from collections.abc import Callable
 from types import FrameType
-from typing import Any
 from urllib.parse import urlsplit
 
 import uvicorn
@@ -114,7 +114,7 @@ class Drain:
 class DrainingServer(uvicorn.Server):
     """uvicorn that, on a stop signal, waits for the calls in flight (up to `grace` seconds) before it stops."""
 
-    def __init__(self, config: uvicorn.Config, drain: Drain, grace: float, on_drain: Any) -> None:
+    def __init__(self, config: uvicorn.Config, drain: Drain, grace: float, on_drain: Callable[[], None]) -> None:
         super().__init__(config)
         self.drain, self.grace, self.on_drain = drain, grace, on_drain
         self.drain_started: float | None = None
@@ -135,8 +135,8 @@ class DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
-def build_http(settings: Settings) -> tuple[ResearchServer, Any, Drain]:
-    """The MCP server, its ASGI app (with `/healthz` and `/readyz`), and the drain around it."""
+def build_http(settings: Settings) -> tuple[ResearchServer, Drain]:
+    """The MCP server and its ASGI app (with `/healthz` and `/readyz`) inside the drain."""
     check_bind(settings)
     verifier: TokenTable | None = None
     auth: AuthSettings | None = None
@@ -171,15 +171,14 @@ def build_http(settings: Settings) -> tuple[ResearchServer, Any, Drain]:
         max_request_body_size=int(settings.mcp_max_body_mb * 1024 * 1024),
         host=settings.mcp_host,
     )
-    drain = Drain(app)
-    return server, drain, drain
+    return server, Drain(app)
 
 
 def serve_http(settings: Settings) -> None:
     """Serve until a stop signal, then drain (see the module docstring)."""
-    server, app, drain = build_http(settings)
+    server, drain = build_http(settings)
     config = uvicorn.Config(
-        app,
+        drain,
         host=settings.mcp_host,
         port=settings.mcp_port,
         log_config=None,
