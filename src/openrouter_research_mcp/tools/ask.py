@@ -140,41 +140,33 @@ async def ask(state: CallState, args: AskInput, progress: Progress = no_progress
     require_inputs(state, info, files)
     kept, skipped = _able(kept, infos, files, state.settings.pdf_engine)
     warnings += skipped
-    # The server-tool loop may spend at most what the whole call could cost at worst.
-    stop_at = None
-    if plan.active and info is not None:
-        stop_at = plan.worst_case(
-            info.pricing,
-            messages_bound(sent),
-            max_tokens or info.max_completion_tokens or DEFAULT_ANSWER_TOKENS,
+    bound = max_tokens or (info.max_completion_tokens if info else None) or DEFAULT_ANSWER_TOKENS
+    prompt_tokens = messages_bound(sent)
+
+    def worst(model: str) -> float | None:
+        """What one attempt on `model` can cost at worst, with `bound` answer tokens."""
+        found = infos.get(model)
+        if found is None:
+            return None
+        return plan.worst_case(
+            found.pricing,
+            prompt_tokens,
+            bound,
             extra_prompt_tokens=files.prompt_tokens(),
             images=files.count("image"),
             fees=files.fees(state.settings.pdf_engine),
         )
+
+    # The server-tool loop may spend at most what the whole call could cost at worst.
+    stop_at = worst(primary) if plan.active else None
     extra: dict[str, Any] = {
         "temperature": args.temperature,
         "max_tokens": max_tokens,
         "provider": provider_body(state.settings, args.provider),
         **web_params(plan, state.settings.web_search, stop_at),
     }
-    worst = None
     if state.caller.gate is not None:  # a quota holds every attempt at its worst, so the answer gets a bound
-        bound = max_tokens or (info.max_completion_tokens if info else None) or DEFAULT_ANSWER_TOKENS
         extra["max_tokens"] = bound
-
-        def worst(model: str) -> float | None:
-            found = infos.get(model)
-            if found is None:
-                return None
-            return plan.worst_case(
-                found.pricing,
-                messages_bound(sent),
-                bound,
-                extra_prompt_tokens=files.prompt_tokens(),
-                images=files.count("image"),
-                fees=files.fees(state.settings.pdf_engine),
-            )
-
     plugins = [*extra.get("plugins", []), *files.plugins(state.settings.pdf_engine)]
     if plugins:
         extra["plugins"] = plugins
@@ -190,7 +182,7 @@ async def ask(state: CallState, args: AskInput, progress: Progress = no_progress
         stream=streamed,
         deadline=deadline,
         on_text=_streamed_progress(progress, primary) if streamed else None,
-        worst=worst,
+        worst=worst if state.caller.gate is not None else None,
         **extra,
     )
     await progress(2, 2, f"answered by {result.model}")
