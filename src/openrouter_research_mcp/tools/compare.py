@@ -150,7 +150,8 @@ def _named(named: object) -> str:
 
 def _best(named: object, entries: Sequence[CompareEntry]) -> str | None:
     """The judge's best model when it is one of the models that answered (else None: see `best_model_note`)."""
-    return _named(named) if _named(named) in {e.model for e in entries if e.ok} else None
+    name = _named(named)
+    return name if name in {e.model for e in entries if e.ok} else None
 
 
 def best_model_note(named: object, verdict: JudgeVerdict, entries: Sequence[CompareEntry]) -> list[str]:
