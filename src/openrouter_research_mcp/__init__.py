@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from ._version import __version__
@@ -66,18 +68,34 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C before the server's own signal handling starts. A subclass, because CPython 3.11 takes a plain
+    KeyboardInterrupt raised inside source run by `exec` (a dataclass being made during start-up, say) as unhandled
+    even once it is caught, and then ends the process by SIGINT (exit 130, no traceback) instead of exit 0."""
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise Interrupted
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse arguments, load the configuration once, and serve MCP over stdio (or run `doctor`). Ctrl-C at any
     moment quits quietly: exit 0 for the server (as a person stopping it expects), 130 for `doctor`."""
     command = "serve"
+    ours = threading.current_thread() is threading.main_thread()
+    if ours:
+        signal.signal(signal.SIGINT, _interrupt)
     try:
         args = _parser().parse_args(argv)
         args.command = args.command or "serve"
         command = args.command
         _run(args)
-    except KeyboardInterrupt:  # until the wire takes SIGINT over, Ctrl-C is Python's KeyboardInterrupt
+    except KeyboardInterrupt:  # until the wire takes SIGINT over, Ctrl-C is a KeyboardInterrupt (`Interrupted`)
         if command == "doctor":
             raise SystemExit(130) from None
+    finally:
+        if ours and signal.getsignal(signal.SIGINT) is _interrupt:
+            signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 def _run(args: argparse.Namespace) -> None:

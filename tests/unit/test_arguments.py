@@ -3,6 +3,8 @@ whole-value completion of model lists."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +159,16 @@ def test_main_ctrl_c_at_any_moment_quits_quietly(
         with pytest.raises(SystemExit) as stopped:
             package.main([command])
         assert stopped.value.code == code
+
+
+def test_main_ctrl_c_inside_exec_run_source_still_exits_0() -> None:
+    """Ctrl-C landing while start-up runs source through `exec` (as dataclasses do): exit 0, not CPython 3.11's
+    SIGINT exit for a KeyboardInterrupt it wrongly takes as unhandled."""
+    script = (
+        "import openrouter_research_mcp as package\n"
+        "package._run = lambda _args: exec('import os, signal; os.kill(os.getpid(), signal.SIGINT); "
+        "[0 for _ in range(1000)]')\n"
+        "package.main([])\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, (done.returncode, done.stderr)
