@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 import threading
@@ -141,6 +142,10 @@ def _run(args: argparse.Namespace) -> None:
     from .server import build_server
 
     server = build_server(settings)
+    if os.name == "posix":  # where the wire is ours (wire.py): from here on it takes Ctrl-C and SIGTERM
+        from .wire import hold_signals
+
+        hold_signals()
     if sys.stdin.isatty():
         logging.getLogger(__name__).warning(
             "waiting for an MCP client on stdin (press Ctrl-C to quit); this server is meant to be started by one (%s)",

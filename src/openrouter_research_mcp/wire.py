@@ -33,7 +33,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.shared.message import SessionMessage
 from mcp_types import INVALID_REQUEST, PARSE_ERROR, ErrorData, JSONRPCError, JSONRPCRequest, jsonrpc_message_adapter
 
-__all__ = ["SIGNAL_GRACE", "classify_line", "serve_stdio"]
+__all__ = ["SIGNAL_GRACE", "classify_line", "hold_signals", "serve_stdio"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,26 @@ SIGNAL_GRACE = {signal.SIGINT: 0.8, signal.SIGTERM: 1.6}
 # and closes stdin (a script, a pipe) still gets its answers; a host that wants the server gone sends SIGTERM.
 EOF_GRACE = 60.0
 MAX_LINE_BYTES = 64 * 1024 * 1024
+_held: list[int] = []  # signals that arrived between hold_signals() and serve_stdio listening
+_holding: list[bool] = []  # [True] once hold_signals() ran: the process is a server, its signals are the wire's
+
+
+def hold_signals() -> None:
+    """From now until `serve_stdio` listens, SIGINT and SIGTERM are remembered, and it acts on them the moment it
+    listens. Raised as KeyboardInterrupt while the event loop starts, Ctrl-C lands wherever the loop happens to be:
+    inside a task group or a thread's start it comes out as a traceback, and out of the loop before its executor
+    is let go it hangs the exit."""
+    for signum in SIGNAL_GRACE:
+        signal.signal(signum, _hold)
+    _holding[:] = [True]
+
+
+def _hold(signum: int, _frame: object) -> None:
+    _held.append(signum)
+
+
+def _gone(signum: int, _frame: object) -> None:
+    os._exit(128 + signum)  # the wire has stopped listening and the process is on its way out: "stop at once"
 
 
 def _error(code: int, message: str, request_id: Any = None) -> JSONRPCError:
@@ -351,16 +371,26 @@ async def serve_stdio(server: MCPServer, on_signal: Callable[[], None] = lambda:
     grace = dict(SIGNAL_GRACE)
     async with _stdio() as (read, write, end_input), anyio.create_task_group() as group:
 
+        def stop(number: int) -> None:
+            signum = signal.Signals(number)
+            log.info("stopping on %s", signum.name)
+            with contextlib.suppress(Exception):
+                on_signal()
+            end_input()
+            deadline = anyio.current_time() + grace[signum]
+            group.cancel_scope.deadline = min(group.cancel_scope.deadline, deadline)
+            grace.update(dict.fromkeys(grace, 0.0))  # a second signal stops at once
+
         async def on_signals() -> None:
-            with anyio.open_signal_receiver(*grace) as signals:
-                async for signum in signals:
-                    log.info("stopping on %s", signal.Signals(signum).name)
-                    with contextlib.suppress(Exception):
-                        on_signal()
-                    end_input()
-                    deadline = anyio.current_time() + grace[signum]
-                    group.cancel_scope.deadline = min(group.cancel_scope.deadline, deadline)
-                    grace.update(dict.fromkeys(grace, 0.0))  # a second signal stops at once
+            try:
+                with anyio.open_signal_receiver(*grace) as signals:
+                    while _held:  # listening now: what arrived before is acted on, what comes after is received
+                        stop(_held.pop(0))
+                    async for signum in signals:
+                        stop(signum)
+            finally:
+                for signum in grace if _holding else ():
+                    signal.signal(signum, _gone)
 
         group.start_soon(on_signals)
         await low.run(read, write, low.create_initialization_options())

@@ -7,6 +7,8 @@ import os
 import signal
 import sqlite3
 import stat
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -35,6 +37,41 @@ def test_lifecycle_ctrl_c_exits_at_once_without_a_traceback(tmp_path: Path) -> N
         took = server.signal(signal.SIGINT)
         assert server.proc is not None and server.proc.returncode == 0
     assert took < PROMPTLY and "Traceback" not in server.stderr
+
+
+# Builds the server as `main` does, then signals itself after the wire holds signals and before it listens: the
+# window where a Ctrl-C pressed at the terminal hint used to come out as a traceback (exit 1) or a hang.
+EARLY_SIGNAL = """
+import os, signal, sys
+from openrouter_research_mcp.config import load_settings
+from openrouter_research_mcp.server import build_server
+from openrouter_research_mcp.wire import hold_signals
+server = build_server(load_settings())
+hold_signals()
+os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+server.run()
+"""
+
+
+@pytest.mark.parametrize("name", ["SIGINT", "SIGTERM"])
+def test_lifecycle_a_signal_before_the_wire_listens_is_acted_on_when_it_does(tmp_path: Path, name: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENROUTER_")}
+    env.update(OPENROUTER_DATA_DIR=str(tmp_path / "data"), OPENROUTER_CACHE_DIR=str(tmp_path / "cache"))
+    with subprocess.Popen(
+        [sys.executable, "-c", EARLY_SIGNAL, name],
+        stdin=subprocess.PIPE,  # held open: only the signal can end the server
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
+        try:
+            _, err = proc.communicate(timeout=30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+    text = err.decode(errors="replace")
+    assert proc.returncode == 0 and f"stopping on {name}" in text, text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text, text
 
 
 def test_lifecycle_sigterm_saves_running_research_as_interrupted(
