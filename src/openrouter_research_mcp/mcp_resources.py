@@ -78,13 +78,14 @@ def register_resources(mcp: MCPServer) -> None:
     @mcp.resource(
         "openrouter://usage",
         name="usage",
-        title="Session usage",
+        title="Your usage and quotas",
         mime_type="application/json",
-        description="Your calls, tokens and USD cost this session, by model.",
+        description="Your calls, tokens and USD cost this session by model, today's and this month's, and your "
+        "quotas on this server: each limit, what is used and held, and when it resets.",
     )
     async def usage() -> str:
         state = call_state()
-        return render_usage(state.caller.usage, await state.ledger(), today())
+        return render_usage(state.caller.usage, await state.ledger(), today(), await state.quota())
 
     @mcp.resource(
         "openrouter://account",

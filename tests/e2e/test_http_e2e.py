@@ -220,6 +220,41 @@ async def test_http_calls_per_minute_are_counted(fake_openrouter: FakeOpenRouter
     assert "of your 2 calls this minute" in result_text(results[2]) and "Wait, or ask" in result_text(results[2])
 
 
+async def test_http_jobs_quota_counts_running_jobs_and_usage_shows_every_limit(
+    fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
+    env = env_for(fake_openrouter, tmp_path, OPENROUTER_MCP_AUTH="tokens", OPENROUTER_QUOTA_CALLS_PER_MINUTE="100")
+    token = cli(env, "token", "add", "erin", "--jobs", "1", "--usd-per-day", "1").stdout.strip()
+    args = {"prompts": ["Is 17 prime?"], "models": ["openai/gpt-4o-mini", "openai/gpt-4o"], "background": True}
+    with http_server(env, tmp_path) as server:
+        async with server.client(token) as client:
+            fake_openrouter.release.clear()  # the first benchmark's calls wait: it stays running
+            minute = int(time.time() // 60)
+            first = await client.call_tool("benchmark_models", args)
+            assert not first.is_error, result_text(first)
+            job = (first.structured_content or {})["benchmark_id"]
+            second = await client.call_tool("benchmark_models", args)
+            shown = json.loads((await client.read_resource("openrouter://usage")).contents[0].text)  # type: ignore[union-attr]
+            same_minute = int(time.time() // 60) == minute  # the calls window is the wall-clock minute
+            fake_openrouter.release.set()
+
+            async def ended() -> bool:
+                got = await client.call_tool("get_benchmark", {"benchmark_id": job})
+                return (got.structured_content or {}).get("status") == "done"
+
+            await eventually(ended, timeout=60, interval=0.1, what="the first benchmark ending")
+            third = await client.call_tool("benchmark_models", args)
+    assert second.is_error and "You have 1 research and benchmark jobs running" in result_text(second)
+    assert "as many as your quota allows at once (1)" in result_text(second) and "--jobs N" in result_text(second)
+    assert not third.is_error, result_text(third)  # an ended job no longer counts
+    quota = shown["quota"]
+    assert quota["key"] == "operator" and quota["jobs"] == {"limit": 1, "running": 1}
+    assert quota["usd_per_day"]["limit"] == 1 and quota["usd_per_day"]["resets_at"].endswith("00:00 UTC")
+    assert 0 <= quota["usd_per_day"]["left"] <= 1 and quota["usd_per_month"] is None
+    used = quota["calls_per_minute"]["used"]  # the two tool calls before it (a read is no call)
+    assert quota["calls_per_minute"]["limit"] == 100 and (used == 2 if same_minute else used <= 1)
+
+
 async def test_http_own_key_is_used_and_never_shown(
     team: tuple[HttpServer, dict[str, str], dict[str, str]], fake_openrouter: FakeOpenRouter
 ) -> None:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from openrouter_research_mcp.jobs.sqlite import DB_FILE, SqliteStore
-from openrouter_research_mcp.jobs.store import SCHEMA_VERSION, Conflict, JobRecord, LeaseHeld
+from openrouter_research_mcp.jobs.store import SCHEMA_VERSION, Conflict, JobRecord, LeaseHeld, TooManyJobs
 
 
 class Clock:
@@ -139,6 +139,63 @@ async def test_store_one_of_many_processes_racing_for_a_job_takes_it(tmp_path: P
     for racer in racers:
         racer.join(30)
     assert sorted(outcomes) == ["refused"] * 5 + ["won"]
+
+
+async def test_store_jobs_limit_counts_live_leases_only(stores: tuple[SqliteStore, SqliteStore, Clock]) -> None:
+    a, b, clock = stores
+
+    def live(job_id: str, owner: str = "alice") -> JobRecord:
+        return record(job_id, owner, lease_holder="h", lease_expires=clock.now + 15)
+
+    await a.create(live("20260101-000000-00000001"), max_active=2)
+    await b.create(live("20260101-000000-00000002"), max_active=2)  # the other process counts both
+    await a.create(record("20260101-000000-00000003", status="done"))  # finished jobs never count
+    await a.create(live("20260101-000000-00000004", "bob"), max_active=1)  # nor another owner's
+    assert await b.running("alice") == 2 and await b.running("bob") == 1
+    with pytest.raises(TooManyJobs) as refused:
+        await b.create(live("20260101-000000-00000005"), max_active=2)
+    assert (refused.value.running, refused.value.limit) == (2, 2)
+    assert await a.get("20260101-000000-00000005", "alice") is None  # the refused job was not written
+    stopped = await a.get("20260101-000000-00000003", "alice")
+    assert stopped is not None
+    with pytest.raises(TooManyJobs):  # a resume is a start too
+        await a.acquire(stopped, "h2", clock.now, 15, max_active=2)
+    clock.now += 16  # both leases lapse: their holder died, and the jobs are interrupted, not running
+    again = await a.get("20260101-000000-00000003", "alice")
+    assert again is not None and (await a.acquire(again, "h2", clock.now, 15, max_active=2)).lease_holder == "h2"
+
+
+def _start(path: str, job_id: str, results: multiprocessing.Queue[str]) -> None:
+    async def start() -> str:
+        store = SqliteStore(Path(path))
+        await store.open()
+        try:
+            await store.create(record(job_id, lease_holder=job_id, lease_expires=4e9), max_active=2)
+            return "started"
+        except TooManyJobs:
+            return "refused"
+        finally:
+            await store.close()
+
+    results.put(asyncio.run(start()))
+
+
+async def test_store_jobs_limit_holds_when_processes_start_jobs_at_once(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / DB_FILE)
+    await store.open()
+    await store.close()
+    context = multiprocessing.get_context("spawn")
+    results: multiprocessing.Queue[str] = context.Queue()
+    starters = [
+        context.Process(target=_start, args=(str(tmp_path / DB_FILE), f"20260101-000000-0000000{i}", results))
+        for i in range(6)
+    ]
+    for starter in starters:
+        starter.start()
+    outcomes = [await asyncio.to_thread(results.get, True, 60) for _ in starters]
+    for starter in starters:
+        starter.join(30)
+    assert sorted(outcomes) == ["refused"] * 4 + ["started"] * 2
 
 
 async def test_store_migrations_are_versioned_and_safe_when_two_start_at_once(tmp_path: Path) -> None:

@@ -101,10 +101,11 @@ class BenchmarkJobs(JobKind[BenchmarkReport]):
         key_source: str = "operator",
         progress: Progress = no_progress,
         background: bool = False,
+        max_jobs: int | None = None,
     ) -> BenchmarkReport:
         record = self.new_record(report.benchmark_id, owner, report, key_source)
         body = self._body(report, infos, chat, no_progress if background else progress)
-        handle = await self.jobs.start(record, body, self._finish(report), background=background)
+        handle = await self.jobs.start(record, body, self._finish(report), background=background, max_jobs=max_jobs)
         return self._result(report, handle)
 
     async def resumable(self, owner: str, benchmark_id: str) -> BenchmarkReport:
@@ -131,6 +132,7 @@ class BenchmarkJobs(JobKind[BenchmarkReport]):
         chat: Chat,
         progress: Progress = no_progress,
         background: bool = False,
+        max_jobs: int | None = None,
     ) -> BenchmarkReport:
         report = await self.resumable(owner, benchmark_id)
 
@@ -148,7 +150,7 @@ class BenchmarkJobs(JobKind[BenchmarkReport]):
 
         try:
             handle = await self.jobs.resume(
-                KIND, owner, benchmark_id, prepare, body, finish, background=background, what=WHAT
+                KIND, owner, benchmark_id, prepare, body, finish, background=background, what=WHAT, max_jobs=max_jobs
             )
         except JobRefused as exc:
             raise RequestError(exc.message) from None

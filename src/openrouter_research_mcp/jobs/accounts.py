@@ -28,7 +28,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from .._util import usd
 from ..errors import QuotaExceededError
@@ -341,6 +341,39 @@ class Accounts:
     async def usage(self, owner: str) -> tuple[float, float, float]:
         """Today's and this month's spend against the quotas, and what is held now."""
         return await self._run(lambda db: self._spent(db, owner, self.clock()), write=False)
+
+    async def standing(self, owner: str, limits: Limits) -> dict[str, Any]:
+        """`owner`'s USD and calls quotas as `openrouter://usage` shows them: for each limit set, the limit, what
+        is used (and held by calls in progress) and when it resets; None for a limit that is not set."""
+
+        def read(db: sqlite3.Connection) -> dict[str, Any]:
+            now = self.clock()
+            today, month, held = self._spent(db, owner, now)
+            minute = int(now // 60)
+            row = db.execute("SELECT n FROM calls WHERE owner = ? AND minute = ?", (owner, minute)).fetchone()
+
+            def spend(limit: float | None, used: float, resets: str) -> dict[str, Any] | None:
+                if limit is None:
+                    return None
+                left = max(0.0, limit - used - held)
+                return {"limit": limit, "used": round(used, 8), "held": round(held, 8), "left": round(left, 8)} | {
+                    "resets_at": resets
+                }
+
+            calls = limits.calls_per_minute
+            return {
+                "usd_per_day": spend(limits.usd_per_day, today, _next_day(now)),
+                "usd_per_month": spend(limits.usd_per_month, month, _next_month(now)),
+                "calls_per_minute": None
+                if calls is None
+                else {
+                    "limit": calls,
+                    "used": row[0] if row else 0,
+                    "resets_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime((minute + 1) * 60)),
+                },
+            }
+
+        return await self._run(read, write=False)
 
 
 @dataclass(frozen=True)

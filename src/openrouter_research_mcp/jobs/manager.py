@@ -26,8 +26,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from ..errors import OpenRouterError
-from .store import Conflict, JobRecord, JobStore, LeaseHeld, Page, Status, StoreError, StoreUnavailable
+from ..errors import OpenRouterError, QuotaExceededError
+from .store import Conflict, JobRecord, JobStore, LeaseHeld, Page, Status, StoreError, StoreUnavailable, TooManyJobs
 
 __all__ = ["CANCEL_WAIT_S", "JobGone", "JobHandle", "JobManager", "JobRefused", "StopReason"]
 
@@ -55,6 +55,15 @@ def _first_leaf(exc: Exception) -> Exception:
     while isinstance(exc, ExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
+
+
+def jobs_refusal(exc: TooManyJobs) -> str:
+    """What a caller at their limit of jobs running at once is told."""
+    return (
+        f"You have {exc.running} research and benchmark jobs running, as many as your quota allows at once "
+        f"({exc.limit}). Wait for one to end (get_research / get_benchmark) or cancel one, then try again; ask the "
+        "operator to raise it (`token add NAME --jobs N`, or OPENROUTER_QUOTA_JOBS for everyone)."
+    )
 
 
 def new_holder() -> str:
@@ -135,14 +144,18 @@ class JobManager:
         finish: Finish,
         *,
         background: bool,
+        max_jobs: int | None = None,
     ) -> JobHandle:
-        """Create `record` (held by this process) and run `body`; a foreground start returns when it ends."""
+        """Create `record` (held by this process) and run `body`; a foreground start returns when it ends. With
+        `max_jobs`, refused (`QuotaExceededError`) while its owner already runs that many jobs anywhere."""
         now = self.clock()
         record.status, record.lease_holder, record.lease_expires = "running", self.holder, now + self.lease_s
         record.cancel_requested = False
         handle = JobHandle(self, record)
         try:
-            await self.store.create(record)
+            await self.store.create(record, max_active=max_jobs)
+        except TooManyJobs as exc:
+            raise QuotaExceededError(jobs_refusal(exc)) from None
         except StoreUnavailable as exc:
             handle.unsaved, handle.persisted = exc.message, False  # kept in memory: not lost, and the result says so
         return await self._launch(handle, body, finish, background)
@@ -158,6 +171,7 @@ class JobManager:
         *,
         background: bool,
         what: str,
+        max_jobs: int | None = None,
     ) -> JobHandle:
         """Take the lease on a stopped job and run it again. `prepare` checks the stored record and returns its data
         made ready to go on (raising to refuse: then nothing about the job has changed)."""
@@ -167,7 +181,9 @@ class JobManager:
         self.refuse_if_running(record, what)
         data = prepare(record)  # may refuse; the stored job is untouched
         try:
-            taken = await self.store.acquire(record, self.holder, self.clock(), self.lease_s)
+            taken = await self.store.acquire(record, self.holder, self.clock(), self.lease_s, max_active=max_jobs)
+        except TooManyJobs as exc:
+            raise QuotaExceededError(jobs_refusal(exc)) from None
         except LeaseHeld as exc:
             raise JobRefused(self._running_message(exc.record or record, what)) from None
         except Conflict:

@@ -35,6 +35,7 @@ from .store import (
     Page,
     Status,
     StoreUnavailable,
+    TooManyJobs,
     UsageRow,
 )
 
@@ -255,9 +256,28 @@ class SqliteStore:
 
     # ----------------------------------------------------------------------------------------------- jobs
 
-    async def create(self, record: JobRecord) -> JobRecord:
+    @staticmethod
+    def _running(db: sqlite3.Connection, owner: str, now: float) -> int:
+        return int(
+            db.execute(
+                "SELECT count(*) FROM jobs WHERE owner = ? AND status IN ('queued', 'running') AND lease_expires > ?",
+                (owner, now),
+            ).fetchone()[0]
+        )
+
+    def _check_room(self, db: sqlite3.Connection, owner: str, now: float, max_active: int | None) -> None:
+        """Inside a write transaction: refuse when `owner` already runs `max_active` jobs with a live lease."""
+        if max_active is not None and (running := self._running(db, owner, now)) >= max_active:
+            raise TooManyJobs(running, max_active)
+
+    async def running(self, owner: str) -> int:
+        return await self._run(lambda db: self._running(db, owner, self.clock()))
+
+    async def create(self, record: JobRecord, max_active: int | None = None) -> JobRecord:
         def insert(db: sqlite3.Connection) -> JobRecord:
+            db.execute("BEGIN IMMEDIATE")
             try:
+                self._check_room(db, record.owner, self.clock(), max_active)
                 db.execute(
                     f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
@@ -276,8 +296,13 @@ class SqliteStore:
                         _dumps(record.data),
                     ),
                 )
+                db.execute("COMMIT")
             except sqlite3.IntegrityError:
+                db.execute("ROLLBACK")
                 raise Conflict(f"A job with the id {record.id} exists already.") from None
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
             record.version = 1
             return record
 
@@ -348,10 +373,13 @@ class SqliteStore:
     async def release(self, record: JobRecord, holder: str) -> JobRecord:
         return await self._run(lambda db: self._write(db, record, holder, release=True))
 
-    async def acquire(self, record: JobRecord, holder: str, now: float, ttl: float) -> JobRecord:
+    async def acquire(
+        self, record: JobRecord, holder: str, now: float, ttl: float, max_active: int | None = None
+    ) -> JobRecord:
         def take(db: sqlite3.Connection) -> JobRecord:
             db.execute("BEGIN IMMEDIATE")
             try:
+                self._check_room(db, record.owner, now, max_active)
                 changed = db.execute(
                     "UPDATE jobs SET lease_holder = ?, lease_expires = ?, status = 'running', cancel_requested = 0, "
                     "version = version + 1, updated_at = ? WHERE id = ? AND owner = ? AND version = ? AND "

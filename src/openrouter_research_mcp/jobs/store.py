@@ -12,6 +12,7 @@ owner's calls cost, per day and model.
 StoreError
 ├── Conflict            the record changed since it was read (another writer won the race)
 ├── LeaseHeld           another live holder runs this job
+├── TooManyJobs         the owner runs as many jobs as their limit allows (checked in the same transaction)
 └── StoreUnavailable    the database cannot be reached or written just now
 ```
 """
@@ -41,6 +42,7 @@ __all__ = [
     "Status",
     "StoreError",
     "StoreUnavailable",
+    "TooManyJobs",
     "UsageRow",
 ]
 
@@ -84,6 +86,14 @@ class LeaseHeld(StoreError):
     def __init__(self, message: str, record: JobRecord | None = None) -> None:
         super().__init__(message)
         self.record = record
+
+
+class TooManyJobs(StoreError):
+    """The owner already runs `running` jobs (live leases, in any process), and their limit is `limit`."""
+
+    def __init__(self, running: int, limit: int) -> None:
+        super().__init__(f"{running} jobs running, limit {limit}")
+        self.running, self.limit = running, limit
 
 
 class StoreUnavailable(StoreError):
@@ -172,8 +182,13 @@ class JobStore(Protocol):
 
     async def schema_version(self) -> int: ...
 
-    async def create(self, record: JobRecord) -> JobRecord:
-        """Insert a new job (version 1); raises `Conflict` when its id exists."""
+    async def create(self, record: JobRecord, max_active: int | None = None) -> JobRecord:
+        """Insert a new job (version 1); raises `Conflict` when its id exists, and `TooManyJobs` when its owner
+        already runs `max_active` jobs with a live lease (counted and inserted in one transaction, so concurrent
+        starts in any process never go past it)."""
+
+    async def running(self, owner: str) -> int:
+        """How many of the owner's jobs run now (a live lease, in any process)."""
 
     async def get(self, job_id: str, owner: str) -> JobRecord | None:
         """The owner's job with this id, or None (another owner's job answers exactly like a missing one)."""
@@ -185,9 +200,12 @@ class JobStore(Protocol):
         """Save the record's data, status, title and cost if its version is still `record.version` and (for
         `holder`) the lease is still that holder's; returns it at its new version. Raises `Conflict`."""
 
-    async def acquire(self, record: JobRecord, holder: str, now: float, ttl: float) -> JobRecord:
+    async def acquire(
+        self, record: JobRecord, holder: str, now: float, ttl: float, max_active: int | None = None
+    ) -> JobRecord:
         """Take the lease on a job at `record.version` whose lease is free or expired, and mark it running (its
-        stored cancel cleared); raises `LeaseHeld` (with the current record) or `Conflict`."""
+        stored cancel cleared); raises `LeaseHeld` (with the current record), `Conflict`, or `TooManyJobs` (as
+        `create`)."""
 
     async def renew(self, job_id: str, holder: str, now: float, ttl: float) -> tuple[bool, bool]:
         """Extend `holder`'s lease; returns (still held, cancel requested)."""

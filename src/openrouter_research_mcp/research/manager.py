@@ -161,12 +161,13 @@ class ResearchJobs(JobKind[ResearchRun]):
         progress: Progress = no_progress,
         started: float | None = None,
         background: bool = False,
+        max_jobs: int | None = None,
     ) -> ResearchRun:
         """Run a new research job for `owner`; in the foreground, to its end (a cancel of the calling request
         cancels the run). `started` (a `time.monotonic()` value) is when the caller's clock began."""
         record = self.new_record(run.research_id, owner, run, key_source)
         body = self._body(run, models, chat, progress if not background else no_progress, started)
-        handle = await self.jobs.start(record, body, self._finish(run), background=background)
+        handle = await self.jobs.start(record, body, self._finish(run), background=background, max_jobs=max_jobs)
         return self._result(run, handle)
 
     async def resume(
@@ -178,6 +179,7 @@ class ResearchJobs(JobKind[ResearchRun]):
         chat: Chat,
         progress: Progress = no_progress,
         background: bool = False,
+        max_jobs: int | None = None,
     ) -> ResearchRun:
         """Go on with a stopped run: its finished research is kept (not repeated, not paid for again); `changes`
         (a new budget, time) apply to the continuation. A refused resume leaves the run exactly as it was."""
@@ -222,7 +224,7 @@ class ResearchJobs(JobKind[ResearchRun]):
 
         try:
             handle = await self.jobs.resume(
-                KIND, owner, research_id, prepare, body, finish, background=background, what=WHAT
+                KIND, owner, research_id, prepare, body, finish, background=background, what=WHAT, max_jobs=max_jobs
             )
         except JobRefused as exc:
             raise RequestError(exc.message) from None

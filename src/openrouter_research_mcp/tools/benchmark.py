@@ -86,6 +86,7 @@ async def benchmark_models(state: CallState, args: BenchmarkInput, progress: Pro
         key_source=state.caller.key_source,
         progress=progress,
         background=params.background,
+        max_jobs=state.caller.limits.jobs,
     )
 
 
@@ -96,7 +97,13 @@ async def _resume(state: CallState, args: BenchmarkInput, progress: Progress) ->
     p = stopped.params
     infos = await resolve_models(state, [*p.models, *([p.judge_model] if p.judge_model else [])])
     return await state.shared.benchmarks.resume(
-        state.owner, stopped.benchmark_id, infos, chat=state.chat, progress=progress, background=args.background
+        state.owner,
+        stopped.benchmark_id,
+        infos,
+        chat=state.chat,
+        progress=progress,
+        background=args.background,
+        max_jobs=state.caller.limits.jobs,
     )
 
 

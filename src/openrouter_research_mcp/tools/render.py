@@ -216,9 +216,11 @@ def render_model_detail(info: ModelInfo) -> str:
     return _json({**info.raw, "capabilities": info.capabilities} if info.raw else info.model_dump(mode="json"))
 
 
-def render_usage(usage: SessionUsage, ledger: Sequence[UsageRow] = (), day: str = "") -> str:
-    """`openrouter://usage`: this session's totals and per-model usage, and from the usage ledger, today's and this
-    month's spend."""
+def render_usage(
+    usage: SessionUsage, ledger: Sequence[UsageRow] = (), day: str = "", quota: dict[str, Any] | None = None
+) -> str:
+    """`openrouter://usage`: this session's totals and per-model usage, from the usage ledger today's and this
+    month's spend, and the caller's quotas as they stand (`CallState.quota`)."""
 
     def summed(rows: Sequence[UsageRow]) -> dict[str, Any]:
         return {
@@ -235,6 +237,7 @@ def render_usage(usage: SessionUsage, ledger: Sequence[UsageRow] = (), day: str 
             "by_model": {k: v.model_dump() for k, v in usage.by_model().items()},
             "today": summed([r for r in ledger if r.day == day]),
             "this_month": summed(list(ledger)),
+            **({"quota": quota} if quota is not None else {}),
         }
     )
 

@@ -128,6 +128,7 @@ async def deep_research(
         progress=progress,
         started=started,
         background=params.background,
+        max_jobs=state.caller.limits.jobs,
     )
     return research_result(run)
 
@@ -147,6 +148,7 @@ async def _resume(state: CallState, args: ResearchInput, progress: Progress) -> 
         chat=state.chat,
         progress=progress,
         background=args.background,
+        max_jobs=state.caller.limits.jobs,
     )
     return research_result(run)
 

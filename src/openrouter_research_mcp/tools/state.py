@@ -151,6 +151,22 @@ class CallState:
         except StoreError:
             return []
 
+    async def quota(self) -> dict[str, Any]:
+        """This caller's quotas as they stand: limits, what is used and held, and when each resets (a limit that is
+        not set is None), and whose OpenRouter key pays for their calls."""
+        limits = self.caller.limits
+        shown: dict[str, Any] = {"key": self.caller.key_source}
+        if limits.spends or limits.calls_per_minute is not None:
+            shown |= await self.shared.accounts.standing(self.owner, limits)
+        else:
+            shown |= dict.fromkeys(("usd_per_day", "usd_per_month", "calls_per_minute"))
+        running: int | None = None
+        if limits.jobs is not None:
+            with contextlib.suppress(StoreError):
+                running = await self.shared.store.running(self.owner)
+        shown["jobs"] = None if limits.jobs is None else {"limit": limits.jobs, "running": running}
+        return shown
+
     async def get_json(self, path: str, *, auth: bool = False) -> Any:
         return await self.shared.client.get_json(path, key=self.caller.key, auth=auth)
 
