@@ -129,7 +129,7 @@ def _run(args: argparse.Namespace) -> None:
 
         configure_logging("ERROR", secret)
         raise SystemExit(run_token_command(settings, args))
-    configure_logging(settings.log_level, secret)
+    configure_logging(settings.log_level, secret, settings.log_format)
     if settings.mcp_transport == "http":
         from .remote.http import serve_http
 

@@ -95,6 +95,7 @@ class Settings(BaseSettings):
     app_title: str = DEFAULT_APP_TITLE
     app_url: str = DEFAULT_APP_URL
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
     research_max_cost_usd: Annotated[float, Field(gt=0, le=100)] = DEFAULT_RESEARCH_MAX_COST_USD
     research_concurrency: Annotated[int, Field(ge=1, le=16)] = 4
     web_search: Literal["server_tool", "plugin"] = "server_tool"

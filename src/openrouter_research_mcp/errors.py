@@ -175,7 +175,12 @@ class BudgetExceededError(OpenRouterError):
 
 
 class QuotaExceededError(BudgetExceededError):
-    """The caller's quota on this server is used up for now (the message says which, how much, and when it resets)."""
+    """The caller's quota on this server is used up for now (the message says which, how much, and when it resets).
+    `limit` names it for the metrics: usd_per_day, usd_per_month, unpriced, calls_per_minute or jobs."""
+
+    def __init__(self, message: str, *, limit: str) -> None:
+        super().__init__(message)
+        self.limit = limit
 
 
 def _context_length_exceeded(message: str, metadata: dict[str, Any]) -> bool:

@@ -24,8 +24,8 @@ from pydantic import BaseModel, Field
 from ._schema import compact_schema
 from ._util import Progress, no_progress
 from .benchmark.report import BenchmarkInput, BenchmarkReport, BenchmarkResult
-from .callers import call_state
-from .errors import OpenRouterError
+from .callers import call_state, current_caller
+from .errors import OpenRouterError, QuotaExceededError
 from .research.run import ResearchInput
 from .tools.ask import AskInput, ask
 from .tools.benchmark import benchmark_models, cancel_benchmark, get_benchmark, render_benchmark
@@ -70,6 +70,9 @@ def _tool_errors() -> Iterator[None]:
     try:
         yield
     except OpenRouterError as exc:
+        caller = current_caller()
+        if isinstance(exc, QuotaExceededError) and caller is not None:
+            caller.refused_by = exc.limit
         raise ToolError(error_text(exc)) from None
 
 

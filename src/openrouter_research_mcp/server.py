@@ -209,6 +209,7 @@ def build_server(
     # No `subscriptions/listen`: nothing here changes lists or resources under a client, and without it the
     # 2026-07-28 generation advertises the same capabilities as the classic one.
     apps = _apps()
+    tools = build_tools()
     mcp = ResearchServer(
         "openrouter-research-mcp",
         title="OpenRouter Research",
@@ -217,9 +218,12 @@ def build_server(
         website_url=DEFAULT_APP_URL,
         icons=SERVER_ICONS,
         lifespan=lifespan,
-        tools=build_tools(),
+        tools=tools,
         extensions=[apps],
-        middleware=[CallerMiddleware(callers), SameCapabilities({apps.identifier: apps.settings()})],
+        middleware=[
+            CallerMiddleware(callers, tools=[t.name for t in tools]),
+            SameCapabilities({apps.identifier: apps.settings()}),
+        ],
         subscriptions=False,
         auth=auth,
         token_verifier=token_verifier,

@@ -255,6 +255,52 @@ async def test_http_jobs_quota_counts_running_jobs_and_usage_shows_every_limit(
     assert quota["calls_per_minute"]["limit"] == 100 and (used == 2 if same_minute else used <= 1)
 
 
+async def test_http_metrics_and_json_call_logs(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
+    env = env_for(fake_openrouter, tmp_path, OPENROUTER_MCP_AUTH="tokens", OPENROUTER_LOG_FORMAT="json")
+    token = cli(env, "token", "add", "frank", "--usd-per-day", "0.0000001").stdout.strip()
+    rich = cli(env, "token", "add", "grace").stdout.strip()
+    body = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {}}
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    with http_server(env, tmp_path) as server:
+        async with httpx.AsyncClient() as http:
+            await http.post(server.url, json=body, headers=headers)  # no token
+            await http.post(server.url, json=body, headers={**headers, "Authorization": "Bearer orm_not-a-token"})
+        async with server.client(rich) as client:
+            asked = await client.call_tool("ask", {"prompt": "What causes tides?", "model": "openai/gpt-4o-mini"})
+        async with server.client(token) as client:
+            poor = await client.call_tool("ask", {"prompt": "What causes tides?", "model": "openai/gpt-4o-mini"})
+        async with httpx.AsyncClient() as http:
+            scraped = await http.get(f"http://127.0.0.1:{server.port}/metrics")
+            proxied = await http.get(f"http://127.0.0.1:{server.port}/metrics", headers={"X-Forwarded-For": "1.2.3.4"})
+        log = server.stderr
+    assert not asked.is_error and poor.is_error and "daily quota" in result_text(poor)
+    assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
+    assert proxied.status_code == 404  # only scraped from this machine, never through the proxy
+    shown = scraped.text
+    for line in (
+        'openrouter_mcp_tool_calls_total{outcome="ok",tool="ask"} 1.0',
+        'openrouter_mcp_tool_calls_total{outcome="refused",tool="ask"} 1.0',
+        'openrouter_mcp_quota_refusals_total{limit="usd_per_day"} 1.0',
+        'openrouter_mcp_auth_failures_total{reason="missing"} 1.0',
+        'openrouter_mcp_auth_failures_total{reason="unknown_token"} 1.0',
+        'openrouter_mcp_upstream_responses_total{status="200"}',
+        'openrouter_mcp_tool_call_duration_seconds_count{tool="ask"} 2.0',
+        'openrouter_mcp_cost_usd_total{model="openai/gpt-4o-mini"}',
+        'openrouter_mcp_tokens_total{kind="completion",model="openai/gpt-4o-mini"}',
+    ):
+        assert line in shown, (line, shown)
+    assert "frank" not in shown and "grace" not in shown and token not in shown
+    lines = [json.loads(line) for line in log.splitlines() if line.strip()]  # every line is one JSON object
+    calls = [line for line in lines if line["logger"] == "openrouter_research_mcp.calls"]
+    assert [(c["caller"], c["tool"], c["outcome"]) for c in calls] == [
+        ("token:grace", "ask", "ok"),
+        ("token:frank", "ask", "refused"),
+    ]
+    assert calls[0]["cost_usd"] > 0 and calls[0]["duration_ms"] > 0 and calls[1]["refused_by"] == "usd_per_day"
+    assert len({c["request_id"] for c in calls}) == 2 and all(c["key"] == "operator" for c in calls)
+    assert token not in log and rich not in log and FAKE_KEY not in log
+
+
 async def test_http_own_key_is_used_and_never_shown(
     team: tuple[HttpServer, dict[str, str], dict[str, str]], fake_openrouter: FakeOpenRouter
 ) -> None:

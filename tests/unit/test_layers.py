@@ -20,7 +20,7 @@ LAYERS = {
     "views": 5,
     "surface": 6,
 }
-FOUNDATION = {"_constants", "_logging", "_markdown", "_schema", "_util", "_version", "config", "errors"}
+FOUNDATION = {"_constants", "_logging", "_markdown", "_metrics", "_schema", "_util", "_version", "config", "errors"}
 
 
 def layer_of(module: str) -> str:

@@ -269,15 +269,16 @@ class Accounts:
         if amount is None or not math.isfinite(amount) or amount < 0:
             raise QuotaExceededError(
                 f"{label}: its price is decided at routing time (or unreadable), so it cannot be held against your "
-                "spending quota. Name a specific model instead."
+                "spending quota. Name a specific model instead.",
+                limit="unpriced",
             )
 
         def take(db: sqlite3.Connection) -> Hold:
             now = self.clock()
             today, month, held = self._spent(db, owner, now)
-            for used, limit, period, resets in (
-                (today, limits.usd_per_day, "daily", _next_day(now)),
-                (month, limits.usd_per_month, "monthly", _next_month(now)),
+            for used, limit, period, resets, name in (
+                (today, limits.usd_per_day, "daily", _next_day(now), "usd_per_day"),
+                (month, limits.usd_per_month, "monthly", _next_month(now), "usd_per_month"),
             ):
                 if limit is not None and used + held + amount > limit + 1e-12:
                     raise QuotaExceededError(
@@ -285,7 +286,8 @@ class Accounts:
                         f"{usd(used)} of {usd(limit)} used"
                         + (f" and {usd(held)} held by calls in progress" if held else "")
                         + f". It resets at {resets}; ask the operator for a larger quota, or send your own "
-                        "OpenRouter key in the X-OpenRouter-Key header."
+                        "OpenRouter key in the X-OpenRouter-Key header.",
+                        limit=name,
                     )
             db.execute("DELETE FROM holds WHERE owner = ? AND created < ?", (owner, now - HOLD_TTL_S))
             cursor = db.execute("INSERT INTO holds (owner, amount, created) VALUES (?, ?, ?)", (owner, amount, now))
@@ -327,7 +329,8 @@ class Accounts:
                 raise QuotaExceededError(
                     f"You have made {used} of your {limit} calls this minute; the next one may start in {wait} s "
                     f"(at {time.strftime('%H:%M:%S UTC', time.gmtime((minute + 1) * 60))}). Wait, or ask the "
-                    "operator for a higher calls-per-minute quota."
+                    "operator for a higher calls-per-minute quota.",
+                    limit="calls_per_minute",
                 )
             db.execute(
                 "INSERT INTO calls (owner, minute, n) VALUES (?, ?, 1) "

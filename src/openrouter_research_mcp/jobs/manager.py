@@ -155,7 +155,7 @@ class JobManager:
         try:
             await self.store.create(record, max_active=max_jobs)
         except TooManyJobs as exc:
-            raise QuotaExceededError(jobs_refusal(exc)) from None
+            raise QuotaExceededError(jobs_refusal(exc), limit="jobs") from None
         except StoreUnavailable as exc:
             handle.unsaved, handle.persisted = exc.message, False  # kept in memory: not lost, and the result says so
         return await self._launch(handle, body, finish, background)
@@ -183,7 +183,7 @@ class JobManager:
         try:
             taken = await self.store.acquire(record, self.holder, self.clock(), self.lease_s, max_active=max_jobs)
         except TooManyJobs as exc:
-            raise QuotaExceededError(jobs_refusal(exc)) from None
+            raise QuotaExceededError(jobs_refusal(exc), limit="jobs") from None
         except LeaseHeld as exc:
             raise JobRefused(self._running_message(exc.record or record, what)) from None
         except Conflict:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import pydantic_core
 
+from .. import _metrics
 from .._constants import DEFAULT_CONNECT_TIMEOUT, MAX_NATIVE_FALLBACKS
 from .._util import as_dict, usd
 from .._version import __version__
@@ -222,6 +223,7 @@ class OpenRouterClient:
         return {"Authorization": f"Bearer {key}"} if key else {}
 
     def _transport_error(self, exc: httpx.TransportError, model: str | None) -> OpenRouterError:
+        _metrics.upstream_answered(None)  # no answer at all: refused, reset or timed out
         where = f"OpenRouter at {self.settings.base_url}"
         http = _httpx()
         if isinstance(exc, http.TimeoutException) and not isinstance(exc, http.ConnectTimeout):
@@ -237,6 +239,7 @@ class OpenRouterClient:
         )
 
     async def _raise_for_status(self, response: httpx.Response, model: str | None) -> None:
+        _metrics.upstream_answered(response.status_code)
         if response.status_code < 400:
             return
         await response.aread()
@@ -271,6 +274,7 @@ class OpenRouterClient:
                 with attempt:
                     retries += 1
                     if retries:
+                        _metrics.retried()
                         log.info("retry %d of %d", retries, self.settings.max_retries)
                     return await once(), retries
         except OpenRouterError as exc:

@@ -8,17 +8,28 @@ token revoked from a shell stops working at the next request. A token's name bec
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
 
 from mcp.server.auth.provider import AccessToken
 
 from ..jobs.accounts import Accounts, Limits
 
-__all__ = ["TOKEN_PRINCIPAL", "TokenTable", "limits_of"]
+__all__ = ["TOKEN_PRINCIPAL", "TokenTable", "limits_of", "refused", "refusals"]
 
 log = logging.getLogger(__name__)
 
 TOKEN_PRINCIPAL = "token:"
 MAX_TOKEN_CHARS = 512  # longer is no token of ours: refused without a database look-up
+
+# Why the verifiers refused the current request's token, for the metrics (`remote/http.py` counts each 401 once).
+refusals: ContextVar[list[str] | None] = ContextVar("openrouter_research_auth_refusals", default=None)
+
+
+def refused(reason: str) -> None:
+    """Note why this request's token was refused (a short code: unknown_token, expired, wrong_audience, ...)."""
+    noted = refusals.get()
+    if noted is not None:
+        noted.append(reason)
 
 
 class TokenTable:
@@ -29,10 +40,12 @@ class TokenTable:
 
     async def verify_token(self, token: str) -> AccessToken | None:
         if not token or len(token) > MAX_TOKEN_CHARS:
+            refused("malformed")
             return None
         found = await self.accounts.find_token_async(token)
         if found is None:
             log.info("a request with an unknown or revoked bearer token was refused")
+            refused("unknown_token")
             return None
         limits = found.limits
         return AccessToken(

@@ -11,6 +11,7 @@ catalog answer.
 
 from __future__ import annotations
 
+import collections
 import ipaddress
 import logging
 import time
@@ -23,13 +24,14 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from .. import _metrics
 from ..config import Settings
 from ..errors import ConfigError, OpenRouterError
 from ..jobs.accounts import ACCOUNTS_FILE, Accounts
 from ..server import ResearchServer, build_server
-from .auth import TokenTable
+from .auth import TokenTable, refusals
 from .callers import http_caller
 
 __all__ = ["build_http", "serve_http"]
@@ -111,6 +113,44 @@ class Drain:
             self.inflight -= 1
 
 
+class AuthFailures:
+    """ASGI middleware: each request to `/mcp` refused by authentication (401, 403) counted once in the metrics,
+    by the reason its verifier noted (`remote/auth.py`), `missing` without a bearer token, `insufficient_scope`."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope.get("path") != MCP_PATH:
+            await self.app(scope, receive, send)
+            return
+        noted: list[str] = []
+        mark = refusals.set(noted)
+
+        async def watched(message: Message) -> None:
+            if message["type"] == "http.response.start" and message["status"] in (401, 403):
+                if message["status"] == 403:
+                    reason = "insufficient_scope"
+                elif noted:
+                    reason = noted[-1]
+                else:
+                    bearer = any(k == b"authorization" and v[:7].lower() == b"bearer " for k, v in scope["headers"])
+                    reason = "invalid" if bearer else "missing"
+                _metrics.auth_failed(reason)
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        finally:
+            refusals.reset(mark)
+
+
+def _relayed_or_remote(request: Request) -> bool:
+    """Whether a request came from beyond this machine, directly or through a proxy on it."""
+    peer = request.client.host if request.client else ""
+    return not is_loopback(peer) or "x-forwarded-for" in request.headers or "forwarded" in request.headers
+
+
 class DrainingServer(uvicorn.Server):
     """uvicorn that, on a stop signal, waits for the calls in flight (up to `grace` seconds) before it stops."""
 
@@ -138,6 +178,7 @@ class DrainingServer(uvicorn.Server):
 def build_http(settings: Settings) -> tuple[ResearchServer, Drain]:
     """The MCP server and its ASGI app (with `/healthz` and `/readyz`) inside the drain."""
     check_bind(settings)
+    _metrics.enable()
     verifier: TokenTable | None = None
     auth: AuthSettings | None = None
     if settings.mcp_auth == "tokens":
@@ -163,15 +204,24 @@ def build_http(settings: Settings) -> tuple[ResearchServer, Drain]:
         status = 200 if not problems else 503
         return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
 
+    async def metrics(request: Request) -> Response:
+        if _relayed_or_remote(request):  # counts by tool and model are the operator's, not the callers'
+            return PlainTextResponse("Not Found", status_code=404)
+        shared = server.shared
+        live = shared.jobs.live.values() if shared is not None else ()
+        _metrics.watch_jobs(lambda: collections.Counter(handle.record.kind for handle in live))
+        return Response(_metrics.render(), media_type=_metrics.CONTENT_TYPE)
+
     server.custom_route("/healthz", methods=["GET"])(healthz)
     server.custom_route("/readyz", methods=["GET"])(readyz)
+    server.custom_route("/metrics", methods=["GET"])(metrics)
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
         transport_security=transport_security(settings),
         max_request_body_size=int(settings.mcp_max_body_mb * 1024 * 1024),
         host=settings.mcp_host,
     )
-    return server, Drain(app)
+    return server, Drain(AuthFailures(app))
 
 
 def serve_http(settings: Settings) -> None:

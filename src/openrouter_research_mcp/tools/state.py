@@ -18,6 +18,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .. import _metrics
 from ..benchmark.jobs import BenchmarkJobs
 from ..config import Settings
 from ..errors import OpenRouterError
@@ -53,6 +54,8 @@ class Caller:
     usage: SessionUsage = field(default_factory=SessionUsage)
     limits: Limits = field(default_factory=Limits)
     gate: Gate | None = None  # their USD quota, held around every attempt (None: no USD quota applies)
+    spent_usd: float = 0.0  # what this request's calls cost so far (its log line's cost)
+    refused_by: str | None = None  # the quota that refused this request, if one did (its log line and metrics)
 
 
 @dataclass
@@ -137,8 +140,10 @@ class CallState:
                 result = await client.chat(messages, key=caller.key, usage=caller.usage, gate=caller.gate, **params)
             except OpenRouterError as exc:
                 if isinstance(exc.usage, Usage):
+                    caller.spent_usd += exc.usage.cost_usd or 0.0
                     await _ledger(store, caller.principal, exc.model or "unknown", exc.usage, ok=False)
                 raise
+            caller.spent_usd += result.usage.cost_usd or 0.0
             await _ledger(store, caller.principal, result.model, result.usage, ok=True)
             return result
 
@@ -177,7 +182,9 @@ def today() -> str:
 
 
 async def _ledger(store: JobStore, owner: str, model: str, usage: Usage, *, ok: bool) -> None:
-    """Add a call to the store's usage ledger; a database that is away loses the line, never the call."""
+    """Add a call to the store's usage ledger (and the metrics); a database that is away loses the line, never
+    the call."""
+    _metrics.spent(model, usage.prompt_tokens, usage.completion_tokens, usage.cost_usd or 0.0)
     try:
         await store.record_usage(
             owner,
