@@ -336,6 +336,33 @@ async def test_http_dns_rebinding_and_oversized_bodies_are_refused(
         assert not (await client.call_tool("list_models", {"limit": 1})).is_error
 
 
+async def test_http_clients_that_stall_never_hold_up_others(
+    team: tuple[HttpServer, dict[str, str], dict[str, str]],
+) -> None:
+    """A hundred connections stall (headers half sent, bodies half sent); everyone else is served meanwhile. That
+    the stalled ones are then cut off is `tests/unit/test_bounds.py`, on a clock the test steps."""
+    server, tokens, _ = team
+    stalled: list[socket.socket] = []
+    try:
+        for i in range(100):
+            sock = socket.create_connection(("127.0.0.1", server.port))
+            if i % 2:
+                sock.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # headers, never finished
+            else:
+                sock.sendall(
+                    b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:%d\r\nContent-Length: 1000\r\n"
+                    b"Content-Type: application/json\r\nAuthorization: Bearer %s\r\n\r\n{"
+                    % (server.port, tokens["alice"].encode())
+                )  # a body, never finished
+            stalled.append(sock)
+        async with server.client(tokens["bob"]) as client:
+            served = await asyncio.gather(*(client.call_tool("list_models", {"limit": 1}) for _ in range(10)))
+    finally:
+        for sock in stalled:
+            sock.close()
+    assert not any(r.is_error for r in served)
+
+
 def test_http_refuses_to_serve_beyond_loopback_without_auth(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
     env = env_for(fake_openrouter, tmp_path)
     done = subprocess.run(

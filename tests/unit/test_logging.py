@@ -6,10 +6,10 @@ from __future__ import annotations
 import io
 import json
 import logging
+import sys
 
 import pytest
 
-from openrouter_research_mcp import _logging
 from openrouter_research_mcp._logging import configure_logging, scrub
 
 KEY = "sk-or-v1-" + "a1" * 32
@@ -22,7 +22,7 @@ SECRETS = (KEY, OWN, TOKEN, JWT, "operator-secret-without-a-shape")
 @pytest.mark.parametrize("fmt", ["text", "json"])
 def test_logging_scrubs_keys_and_tokens_everywhere(fmt: str, monkeypatch: pytest.MonkeyPatch) -> None:
     err = io.StringIO()
-    monkeypatch.setattr(_logging.sys, "stderr", err)
+    monkeypatch.setattr(sys, "stderr", err)
     configure_logging("INFO", "operator-secret-without-a-shape", fmt)
     log = logging.getLogger("test.scrub")
     try:

@@ -2,11 +2,12 @@
 
 Safe by default: it binds 127.0.0.1 and refuses any other address unless authentication is configured; Host and
 Origin are checked against the addresses it serves (DNS rebinding); request bodies are limited
-(`OPENROUTER_MCP_MAX_BODY_MB`, 413); idle connections are closed. On SIGTERM or SIGINT it drains: new requests get
-503 with `Retry-After`, calls in flight are answered (up to `OPENROUTER_MCP_DRAIN_S`), and only then does uvicorn
-stop, so the SDK's SSE streams (which sse-starlette closes at once on shutdown) are already done; running jobs are
-saved as interrupted on the way out. `/healthz` says the process is alive, `/readyz` that the store and the
-catalog answer.
+(`OPENROUTER_MCP_MAX_BODY_MB`, 413); idle connections, and requests whose headers or body trickle in, are closed
+(`bounds.py`). On SIGTERM or SIGINT it drains: new requests get 503 with `Retry-After`, calls in flight are answered
+(up to `OPENROUTER_MCP_DRAIN_S`), and only then does uvicorn stop, so the SDK's SSE streams (which sse-starlette
+closes at once on shutdown) are already done; running jobs are saved as interrupted on the way out. `/healthz` says
+the process is alive, `/readyz` that the store and the catalog answer, `/metrics` (to this machine only) what the
+server did.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from ..errors import ConfigError, OpenRouterError
 from ..jobs.accounts import ACCOUNTS_FILE, Accounts
 from ..server import ResearchServer, build_server
 from .auth import TokenTable, refusals
+from .bounds import BoundedH11
 from .callers import http_caller
 
 __all__ = ["build_http", "serve_http"]
@@ -234,6 +236,7 @@ def serve_http(settings: Settings) -> None:
         log_config=None,
         access_log=False,
         timeout_keep_alive=IDLE_S,
+        http=BoundedH11,  # headers and bodies that trickle in are cut off (remote/bounds.py)
         timeout_graceful_shutdown=5,
         server_header=False,
         lifespan="on",
