@@ -80,7 +80,7 @@ def connection() -> tuple[BoundedH11, Loop, Transport]:
     config = uvicorn.Config(_app, http=BoundedH11, log_config=None)
     config.load()
     loop, transport = Loop(), Transport()
-    protocol = BoundedH11(config=config, server_state=ServerState(), app_state={}, _loop=loop)  # type: ignore[arg-type]
+    protocol = BoundedH11(config=config, server_state=ServerState(), app_state={}, _loop=loop)
     protocol.connection_made(transport)  # type: ignore[arg-type]
     return protocol, loop, transport
 
