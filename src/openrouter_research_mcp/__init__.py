@@ -49,7 +49,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="a .env file that fills in variables missing from the environment (default: ./.env)",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{serve,doctor,token}")
+    commands = parser.add_subparsers(dest="command", metavar="{serve,doctor,token,quota}")
     serve = commands.add_parser("serve", help="run the MCP server (the default): stdio, or HTTP for a team")
     serve.add_argument("--transport", choices=("stdio", "http"), help="default: OPENROUTER_MCP_TRANSPORT or stdio")
     serve.add_argument("--host", help="HTTP: the address to bind (default: OPENROUTER_MCP_HOST or 127.0.0.1)")
@@ -59,14 +59,26 @@ def _parser() -> argparse.ArgumentParser:
     tokens = token.add_subparsers(dest="token_command", metavar="{add,list,revoke}", required=True)
     add = tokens.add_parser("add", help="make a token for NAME and print it once (the token alone on stdout)")
     add.add_argument("name")
-    add.add_argument("--usd-per-day", type=_money, help="this token's USD quota per UTC day")
-    add.add_argument("--usd-per-month", type=_money, help="this token's USD quota per UTC month")
-    add.add_argument("--calls-per-minute", type=_count, help="this token's tool calls per minute")
-    add.add_argument("--jobs", type=_count, help="this token's research and benchmark jobs running at once")
+    _quota_flags(add, "this token's")
     tokens.add_parser("list", help="list the tokens' names and quotas (never the tokens)")
     revoke = tokens.add_parser("revoke", help="revoke NAME's token; it stops working at the next request")
     revoke.add_argument("name")
+    quota = commands.add_parser("quota", help="quotas of OAuth callers (OPENROUTER_MCP_AUTH=oauth), by subject")
+    quotas = quota.add_subparsers(dest="quota_command", metavar="{set,list,clear}", required=True)
+    set_ = quotas.add_parser("set", help="set the quotas of the caller whose tokens carry `sub` SUBJECT")
+    set_.add_argument("subject")
+    _quota_flags(set_, "this subject's")
+    quotas.add_parser("list", help="list the subjects with quotas of their own")
+    clear = quotas.add_parser("clear", help="give SUBJECT the default quotas (OPENROUTER_QUOTA_*) again")
+    clear.add_argument("subject")
     return parser
+
+
+def _quota_flags(parser: argparse.ArgumentParser, whose: str) -> None:
+    parser.add_argument("--usd-per-day", type=_money, help=f"{whose} USD quota per UTC day")
+    parser.add_argument("--usd-per-month", type=_money, help=f"{whose} USD quota per UTC month")
+    parser.add_argument("--calls-per-minute", type=_count, help=f"{whose} tool calls per minute")
+    parser.add_argument("--jobs", type=_count, help=f"{whose} research and benchmark jobs running at once")
 
 
 class Interrupted(KeyboardInterrupt):
@@ -124,11 +136,11 @@ def _run(args: argparse.Namespace) -> None:
         sys.stdout.write(report.replace(secret, "***") if secret else report)
         sys.stdout.write("\n")
         raise SystemExit(0 if ok else 1)
-    if args.command == "token":
-        from .tokens_cli import run_token_command
+    if args.command in ("token", "quota"):
+        from .tokens_cli import run_quota_command, run_token_command
 
         configure_logging("ERROR", secret)
-        raise SystemExit(run_token_command(settings, args))
+        raise SystemExit((run_token_command if args.command == "token" else run_quota_command)(settings, args))
     configure_logging(settings.log_level, secret, settings.log_format)
     if settings.mcp_transport == "http":
         from .remote.http import serve_http

@@ -117,8 +117,12 @@ class Settings(BaseSettings):
     mcp_transport: Literal["stdio", "http"] = "stdio"
     mcp_host: str = "127.0.0.1"
     mcp_port: Annotated[int, Field(ge=1, le=65535)] = 8000
-    mcp_auth: Literal["none", "tokens"] = "none"
+    mcp_auth: Literal["none", "tokens", "oauth"] = "none"
     mcp_public_url: str | None = None
+    mcp_oauth_issuer: str | None = None
+    mcp_oauth_audience: str | None = None
+    mcp_oauth_scopes: Annotated[tuple[str, ...], NoDecode] = ()
+    mcp_oauth_jwks_url: str | None = None
     mcp_max_body_mb: Annotated[float, Field(gt=0, le=100)] = 4.0
     mcp_drain_s: Annotated[float, Field(ge=0, le=600)] = 20.0
     quota_usd_per_day: Annotated[float | None, Field(ge=0)] = None
@@ -171,7 +175,7 @@ class Settings(BaseSettings):
             raise ValueError("kinds are prompt, completion, request, image, audio; prices are >= 0")
         return value
 
-    @field_validator("fallback_models", "provider_only", "provider_ignore", mode="before")
+    @field_validator("fallback_models", "provider_only", "provider_ignore", "mcp_oauth_scopes", mode="before")
     @classmethod
     def _split_models(cls, value: Any) -> Any:
         if isinstance(value, str):

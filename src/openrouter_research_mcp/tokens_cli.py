@@ -1,7 +1,9 @@
-"""`openrouter-research-mcp token add|list|revoke`: the bearer tokens of a team server, in the accounts database.
+"""`openrouter-research-mcp token add|list|revoke` and `quota set|list|clear`: a team server's callers, in the
+accounts database.
 
 `token add NAME` prints the new token alone on stdout (so `TOKEN=$(openrouter-research-mcp token add alice)`
 captures it) and its quotas on stderr; only its hash is stored. `token list` shows names and quotas, never tokens.
+`quota set SUBJECT` gives an OAuth caller (the `sub` of their access tokens) quotas of their own.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ import time
 
 from ._util import usd
 from .config import Settings
-from .jobs.accounts import ACCOUNTS_FILE, Accounts, Limits
+from .jobs.accounts import ACCOUNTS_FILE, OAUTH_PRINCIPAL, Accounts, Limits
 
-__all__ = ["run_token_command"]
+__all__ = ["run_quota_command", "run_token_command"]
 
 
 def _limits_text(limits: Limits) -> str:
@@ -27,11 +29,15 @@ def _limits_text(limits: Limits) -> str:
     return ", ".join(p for p in parts if p) or "the defaults (OPENROUTER_QUOTA_*)"
 
 
+def _limits(args: argparse.Namespace) -> Limits:
+    return Limits(args.usd_per_day, args.usd_per_month, args.calls_per_minute, args.jobs)
+
+
 def run_token_command(settings: Settings, args: argparse.Namespace) -> int:
     accounts = Accounts(settings.data_dir / ACCOUNTS_FILE)
     try:
         if args.token_command == "add":
-            limits = Limits(args.usd_per_day, args.usd_per_month, args.calls_per_minute, args.jobs)
+            limits = _limits(args)
             try:
                 token = accounts.add_token(args.name, limits)
             except ValueError as exc:
@@ -55,6 +61,34 @@ def run_token_command(settings: Settings, args: argparse.Namespace) -> int:
             sys.stderr.write(f"Revoked {args.name!r}: its token stops working at its next request.\n")
             return 0
         sys.stderr.write(f"openrouter-research-mcp: no token is named {args.name!r} (see `token list`).\n")
+        return 1
+    finally:
+        accounts.close()
+
+
+def run_quota_command(settings: Settings, args: argparse.Namespace) -> int:
+    accounts = Accounts(settings.data_dir / ACCOUNTS_FILE)
+    try:
+        if args.quota_command == "set":
+            principal, limits = OAUTH_PRINCIPAL + args.subject, _limits(args)
+            try:
+                accounts.set_quota(principal, limits)
+            except ValueError as exc:
+                sys.stderr.write(f"openrouter-research-mcp: {exc}\n")
+                return 2
+            sys.stderr.write(f"{principal}: {_limits_text(limits)}, from its next request.\n")
+            return 0
+        if args.quota_command == "list":
+            found = accounts.quotas()
+            if not found:
+                sys.stdout.write("No subject has quotas of its own: all have the defaults (OPENROUTER_QUOTA_*).\n")
+            for principal, limits in found:
+                sys.stdout.write(f"{principal}\t{_limits_text(limits)}\n")
+            return 0
+        if accounts.clear_quota(OAUTH_PRINCIPAL + args.subject):
+            sys.stderr.write(f"{OAUTH_PRINCIPAL + args.subject} has the default quotas again.\n")
+            return 0
+        sys.stderr.write(f"openrouter-research-mcp: {args.subject!r} has no quotas of its own (see `quota list`).\n")
         return 1
     finally:
         accounts.close()

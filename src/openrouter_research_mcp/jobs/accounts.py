@@ -36,6 +36,9 @@ from ..errors import QuotaExceededError
 __all__ = ["ACCOUNTS_FILE", "Accounts", "Hold", "Limits", "QuotaGate", "TokenInfo", "hash_token", "new_token"]
 
 ACCOUNTS_FILE = "accounts.db"
+# How a team server names its callers (their principal, the owner of their work): by token name or OAuth subject.
+TOKEN_PRINCIPAL = "token:"
+OAUTH_PRINCIPAL = "oauth:"
 TOKEN_PREFIX = "orm_"  # so a leaked token is recognisable (and secret scanners can learn it)
 NAME_CHARS = set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-")
 T = TypeVar("T")
@@ -48,6 +51,13 @@ CREATE TABLE IF NOT EXISTS tokens (
     name TEXT PRIMARY KEY,
     hash TEXT NOT NULL UNIQUE,
     created REAL NOT NULL,
+    usd_per_day REAL,
+    usd_per_month REAL,
+    calls_per_minute INTEGER,
+    jobs INTEGER
+);
+CREATE TABLE IF NOT EXISTS subjects (
+    principal TEXT PRIMARY KEY,
     usd_per_day REAL,
     usd_per_month REAL,
     calls_per_minute INTEGER,
@@ -246,6 +256,48 @@ class Accounts:
     async def find_token_async(self, token: str) -> TokenInfo | None:
         """`find_token` off the event loop, on every request (so a revocation takes effect at once)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.find_token, token)
+
+    # -------------------------------------------------------------------------- quotas of OAuth subjects
+
+    def set_quota(self, principal: str, limits: Limits) -> None:
+        """Set the quotas of a caller who is not a token of ours (an OAuth subject, `oauth:SUB`)."""
+        if not principal or len(principal) > 300 or not principal.isprintable():
+            raise ValueError(
+                f"{principal!r} cannot name a caller: use the token's subject, 1-300 printable characters."
+            )
+        self._txn(
+            lambda db: db.execute(
+                "INSERT INTO subjects (principal, usd_per_day, usd_per_month, calls_per_minute, jobs) "
+                "VALUES (?, ?, ?, ?, ?) ON CONFLICT (principal) DO UPDATE SET usd_per_day = excluded.usd_per_day, "
+                "usd_per_month = excluded.usd_per_month, calls_per_minute = excluded.calls_per_minute, "
+                "jobs = excluded.jobs",
+                (principal, limits.usd_per_day, limits.usd_per_month, limits.calls_per_minute, limits.jobs),
+            )
+        )
+
+    def clear_quota(self, principal: str) -> bool:
+        return self._txn(lambda db: db.execute("DELETE FROM subjects WHERE principal = ?", (principal,)).rowcount > 0)
+
+    def quotas(self) -> list[tuple[str, Limits]]:
+        rows = self._read(
+            lambda db: db.execute(
+                "SELECT principal, usd_per_day, usd_per_month, calls_per_minute, jobs FROM subjects ORDER BY principal"
+            ).fetchall()
+        )
+        return [(r[0], Limits(r[1], r[2], r[3], r[4])) for r in rows]
+
+    def quota_of(self, principal: str) -> Limits | None:
+        row = self._read(
+            lambda db: db.execute(
+                "SELECT usd_per_day, usd_per_month, calls_per_minute, jobs FROM subjects WHERE principal = ?",
+                (principal,),
+            ).fetchone()
+        )
+        return Limits(*row) if row else None
+
+    async def quota_of_async(self, principal: str) -> Limits | None:
+        """`quota_of` off the event loop, on every request (so a change takes effect at once)."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, self.quota_of, principal)
 
     # ---------------------------------------------------------------------------------------------- quotas
 

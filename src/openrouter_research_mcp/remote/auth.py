@@ -1,4 +1,5 @@
-"""Bearer tokens for a team server (`OPENROUTER_MCP_AUTH=tokens`), checked through the SDK's `TokenVerifier`.
+"""Bearer tokens for a team server (`OPENROUTER_MCP_AUTH=tokens`), checked through the SDK's `TokenVerifier`, and
+the quotas of OAuth callers (`oauth`, verified by `oauth.py`).
 
 Each request's token is hashed and looked up in the accounts database (`jobs/accounts.py`) on every request, so a
 token revoked from a shell stops working at the next request. A token's name becomes the caller's principal
@@ -10,15 +11,14 @@ from __future__ import annotations
 import logging
 from contextvars import ContextVar
 
-from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.provider import AccessToken, TokenVerifier
 
-from ..jobs.accounts import Accounts, Limits
+from ..jobs.accounts import TOKEN_PRINCIPAL, Accounts, Limits
 
-__all__ = ["TOKEN_PRINCIPAL", "TokenTable", "limits_of", "refused", "refusals"]
+__all__ = ["SubjectQuotas", "TokenTable", "limits_of", "refused", "refusals"]
 
 log = logging.getLogger(__name__)
 
-TOKEN_PRINCIPAL = "token:"
 MAX_TOKEN_CHARS = 512  # longer is no token of ours: refused without a database look-up
 
 # Why the verifiers refused the current request's token, for the metrics (`remote/http.py` counts each 401 once).
@@ -47,26 +47,45 @@ class TokenTable:
             log.info("a request with an unknown or revoked bearer token was refused")
             refused("unknown_token")
             return None
-        limits = found.limits
         return AccessToken(
             token=token,
             client_id=found.name,
             scopes=[],
             subject=TOKEN_PRINCIPAL + found.name,
-            claims={
-                "usd_per_day": limits.usd_per_day,
-                "usd_per_month": limits.usd_per_month,
-                "calls_per_minute": limits.calls_per_minute,
-                "jobs": limits.jobs,
-            },
+            claims=_claims(found.limits),
         )
+
+
+class SubjectQuotas:
+    """The SDK's `TokenVerifier` around an OAuth verifier: a verified caller's quotas come from the accounts
+    database (`quota set SUBJECT`), looked up on every request so a change applies at the next one; a subject
+    without quotas of its own has the defaults. Nothing an issuer puts in a token sets a quota."""
+
+    def __init__(self, inner: TokenVerifier, accounts: Accounts) -> None:
+        self.inner, self.accounts = inner, accounts
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        found = await self.inner.verify_token(token)
+        if found is None or not found.subject:
+            return found
+        limits = await self.accounts.quota_of_async(found.subject)
+        claims = {k: v for k, v in (found.claims or {}).items() if k not in QUOTA_CLAIMS}
+        return found.model_copy(update={"claims": claims | (_claims(limits) if limits else {})})
+
+
+QUOTA_CLAIMS = ("usd_per_day", "usd_per_month", "calls_per_minute", "jobs")  # what `limits_of` reads
+
+
+def _claims(limits: Limits) -> dict[str, float | int | None]:
+    values = (limits.usd_per_day, limits.usd_per_month, limits.calls_per_minute, limits.jobs)
+    return dict(zip(QUOTA_CLAIMS, values, strict=True))
 
 
 def limits_of(token: AccessToken | None) -> Limits:
     """The quotas a verified token carries (unset ones are None: the defaults apply)."""
     claims = (token.claims or {}) if token is not None else {}
 
-    def number(name: str) -> float | None:
+    def number(name: str) -> float | None:  # one of QUOTA_CLAIMS
         value = claims.get(name)
         return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 

@@ -74,6 +74,6 @@ class BoundedH11(H11Protocol):
         self._bound = None
         if self.transport.is_closing():
             return
-        client = "%s:%d" % self.client if self.client else "a client"
+        client = f"{self.client[0]}:{self.client[1]}" if self.client else "a client"
         log.info("closed the connection of %s: its request's %s did not arrive in time", client, phase)
         self.transport.close()

@@ -21,6 +21,7 @@ from types import FrameType
 from urllib.parse import urlsplit
 
 import uvicorn
+from mcp.server.auth.provider import TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
@@ -32,9 +33,10 @@ from ..config import Settings
 from ..errors import ConfigError, OpenRouterError
 from ..jobs.accounts import ACCOUNTS_FILE, Accounts
 from ..server import ResearchServer, build_server
-from .auth import TokenTable, refusals
+from .auth import SubjectQuotas, TokenTable, refusals, refused
 from .bounds import BoundedH11
 from .callers import http_caller
+from .oauth import JwtVerifier, OAuthConfig
 
 __all__ = ["build_http", "serve_http"]
 
@@ -177,15 +179,41 @@ class DrainingServer(uvicorn.Server):
         return await super().on_tick(counter)
 
 
+def _authentication(settings: Settings) -> tuple[TokenVerifier | None, AuthSettings | None]:
+    """Who may call, by OPENROUTER_MCP_AUTH: nobody checked (`none`), our bearer tokens, or an OAuth issuer's JWTs
+    (protected-resource metadata at `/.well-known/oauth-protected-resource/mcp`, 403 on a missing scope)."""
+    if settings.mcp_auth == "none":
+        return None, None
+    accounts = Accounts(settings.data_dir / ACCOUNTS_FILE)
+    if settings.mcp_auth == "tokens":
+        auth = AuthSettings(issuer_url=public_url(settings), resource_server_url=None)  # type: ignore[arg-type]
+        return TokenTable(accounts), auth
+    issuer = settings.mcp_oauth_issuer
+    if not issuer:
+        raise ConfigError(
+            "OPENROUTER_MCP_AUTH=oauth needs OPENROUTER_MCP_OAUTH_ISSUER: the issuer URL of your authorization server "
+            "(the `iss` of its access tokens, e.g. https://auth.example.com/realms/team)."
+        )
+    config = OAuthConfig(
+        issuer=issuer,
+        audience=settings.mcp_oauth_audience or public_url(settings),
+        scopes=settings.mcp_oauth_scopes,
+        jwks_url=settings.mcp_oauth_jwks_url,
+    )
+    auth = AuthSettings(
+        issuer_url=issuer,  # type: ignore[arg-type]
+        resource_server_url=public_url(settings),  # type: ignore[arg-type]
+        required_scopes=list(config.scopes),
+        validate_token_resource=False,  # the verifier checks `aud` itself, against an audience that may be no URL
+    )
+    return SubjectQuotas(JwtVerifier(config, on_refusal=refused), accounts), auth
+
+
 def build_http(settings: Settings) -> tuple[ResearchServer, Drain]:
     """The MCP server and its ASGI app (with `/healthz` and `/readyz`) inside the drain."""
     check_bind(settings)
     _metrics.enable()
-    verifier: TokenTable | None = None
-    auth: AuthSettings | None = None
-    if settings.mcp_auth == "tokens":
-        verifier = TokenTable(Accounts(settings.data_dir / ACCOUNTS_FILE))
-        auth = AuthSettings(issuer_url=public_url(settings), resource_server_url=None)  # type: ignore[arg-type]
+    verifier, auth = _authentication(settings)
     server = build_server(settings, callers=http_caller, auth=auth, token_verifier=verifier)
 
     async def healthz(_request: Request) -> Response:
