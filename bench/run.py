@@ -33,6 +33,7 @@ from tests.fakes.catalog_data import catalog, with_extra_models  # noqa: E402
 from tests.fakes.labelled_set import research_scenario  # noqa: E402
 from tests.fakes.openrouter import FakeOpenRouter  # noqa: E402
 
+from bench.remote import cpu_per_ask_http, cpu_per_ask_stdio, http_load  # noqa: E402
 from bench.sections import (  # noqa: E402
     benchmark_overhead,
     citation_check,
@@ -502,6 +503,8 @@ async def run_async(bench: Bench) -> None:
     for step in steps:
         await step()
     await benchmark_overhead(bench)
+    await cpu_per_ask_http(bench)
+    await http_load(bench)
 
 
 def main() -> None:
@@ -515,6 +518,7 @@ def main() -> None:
         started = time.perf_counter()
         bench.cold_start()
         bench.ask_overhead()
+        cpu_per_ask_stdio(bench)
         asyncio.run(run_async(bench))
         run_sync_sections(bench)
         took = time.perf_counter() - started

@@ -48,7 +48,8 @@ def _wants_progress(ctx: Context) -> bool:
         return True
     outbound = getattr(ctx.request_context.session, "_request_outbound", None)
     outbound = getattr(outbound, "_inner", outbound)  # the 2026-07-28 generation wraps the dispatch context
-    if hasattr(outbound, "_progress_token"):  # JSON-RPC dispatch, and no token was sent
+    # JSON-RPC dispatch (stdio and classic HTTP: `_progress_token`; 2026-07-28 HTTP: `progress_token`), no token sent
+    if hasattr(outbound, "_progress_token") or hasattr(outbound, "progress_token"):
         return False
     return getattr(outbound, "_on_progress", True) is not None
 

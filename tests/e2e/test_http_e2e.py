@@ -137,6 +137,7 @@ async def test_http_both_generations_ask_with_a_token(
     assert asked.structured_content is not None and asked.structured_content["usage"]["cost_usd"] > 0
     assert "token:alice" not in result_text(asked)
     assert fake_openrouter.chat_requests()[-1].headers["authorization"] == f"Bearer {FAKE_KEY}"
+    assert not fake_openrouter.chat_requests()[-1].body.get("stream")  # no progress asked: no stream to parse
     shown = usage.contents[0].text  # type: ignore[union-attr]
     assert json.loads(shown)["today"]["calls"] == 1 and tokens["alice"] not in shown  # alice's one call, no token
 
