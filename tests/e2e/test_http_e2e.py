@@ -273,10 +273,12 @@ async def test_http_metrics_and_json_call_logs(fake_openrouter: FakeOpenRouter, 
         async with httpx.AsyncClient() as http:
             scraped = await http.get(f"http://127.0.0.1:{server.port}/metrics")
             proxied = await http.get(f"http://127.0.0.1:{server.port}/metrics", headers={"X-Forwarded-For": "1.2.3.4"})
+            rebound = await http.get(f"http://127.0.0.1:{server.port}/metrics", headers={"Host": "evil.example"})
         log = server.stderr
     assert not asked.is_error and poor.is_error and "daily quota" in result_text(poor)
     assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
     assert proxied.status_code == 404  # only scraped from this machine, never through the proxy
+    assert rebound.status_code == 421  # nor by a web page's script on a name rebound to 127.0.0.1
     shown = scraped.text
     for line in (
         'openrouter_mcp_tool_calls_total{outcome="ok",tool="ask"} 1.0',

@@ -234,9 +234,14 @@ def build_http(settings: Settings) -> tuple[ResearchServer, Drain]:
         status = 200 if not problems else 503
         return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
 
+    security = transport_security(settings)
+    hosts = set(security.allowed_hosts)
+
     async def metrics(request: Request) -> Response:
         if _relayed_or_remote(request):  # counts by tool and model are the operator's, not the callers'
             return PlainTextResponse("Not Found", status_code=404)
+        if request.headers.get("host") not in hosts:  # a web page's script on a rebound name, reading it locally
+            return PlainTextResponse("Invalid Host header", status_code=421)
         shared = server.shared
         live = shared.jobs.live.values() if shared is not None else ()
         _metrics.watch_jobs(lambda: collections.Counter(handle.record.kind for handle in live))
@@ -247,7 +252,7 @@ def build_http(settings: Settings) -> tuple[ResearchServer, Drain]:
     server.custom_route("/metrics", methods=["GET"])(metrics)
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
-        transport_security=transport_security(settings),
+        transport_security=security,
         max_request_body_size=int(settings.mcp_max_body_mb * 1024 * 1024),
         host=settings.mcp_host,
     )
