@@ -43,6 +43,21 @@ __all__ = [
 # or not. Tests assert behaviour with it; how prompt the server really is is measured in bench/.
 PROMPTLY = 10.0
 
+# The tools every client should find: the tests' own expectation (not read from the server, so they can fail).
+TOOLS = frozenset(
+    {
+        "ask",
+        "compare_models",
+        "list_models",
+        "deep_research",
+        "get_research",
+        "cancel_research",
+        "benchmark_models",
+        "get_benchmark",
+        "cancel_benchmark",
+    }
+)
+
 T = TypeVar("T")
 
 

@@ -26,7 +26,8 @@ class Lines:
 
     def __init__(self, stream: Any) -> None:
         self.queue: queue.Queue[Any] = queue.Queue()
-        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+        self.thread = threading.Thread(target=self._pump, args=(stream,), daemon=True)
+        self.thread.start()
 
     def _pump(self, stream: Any) -> None:
         try:

@@ -14,6 +14,7 @@ import pytest
 
 from ..fakes import FAKE_KEY
 from ..fakes.openrouter import FakeOpenRouter
+from ..support import TOOLS
 
 INSPECTOR = "@modelcontextprotocol/inspector@2.12.0"
 NPX = shutil.which("npx")
@@ -41,17 +42,7 @@ def inspector(fake: FakeOpenRouter, tmp_path: Path, *args: str) -> Any:
 @pytest.mark.skipif(NPX is None, reason="npx (Node.js) is not installed, so the MCP Inspector CLI cannot run")
 def test_e2e_inspector_cli_lists_and_calls(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
     listed = inspector(fake_openrouter, tmp_path, "--method", "tools/list")
-    assert {t["name"] for t in listed["tools"]} == {
-        "ask",
-        "benchmark_models",
-        "cancel_research",
-        "compare_models",
-        "list_models",
-        "deep_research",
-        "get_research",
-        "get_benchmark",
-        "cancel_benchmark",
-    }
+    assert {t["name"] for t in listed["tools"]} == TOOLS
     called = inspector(
         fake_openrouter,
         tmp_path,

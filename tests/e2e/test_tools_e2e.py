@@ -10,7 +10,7 @@ from mcp import Client, ClientSession, stdio_client
 
 from ..fakes import FAKE_KEY
 from ..fakes.openrouter import FakeOpenRouter
-from ..support import resource_text, result_text
+from ..support import TOOLS, resource_text, result_text
 from .conftest import stdio_params
 
 MODES = ["legacy", "auto"]  # classic initialize (Claude Desktop, Cursor, Inspector) and the 2026-07-28 protocol
@@ -46,17 +46,7 @@ async def test_e2e_every_tool_resource_and_prompt(mode: str, fake_openrouter: Fa
         index = json.loads(resource_text(await client.read_resource("openrouter://models")))
         prompts = {p.name for p in (await client.list_prompts()).prompts}
         pick = await client.get_prompt("pick_model", {"task": "summarise contracts", "budget_usd": "0.01"})
-    assert tools == {
-        "ask",
-        "compare_models",
-        "list_models",
-        "deep_research",
-        "get_research",
-        "cancel_research",
-        "benchmark_models",
-        "get_benchmark",
-        "cancel_benchmark",
-    }
+    assert tools == TOOLS
     assert not asked.is_error, result_text(asked)
     answer = asked.structured_content
     assert answer["model"] == "openai/gpt-4o-mini" and answer["answer"].startswith("[openai/gpt-4o-mini]")

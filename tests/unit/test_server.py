@@ -22,7 +22,7 @@ from openrouter_research_mcp.server import build_server
 from ..fakes import FAKE_KEY
 from ..fakes.catalog_data import catalog, with_extra_models
 from ..fakes.openrouter import FakeOpenRouter
-from ..support import PROMPTLY, model_facing_chars, resource_text, result_text
+from ..support import PROMPTLY, TOOLS, model_facing_chars, resource_text, result_text
 from .helpers import BASE, citation, completion, error_body
 
 
@@ -48,17 +48,7 @@ def server(tmp_path: Path, **settings: str) -> Any:
 async def test_server_lists_tools_with_schemas_and_annotations(tmp_path: Path) -> None:
     async with Client(server(tmp_path)) as client:
         tools = {t.name: t for t in (await client.list_tools()).tools}
-    assert set(tools) == {
-        "ask",
-        "compare_models",
-        "list_models",
-        "deep_research",
-        "get_research",
-        "cancel_research",
-        "benchmark_models",
-        "get_benchmark",
-        "cancel_benchmark",
-    }
+    assert set(tools) == TOOLS
     hints = {name: tool.annotations for name, tool in tools.items()}
     assert hints["list_models"] and hints["list_models"].read_only_hint and hints["list_models"].idempotent_hint
     assert hints["ask"] and hints["ask"].open_world_hint
