@@ -1,6 +1,6 @@
 """Reproducible speed, context and resilience figures, offline.
 
-    .venv/bin/python bench/run.py [--repeat 5] [--json bench/results/latest.json]
+    .venv/bin/python bench/run.py [--repeat 5] [--json bench/results/latest.json] [--only exits]
 
 Starts the test suite's fake OpenRouter on loopback, drives the installed server over stdio with the SDK's
 `Client`, and prints a table (and writes JSON) of medians, each next to its floor measured in the same run.
@@ -33,11 +33,11 @@ from tests.fakes.catalog_data import catalog, with_extra_models  # noqa: E402
 from tests.fakes.labelled_set import research_scenario  # noqa: E402
 from tests.fakes.openrouter import FakeOpenRouter  # noqa: E402
 
+from bench.exits import exit_after_fifo_swap, exit_latency  # noqa: E402
 from bench.remote import cpu_per_ask_http, cpu_per_ask_stdio, http_load  # noqa: E402
 from bench.sections import (  # noqa: E402
     benchmark_overhead,
     citation_check,
-    exit_latency,
     jobs_latency,
     startup_with_saved_runs,
     time_to_initialize,
@@ -495,7 +495,12 @@ def run_sync_sections(bench: Bench) -> None:
     citation_check(bench)
     startup_with_saved_runs(bench)
     jobs_latency(bench)
+    run_exits(bench)
+
+
+def run_exits(bench: Bench) -> None:
     exit_latency(bench)
+    exit_after_fifo_swap(bench)
 
 
 async def run_async(bench: Bench) -> None:
@@ -510,17 +515,22 @@ async def run_async(bench: Bench) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per median (cold start, fan-out, research)")
-    parser.add_argument("--json", type=Path, default=ROOT / "bench" / "results" / "latest.json")
+    parser.add_argument("--json", type=Path, help="where to write the rows (default bench/results/<latest|only>.json)")
+    parser.add_argument("--only", choices=["exits"], help="run one section: exits (how soon the server stops)")
     args = parser.parse_args()
+    args.json = args.json or ROOT / "bench" / "results" / f"{args.only or 'latest'}.json"  # --only keeps latest.json
     with tempfile.TemporaryDirectory() as tmp, FakeOpenRouter() as fake:
         bench = Bench(args.repeat, Path(tmp))
         bench.fake = fake
         started = time.perf_counter()
-        bench.cold_start()
-        bench.ask_overhead()
-        cpu_per_ask_stdio(bench)
-        asyncio.run(run_async(bench))
-        run_sync_sections(bench)
+        if args.only == "exits":
+            run_exits(bench)
+        else:
+            bench.cold_start()
+            bench.ask_overhead()
+            cpu_per_ask_stdio(bench)
+            asyncio.run(run_async(bench))
+            run_sync_sections(bench)
         took = time.perf_counter() - started
     table = render(bench.rows)
     print(table)

@@ -8,7 +8,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -16,10 +15,9 @@ from pathlib import Path
 from typing import Protocol
 
 from mcp import Client, StdioServerParameters
-from tests.e2e.raw import RawServer
 from tests.fakes.labelled_set import FALSE_KINDS, Outcome, citations, evaluate, mark_cases, pages
 from tests.fakes.openrouter import FakeOpenRouter
-from tests.support import model_facing_chars, saved_benchmark, saved_run, wait_until
+from tests.support import model_facing_chars, saved_benchmark, saved_run
 
 from openrouter_research_mcp.jobs.manager import JobHandle, JobManager
 from openrouter_research_mcp.jobs.sqlite import DB_FILE, SqliteStore
@@ -151,7 +149,7 @@ def raw_marks_left() -> tuple[int, int]:
         text, cited = extract(case.text)
         marks = [Mark(index=c.index, n=c.n, quote=c.quote, claim=c.claim, provenance="found") for c in cited]
         shown = re.sub(r"`[^`]*`", "", render_marks(text, marks))  # code shows a mark literally, as code
-        raw += len(re.findall(r"[\[【［]\s*\d+\s*[:,]?\s*[\"“„«»「『‘']", shown))
+        raw += len(re.findall(r"[\[【［]\s*\d+\s*[:,]?\s*[\"“„«»‹›「『‘‚']", shown))
     return raw, len(cases)
 
 
@@ -383,43 +381,4 @@ def jobs_latency(bench: Bench, jobs: int = 1000, repeat: int = 200) -> None:
             "",
             None,
             f"{notes[name]}; p95 {ordered[int(len(ordered) * 0.95) - 1] * 1000:.2f} ms",
-        )
-
-
-# ------------------------------------------------------------------------------------------------- stopping
-
-
-def exit_latency(bench: Bench, repeat: int = 3) -> None:
-    """How soon the server is gone: on Ctrl-C (SIGINT), on SIGTERM, and when stdin closes with nothing owed (a
-    call the client cancelled first), the promises the README makes (1 s, 2 s, 1 s)."""
-    work = bench.work / "exits"
-    work.mkdir(exist_ok=True)
-    took: dict[str, list[float]] = {"SIGINT": [], "SIGTERM": [], "stdin closed after a cancel": []}
-    for i in range(repeat):
-        for name in took:
-            with RawServer(work, stderr_name=f"exit-{i}.log", OPENROUTER_BASE_URL=bench.fake.base_url) as server:
-                server.initialize()
-                if name.startswith("SIG"):
-                    took[name].append(server.signal(getattr(signal, name)))
-                    continue
-                bench.fake.release.clear()
-                request_id = server.start_call("ask", {"prompt": "Hold on?"})
-                wait_until(bench.fake.chat_requests, what="the call reaching the fake")
-                server.cancel(request_id)
-                t = time.perf_counter()
-                server.close_stdin()
-                took[name].append(time.perf_counter() - t)
-                bench.fake.release.set()
-                bench.fake.clear()
-    promises = {"SIGINT": 1.0, "SIGTERM": 2.0, "stdin closed after a cancel": 1.0}
-    for name, values in took.items():
-        worst = max(values)
-        bench.row(
-            f"exit on {name}",
-            median(values),
-            "s",
-            None,
-            f"within {promises[name]:g} s",
-            worst <= promises[name],
-            f"slowest of {repeat}: {worst:.2f} s",
         )

@@ -333,6 +333,7 @@ def _make(root: Path, kind: str) -> str:
     contents = {
         "bomb": (".png", png_declaring(50_000, 50_000)),
         "truncated png": (".png", _png()[:-30]),
+        "png without iend": (".png", _png()[:-12]),
         "empty png": (".png", b""),
         "empty pdf": (".pdf", b""),
         "truncated pdf": (".pdf", pdf_bytes(3)[:200]),
@@ -353,6 +354,7 @@ HOSTILE_FILES: list[tuple[str, tuple[str, ...]]] = [
     ("directory", ("directory", "regular file")),
     ("bomb", ("2,500,000,000 pixels", "60,000,000")),
     ("truncated png", ("not a readable image", "truncated")),
+    ("png without iend", ("not a readable image", "IEND")),
     ("empty png", ("empty",)),
     ("empty pdf", ("empty",)),
     ("truncated pdf", ("not a readable PDF",)),

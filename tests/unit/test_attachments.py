@@ -270,10 +270,14 @@ def _animation(frames: int = 5) -> bytes:
     return out.getvalue()
 
 
-def _truncated_png() -> bytes:
+def _encoded(fmt: str) -> bytes:
     out = io.BytesIO()
-    Image.effect_noise((300, 300), 80).convert("RGB").save(out, format="PNG")
-    return out.getvalue()[:-2000]
+    Image.effect_noise((300, 300), 80).convert("RGB").save(out, format=fmt)
+    return out.getvalue()
+
+
+def _truncated_png() -> bytes:
+    return _encoded("PNG")[:-2000]
 
 
 @pytest.mark.parametrize(
@@ -286,6 +290,12 @@ def _truncated_png() -> bytes:
         ("garbage.pdf", b"%PDF-1.7\n" + b"\x00\xff" * 500, "not a readable PDF"),
         ("cut.gif", _animation()[: len(_animation()) * 3 // 5], "truncated or corrupt"),
         ("voice.wav", b"plain text, not a recording " * 10, "not a WAV or MP3 file"),
+        # Cut in their last bytes: every pixel decodes, but the file is not whole.
+        ("no-iend.png", _encoded("PNG")[:-12], "truncated or corrupt .*IEND"),
+        ("no-crc.png", _encoded("PNG")[:-20], "truncated or corrupt .*IEND"),
+        ("no-trailer.gif", _encoded("GIF")[:-1], "truncated or corrupt .*trailer"),
+        ("no-terminator.gif", _encoded("GIF")[:-2], "truncated or corrupt .*trailer"),
+        ("no-eoi.jpg", _encoded("JPEG")[:-2], "truncated or corrupt"),
     ],
     ids=[
         "decompression bomb",
@@ -295,6 +305,11 @@ def _truncated_png() -> bytes:
         "corrupt PDF",
         "cut animation",
         "fake WAV",
+        "PNG without IEND",
+        "PNG cut inside its last CRC",
+        "GIF without trailer",
+        "GIF cut before its last block terminator",
+        "JPEG without EOI",
     ],
 )
 async def test_attachment_broken_files_are_refused_naming_the_file_and_the_fix(
@@ -319,6 +334,35 @@ async def test_attachment_jpeg_shot_sideways_arrives_upright(tmp_path: Path) -> 
     with Image.open(io.BytesIO(sent)) as shown:
         assert shown.size == (48, 64) and shown.getexif().get(0x0112, 1) == 1  # upright, and says nothing more
     assert item.note and "turned upright by its EXIF orientation" in item.note
+
+
+async def test_attachment_png_with_bytes_after_its_iend_chunk_is_taken(tmp_path: Path) -> None:
+    path = tmp_path / "padded.png"
+    path.write_bytes(_encoded("PNG") + b"\x00" * 64)  # some tools pad or append; decoders stop at IEND
+    assert len((await load_attachments([str(path)], load_settings())).items) == 1
+
+
+@pytest.mark.parametrize(("orientation", "marked"), [(6, "top right"), (8, "bottom left")])
+async def test_attachment_large_jpeg_shot_sideways_arrives_upright_at_the_downscaled_size(
+    orientation: int, marked: str, tmp_path: Path
+) -> None:
+    picture = Image.new("RGB", (3200, 2400), (10, 200, 10))
+    picture.paste((250, 0, 0), (0, 0, 320, 240))  # a red mark in the stored image's top-left corner
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # 6: turn 90° clockwise to display; 8: 90° anticlockwise
+    path = tmp_path / "phone.jpg"
+    picture.save(path, format="JPEG", exif=exif)
+    [item] = (await load_attachments([str(path)], load_settings())).items
+    sent = base64.b64decode(item.part["image_url"]["url"].split(",", 1)[1])
+    with Image.open(io.BytesIO(sent)) as shown:
+        assert shown.size == (1176, 1568) and shown.getexif().get(0x0112, 1) == 1
+        width, height = shown.size
+        pixel = shown.convert("RGB").getpixel((width - 40, 40) if marked == "top right" else (40, height - 40))
+    assert isinstance(pixel, tuple) and pixel[0] > 200 and pixel[1] < 80  # where a viewer honouring the tag shows it
+    assert item.note == (
+        "phone.jpg was turned upright by its EXIF orientation and downscaled from 2400×3200 to 1176×1568 pixels "
+        "(the most a model uses) before upload."
+    )
 
 
 async def test_attachment_pdf_pages_are_counted_by_a_pdf_parser(tmp_path: Path) -> None:
@@ -357,6 +401,49 @@ def test_attachment_outside_the_roots_is_refused_before_it_is_opened(
         with pytest.raises(RequestError, match="outside the folders this server may read"):
             read_local(str(outside / name), [allowed], 1 << 20, 1.0)
     assert not [path for path in opened if str(outside) in path]  # no device, FIFO or file outside was opened
+
+
+@pytest.mark.parametrize("planted", ["FIFO", "file"])
+def test_attachment_folder_swapped_for_a_link_after_resolving_opens_nothing_outside_the_roots(
+    planted: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, outside = tmp_path.resolve() / "root", tmp_path.resolve() / "outside"
+    (root / "sub").mkdir(parents=True)
+    (outside / "sub").mkdir(parents=True)
+    target = png(root / "sub" / "photo.png")
+    if planted == "FIFO":
+        os.mkfifo(outside / "sub" / "photo.png")
+    else:
+        png(outside / "sub" / "photo.png")
+    (root / "link").symlink_to(outside / "sub")
+    real_realpath, real_open = os.path.realpath, os.open
+    opened: list[str] = []
+
+    def resolve_then_swap(path: str, *, strict: bool = False) -> str:
+        resolved = real_realpath(path, strict=strict)
+        if resolved == str(target):  # the attacker's move, right after the server resolved the name
+            exchange_names(root / "sub", root / "link")
+        return resolved
+
+    def recording_open(path: str, *args: object, **kwargs: object) -> int:
+        fd = real_open(path, *args, **kwargs)  # type: ignore[arg-type]
+        opened.append(os.readlink(f"/proc/self/fd/{fd}"))  # what was really opened, whatever the name given
+        return fd
+
+    monkeypatch.setattr(os.path, "realpath", resolve_then_swap)
+    monkeypatch.setattr(os, "open", recording_open)
+    with pytest.raises(RequestError, match="changed while it was being opened"):
+        read_local(str(target), [root], 1 << 20, 1.0)
+    assert (root / "sub").is_symlink()  # the folder really was swapped before the open
+    assert opened and not [path for path in opened if path.startswith(str(outside))], opened
+
+
+def test_attachment_link_to_a_folder_inside_the_root_is_followed(tmp_path: Path) -> None:
+    (tmp_path / "real").mkdir()
+    photo = png(tmp_path / "real" / "photo.png")
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    data, name = read_local(str(tmp_path / "alias" / "photo.png"), [tmp_path], 1 << 20, 1.0)
+    assert data == photo.read_bytes() and name == "photo.png"
 
 
 def test_attachment_loop_of_links_is_named(tmp_path: Path) -> None:

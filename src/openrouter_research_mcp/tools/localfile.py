@@ -2,10 +2,12 @@
 
 The path is resolved (symlinks followed, so a link inside a root to a file inside a root works) and, when
 `OPENROUTER_FILE_ROOTS` is set, must be inside a root before anything is opened: a path outside gets one message
-whether or not it exists, and no device or FIFO outside the roots is ever touched. It is then opened once
-with `O_NOFOLLOW` (a final component swapped for a symlink after the resolution fails to open) and `O_NONBLOCK` (a
-FIFO or a device opens at once instead of blocking). Everything else is asked of that descriptor, never of the name
-again: it must be a regular file (`fstat`), no larger than the limit, and its real path (what the descriptor points
+whether or not it exists, and no device or FIFO outside the roots is ever touched. It is then opened by walking
+the resolved path one component at a time from the root that holds it (or `/`), each directory opened relative to
+the one before with `O_NOFOLLOW | O_DIRECTORY` and the file itself with `O_NOFOLLOW | O_NONBLOCK`: any component
+swapped for a symlink after the resolution fails to open, so nothing outside the roots is opened even for a moment,
+and a FIFO or a device opens at once instead of blocking. Everything else is asked of that descriptor, never of the
+name again: it must be a regular file (`fstat`), no larger than the limit, and its real path (what the descriptor points
 to, from the kernel) must be inside `OPENROUTER_FILE_ROOTS`. Only then is it read, from that descriptor, at most
 the limit. So a name swapped between check and read cannot make the server read another file.
 
@@ -80,7 +82,40 @@ def _outside(spec: str, allowed: Sequence[Path]) -> RequestError:
     )
 
 
-_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+_NOFOLLOW, _CLOEXEC = getattr(os, "O_NOFOLLOW", 0), getattr(os, "O_CLOEXEC", 0)
+_OPEN_FLAGS = os.O_RDONLY | _NOFOLLOW | getattr(os, "O_NONBLOCK", 0) | _CLOEXEC
+# A directory on the way is opened only to look names up in it: `O_PATH` (Linux) needs no read permission on it,
+# just the search permission any path lookup needs, so a folder such as a 0711 home directory can be walked through.
+_DIR_FLAGS = os.O_RDONLY | getattr(os, "O_PATH", 0) | getattr(os, "O_DIRECTORY", 0) | _NOFOLLOW | _CLOEXEC
+_WALKS = os.open in os.supports_dir_fd  # where it does not (Windows), one open by name
+
+
+def _open_beneath(resolved: str, allowed: Sequence[Path]) -> int:
+    """Open `resolved` (a path with no symbolic link left in it) component by component from the root that holds it,
+    following no link: a component that is not what the resolution saw fails to open. An `OSError` names the path
+    up to the component that failed."""
+    if not _WALKS:
+        return os.open(resolved, _OPEN_FLAGS)
+    path = Path(resolved)
+    base = max((root for root in allowed if _inside(path, [root])), key=lambda r: len(r.parts), default=None)
+    base = base or Path(path.anchor)
+    names = path.parts[len(base.parts) :]
+    if not names:  # the root itself: a directory, refused as one by the caller
+        return os.open(base, _OPEN_FLAGS)
+    fd = os.open(base, _DIR_FLAGS)
+    try:
+        for depth, name in enumerate(names):
+            last = depth == len(names) - 1
+            try:
+                opened = os.open(name, _OPEN_FLAGS if last else _DIR_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, str(base.joinpath(*names[: depth + 1]))) from None
+            os.close(fd)
+            fd = opened
+        return fd
+    except BaseException:
+        os.close(fd)
+        raise
 
 
 def read_local(spec: str, roots: Sequence[Path], limit: int, limit_mb: float) -> tuple[bytes, str]:
@@ -91,13 +126,15 @@ def read_local(spec: str, roots: Sequence[Path], limit: int, limit_mb: float) ->
         resolved = os.path.realpath(os.path.expanduser(spec))
         if allowed and not _inside(Path(resolved), allowed):
             raise _outside(spec, allowed)
-        fd = os.open(resolved, _OPEN_FLAGS)
+        fd = _open_beneath(resolved, allowed)
     except OSError as exc:
+        failed = exc.filename if isinstance(exc.filename, str) else resolved  # the path up to the part that failed
+        if exc.errno in (errno.ELOOP, errno.ENOTDIR) and os.path.islink(failed):
+            if _loops(failed):
+                raise RequestError(f"{spec} is a loop of symbolic links. Attach the file itself.") from None
+            became = "it became a link" if failed == resolved else "a folder on its path became a link"
+            raise RequestError(f"{spec} changed while it was being opened ({became}). Attach it again.") from None
         if exc.errno == errno.ELOOP:
-            if os.path.islink(resolved) and not _loops(resolved):  # the last part became a link after it resolved
-                raise RequestError(
-                    f"{spec} changed while it was being opened (it became a link). Attach it again."
-                ) from None
             raise RequestError(f"{spec} is a loop of symbolic links. Attach the file itself.") from None
         if exc.errno in (errno.EACCES, errno.EPERM):
             raise RequestError(f"{spec} cannot be read: this server is not allowed to open it.") from None

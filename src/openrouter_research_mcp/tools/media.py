@@ -1,6 +1,8 @@
 """Images and PDFs read in full before they are sent, so a broken file is refused, not uploaded and billed.
 
-Images are decoded completely with Pillow (a truncated file fails here, not at the model), refused past
+Images are decoded completely with Pillow (a truncated file fails here, not at the model) and must be whole: a PNG
+runs to its IEND chunk, a GIF to its trailer (Pillow stops reading once it has the pixels, so a file cut just after
+them would otherwise pass; JPEG and WebP decoders refuse such a file themselves). They are refused past
 `MAX_PIXELS` (a "decompression bomb" declares more pixels than any model uses), turned upright by their EXIF
 orientation (a photo shot sideways reaches the model as it was seen), and downscaled to `MAX_IMAGE_SIDE`; the
 result says what was done. PDFs are parsed with pypdf: an empty, truncated or corrupt one is refused, and the
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 import io
 import re
+import struct
 import threading
 import warnings
 from typing import Any
@@ -50,12 +53,62 @@ def _orientation(image: Any) -> int:
     return value if isinstance(value, int) and 2 <= value <= 8 else 1
 
 
+def _png_whole(data: bytes) -> bool:
+    """Whether the PNG's chunks run, each complete, up to an intact IEND chunk (bytes after it are ignored, as
+    decoders do)."""
+    at = 8
+    while at + 12 <= len(data):
+        length, kind = struct.unpack_from(">I4s", data, at)
+        end = at + 12 + length
+        if end > len(data):
+            return False
+        if kind == b"IEND":
+            return data[at:end] == b"\x00\x00\x00\x00IEND\xaeB`\x82"  # IEND is empty: its CRC is a constant
+        at = end
+    return False
+
+
+def _gif_whole(data: bytes) -> bool:
+    """Whether the GIF's blocks run, each complete, up to its trailer byte (0x3B)."""
+
+    def table(flags: int) -> int:  # the size of the colour table a descriptor's flags announce
+        return 3 << ((flags & 7) + 1) if flags & 0x80 else 0
+
+    if len(data) < 13:
+        return False
+    at = 13 + table(data[10])
+    while at < len(data):
+        block = data[at]
+        if block == 0x3B:
+            return True
+        if block == 0x21:  # an extension: introducer, label, then data sub-blocks
+            at += 2
+        elif block == 0x2C and at + 10 <= len(data):  # an image: descriptor, colour table, LZW code size, sub-blocks
+            at += 10 + table(data[at + 9]) + 1
+        else:
+            return False
+        while at < len(data) and data[at]:  # sub-blocks, each its length then its bytes, up to a zero length
+            at += 1 + data[at]
+        at += 1
+    return False
+
+
+_WHOLE = {"PNG": (_png_whole, "its IEND chunk"), "GIF": (_gif_whole, "its trailer byte")}
+
+
 def _decode_all(image: Any, frames: int) -> None:
     """Decode every frame (a truncated animation fails here, not at the model), within MAX_PIXELS in all."""
     for index in range(frames):
         image.seek(index)
         image.load()
     image.seek(0)
+
+
+def _unreadable(label: str, why: str) -> str:
+    return (
+        f"{label} is not a readable image: it is truncated or corrupt ({why}). Attach a complete PNG, JPEG, WebP or "
+        "GIF file."
+    )
 
 
 def prepare_image(data: bytes, mime: str, label: str) -> tuple[bytes, str | None]:
@@ -82,6 +135,9 @@ def _prepare(data: bytes, mime: str, label: str) -> tuple[bytes, str | None]:
                     f"{label} has {frames:,} frames, more than the {MAX_FRAMES} this server decodes. Attach a shorter "
                     "animation or one frame of it."
                 )
+            whole, end = _WHOLE.get(image.format, (None, ""))
+            if whole is not None and not whole(data):
+                raise RequestError(_unreadable(label, f"it ends before {end}"))
             if frames > 1:
                 _decode_all(image, frames)
                 return data, None  # an animation is sent as it is: re-encoding it would lose its timing
@@ -121,16 +177,14 @@ def _prepare(data: bytes, mime: str, label: str) -> tuple[bytes, str | None]:
     except MemoryError:
         raise RequestError(f"{label} is too large to decode here. Attach a smaller image.") from None
     except Exception as exc:  # Pillow's decoders raise many kinds on a damaged file; each means the same to a user
-        raise RequestError(
-            f"{label} is not a readable image: it is truncated or corrupt ({type(exc).__name__}). Attach a complete "
-            "PNG, JPEG, WebP or GIF file."
-        ) from None
+        raise RequestError(_unreadable(label, type(exc).__name__)) from None
     done = []
     if orientation != 1:
         done.append("turned upright by its EXIF orientation")
     if large:
+        seen = (height, width) if orientation in (5, 6, 7, 8) else (width, height)  # as it is shown, once upright
         done.append(
-            f"downscaled from {width}×{height} to {upright.size[0]}×{upright.size[1]} pixels (the most a model uses)"
+            f"downscaled from {seen[0]}×{seen[1]} to {upright.size[0]}×{upright.size[1]} pixels (the most a model uses)"
         )
     return out.getvalue(), f"{label} was {' and '.join(done)} before upload."
 
