@@ -1,5 +1,6 @@
 """Slow clients are cut off by the HTTP protocol's own timers, driven here by a loop the test steps by hand: headers
-must arrive within HEADERS_S, a body within BODY_S of its headers; more bytes never restart a phase's clock."""
+must arrive within HEADERS_S, a body within BODY_S of its headers; more bytes never restart a phase's clock. Each
+case runs on both bounded protocols: httptools' (the server's) and h11's (where httptools does not install)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import uvicorn
 from uvicorn.server import ServerState
 
-from openrouter_research_mcp.remote.bounds import BODY_S, HEADERS_S, BoundedH11
+from openrouter_research_mcp.remote.bounds import BODY_S, HEADERS_S, BoundedH11, protocol
 
 
 class Timer:
@@ -75,17 +76,22 @@ async def _app(scope: Any, receive: Any, send: Any) -> None:  # pragma: no cover
     pass
 
 
-@pytest.fixture
-def connection() -> tuple[BoundedH11, Loop, Transport]:
-    config = uvicorn.Config(_app, http=BoundedH11, log_config=None)
+def test_bounds_the_server_parses_with_httptools() -> None:
+    assert protocol().__name__ == "BoundedHttpTools"  # httptools is a dependency: h11 is the fallback only
+
+
+@pytest.fixture(params=["httptools", "h11"])
+def connection(request: pytest.FixtureRequest) -> tuple[Any, Loop, Transport]:
+    kind: Any = protocol() if request.param == "httptools" else BoundedH11
+    config = uvicorn.Config(_app, http=kind, log_config=None)
     config.load()
     loop, transport = Loop(), Transport()
-    protocol = BoundedH11(config=config, server_state=ServerState(), app_state={}, _loop=loop)
-    protocol.connection_made(transport)  # type: ignore[arg-type]
-    return protocol, loop, transport
+    bounded = kind(config=config, server_state=ServerState(), app_state={}, _loop=loop)
+    bounded.connection_made(transport)
+    return bounded, loop, transport
 
 
-def test_bounds_headers_sent_a_byte_at_a_time_are_cut_off(connection: tuple[BoundedH11, Loop, Transport]) -> None:
+def test_bounds_headers_sent_a_byte_at_a_time_are_cut_off(connection: tuple[Any, Loop, Transport]) -> None:
     protocol, loop, transport = connection
     request = b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:8000\r\n"
     for byte in request:  # a byte a second: each one is progress, none restarts the clock
@@ -96,7 +102,7 @@ def test_bounds_headers_sent_a_byte_at_a_time_are_cut_off(connection: tuple[Boun
     assert transport.closed
 
 
-def test_bounds_a_connection_that_sends_nothing_is_closed(connection: tuple[BoundedH11, Loop, Transport]) -> None:
+def test_bounds_a_connection_that_sends_nothing_is_closed(connection: tuple[Any, Loop, Transport]) -> None:
     _protocol, loop, transport = connection
     loop.advance(HEADERS_S - 0.1)
     assert not transport.closed
@@ -104,7 +110,7 @@ def test_bounds_a_connection_that_sends_nothing_is_closed(connection: tuple[Boun
     assert transport.closed
 
 
-def test_bounds_a_body_that_stops_half_way_is_cut_off(connection: tuple[BoundedH11, Loop, Transport]) -> None:
+def test_bounds_a_body_that_stops_half_way_is_cut_off(connection: tuple[Any, Loop, Transport]) -> None:
     protocol, loop, transport = connection
     protocol.data_received(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
     loop.advance(HEADERS_S * 2)  # the headers were complete: their clock stopped; the body's runs
@@ -114,7 +120,7 @@ def test_bounds_a_body_that_stops_half_way_is_cut_off(connection: tuple[BoundedH
     assert transport.closed
 
 
-def test_bounds_a_prompt_request_is_never_cut_off(connection: tuple[BoundedH11, Loop, Transport]) -> None:
+def test_bounds_a_prompt_request_is_never_cut_off(connection: tuple[Any, Loop, Transport]) -> None:
     protocol, loop, transport = connection
     protocol.data_received(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nContent-Length: 4\r\n\r\nabcd")
     loop.advance(BODY_S * 10)  # the app takes its time to answer: that is no client's fault

@@ -150,11 +150,15 @@ class OpenRouterClient:
         """The pooled client, made on first use: building its TLS context takes ~80 ms that a server's start-up
         (the time to answer `initialize`) should not pay."""
         if self._pool is None:
+            from . import pool
+
             http = _httpx()
-            limits = http.Limits(max_connections=64, max_keepalive_connections=32)
+            limits = http.Limits(
+                max_connections=pool.SHARDS * pool.PER_SHARD, max_keepalive_connections=pool.SHARDS * pool.KEEPALIVE
+            )
             transport = self._transport
             if transport is None and not _proxied(self._chat_url):
-                transport = http.AsyncHTTPTransport(limits=limits)
+                transport = pool.ShardedTransport(pool.SHARDS, pool.PER_SHARD, pool.KEEPALIVE)
             self._pool = http.AsyncClient(
                 base_url=self.settings.base_url,
                 headers=self._headers,

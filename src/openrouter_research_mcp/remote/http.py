@@ -33,8 +33,8 @@ from ..config import Settings
 from ..errors import ConfigError, OpenRouterError
 from ..jobs.accounts import ACCOUNTS_FILE, Accounts
 from ..server import ResearchServer, build_server
+from . import bounds
 from .auth import SubjectQuotas, TokenTable, refusals, refused
-from .bounds import BoundedH11
 from .callers import http_caller
 from .oauth import JwtVerifier, OAuthConfig
 
@@ -269,7 +269,7 @@ def serve_http(settings: Settings) -> None:
         log_config=None,
         access_log=False,
         timeout_keep_alive=IDLE_S,
-        http=BoundedH11,  # headers and bodies that trickle in are cut off (remote/bounds.py)
+        http=bounds.protocol(),  # headers and bodies that trickle in are cut off
         timeout_graceful_shutdown=5,
         server_header=False,
         lifespan="on",
