@@ -1,4 +1,13 @@
-"""Every tunable default in one place, so a reader finds the policy without reading the mechanics."""
+"""The defaults and policy a reader looks for first, in one place, without reading the mechanics: where OpenRouter is
+and how long to wait for it, the retry policy, the tools' default lengths and budgets, a job's lease, and the
+OpenRouter pages that messages point to.
+
+Not every tunable is here. A setting with nothing else to share its default is declared once, in `config.py` (the
+calls in flight at once: `research_concurrency`, `benchmark_concurrency`); a knob of one mechanism stays at the top
+of its module: the research steps' token caps and the verifier's `VERIFY_*` (`research/planning.py`), how often a
+job's holder renews its lease and how long a cancel waits for another process (`LEASE_RENEW_S`, `CANCEL_WAIT_S` in
+`jobs/manager.py`), and the stdio wire's graces (`SIGNAL_GRACE`, `EOF_GRACE` in `wire.py`).
+"""
 
 from __future__ import annotations
 

@@ -4,9 +4,10 @@ The SDK's stdio transport drops a line it cannot parse or validate without a wor
 malformed waits forever. Here each line is checked first: unparseable input gets JSON-RPC's -32700 and an invalid
 request -32600 (with its id whenever one can be read); good messages go on to the SDK's server unchanged, in both
 protocol generations. A pipe is read and written by the event loop (no thread hop per message); a terminal by a daemon
-thread. Either way Ctrl-C or SIGTERM never waits for the next line: the first
-signal ends the input (the server finishes, its lifespan saves what it must) and a deadline backs that up. Only
-this module writes to the protocol's stdout; fd 1 points at stderr while serving, as the SDK arranges it too.
+thread. Either way a failed read is said in one line on stderr and ends the input as end of file does (what is owed
+is still answered). Ctrl-C or SIGTERM never waits for the next line: the first signal ends the input (the server
+finishes, its lifespan saves what it must) and a deadline backs that up. Only this module writes to the protocol's
+stdout; fd 1 points at stderr while serving, as the SDK arranges it too.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import signal
 import stat
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, cast
 
@@ -180,7 +181,7 @@ class _LineProtocol(asyncio.Protocol):
 
     OVERSIZE = b"\x00oversize"
 
-    def __init__(self, lines: asyncio.Queue[bytes | None]) -> None:
+    def __init__(self, lines: asyncio.Queue[bytes | Exception | None]) -> None:
         self.lines = lines
         self.buffer = bytearray()
         self.skipping = False
@@ -217,32 +218,81 @@ class _LineProtocol(asyncio.Protocol):
         self.lines.put_nowait(None)
         return False
 
-    def connection_lost(self, _exc: Exception | None) -> None:
-        self.lines.put_nowait(None)
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.lines.put_nowait(exc)  # None when the pipe closed; the error when reading it failed
+
+
+Write = Callable[[bytes], Awaitable[None]]
+
+
+async def _pipe_lines(fd: int) -> AsyncGenerator[bytes, None]:
+    """Stdin's lines, read by the event loop itself (no thread, no hop per line); a failed read is raised here."""
+    loop = asyncio.get_running_loop()
+    lines: asyncio.Queue[bytes | Exception | None] = asyncio.Queue()
+    transport, _ = await loop.connect_read_pipe(lambda: _LineProtocol(lines), open(os.dup(fd), "rb", buffering=0))
+    try:
+        while (item := await lines.get()) is not None:
+            if isinstance(item, Exception):
+                raise item
+            if lines.qsize() < 16:
+                transport.resume_reading()
+            yield item
+    finally:
+        transport.close()
+
+
+async def _thread_lines(fd: int) -> AsyncGenerator[bytes, None]:
+    """Stdin's lines, read by a daemon thread (a terminal, a file), so a blocked read never holds up the exit; a
+    failed read is raised here."""
+    send, receive = anyio.create_memory_object_stream[bytes | Exception](0)
+    token = anyio.lowlevel.current_token()
+
+    def hand_over(item: bytes | Exception) -> bool:
+        """Give the event loop one item; False once nothing takes them (the server is on its way out)."""
+        try:
+            anyio.from_thread.run(send.send, item, token=token)
+        except BaseException:
+            return False
+        return True
+
+    def read() -> None:
+        try:
+            with open(fd, "rb", closefd=False) as stream:
+                for raw in stream:
+                    if not hand_over(raw):
+                        return
+        except Exception as exc:  # (hand_over never raises: this is the read failing)
+            hand_over(exc)
+        finally:
+            with contextlib.suppress(BaseException):  # the end of the lines (unless the event loop is gone)
+                anyio.from_thread.run_sync(send.close, token=token)
+
+    threading.Thread(target=read, name="mcp-stdin", daemon=True).start()
+    with send, receive:  # closed here too: the thread's own close may come after the event loop has gone
+        async for item in receive:
+            if isinstance(item, Exception):
+                raise item
+            yield item
+
+
+def _reason(exc: BaseException) -> str:
+    """An exception on one line: its type and message."""
+    return " ".join(f"{type(exc).__name__}: {exc}".split()).removesuffix(":")
 
 
 @asynccontextmanager
-async def _stdio() -> AsyncIterator[tuple[Any, Any, Callable[[], None]]]:
-    """The server's read and write streams over the real stdin/stdout, and a function that ends the input.
-
-    A pipe or socket (how hosts start servers) is read and written by the event loop itself; a terminal or a file
-    by a daemon reader thread and the worker threads, so a blocked read never holds up the exit."""
-    sys.stdout.flush()
-    wire_in = os.dup(0)
-    wire_out = os.dup(1)
-    null = os.open(os.devnull, os.O_RDONLY)
-    saved_in, saved_out = os.dup(0), os.dup(1)
-    os.dup2(null, 0)
-    os.close(null)
-    os.dup2(2, 1)  # stray writes to fd 1 (a library's print) go to stderr, never onto the wire
+async def _session(
+    lines: AsyncGenerator[bytes, None], write: Write
+) -> AsyncIterator[tuple[Any, Any, Callable[[], None]]]:
+    """The server's read and write streams over stdin's `lines` and `write` (onto stdout), and a function that ends
+    the input. Each line is checked (`classify_line`) and passed on or answered. When the lines end, and just the
+    same when reading them fails (said in one line on stderr), no more are read and the input ends once every
+    request passed on has been answered (at most EOF_GRACE): the server then stops as on stdin's close."""
     in_send, in_recv = anyio.create_memory_object_stream[SessionMessage | Exception](32)
     out_send, out_recv = anyio.create_memory_object_stream[SessionMessage](32)
     err_send = out_send.clone()
-    token = anyio.lowlevel.current_token()
-    ended = threading.Event()
+    ended = anyio.Event()
     pending: set[Any] = set()  # ids of requests passed on and not yet answered
-    loop = asyncio.get_running_loop()
-    transports: list[asyncio.BaseTransport] = []
 
     def end_input() -> None:
         if not ended.is_set():
@@ -269,37 +319,24 @@ async def _stdio() -> AsyncIterator[tuple[Any, Any, Callable[[], None]]]:
         elif item is not None:
             await err_send.send(SessionMessage(item))
 
-    def reader() -> None:  # a daemon thread: a blocked read never holds up the exit
+    async def pump() -> None:
         try:
-            with open(wire_in, "rb", closefd=False) as stream:
-                for raw in stream:
+            async with contextlib.aclosing(lines):
+                async for raw in lines:
                     if ended.is_set():
                         return
-                    anyio.from_thread.run(route, raw, token=token)
-        except BaseException as exc:
-            if not ended.is_set():
-                if not isinstance(exc, asyncio.CancelledError | anyio.ClosedResourceError | RuntimeError):
-                    log.warning("reading stdin failed (%s); no more requests will be read", type(exc).__name__)
-                with contextlib.suppress(BaseException):
-                    anyio.from_thread.run_sync(end_input, token=token)
-            return
-        with contextlib.suppress(BaseException):
-            anyio.from_thread.run(drain_then_end, token=token)
-
-    async def read_pipe() -> None:  # the event loop reads: no thread, no hop per line
-        lines: asyncio.Queue[bytes | None] = asyncio.Queue()
-        protocol = _LineProtocol(lines)
-        transport, _ = await loop.connect_read_pipe(lambda: protocol, open(os.dup(wire_in), "rb", buffering=0))
-        transports.append(transport)
-        try:
-            while (raw := await lines.get()) is not None and not ended.is_set():
-                if lines.qsize() < 16:
-                    transport.resume_reading()
-                await route(raw)
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            return
-        finally:
-            transport.close()
+                    try:
+                        await route(raw)
+                    except anyio.BrokenResourceError:  # the server stopped reading: it is on its way out
+                        return
+        except Exception as exc:
+            if ended.is_set():  # the input was ended on purpose (a signal, the client gone): nothing failed
+                return
+            log.warning(
+                "reading stdin failed (%s); no more requests will be read, and the server stops once it has "
+                "answered those it has",
+                _reason(exc),
+            )
         await drain_then_end()
 
     async def drain_then_end() -> None:
@@ -309,42 +346,65 @@ async def _stdio() -> AsyncIterator[tuple[Any, Any, Callable[[], None]]]:
         end_input()
 
     async def writer() -> None:  # the only writer on the wire
-        pipe: asyncio.StreamWriter | None = None
-        if _is_pipe(wire_out):
-            out, protocol = await loop.connect_write_pipe(
-                asyncio.streams.FlowControlMixin, open(os.dup(wire_out), "wb", buffering=0)
-            )
-            transports.append(out)
-            pipe = asyncio.StreamWriter(out, protocol, None, loop)
-        with open(wire_out, "wb", closefd=False) as stream:
-            async with out_recv:
-                async for message in out_recv:
-                    if getattr(message.message, "method", None) is None:  # a response: its request is answered
-                        pending.discard(getattr(message.message, "id", None))
-                    data = (message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n").encode()
-                    try:
-                        if pipe is not None:
-                            pipe.write(data)
-                            await pipe.drain()  # only waits when the client stops reading
-                        else:
-                            await anyio.to_thread.run_sync(_write, stream, data)
-                    except (OSError, RuntimeError):  # the client hung up (a closed pipe transport: RuntimeError)
-                        end_input()
-                        return
+        async with out_recv:
+            async for message in out_recv:
+                if getattr(message.message, "method", None) is None:  # a response: its request is answered
+                    pending.discard(getattr(message.message, "id", None))
+                data = (message.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n").encode()
+                try:
+                    await write(data)
+                except (OSError, RuntimeError):  # the client hung up (a closed pipe transport: RuntimeError)
+                    end_input()
+                    return
 
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(writer)
+        tasks.start_soon(pump)
+        try:
+            yield in_recv, out_send, end_input
+        finally:
+            end_input()
+            out_send.close()
+            tasks.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def _stdio() -> AsyncIterator[tuple[Any, Any, Callable[[], None]]]:
+    """The server's read and write streams over the real stdin/stdout (see `_session`).
+
+    A pipe or socket (how hosts start servers) is read and written by the event loop itself; a terminal or a file
+    by a daemon reader thread and the worker threads, so a blocked read never holds up the exit."""
+    sys.stdout.flush()
+    wire_in = os.dup(0)
+    wire_out = os.dup(1)
+    null = os.open(os.devnull, os.O_RDONLY)
+    saved_in, saved_out = os.dup(0), os.dup(1)
+    os.dup2(null, 0)
+    os.close(null)
+    os.dup2(2, 1)  # stray writes to fd 1 (a library's print) go to stderr, never onto the wire
+    loop = asyncio.get_running_loop()
+    transports: list[asyncio.BaseTransport] = []
     try:
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(writer)
-            if _is_pipe(wire_in):
-                tasks.start_soon(read_pipe)
+        with open(wire_out, "wb", closefd=False) as stream:
+            if _is_pipe(wire_out):
+                out, protocol = await loop.connect_write_pipe(
+                    asyncio.streams.FlowControlMixin, open(os.dup(wire_out), "wb", buffering=0)
+                )
+                transports.append(out)
+                pipe = asyncio.StreamWriter(out, protocol, None, loop)
+
+                async def write(data: bytes) -> None:
+                    pipe.write(data)
+                    await pipe.drain()  # only waits when the client stops reading
+
             else:
-                threading.Thread(target=reader, name="mcp-stdin", daemon=True).start()
-            try:
-                yield in_recv, out_send, end_input
-            finally:
-                end_input()
-                out_send.close()
-                tasks.cancel_scope.cancel()
+
+                async def write(data: bytes) -> None:
+                    await anyio.to_thread.run_sync(_write, stream, data)
+
+            lines = _pipe_lines(wire_in) if _is_pipe(wire_in) else _thread_lines(wire_in)
+            async with _session(lines, write) as streams:
+                yield streams
     finally:
         for transport in transports:
             transport.close()

@@ -62,7 +62,7 @@ def test_e2e_two_servers_share_runs_and_take_over_a_dead_ones_without_paying_twi
         seen = structured(b.call("get_research", {"research_id": research_id}))
         assert seen["status"] == "running"  # alive in A: B leaves it alone
         refused = b.call("deep_research", {"resume": research_id})
-        assert refused["isError"] and "already running (in another process)" in refused["content"][0]["text"]
+        assert refused["isError"] and "already running in another process (pid " in refused["content"][0]["text"]
         # Let A finish planning and one researcher, and hold the next: A dies between two paid steps.
         fake.pass_only(2)
         wait_until(lambda: len(researched(fake)) >= 1, timeout=30, what="a first researcher answered")
@@ -137,6 +137,58 @@ def test_e2e_twenty_concurrent_resumes_start_one(fake_openrouter: FakeOpenRouter
     refused = [r for r in answers.values() if r.get("isError")]
     assert len(started) == 1 and len(refused) == 19
     assert all("already running" in r["content"][0]["text"] for r in refused)
+
+
+def test_e2e_twenty_concurrent_resumes_split_across_two_servers_start_one(
+    fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
+    fake = fake_openrouter
+    fake.structured_answers["research_plan"] = PLAN
+    fake.structured_answers["research_gaps"] = {"gaps": [], "follow_up_questions": []}
+    with server(tmp_path, fake, "a") as a, server(tmp_path, fake, "b") as b:
+        a.initialize()
+        b.initialize()
+        fake.release.clear()  # the one that starts stays running while the others ask
+        begun = structured(
+            a.call("deep_research", {"question": "How do honeybees live?", "depth": 1, "background": True})
+        )
+        research_id = begun["research_id"]
+        assert structured(b.call("cancel_research", {"research_id": research_id}))["status"] == "cancelled"
+        resume = {"resume": research_id, "background": True}
+        sent: dict[RawServer, list[int]] = {a: [], b: []}
+        for i in range(20):  # ten to each, interleaved: the two processes race for one lease in one database
+            one = (a, b)[i % 2]
+            sent[one].append(one.start_call("deep_research", resume))
+        answers: dict[RawServer, list[dict[str, Any]]] = {a: [], b: []}
+        for one, ids in sent.items():
+            waiting = set(ids)
+            while waiting:
+                message = one.read(30)
+                if message.get("id") in waiting:
+                    waiting.discard(message["id"])
+                    answers[one].append(message["result"])
+        [winner] = [one for one, results in answers.items() if any(not r.get("isError") for r in results)]
+        loser = b if winner is a else a
+        assert sum(not r.get("isError") for r in answers[winner]) == 1  # exactly one of the twenty started
+        assert winner.proc is not None
+        refused = {
+            one: [r["content"][0]["text"] for r in results if r.get("isError")] for one, results in answers.items()
+        }
+        assert len(refused[winner]) == 9 and len(refused[loser]) == 10
+        assert all(f"{research_id} is already running in this server" in text for text in refused[winner])
+        there = f"{research_id} is already running in another process (pid {winner.proc.pid} on host "
+        assert all(there in text for text in refused[loser]), refused[loser]
+        fake.release.set()
+        done = wait_until(
+            lambda: (
+                (d := structured(loser.call("get_research", {"research_id": research_id})))["status"] == "done" and d
+            ),
+            timeout=60,
+            what="the one resumed run ending",
+        )
+    assert done["report"]
+    everything = researched(fake)  # one engine ran it: every sub-question researched, and paid for, once
+    assert sorted(everything) == sorted(set(everything)) and len(everything) == len(PLAN["sub_questions"]), everything
 
 
 def test_e2e_a_killed_servers_benchmark_is_interrupted_then_cancellable_or_resumable(

@@ -10,10 +10,17 @@ import re
 from xml.etree import ElementTree
 
 import pytest
+from pydantic import ValidationError
 
 from openrouter_research_mcp._util import usd
 from openrouter_research_mcp.benchmark.report import (
     LABEL_CHAR_PX,
+    MAX_MODELS,
+    MAX_PROMPTS,
+    MAX_RUNS,
+    MIN_MODELS,
+    MIN_PROMPTS,
+    MIN_RUNS,
     BenchmarkInput,
     render_chart,
     render_csv,
@@ -21,6 +28,7 @@ from openrouter_research_mcp.benchmark.report import (
 )
 from openrouter_research_mcp.benchmark.runner import output_rate
 from openrouter_research_mcp.errors import BudgetExceededError, RequestError
+from openrouter_research_mcp.tools.arguments import describe_errors
 from openrouter_research_mcp.tools.benchmark import benchmark_models, cancel_benchmark, get_benchmark
 from openrouter_research_mcp.tools.state import CallState
 
@@ -89,6 +97,29 @@ async def test_benchmark_renderings_agree(fake_openrouter: FakeOpenRouter, app_s
         }
         == set(MODELS[:2])
     )
+
+
+async def test_benchmark_each_bound_is_declared_once_for_the_schema_the_checks_and_the_messages(
+    fake_openrouter: FakeOpenRouter, app_state: CallState
+) -> None:
+    schema = BenchmarkInput.model_json_schema()
+    fields = schema["properties"]
+    assert fields["prompts"]["maxItems"] == MAX_PROMPTS and fields["models"]["maxItems"] == MAX_MODELS
+    assert (fields["runs"]["minimum"], fields["runs"]["maximum"]) == (MIN_RUNS, MAX_RUNS)
+    assert f"{MIN_PROMPTS} to {MAX_PROMPTS} prompts" in fields["prompts"]["description"]
+    assert f"{MIN_MODELS} to {MAX_MODELS} model" in fields["models"]["description"]
+    too_many = {"prompts": ["Hi?"] * (MAX_PROMPTS + 1), "models": MODELS[:1] * (MAX_MODELS + 1), "runs": MAX_RUNS + 1}
+    with pytest.raises(ValidationError) as bad:  # the upper bounds are the model's, said in words at the surface
+        BenchmarkInput.model_validate(too_many)
+    said = describe_errors("benchmark_models", bad.value, schema)
+    assert f"`prompts` takes at most {MAX_PROMPTS} item(s); got {MAX_PROMPTS + 1}" in said
+    assert f"`models` takes at most {MAX_MODELS} item(s)" in said and f"`runs` is at most {MAX_RUNS}" in said
+    few_models = [MODELS[0]] * MIN_MODELS  # the lower ones count what is left once repeats and blanks are dropped
+    with pytest.raises(RequestError, match=f"needs {MIN_MODELS} to {MAX_MODELS} different models; got 1"):
+        await benchmark_models(app_state, BenchmarkInput(prompts=PROMPTS, models=few_models))
+    with pytest.raises(RequestError, match=f"needs {MIN_PROMPTS} to {MAX_PROMPTS} prompts, none empty; got 0"):
+        await benchmark_models(app_state, BenchmarkInput(prompts=[], models=MODELS))
+    assert fake_openrouter.count("/chat/completions") == 0
 
 
 async def test_benchmark_budget_refusal_happens_before_any_call(

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from openrouter_research_mcp import main
+from openrouter_research_mcp import _constants, main, wire
 from openrouter_research_mcp._constants import DEFAULT_BASE_URL, DEFAULT_MAX_RETRIES, DEFAULT_MODELS_TTL
 from openrouter_research_mcp._version import __version__
-from openrouter_research_mcp.config import ENV_VARS, load_settings
+from openrouter_research_mcp.config import ENV_VARS, Settings, load_settings
 from openrouter_research_mcp.errors import ConfigError
+from openrouter_research_mcp.jobs import manager
+from openrouter_research_mcp.research import planning
 
 from ..fakes import FAKE_KEY
 
@@ -113,3 +115,14 @@ def test_main_module_entry_point_help() -> None:
     )
     assert done.returncode == 0 and "--env-file" in done.stdout and "MCP" in done.stdout
     assert "OPENROUTER_API_KEY" in done.stdout and "doctor" in done.stdout  # what to set, and how to check it
+
+
+def test_constants_say_truly_where_the_tunables_they_do_not_hold_live() -> None:
+    doc = _constants.__doc__ or ""
+    elsewhere = {"LEASE_RENEW_S": manager, "CANCEL_WAIT_S": manager, "SIGNAL_GRACE": wire, "EOF_GRACE": wire}
+    for name, module in elsewhere.items():
+        assert f"`{name}`" in doc and hasattr(module, name) and not hasattr(_constants, name), name
+    assert "`VERIFY_*`" in doc and any(n.startswith("VERIFY_") for n in vars(planning))
+    assert not any(n.startswith("VERIFY_") for n in vars(_constants))
+    for setting in ("research_concurrency", "benchmark_concurrency"):
+        assert f"`{setting}`" in doc and setting in Settings.model_fields

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import re
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +18,8 @@ from openrouter_research_mcp.benchmark.report import BenchmarkInput
 from openrouter_research_mcp.benchmark.runner import Runner
 from openrouter_research_mcp.errors import BudgetExceededError, RequestError
 from openrouter_research_mcp.research.run import ResearchInput
-from openrouter_research_mcp.tools.benchmark import benchmark_models, cancel_benchmark, get_benchmark
+from openrouter_research_mcp.tools.benchmark import benchmark_models, cancel_benchmark, get_benchmark, render_benchmark
+from openrouter_research_mcp.tools.render import render_research
 from openrouter_research_mcp.tools.research import cancel_research, deep_research, get_research
 from openrouter_research_mcp.tools.state import CallState
 
@@ -109,6 +113,31 @@ async def test_jobs_a_cancel_stored_by_another_process_stops_the_run_where_it_ru
     fake.release.set()
     assert stopped.status == "cancelled" and stopped.report
     assert started.research_id not in app_state.shared.jobs.live
+
+
+async def test_jobs_a_job_another_process_runs_is_shown_running_there(
+    fake: FakeOpenRouter, app_state: CallState, other: CallState
+) -> None:
+    there = f"in another process (pid {os.getpid()} on host {socket.gethostname()})"  # what its lease holder says
+    fake.release.clear()  # both jobs stay running in `app_state`'s server while `other` looks
+    run = await deep_research(
+        app_state, ResearchInput(question="How do honeybees live?", depth=1, background=True), progress=no_progress
+    )
+    bench = await benchmark_models(
+        app_state,
+        BenchmarkInput(prompts=["Is 17 prime?"], models=["openai/gpt-4o-mini", "openai/gpt-4o"], background=True),
+    )
+    seen = await get_research(other, run.research_id)
+    assert seen.status == "running" and seen.progress.startswith(there)
+    assert f"Research running: {there}" in render_research(seen)
+    measured = await get_benchmark(other, bench.benchmark_id)
+    assert measured.status == "running" and f"is running: {there}" in render_benchmark(measured)
+    with pytest.raises(RequestError, match=re.escape(f"already running {there}")):
+        await deep_research(other, ResearchInput(resume=run.research_id), progress=no_progress)
+    here = await get_research(app_state, run.research_id)  # the server running it says nothing of the sort
+    assert "another process" not in here.progress and "another process" not in render_research(here)
+    assert "another process" not in (await get_benchmark(app_state, bench.benchmark_id)).progress
+    fake.release.set()
 
 
 async def test_jobs_another_callers_run_answers_like_a_missing_one(app_state: CallState) -> None:

@@ -21,6 +21,12 @@ from ..openrouter.pricing import Usage
 __all__ = [
     "BENCHMARK_ID",
     "LABEL_CHAR_PX",
+    "MAX_MODELS",
+    "MAX_PROMPTS",
+    "MAX_RUNS",
+    "MIN_MODELS",
+    "MIN_PROMPTS",
+    "MIN_RUNS",
     "BenchmarkInput",
     "BenchmarkParams",
     "BenchmarkReport",
@@ -56,12 +62,23 @@ def new_benchmark_id() -> str:
     return f"bench-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(4)}"
 
 
+# How many prompts, models and runs a benchmark takes. The upper bounds are the input model's; the lower ones are
+# checked by `benchmark_models`, on what is left once blanks and repeats are dropped (a resume gives none).
+MIN_PROMPTS, MAX_PROMPTS = 1, 20
+MIN_MODELS, MAX_MODELS = 2, 8
+MIN_RUNS, MAX_RUNS = 1, 5
+
+
 class BenchmarkInput(BaseModel):
     """What `benchmark_models` takes: the one declaration of its parameters, defaults, bounds and descriptions."""
 
-    prompts: list[str] = Field(default_factory=list, max_length=20, description="1 to 20 prompts to try")
-    models: list[str] = Field(default_factory=list, max_length=8, description="2 to 8 model ids")
-    runs: int = Field(default=1, ge=1, le=5, description="times each model answers each prompt")
+    prompts: list[str] = Field(
+        default_factory=list, max_length=MAX_PROMPTS, description=f"{MIN_PROMPTS} to {MAX_PROMPTS} prompts to try"
+    )
+    models: list[str] = Field(
+        default_factory=list, max_length=MAX_MODELS, description=f"{MIN_MODELS} to {MAX_MODELS} model ids"
+    )
+    runs: int = Field(default=1, ge=MIN_RUNS, le=MAX_RUNS, description="times each model answers each prompt")
     references: list[str] | None = Field(default=None, description="a reference answer per prompt, for the judge")
     rubric: str | None = Field(default=None, description="what a good answer does, for the judge")
     judge_model: str | None = Field(default=None, description="scores each answer 1-10")

@@ -1,5 +1,6 @@
 """What every kind of job (a research run, a benchmark) does the same way on top of the job manager: keep its live
-objects, find one by id for its owner, note where it could not be kept, and record a stop.
+objects, find one by id for its owner (one another process runs says which), note where it could not be kept, and
+record a stop.
 
 A kind says how its object reads from a record (`of`), what its data is (`data`), and how a stop is written into
 it (`stopped`); the rest is here, once.
@@ -14,7 +15,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from .manager import JobHandle, JobManager
-from .store import JobRecord, Status
+from .store import ACTIVE, JobRecord, Status
 
 __all__ = ["JobKind"]
 
@@ -67,6 +68,10 @@ class JobKind(Generic[T]):
         warnings: list[str] = value.warnings  # type: ignore[attr-defined]
         return warnings
 
+    def running_elsewhere(self, value: T, where: str) -> None:
+        """Say in the job's progress which other process runs it."""
+        value.progress = f"in {where}; {value.progress}"  # type: ignore[attr-defined]
+
     # What every kind does alike.
 
     async def get(self, owner: str, job_id: str) -> T | None:
@@ -81,10 +86,13 @@ class JobKind(Generic[T]):
         if record is None:
             return None
         try:
-            return self.of(record)
+            value = self.of(record)
         except ValidationError:
             log.warning("%s %s is stored in a shape this server cannot read", self.what, job_id)
             return None
+        if record.status in ACTIVE and (where := self.jobs.elsewhere(record)) is not None:
+            self.running_elsewhere(value, where)  # a live lease held by another process: it runs there
+        return value
 
     def note_storage(self, value: T, handle: JobHandle) -> None:
         """Say in the job's warnings, once each, that it will not outlive the server or could not be saved."""

@@ -5,7 +5,8 @@ Whoever runs a job holds its lease and renews it while the job runs (`LEASE_RENE
 learns of a cancel stored by any process: a cancel reaches the job within about a second wherever it runs (in the
 same process it is immediate). Starting, resuming and cancelling take the lease atomically, so two resumes of one
 job, in one process or two, start it once; the other is refused with a message that names the running one. A job
-whose holder dies (its lease expires) reads as interrupted and may be resumed by anyone with the owner's id.
+another process runs reads as running there (the holder id records its host and pid); a job whose holder dies (its
+lease expires) reads as interrupted and may be resumed by anyone with the owner's id.
 
 A running job's body gets a `JobHandle`: `save` writes its data (compare-and-set under the lease; a job whose
 lease was taken over stops at once, since another process now runs it); when the database cannot be written the
@@ -67,7 +68,16 @@ def jobs_refusal(exc: TooManyJobs) -> str:
 
 
 def new_holder() -> str:
+    """This process's lease-holder id: its host, its pid and a random part (`host:pid:token`)."""
     return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def holder_text(holder: str) -> str:
+    """A lease holder as people read it: "pid 4242 on host alpha" for an id `new_holder` made, else the id."""
+    host, _, rest = holder.rpartition(":")[0].rpartition(":")
+    if host and rest.isdigit():
+        return f"pid {rest} on host {host}"
+    return f"holder {holder}"
 
 
 @dataclass
@@ -199,14 +209,20 @@ class JobManager:
         if record.id in self.live or record.lease_live(self.clock()):
             raise JobRefused(self._running_message(record, what))
 
+    def elsewhere(self, record: JobRecord) -> str | None:
+        """Where another process runs the job, as its stored lease holder says ("another process (pid 4242 on host
+        alpha)"); None when this process runs it."""
+        if record.lease_holder == self.holder or record.id in self.live:
+            return None
+        if record.lease_holder is None:
+            return "another process"
+        return f"another process ({holder_text(record.lease_holder)})"
+
     def _running_message(self, record: JobRecord, what: str) -> str:
-        where = (
-            "in this server" if record.lease_holder == self.holder or record.id in self.live else "in another process"
-        )
         kind = record.kind
         return (
-            f"The {what} {record.id} is already running ({where}); only one may run it at a time. Poll it with "
-            f"get_{kind}, or cancel_{kind} it first."
+            f"The {what} {record.id} is already running in {self.elsewhere(record) or 'this server'}; only one may "
+            f"run it at a time. Poll it with get_{kind}, or cancel_{kind} it first."
         )
 
     async def _launch(self, handle: JobHandle, body: JobBody, finish: Finish, background: bool) -> JobHandle:

@@ -10,6 +10,10 @@ from collections.abc import Sequence
 from .._util import Progress, no_progress
 from ..benchmark.plan import misfits, refuse_over_budget, worst_case
 from ..benchmark.report import (
+    MAX_MODELS,
+    MAX_PROMPTS,
+    MIN_MODELS,
+    MIN_PROMPTS,
     BenchmarkInput,
     BenchmarkParams,
     BenchmarkReport,
@@ -29,19 +33,20 @@ __all__ = ["benchmark_models", "benchmark_resource", "cancel_benchmark", "get_be
 def _validate(
     prompts: Sequence[str],
     models: Sequence[str],
-    runs: int,
     references: Sequence[str] | None,
     judge_model: str | None,
     objective: Objective,
 ) -> tuple[list[str], list[str]]:
+    """The prompts stripped and the models without repeats, checked against what `BenchmarkInput` cannot check
+    alone (its bounds on `runs` and on the most prompts and models are its own)."""
     clean = [q.strip() for q in prompts]
-    if not 1 <= len(clean) <= 20 or not all(clean):
-        raise RequestError(f"benchmark_models needs 1 to 20 prompts, none empty; got {len(clean)}.")
+    if len(clean) < MIN_PROMPTS or not all(clean):
+        raise RequestError(
+            f"benchmark_models needs {MIN_PROMPTS} to {MAX_PROMPTS} prompts, none empty; got {len(clean)}."
+        )
     unique = list(dict.fromkeys(m.strip() for m in models if m.strip()))
-    if not 2 <= len(unique) <= 8:
-        raise RequestError(f"benchmark_models needs 2 to 8 different models; got {len(unique)}.")
-    if not 1 <= runs <= 5:
-        raise RequestError("runs is 1 to 5 per prompt.")
+    if len(unique) < MIN_MODELS:
+        raise RequestError(f"benchmark_models needs {MIN_MODELS} to {MAX_MODELS} different models; got {len(unique)}.")
     if references is not None and len(references) != len(clean):
         raise RequestError(f"Give one reference answer per prompt: {len(clean)} prompts, {len(references)} references.")
     if objective == "quality" and not judge_model:
@@ -56,8 +61,8 @@ async def benchmark_models(state: CallState, args: BenchmarkInput, progress: Pro
         raise AuthError.missing()
     if args.resume:
         return await _resume(state, args, progress)
-    runs, judge_model, references = args.runs, args.judge_model, args.references
-    clean, unique = _validate(args.prompts, args.models, runs, references, judge_model, args.objective)
+    judge_model, references = args.judge_model, args.references
+    clean, unique = _validate(args.prompts, args.models, references, judge_model, args.objective)
     infos = await resolve_models(state, [*unique, *([judge_model] if judge_model else [])])
     if judge_model:
         require_structured(state, infos[judge_model], "judge")
