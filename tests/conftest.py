@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from .fakes.openrouter import FakeOpenRouter
+from .services import Postgres, postgres
 
 
 @pytest.fixture(autouse=True)
@@ -35,3 +36,24 @@ def fake_openrouter() -> Iterator[FakeOpenRouter]:
     with FakeOpenRouter() as fake:
         yield fake
     assert not fake.errors, "the fake itself failed while handling a request"
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[Postgres]:
+    """One real PostgreSQL server for the session (initdb + pg_ctl in a temporary directory, on a loopback port);
+    skipped, saying why, where PostgreSQL is not installed."""
+    try:
+        server_cm = postgres()
+        server = server_cm.__enter__()
+    except LookupError as exc:
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+    try:
+        yield server
+    finally:
+        server_cm.__exit__(None, None, None)
+
+
+@pytest.fixture
+def pg_url(pg_server: Postgres) -> str:
+    """A new empty database on the session's PostgreSQL server: this test's own."""
+    return pg_server.database()

@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     quota_usd_per_month: Annotated[float | None, Field(ge=0)] = None
     quota_calls_per_minute: Annotated[int | None, Field(ge=0)] = None
     quota_jobs: Annotated[int | None, Field(ge=0)] = None
+    # Several replicas over one database (see "Run it at scale"): unset, the embedded SQLite file in data_dir.
+    database_url: SecretStr | None = None
 
     @classmethod
     def settings_customise_sources(
@@ -153,6 +155,18 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and value.get_secret_value():
+            scheme = value.get_secret_value().split("://", 1)[0].lower()
+            if scheme not in ("postgresql", "postgres"):
+                raise ValueError(
+                    "must be a PostgreSQL URL (postgresql://user:password@host:5432/database); leave it unset for "
+                    "the embedded SQLite store"
+                )
+        return value
 
     @field_validator("max_price", mode="before")
     @classmethod
@@ -213,7 +227,9 @@ def _one_line(error: ValidationError) -> str:
     first = error.errors()[0]
     name = f"{ENV_PREFIX}{str(first['loc'][0]).upper()}" if first["loc"] else "configuration"
     given = first.get("input")
-    shown = "" if name == "OPENROUTER_API_KEY" or isinstance(given, dict) else f" (got {given!r})"
+    field = Settings.model_fields.get(str(first["loc"][0])) if first["loc"] else None
+    secret = field is not None and "SecretStr" in str(field.annotation)  # a key, a URL with a password: never shown
+    shown = "" if secret or isinstance(given, dict) else f" (got {given!r})"
     return f"{name}: {first['msg'].removeprefix('Value error, ')}{shown}"
 
 

@@ -1,18 +1,30 @@
-"""The embedded job store (SQLite): versioned writes, leases, stored cancels and owners hold across connections and
-across processes; a corrupt, unwritable or locked database never stops the server."""
+"""The job stores — embedded SQLite and PostgreSQL (a real server the suite starts) — under one set of rules:
+versioned writes, leases, stored cancels, owners and the jobs limit hold across connections and across processes;
+migrations are safe when two start at once. Then SQLite's own: a corrupt, unwritable or locked database never stops
+the server."""
 
 from __future__ import annotations
 
 import asyncio
 import multiprocessing
 import sqlite3
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
 
+from openrouter_research_mcp.jobs.postgres import SCHEMA as PG_SCHEMA
 from openrouter_research_mcp.jobs.sqlite import DB_FILE, SqliteStore
-from openrouter_research_mcp.jobs.store import SCHEMA_VERSION, Conflict, JobRecord, LeaseHeld, TooManyJobs
+from openrouter_research_mcp.jobs.store import (
+    SCHEMA_VERSION,
+    Conflict,
+    JobRecord,
+    JobStore,
+    LeaseHeld,
+    TooManyJobs,
+    open_store,
+)
 
 
 class Clock:
@@ -30,11 +42,25 @@ def record(job_id: str = "20260101-000000-00000001", owner: str = "alice", **kw:
     return JobRecord(id=job_id, owner=owner, **fields)  # type: ignore[arg-type]
 
 
+def _open(spec: str, clock: Callable[[], float] = time.time) -> JobStore:
+    """The store `spec` names: a PostgreSQL URL, or a SQLite data directory."""
+    is_url = spec.startswith("postgresql://")
+    return open_store(spec if is_url else None, Path(spec), clock)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the stores of a test keep their jobs: a SQLite data directory, or a new PostgreSQL database."""
+    if request.param == "sqlite":
+        return str(tmp_path)
+    return str(request.getfixturevalue("pg_url"))
+
+
 @pytest.fixture
-async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, SqliteStore, Clock]]:
-    """Two stores on one database file, as two server processes on one data directory have."""
+async def stores(database: str) -> AsyncIterator[tuple[JobStore, JobStore, Clock]]:
+    """Two stores on one database, as two server processes on one data directory (or two replicas) have."""
     clock = Clock()
-    a, b = SqliteStore(tmp_path / DB_FILE, clock=clock), SqliteStore(tmp_path / DB_FILE, clock=clock)
+    a, b = _open(database, clock), _open(database, clock)
     await a.open()
     await b.open()
     yield a, b, clock
@@ -42,7 +68,7 @@ async def stores(tmp_path: Path) -> AsyncIterator[tuple[SqliteStore, SqliteStore
     await b.close()
 
 
-async def test_store_writes_are_compare_and_set(stores: tuple[SqliteStore, SqliteStore, Clock]) -> None:
+async def test_store_writes_are_compare_and_set(stores: tuple[JobStore, JobStore, Clock]) -> None:
     a, b, _clock = stores
     await a.create(record())
     mine, theirs = await a.get(record().id, "alice"), await b.get(record().id, "alice")
@@ -56,7 +82,7 @@ async def test_store_writes_are_compare_and_set(stores: tuple[SqliteStore, Sqlit
     assert again is not None and again.data == {"step": 1} and again.version == 2
 
 
-async def test_store_reads_are_scoped_to_their_owner(stores: tuple[SqliteStore, SqliteStore, Clock]) -> None:
+async def test_store_reads_are_scoped_to_their_owner(stores: tuple[JobStore, JobStore, Clock]) -> None:
     a, _b, _clock = stores
     await a.create(record())
     assert await a.get(record().id, "mallory") is None
@@ -64,7 +90,7 @@ async def test_store_reads_are_scoped_to_their_owner(stores: tuple[SqliteStore, 
     assert (await a.list_jobs("mallory", None, 10)).total == 0 and (await a.list_jobs("alice", None, 10)).total == 1
 
 
-async def test_store_lease_is_held_until_it_expires(stores: tuple[SqliteStore, SqliteStore, Clock]) -> None:
+async def test_store_lease_is_held_until_it_expires(stores: tuple[JobStore, JobStore, Clock]) -> None:
     a, b, clock = stores
     await a.create(record(status="interrupted"))
     found = await a.get(record().id, "alice")
@@ -90,7 +116,7 @@ async def test_store_lease_is_held_until_it_expires(stores: tuple[SqliteStore, S
         await a.write(taken, "holder-a")
 
 
-async def test_store_cancel_is_stored_for_the_holder(stores: tuple[SqliteStore, SqliteStore, Clock]) -> None:
+async def test_store_cancel_is_stored_for_the_holder(stores: tuple[JobStore, JobStore, Clock]) -> None:
     a, b, clock = stores
     await a.create(record(lease_holder="holder-a", lease_expires=clock.now + 15))
     assert await a.renew(record().id, "holder-a", clock.now, 15) == (True, False)
@@ -98,7 +124,7 @@ async def test_store_cancel_is_stored_for_the_holder(stores: tuple[SqliteStore, 
     assert await a.renew(record().id, "holder-a", clock.now, 15) == (True, True)
 
 
-async def test_store_import_is_idempotent(stores: tuple[SqliteStore, SqliteStore, Clock]) -> None:
+async def test_store_import_is_idempotent(stores: tuple[JobStore, JobStore, Clock]) -> None:
     a, b, _clock = stores
     batch = [record(f"20260101-000000-{i:08x}", status="done") for i in range(50)]
     assert await a.import_records(batch) == 50
@@ -106,9 +132,9 @@ async def test_store_import_is_idempotent(stores: tuple[SqliteStore, SqliteStore
     assert (await a.list_jobs("alice", None, 100)).total == 50
 
 
-def _race(path: str, job_id: str, holder: str, results: multiprocessing.Queue[str]) -> None:
+def _race(spec: str, job_id: str, holder: str, results: multiprocessing.Queue[str]) -> None:
     async def take() -> str:
-        store = SqliteStore(Path(path))
+        store = _open(spec)
         await store.open()
         try:
             found = await store.get(job_id, "alice")
@@ -123,16 +149,14 @@ def _race(path: str, job_id: str, holder: str, results: multiprocessing.Queue[st
     results.put(asyncio.run(take()))
 
 
-async def test_store_one_of_many_processes_racing_for_a_job_takes_it(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / DB_FILE)
+async def test_store_one_of_many_processes_racing_for_a_job_takes_it(database: str) -> None:
+    store = _open(database)
     await store.open()
     await store.create(record(status="interrupted"))
     await store.close()
     context = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue[str] = context.Queue()
-    racers = [
-        context.Process(target=_race, args=(str(tmp_path / DB_FILE), record().id, f"p{i}", results)) for i in range(6)
-    ]
+    racers = [context.Process(target=_race, args=(database, record().id, f"p{i}", results)) for i in range(6)]
     for racer in racers:
         racer.start()
     outcomes = [await asyncio.to_thread(results.get, True, 60) for _ in racers]
@@ -141,7 +165,7 @@ async def test_store_one_of_many_processes_racing_for_a_job_takes_it(tmp_path: P
     assert sorted(outcomes) == ["refused"] * 5 + ["won"]
 
 
-async def test_store_jobs_limit_counts_live_leases_only(stores: tuple[SqliteStore, SqliteStore, Clock]) -> None:
+async def test_store_jobs_limit_counts_live_leases_only(stores: tuple[JobStore, JobStore, Clock]) -> None:
     a, b, clock = stores
 
     def live(job_id: str, owner: str = "alice") -> JobRecord:
@@ -165,9 +189,9 @@ async def test_store_jobs_limit_counts_live_leases_only(stores: tuple[SqliteStor
     assert again is not None and (await a.acquire(again, "h2", clock.now, 15, max_active=2)).lease_holder == "h2"
 
 
-def _start(path: str, job_id: str, results: multiprocessing.Queue[str]) -> None:
+def _start(spec: str, job_id: str, results: multiprocessing.Queue[str]) -> None:
     async def start() -> str:
-        store = SqliteStore(Path(path))
+        store = _open(spec)
         await store.open()
         try:
             await store.create(record(job_id, lease_holder=job_id, lease_expires=4e9), max_active=2)
@@ -180,15 +204,14 @@ def _start(path: str, job_id: str, results: multiprocessing.Queue[str]) -> None:
     results.put(asyncio.run(start()))
 
 
-async def test_store_jobs_limit_holds_when_processes_start_jobs_at_once(tmp_path: Path) -> None:
-    store = SqliteStore(tmp_path / DB_FILE)
+async def test_store_jobs_limit_holds_when_processes_start_jobs_at_once(database: str) -> None:
+    store = _open(database)
     await store.open()
     await store.close()
     context = multiprocessing.get_context("spawn")
     results: multiprocessing.Queue[str] = context.Queue()
     starters = [
-        context.Process(target=_start, args=(str(tmp_path / DB_FILE), f"20260101-000000-0000000{i}", results))
-        for i in range(6)
+        context.Process(target=_start, args=(database, f"20260101-000000-0000000{i}", results)) for i in range(6)
     ]
     for starter in starters:
         starter.start()
@@ -198,10 +221,11 @@ async def test_store_jobs_limit_holds_when_processes_start_jobs_at_once(tmp_path
     assert sorted(outcomes) == ["refused"] * 4 + ["started"] * 2
 
 
-async def test_store_migrations_are_versioned_and_safe_when_two_start_at_once(tmp_path: Path) -> None:
-    both = [SqliteStore(tmp_path / DB_FILE), SqliteStore(tmp_path / DB_FILE)]
+async def test_store_migrations_are_versioned_and_safe_when_two_start_at_once(database: str) -> None:
+    both = [_open(database), _open(database)]
     await asyncio.gather(*(s.open() for s in both))
-    assert [await s.schema_version() for s in both] == [SCHEMA_VERSION, SCHEMA_VERSION]
+    expected = PG_SCHEMA if database.startswith("postgresql://") else SCHEMA_VERSION
+    assert [await s.schema_version() for s in both] == [expected, expected]
     for s in both:
         await s.close()
 

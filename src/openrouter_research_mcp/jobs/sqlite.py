@@ -14,9 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import math
 import os
 import sqlite3
 import threading
@@ -24,10 +22,10 @@ import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from .._util import strict_json
 from .store import (
+    COLUMNS,
     Conflict,
     JobRecord,
     JobSummary,
@@ -37,6 +35,9 @@ from .store import (
     StoreUnavailable,
     TooManyJobs,
     UsageRow,
+    dump_data,
+    finite,
+    record_from_row,
 )
 
 __all__ = ["DB_FILE", "SqliteStore"]
@@ -79,39 +80,6 @@ MIGRATIONS: dict[int, str] = {
     );
     """,
 }
-_COLUMNS = (
-    "id, kind, owner, status, version, lease_holder, lease_expires, cancel_requested, created_at, updated_at, "
-    "title, cost_usd, key_source, data"
-)
-
-
-def _real(value: float) -> float:
-    """A number for a REAL NOT NULL column: an impossible one (NaN, infinite) is stored as 0, never refused."""
-    return value if math.isfinite(value) else 0.0
-
-
-def _dumps(data: dict[str, Any]) -> str:
-    return strict_json(data, ensure_ascii=False, separators=(",", ":"))
-
-
-def _record(row: sqlite3.Row | tuple[Any, ...]) -> JobRecord:
-    (job_id, kind, owner, status, version, holder, expires, cancel, created, updated, title, cost, source, data) = row
-    return JobRecord(
-        id=job_id,
-        kind=kind,
-        owner=owner,
-        status=status,
-        version=version,
-        lease_holder=holder,
-        lease_expires=expires,
-        cancel_requested=bool(cancel),
-        created_at=created,
-        updated_at=updated,
-        title=title,
-        cost_usd=cost,
-        key_source=source,
-        data=json.loads(data),
-    )
 
 
 class SqliteStore:
@@ -279,7 +247,7 @@ class SqliteStore:
             try:
                 self._check_room(db, record.owner, self.clock(), max_active)
                 db.execute(
-                    f"INSERT INTO jobs ({_COLUMNS}) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    f"INSERT INTO jobs ({COLUMNS}) VALUES (?, ?, ?, ?, 1, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (
                         record.id,
                         record.kind,
@@ -288,12 +256,12 @@ class SqliteStore:
                         record.lease_holder,
                         record.lease_expires,
                         int(record.cancel_requested),
-                        _real(record.created_at),
-                        _real(record.updated_at),
+                        finite(record.created_at),
+                        finite(record.updated_at),
                         record.title,
-                        _real(record.cost_usd),
+                        finite(record.cost_usd),
                         record.key_source,
-                        _dumps(record.data),
+                        dump_data(record.data),
                     ),
                 )
                 db.execute("COMMIT")
@@ -310,8 +278,8 @@ class SqliteStore:
 
     async def get(self, job_id: str, owner: str) -> JobRecord | None:
         def read(db: sqlite3.Connection) -> JobRecord | None:
-            row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ? AND owner = ?", (job_id, owner)).fetchone()
-            return _record(row) if row else None
+            row = db.execute(f"SELECT {COLUMNS} FROM jobs WHERE id = ? AND owner = ?", (job_id, owner)).fetchone()
+            return record_from_row(row) if row else None
 
         return await self._run(read)
 
@@ -344,10 +312,10 @@ class SqliteStore:
                 "UPDATE jobs SET data = ?, status = ?, title = ?, cost_usd = ?, updated_at = ?, "
                 f"version = version + 1{lease} WHERE id = ? AND owner = ? AND version = ?{guard}",
                 (
-                    _dumps(record.data),
+                    dump_data(record.data),
                     record.status,
                     record.title,
-                    _real(record.cost_usd),
+                    finite(record.cost_usd),
                     now,
                     record.id,
                     record.owner,
@@ -386,12 +354,12 @@ class SqliteStore:
                     "(lease_holder IS NULL OR lease_expires IS NULL OR lease_expires <= ?)",
                     (holder, now + ttl, now, record.id, record.owner, record.version, now),
                 ).rowcount
-                row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ?", (record.id,)).fetchone()
+                row = db.execute(f"SELECT {COLUMNS} FROM jobs WHERE id = ?", (record.id,)).fetchone()
                 db.execute("COMMIT")
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-            current = _record(row) if row else None
+            current = record_from_row(row) if row else None
             if changed == 1 and current is not None:
                 return current
             if current is not None and current.lease_live(now) and current.lease_holder != holder:
@@ -413,8 +381,8 @@ class SqliteStore:
     async def request_cancel(self, job_id: str, owner: str) -> JobRecord | None:
         def mark(db: sqlite3.Connection) -> JobRecord | None:
             db.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ? AND owner = ?", (job_id, owner))
-            row = db.execute(f"SELECT {_COLUMNS} FROM jobs WHERE id = ? AND owner = ?", (job_id, owner)).fetchone()
-            return _record(row) if row else None
+            row = db.execute(f"SELECT {COLUMNS} FROM jobs WHERE id = ? AND owner = ?", (job_id, owner)).fetchone()
+            return record_from_row(row) if row else None
 
         return await self._run(mark)
 
@@ -425,19 +393,19 @@ class SqliteStore:
                 added = 0
                 for r in records:
                     added += db.execute(
-                        f"INSERT OR IGNORE INTO jobs ({_COLUMNS}) "
+                        f"INSERT OR IGNORE INTO jobs ({COLUMNS}) "
                         "VALUES (?, ?, ?, ?, 1, NULL, NULL, 0, ?, ?, ?, ?, ?, ?)",
                         (
                             r.id,
                             r.kind,
                             r.owner,
                             r.status,
-                            _real(r.created_at),
-                            _real(r.updated_at),
+                            finite(r.created_at),
+                            finite(r.updated_at),
                             r.title,
-                            _real(r.cost_usd),
+                            finite(r.cost_usd),
                             r.key_source,
-                            _dumps(r.data),
+                            dump_data(r.data),
                         ),
                     ).rowcount
                 db.execute("COMMIT")

@@ -19,17 +19,22 @@ StoreError
 
 from __future__ import annotations
 
+import json
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BeforeValidator
 
+from .._util import strict_json
+
 __all__ = [
     "Timestamp",
     "ACTIVE",
+    "COLUMNS",
     "FINISHED",
     "SCHEMA_VERSION",
     "STATUSES",
@@ -44,6 +49,10 @@ __all__ = [
     "StoreUnavailable",
     "TooManyJobs",
     "UsageRow",
+    "dump_data",
+    "finite",
+    "open_store",
+    "record_from_row",
 ]
 
 
@@ -169,6 +178,44 @@ class UsageRow:
     cost_usd: float
 
 
+# How every store lays a job out: its columns in this order, its data as strict JSON text (so each database
+# keeps exactly what was written), and no impossible number in a numeric column.
+COLUMNS = (
+    "id, kind, owner, status, version, lease_holder, lease_expires, cancel_requested, created_at, updated_at, "
+    "title, cost_usd, key_source, data"
+)
+
+
+def finite(value: float) -> float:
+    """A number for a NOT NULL numeric column: an impossible one (NaN, infinite) is stored as 0, never refused."""
+    return value if math.isfinite(value) else 0.0
+
+
+def dump_data(data: dict[str, Any]) -> str:
+    return strict_json(data, ensure_ascii=False, separators=(",", ":"))
+
+
+def record_from_row(row: Sequence[Any]) -> JobRecord:
+    """A job from a row of `COLUMNS`."""
+    (job_id, kind, owner, status, version, holder, expires, cancel, created, updated, title, cost, source, data) = row
+    return JobRecord(
+        id=job_id,
+        kind=kind,
+        owner=owner,
+        status=status,
+        version=version,
+        lease_holder=holder,
+        lease_expires=expires,
+        cancel_requested=bool(cancel),
+        created_at=created,
+        updated_at=updated,
+        title=title,
+        cost_usd=cost,
+        key_source=source,
+        data=json.loads(data),
+    )
+
+
 class JobStore(Protocol):
     """A database of jobs and usage. Every method is async and never blocks the event loop."""
 
@@ -224,3 +271,15 @@ class JobStore(Protocol):
     ) -> None: ...
 
     async def usage(self, owner: str, since_day: str | None = None) -> list[UsageRow]: ...
+
+
+def open_store(database_url: str | None, data_dir: Path, clock: Callable[[], float] = time.time) -> JobStore:
+    """The store a server uses (not opened yet): PostgreSQL at `database_url` (OPENROUTER_DATABASE_URL) when it is
+    set, else the embedded SQLite file in the data directory."""
+    if database_url:
+        from .postgres import PostgresStore
+
+        return PostgresStore(database_url, clock=clock)
+    from .sqlite import DB_FILE, SqliteStore
+
+    return SqliteStore(data_dir / DB_FILE, clock=clock)

@@ -25,8 +25,7 @@ from ..errors import OpenRouterError
 from ..jobs.accounts import ACCOUNTS_FILE, Accounts, Limits, QuotaGate
 from ..jobs.legacy import import_legacy
 from ..jobs.manager import JobManager
-from ..jobs.sqlite import DB_FILE, SqliteStore
-from ..jobs.store import JobStore, StoreError, UsageRow
+from ..jobs.store import JobStore, StoreError, UsageRow, open_store
 from ..openrouter.budget import Gate
 from ..openrouter.catalog import ModelCatalog
 from ..openrouter.client import OpenRouterClient
@@ -217,7 +216,8 @@ async def open_state(
         base_url=settings.base_url,
     )
     client.pricing = catalog.pricing_for
-    store = SqliteStore(settings.data_dir / DB_FILE, clock=clock)
+    url = settings.database_url.get_secret_value() if settings.database_url else None
+    store = open_store(url, settings.data_dir, clock)
     await store.open()
     jobs = JobManager(store, lease_s=settings.job_lease_s, clock=clock)
     research = ResearchJobs(ResearchEngine(settings), jobs, catalog)

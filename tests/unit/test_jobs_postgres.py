@@ -1,0 +1,68 @@
+"""PostgreSQL's own: a database that goes away and comes back (each test with a server of its own, really stopped
+and started), a server that starts before its database, and a password that appears nowhere."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from openrouter_research_mcp.jobs.postgres import PostgresStore, describe_url
+from openrouter_research_mcp.jobs.store import JobRecord, StoreUnavailable
+
+from ..services import Postgres, postgres
+
+
+@pytest.fixture
+def own_server() -> Iterator[Postgres]:
+    try:
+        with postgres() as server:
+            yield server
+    except LookupError as exc:
+        pytest.skip(f"PostgreSQL tests skipped: {exc}")
+
+
+def _with_password(url: str) -> str:
+    return url.replace("postgresql://mcp@", "postgresql://mcp:hunter2-secret@")  # trust auth: any password works
+
+
+def _job(job_id: str = "20260101-000000-00000001") -> JobRecord:
+    return JobRecord(id=job_id, kind="research", owner="alice", status="done", data={"report": "kept"})
+
+
+async def test_postgres_a_database_that_goes_away_fails_calls_clearly_and_comes_back(own_server: Postgres) -> None:
+    store = PostgresStore(_with_password(own_server.url()), timeout=1)
+    await store.open()
+    try:
+        await store.create(_job())
+        own_server.stop()
+        with pytest.raises(StoreUnavailable) as gone:
+            await store.get(_job().id, "alice")
+        message = gone.value.message
+        assert "cannot be reached just now" in message and "ask, compare_models, list_models" in message
+        assert "hunter2" not in message and "hunter2" not in store.description
+        own_server.start()
+        back = await store.get(_job().id, "alice")  # the pool reconnects by itself: nothing was lost
+        assert back is not None and back.data == {"report": "kept"}
+    finally:
+        await store.close()
+
+
+async def test_postgres_a_server_started_before_its_database_serves_once_it_is_up(own_server: Postgres) -> None:
+    own_server.stop()
+    store = PostgresStore(own_server.url(), timeout=1)
+    await store.open()  # no database yet: said in the log, not fatal
+    try:
+        with pytest.raises(StoreUnavailable):
+            await store.list_jobs("alice", None, 10)
+        own_server.start()
+        await store.create(_job())  # migrated on the first connection that works
+        assert (await store.list_jobs("alice", None, 10)).total == 1
+        assert await store.schema_version() >= 1
+    finally:
+        await store.close()
+
+
+def test_postgres_a_database_is_named_without_its_credentials() -> None:
+    assert describe_url("postgresql://mcp:s3cret@db.internal:6543/research") == "db.internal:6543/research"
+    assert describe_url("postgresql://db/research") == "db:5432/research"
