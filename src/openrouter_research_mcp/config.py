@@ -216,6 +216,11 @@ class Settings(BaseSettings):
         return value
 
     @property
+    def database(self) -> str | None:
+        """The PostgreSQL URL (OPENROUTER_DATABASE_URL) when several replicas share one database, else None."""
+        return self.database_url.get_secret_value() if self.database_url else None
+
+    @property
     def has_api_key(self) -> bool:
         return self.api_key is not None and bool(self.api_key.get_secret_value())
 

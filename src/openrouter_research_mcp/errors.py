@@ -176,7 +176,8 @@ class BudgetExceededError(OpenRouterError):
 
 class QuotaExceededError(BudgetExceededError):
     """The caller's quota on this server is used up for now (the message says which, how much, and when it resets).
-    `limit` names it for the metrics: usd_per_day, usd_per_month, unpriced, calls_per_minute or jobs."""
+    `limit` names it for the metrics: usd_per_day, usd_per_month, unpriced, calls_per_minute, jobs, or unavailable
+    (the database that keeps the quotas cannot be reached, so none can be checked)."""
 
     def __init__(self, message: str, *, limit: str) -> None:
         super().__init__(message)

@@ -14,7 +14,7 @@ import time
 
 from ._util import usd
 from .config import Settings
-from .jobs.accounts import ACCOUNTS_FILE, OAUTH_PRINCIPAL, Accounts, Limits
+from .jobs.accounts import OAUTH_PRINCIPAL, Limits, open_accounts
 
 __all__ = ["run_quota_command", "run_token_command"]
 
@@ -34,7 +34,7 @@ def _limits(args: argparse.Namespace) -> Limits:
 
 
 def run_token_command(settings: Settings, args: argparse.Namespace) -> int:
-    accounts = Accounts(settings.data_dir / ACCOUNTS_FILE)
+    accounts = open_accounts(settings)
     try:
         if args.token_command == "add":
             limits = _limits(args)
@@ -67,7 +67,7 @@ def run_token_command(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def run_quota_command(settings: Settings, args: argparse.Namespace) -> int:
-    accounts = Accounts(settings.data_dir / ACCOUNTS_FILE)
+    accounts = open_accounts(settings)
     try:
         if args.quota_command == "set":
             principal, limits = OAUTH_PRINCIPAL + args.subject, _limits(args)

@@ -1,12 +1,14 @@
-"""Tokens and quotas (`jobs/accounts.py`) with an injected clock: hashes only, holds that never let concurrent
-attempts pass a quota, refusals that name the limit, the amount used and the reset, and no number from upstream
-that switches a quota off."""
+"""Tokens and quotas (`jobs/accounts.py`) with an injected clock, on SQLite and on a real PostgreSQL: hashes only,
+holds that never let concurrent attempts pass a quota, refusals that name the limit, the amount used and the reset,
+and no number from upstream that switches a quota off."""
 
 from __future__ import annotations
 
 import asyncio
 import calendar
 import sqlite3
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,36 @@ from openrouter_research_mcp.jobs.accounts import Accounts, Limits, hash_token
 NOON = calendar.timegm((2026, 12, 31, 12, 0, 30))  # 12:00:30 UTC on the last day of a month
 
 
+class Books:
+    """Makes `Accounts` on one database (each a server or a replica of its own), and reads what it stores."""
+
+    def __init__(self, path: Path, url: str | None) -> None:
+        self.path, self.url = path, url
+
+    def __call__(self, clock: Callable[[], float] = time.time) -> Accounts:
+        return Accounts(self.path, clock=clock, url=self.url)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.url is None:
+            return sqlite3.connect(self.path).execute(sql).fetchall()
+        import psycopg
+
+        with psycopg.connect(self.url) as conn:
+            return [tuple(row) for row in conn.execute(sql).fetchall()]
+
+    def stored(self) -> bytes:
+        """Everything the database holds, as bytes a token could hide in."""
+        if self.url is None:
+            return self.path.read_bytes() + Path(f"{self.path}-wal").read_bytes()
+        return repr(self.query("SELECT * FROM tokens")).encode()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def make(request: pytest.FixtureRequest, tmp_path: Path) -> Books:
+    url = None if request.param == "sqlite" else str(request.getfixturevalue("pg_url"))
+    return Books(tmp_path / "accounts.db", url)
+
+
 class Clock:
     def __init__(self, now: float) -> None:
         self.now = now
@@ -27,11 +59,11 @@ class Clock:
         return self.now
 
 
-def test_tokens_are_stored_as_hashes_and_revoked_at_once(tmp_path: Path) -> None:
-    accounts = Accounts(tmp_path / "accounts.db")
+def test_tokens_are_stored_as_hashes_and_revoked_at_once(make: Books) -> None:
+    accounts = make()
     token = accounts.add_token("alice", Limits(usd_per_day=1.5))
     assert token.startswith("orm_") and len(token) > 40
-    raw = (tmp_path / "accounts.db").read_bytes() + (tmp_path / "accounts.db-wal").read_bytes()
+    raw = make.stored()
     assert token.encode() not in raw and hash_token(token).encode() in raw
     found = accounts.find_token(token)
     assert found is not None and found.name == "alice" and found.limits.usd_per_day == 1.5
@@ -40,15 +72,15 @@ def test_tokens_are_stored_as_hashes_and_revoked_at_once(tmp_path: Path) -> None
         accounts.add_token("alice")
     with pytest.raises(ValueError, match="cannot name a token"):
         accounts.add_token("bad name; drop table")
-    other = Accounts(tmp_path / "accounts.db")  # another process: the CLI
+    other = make()  # another process: the CLI
     assert other.revoke_token("alice") and accounts.find_token(token) is None
     accounts.close()
     other.close()
 
 
-async def test_quota_holds_concurrent_attempts_and_names_the_limit(tmp_path: Path) -> None:
+async def test_quota_holds_concurrent_attempts_and_names_the_limit(make: Books) -> None:
     clock = Clock(NOON)
-    accounts = Accounts(tmp_path / "accounts.db", clock=clock)
+    accounts = make(clock)
     limits = Limits(usd_per_day=0.01)
 
     async def attempt() -> float:
@@ -79,8 +111,8 @@ async def test_quota_holds_concurrent_attempts_and_names_the_limit(tmp_path: Pat
     accounts.close()
 
 
-async def test_quota_counts_a_cost_that_is_no_real_number_as_the_whole_hold(tmp_path: Path) -> None:
-    accounts = Accounts(tmp_path / "accounts.db", clock=Clock(NOON))
+async def test_quota_counts_a_cost_that_is_no_real_number_as_the_whole_hold(make: Books) -> None:
+    accounts = make(Clock(NOON))
     limits = Limits(usd_per_month=0.01)
     for bad in (float("nan"), -1.0, None, float("inf")):
         hold = await accounts.hold("o", 0.002, limits, "x")
@@ -94,9 +126,9 @@ async def test_quota_counts_a_cost_that_is_no_real_number_as_the_whole_hold(tmp_
     accounts.close()
 
 
-async def test_calls_per_minute_window_and_message(tmp_path: Path) -> None:
+async def test_calls_per_minute_window_and_message(make: Books) -> None:
     clock = Clock(NOON)
-    accounts = Accounts(tmp_path / "accounts.db", clock=clock)
+    accounts = make(clock)
     limits = Limits(calls_per_minute=2)
     await accounts.count_call("o", limits)
     await accounts.count_call("o", limits)
@@ -111,12 +143,13 @@ async def test_calls_per_minute_window_and_message(tmp_path: Path) -> None:
     accounts.close()
 
 
-def test_two_processes_share_one_quota(tmp_path: Path) -> None:
-    """Holds made through two `Accounts` on one file (two servers) add up: SQLite serialises them."""
+def test_two_processes_share_one_quota(make: Books) -> None:
+    """Holds made through two `Accounts` on one database (two servers, two replicas) add up: SQLite serialises
+    them, and on PostgreSQL they take one advisory lock."""
     limits = Limits(usd_per_day=0.005)
 
     async def both() -> list[Any]:
-        one, two = Accounts(tmp_path / "a.db", clock=Clock(NOON)), Accounts(tmp_path / "a.db", clock=Clock(NOON))
+        one, two = make(Clock(NOON)), make(Clock(NOON))
         tries = [book.hold("o", 0.002, limits, "x") for book in (one, two, one, two)]
         out = await asyncio.gather(*tries, return_exceptions=True)
         one.close()
@@ -125,17 +158,17 @@ def test_two_processes_share_one_quota(tmp_path: Path) -> None:
 
     outcomes = asyncio.run(both())
     assert sum(1 for o in outcomes if not isinstance(o, BaseException)) == 2
-    rows = sqlite3.connect(tmp_path / "a.db").execute("SELECT COUNT(*), SUM(amount) FROM holds").fetchone()
+    [rows] = make.query("SELECT COUNT(*), SUM(amount) FROM holds")
     assert rows == (2, pytest.approx(0.004))
 
 
-async def test_a_hold_left_by_a_killed_server_stops_counting_after_an_hour(tmp_path: Path) -> None:
+async def test_a_hold_left_by_a_killed_server_stops_counting_after_an_hour(make: Books) -> None:
     clock = Clock(NOON)
-    dead = Accounts(tmp_path / "accounts.db", clock=clock)
+    dead = make(clock)
     limits = Limits(usd_per_day=0.005)
     await dead.hold("o", 0.004, limits, "x")  # never settled: the server was killed mid-call
     dead.close()
-    alive = Accounts(tmp_path / "accounts.db", clock=clock)
+    alive = make(clock)
     with pytest.raises(QuotaExceededError, match="\\$0.004 held by calls in progress"):
         await alive.hold("o", 0.002, limits, "x")
     clock.now += 3601

@@ -3,6 +3,7 @@ and started), a server that starts before its database, and a password that appe
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 
 import pytest
@@ -66,3 +67,47 @@ async def test_postgres_a_server_started_before_its_database_serves_once_it_is_u
 def test_postgres_a_database_is_named_without_its_credentials() -> None:
     assert describe_url("postgresql://mcp:s3cret@db.internal:6543/research") == "db.internal:6543/research"
     assert describe_url("postgresql://db/research") == "db:5432/research"
+
+
+async def test_postgres_accounts_that_go_away_refuse_quotas_and_keep_recent_tokens(own_server: Postgres) -> None:
+    """With the accounts in PostgreSQL and PostgreSQL stopped: a quota cannot be checked, so a paid call is refused
+    with that reason (never let through unchecked); a token verified a moment ago is still taken, a token not seen
+    is refused; once the database is back, everything is as it was."""
+    from openrouter_research_mcp.errors import QuotaExceededError
+    from openrouter_research_mcp.jobs.accounts import Accounts, Limits
+    from openrouter_research_mcp.remote.auth import OUTAGE_GRACE_S, TokenTable
+
+    class Clock:
+        now = 0.0
+
+        def __call__(self) -> float:
+            return self.now
+
+    clock = Clock()
+    accounts = Accounts(own_server.root / "unused.db", url=_with_password(own_server.url()))
+    table = TokenTable(accounts, clock=clock)
+    alice, bob = accounts.add_token("alice", Limits(usd_per_day=1.0)), accounts.add_token("bob")
+    try:
+        assert (await table.verify_token(alice)) is not None
+        own_server.stop()
+        with pytest.raises(QuotaExceededError) as refused:
+            await accounts.hold("token:alice", 0.01, Limits(usd_per_day=1.0), "A call")
+        assert refused.value.limit == "unavailable" and "cannot be reached just now" in refused.value.message
+        assert "hunter2" not in refused.value.message
+        taken = await table.verify_token(alice)  # seen a moment ago: still taken, with its quotas
+        assert taken is not None and taken.subject == "token:alice" and (taken.claims or {})["usd_per_day"] == 1.0
+        assert await table.verify_token(bob) is None  # never seen by this server: refused
+        clock.now += OUTAGE_GRACE_S + 1
+        assert await table.verify_token(alice) is None  # too long ago
+        own_server.start()
+        for _ in range(100):  # fails at once for RETRY_AFTER_S after a failure, then connects again
+            try:
+                assert (await table.verify_token(bob)) is not None
+                break
+            except AssertionError:
+                await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the accounts never came back")
+        assert await accounts.hold("token:alice", 0.01, Limits(usd_per_day=1.0), "A call") is not None
+    finally:
+        accounts.close()

@@ -1,39 +1,64 @@
-"""Who may call a team server, and how much: access tokens (stored as hashes) and per-caller quotas, in SQLite.
+"""Who may call a team server, and how much: access tokens (stored as hashes) and per-caller quotas, in SQLite or,
+for several replicas, in PostgreSQL.
 
-`Accounts` keeps one database file (`accounts.db` in the data directory) that the server and the
+`Accounts` keeps one database (`accounts.db` in the data directory, or the tables `tokens`, `subjects`, `holds`,
+`spend` and `calls` in the database at `OPENROUTER_DATABASE_URL`) that every server and the
 `openrouter-research-mcp token …` commands share, so a token added or revoked from a shell takes effect at the next
-request. Only a token's SHA-256 hash is stored; the token itself is printed once by `token add` and never again.
+request, on every replica. Only a token's SHA-256 hash is stored; the token itself is printed once by `token add`
+and never again.
 
 Quotas are held the way budgets are (see `openrouter/budget.py`): before each attempt of a paid call its worst case
 is *held* against the caller's daily and monthly USD quotas, in one `BEGIN IMMEDIATE` transaction that reads what is
 spent and held and refuses when the hold does not fit; after it, the hold is replaced by what the attempt really
-cost, in one transaction too. SQLite serialises those transactions across threads and processes, so concurrent
-calls (or two servers on one data directory) can never together pass a quota by more than what in-flight attempts
+cost, in one transaction too. SQLite serialises those transactions across threads and processes, and on PostgreSQL
+each one first takes one transaction-scoped advisory lock (`ACCOUNTS_LOCK`), so concurrent calls (or two servers on
+one data directory, or replicas on one database) can never together pass a quota by more than what in-flight attempts
 cost beyond their worst cases. A hold left by a server killed mid-call stops counting after an hour (`HOLD_TTL_S`).
 Calls per minute are counted in fixed minute windows, atomically as well. A cost that is no real number (NaN,
 negative, missing) counts as the whole hold.
+
+The statements are written once, with SQLite's `?` placeholders; on PostgreSQL (`_Postgres`) they run through
+psycopg with `%s`, in the same worker thread. A PostgreSQL that cannot be reached is `StoreUnavailable`: for two
+seconds after a failure no new connection is tried, so a database that is away costs callers no waiting.
 """
 
 from __future__ import annotations
 
 import asyncio
 import calendar
+import contextlib
 import hashlib
+import logging
 import math
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
 from .._util import usd
+from ..config import Settings
 from ..errors import QuotaExceededError
+from .store import StoreUnavailable
 
-__all__ = ["ACCOUNTS_FILE", "Accounts", "Hold", "Limits", "QuotaGate", "TokenInfo", "hash_token", "new_token"]
+__all__ = [
+    "ACCOUNTS_FILE",
+    "ACCOUNTS_LOCK",
+    "Accounts",
+    "Hold",
+    "Limits",
+    "QuotaGate",
+    "TokenInfo",
+    "hash_token",
+    "new_token",
+    "open_accounts",
+]
+
+log = logging.getLogger(__name__)
 
 ACCOUNTS_FILE = "accounts.db"
 # How a team server names its callers (their principal, the owner of their work): by token name or OAuth subject.
@@ -45,6 +70,8 @@ T = TypeVar("T")
 # A hold older than this is taken for one a server left when it was killed mid-call: it no longer counts. (An
 # attempt still running after an hour, a stream that keeps sending that long, would go uncounted until it settles.)
 HOLD_TTL_S = 3600.0
+ACCOUNTS_LOCK = 0x6F726D32  # "orm2": the advisory lock every replica's account transactions take on PostgreSQL
+RETRY_AFTER_S = 2.0  # after a failed connection to PostgreSQL, how long calls fail at once before one is tried
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (
@@ -148,49 +175,133 @@ def _next_month(now: float) -> str:
     return time.strftime("%Y-%m-%d 00:00 UTC", time.gmtime(calendar.timegm((year, month, 1, 0, 0, 0))))
 
 
-class Accounts:
-    """Tokens and quotas in one SQLite file (see the module docstring). `clock` is wall time, for the quota
-    windows (days and months in UTC, minutes)."""
+def open_accounts(settings: Settings, clock: Callable[[], float] = time.time) -> Accounts:
+    """The accounts a server (or the token and quota commands) uses: in PostgreSQL when OPENROUTER_DATABASE_URL
+    is set, else in `accounts.db` in the data directory."""
+    return Accounts(settings.data_dir / ACCOUNTS_FILE, clock=clock, url=settings.database)
 
-    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time) -> None:
+
+class _Postgres:
+    """A psycopg connection that runs the statements here as they are written for SQLite (`?` placeholders). Its
+    tables are the job store's migrations' (`postgres.MIGRATIONS`), applied when it connects."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        from .postgres import migrate_now
+
+        migrate_now(url)
+        self.conn = psycopg.connect(
+            url, autocommit=True, connect_timeout=5, application_name="openrouter-research-mcp accounts"
+        )
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return self.conn.execute(sql.replace("?", "%s"), params)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+Db = sqlite3.Connection | _Postgres
+
+
+class Accounts:
+    """Tokens and quotas in one SQLite file, or in PostgreSQL at `url` (see the module docstring). `clock` is wall
+    time, for the quota windows (days and months in UTC, minutes)."""
+
+    def __init__(self, path: Path, *, clock: Callable[[], float] = time.time, url: str | None = None) -> None:
         self.path = path
+        self.url = url
         self.clock = clock
-        self._db: sqlite3.Connection | None = None
+        self._db: Db | None = None
+        self._failed_at: float | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accounts-db")
         self._lock = threading.Lock()
 
     # ---------------------------------------------------------------------------------------------- plumbing
 
-    def _conn(self) -> sqlite3.Connection:
+    def _conn(self) -> Db:
         with self._lock:
             if self._db is None:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                db = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-                db.execute("PRAGMA busy_timeout = 30000")
-                db.execute("PRAGMA journal_mode = WAL")
-                db.executescript(_SCHEMA)
-                self._db = db
+                self._db = self._connect()
             return self._db
 
-    def _txn(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        db = self._conn()
-        with self._lock:
-            db.execute("BEGIN IMMEDIATE")
+    def _connect(self) -> Db:
+        if self.url is not None:
+            import psycopg
+
+            if self._failed_at is not None and time.monotonic() - self._failed_at < RETRY_AFTER_S:
+                raise self._unavailable("it did not answer a moment ago")
             try:
+                db = _Postgres(self.url)
+            except psycopg.Error as exc:
+                self._failed_at = time.monotonic()
+                raise self._unavailable(str(exc).strip().splitlines()[0] if str(exc).strip() else "") from exc
+            self._failed_at = None
+            return db
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lite = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        lite.execute("PRAGMA busy_timeout = 30000")
+        lite.execute("PRAGMA journal_mode = WAL")
+        lite.executescript(_SCHEMA)
+        return lite
+
+    def _unavailable(self, why: str) -> StoreUnavailable:
+        from .postgres import describe_url
+
+        where = describe_url(self.url or "")
+        return StoreUnavailable(
+            f"The accounts database ({where}) cannot be reached just now{f' ({why})' if why else ''}: tokens and "
+            "quotas cannot be checked. Try again in a moment."
+        )
+
+    def _guarded(self, fn: Callable[[Db], T]) -> Callable[[Db], T]:
+        """`fn`, with a PostgreSQL connection that breaks turned into `StoreUnavailable` (and dropped, so the next
+        call connects again)."""
+        if self.url is None:
+            return fn
+
+        def guarded(db: Db) -> T:
+            import psycopg
+
+            try:
+                return fn(db)
+            except psycopg.OperationalError as exc:
+                if self._db is db:  # (under `_lock`, which `_txn` and `_read` hold)
+                    self._db = None
+                with contextlib.suppress(Exception):
+                    db.close()
+                self._failed_at = time.monotonic()
+                raise self._unavailable(str(exc).strip().splitlines()[0] if str(exc).strip() else "") from exc
+
+        return guarded
+
+    def _txn(self, fn: Callable[[Db], T]) -> T:
+        db = self._conn()
+
+        def run(db: Db) -> T:
+            db.execute("BEGIN IMMEDIATE" if isinstance(db, sqlite3.Connection) else "BEGIN")
+            try:
+                if not isinstance(db, sqlite3.Connection):
+                    db.execute("SELECT pg_advisory_xact_lock(?)", (ACCOUNTS_LOCK,))
                 out = fn(db)
             except BaseException:
-                db.execute("ROLLBACK")
+                with contextlib.suppress(Exception):
+                    db.execute("ROLLBACK")
                 raise
             db.execute("COMMIT")
             return out
 
-    def _read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self._lock:
+            return self._guarded(run)(db)
+
+    def _read(self, fn: Callable[[Db], T]) -> T:
         """A read: no write lock taken (WAL readers never wait for writers)."""
         db = self._conn()
         with self._lock:
-            return fn(db)
+            return self._guarded(fn)(db)
 
-    async def _run(self, fn: Callable[[sqlite3.Connection], T], *, write: bool = True) -> T:
+    async def _run(self, fn: Callable[[Db], T], *, write: bool = True) -> T:
         step = self._txn if write else self._read
         return await asyncio.get_running_loop().run_in_executor(self._executor, step, fn)
 
@@ -209,7 +320,7 @@ class Accounts:
             raise ValueError(f"{name!r} cannot name a token: use 1-64 letters, digits, dots, dashes, underscores or @.")
         token = new_token()
 
-        def insert(db: sqlite3.Connection) -> None:
+        def insert(db: Db) -> None:
             if db.execute("SELECT 1 FROM tokens WHERE name = ?", (name,)).fetchone():
                 raise ValueError(f"A token named {name!r} exists already; revoke it first, or choose another name.")
             db.execute(
@@ -301,7 +412,7 @@ class Accounts:
 
     # ---------------------------------------------------------------------------------------------- quotas
 
-    def _spent(self, db: sqlite3.Connection, owner: str, now: float) -> tuple[float, float, float]:
+    def _spent(self, db: Db, owner: str, now: float) -> tuple[float, float, float]:
         """Today's and this month's settled spend, and what is held now."""
         day = _day(now)
         today = db.execute("SELECT usd FROM spend WHERE owner = ? AND day = ?", (owner, day)).fetchone()
@@ -325,7 +436,7 @@ class Accounts:
                 limit="unpriced",
             )
 
-        def take(db: sqlite3.Connection) -> Hold:
+        def take(db: Db) -> Hold:
             now = self.clock()
             today, month, held = self._spent(db, owner, now)
             for used, limit, period, resets, name in (
@@ -342,10 +453,19 @@ class Accounts:
                         limit=name,
                     )
             db.execute("DELETE FROM holds WHERE owner = ? AND created < ?", (owner, now - HOLD_TTL_S))
-            cursor = db.execute("INSERT INTO holds (owner, amount, created) VALUES (?, ?, ?)", (owner, amount, now))
-            return Hold(id=int(cursor.lastrowid or 0), owner=owner, amount=amount)
+            row = db.execute(
+                "INSERT INTO holds (owner, amount, created) VALUES (?, ?, ?) RETURNING id", (owner, amount, now)
+            ).fetchone()
+            return Hold(id=int(row[0]), owner=owner, amount=amount)
 
-        return await self._run(take)
+        return await self._checked(take)
+
+    async def _checked(self, fn: Callable[[Db], T]) -> T:
+        """A quota transaction; a database that cannot be reached refuses the call (nothing is spent unchecked)."""
+        try:
+            return await self._run(fn)
+        except StoreUnavailable as exc:
+            raise QuotaExceededError(exc.message, limit="unavailable") from None
 
     async def settle(self, hold: Hold | None, cost: float | None) -> None:
         """Replace a hold by what the attempt really cost (no real number: the whole hold counts)."""
@@ -355,15 +475,18 @@ class Accounts:
         trusted = cost is not None and math.isfinite(cost) and cost >= 0
         spent = cost if trusted and cost is not None else hold.amount
 
-        def replace(db: sqlite3.Connection) -> None:
+        def replace(db: Db) -> None:
             db.execute("DELETE FROM holds WHERE id = ?", (hold.id,))
             db.execute(
                 "INSERT INTO spend (owner, day, usd) VALUES (?, ?, ?) "
-                "ON CONFLICT (owner, day) DO UPDATE SET usd = usd + excluded.usd",
+                "ON CONFLICT (owner, day) DO UPDATE SET usd = spend.usd + excluded.usd",
                 (hold.owner, _day(self.clock()), spent),
             )
 
-        await self._run(replace)
+        try:
+            await self._run(replace)
+        except StoreUnavailable as exc:  # the hold stays, and counts in full until HOLD_TTL_S: never less than spent
+            log.warning("a call's cost could not be settled against its quota: %s", exc.message)
 
     async def count_call(self, owner: str, limits: Limits) -> None:
         """Count one call in the current minute, or raise `QuotaExceededError` when the minute's calls are used."""
@@ -371,7 +494,7 @@ class Accounts:
             return
         limit = limits.calls_per_minute
 
-        def count(db: sqlite3.Connection) -> None:
+        def count(db: Db) -> None:
             now = self.clock()
             minute = int(now // 60)
             row = db.execute("SELECT n FROM calls WHERE owner = ? AND minute = ?", (owner, minute)).fetchone()
@@ -386,12 +509,12 @@ class Accounts:
                 )
             db.execute(
                 "INSERT INTO calls (owner, minute, n) VALUES (?, ?, 1) "
-                "ON CONFLICT (owner, minute) DO UPDATE SET n = n + 1",
+                "ON CONFLICT (owner, minute) DO UPDATE SET n = calls.n + 1",
                 (owner, minute),
             )
             db.execute("DELETE FROM calls WHERE owner = ? AND minute < ?", (owner, minute))
 
-        await self._run(count)
+        await self._checked(count)
 
     async def usage(self, owner: str) -> tuple[float, float, float]:
         """Today's and this month's spend against the quotas, and what is held now."""
@@ -401,7 +524,7 @@ class Accounts:
         """`owner`'s USD and calls quotas as `openrouter://usage` shows them: for each limit set, the limit, what
         is used (and held by calls in progress) and when it resets; None for a limit that is not set."""
 
-        def read(db: sqlite3.Connection) -> dict[str, Any]:
+        def read(db: Db) -> dict[str, Any]:
             now = self.clock()
             today, month, held = self._spent(db, owner, now)
             minute = int(now // 60)

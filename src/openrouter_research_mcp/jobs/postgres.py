@@ -46,7 +46,7 @@ from .store import (
     record_from_row,
 )
 
-__all__ = ["MIGRATIONS", "PostgresStore", "describe_url", "migrate"]
+__all__ = ["MIGRATIONS", "PostgresStore", "describe_url", "migrate_now"]
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +85,44 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (owner, day, model)
     );
     """,
+    # The accounts (jobs/accounts.py): tokens by hash, OAuth subjects' quotas, holds, settled spend, calls.
+    2: """
+    CREATE TABLE tokens (
+        name TEXT PRIMARY KEY,
+        hash TEXT NOT NULL UNIQUE,
+        created DOUBLE PRECISION NOT NULL,
+        usd_per_day DOUBLE PRECISION,
+        usd_per_month DOUBLE PRECISION,
+        calls_per_minute INTEGER,
+        jobs INTEGER
+    );
+    CREATE TABLE subjects (
+        principal TEXT PRIMARY KEY,
+        usd_per_day DOUBLE PRECISION,
+        usd_per_month DOUBLE PRECISION,
+        calls_per_minute INTEGER,
+        jobs INTEGER
+    );
+    CREATE TABLE holds (
+        id BIGSERIAL PRIMARY KEY,
+        owner TEXT NOT NULL,
+        amount DOUBLE PRECISION NOT NULL,
+        created DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX holds_owner ON holds (owner);
+    CREATE TABLE spend (
+        owner TEXT NOT NULL,
+        day TEXT NOT NULL,
+        usd DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (owner, day)
+    );
+    CREATE TABLE calls (
+        owner TEXT NOT NULL,
+        minute BIGINT NOT NULL,
+        n INTEGER NOT NULL,
+        PRIMARY KEY (owner, minute)
+    );
+    """,
 }
 SCHEMA = max(MIGRATIONS)
 
@@ -95,27 +133,28 @@ def describe_url(url: str) -> str:
     return f"{parts.hostname or 'localhost'}:{parts.port or 5432}{parts.path or '/'}"
 
 
-async def migrate(conn: psycopg.AsyncConnection[Any]) -> list[int]:
+def migrate_now(url: str) -> list[int]:
     """Apply the migrations not applied yet, in one transaction under the migration lock (a second replica waits
-    for the first, then finds nothing to do); returns the numbers applied."""
+    for the first, then finds nothing to do); returns the numbers applied. Synchronous, on a connection of its own:
+    the accounts' worker thread, `openrouter-research-mcp migrate` and (through a thread) the store use it."""
     applied: list[int] = []
-    async with conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        await conn.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
-            "applied_at DOUBLE PRECISION NOT NULL)"
-        )
-        cur = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
-        row = await cur.fetchone()
-        current = int(row[0]) if row else 0
-        for number in sorted(MIGRATIONS):
-            if number > current:
-                for statement in filter(str.strip, MIGRATIONS[number].split(";")):
-                    await conn.execute(statement)  # our own migration text
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)", (number, time.time())
-                )
-                applied.append(number)
+    with psycopg.connect(url, autocommit=True, connect_timeout=int(CONNECT_TIMEOUT_S)) as conn:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, "
+                "applied_at DOUBLE PRECISION NOT NULL)"
+            )
+            row = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()
+            current = int(row[0]) if row else 0
+            for number in sorted(MIGRATIONS):
+                if number > current:
+                    for statement in filter(str.strip, MIGRATIONS[number].split(";")):
+                        conn.execute(statement)  # our own migration text
+                    conn.execute(
+                        "INSERT INTO schema_migrations (version, applied_at) VALUES (%s, %s)", (number, time.time())
+                    )
+                    applied.append(number)
     return applied
 
 
@@ -159,7 +198,7 @@ class PostgresStore:
         try:
             async with self._pool.connection() as conn:
                 if not self._migrated:
-                    await self._migrate(conn)
+                    await self._migrate()
                 yield conn
         except (psycopg.OperationalError, PoolTimeout) as exc:
             raise StoreUnavailable(
@@ -168,11 +207,11 @@ class PostgresStore:
                 "it is back."
             ) from exc
 
-    async def _migrate(self, conn: psycopg.AsyncConnection[Any]) -> None:
+    async def _migrate(self) -> None:
         async with self._migrating:
             if self._migrated:
                 return
-            applied = await migrate(conn)
+            applied = await asyncio.to_thread(migrate_now, self.url)
             self._migrated = True
         if applied:
             log.info("the job database at %s: migrations %s applied", describe_url(self.url), applied)

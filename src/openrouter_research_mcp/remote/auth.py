@@ -2,24 +2,30 @@
 the quotas of OAuth callers (`oauth`, verified by `oauth.py`).
 
 Each request's token is hashed and looked up in the accounts database (`jobs/accounts.py`) on every request, so a
-token revoked from a shell stops working at the next request. A token's name becomes the caller's principal
-(`token:NAME`), and its quotas travel with the verified token to the request's caller.
+token revoked from a shell stops working at the next request. While that database cannot be reached (PostgreSQL
+away, `StoreUnavailable`), a token this server verified within the last `OUTAGE_GRACE_S` is still taken, with what it
+was then, so calls that need no database go on; any other token is refused. A token's name becomes the caller's
+principal (`token:NAME`), and its quotas travel with the verified token to the request's caller.
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 from contextvars import ContextVar
 
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 
-from ..jobs.accounts import TOKEN_PRINCIPAL, Accounts, Limits
+from ..jobs.accounts import TOKEN_PRINCIPAL, Accounts, Limits, TokenInfo, hash_token
+from ..jobs.store import StoreUnavailable
 
 __all__ = ["SubjectQuotas", "TokenTable", "limits_of", "refused", "refusals"]
 
 log = logging.getLogger(__name__)
 
 MAX_TOKEN_CHARS = 512  # longer is no token of ours: refused without a database look-up
+OUTAGE_GRACE_S = 300.0  # while the accounts database is away: how recent a token's last good look-up must be
 
 # Why the verifiers refused the current request's token, for the metrics (`remote/http.py` counts each 401 once).
 refusals: ContextVar[list[str] | None] = ContextVar("openrouter_research_auth_refusals", default=None)
@@ -35,14 +41,26 @@ def refused(reason: str) -> None:
 class TokenTable:
     """The SDK's `TokenVerifier` over the accounts database."""
 
-    def __init__(self, accounts: Accounts) -> None:
-        self.accounts = accounts
+    def __init__(self, accounts: Accounts, clock: Callable[[], float] = time.monotonic) -> None:
+        self.accounts, self.clock = accounts, clock
+        self._good: dict[str, tuple[TokenInfo, float]] = {}  # by the token's hash: its last good look-up, and when
 
     async def verify_token(self, token: str) -> AccessToken | None:
         if not token or len(token) > MAX_TOKEN_CHARS:
             refused("malformed")
             return None
-        found = await self.accounts.find_token_async(token)
+        try:
+            found = await self.accounts.find_token_async(token)
+        except StoreUnavailable as exc:
+            found = self._recent(token, exc)
+            if found is None:
+                return None
+        else:
+            digest = hash_token(token)
+            if found is None:
+                self._good.pop(digest, None)
+            else:
+                self._good[digest] = (found, self.clock())
         if found is None:
             log.info("a request with an unknown or revoked bearer token was refused")
             refused("unknown_token")
@@ -54,6 +72,15 @@ class TokenTable:
             subject=TOKEN_PRINCIPAL + found.name,
             claims=_claims(found.limits),
         )
+
+    def _recent(self, token: str, exc: StoreUnavailable) -> TokenInfo | None:
+        known = self._good.get(hash_token(token))
+        if known is not None and self.clock() - known[1] <= OUTAGE_GRACE_S:
+            log.warning("%s Token %r taken as it was at its last look-up.", exc.message, known[0].name)
+            return known[0]
+        log.warning("%s A token not seen recently was refused.", exc.message)
+        refused("unavailable")
+        return None
 
 
 class SubjectQuotas:

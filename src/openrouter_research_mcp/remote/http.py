@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from .. import _metrics
 from ..config import Settings
 from ..errors import ConfigError, OpenRouterError
-from ..jobs.accounts import ACCOUNTS_FILE, Accounts
+from ..jobs.accounts import open_accounts
 from ..server import ResearchServer, build_server
 from . import bounds
 from .auth import SubjectQuotas, TokenTable, refusals, refused
@@ -184,7 +184,7 @@ def _authentication(settings: Settings) -> tuple[TokenVerifier | None, AuthSetti
     (protected-resource metadata at `/.well-known/oauth-protected-resource/mcp`, 403 on a missing scope)."""
     if settings.mcp_auth == "none":
         return None, None
-    accounts = Accounts(settings.data_dir / ACCOUNTS_FILE)
+    accounts = open_accounts(settings)
     if settings.mcp_auth == "tokens":
         auth = AuthSettings(issuer_url=public_url(settings), resource_server_url=None)  # type: ignore[arg-type]
         return TokenTable(accounts), auth

@@ -22,7 +22,7 @@ from .. import _metrics
 from ..benchmark.jobs import BenchmarkJobs
 from ..config import Settings
 from ..errors import OpenRouterError
-from ..jobs.accounts import ACCOUNTS_FILE, Accounts, Limits, QuotaGate
+from ..jobs.accounts import Accounts, Limits, QuotaGate, open_accounts
 from ..jobs.legacy import import_legacy
 from ..jobs.manager import JobManager
 from ..jobs.store import JobStore, StoreError, UsageRow, open_store
@@ -216,8 +216,7 @@ async def open_state(
         base_url=settings.base_url,
     )
     client.pricing = catalog.pricing_for
-    url = settings.database_url.get_secret_value() if settings.database_url else None
-    store = open_store(url, settings.data_dir, clock)
+    store = open_store(settings.database, settings.data_dir, clock)
     await store.open()
     jobs = JobManager(store, lease_s=settings.job_lease_s, clock=clock)
     research = ResearchJobs(ResearchEngine(settings), jobs, catalog)
@@ -229,7 +228,7 @@ async def open_state(
         jobs=jobs,
         research=research,
         benchmarks=BenchmarkJobs(jobs, settings),
-        accounts=Accounts(settings.data_dir / ACCOUNTS_FILE, clock=clock),
+        accounts=open_accounts(settings, clock),
     )
     shared.imported = asyncio.create_task(import_legacy(store, settings.data_dir, LEGACY_KINDS), name="import")
     try:
