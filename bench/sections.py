@@ -197,7 +197,7 @@ def citation_check(bench: Bench) -> None:
         None,
         "0",
         not false_by_code,
-        "code supports only claims that are the cited page's own words",
+        "code supports only a claim that restates its own quote, a whole sentence of the cited page",
     )
     bench.row(
         "altered quotes counted as quote found",

@@ -32,6 +32,16 @@ VERDICT = {
 }
 
 
+# What a citation card's verdict badge says for each support verdict (the view's own wording).
+VERDICT_BADGE = {
+    "supported": "supported",
+    "partly": "partly supported",
+    "cannot_tell": "unclear",
+    "unsupported": "unsupported: removed",
+    "not_checked": "claim not checked",
+}
+
+
 def caller(client: Client) -> Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]:
     async def call(name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         return wire(await client.call_tool(name, arguments))
@@ -64,11 +74,14 @@ async def test_research_view_every_citation_opens_its_source_card(
     chromium: str, fake_openrouter: FakeOpenRouter, tmp_path: Path
 ) -> None:
     fake_openrouter.structured_answers["research_plan"] = PLAN
+    # One quote on no page, beside the fake writer's true ones: the cards must show "quote found" and "not found".
+    fake_openrouter.writer_extra = 'Heat pumps run on moonlight [1 "heat pumps are powered by moonlight alone"].'
     question = "How do heat pumps work?"
     async with Client(stdio_params(fake_openrouter, tmp_path / "cache")) as client:
         result = await client.call_tool("deep_research", {"question": question, "depth": 1})
         data = result.structured_content
         assert data is not None and data["status"] == "done"
+        assert {c["quote_found"] for c in data["citations"]} == {True, False}
         html = await view_html(client, "research")
         async with open_view(chromium, "research", html, wire(result), {"question": question}, caller(client)) as v:
             view = v.view
@@ -87,12 +100,17 @@ async def test_research_view_every_citation_opens_its_source_card(
                 await card.wait_for(state="visible")
                 text = await card.inner_text()
                 assert source["title"] in text and source["url"] in text
-                for check in (c for c in data["citations"] if c["n"] == n):
+                checks = [c for c in data["citations"] if c["n"] == n]
+                blocks = card.locator(".check")
+                assert await blocks.count() == len(checks)
+                for block, check in zip([blocks.nth(i) for i in range(len(checks))], checks, strict=True):
+                    text = await block.inner_text()
                     assert check["quote"] in text and check["reason"] in text
-                    assert ("quote found on the page" in text) is check["quote_found"] or not check["quote_found"]
-                    assert {"supported": "supported", "not_checked": "claim not checked"}.get(
-                        check["support"], ""
-                    ) in text
+                    verdict, provenance = block.locator(".badge").nth(0), block.locator(".badge").nth(1)
+                    assert await verdict.inner_text() == VERDICT_BADGE[check["support"]]
+                    found = (await provenance.inner_text()).startswith("quote found on the page")
+                    tone = (await provenance.get_attribute("class") or "").split()
+                    assert found is check["quote_found"] and ("ok" in tone) is check["quote_found"], (check, tone)
                 await v.page.keyboard.press("Escape")
                 await card.wait_for(state="hidden")
                 assert await v.frame().evaluate("document.activeElement.dataset.n") == str(n)  # focus came back
@@ -145,9 +163,19 @@ async def test_research_view_stops_calling_the_host_at_teardown(
             await v.page.wait_for_function(TOOL_CALLS + ".length >= 1")
             await v.host("window.teardown()")
             await v.page.wait_for_function("window.hostLog.some(m => m.id === 9999 && 'result' in m)")
-            before = await v.host(TOOL_CALLS + ".length")
-            await v.page.wait_for_timeout(3500)  # longer than the refresh interval
-            assert await v.host(TOOL_CALLS + ".length") == before
+            # Every call answered and the answers read by the view (it answers a ping after them): a timer the view
+            # sets now, as long as its refresh interval (3 s), fires after any refresh it could still have due, since
+            # timers run in deadline order, and its message reaches the host after anything that refresh sent.
+            await v.page.wait_for_function(f"window.hostAnswered === {TOOL_CALLS}.length")
+            await v.host("toView({ id: 9998, method: 'ping' })")
+            await v.page.wait_for_function("window.hostLog.some(m => m.id === 9998 && 'result' in m)")
+            await v.frame().evaluate(
+                "setTimeout(() => parent.postMessage({ jsonrpc: '2.0', method: 'due' }, '*'), 3000)"
+            )
+            await v.page.wait_for_function("window.hostLog.some(m => m.method === 'due')")
+            log = await v.host("window.hostLog")
+            torn_down = next(i for i, m in enumerate(log) if m.get("id") == 9999 and "result" in m)
+            assert [m for m in log[torn_down:] if m.get("method") == "tools/call"] == []
         await client.call_tool("cancel_research", {"research_id": started.structured_content["research_id"]})
 
 
@@ -214,7 +242,10 @@ async def test_models_view_sorts_filters_charts_and_asks(
             assert await view.locator("svg.chart circle").count() == len(priced)
             await view.locator("#more").dblclick()  # the next page, through the host's tool call, once
             await rows.nth(9).wait_for()
-            await v.page.wait_for_timeout(500)
+            # Every call answered and read by the view (it answers a ping after them): any second page is drawn.
+            await v.page.wait_for_function(f"window.hostAnswered === {TOOL_CALLS}.length")
+            await v.host("toView({ id: 9998, method: 'ping' })")
+            await v.page.wait_for_function("window.hostLog.some(m => m.id === 9998 && 'result' in m)")
             ids = await rows.evaluate_all("rows => rows.map(r => r.dataset.id)")
             assert len(ids) == len(set(ids)) == min(16, data["total"])
             tall = (await v.host("window.viewSize"))["height"]

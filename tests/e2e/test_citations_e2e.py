@@ -30,7 +30,7 @@ async def test_e2e_labelled_citations_are_shown_as_their_labels_say(
                 "question": "Heat pumps, vaccines, weather records and medicines",
                 "breadth": 5,
                 "depth": 1,
-                "report_length": "long",  # room for every labelled claim, and a plan that checks them all
+                "report_length": "long",  # room for every labelled claim
                 "max_cost_usd": 2,
                 "max_seconds": 120,
             },
@@ -53,7 +53,7 @@ async def test_e2e_labelled_citations_are_shown_as_their_labels_say(
     supported = [s for c, s in zip(cases, seen, strict=True) if c.verdict == "supported" and s is not None]
     assert sum(s["shown"] == f"[{s['n']}]" for s in supported) >= 0.9 * len(supported)
     report = data["report"].split("## Method")[0]
-    assert not re.search(r"[\[【［]\s*\d+\s*[:,]?\s*[\"“„«»「『‘']", report)  # no writer's mark left raw
+    assert not re.search(r"[\[【［]\s*\d+\s*[:,]?\s*[\"“„«»‹›「『‘‚']", report)  # no writer's mark left raw
     v = data["verification"]
     assert (
         v["citations"] >= len(cases)

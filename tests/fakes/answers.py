@@ -172,14 +172,17 @@ def quote_of(sentence: str, words: int = 10) -> str:
 
 
 def _report(fake: FakeOpenRouter, body: dict[str, Any]) -> str:
-    """A fake writer: one finding per source given, each the source's first sentence cited with a true quote, and
-    `writer_extra` (a test's own claims and citations) after them, where `{source:<url>}` becomes that source's
-    number (0 when the writer was not given it)."""
+    """A fake writer: one finding per source given, each the source's first sentence cited with a true quote (the
+    whole sentence when it is short, so code alone may find it supported; else its first words), and `writer_extra`
+    (a test's own claims and citations) after them, where `{source:<url>}` becomes that source's number (0 when the
+    writer was not given it)."""
     prompt = " ".join(text_of(m.get("content")) for m in dicts(body.get("messages")) if m.get("role") == "user")
     lines = ["## Summary", "", "The sources below answer the question.", "", "## Findings", ""]
     for n, text in _SOURCE.findall(prompt)[:8]:
         sentence = _first_sentence(text)
-        lines.append(f'- {sentence.rstrip(".")} [{n} "{quote_of(sentence)}"].')
+        words = len(sentence.split())
+        quote = quote_of(sentence, words if words <= 25 and len(sentence) <= 300 else 10)
+        lines.append(f'- {sentence.rstrip(".")} [{n} "{quote}"].')
     if fake.writer_extra:
         numbers = {url: n for n, url in _SOURCE_URL.findall(prompt)}
         lines += ["", _SOURCE_REF.sub(lambda m: numbers.get(m.group(1), "0"), fake.writer_extra)]

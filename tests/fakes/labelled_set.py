@@ -2,8 +2,9 @@
 of it labelled with the truth, for unit tests, the end-to-end test and the bench of the citation check.
 
 `evaluate` runs the checker on every labelled citation as a report would: provenance in code, support in code where
-the claim is the page's own words, and (with `verifier=True`) a verifier that answers as the labels say, batched as
-the research engine batches it. Each outcome records what the code alone decided and what the reader is shown.
+the claim is its quote and a whole sentence of the page, and (with `verifier=True`) a verifier that answers as the
+labels say, batched as the research engine batches it. Each outcome records what the code alone decided and what
+the reader is shown.
 """
 
 from __future__ import annotations

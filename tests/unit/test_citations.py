@@ -4,13 +4,16 @@ each case is one that real page text or real writers produced."""
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from openrouter_research_mcp.research.citations import Mark, Verification, check_provenance, mark_text, render_marks
 from openrouter_research_mcp.research.marks import extract, renumber
 from openrouter_research_mcp.research.pagetext import clean, tokens
-from openrouter_research_mcp.research.provenance import Page, claim_is_on_page, find_quote, missing_numbers
+from openrouter_research_mcp.research.provenance import Page, claim_restates_quote, find_quote, missing_numbers
+from openrouter_research_mcp.research.support import support_in_code, verify_claims
 
 from ..fakes import labelled_set as labelled
 
@@ -61,6 +64,9 @@ def test_provenance_accepts_spelling_and_refuses_meaning_changes(quote: str, kin
         ("it is the engineer\u2019s choice of material", "it is the engineer's choice of material"),
         ("温度达到四十二度，创下新纪录。", "创下新纪录"),
         ("温度　达到四十二度，创下新纪录。", "温度达到四十二度"),
+        ("试验显示有效率为百分之九十五，副作用很少。", "有效率为95%"),  # a Chinese percent, in Chinese numerals
+        ("全省充电桩覆盖率达到百分之5，仍然偏低。", "覆盖率达到5%"),  # ... and in digits
+        ("新型ワクチンの有効率は95パーセントだった。", "有効率は９５％だった"),  # a Japanese percent word, full width
     ],
 )
 def test_normalisation_reads_page_text_as_it_arrives(page: str, quote: str) -> None:
@@ -79,17 +85,63 @@ def test_numbers_are_whole_tokens_with_their_decimals_signs_and_percents() -> No
     assert missing_numbers("5 km", "5 m") == ["5 km"]
 
 
+@pytest.mark.parametrize(
+    ("claim", "page", "missing"),
+    [
+        ("an efficacy of 50%", "有效率为百分之五十", []),
+        ("an efficacy of 50 percent", "有效率为百分之50。", []),
+        ("an efficacy of 5%", "有效率为百分之五十", ["5%"]),  # 5 is not 50
+        ("有效率为百分之九十五", "efficacy was 95%", []),
+        ("有效率为百分之九十五", "efficacy was 59%", ["百分之九十五"]),
+        ("有效率为百分之九十五点五", "efficacy was 95.5%", []),
+        ("有效率为百分之九十五点五", "efficacy was 95%", ["百分之九十五点五"]),  # a decimal is not dropped
+        ("增长百分之一百零五", "grew by 105%", []),
+        ("增长百分之一百零五", "grew by 15%", ["百分之一百零五"]),
+        ("増加率は５０％", "増加率は50パーセントだった", []),  # full-width digits and percent sign
+        ("百分之五十", "五十", ["百分之五十"]),  # a percent is not the bare number
+    ],
+)
+def test_cjk_percents_are_read_as_percentages(claim: str, page: str, missing: list[str]) -> None:
+    assert missing_numbers(claim, page) == missing
+
+
 def test_tokens_keep_their_place_in_the_text() -> None:
     text = clean("COP of 3.1 &amp; more")
     found = tokens(text)
     assert [text[t.start : t.end] for t in found] == ["COP", "of", "3.1", "more"]
 
 
-def test_a_claim_that_is_the_page_s_own_words_is_supported_in_code_and_nothing_shorter() -> None:
+def test_code_supports_only_a_claim_that_restates_its_quote_a_whole_page_sentence() -> None:
     page = Page.of(PAGE)
-    assert claim_is_on_page("The drug was well-tolerated in most patients.", page)
-    assert not claim_is_on_page("The drug was well-tolerated.", page)  # too short to stand alone
-    assert not claim_is_on_page("The drug was well-tolerated in all patients.", page)
+    claim = "The drug was well-tolerated in most patients."
+    assert claim_restates_quote(claim, "the drug was well-tolerated in most patients", page)
+    assert not claim_restates_quote(claim, "well-tolerated in most patients", page)  # the claim is more than its quote
+    assert not claim_restates_quote("The drug was well-tolerated.", "The drug was well-tolerated", page)  # too short
+    assert not claim_restates_quote("the station measured 42,6 °C", "the station measured 42,6 °C", page)  # a clause
+
+
+VACCINE = (
+    "Critics wrongly claimed that the new vaccine cuts deaths by 90 percent in adults, but the trial found no effect."
+)
+
+
+@pytest.mark.parametrize("quote", ["the trial found no effect", "the new vaccine cuts deaths by 90 percent in adults"])
+async def test_claim_whose_words_the_page_denies_goes_to_the_verifier(quote: str) -> None:
+    pages = {1: Page.of(VACCINE)}
+    mark = Mark(index=0, n=1, quote=quote, claim="The new vaccine cuts deaths by 90 percent in adults.")
+    check_provenance([mark], pages)
+    support_in_code([mark], pages)
+    assert mark.quote_found and (mark.support, mark.checked_by) == ("not_checked", "none")
+    assert mark_text(mark) == "[1†]"  # without a verifier: quote found, claim not checked
+    judged: list[str] = []
+
+    async def verifier(batch: Sequence[Mark]) -> dict[str, Any]:
+        judged.extend(m.claim for m in batch)
+        verdict = {"verdict": "unsupported", "reason": "the page says critics were wrong"}
+        return {"verdicts": {m.index: verdict for m in batch}}
+
+    await verify_claims([mark], verifier, limit=10, batch_size=10)
+    assert judged == [mark.claim] and mark.shown == "removed" and mark.checked_by == "model"
 
 
 @pytest.mark.parametrize(
@@ -104,6 +156,8 @@ def test_a_claim_that_is_the_page_s_own_words_is_supported_in_code_and_nothing_s
         ("Plain [1, 3] and a range [2-4].", [(1, ""), (3, ""), (2, ""), (3, ""), (4, "")], 0),
         ('Across [2 "first line\nsecond line"].', [(2, "first line second line")], 0),
         ("Full width 【2 “全角の引用”】.", [(2, "全角の引用")], 0),
+        ("Single [12 ‹one two three›] and [3 ›vier fünf sechs‹].", [(12, "one two three"), (3, "vier fünf sechs")], 0),
+        ("Single, never closed [12 ‹one two three].", [], 1),
         ('Never closed [3 "a quote that runs on.\n\nNext paragraph.', [], 1),
         ("Our own marks copied back [3?] and [4†].", [], 2),
         ("Decoys: [3](https://a.test) [note] `xs[0]` [2021] [0].", [], 0),
@@ -195,4 +249,4 @@ def test_labelled_marks_are_read_as_labelled() -> None:
         assert sum(not c.readable for c in cited) == case.leftover, case.id
         shown = render_marks(placeholders, [Mark(index=c.index, n=c.n, provenance="found") for c in cited])
         prose = re.sub(r"`[^`]*`", "", shown)  # code shows a mark literally, as code
-        assert not re.search(r"[\[【［]\s*\d+\s*[:,]?\s*[\"“„«»「『‘']", prose), case.id
+        assert not re.search(r"[\[【［]\s*\d+\s*[:,]?\s*[\"“„«»‹›「『‘‚']", prose), case.id

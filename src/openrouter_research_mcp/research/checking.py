@@ -1,8 +1,9 @@
 """The check of a report's citations, from the writer's text to what the reader is shown (see `citations.py`).
 
 Code removes links to pages the research never saw, reads the marks, checks each quote's provenance and decides
-support where the claim is the page's own words; every other cited claim goes to the verifier (`support.py`) in
-batches that fit its context. The result is the reader's text with its marks and what was proven, to publish.
+support where the claim is its own quote, a whole sentence of the page; every other cited claim goes to the verifier
+(`support.py`), as many as the budget left pays for, in batches that fit its context. The result is the reader's
+text with its marks and what was proven, to publish.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 from .citations import CitationCheck, Mark, Verification, check_provenance, render_marks
 from .ledger import CitationLedger
 from .marks import extract
-from .planning import VERIFY_BATCH, VERIFY_CONCURRENCY, VERIFY_MAX_TOKENS
+from .planning import VERIFY_CONCURRENCY, VERIFY_MAX_TOKENS
 from .prompts import VERIFY_SCHEMA, verify_item, verify_messages
-from .support import batch_size_for, check_verdicts, support_in_code, verify_claims
+from .support import check_verdicts, needs_verifier, support_in_code, verify_claims
 from .verify import verify_citations
 
 if TYPE_CHECKING:
@@ -80,16 +81,12 @@ def _item(mark: Mark) -> str:
     return verify_item(mark.index, mark.claim, mark.quote, mark.passage, notes)
 
 
-async def verify_marks(
-    checked: Checked, structured: Structured, *, limit: int, context_tokens: int, item_tokens: int
-) -> int:
-    """Send every claim code could not decide to the verifier (at most `limit`), in batches that fit a context of
-    `context_tokens`; returns how many were waiting. Notes on claims left unchecked join `checked.notes`."""
-    waiting = sum(
-        m.support == "not_checked" and m.provenance not in ("unknown_source", "unreadable") for m in checked.marks
-    )
-    if not waiting or limit <= 0:
-        return waiting
+async def verify_marks(checked: Checked, structured: Structured, *, limit: int, batch_size: int) -> int:
+    """Send every claim code could not decide to the verifier (at most `limit`: what the budget left pays for), in
+    batches of `batch_size`; returns how many were waiting. Notes on claims left unchecked join `checked.notes`."""
+    waiting = sum(needs_verifier(m) for m in checked.marks)
+    if not waiting:
+        return 0
 
     async def judge(batch: Sequence[Mark]) -> Any:
         messages = verify_messages([_item(m) for m in batch])
@@ -97,8 +94,7 @@ async def verify_marks(
             messages, VERIFY_MAX_TOKENS, "citation_check", VERIFY_SCHEMA, check_verdicts([m.index for m in batch])
         )
 
-    size = batch_size_for(context_tokens, VERIFY_MAX_TOKENS, item_tokens, VERIFY_BATCH)
     checked.notes += await verify_claims(
-        checked.marks, judge, limit=limit, batch_size=size, concurrency=VERIFY_CONCURRENCY
+        checked.marks, judge, limit=limit, batch_size=batch_size, concurrency=VERIFY_CONCURRENCY
     )
     return waiting

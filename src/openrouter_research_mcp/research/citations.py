@@ -2,9 +2,10 @@
 
 *Provenance* (code, `provenance.py`): is the writer's quote on the page it cites? *Support* (`support.py`): does that
 page support the claim the citation backs? A verifier model judges support, reading the claim, the quote and the
-passage of the page around it; code decides it alone only where the claim is the page's own words. The reader sees:
+passage of the page around it; code decides it alone only where the claim restates its own quote word for word and
+that quote is a whole sentence of the page. The reader sees:
 
-- `[n]`: the cited page supports the claim (the verifier said so, or the claim is on the page word for word);
+- `[n]`: the cited page supports the claim (the verifier said so, or the claim is a whole sentence of the page);
 - `[n?]`: partly supported, unclear, not checked with the quote missing, or a mark that could not be read;
 - `[n†]`: the quote is on the cited page, but nobody checked the claim (no verifier, or its budget ran out);
 - nothing: unsupported, or citing a source the research never found (removed, and a claim left without any
@@ -202,7 +203,7 @@ class Verification(BaseModel):
     claims: int = 0
     quotes_found: int = Field(default=0, description="quotes on their cited page (code)")
     supported: int = Field(default=0, description="claims the cited page supports (verifier or code)")
-    supported_by_code: int = Field(default=0, description="of those, claims that are the page's own words")
+    supported_by_code: int = Field(default=0, description="of those, claims that are their quote, a page sentence")
     partly: int = 0
     cannot_tell: int = 0
     unsupported: int = Field(default=0, description="removed: the verifier found the page does not support them")
@@ -277,7 +278,9 @@ class Verification(BaseModel):
         else:
             parts.append("no claim was checked by a model")
         if self.supported_by_code:
-            parts.append(f"{self.supported_by_code} claims are the cited page's own words (supported in code)")
+            parts.append(
+                f"{self.supported_by_code} claims are their quote, a sentence of the cited page (supported in code)"
+            )
         if self.not_checked:
             parts.append(f"{self.not_checked} not checked ([n†] where the quote was found, else [n?])")
         if self.unknown_source:

@@ -268,9 +268,12 @@ class ActiveRun:
     def findings(self) -> list[SubQuestion]:
         return self.done()
 
-    def context_of(self, model: str) -> int:
-        info = self.models.get(model)
-        return info.context_length if info else 0
+    def model_info(self, model: str) -> ModelInfo | None:
+        return self.models.get(model)
+
+    @property
+    def budget_left(self) -> float:
+        return self.budget.remaining
 
     def facts(self) -> MethodFacts:
         run = self.run

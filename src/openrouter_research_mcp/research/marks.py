@@ -1,12 +1,12 @@
 """Reading the writer's citation marks, and writing the reader's.
 
 Writers cite `[n "quote"]`, and in practice also `[n: "quote"]`, `[n, “quote”]`, `[n „Zitat“]`, `[n «citation»]`,
-`[n 「引用」]`, a quote with double quotes inside it, a quote that runs over a line break, several sources in one
-bracket (`[2 "…"; 1 "…"]`, `[1, 3]`, `[2-4]`), or full-width brackets. `extract` reads all of them, in order, and
-replaces each with a placeholder; the sentence that ends at a mark is its claim. Anything left that still looks like
-a mark (an opening quote that never closes, a number too large to be a source) is counted as unreadable, and is
-shown to the reader as a plain `[n?]` (or dropped when no source number can be read), never as the writer's raw
-syntax. Code spans and markdown links are left alone.
+`[n ‹quote›]`, `[n ›Zitat‹]`, `[n 「引用」]`, a quote with double quotes inside it, a quote that runs over a line
+break, several sources in one bracket (`[2 "…"; 1 "…"]`, `[1, 3]`, `[2-4]`), or full-width brackets. `extract`
+reads all of them, in order, and replaces each with a placeholder; the sentence that ends at a mark is its claim.
+Anything left that still looks like a mark (an opening quote that never closes, a number too large to be a source)
+is counted as unreadable, and is shown to the reader as a plain `[n?]` (or dropped when no source number can be
+read), never as the writer's raw syntax. Code spans and markdown links are left alone.
 """
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ QUOTES = {
     "„": "“”",
     "«": "»",
     "»": "«",
+    "‹": "›",
+    "›": "‹",
     "「": "」",
     "『": "』",
     "‘": "’",
@@ -37,9 +39,9 @@ _CLOSERS = "".join(BRACKETS.values())
 _CODE = re.compile(r"(```.*?(?:```|$)|`[^`\n]+`)", re.DOTALL)
 _SENTENCE_END = re.compile(r"(?:[.!?]\s+|[。！？]\s*|\n)")
 # A bracket that begins like a quoted citation, or a quoted citation whose bracket never closes.
-_LOOKS_LIKE = re.compile(r"[\[【［]\s*(\d{1,6})\s*[:,]?\s*[\"“„«»「『‘‚']")
+_LOOKS_LIKE = re.compile(r"[\[【［]\s*(\d{1,6})\s*[:,]?\s*[\"“„«»‹›「『‘‚']")
 # Where a citation mark begins: a bracket, a source number (1-999), then the bracket's end, a separator or a quote.
-_MARK_START = re.compile(r"[\[【［]\s*[1-9]\d{0,2}(?!\d)\s*(?:[\]】］;,–-]|[:,]?\s*[\"“„«»「『‘‚'])")
+_MARK_START = re.compile(r"[\[【［]\s*[1-9]\d{0,2}(?!\d)\s*(?:[\]】］;,–-]|[:,]?\s*[\"“„«»‹›「『‘‚'])")
 _PLAIN_LEFTOVER = re.compile(r"[\[【［]\s*(\d{1,3})\s*[?†*]\s*[\]】］]")
 
 

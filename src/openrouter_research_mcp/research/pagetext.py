@@ -8,9 +8,10 @@ place in the cleaned text, so a match can be shown as a passage.
 
 Words are compared folded (case, accents, ß and ligatures do not count) and a hyphenated compound is one word
 (`well-known` is `wellknown`, and so is `well-\\nknown`). Numbers are whole tokens with their decimal part, sign,
-percent and unit, never substrings: `20,000`, `20.000`, `20 000` and `20\u2009000` are one value, `17%`, `17 percent`
-and `17 Prozent` are one value, while `5%` is not `95%` and `16` is not `162`. A number whose separator could be
-either a decimal point or a thousands separator (`1.234`) stands for both readings.
+percent and unit, never substrings: `20,000`, `20.000`, `20 000` and `20\u2009000` are one value; `17%`, `17％`,
+`17 percent`, `17 Prozent`, `17パーセント`, `百分之十七` and `百分之17` are one value; while `5%` is not `95%` and `16`
+is not `162`. A number whose separator could be either a decimal point or a thousands separator (`1.234`) stands for
+both readings.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ PERCENT_WORDS = (
     "процентов",
     "процент",
 )
+# Percent words of CJK pages: written after the number with no space or word break (`50パーセントの`).
+CJK_PERCENT_AFTER = ("パーセント", "퍼센트")
+# Chinese writes the percent before the number, in digits or in Chinese numerals: 百分之五十 is 50 %, 百分之5 is 5 %.
+_HAN_DIGITS = dict(zip("零〇一二两三四五六七八九", (0, 0, 1, 2, 2, 3, 4, 5, 6, 7, 8, 9), strict=True))
+_HAN_UNITS = {"十": 10, "百": 100, "千": 1000}
 # Units a number may carry; two numbers that both carry one must carry the same.
 UNITS = frozenset(
     "k °c °f ℃ ℉ km m cm mm µm nm kg g mg µg l ml kwh mwh gwh twh kw mw gw w v h min s ms mph kmh km/h "
@@ -177,7 +183,16 @@ _NUMBER = re.compile(
 )
 _UNIT_AFTER = re.compile(r"\s?(°\s?[cf]|[a-zµ°℃℉$€£¥][a-z/]{0,3}\b|[$€£¥℃℉])", re.IGNORECASE)
 _PERCENT_AFTER = re.compile(
-    r"\s?(?:%|％|(?:" + "|".join(re.escape(w) for w in PERCENT_WORDS) + r")(?![^\W\d_]))", re.IGNORECASE
+    r"\s?(?:%|％|"
+    + "|".join(re.escape(w) for w in CJK_PERCENT_AFTER)
+    + "|(?:"
+    + "|".join(re.escape(w) for w in PERCENT_WORDS)
+    + r")(?![^\W\d_]))",
+    re.IGNORECASE,
+)
+_HAN = "".join(_HAN_DIGITS)
+_PERCENT_BEFORE = re.compile(
+    rf"百分之\s?(?:(?P<num>\d+(?:[.,]\d+)?)(?!\d)|(?P<han>[{_HAN}{''.join(_HAN_UNITS)}]+(?:点[{_HAN}]+)?))"
 )
 _LETTER = r"[^\W\d_\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]"
 _WORD = re.compile(rf"{_LETTER}(?:{_LETTER}|[\u0300-\u036f]|['’](?={_LETTER})|-(?={_LETTER}))*")
@@ -201,6 +216,39 @@ def _canonical(whole: str, fraction: str) -> str:
     whole = whole.lstrip("0") or "0"
     fraction = fraction.rstrip("0")
     return f"{whole}.{fraction}" if fraction else whole
+
+
+def _han_number(text: str) -> str | None:
+    """A number written in Chinese numerals (五十, 十五, 一百零五, 九十五点五), canonically; None if it is not one."""
+    whole, _, fraction = text.partition("点")
+    if not whole or any(ch not in _HAN_DIGITS for ch in fraction):
+        return None
+    if any(ch in _HAN_UNITS for ch in whole):
+        total, digit = 0, None
+        for ch in whole:
+            if ch in _HAN_UNITS:
+                total += (1 if digit is None else digit) * _HAN_UNITS[ch]
+                digit = None
+            else:
+                digit = _HAN_DIGITS[ch]
+        value = str(total + (digit or 0))
+    else:  # digit by digit: 二五 is 25
+        value = "".join(str(_HAN_DIGITS[ch]) for ch in whole)
+    return _canonical(value, "".join(str(_HAN_DIGITS[ch]) for ch in fraction))
+
+
+def _percent_before(text: str, i: int) -> Token | None:
+    """A Chinese percent written before its number (百分之五十, 百分之5) at `text[i]`, as a number token."""
+    match = _PERCENT_BEFORE.match(text, i)
+    if match is None:
+        return None
+    value = _readings(match.group("num")) if match.group("num") else None
+    if value is None:
+        han = _han_number(match.group("han"))
+        if han is None:
+            return None
+        value = frozenset({han})
+    return Token(text=match.group(0), kind="number", start=i, end=match.end(), values=value, percent=True)
 
 
 def _unit(text: str, end: int) -> tuple[str, int]:
@@ -243,6 +291,10 @@ def tokens(text: str) -> list[Token]:
                 )
                 i = max(end, i + 1)
                 continue
+        if ch == "百" and (before := _percent_before(text, i)) is not None:
+            out.append(before)
+            i = before.end
+            continue
         if _is_cjk(ch):
             out.append(Token(text=ch, kind="cjk", start=i, end=i + 1))
             i += 1

@@ -6,9 +6,12 @@ it could make, each at its worst (every `max_tokens` used, every search and read
 input), at catalog prices. Its critical path adds optimistic call times along the rounds (planning, then each round
 of researchers in parallel and a reflection, then the writer and the verifier): when even that does not fit, the
 run would only stop early, so the plan shrinks instead. Shrinking goes in an order that keeps what matters most:
-fewer pages read, then fewer rounds, fewer sub-questions, fewer searches, fewer citations judged by the
-verifier model (then none), a brief report. Only
-when the smallest plan does not fit is the run refused, with the budget that would be enough.
+fewer pages read, then fewer rounds, fewer sub-questions, fewer searches, less set aside for the verifier model
+(then none), a brief report. Only when the smallest plan does not fit is the run refused, with the budget that would
+be enough.
+
+The verifier's share is a reservation, not a cap: once the report is written, the verifier judges every cited claim
+whose worst case the budget left can pay for (`verify_limit`), and the report says how many it could not.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ __all__ = [
     "REFLECT_MAX_TOKENS",
     "RESEARCH_MAX_TOKENS",
     "VERIFY_BATCH",
-    "VERIFY_CITATIONS",
+    "VERIFY_RESERVED",
     "VERIFY_CONCURRENCY",
     "VERIFY_ITEM_CHARS",
     "VERIFY_MAX_TOKENS",
@@ -42,6 +45,7 @@ __all__ = [
     "research_calls",
     "verify_calls",
     "verify_cost",
+    "verify_limit",
 ]
 
 PLAN_MAX_TOKENS = 800
@@ -59,9 +63,10 @@ PASSAGE_CHARS = 1600  # the page text around a citation that the verifier reads
 VERIFY_BATCH = 10  # citations one verifier call judges (fewer when the model's context is small)
 VERIFY_CONCURRENCY = 8  # verifier calls in flight at once: small calls, all at the end, on the critical path
 VERIFY_ITEM_CHARS = PASSAGE_CHARS + 1200  # a claim, its quote, notes and the passage of the page it is judged against
-# Citations the verifier may judge, by report length (a report cites about one source per 40 words); a smaller
-# budget checks fewer, and the rest are shown as not checked.
-VERIFY_CITATIONS: dict[str, int] = {"brief": 24, "standard": 48, "long": 96}
+# Citations whose checking the plan sets aside money for from the start, by report length (a report cites about one
+# source per 40 words); a smaller budget sets aside less. Not a cap: every cited claim the budget left pays for is
+# judged (`verify_limit`).
+VERIFY_RESERVED: dict[str, int] = {"brief": 24, "standard": 48, "long": 96}
 PROMPT_CHARS = 3500  # instructions and framing around each prompt
 # Optimistic seconds per call, for the critical path: a plan that does not fit even these could only stop early.
 SECONDS = {"plan": 3.0, "reflect": 3.0, "outline": 4.0, "verify": 3.0, "research": 5.0, "search": 2.0, "fetch": 2.0}
@@ -76,7 +81,7 @@ class Shape:
     depth: int
     searches: int = SEARCHES
     fetches: int = FETCHES
-    checks: int = VERIFY_CITATIONS["standard"]  # citations the verifier judges (0: no verifier)
+    checks: int = VERIFY_RESERVED["standard"]  # citations whose checking is set aside (0: no verifier)
     length: ReportLength = "standard"
 
 
@@ -123,17 +128,30 @@ def worst_case(shape: Shape, params: ResearchParams, models: Mapping[str, ModelI
     return total
 
 
-def verify_calls(checks: int) -> int:
-    return math.ceil(checks / VERIFY_BATCH)
+def verify_calls(checks: int, batch: int = VERIFY_BATCH) -> int:
+    return math.ceil(checks / max(batch, 1))
 
 
-def verify_cost(verifier: ModelInfo | None, checks: int) -> float:
-    """The most judging `checks` citations can cost: every batch full, every verdict at its longest."""
+def verify_cost(verifier: ModelInfo | None, checks: int, batch: int = VERIFY_BATCH) -> float:
+    """The most judging `checks` citations in batches of `batch` can cost: every batch full, every verdict at its
+    longest."""
     if checks <= 0:
         return 0.0
-    batch = min(checks, VERIFY_BATCH)
-    prompt = unseen_tokens(PROMPT_CHARS + batch * VERIFY_ITEM_CHARS)
-    return _cost(verifier, prompt, VERIFY_MAX_TOKENS, calls=verify_calls(checks))
+    size = min(checks, max(batch, 1))
+    prompt = unseen_tokens(PROMPT_CHARS + size * VERIFY_ITEM_CHARS)
+    return _cost(verifier, prompt, VERIFY_MAX_TOKENS, calls=verify_calls(checks, size))
+
+
+def verify_limit(verifier: ModelInfo | None, waiting: int, left_usd: float, batch: int = VERIFY_BATCH) -> int:
+    """How many of `waiting` cited claims the verifier judges: all of them when the budget left pays for their worst
+    case, else the most it pays for (none when the verifier's price is unknown)."""
+    if waiting <= 0 or verify_cost(verifier, waiting, batch) <= left_usd:
+        return max(waiting, 0)
+    low, high = 0, waiting  # verify_cost(low) fits, verify_cost(high) does not
+    while high - low > 1:
+        mid = (low + high) // 2
+        low, high = (mid, high) if verify_cost(verifier, mid, batch) <= left_usd else (low, mid)
+    return low
 
 
 def critical_path(shape: Shape) -> float:
@@ -178,7 +196,7 @@ def choose_plan(
     """The largest plan that fits the budget (`max_cost_usd`, default the run's) and the time; raises
     `BudgetExceededError` naming the smallest budget that would do when not even the smallest plan fits it."""
     budget = params.max_cost_usd if max_cost_usd is None else max_cost_usd
-    checks = VERIFY_CITATIONS[params.report_length] if params.verify_with_model else 0
+    checks = VERIFY_RESERVED[params.report_length] if params.verify_with_model else 0
     shape = Shape(params.breadth, params.depth, checks=checks, length=params.report_length)
     candidates = [shape, *_smaller(shape)]
     costs = [worst_case(candidate, params, models, base) for candidate in candidates]

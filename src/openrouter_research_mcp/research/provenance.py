@@ -10,11 +10,13 @@ never "found".
 
 Found is not the same as true: a real quote can sit beside a claim that misstates it. Whether the page supports the
 *claim* is the verifier's question (`support.py`); this module only gives it the passage to judge and the figures in
-the claim that the passage does not contain.
+the claim that the passage does not contain, and names the one case code decides alone: a claim that restates its
+own quote word for word, where that quote is a whole sentence of the page (`claim_restates_quote`).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from difflib import SequenceMatcher
@@ -29,7 +31,7 @@ __all__ = [
     "PASSAGE_CHARS",
     "Found",
     "Page",
-    "claim_is_on_page",
+    "claim_restates_quote",
     "find_quote",
     "missing_numbers",
     "passage",
@@ -37,7 +39,9 @@ __all__ = [
 
 MIN_QUOTE_WORDS = 4  # "in 2020" is on many pages: a shorter quote proves nothing
 MIN_QUOTE_CJK = 4  # CJK characters carry a word each
-MIN_CLAIM_TOKENS = 5  # a claim this long that is word for word on the page is supported by the page itself
+MIN_CLAIM_TOKENS = 5  # a claim this long that restates its quote, a whole sentence of the page, is supported by it
+# What ends a sentence, list item or table cell, in the text between two tokens.
+_SENTENCE_GAP = re.compile(r"[.!?。！？|\n]")
 _ELLIPSIS = ("…", "...", "[…]", "[...]", "(…)", "(...)")
 # Pairs a one-letter slip can turn into each other, or that differ little in letters but a lot in meaning.
 ANTONYMS = frozenset(
@@ -350,9 +354,38 @@ def missing_numbers(claim: str, *texts: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def claim_is_on_page(claim: str, page: Page) -> bool:
-    """Whether the claim is the page's own words (every token, in order): then the page itself supports it."""
-    wanted = tokens(clean(claim))
-    while wanted and _light(wanted[0]):
-        wanted = wanted[1:]
-    return len(wanted) >= MIN_CLAIM_TOKENS and _exact(wanted, page) is not None
+def _whole_sentence(page: Page, first: int, end: int) -> bool:
+    """Whether page tokens `first` to `end` are a whole sentence, list item or table cell (an article before them
+    at most): nothing else in that sentence can turn what they say around."""
+    toks, text = page.toks, page.text
+    i = first
+    while i > 0 and not _SENTENCE_GAP.search(text[toks[i - 1].end : toks[i].start]):
+        if toks[i - 1].text not in ARTICLES:
+            return False
+        i -= 1
+    return end >= len(toks) or _SENTENCE_GAP.search(text[toks[end - 1].end : toks[end].start]) is not None
+
+
+def claim_restates_quote(claim: str, quote: str, page: Page) -> bool:
+    """Whether the claim is its own quote, word for word, and that quote is a whole sentence of the page: then the
+    page itself says what the claim says. Nothing looser: words of the claim found inside a longer sentence of the
+    page ("critics wrongly claimed that ...") may be denied by the rest of it, which only a verifier can judge."""
+
+    def said(text: str) -> list[Token]:
+        out = tokens(clean(text))
+        while out and out[0].text in ARTICLES:
+            out = out[1:]
+        return out
+
+    wanted, quoted = said(claim), said(quote)
+    if len(wanted) < MIN_CLAIM_TOKENS or len(wanted) != len(quoted):
+        return False
+    if not all(a.same(b) for a, b in zip(wanted, quoted, strict=True)):
+        return False
+    n = len(wanted)
+    return any(
+        i + n <= len(page.toks)
+        and all(a.same(b) for a, b in zip(wanted, page.toks[i : i + n], strict=True))
+        and _whole_sentence(page, i, i + n)
+        for i in page.at.get(_key(wanted[0]), [])
+    )

@@ -93,7 +93,9 @@ class ResearchPlan(BaseModel):
     searches: int = Field(description="web searches each researcher may run")
     fetches: int = Field(description="pages each researcher may open and read")
     verify_with_model: bool = True
-    verify_citations: int = Field(default=0, description="citations the verifier model may judge")
+    verify_citations: int = Field(
+        default=0, description="citations whose checking is set aside up front (more are judged if the budget allows)"
+    )
     report_length: ReportLength = "standard"
     scaled_because: list[str] = Field(default_factory=list, description="budget and/or time, when scaled down")
     worst_case_usd: float = 0.0

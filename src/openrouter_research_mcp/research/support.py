@@ -1,5 +1,5 @@
 """Support: does the cited page support the claim? Judged by a verifier model for every cited claim, in batches
-that fit its context; by code alone only where the claim is the page's own words.
+that fit its context; by code alone only where the claim restates its own quote, a whole sentence of the page.
 
 The verifier reads, per citation, the claim, the writer's quote and the passage of the page around it (not the whole
 page), with a note when the quote was not found there or when a figure of the claim is not in the passage. Its
@@ -27,7 +27,7 @@ from .run import Stop
 if TYPE_CHECKING:
     from .provenance import Page
 
-__all__ = ["VERDICTS", "Judge", "batches", "check_verdicts", "support_in_code", "verify_claims"]
+__all__ = ["VERDICTS", "Judge", "batches", "check_verdicts", "needs_verifier", "support_in_code", "verify_claims"]
 
 log = logging.getLogger(__name__)
 
@@ -39,16 +39,24 @@ Judge = Callable[[Sequence[Mark]], Awaitable[dict[str, Any]]]
 
 
 def support_in_code(marks: Sequence[Mark], pages: Mapping[int, Page]) -> None:
-    """A claim that is the page's own words, with its quote found there, is supported by the page itself."""
-    from .provenance import claim_is_on_page  # loaded on first use, not at start-up
+    """A claim that restates its own quote word for word, that quote a whole sentence of the cited page, is
+    supported by the page itself. Any other claim, even one whose words are all on the page, waits for the verifier
+    (or stays not checked): the rest of the page's sentence may deny it."""
+    from .provenance import claim_restates_quote  # loaded on first use, not at start-up
 
     for mark in marks:
-        if mark.quote_found and mark.n in pages and claim_is_on_page(mark.claim, pages[mark.n]):
+        if (
+            mark.provenance == "found"
+            and mark.n in pages
+            and not mark.missing_numbers
+            and claim_restates_quote(mark.claim, mark.quote, pages[mark.n])
+        ):
             mark.support, mark.checked_by = "supported", "code"
-            mark.reason = "the claim is the cited page's own words"
+            mark.reason = "the claim is its quote, a whole sentence of the cited page"
 
 
 def needs_verifier(mark: Mark) -> bool:
+    """A claim code did not decide, of a source the research found, in a mark that could be read."""
     return mark.support == "not_checked" and mark.provenance not in ("unknown_source", "unreadable")
 
 
@@ -101,15 +109,19 @@ def _apply(mark: Mark, verdict: str, reason: str) -> None:
 async def verify_claims(
     marks: Sequence[Mark], judge: Judge, *, limit: int, batch_size: int, concurrency: int = 4
 ) -> list[str]:
-    """Judge up to `limit` unjudged claims in batches, at most `concurrency` at once. Returns notes for the run's
-    warnings about claims left unchecked (over the limit, out of budget or time, or the verifier failing)."""
+    """Judge up to `limit` unjudged claims (as many as the budget left pays for: `planning.verify_limit`) in
+    batches, at most `concurrency` at once. Returns notes for the run's warnings about claims left unchecked (over
+    the limit, out of budget or time, or the verifier failing)."""
     waiting = [m for m in marks if needs_verifier(m)]
-    chosen, over = waiting[:limit], waiting[limit:]
+    chosen, over = waiting[: max(limit, 0)], waiting[max(limit, 0) :]
     notes: list[str] = []
     for mark in over:
-        mark.reason = f"not checked: the plan checks at most {limit} citations"
+        mark.reason = f"not checked: the budget left pays for checking {len(chosen)} of {len(waiting)} citations"
     if over:
-        notes.append(f"{len(over)} citation(s) were not checked by a model: the plan checks at most {limit}.")
+        notes.append(
+            f"{len(over)} citation(s) were not checked by a model: the budget left pays for checking {len(chosen)} "
+            f"of the {len(waiting)} cited claims."
+        )
     gate = asyncio.Semaphore(max(concurrency, 1))
     problems: list[str] = []
 

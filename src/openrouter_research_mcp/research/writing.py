@@ -24,14 +24,18 @@ from .citations import CitationCheck, Verification
 from .ledger import CitationLedger
 from .planning import (
     OUTLINE_MAX_TOKENS,
+    VERIFY_BATCH,
     VERIFY_ITEM_CHARS,
+    VERIFY_MAX_TOKENS,
     WRITE_MAX_TOKENS,
     research_calls,
     verify_cost,
+    verify_limit,
     writer_tokens,
 )
 from .prompts import outline_messages, write_messages
 from .run import ResearchParams, ResearchPlan, ResearchRun, Stage, Stop, SubQuestion
+from .support import batch_size_for, needs_verifier
 from .verify import source_list
 
 __all__ = ["Drafting", "MethodFacts", "Report", "assemble_report", "finish_hold", "write_report"]
@@ -72,8 +76,12 @@ class Drafting(Protocol):
 
     def findings(self) -> list[SubQuestion]: ...
 
-    def context_of(self, model: str) -> int:
-        """The model's context in tokens (0 when unknown)."""
+    def model_info(self, model: str) -> ModelInfo | None:
+        """The model's catalog entry: its price and context (None when unknown)."""
+
+    @property
+    def budget_left(self) -> float:
+        """USD of the run's budget neither spent nor set aside for a call in flight."""
 
     def facts(self) -> MethodFacts: ...
 
@@ -224,16 +232,14 @@ async def write_report(d: Drafting) -> Report:
         ) -> Any:
             return await d.structured("verify", model, messages, max_tokens, name, schema, check)
 
-        waiting = sum(m.support == "not_checked" for m in checked.marks)
-        if waiting:
-            await d.say(f"checking {min(waiting, plan.verify_citations)} cited claim(s) with {model}")
+        info = d.model_info(model)
+        context = info.context_length if info else 0
+        size = batch_size_for(context, VERIFY_MAX_TOKENS, unseen_tokens(VERIFY_ITEM_CHARS), VERIFY_BATCH)
+        waiting = sum(needs_verifier(m) for m in checked.marks)
+        limit = verify_limit(info, waiting, d.budget_left, size)  # every cited claim, when the budget left allows
+        if limit:
+            await d.say(f"checking {limit} cited claim(s) with {model}")
         judge: Structured = structured
-        await verify_marks(
-            checked,
-            judge,
-            limit=plan.verify_citations,
-            context_tokens=d.context_of(model),
-            item_tokens=unseen_tokens(VERIFY_ITEM_CHARS),
-        )
+        await verify_marks(checked, judge, limit=limit, batch_size=size)
         timings["verify_s"] = round(time.monotonic() - t, 3)
     return _publish(d, checked, writer, timings)
