@@ -9,8 +9,12 @@ import signal
 import sys
 import threading
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from .config import Settings
 
 __all__ = ["__version__", "main"]
 
@@ -49,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="a .env file that fills in variables missing from the environment (default: ./.env)",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{serve,doctor,token,quota}")
+    commands = parser.add_subparsers(dest="command", metavar="{serve,doctor,token,quota,migrate}")
     serve = commands.add_parser("serve", help="run the MCP server (the default): stdio, or HTTP for a team")
     serve.add_argument("--transport", choices=("stdio", "http"), help="default: OPENROUTER_MCP_TRANSPORT or stdio")
     serve.add_argument("--host", help="HTTP: the address to bind (default: OPENROUTER_MCP_HOST or 127.0.0.1)")
@@ -71,6 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     quotas.add_parser("list", help="list the subjects with quotas of their own")
     clear = quotas.add_parser("clear", help="give SUBJECT the default quotas (OPENROUTER_QUOTA_*) again")
     clear.add_argument("subject")
+    commands.add_parser("migrate", help="bring the PostgreSQL schema (OPENROUTER_DATABASE_URL) up to date, then exit")
     return parser
 
 
@@ -136,6 +141,9 @@ def _run(args: argparse.Namespace) -> None:
         sys.stdout.write(report.replace(secret, "***") if secret else report)
         sys.stdout.write("\n")
         raise SystemExit(0 if ok else 1)
+    if args.command == "migrate":
+        configure_logging("ERROR", secret)
+        raise SystemExit(_migrate(settings))
     if args.command in ("token", "quota"):
         from .tokens_cli import run_quota_command, run_token_command
 
@@ -167,6 +175,30 @@ def _run(args: argparse.Namespace) -> None:
 
     # uvloop, where it installs (Linux, macOS): the same asyncio API at about a tenth less CPU per call.
     anyio.run(server.run_stdio_async, backend_options={"use_uvloop": _has_uvloop()})
+
+
+def _migrate(settings: Settings) -> int:
+    """`migrate`: apply the PostgreSQL migrations not applied yet (every server does at start-up too, under a lock,
+    so running this first is for operators who want the schema changed before any replica starts)."""
+    if settings.database is None:
+        sys.stderr.write(
+            "openrouter-research-mcp: nothing to migrate: OPENROUTER_DATABASE_URL is not set (the embedded SQLite "
+            "store migrates itself when the server starts).\n"
+        )
+        return 2
+    import psycopg
+
+    from .jobs.postgres import SCHEMA, describe_url, migrate_now
+
+    try:
+        applied = migrate_now(settings.database)
+    except psycopg.Error as exc:
+        text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        sys.stderr.write(f"openrouter-research-mcp: the database at {describe_url(settings.database)}: {text}\n")
+        return 1
+    done = f"applied migrations {', '.join(map(str, applied))}" if applied else "already up to date"
+    sys.stdout.write(f"{describe_url(settings.database)}: schema version {SCHEMA}, {done}\n")
+    return 0
 
 
 def _has_uvloop() -> bool:

@@ -131,6 +131,8 @@ class Settings(BaseSettings):
     quota_jobs: Annotated[int | None, Field(ge=0)] = None
     # Several replicas over one database (see "Run it at scale"): unset, the embedded SQLite file in data_dir.
     database_url: SecretStr | None = None
+    # The keys that seal the SDK's request state, the same on every replica (comma-separated; the first seals).
+    mcp_state_keys: Annotated[tuple[SecretStr, ...], NoDecode] = ()
 
     @classmethod
     def settings_customise_sources(
@@ -155,6 +157,19 @@ class Settings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")
+
+    @field_validator("mcp_state_keys", mode="before")
+    @classmethod
+    def _keys(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            keys = tuple(k.strip() for k in value.split(",") if k.strip())
+            if any(len(k) < 32 for k in keys):
+                raise ValueError(
+                    "each key must be at least 32 characters; make one with "
+                    "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
+                )
+            return keys
+        return value
 
     @field_validator("database_url")
     @classmethod

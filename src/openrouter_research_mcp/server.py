@@ -21,6 +21,7 @@ from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError, UnexpectedToolError
+from mcp.server.request_state import RequestStateSecurity
 from mcp.shared.exceptions import MCPError
 from mcp.types import (
     INVALID_PARAMS,
@@ -181,6 +182,21 @@ def _apps() -> Apps:
     return apps
 
 
+def _request_state(settings: Settings) -> RequestStateSecurity | None:
+    """The keys that seal the request state the SDK hands a client to echo mid-call (OPENROUTER_MCP_STATE_KEYS):
+    every replica must share them, or a call continued on another replica is refused; unset, a key of this process
+    (fine for one server)."""
+    keys = [key.get_secret_value() for key in settings.mcp_state_keys]
+    if keys:
+        return RequestStateSecurity(keys=keys)
+    if settings.database is not None and settings.mcp_transport == "http":
+        log.warning(
+            "OPENROUTER_DATABASE_URL is set (replicas) but OPENROUTER_MCP_STATE_KEYS is not: a call that asks the "
+            "client a question and is continued on another replica will be refused. Give every replica the same key."
+        )
+    return None
+
+
 def build_server(
     settings: Settings,
     callers: Resolver = local_caller,
@@ -231,6 +247,7 @@ def build_server(
         subscriptions=False,
         auth=auth,
         token_verifier=token_verifier,
+        request_state_security=_request_state(settings),
     )
     register_resources(mcp)
 

@@ -406,6 +406,20 @@ class Accounts:
         )
         return Limits(*row) if row else None
 
+    async def limits_of(self, principal: str) -> Limits | None:
+        """The quotas set for a caller by principal: a token's (`token:NAME`) or a subject's; None when none are."""
+        if principal.startswith(TOKEN_PRINCIPAL):
+            name = principal.removeprefix(TOKEN_PRINCIPAL)
+
+            def read(db: Db) -> Limits | None:
+                row = db.execute(
+                    "SELECT usd_per_day, usd_per_month, calls_per_minute, jobs FROM tokens WHERE name = ?", (name,)
+                ).fetchone()
+                return Limits(*row) if row else None
+
+            return await self._run(read, write=False)
+        return await self.quota_of_async(principal)
+
     async def quota_of_async(self, principal: str) -> Limits | None:
         """`quota_of` off the event loop, on every request (so a change takes effect at once)."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.quota_of, principal)

@@ -92,6 +92,9 @@ class JobHandle:
     error: Exception | None = None  # what ended the job, when it failed
     started: bool = False  # its task began: a task cancelled before it begins would never run its own `finally`
     task: asyncio.Task[Any] | None = field(default=None, repr=False)
+    # One write of the record at a time: each is a compare-and-set on its version, and a job's steps save
+    # concurrently (a pooled database would run two writes of one version at once, and one would lose).
+    writing: asyncio.Lock = field(default_factory=asyncio.Lock, repr=False)
 
     async def save(self, data: dict[str, Any], *, title: str | None = None, cost_usd: float | None = None) -> None:
         """Write the job's data under the lease (see the module docstring)."""
@@ -117,7 +120,9 @@ Finish = Callable[[JobRecord, Status, str | None], dict[str, Any]]
 
 class JobManager:
     """Jobs of every kind for one process (see the module docstring). `clock` is wall-clock time (leases are
-    compared across processes); `lease_s` how long a lease lasts without renewal."""
+    compared across processes); `lease_s` how long a lease lasts without renewal. With `hand_over` (replicas),
+    jobs stopped by this server's shutdown are left running with no lease, for another replica to take over at
+    once, instead of interrupted."""
 
     def __init__(
         self,
@@ -126,8 +131,10 @@ class JobManager:
         lease_s: float = 15.0,
         clock: Callable[[], float] = time.time,
         holder: str | None = None,
+        hand_over: bool = False,
     ) -> None:
         self.store = store
+        self.hand_over = hand_over
         self.lease_s = lease_s
         self.clock = clock
         self.holder = holder or new_holder()
@@ -292,13 +299,18 @@ class JobManager:
                 handle.record.data = finish(handle.record, status, error)
             except Exception:  # the job's own record of its end failed: keep the status at least
                 log.exception("job %s could not record how it ended", job_id)
-            handle.record.status = status
+            handing = self.hand_over and self.shutting_down and status == "interrupted"
+            handle.record.status = "running" if handing else status  # handed over: an orphan for another replica
             await asyncio.shield(self._release(handle))
         finally:
             if self.live.get(job_id) is handle:
                 del self.live[job_id]
 
     async def _release(self, handle: JobHandle) -> None:
+        async with handle.writing:
+            await self._release_now(handle)
+
+    async def _release_now(self, handle: JobHandle) -> None:
         try:
             if not handle.persisted:
                 await self._persist(handle)
@@ -321,6 +333,10 @@ class JobManager:
         handle.persisted = True
 
     async def _save(self, handle: JobHandle) -> None:
+        async with handle.writing:
+            await self._save_now(handle)
+
+    async def _save_now(self, handle: JobHandle) -> None:
         try:
             if not handle.persisted:
                 await self._persist(handle)

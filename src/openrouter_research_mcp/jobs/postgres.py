@@ -424,6 +424,17 @@ class PostgresStore:
                     added += cur.rowcount
         return added
 
+    async def orphans(self, now: float, limit: int) -> list[JobRecord]:
+        async with self._conn() as conn:
+            cur = await conn.execute(
+                f"SELECT {COLUMNS} FROM jobs WHERE status IN ('queued', 'running') AND key_source = 'operator' AND "
+                "NOT cancel_requested AND (lease_expires IS NULL OR lease_expires <= %s) ORDER BY lease_expires "
+                "LIMIT %s",
+                (now, limit),
+            )
+            rows = await cur.fetchall()
+        return [record_from_row(row) for row in rows]
+
     # ---------------------------------------------------------------------------------------------- usage
 
     async def record_usage(

@@ -416,6 +416,18 @@ class SqliteStore:
 
         return await self._run(insert)
 
+    async def orphans(self, now: float, limit: int) -> list[JobRecord]:
+        def read(db: sqlite3.Connection) -> list[JobRecord]:
+            rows = db.execute(
+                f"SELECT {COLUMNS} FROM jobs WHERE status IN ('queued', 'running') AND key_source = 'operator' AND "
+                "cancel_requested = 0 AND (lease_expires IS NULL OR lease_expires <= ?) ORDER BY lease_expires "
+                "LIMIT ?",
+                (now, limit),
+            ).fetchall()
+            return [record_from_row(row) for row in rows]
+
+        return await self._run(read)
+
     # ---------------------------------------------------------------------------------------------- usage
 
     async def record_usage(

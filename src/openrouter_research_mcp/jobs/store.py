@@ -266,6 +266,11 @@ class JobStore(Protocol):
     async def import_records(self, records: Sequence[JobRecord]) -> int:
         """Insert records that are not there yet (by id); returns how many were new."""
 
+    async def orphans(self, now: float, limit: int) -> list[JobRecord]:
+        """Jobs of every owner left running by a holder that died (active, lease expired, no cancel stored) and
+        paid by the operator's key (a caller's own key is never stored, so only they can resume theirs), oldest
+        lease first: what a replica takes over."""
+
     async def record_usage(
         self, owner: str, day: str, model: str, *, ok: bool, prompt_tokens: int, completion_tokens: int, cost: float
     ) -> None: ...

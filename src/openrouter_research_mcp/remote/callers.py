@@ -13,19 +13,13 @@ from typing import Any
 from mcp.server.auth.middleware.auth_context import get_access_token
 from mcp.server.context import ServerRequestContext
 
-from ..jobs.accounts import Limits
 from ..tools.state import LOCAL, Caller, Shared
 from .auth import limits_of
 
-__all__ = ["OWN_KEY_HEADER", "default_limits", "http_caller"]
+__all__ = ["OWN_KEY_HEADER", "http_caller"]
 
 OWN_KEY_HEADER = "x-openrouter-key"
 MAX_KEY_CHARS = 256
-
-
-def default_limits(shared: Shared) -> Limits:
-    s = shared.settings
-    return Limits(s.quota_usd_per_day, s.quota_usd_per_month, s.quota_calls_per_minute, s.quota_jobs)
 
 
 def http_caller(shared: Shared, ctx: ServerRequestContext[Any, Any]) -> Caller:
@@ -36,5 +30,5 @@ def http_caller(shared: Shared, ctx: ServerRequestContext[Any, Any]) -> Caller:
     if len(own) > MAX_KEY_CHARS or not own.isprintable():
         own = ""  # no key of OpenRouter's looks like this: the operator's key and quotas apply
     principal = (token.subject or token.client_id) if token is not None else LOCAL
-    limits = limits_of(token).over(default_limits(shared))
+    limits = limits_of(token).over(shared.default_limits())
     return shared.caller(principal, own or None, own_key=bool(own), limits=limits)

@@ -252,6 +252,9 @@ def build_http(settings: Settings) -> tuple[ResearchServer, Drain]:
     server.custom_route("/metrics", methods=["GET"])(metrics)
     app = server.streamable_http_app(
         streamable_http_path=MCP_PATH,
+        # Replicas behind a round-robin balancer: a classic session's requests land on any replica, so none is
+        # kept (the SDK's stateless mode); the 2026-07-28 generation is stateless by itself.
+        stateless_http=settings.database is not None,
         transport_security=security,
         max_request_body_size=int(settings.mcp_max_body_mb * 1024 * 1024),
         host=settings.mcp_host,

@@ -95,6 +95,11 @@ class Shared:
             gate=gate,
         )
 
+    def default_limits(self) -> Limits:
+        """The quotas of a caller who has none of their own (OPENROUTER_QUOTA_*; unset: no limit)."""
+        s = self.settings
+        return Limits(s.quota_usd_per_day, s.quota_usd_per_month, s.quota_calls_per_minute, s.quota_jobs)
+
     def for_caller(self, caller: Caller) -> CallState:
         return CallState(self, caller)
 
@@ -218,7 +223,8 @@ async def open_state(
     client.pricing = catalog.pricing_for
     store = open_store(settings.database, settings.data_dir, clock)
     await store.open()
-    jobs = JobManager(store, lease_s=settings.job_lease_s, clock=clock)
+    replicas = settings.database is not None  # several servers on one database: each takes over the dead's jobs
+    jobs = JobManager(store, lease_s=settings.job_lease_s, clock=clock, hand_over=replicas)
     research = ResearchJobs(ResearchEngine(settings), jobs, catalog)
     shared = Shared(
         settings=settings,
@@ -231,9 +237,16 @@ async def open_state(
         accounts=open_accounts(settings, clock),
     )
     shared.imported = asyncio.create_task(import_legacy(store, settings.data_dir, LEGACY_KINDS), name="import")
+    takeover: asyncio.Task[None] | None = None
+    if replicas:
+        from .takeover import take_over_forever
+
+        takeover = asyncio.create_task(take_over_forever(shared, settings.job_lease_s), name="takeover")
     try:
         yield shared
     finally:
+        if takeover is not None:
+            takeover.cancel()
         await jobs.aclose()
         if shared.imported is not None and not shared.imported.done():
             shared.imported.cancel()
