@@ -25,6 +25,7 @@ __all__ = [
     "no_progress",
     "strict_json",
     "usd",
+    "without_credentials",
     "write_atomically",
 ]
 
@@ -85,6 +86,15 @@ def usd(value: float | None) -> str:
         return f"${exact.quantize(decimal.Decimal('0.01'), decimal.ROUND_HALF_UP):,.2f}"
     whole, _, fraction = f"{shown:f}".partition(".")
     return f"${whole}.{fraction.rstrip('0').ljust(2, '0')}"
+
+
+def without_credentials(url: str) -> str:
+    """`url` without a user or password (`https://user:secret@gateway/...` -> `https://gateway/...`), for messages."""
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        return url
+    host, slash, path = rest.partition("/")
+    return f"{scheme}://{host.rpartition('@')[2]}{slash}{path}"
 
 
 def finite(value: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from ._util import usd
+from ._util import usd, without_credentials
 from .config import Settings
 from .errors import AuthError, OpenRouterError
 from .openrouter.account import account_info
@@ -23,7 +23,7 @@ async def run_doctor(settings: Settings) -> tuple[str, bool]:
     """A readable report and whether everything needed works. Never shows the key."""
     lines = ["openrouter-research-mcp doctor", ""]
     ok = True
-    lines.append(f"base URL        {settings.base_url}")
+    lines.append(f"base URL        {without_credentials(settings.base_url)}")
     lines.append(f"default model   {settings.default_model}")
     lines.append(f"fallbacks       {', '.join(settings.fallback_models) or '(none)'}")
     lines.append(f"timeout         {settings.timeout:g} s, {settings.max_retries} retries")

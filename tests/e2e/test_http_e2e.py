@@ -257,7 +257,13 @@ async def test_http_jobs_quota_counts_running_jobs_and_usage_shows_every_limit(
 
 
 async def test_http_metrics_and_json_call_logs(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
-    env = env_for(fake_openrouter, tmp_path, OPENROUTER_MCP_AUTH="tokens", OPENROUTER_LOG_FORMAT="json")
+    env = env_for(
+        fake_openrouter,
+        tmp_path,
+        OPENROUTER_MCP_AUTH="tokens",
+        OPENROUTER_LOG_FORMAT="json",
+        OPENROUTER_MCP_PUBLIC_URL="https://research.example.com/mcp",
+    )
     token = cli(env, "token", "add", "frank", "--usd-per-day", "0.0000001").stdout.strip()
     rich = cli(env, "token", "add", "grace").stdout.strip()
     body = {"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {}}
@@ -274,11 +280,17 @@ async def test_http_metrics_and_json_call_logs(fake_openrouter: FakeOpenRouter, 
             scraped = await http.get(f"http://127.0.0.1:{server.port}/metrics")
             proxied = await http.get(f"http://127.0.0.1:{server.port}/metrics", headers={"X-Forwarded-For": "1.2.3.4"})
             rebound = await http.get(f"http://127.0.0.1:{server.port}/metrics", headers={"Host": "evil.example"})
+            # A proxy on this machine that adds no forwarding header, relaying the public name: refused all the same.
+            public = await http.get(
+                f"http://127.0.0.1:{server.port}/metrics", headers={"Host": "research.example.com"}
+            )
+            real_ip = await http.get(f"http://127.0.0.1:{server.port}/metrics", headers={"X-Real-IP": "1.2.3.4"})
         log = server.stderr
     assert not asked.is_error and poor.is_error and "daily quota" in result_text(poor)
     assert scraped.status_code == 200 and scraped.headers["content-type"].startswith("text/plain")
     assert proxied.status_code == 404  # only scraped from this machine, never through the proxy
     assert rebound.status_code == 421  # nor by a web page's script on a name rebound to 127.0.0.1
+    assert public.status_code == 421 and real_ip.status_code == 404
     shown = scraped.text
     for line in (
         'openrouter_mcp_tool_calls_total{outcome="ok",tool="ask"} 1.0',
@@ -314,6 +326,10 @@ async def test_http_own_key_is_used_and_never_shown(
     assert fake_openrouter.chat_requests()[-1].headers["authorization"] == f"Bearer {own}"
     assert result.is_error and own not in result_text(result)  # the fake knows only the operator's key
     assert own not in server.stderr
+    latin = "sk-or-v1-caf\u00e9".encode("latin-1")  # a byte no key of OpenRouter's has (httpx sends bytes as they are)
+    async with server.client(tokens["bob"], **{"X-OpenRouter-Key": latin}) as client:  # type: ignore[arg-type]
+        odd = await client.call_tool("list_models", {"limit": 1})  # no key of OpenRouter's: the operator's is used
+    assert not odd.is_error, result_text(odd)
 
 
 async def test_http_dns_rebinding_and_oversized_bodies_are_refused(

@@ -202,6 +202,30 @@ async def test_replicas_a_killed_replicas_run_is_taken_over_and_finished_without
     assert "took over research " + job in b.stderr
 
 
+async def test_replicas_a_replica_stopped_with_sigterm_hands_its_run_over_at_once(
+    fake_openrouter: FakeOpenRouter, tmp_path: Path, database: str
+) -> None:
+    fake = fake_openrouter
+    fake.structured_answers["research_plan"] = PLAN
+    fake.structured_answers["research_gaps"] = {"gaps": [], "follow_up_questions": []}
+    with cluster(fake, tmp_path, database, 2, OPENROUTER_RESEARCH_CONCURRENCY="1") as c:
+        token = c.token("alice")
+        a, b = c.replicas
+        fake.release.clear()
+        async with a.client(token) as on_a:
+            job = structured(await on_a.call_tool("deep_research", BEES))["research_id"]
+        fake.pass_only(2)
+        wait_until(lambda: len(researched(fake)) >= 1, timeout=30, what="a first researcher answered")
+        a.proc.send_signal(signal.SIGTERM)  # a rolling restart: A saves the run and lets go of it
+        a.proc.wait(timeout=60)
+        fake.release.set()
+        async with b.client(token) as on_b:
+            done = await _eventually(on_b, job, lambda d: d["status"] == "done", "B taking the run over")
+    everything = researched(fake)
+    assert done["report"] and sorted(everything) == sorted(set(everything))
+    assert len(everything) == len(PLAN["sub_questions"]) and "took over research " + job in b.stderr
+
+
 async def _eventually(client: Any, job: str, test: Any, what: str, timeout: float = 90) -> dict[str, Any]:
     async def poll() -> dict[str, Any] | None:
         data = structured(await client.call_tool("get_research", {"research_id": job}))

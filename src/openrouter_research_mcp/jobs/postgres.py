@@ -42,7 +42,7 @@ from .store import (
     TooManyJobs,
     UsageRow,
     dump_data,
-    finite,
+    real_or_zero,
     record_from_row,
 )
 
@@ -279,10 +279,10 @@ class PostgresStore:
                             record.lease_holder,
                             record.lease_expires,
                             record.cancel_requested,
-                            finite(record.created_at),
-                            finite(record.updated_at),
+                            real_or_zero(record.created_at),
+                            real_or_zero(record.updated_at),
                             record.title,
-                            finite(record.cost_usd),
+                            real_or_zero(record.cost_usd),
                             record.key_source,
                             dump_data(record.data),
                         ),
@@ -332,7 +332,7 @@ class PostgresStore:
                     dump_data(record.data),
                     record.status,
                     record.title,
-                    finite(record.cost_usd),
+                    real_or_zero(record.cost_usd),
                     now,
                     record.id,
                     record.owner,
@@ -413,10 +413,10 @@ class PostgresStore:
                             r.kind,
                             r.owner,
                             r.status,
-                            finite(r.created_at),
-                            finite(r.updated_at),
+                            real_or_zero(r.created_at),
+                            real_or_zero(r.updated_at),
                             r.title,
-                            finite(r.cost_usd),
+                            real_or_zero(r.cost_usd),
                             r.key_source,
                             dump_data(r.data),
                         ),
@@ -448,7 +448,7 @@ class PostgresStore:
                 "prompt_tokens = u.prompt_tokens + excluded.prompt_tokens, "
                 "completion_tokens = u.completion_tokens + excluded.completion_tokens, "
                 "cost_usd = u.cost_usd + excluded.cost_usd",
-                (owner, day, model, int(ok), int(not ok), prompt_tokens, completion_tokens, finite(cost)),
+                (owner, day, model, int(ok), int(not ok), prompt_tokens, completion_tokens, real_or_zero(cost)),
             )
 
     async def usage(self, owner: str, since_day: str | None = None) -> list[UsageRow]:

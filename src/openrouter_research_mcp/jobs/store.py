@@ -50,7 +50,7 @@ __all__ = [
     "TooManyJobs",
     "UsageRow",
     "dump_data",
-    "finite",
+    "real_or_zero",
     "open_store",
     "record_from_row",
 ]
@@ -186,7 +186,7 @@ COLUMNS = (
 )
 
 
-def finite(value: float) -> float:
+def real_or_zero(value: float) -> float:
     """A number for a NOT NULL numeric column: an impossible one (NaN, infinite) is stored as 0, never refused."""
     return value if math.isfinite(value) else 0.0
 

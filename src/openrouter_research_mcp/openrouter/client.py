@@ -20,7 +20,7 @@ import pydantic_core
 
 from .. import _metrics
 from .._constants import DEFAULT_CONNECT_TIMEOUT, MAX_NATIVE_FALLBACKS
-from .._util import as_dict, usd
+from .._util import as_dict, usd, without_credentials
 from .._version import __version__
 from ..config import Settings
 from ..errors import (
@@ -228,7 +228,7 @@ class OpenRouterClient:
 
     def _transport_error(self, exc: httpx.TransportError, model: str | None) -> OpenRouterError:
         _metrics.upstream_answered(None)  # no answer at all: refused, reset or timed out
-        where = f"OpenRouter at {self.settings.base_url}"
+        where = f"OpenRouter at {without_credentials(self.settings.base_url)}"
         http = _httpx()
         if isinstance(exc, http.TimeoutException) and not isinstance(exc, http.ConnectTimeout):
             return UpstreamTimeoutError(

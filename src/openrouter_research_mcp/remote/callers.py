@@ -27,7 +27,7 @@ def http_caller(shared: Shared, ctx: ServerRequestContext[Any, Any]) -> Caller:
     request = getattr(ctx, "request", None)
     headers = getattr(request, "headers", None)
     own = (headers.get(OWN_KEY_HEADER) or "").strip() if headers is not None else ""
-    if len(own) > MAX_KEY_CHARS or not own.isprintable():
+    if len(own) > MAX_KEY_CHARS or not (own.isascii() and own.isprintable()):
         own = ""  # no key of OpenRouter's looks like this: the operator's key and quotas apply
     principal = (token.subject or token.client_id) if token is not None else LOCAL
     limits = limits_of(token).over(shared.default_limits())

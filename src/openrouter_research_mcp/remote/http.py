@@ -152,7 +152,8 @@ class AuthFailures:
 def _relayed_or_remote(request: Request) -> bool:
     """Whether a request came from beyond this machine, directly or through a proxy on it."""
     peer = request.client.host if request.client else ""
-    return not is_loopback(peer) or "x-forwarded-for" in request.headers or "forwarded" in request.headers
+    relayed = ("x-forwarded-for", "forwarded", "x-real-ip", "x-forwarded-host")
+    return not is_loopback(peer) or any(name in request.headers for name in relayed)
 
 
 class DrainingServer(uvicorn.Server):
@@ -235,12 +236,15 @@ def build_http(settings: Settings) -> tuple[ResearchServer, Drain]:
         return JSONResponse({"ready": not problems, "problems": problems}, status_code=status)
 
     security = transport_security(settings)
-    hosts = set(security.allowed_hosts)
+    port = settings.mcp_port
+    local_hosts = {f"127.0.0.1:{port}", f"localhost:{port}", f"[::1]:{port}"}  # /metrics: this machine's names only
 
     async def metrics(request: Request) -> Response:
         if _relayed_or_remote(request):  # counts by tool and model are the operator's, not the callers'
             return PlainTextResponse("Not Found", status_code=404)
-        if request.headers.get("host") not in hosts:  # a web page's script on a rebound name, reading it locally
+        # Not the public URL's host: a proxy on this machine that adds no forwarding header would relay it. And not
+        # a web page's script on a name rebound to 127.0.0.1, reading it locally.
+        if request.headers.get("host") not in local_hosts:
             return PlainTextResponse("Invalid Host header", status_code=421)
         shared = server.shared
         live = shared.jobs.live.values() if shared is not None else ()
