@@ -1,6 +1,6 @@
 """Reproducible speed, context and resilience figures, offline.
 
-    .venv/bin/python bench/run.py [--repeat 5] [--json bench/results/latest.json] [--only exits]
+    .venv/bin/python bench/run.py [--repeat 5] [--json bench/results/latest.json] [--only exits|replicas]
 
 Starts the test suite's fake OpenRouter on loopback, drives the installed server over stdio with the SDK's
 `Client`, and prints a table (and writes JSON) of medians, each next to its floor measured in the same run.
@@ -35,6 +35,7 @@ from tests.fakes.openrouter import FakeOpenRouter  # noqa: E402
 
 from bench.exits import exit_after_fifo_swap, exit_latency  # noqa: E402
 from bench.remote import cpu_per_ask_http, cpu_per_ask_stdio, http_load  # noqa: E402
+from bench.replicas import replica_load  # noqa: E402
 from bench.sections import (  # noqa: E402
     benchmark_overhead,
     citation_check,
@@ -496,6 +497,7 @@ def run_sync_sections(bench: Bench) -> None:
     startup_with_saved_runs(bench)
     jobs_latency(bench)
     run_exits(bench)
+    replica_load(bench)
 
 
 def run_exits(bench: Bench) -> None:
@@ -516,7 +518,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5, help="runs per median (cold start, fan-out, research)")
     parser.add_argument("--json", type=Path, help="where to write the rows (default bench/results/<latest|only>.json)")
-    parser.add_argument("--only", choices=["exits"], help="run one section: exits (how soon the server stops)")
+    parser.add_argument(
+        "--only",
+        choices=["exits", "replicas"],
+        help="run one section: exits (how soon the server stops), replicas (1-3 replicas over PostgreSQL behind nginx)",
+    )
     args = parser.parse_args()
     args.json = args.json or ROOT / "bench" / "results" / f"{args.only or 'latest'}.json"  # --only keeps latest.json
     with tempfile.TemporaryDirectory() as tmp, FakeOpenRouter() as fake:
@@ -525,6 +531,8 @@ def main() -> None:
         started = time.perf_counter()
         if args.only == "exits":
             run_exits(bench)
+        elif args.only == "replicas":
+            replica_load(bench)
         else:
             bench.cold_start()
             bench.ask_overhead()
