@@ -281,9 +281,7 @@ async def test_http_metrics_and_json_call_logs(fake_openrouter: FakeOpenRouter, 
             proxied = await http.get(f"http://127.0.0.1:{server.port}/metrics", headers={"X-Forwarded-For": "1.2.3.4"})
             rebound = await http.get(f"http://127.0.0.1:{server.port}/metrics", headers={"Host": "evil.example"})
             # A proxy on this machine that adds no forwarding header, relaying the public name: refused all the same.
-            public = await http.get(
-                f"http://127.0.0.1:{server.port}/metrics", headers={"Host": "research.example.com"}
-            )
+            public = await http.get(f"http://127.0.0.1:{server.port}/metrics", headers={"Host": "research.example.com"})
             real_ip = await http.get(f"http://127.0.0.1:{server.port}/metrics", headers={"X-Real-IP": "1.2.3.4"})
         log = server.stderr
     assert not asked.is_error and poor.is_error and "daily quota" in result_text(poor)

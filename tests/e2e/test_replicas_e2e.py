@@ -140,14 +140,43 @@ async def test_replicas_every_tool_works_through_the_balancer(
     assert all(calls_served(r) > 0 for r in c.replicas), "the balancer sent every call to one replica"
 
 
+async def _answer_questions(_context: Any, _params: Any) -> Any:
+    from mcp.types import ElicitResult
+
+    return ElicitResult(action="accept", content={"audience": "city planners", "focus": "costs", "timeframe": ""})
+
+
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_replicas_a_question_asked_mid_call_is_answered_on_any_replica(
+    mode: str, fake_openrouter: FakeOpenRouter, tmp_path: Path, database: str
+) -> None:
+    """deep_research asks its clarifying questions before it plans: over 2026-07-28 the answer comes back in a
+    retried request that carries the sealed request state, and round-robin sends it to the other replica, which
+    opens it with the shared key. A classic session served statelessly cannot be asked, and says so."""
+    fake_openrouter.structured_answers["research_plan"] = {"sub_questions": [{"question": "Q?", "rationale": "r"}]}
+    with cluster(fake_openrouter, tmp_path, database, 2, balanced=True) as c:
+        token = c.token("alice")
+        for _ in range(4):  # whichever replica each request lands on
+            async with _client(c.url, token, mode, elicitation_callback=_answer_questions) as client:
+                asked = await client.call_tool(
+                    "deep_research", {"question": "How do honeybees live?", "depth": 1, "clarify": True}
+                )
+            assert not asked.is_error, result_text(asked)
+            report = asked.structured_content["report"]
+            if mode == "auto":
+                assert "Asked first: audience: city planners; focus: costs." in report
+            else:  # a stateless classic session cannot be asked mid-call: the report says what it assumed instead
+                assert "Assumed (no one could be asked)" in report
+
+
 @contextlib.asynccontextmanager
-async def _client(url: str, token: str, mode: str) -> Any:
+async def _client(url: str, token: str, mode: str, **options: Any) -> Any:
     from mcp import Client
     from mcp.client.streamable_http import streamable_http_client
     from mcp.shared._httpx_utils import create_mcp_http_client
 
     async with create_mcp_http_client(headers={"Authorization": f"Bearer {token}"}) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode) as client:
+        async with Client(streamable_http_client(url, http_client=http), mode=mode, **options) as client:
             yield client
 
 
