@@ -18,6 +18,9 @@ from openrouter_research_mcp._util import usd
 from openrouter_research_mcp.errors import QuotaExceededError
 from openrouter_research_mcp.jobs.accounts import Accounts, Limits, hash_token
 
+from ..fakes.openrouter import FakeOpenRouter
+from ..support import tool_state
+
 NOON = calendar.timegm((2026, 12, 31, 12, 0, 30))  # 12:00:30 UTC on the last day of a month
 
 
@@ -174,3 +177,31 @@ async def test_a_hold_left_by_a_killed_server_stops_counting_after_an_hour(make:
     clock.now += 3601
     assert await alive.hold("o", 0.002, limits, "x") is not None
     alive.close()
+
+
+async def test_a_used_up_quota_refuses_before_anything_is_read(make: Books) -> None:
+    clock = Clock(NOON)
+    accounts = make(clock)
+    limits = Limits(usd_per_day=0.002)
+    await accounts.check_left("o", limits, "This call")  # room left: nothing said, nothing held
+    await accounts.settle(await accounts.hold("o", 0.002, limits, "x"), 0.002)
+    with pytest.raises(QuotaExceededError) as refused:
+        await accounts.check_left("o", limits, "This call")
+    assert refused.value.message.startswith(
+        "This call: nothing is left of your daily quota: $0.002 of $0.002 used. It resets at 2027-01-01 00:00 UTC"
+    )
+    assert (await accounts.usage("o"))[2] == 0  # the check held nothing
+    accounts.close()
+
+
+async def test_a_used_up_quota_refuses_attachments_before_they_are_decoded(
+    fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
+    from openrouter_research_mcp.tools.ask import AskInput, ask
+
+    broken = "data:image/png;base64," + "A" * 400  # decoding it would fail: the quota must answer first
+    async with tool_state(fake_openrouter, tmp_path) as state:
+        poor = state.shared.for_caller(state.shared.caller("token:z", limits=Limits(usd_per_day=0.0)))
+        with pytest.raises(QuotaExceededError, match="nothing is left of your daily quota"):
+            await ask(poor, AskInput(prompt="What is this?", attachments=[broken]))
+    assert fake_openrouter.chat_requests() == []

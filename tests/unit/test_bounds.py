@@ -125,3 +125,18 @@ def test_bounds_a_prompt_request_is_never_cut_off(connection: tuple[Any, Loop, T
     protocol.data_received(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1:8000\r\nContent-Length: 4\r\n\r\nabcd")
     loop.advance(BODY_S * 10)  # the app takes its time to answer: that is no client's fault
     assert not transport.closed
+
+
+def test_bounds_the_server_may_hold_as_many_connections_as_the_system_lets_it() -> None:
+    import resource
+
+    from openrouter_research_mcp.remote.http import more_files
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(256, hard), hard))  # a low soft limit, as systemd's 1,024
+    try:
+        more_files()
+        raised, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+        assert raised == (hard if hard != resource.RLIM_INFINITY else 1 << 20)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

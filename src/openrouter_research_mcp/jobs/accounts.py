@@ -452,20 +452,7 @@ class Accounts:
 
         def take(db: Db) -> Hold:
             now = self.clock()
-            today, month, held = self._spent(db, owner, now)
-            for used, limit, period, resets, name in (
-                (today, limits.usd_per_day, "daily", _next_day(now), "usd_per_day"),
-                (month, limits.usd_per_month, "monthly", _next_month(now), "usd_per_month"),
-            ):
-                if limit is not None and used + held + amount > limit + 1e-12:
-                    raise QuotaExceededError(
-                        f"{label} could cost up to {usd(amount)}, more than is left of your {period} quota: "
-                        f"{usd(used)} of {usd(limit)} used"
-                        + (f" and {usd(held)} held by calls in progress" if held else "")
-                        + f". It resets at {resets}; ask the operator for a larger quota, or send your own "
-                        "OpenRouter key in the X-OpenRouter-Key header.",
-                        limit=name,
-                    )
+            self._refuse_past(db, owner, limits, amount, f"{label} could cost up to {usd(amount)}, more than", now)
             db.execute("DELETE FROM holds WHERE owner = ? AND created < ?", (owner, now - HOLD_TTL_S))
             row = db.execute(
                 "INSERT INTO holds (owner, amount, created) VALUES (?, ?, ?) RETURNING id", (owner, amount, now)
@@ -473,6 +460,31 @@ class Accounts:
             return Hold(id=int(row[0]), owner=owner, amount=amount)
 
         return await self._checked(take)
+
+    def _refuse_past(self, db: Db, owner: str, limits: Limits, amount: float, what: str, now: float) -> None:
+        """Raise `QuotaExceededError` when `amount` more would pass one of `owner`'s USD quotas (`what` begins the
+        message: "… more than"), naming the limit, what is used and held, and when it resets."""
+        today, month, held = self._spent(db, owner, now)
+        for used, limit, period, resets, name in (
+            (today, limits.usd_per_day, "daily", _next_day(now), "usd_per_day"),
+            (month, limits.usd_per_month, "monthly", _next_month(now), "usd_per_month"),
+        ):
+            if limit is not None and used + held + amount > limit + 1e-12:
+                raise QuotaExceededError(
+                    f"{what} is left of your {period} quota: {usd(used)} of {usd(limit)} used"
+                    + (f" and {usd(held)} held by calls in progress" if held else "")
+                    + f". It resets at {resets}; ask the operator for a larger quota, or send your own "
+                    "OpenRouter key in the X-OpenRouter-Key header.",
+                    limit=name,
+                )
+
+    async def check_left(self, owner: str, limits: Limits, label: str) -> None:
+        """Refuse at once, before any work, a paid call by a caller whose USD quota is used up (nothing is held):
+        the attachments of a call that cannot be paid for are never decoded."""
+        if limits.spends:
+            await self._checked(
+                lambda db: self._refuse_past(db, owner, limits, 1e-9, f"{label}: nothing", self.clock())
+            )
 
     async def _checked(self, fn: Callable[[Db], T]) -> T:
         """A quota transaction; a database that cannot be reached refuses the call (nothing is spent unchecked)."""

@@ -266,8 +266,23 @@ def build_http(settings: Settings) -> tuple[ResearchServer, Drain]:
     return server, Drain(AuthFailures(app))
 
 
+def more_files() -> None:
+    """Raise this process's open-files limit to the most it may have: every connection is a file, and the usual
+    soft limit (1,024) is reached by a thousand idle connections, which would lock everyone else out."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        most = hard if hard != resource.RLIM_INFINITY else 1 << 20
+        if soft != resource.RLIM_INFINITY and soft < most:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (most, hard))
+    except (ImportError, ValueError, OSError) as exc:  # Windows, or a limit this process may not change
+        log.info("the open-files limit stays as it is (%s)", exc)
+
+
 def serve_http(settings: Settings) -> None:
     """Serve until a stop signal, then drain (see the module docstring)."""
+    more_files()
     server, drain = build_http(settings)
     config = uvicorn.Config(
         drain,

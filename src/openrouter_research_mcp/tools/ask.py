@@ -124,6 +124,7 @@ async def ask(state: CallState, args: AskInput, progress: Progress = no_progress
     if not prompt.strip():
         raise RequestError("The prompt is empty. Pass the question to ask in `prompt`.")
     deadline = time.monotonic() + state.settings.timeout
+    await state.attachments_payable(args.attachments)
     files = await load_attachments(args.attachments, state.settings)
     primary = model or state.settings.default_model
     plan = _web_plan(state, args.web_search, urls, args.domains)

@@ -176,6 +176,7 @@ async def compare_models(state: CallState, args: CompareInput, progress: Progres
         raise RequestError(f"compare_models needs 2 to 8 different models; got {len(unique)}.")
     started = time.monotonic()
     deadline = started + state.settings.timeout
+    await state.attachments_payable(args.attachments)
     files = await load_attachments(args.attachments, state.settings)
     infos = await resolve_models(
         state, [*unique, *([judge_model] if judge_model else [])], started + state.settings.timeout / 5

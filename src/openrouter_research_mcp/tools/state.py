@@ -13,7 +13,7 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -132,6 +132,12 @@ class CallState:
     @property
     def has_key(self) -> bool:
         return bool(self.caller.key)
+
+    async def attachments_payable(self, specs: Sequence[str] | None) -> None:
+        """Before attachments are read and decoded (seconds of CPU for a large image): refuse the call of a caller
+        whose USD quota is already used up, so nobody can make the server decode for free."""
+        if specs and self.caller.gate is not None:
+            await self.shared.accounts.check_left(self.owner, self.caller.limits, "This call")
 
     @property
     def chat(self) -> Callable[..., Awaitable[ChatResult]]:
