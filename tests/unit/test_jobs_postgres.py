@@ -4,7 +4,8 @@ and started), a server that starts before its database, and a password that appe
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
+from typing import TypeVar
 
 import pytest
 
@@ -12,6 +13,8 @@ from openrouter_research_mcp.jobs.postgres import PostgresStore, describe_url
 from openrouter_research_mcp.jobs.store import JobRecord, StoreUnavailable
 
 from ..services import Postgres, postgres
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -25,6 +28,17 @@ def own_server() -> Iterator[Postgres]:
 
 def _with_password(url: str) -> str:
     return url.replace("postgresql://mcp@", "postgresql://mcp:hunter2-secret@")  # trust auth: any password works
+
+
+async def _once_back(step: Callable[[], Awaitable[T]]) -> T:
+    """`step`'s result once the database answers again: the pool reconnects on its own schedule (backing off while
+    the database was away), so this waits on that state, never on a fixed time."""
+    for _ in range(300):
+        try:
+            return await step()
+        except StoreUnavailable:
+            await asyncio.sleep(0.1)
+    raise AssertionError("the database never came back")
 
 
 def _job(job_id: str = "20260101-000000-00000001") -> JobRecord:
@@ -43,7 +57,7 @@ async def test_postgres_a_database_that_goes_away_fails_calls_clearly_and_comes_
         assert "cannot be reached just now" in message and "ask, compare_models, list_models" in message
         assert "hunter2" not in message and "hunter2" not in store.description
         own_server.start()
-        back = await store.get(_job().id, "alice")  # the pool reconnects by itself: nothing was lost
+        back = await _once_back(lambda: store.get(_job().id, "alice"))  # the pool reconnects: nothing was lost
         assert back is not None and back.data == {"report": "kept"}
     finally:
         await store.close()
@@ -57,7 +71,7 @@ async def test_postgres_a_server_started_before_its_database_serves_once_it_is_u
         with pytest.raises(StoreUnavailable):
             await store.list_jobs("alice", None, 10)
         own_server.start()
-        await store.create(_job())  # migrated on the first connection that works
+        await _once_back(lambda: store.create(_job()))  # migrated on the first connection that works
         assert (await store.list_jobs("alice", None, 10)).total == 1
         assert await store.schema_version() >= 1
     finally:

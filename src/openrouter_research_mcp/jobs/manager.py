@@ -35,6 +35,7 @@ __all__ = ["CANCEL_WAIT_S", "JobGone", "JobHandle", "JobManager", "JobRefused", 
 log = logging.getLogger(__name__)
 
 LEASE_RENEW_S = 0.5  # how often a holder renews its lease and looks for a stored cancel
+RELEASE_RETRY_S = 1.0  # how often a finished job whose end could not be saved (database away) tries again
 CANCEL_WAIT_S = 3.0  # how long a cancel waits for a job running elsewhere to stop
 StopReason = Literal["cancelled", "interrupted", "lost"]
 
@@ -322,9 +323,34 @@ class JobManager:
                 handle.record.id,
                 handle.record.status,
             )
+        except StoreUnavailable as exc:  # the database is away: saved as soon as it is back, in the background
+            handle.unsaved = exc.message
+            log.warning("job %s could not be saved yet (%s); trying again until it is", handle.record.id, exc.message)
+            if not self.shutting_down:
+                task = asyncio.create_task(self._release_later(handle), name=f"save-{handle.record.id}")
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
         except StoreError as exc:
             handle.unsaved = exc.message
             log.warning("job %s could not be saved: %s", handle.record.id, exc.message)
+
+    async def _release_later(self, handle: JobHandle) -> None:
+        """Save a finished job whose end could not be written (the database was away) once the database answers,
+        so its result is not lost and no replica takes it over to run it again."""
+        while handle.unsaved is not None and not self.shutting_down:
+            await asyncio.sleep(RELEASE_RETRY_S)
+            async with handle.writing:
+                try:
+                    await self.store.release(handle.record, self.holder)
+                    handle.unsaved = None
+                    log.info(
+                        "job %s saved as %s, now that the database is back", handle.record.id, handle.record.status
+                    )
+                except StoreUnavailable:
+                    continue
+                except StoreError as exc:  # taken over meanwhile (its lease lapsed): the other holder's now
+                    handle.unsaved = None
+                    log.warning("job %s could not be saved after all: %s", handle.record.id, exc.message)
 
     async def _persist(self, handle: JobHandle) -> None:
         """Create the record of a job that started while the store was away."""
