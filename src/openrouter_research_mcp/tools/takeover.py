@@ -67,6 +67,9 @@ async def _resume(shared: Shared, record: JobRecord) -> bool:
             return False  # another replica took it first
         await _give_up(shared, record, exc.message)
         return False
+    except ValueError as exc:  # its saved parameters no longer pass the tool's checks (pydantic's ValidationError)
+        await _give_up(shared, record, f"its saved parameters are not valid now ({exc.__class__.__name__})")
+        return False
     except StoreError as exc:
         log.info("job %s was not taken over: %s", record.id, exc.message)
         return False
