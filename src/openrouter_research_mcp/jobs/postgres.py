@@ -32,18 +32,18 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from .store import (
     COLUMNS,
+    SUMMARY_COLUMNS,
     Conflict,
     JobRecord,
-    JobSummary,
-    LeaseHeld,
     Page,
-    Status,
     StoreUnavailable,
     TooManyJobs,
     UsageRow,
+    acquired,
     dump_data,
     real_or_zero,
     record_from_row,
+    summary_from_row,
 )
 
 __all__ = ["MIGRATIONS", "PostgresStore", "describe_url", "migrate_now"]
@@ -307,17 +307,13 @@ class PostgresStore:
             cur = await conn.execute(f"SELECT count(*) FROM jobs WHERE {where}", args)
             counted = await cur.fetchone()
             cur = await conn.execute(
-                "SELECT id, kind, status, title, cost_usd, created_at, updated_at, lease_holder, lease_expires "
-                f"FROM jobs WHERE {where} ORDER BY created_at DESC, id DESC LIMIT %s OFFSET %s",
+                f"SELECT {SUMMARY_COLUMNS} FROM jobs WHERE {where} ORDER BY created_at DESC, id DESC "
+                "LIMIT %s OFFSET %s",
                 (*args, limit, offset),
             )
             rows = await cur.fetchall()
         now = self.clock()
-        items = []
-        for job_id, job_kind, status, title, cost, created, updated, holder, expires in rows:
-            live = holder is not None and expires is not None and expires > now
-            shown: Status = "interrupted" if status in ("queued", "running") and not live else status
-            items.append(JobSummary(job_id, job_kind, shown, title, cost, created, updated))
+        items = [summary_from_row(row, now) for row in rows]
         return Page(items=items, total=int(counted[0]) if counted else 0, offset=offset)
 
     async def _write(self, record: JobRecord, holder: str | None, release: bool) -> JobRecord:
@@ -370,12 +366,7 @@ class PostgresStore:
                 changed = cur.rowcount
                 cur = await conn.execute(f"SELECT {COLUMNS} FROM jobs WHERE id = %s", (record.id,))
                 row = await cur.fetchone()
-        current = record_from_row(row) if row else None
-        if changed == 1 and current is not None:
-            return current
-        if current is not None and current.lease_live(now) and current.lease_holder != holder:
-            raise LeaseHeld(f"Job {record.id} is running elsewhere.", current)
-        raise Conflict(f"Job {record.id} was changed by someone else since it was read.")
+        return acquired(record.id, changed, record_from_row(row) if row else None, holder, now)
 
     async def renew(self, job_id: str, holder: str, now: float, ttl: float) -> tuple[bool, bool]:
         async with self._conn() as conn:

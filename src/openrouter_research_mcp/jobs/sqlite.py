@@ -26,18 +26,18 @@ from typing import TypeVar
 
 from .store import (
     COLUMNS,
+    SUMMARY_COLUMNS,
     Conflict,
     JobRecord,
-    JobSummary,
-    LeaseHeld,
     Page,
-    Status,
     StoreUnavailable,
     TooManyJobs,
     UsageRow,
+    acquired,
     dump_data,
     real_or_zero,
     record_from_row,
+    summary_from_row,
 )
 
 __all__ = ["DB_FILE", "SqliteStore"]
@@ -288,17 +288,11 @@ class SqliteStore:
             where, args = ("owner = ? AND kind = ?", (owner, kind)) if kind else ("owner = ?", (owner,))
             total = db.execute(f"SELECT count(*) FROM jobs WHERE {where}", args).fetchone()[0]
             rows = db.execute(
-                "SELECT id, kind, status, title, cost_usd, created_at, updated_at, lease_holder, lease_expires "
-                f"FROM jobs WHERE {where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
+                f"SELECT {SUMMARY_COLUMNS} FROM jobs WHERE {where} ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?",
                 (*args, limit, offset),
             ).fetchall()
             now = self.clock()
-            items = []
-            for job_id, job_kind, status, title, cost, created, updated, holder, expires in rows:
-                live = holder is not None and expires is not None and expires > now
-                shown: Status = "interrupted" if status in ("queued", "running") and not live else status
-                items.append(JobSummary(job_id, job_kind, shown, title, cost, created, updated))
-            return Page(items=items, total=total, offset=offset)
+            return Page(items=[summary_from_row(row, now) for row in rows], total=total, offset=offset)
 
         return await self._run(read)
 
@@ -359,12 +353,7 @@ class SqliteStore:
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
-            current = record_from_row(row) if row else None
-            if changed == 1 and current is not None:
-                return current
-            if current is not None and current.lease_live(now) and current.lease_holder != holder:
-                raise LeaseHeld(f"Job {record.id} is running elsewhere.", current)
-            raise Conflict(f"Job {record.id} was changed by someone else since it was read.")
+            return acquired(record.id, changed, record_from_row(row) if row else None, holder, now)
 
         return await self._run(take)
 

@@ -35,6 +35,7 @@ __all__ = [
     "Timestamp",
     "ACTIVE",
     "COLUMNS",
+    "SUMMARY_COLUMNS",
     "FINISHED",
     "SCHEMA_VERSION",
     "STATUSES",
@@ -51,8 +52,10 @@ __all__ = [
     "UsageRow",
     "dump_data",
     "real_or_zero",
+    "acquired",
     "open_store",
     "record_from_row",
+    "summary_from_row",
 ]
 
 
@@ -129,13 +132,19 @@ class JobRecord:
     key_source: str = "operator"  # whose OpenRouter key pays: "operator" (the server's) or "own" (the caller's)
 
     def lease_live(self, now: float) -> bool:
-        return self.lease_holder is not None and self.lease_expires is not None and self.lease_expires > now
+        return _live(self.lease_holder, self.lease_expires, now)
 
     def effective_status(self, now: float) -> Status:
         """The status a reader should see: a running job whose holder stopped renewing its lease is interrupted."""
-        if self.status in ACTIVE and not self.lease_live(now):
-            return "interrupted"
-        return self.status
+        return _shown(self.status, self.lease_holder, self.lease_expires, now)
+
+
+def _live(holder: str | None, expires: float | None, now: float) -> bool:
+    return holder is not None and expires is not None and expires > now
+
+
+def _shown(status: Status, holder: str | None, expires: float | None, now: float) -> Status:
+    return "interrupted" if status in ACTIVE and not _live(holder, expires, now) else status
 
 
 @dataclass(frozen=True)
@@ -193,6 +202,26 @@ def real_or_zero(value: float) -> float:
 
 def dump_data(data: dict[str, Any]) -> str:
     return strict_json(data, ensure_ascii=False, separators=(",", ":"))
+
+
+# What a listing reads of each job, in this order (`summary_from_row`).
+SUMMARY_COLUMNS = "id, kind, status, title, cost_usd, created_at, updated_at, lease_holder, lease_expires"
+
+
+def summary_from_row(row: Sequence[Any], now: float) -> JobSummary:
+    """A listing's line from a row of `SUMMARY_COLUMNS`, its status as a reader should see it at `now`."""
+    job_id, kind, status, title, cost, created, updated, holder, expires = row
+    return JobSummary(job_id, kind, _shown(status, holder, expires, now), title, cost, created, updated)
+
+
+def acquired(job_id: str, changed: int, current: JobRecord | None, holder: str, now: float) -> JobRecord:
+    """How a lease taken with one conditional update came out: the job, now held (`changed` is 1), or `LeaseHeld`
+    when another live holder has it, or `Conflict` when it changed since it was read."""
+    if changed == 1 and current is not None:
+        return current
+    if current is not None and current.lease_live(now) and current.lease_holder != holder:
+        raise LeaseHeld(f"Job {job_id} is running elsewhere.", current)
+    raise Conflict(f"Job {job_id} was changed by someone else since it was read.")
 
 
 def record_from_row(row: Sequence[Any]) -> JobRecord:
