@@ -164,10 +164,7 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             keys = tuple(k.strip() for k in value.split(",") if k.strip())
             if any(len(k) < 32 for k in keys):
-                raise ValueError(
-                    "each key must be at least 32 characters; make one with "
-                    "`python3 -c 'import secrets; print(secrets.token_urlsafe(32))'`"
-                )
+                raise ValueError("each key must be at least 32 characters; make one with `openssl rand -hex 32`")
             return keys
         return value
 
