@@ -289,14 +289,17 @@ class OwnFake:
         self.proc.wait(timeout=30)
 
 
-async def http_load(bench: Bench) -> None:
-    fake = OwnFake(latency=0.05)
-    server = Http({**bench.env("load"), "OPENROUTER_BASE_URL": fake.base_url}, tokens=CALLERS)
-    clients = [httpx.AsyncClient(timeout=120) for _ in server.tokens]  # one per caller: httpx's pool scans
-    try:  # every connection it holds on each request, so one client for all 200 would measure the bench
-        sessions = [Session(server.url, token, http) for token, http in zip(server.tokens, clients, strict=True)]
+async def concurrent_asks(
+    url: str, tokens: list[str], gauge: Callable[[], float] = lambda: 0.0
+) -> tuple[list[float], int, float, float]:
+    """Each token's caller opens a 2026-07-28 session on its own connection, then all make one `ask` at once
+    (after 64 untimed ones: the catalog loads and the upstream pool opens, as on a server that has been up a
+    while). Returns each call's latency, how many failed, the wall time, and how much `gauge` (the server's CPU,
+    the database's busy time) moved while they ran."""
+    clients = [httpx.AsyncClient(timeout=120) for _ in tokens]  # one per caller: httpx's pool scans every
+    try:  # connection it holds on each request, so one client for all would measure the bench
+        sessions = [Session(url, token, http) for token, http in zip(tokens, clients, strict=True)]
         await asyncio.gather(*(s.open() for s in sessions))
-        # Not timed: the catalog loads and the upstream pool opens, as on a server that has been up a while.
         await asyncio.gather(*(s.call("tools/call", ASK) for s in sessions[:64]))
         failures = 0
 
@@ -309,12 +312,22 @@ async def http_load(bench: Bench) -> None:
                 failures += 1
             return time.perf_counter() - started
 
-        before, wall = cpu_seconds(server.proc.pid), time.perf_counter()
+        before, wall = gauge(), time.perf_counter()
         times = await asyncio.gather(*(one(s) for s in sessions))
-        wall, cpu = time.perf_counter() - wall, cpu_seconds(server.proc.pid) - before
+        return list(times), failures, time.perf_counter() - wall, gauge() - before
     finally:
         for http in clients:
             await http.aclose()
+
+
+async def http_load(bench: Bench) -> None:
+    fake = OwnFake(latency=0.05)
+    server = Http({**bench.env("load"), "OPENROUTER_BASE_URL": fake.base_url}, tokens=CALLERS)
+    try:
+        times, failures, wall, cpu = await concurrent_asks(
+            server.url, server.tokens, lambda: cpu_seconds(server.proc.pid)
+        )
+    finally:
         server.close()
         fake.close()
     p50, p95, p99 = pct(times, 0.5), pct(times, 0.95), pct(times, 0.99)

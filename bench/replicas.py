@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 import sys
 import tempfile
@@ -28,11 +29,10 @@ sys.path.insert(0, str(ROOT))
 from tests.fakes import FAKE_KEY  # noqa: E402 - after the path is set
 from tests.services import Postgres, nginx, postgres  # noqa: E402
 
-from bench.remote import OwnFake, Session, _free_port, pct  # noqa: E402
+from bench.remote import OwnFake, _free_port, concurrent_asks, pct  # noqa: E402
 from openrouter_research_mcp.jobs.accounts import Accounts  # noqa: E402
 
 CALLERS = 500
-ASK = {"name": "ask", "arguments": {"prompt": "Say hi."}}
 
 
 def _active_ms(pg: Postgres, database: str) -> float:
@@ -94,31 +94,6 @@ def _replicas(count: int, url: str, fake_url: str, work: Path) -> Iterator[tuple
             proc.wait(timeout=60)
 
 
-async def _load(url: str, tokens: list[str]) -> tuple[list[float], int, float]:
-    clients = [httpx.AsyncClient(timeout=120) for _ in tokens]
-    try:
-        sessions = [Session(url, token, http) for token, http in zip(tokens, clients, strict=True)]
-        await asyncio.gather(*(s.open() for s in sessions))
-        await asyncio.gather(*(s.call("tools/call", ASK) for s in sessions[:64]))  # warm: catalog, pools
-        failures = 0
-
-        async def one(session: Session) -> float:
-            nonlocal failures
-            started = time.perf_counter()
-            try:
-                await session.call("tools/call", ASK)
-            except Exception:  # counted, and the row says so
-                failures += 1
-            return time.perf_counter() - started
-
-        wall = time.perf_counter()
-        times = await asyncio.gather(*(one(s) for s in sessions))
-        return list(times), failures, time.perf_counter() - wall
-    finally:
-        for http in clients:
-            await http.aclose()
-
-
 def replica_load(bench: Any, counts: tuple[int, ...] = (1, 2, 3)) -> None:
     fake = OwnFake(latency=0.05)
     try:
@@ -130,9 +105,10 @@ def replica_load(bench: Any, counts: tuple[int, ...] = (1, 2, 3)) -> None:
                 tokens = [accounts.add_token(f"user{i}") for i in range(CALLERS)]
                 accounts.close()
                 with _replicas(count, url, fake.base_url, Path(tmp) / f"r{count}") as (front, _procs):
-                    before = _active_ms(pg, name)
-                    times, failures, wall = asyncio.run(_load(front, tokens))
-                    db_ms = (_active_ms(pg, name) - before) / CALLERS
+                    times, failures, wall, busy = asyncio.run(
+                        concurrent_asks(front, tokens, functools.partial(_active_ms, pg, name))
+                    )
+                    db_ms = busy / CALLERS
                 p50, p95, p99 = pct(times, 0.5), pct(times, 0.95), pct(times, 0.99)
                 bench.row(
                     f"{CALLERS} concurrent callers through nginx, {count} replica{'s' if count > 1 else ''}, p50",
