@@ -205,17 +205,11 @@ async def test_replicas_a_killed_replicas_run_is_taken_over_and_finished_without
     fake_openrouter: FakeOpenRouter, tmp_path: Path, database: str
 ) -> None:
     fake = fake_openrouter
-    fake.structured_answers["research_plan"] = PLAN
-    fake.structured_answers["research_gaps"] = {"gaps": [], "follow_up_questions": []}
+    _plan_without_gaps(fake)
     with cluster(fake, tmp_path, database, 2, OPENROUTER_RESEARCH_CONCURRENCY="1") as c:
         token = c.token("alice")
         a, b = c.replicas
-        fake.release.clear()
-        async with a.client(token) as on_a:
-            started = structured(await on_a.call_tool("deep_research", BEES))
-        job = started["research_id"]
-        fake.pass_only(2)  # planning and one researcher; the next is held, and A dies between two paid steps
-        wait_until(lambda: len(researched(fake)) >= 1, timeout=30, what="a first researcher answered")
+        job = await _held_after_one_researcher(fake, a, token)  # A dies between two paid steps
         async with b.client(token) as on_b:
             await _eventually(on_b, job, lambda d: bool(d["sources"]), "B seeing A's saved progress")
             paid_before, billed_before = set(researched(fake)), list(fake.billed)
@@ -223,10 +217,9 @@ async def test_replicas_a_killed_replicas_run_is_taken_over_and_finished_without
             a.proc.wait(timeout=10)
             fake.release.set()
             done = await _eventually(on_b, job, lambda d: d["status"] == "done", "B taking over and finishing")
-    everything = researched(fake)
+    everything = _each_researched_once(fake)
     assert done["research_id"] == job and len(paid_before) == 1
     assert not set(everything[len(paid_before) :]) & paid_before  # nothing A was paid for is asked again
-    assert sorted(everything) == sorted(set(everything)) and len(everything) == len(PLAN["sub_questions"])
     assert fake.billed[: len(billed_before)] == billed_before
     assert "took over research " + job in b.stderr
 
@@ -235,24 +228,40 @@ async def test_replicas_a_replica_stopped_with_sigterm_hands_its_run_over_at_onc
     fake_openrouter: FakeOpenRouter, tmp_path: Path, database: str
 ) -> None:
     fake = fake_openrouter
-    fake.structured_answers["research_plan"] = PLAN
-    fake.structured_answers["research_gaps"] = {"gaps": [], "follow_up_questions": []}
+    _plan_without_gaps(fake)
     with cluster(fake, tmp_path, database, 2, OPENROUTER_RESEARCH_CONCURRENCY="1") as c:
         token = c.token("alice")
         a, b = c.replicas
-        fake.release.clear()
-        async with a.client(token) as on_a:
-            job = structured(await on_a.call_tool("deep_research", BEES))["research_id"]
-        fake.pass_only(2)
-        wait_until(lambda: len(researched(fake)) >= 1, timeout=30, what="a first researcher answered")
+        job = await _held_after_one_researcher(fake, a, token)
         a.proc.send_signal(signal.SIGTERM)  # a rolling restart: A saves the run and lets go of it
         a.proc.wait(timeout=60)
         fake.release.set()
         async with b.client(token) as on_b:
             done = await _eventually(on_b, job, lambda d: d["status"] == "done", "B taking the run over")
+    _each_researched_once(fake)
+    assert done["report"] and "took over research " + job in b.stderr
+
+
+def _plan_without_gaps(fake: FakeOpenRouter) -> None:
+    fake.structured_answers["research_plan"] = PLAN
+    fake.structured_answers["research_gaps"] = {"gaps": [], "follow_up_questions": []}
+
+
+async def _held_after_one_researcher(fake: FakeOpenRouter, replica: HttpServer, token: str) -> str:
+    """Start a background run on `replica`, let its planning and one researcher through, hold the rest; its id."""
+    fake.release.clear()
+    async with replica.client(token) as client:
+        job = str(structured(await client.call_tool("deep_research", BEES))["research_id"])
+    fake.pass_only(2)
+    wait_until(lambda: len(researched(fake)) >= 1, timeout=30, what="a first researcher answered")
+    return job
+
+
+def _each_researched_once(fake: FakeOpenRouter) -> list[str]:
+    """Every sub-question researched, each once (so paid once), whichever replica asked; the order they were."""
     everything = researched(fake)
-    assert done["report"] and sorted(everything) == sorted(set(everything))
-    assert len(everything) == len(PLAN["sub_questions"]) and "took over research " + job in b.stderr
+    assert sorted(everything) == sorted(set(everything)) and len(everything) == len(PLAN["sub_questions"])
+    return everything
 
 
 async def _eventually(client: Any, job: str, test: Any, what: str, timeout: float = 90) -> dict[str, Any]:
@@ -271,26 +280,20 @@ async def test_replicas_postgres_restarted_mid_run_loses_nothing(
     fake_openrouter: FakeOpenRouter, tmp_path: Path, database: str, pg_server: Postgres
 ) -> None:
     fake = fake_openrouter
-    fake.structured_answers["research_plan"] = PLAN
-    fake.structured_answers["research_gaps"] = {"gaps": [], "follow_up_questions": []}
+    _plan_without_gaps(fake)
     with cluster(fake, tmp_path, database, 1, OPENROUTER_RESEARCH_CONCURRENCY="1") as c:
         token = c.token("alice")
         (a,) = c.replicas
-        fake.release.clear()
+        job = await _held_after_one_researcher(fake, a, token)
         async with a.client(token) as on_a:
-            started = structured(await on_a.call_tool("deep_research", BEES))
-            job = started["research_id"]
-            fake.pass_only(2)
-            wait_until(lambda: len(researched(fake)) >= 1, timeout=30, what="a first researcher answered")
             pg_server.stop()
             asked = await on_a.call_tool("list_models", {"limit": 1})  # needs no database: still served
             pg_server.start()
             fake.release.set()
             done = await _eventually(on_a, job, lambda d: d["status"] == "done", "the run finishing")
     assert not asked.is_error, result_text(asked)
-    everything = researched(fake)
-    assert done["report"] and sorted(everything) == sorted(set(everything))
-    assert len(everything) == len(PLAN["sub_questions"])
+    _each_researched_once(fake)
+    assert done["report"]
 
 
 async def test_replicas_racing_one_callers_quota_never_pass_it(
