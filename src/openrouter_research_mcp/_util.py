@@ -23,6 +23,7 @@ __all__ = [
     "is_web_url",
     "neutralise",
     "no_progress",
+    "private_file",
     "strict_json",
     "usd",
     "without_credentials",
@@ -126,3 +127,16 @@ def write_atomically(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+
+
+def private_file(path: Path) -> None:
+    """Make sure `path` exists and only its owner may read or write it (0600; its new folders 0700), before a
+    database opens it: SQLite gives the file's `-wal` and `-shm` companions the file's own permissions. A file of
+    an earlier release, made with the default umask, is tightened. Raises OSError when the folder cannot be
+    written."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.close(os.open(path, os.O_RDONLY | os.O_CREAT | getattr(os, "O_NONBLOCK", 0), 0o600))  # a FIFO: no wait
+    if os.name == "posix":
+        with contextlib.suppress(OSError):  # someone else's file: theirs to keep as it is
+            if path.stat().st_mode & 0o077:
+                path.chmod(0o600)

@@ -716,4 +716,5 @@ async def test_client_deadline_cuts_a_hanging_request(
     fake_openrouter.fail(kind="hang")
     with pytest.raises(UpstreamTimeoutError):
         await client.chat(MESSAGES, key=FAKE_KEY, fallback_models=[], deadline=time.monotonic() + 0.3)
-    await eventually(lambda: fake_openrouter.requests[0].finished is not None)
+    # The connection is closed, not left hanging (on a busy machine the deadline may cut it before it arrives).
+    await eventually(lambda: all(r.finished is not None for r in fake_openrouter.requests))

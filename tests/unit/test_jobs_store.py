@@ -267,3 +267,31 @@ async def test_store_a_database_locked_by_another_program_serves_from_memory(tmp
     finally:
         holder.execute("ROLLBACK")
         holder.close()
+
+
+async def test_store_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / DB_FILE).touch(mode=0o644)  # an earlier release's file, made with the usual umask
+    (earlier / DB_FILE).chmod(0o644)
+    for folder in (tmp_path / "new" / "data", earlier):
+        store = SqliteStore(folder / DB_FILE)
+        await store.open()
+        await store.create(record())  # a write, so the write-ahead log exists too
+        files = [folder / DB_FILE, folder / f"{DB_FILE}-wal"]
+        assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o600"}
+        await store.close()
+    assert oct((tmp_path / "new" / "data").stat().st_mode & 0o777) == "0o700"
+
+
+async def test_store_opened_without_waiting_runs_every_call_after_the_opening(tmp_path: Path) -> None:
+    """The server does not wait for the opening before answering `initialize`; a call made at once still finds the
+    database open and migrated, even a corrupt one set aside first."""
+    (tmp_path / DB_FILE).write_bytes(b"not a database" * 100)
+    store = SqliteStore(tmp_path / DB_FILE)
+    await store.open(wait=False)
+    assert await store.schema_version() == SCHEMA_VERSION
+    await store.create(record())
+    assert await store.get(record().id, "alice") is not None
+    assert store.durable and "new" in store.description
+    await store.close()

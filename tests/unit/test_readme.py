@@ -19,7 +19,7 @@ def test_readme_quickstart_has_exactly_two_commands() -> None:
     assert len(commands) == 2 and all("\n" not in command for command in commands)
     serve, test = commands
     assert serve.endswith("openrouter-research-mcp") and "pip install" in serve
-    assert '".[test]"' in test and test.endswith("pytest")
+    assert '".[test]"' in test and test.endswith("pytest -n auto")  # the whole suite, on every core
 
 
 def test_ci_runs_the_readme_test_command_verbatim() -> None:

@@ -20,10 +20,11 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
 
+from .._util import private_file
 from .store import (
     COLUMNS,
     SUMMARY_COLUMNS,
@@ -80,6 +81,12 @@ MIGRATIONS: dict[int, str] = {
     );
     """,
 }
+
+
+def _log_failure(opening: Future[None]) -> None:
+    exc = opening.exception()
+    if exc is not None:  # `_open` handles what it expects; anything else leaves the store closed, said here
+        log.error("the job database could not be opened: %s", exc, exc_info=exc)
 
 
 class SqliteStore:
@@ -160,7 +167,7 @@ class SqliteStore:
             self._db = self._connect(":memory:")
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)  # jobs hold prompts, answers and reports: the owner's alone
             self._db = self._connect_patiently(str(self.path))
             self._db.execute("SELECT count(*) FROM jobs").fetchone()
             return
@@ -199,13 +206,16 @@ class SqliteStore:
             return f"it is not a readable database ({exc}) and could not be moved aside ({move.strerror})"
         return f"it was not a readable database ({exc}); it was moved to {aside.name}"
 
-    async def open(self) -> None:
+    async def open(self, wait: bool = True) -> None:
         with self._lock:
             if self._opened:
                 return
             self._opened = True
-        loop = asyncio.get_running_loop()
-        await loop.run_in_executor(self._executor, self._open)
+        # On the store's one worker thread, every later call queues behind the opening, so none runs before it.
+        opening = self._executor.submit(self._open)
+        opening.add_done_callback(_log_failure)
+        if wait:
+            await asyncio.wrap_future(opening)
 
     async def close(self) -> None:
         def shut() -> None:

@@ -251,8 +251,10 @@ class JobStore(Protocol):
     description: str  # e.g. "SQLite at /path/jobs.db", "memory (the database file was unreadable)"
     durable: bool  # False when serving from memory: nothing survives a restart
 
-    async def open(self) -> None:
-        """Connect and apply migrations (safe when several processes start at once)."""
+    async def open(self, wait: bool = True) -> None:
+        """Connect and apply migrations (safe when several processes start at once). With `wait=False`, return
+        as soon as every later call is sure to run after the opening, without waiting for it: the server answers
+        `initialize` meanwhile."""
 
     async def close(self) -> None: ...
 
