@@ -25,6 +25,9 @@ def clean_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterat
     # Default cache and data dirs (platformdirs) land in the test's tmp dir, never in the real home.
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    # Where `login` keeps a key: never the real keyring or config dir (a developer's own sign-in must not leak in).
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("PYTHON_KEYRING_BACKEND", "keyring.backends.fail.Keyring")
     yield
     os.environ.clear()
     os.environ.update(saved)

@@ -43,9 +43,9 @@ def _parser() -> argparse.ArgumentParser:
         "person's MCP client (Claude Desktop, Cursor, VS Code, the MCP Inspector), or over Streamable HTTP for a "
         "team (serve --transport http).",
         epilog="Configuration comes from the environment (or the .env file). The one setting you need is "
-        "OPENROUTER_API_KEY, your OpenRouter key (https://openrouter.ai/keys); every other OPENROUTER_* "
-        "variable has a default (the README lists them all). Run `openrouter-research-mcp doctor` to check "
-        "the setup.",
+        "OPENROUTER_API_KEY, your OpenRouter key (https://openrouter.ai/keys), or instead sign in once with "
+        "`openrouter-research-mcp login`; every other OPENROUTER_* variable has a default (the README lists them "
+        "all). Run `openrouter-research-mcp doctor` to check the setup.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     parser.add_argument(
@@ -53,12 +53,13 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="a .env file that fills in variables missing from the environment (default: ./.env)",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{serve,doctor,token,quota,migrate}")
+    commands = parser.add_subparsers(dest="command", metavar="{serve,doctor,login,logout,token,quota,migrate}")
     serve = commands.add_parser("serve", help="run the MCP server (the default): stdio, or HTTP for a team")
     serve.add_argument("--transport", choices=("stdio", "http"), help="default: OPENROUTER_MCP_TRANSPORT or stdio")
     serve.add_argument("--host", help="HTTP: the address to bind (default: OPENROUTER_MCP_HOST or 127.0.0.1)")
     serve.add_argument("--port", type=int, help="HTTP: the port (default: OPENROUTER_MCP_PORT or 8000)")
     commands.add_parser("doctor", help="check the configuration, the catalog and the key, and print a report")
+    _login_parser(commands)
     token = commands.add_parser("token", help="bearer tokens of a team server (OPENROUTER_MCP_AUTH=tokens)")
     tokens = token.add_subparsers(dest="token_command", metavar="{add,list,revoke}", required=True)
     add = tokens.add_parser("add", help="make a token for NAME and print it once (the token alone on stdout)")
@@ -77,6 +78,36 @@ def _parser() -> argparse.ArgumentParser:
     clear.add_argument("subject")
     commands.add_parser("migrate", help="bring the PostgreSQL schema (OPENROUTER_DATABASE_URL) up to date, then exit")
     return parser
+
+
+def _login_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    login = commands.add_parser(
+        "login",
+        help="sign in with OpenRouter in the browser and store the key it makes (OS keyring, else a private file)",
+    )
+    login.add_argument(
+        "--headless",
+        action="store_true",
+        help="no browser here (SSH): print the address to open elsewhere and read the code it shows from stdin",
+    )
+    login.add_argument("--key-label", metavar="LABEL", help="the name the new key gets in your OpenRouter settings")
+    login.add_argument("--port", type=_port, default=0, help="the loopback port the browser returns to (default: any)")
+    login.add_argument("--wait", type=_seconds, default=300.0, help="seconds to wait for the browser (default: 300)")
+    commands.add_parser("logout", help="remove the key `login` stored (then delete it on OpenRouter too)")
+
+
+def _port(text: str) -> int:
+    value = int(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a port (0 to 65535; 0 picks a free one)")
+    return value
+
+
+def _seconds(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a wait in seconds (more than 0, at most 3600)")
+    return value
 
 
 def _quota_flags(parser: argparse.ArgumentParser, whose: str) -> None:
@@ -98,7 +129,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Parse arguments, load the configuration once, and serve MCP over stdio (or run `doctor`). Ctrl-C at any
-    moment quits quietly: exit 0 for the server (as a person stopping it expects), 130 for `doctor`."""
+    moment quits quietly: exit 0 for the server (as a person stopping it expects), 130 for `doctor` and `login`."""
     command = "serve"
     ours = threading.current_thread() is threading.main_thread()
     if ours:
@@ -109,7 +140,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         command = args.command
         _run(args)
     except KeyboardInterrupt:  # until the wire takes SIGINT over, Ctrl-C is a KeyboardInterrupt (`Interrupted`)
-        if command == "doctor":
+        if command in ("doctor", "login"):
             raise SystemExit(130) from None
     finally:
         if ours and signal.getsignal(signal.SIGINT) is _interrupt:
@@ -122,6 +153,10 @@ def _run(args: argparse.Namespace) -> None:
     from .config import load_settings
     from .errors import ConfigError
 
+    if args.command == "logout":  # needs no configuration, so a broken one cannot keep a key from being removed
+        from .signin_cli import run_logout
+
+        raise SystemExit(run_logout())
     overrides = {}
     if args.command == "serve":
         overrides = {name: getattr(args, flag, None) for name, flag in SERVE_FLAGS.items()}
@@ -130,6 +165,16 @@ def _run(args: argparse.Namespace) -> None:
     except ConfigError as exc:
         sys.stderr.write(f"openrouter-research-mcp: configuration error: {exc}\n")
         raise SystemExit(2) from None
+    if args.command == "login":
+        from .signin_cli import run_login
+
+        configure_logging("ERROR", "")
+        raise SystemExit(run_login(settings, args))
+    key_source = None
+    if args.command in ("serve", "doctor"):  # OPENROUTER_API_KEY first, then the key `login` stored
+        from .keystore import with_stored_key
+
+        settings, key_source = with_stored_key(settings)
     secret = settings.api_key.get_secret_value() if settings.api_key else ""
     if args.command == "doctor":
         import asyncio
@@ -137,7 +182,7 @@ def _run(args: argparse.Namespace) -> None:
         from .doctor import run_doctor
 
         configure_logging("ERROR", secret)
-        report, ok = asyncio.run(run_doctor(settings))
+        report, ok = asyncio.run(run_doctor(settings, key_source))
         sys.stdout.write(report.replace(secret, "***") if secret else report)
         sys.stdout.write("\n")
         raise SystemExit(0 if ok else 1)

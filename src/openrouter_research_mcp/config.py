@@ -86,6 +86,8 @@ class Settings(BaseSettings):
 
     api_key: SecretStr | None = None
     base_url: str = DEFAULT_BASE_URL
+    # The sign-in page of `login` (OAuth with PKCE); unset, derived from base_url (…/api/v1 → …/auth).
+    auth_url: str | None = None
     default_model: str = DEFAULT_MODEL
     fallback_models: Annotated[tuple[str, ...], NoDecode] = ()
     timeout: Annotated[float, Field(gt=0, le=3600)] = DEFAULT_TIMEOUT
@@ -117,12 +119,14 @@ class Settings(BaseSettings):
     mcp_transport: Literal["stdio", "http"] = "stdio"
     mcp_host: str = "127.0.0.1"
     mcp_port: Annotated[int, Field(ge=1, le=65535)] = 8000
-    mcp_auth: Literal["none", "tokens", "oauth"] = "none"
+    mcp_auth: Literal["none", "tokens", "oauth", "openrouter"] = "none"
     mcp_public_url: str | None = None
     mcp_oauth_issuer: str | None = None
     mcp_oauth_audience: str | None = None
     mcp_oauth_scopes: Annotated[tuple[str, ...], NoDecode] = ()
     mcp_oauth_jwks_url: str | None = None
+    # auth=openrouter: the secret(s) sealing each user's OpenRouter key at rest (comma-separated; the first seals).
+    mcp_key_secret: SecretStr | None = None
     mcp_max_body_mb: Annotated[float, Field(gt=0, le=100)] = 4.0
     mcp_drain_s: Annotated[float, Field(ge=0, le=600)] = 20.0
     quota_usd_per_day: Annotated[float | None, Field(ge=0)] = None
@@ -151,9 +155,11 @@ class Settings(BaseSettings):
     def _strip(cls, value: Any) -> Any:
         return value.strip() if isinstance(value, str) else value
 
-    @field_validator("base_url")
+    @field_validator("base_url", "auth_url")
     @classmethod
-    def _http_url(cls, value: str) -> str:
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must start with http:// or https://")
         return value.rstrip("/")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from ._util import usd, without_credentials
 from .config import Settings
@@ -12,6 +14,9 @@ from .openrouter.account import account_info
 from .openrouter.request import provider_body
 from .tools.state import open_state
 
+if TYPE_CHECKING:
+    from .keystore import KeySource
+
 __all__ = ["run_doctor"]
 
 
@@ -19,8 +24,26 @@ def _usd(value: object) -> str:
     return usd(float(value)) if isinstance(value, int | float) else "unknown"
 
 
-async def run_doctor(settings: Settings) -> tuple[str, bool]:
-    """A readable report and whether everything needed works. Never shows the key."""
+def _expiry(value: object, now: datetime | None = None) -> tuple[str, bool]:
+    """`expires_at` of GET /key for people, and whether the key still works by it."""
+    if value is None:
+        return "never", True
+    try:
+        when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return f"{value} (as OpenRouter says)", True
+    when = when if when.tzinfo else when.replace(tzinfo=UTC)
+    left = when - (now or datetime.now(UTC))
+    shown = when.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    if left.total_seconds() <= 0:
+        return f"EXPIRED on {shown}", False
+    days = left.total_seconds() / 86400
+    return f"{shown} (in {f'{days:.0f} days' if days >= 2 else f'{left.total_seconds() / 3600:.0f} hours'})", True
+
+
+async def run_doctor(settings: Settings, key_source: KeySource | None = None) -> tuple[str, bool]:
+    """A readable report and whether everything needed works. Never shows the key, only where it came from
+    (`key_source`, from `keystore.with_stored_key`)."""
     lines = ["openrouter-research-mcp doctor", ""]
     ok = True
     lines.append(f"base URL        {without_credentials(settings.base_url)}")
@@ -60,9 +83,13 @@ async def run_doctor(settings: Settings) -> tuple[str, bool]:
             ok = False
             lines.append(f"API key         MISSING: {AuthError.missing().message}")
         else:
+            source = f"  source        {key_source.name if key_source else 'environment or .env'}"
+            stored = key_source is not None and key_source.stored
+            relogin = " Run `openrouter-research-mcp login` to sign in again." if stored else ""
             try:
                 info = await account_info(state.get_json)
                 lines.append("API key         present and valid")
+                lines.append(source)
                 spent = [
                     f"{_usd(info[name])} {when}"
                     for name, when in (("usage", "in all"), ("usage_daily", "today"), ("usage_monthly", "this month"))
@@ -81,10 +108,15 @@ async def run_doctor(settings: Settings) -> tuple[str, bool]:
                     lines.append(
                         f"  credits       {_usd(credits.get('remaining_usd'))} left of {_usd(credits.get('total_usd'))}"
                     )
+                if "expires_at" in info:
+                    expiry, alive = _expiry(info["expires_at"])
+                    ok = ok and alive
+                    lines.append(f"  expires       {expiry}{'' if alive else '.' + relogin}")
                 if info.get("is_free_tier"):
                     lines.append("  free tier     yes (`:free` models allow about 50 requests a day)")
             except OpenRouterError as exc:
                 ok = False
                 lines.append(f"API key         FAILED: {exc.message}")
+                lines.append(source)
     lines += ["", "all good" if ok else "problems found: see the lines marked above"]
     return "\n".join(lines), ok

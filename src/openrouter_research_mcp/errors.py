@@ -83,8 +83,9 @@ class AuthError(OpenRouterError):
     @classmethod
     def missing(cls) -> AuthError:
         return cls(
-            f"OPENROUTER_API_KEY is not set. Create a key at {KEYS_URL} and set OPENROUTER_API_KEY "
-            "in your MCP client's env block or in a .env file, then restart the server."
+            "OPENROUTER_API_KEY is not set and no key is stored. Run `openrouter-research-mcp login` to sign in "
+            f"with OpenRouter (no key to paste), or create a key at {KEYS_URL} and set OPENROUTER_API_KEY in your "
+            "MCP client's env block or in a .env file; then restart the server."
         )
 
 
@@ -237,7 +238,8 @@ def error_for_status(
     if status == 401:
         return AuthError(
             f"OpenRouter rejected the API key (401: {upstream}). Check OPENROUTER_API_KEY, or create "
-            f"a new key at {KEYS_URL}.",
+            f"a new key at {KEYS_URL}. A key from `openrouter-research-mcp login` may have expired or been revoked: "
+            "run `openrouter-research-mcp login` again.",
             status=status,
             model=model,
         )

@@ -16,7 +16,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from mcp.server.apps import Apps
-from mcp.server.auth.provider import TokenVerifier
+from mcp.server.auth.provider import OAuthAuthorizationServerProvider, TokenVerifier
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
 from mcp.server.mcpserver import Context, MCPServer
@@ -203,9 +203,11 @@ def build_server(
     *,
     auth: AuthSettings | None = None,
     token_verifier: TokenVerifier | None = None,
+    auth_server_provider: OAuthAuthorizationServerProvider[Any, Any, Any] | None = None,
 ) -> ResearchServer:
     """The MCP server for `settings`: tools, resources, prompts, completions and views. `callers` says who each
-    request's caller is (over stdio, the one local caller); `auth` and `token_verifier` guard it over HTTP."""
+    request's caller is (over stdio, the one local caller); `auth` and `token_verifier` (or, when this server is
+    the authorization server too, `auth_server_provider`) guard it over HTTP."""
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[Shared]:
@@ -247,6 +249,7 @@ def build_server(
         subscriptions=False,
         auth=auth,
         token_verifier=token_verifier,
+        auth_server_provider=auth_server_provider,
         request_state_security=_request_state(settings),
     )
     register_resources(mcp)

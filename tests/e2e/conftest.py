@@ -20,6 +20,9 @@ def stdio_params(fake: FakeOpenRouter, cache_dir: Path, **env: str) -> StdioServ
         "OPENROUTER_CACHE_DIR": str(cache_dir),
         "OPENROUTER_DATA_DIR": str(cache_dir.parent / "data"),
         "OPENROUTER_LOG_LEVEL": "WARNING",
+        # No real keyring or config dir: a key stored by `login` is found only where a test put it.
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        "XDG_CONFIG_HOME": str(cache_dir.parent / "config"),
         **env,
     }
     values["PATH"] = os.environ.get("PATH", "")

@@ -158,6 +158,12 @@ class Recorded:
     status: int | None = None
     answered: bool = False  # an answer was made (and billed), whether or not the client got all of it
 
+    @property
+    def key(self) -> str | None:
+        """The bearer key the request was sent with (None without one): whose account it was billed to."""
+        given = self.headers.get("authorization", "")
+        return given.removeprefix("Bearer ") if given.startswith("Bearer ") else None
+
 
 @dataclass(frozen=True)
 class Rejection:

@@ -198,14 +198,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.record.finished = self.record.finished or time.monotonic()
 
     def _authorized(self) -> bool:
+        fake = self.server.fake
         given = self.headers.get("Authorization")
-        if given == f"Bearer {self.server.fake.api_key}":
+        if given == f"Bearer {fake.api_key}" or fake.signin.accepts((given or "").removeprefix("Bearer ")):
             return True
         self._error(401, "No auth credentials found" if not given else "User not found.")
         return False
 
     def _route(self, path: str, query: dict[str, list[str]], body: Any, had_body: bool) -> None:
         fake = self.server.fake
+        if fake.signin.handles(self.command, path):  # the sign-in page and the code exchange (signin.py)
+            reply = fake.signin.respond(self.command, path, query, body)
+            return self._send(reply.status, reply.body, reply.content_type, reply.headers)
         if self.command == "POST" and path == "/chat/completions":
             if not self._authorized():
                 return
@@ -262,6 +266,7 @@ class _Handler(BaseHTTPRequestHandler):
             "is_management_key": fake.management_key,
             "rate_limit": {"requests": -1, "interval": "10s"},  # deprecated: always -1 in 2026
         }
+        key.update(fake.signin.key_info(self.record.key or "") or {})  # a key the sign-in minted has its own
         self._json(200, {"data": key})
         return None
 

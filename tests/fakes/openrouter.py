@@ -28,8 +28,9 @@ Attributes tests may change at any time: `latency`, `model_latency`, `model_toke
 `models_fail`, `include_cost`, `byok`, `structured_answers`, `text_answers`, `refusals`, `quality`, `verdicts`,
 `verifier_says`,
 `reasoning_details_models`, `searches_per_call`, `results_per_search`, `pages`, `data_collecting`,
-`strict_schema_rejecters`, `management_key`; `requests` logs every request, `billed` every charge, `errors` the
-fake's own bugs.
+`strict_schema_rejecters`, `management_key`; `requests` logs every request (`Recorded.key`: the key it used),
+`billed` every charge, `errors` the fake's own bugs. `signin` is the sign-in (OAuth with PKCE) and the keys it mints
+(`signin.py`).
 By hand, e.g. for the MCP Inspector: `python -m tests.fakes.openrouter --port 8765 --latency 0.2`.
 """
 
@@ -60,6 +61,7 @@ from .common import (
 )
 from .corpus import PAGES
 from .handler import FakeServer, normal_path
+from .signin import FakeSignIn
 
 __all__ = ["FAULT_KINDS", "FakeOpenRouter", "Recorded"]
 
@@ -94,6 +96,7 @@ class FakeOpenRouter:
         self.release.set()
         self._passes: int | None = None  # with `pass_only`: answers still allowed before the rest are held
         self.management_key = False  # only a management key may read /credits
+        self.signin = FakeSignIn()  # OAuth with PKCE: GET /auth, POST /auth/keys, the keys they mint (signin.py)
         self.models_fail: int | None = None
         self.structured_answers: dict[str, Any] = {}  # json_schema name -> the JSON answered
         self.text_answers: dict[str, str] = {}  # model id -> the text it answers (non-JSON requests)

@@ -2,10 +2,10 @@
 for several replicas, in PostgreSQL.
 
 `Accounts` keeps one database (`accounts.db` in the data directory, or the tables `tokens`, `subjects`, `holds`,
-`spend` and `calls` in the database at `OPENROUTER_DATABASE_URL`) that every server and the
-`openrouter-research-mcp token …` commands share, so a token added or revoked from a shell takes effect at the next
-request, on every replica. Only a token's SHA-256 hash is stored; the token itself is printed once by `token add`
-and never again.
+`spend` and `calls`, and the `signin_*` tables of `signins.py`, in the database at `OPENROUTER_DATABASE_URL`) that
+every server and the `openrouter-research-mcp token …` commands share, so a token added or revoked from a shell takes
+effect at the next request, on every replica. Only a token's SHA-256 hash is stored; the token itself is printed
+once by `token add` and never again.
 
 Quotas are held the way budgets are (see `openrouter/budget.py`): before each attempt of a paid call its worst case
 is *held* against the caller's daily and monthly USD quotas, in one `BEGIN IMMEDIATE` transaction that reads what is
@@ -243,7 +243,9 @@ class Accounts:
         lite = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         lite.execute("PRAGMA busy_timeout = 30000")
         lite.execute("PRAGMA journal_mode = WAL")
-        lite.executescript(_SCHEMA)
+        from .signins import SIGNIN_SCHEMA  # (signins.py builds on this module)
+
+        lite.executescript(_SCHEMA + SIGNIN_SCHEMA)
         return lite
 
     def _unavailable(self, why: str) -> StoreUnavailable:
@@ -304,6 +306,11 @@ class Accounts:
     async def _run(self, fn: Callable[[Db], T], *, write: bool = True) -> T:
         step = self._txn if write else self._read
         return await asyncio.get_running_loop().run_in_executor(self._executor, step, fn)
+
+    async def run(self, fn: Callable[[Db], T], *, write: bool = True) -> T:
+        """`fn` on this database off the event loop: in one write transaction (under the accounts lock on
+        PostgreSQL), or as a read (`write=False`). The sign-in tables (`signins.py`) are kept through it."""
+        return await self._run(fn, write=write)
 
     def close(self) -> None:
         with self._lock:

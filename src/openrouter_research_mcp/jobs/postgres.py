@@ -123,6 +123,57 @@ MIGRATIONS: dict[int, str] = {
         PRIMARY KEY (owner, minute)
     );
     """,
+    # Users signed in with OpenRouter (jobs/signins.py): clients, sign-ins in progress, grants with their sealed
+    # keys, codes and tokens by hash. The same tables as SQLite's (`signins.SIGNIN_SCHEMA`).
+    3: """
+    CREATE TABLE signin_clients (
+        client_id TEXT PRIMARY KEY,
+        info TEXT NOT NULL,
+        created DOUBLE PRECISION NOT NULL
+    );
+    CREATE TABLE signin_pending (
+        flow_hash TEXT PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        redirect_uri TEXT NOT NULL,
+        redirect_explicit INTEGER NOT NULL,
+        code_challenge TEXT NOT NULL,
+        state TEXT,
+        scopes TEXT,
+        resource TEXT,
+        verifier TEXT NOT NULL,
+        expires DOUBLE PRECISION NOT NULL,
+        browser TEXT
+    );
+    CREATE TABLE signin_grants (
+        id TEXT PRIMARY KEY,
+        principal TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        scopes TEXT,
+        resource TEXT,
+        sealed_key TEXT NOT NULL,
+        created DOUBLE PRECISION NOT NULL,
+        expires DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX signin_grants_principal ON signin_grants (principal);
+    CREATE TABLE signin_codes (
+        id_hash TEXT PRIMARY KEY,
+        grant_id TEXT NOT NULL,
+        redirect_uri TEXT NOT NULL,
+        redirect_explicit INTEGER NOT NULL,
+        code_challenge TEXT NOT NULL,
+        expires DOUBLE PRECISION NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX signin_codes_grant ON signin_codes (grant_id);
+    CREATE TABLE signin_tokens (
+        id_hash TEXT PRIMARY KEY,
+        grant_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        expires DOUBLE PRECISION NOT NULL,
+        used INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX signin_tokens_grant ON signin_tokens (grant_id);
+    """,
 }
 SCHEMA = max(MIGRATIONS)
 
@@ -221,7 +272,7 @@ class PostgresStore:
         jobs: on any replica."""
         await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (owner,))
 
-    async def open(self) -> None:
+    async def open(self, wait: bool = True) -> None:  # noqa: ARG002 - always waits: cold start is stdio's
         """Open the pool and migrate. A database that cannot be reached now does not stop the server: it is said
         in the log, calls that need it fail with a message until it answers, and it is migrated then."""
         await self._pool.open(wait=False)

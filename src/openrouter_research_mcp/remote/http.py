@@ -35,8 +35,10 @@ from ..jobs.accounts import open_accounts
 from ..server import ResearchServer, build_server
 from . import bounds
 from .auth import SubjectQuotas, TokenTable, refusals, refused
-from .callers import http_caller
+from .callers import http_caller, signed_in_callers
+from .federation import signing_in
 from .oauth import JwtVerifier, OAuthConfig
+from .signin_pages import signin_routes
 
 __all__ = ["build_http", "serve_http"]
 
@@ -214,8 +216,14 @@ def build_http(settings: Settings) -> tuple[ResearchServer, Drain]:
     """The MCP server and its ASGI app (with `/healthz` and `/readyz`) inside the drain."""
     check_bind(settings)
     _metrics.enable()
-    verifier, auth = _authentication(settings)
-    server = build_server(settings, callers=http_caller, auth=auth, token_verifier=verifier)
+    if settings.mcp_auth == "openrouter":  # each user signs in with OpenRouter, and is billed to their account
+        provider, signed = signing_in(settings, public_url(settings))
+        server = build_server(settings, callers=signed_in_callers(provider), auth=signed, auth_server_provider=provider)
+        for path, methods, handler in signin_routes(provider):
+            server.custom_route(path, methods=methods)(handler)
+    else:
+        verifier, auth = _authentication(settings)
+        server = build_server(settings, callers=http_caller, auth=auth, token_verifier=verifier)
 
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "alive"})

@@ -55,6 +55,9 @@ class Caller:
     gate: Gate | None = None  # their USD quota, held around every attempt (None: no USD quota applies)
     spent_usd: float = 0.0  # what this request's calls cost so far (its log line's cost)
     refused_by: str | None = None  # the quota that refused this request, if one did (its log line and metrics)
+    # For a caller whose key came from signing in with OpenRouter (`remote/federation.py`): what they are told when
+    # OpenRouter refuses that key (None from it: the error's own message). None: every error says its own message.
+    key_refused: Callable[[OpenRouterError], str | None] | None = field(default=None, repr=False)
 
 
 @dataclass
@@ -228,7 +231,7 @@ async def open_state(
     )
     client.pricing = catalog.pricing_for
     store = open_store(settings.database, settings.data_dir, clock)
-    await store.open()
+    await store.open(wait=False)  # the first answers need no store: `initialize` is not kept waiting
     replicas = settings.database is not None  # several servers on one database: each takes over the dead's jobs
     jobs = JobManager(store, lease_s=settings.job_lease_s, clock=clock, hand_over=replicas)
     research = ResearchJobs(ResearchEngine(settings), jobs, catalog)

@@ -1,0 +1,379 @@
+"""Each user brings their own OpenRouter account (`OPENROUTER_MCP_AUTH=openrouter`): this server is the OAuth 2.1
+authorization server its MCP clients discover (the SDK's `OAuthAuthorizationServerProvider`, with dynamic client
+registration and revocation), and it federates the sign-in itself to OpenRouter's PKCE flow (`openrouter/signin.py`).
+
+```
+client ── /authorize (PKCE S256) ──▶ us: a sign-in in progress, under a random flow id
+browser ── /openrouter/signin/FLOW ──▶ us: bound to this browser by a cookie (a consent page first, for a client
+                                        whose redirect URI is a remote https site), then sent on to
+browser ── openrouter.ai/auth?callback_url=…/openrouter/callback/FLOW&code_challenge=(ours) ──▶ consent
+browser ── /openrouter/callback/FLOW?code=… ──▶ us: same browser? exchange the code (POST /auth/keys, our verifier)
+                                        for the user's key, sealed at rest (`sealed.py`); our own code
+browser ── client's redirect_uri?code=(ours)&state=…&iss=… ──▶ client ── /token (PKCE checked by the SDK) ──▶ us
+client ── /mcp with our access token ──▶ us: calls use, and are billed to, that user's own key
+```
+
+- The principal is `openrouter:` + the OpenRouter user id the code exchange names, so a person's work is theirs
+  whichever client they sign in from, and again after a new sign-in; OpenRouter knows who they are, we do not need
+  to. When the exchange names no user, a random id is made: that sign-in is a person of its own.
+- Our codes (`CODE_TTL_S`), access tokens (`ACCESS_TTL_S`) and refresh tokens (`REFRESH_TTL_S`, rotated on every
+  use) are random; only their SHA-256 hashes are stored (`jobs/signins.py`). A code or refresh token presented a
+  second time ends its grant (RFC 9700: someone has a copy).
+- Every request to `/mcp` looks its token up, with the grant and its key, so `/revoke` (which ends the grant and
+  deletes the stored key) takes effect at the next request, on every replica.
+- When OpenRouter refuses a user's key (401: revoked, deleted or expired), the call says so and the grant ends, so
+  their client's next request gets our 401 and its OAuth client signs them in again; 402 and a key over its limit
+  are said with what to do. Other users are untouched: each request uses its own caller's key only.
+- The key is never returned to a client, never put in a message, never logged; the access token carries it to the
+  request's caller in a field excluded from dumps and hidden from `repr`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import secrets
+from collections.abc import Callable
+from urllib.parse import urlsplit
+
+from mcp.server.auth.provider import (
+    AccessToken,
+    AuthorizationCode,
+    AuthorizationParams,
+    AuthorizeError,
+    IdentityAssertionParams,
+    RefreshToken,
+    RegistrationError,
+    TokenError,
+)
+from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, RevocationOptions
+from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+from pydantic import AnyUrl, Field, SecretStr
+
+from .._constants import CREDITS_URL, KEYS_URL
+from ..config import Settings
+from ..errors import AuthError, ConfigError, CreditsError, ModerationError, OpenRouterError
+from ..jobs.accounts import Accounts, hash_token, open_accounts
+from ..jobs.signins import Pending, SignIns
+from ..jobs.store import StoreUnavailable
+from ..openrouter import signin
+from .auth import QUOTA_CLAIMS, refused
+from .redirects import redirect_refusal
+from .sealed import Sealer
+
+__all__ = [
+    "ACCESS_TTL_S",
+    "CALLBACK_PATH",
+    "CODE_PREFIX",
+    "CODE_TTL_S",
+    "PENDING_TTL_S",
+    "PRINCIPAL",
+    "REFRESH_TTL_S",
+    "SIGNIN_PATH",
+    "OpenRouterSignIn",
+    "SignedInToken",
+    "signing_in",
+]
+
+log = logging.getLogger(__name__)
+
+PRINCIPAL = "openrouter:"
+PENDING_TTL_S = 600.0  # from our /authorize to OpenRouter's callback: OpenRouter's code lives about 10 minutes
+CODE_TTL_S = 300.0
+ACCESS_TTL_S = 3600
+REFRESH_TTL_S = 30 * 86400
+SIGNIN_PATH = "/openrouter/signin/"
+CALLBACK_PATH = "/openrouter/callback/"
+MAX_TOKEN_CHARS = 512
+ACCESS_PREFIX, REFRESH_PREFIX, CODE_PREFIX = "orm_at_", "orm_rt_", "orm_code_"  # `orm_`: scrubbed from every log
+S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # BASE64URL(SHA-256(verifier)), unpadded: 43 characters
+
+KEY_GONE = (
+    "OpenRouter no longer accepts the key made when you signed in to this server (401: it was revoked, deleted or "
+    "has expired). That sign-in has been ended here, so your MCP client will ask you to sign in with OpenRouter "
+    "again at its next request; if it does not, reconnect (re-authenticate) this server in your client's MCP "
+    "settings, e.g. `/mcp` in Claude Code."
+)
+KEY_SPENT = (
+    " The key is the one made when you signed in to this server with OpenRouter, and it has a spending limit of its "
+    f"own: add credits at {CREDITS_URL} or raise that key's limit at {KEYS_URL}, or sign in again (reconnect this "
+    "server in your MCP client) to make a new key."
+)
+
+
+class SignedInCode(AuthorizationCode):
+    grant_id: str
+
+
+class SignedInRefresh(RefreshToken):
+    grant_id: str
+
+
+class SignedInToken(AccessToken):
+    """An access token of ours, verified: with its grant, and the user's OpenRouter key (never dumped or shown)."""
+
+    grant_id: str = Field(exclude=True)
+    openrouter_key: SecretStr = Field(exclude=True, repr=False)
+
+
+def _scopes(text: str | None) -> list[str]:
+    return text.split() if text else []
+
+
+class OpenRouterSignIn:
+    """The SDK's `OAuthAuthorizationServerProvider` over the accounts database (see the module docstring).
+
+    `issuer` is this authorization server's issuer, as its metadata spells it (the public URL's origin); `resource`
+    the MCP endpoint's URL (RFC 8707). The browser's steps between `/authorize` and our code are `signin_pages.py`'s."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        accounts: Accounts,
+        sealer: Sealer,
+        *,
+        issuer: str,
+        resource: str,
+    ) -> None:
+        self.settings, self.sealer = settings, sealer
+        self.store = SignIns(accounts)
+        self.issuer, self.resource = issuer, resource
+        self.base = issuer.rstrip("/")
+        self.key_label = f"{settings.app_title} ({urlsplit(issuer).netloc})"
+        self._ending: set[asyncio.Task[None]] = set()
+
+    def _now(self) -> float:
+        return self.store.now
+
+    # ------------------------------------------------------------------------------------ clients (RFC 7591)
+
+    async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
+        if not client_id or len(client_id) > 200:
+            return None
+        sealed = await self.store.client(client_id)
+        info = self.sealer.open(client_id, sealed) if sealed else None  # (a confidential client's secret is in it)
+        return OAuthClientInformationFull.model_validate_json(info) if info else None
+
+    async def register_client(self, client_info: OAuthClientInformationFull) -> None:
+        for uri in client_info.redirect_uris or []:
+            why = redirect_refusal(str(uri))
+            if why:
+                raise RegistrationError("invalid_redirect_uri", why)
+        if not client_info.redirect_uris:
+            raise RegistrationError("invalid_redirect_uri", "Register at least one redirect URI.")
+        info = client_info.model_dump_json(exclude_none=True)
+        await self.store.save_client(client_info.client_id, self.sealer.seal(client_info.client_id, info))
+
+    # ---------------------------------------------------------------------------------------- /authorize
+
+    async def authorize(self, client: OAuthClientInformationFull, params: AuthorizationParams) -> str:
+        """Keep the sign-in in progress, and send the browser to our sign-in page (which binds it to the browser)."""
+        if params.resource is not None and params.resource.rstrip("/") != self.resource.rstrip("/"):
+            raise AuthorizeError("invalid_target", f"This server signs in for {self.resource} only.")
+        if not S256_CHALLENGE.fullmatch(params.code_challenge):
+            raise AuthorizeError(
+                "invalid_request", "code_challenge must be an S256 challenge (43 base64url characters)."
+            )
+        flow = secrets.token_urlsafe(32)
+        flow_hash = hash_token(flow)
+        pending = Pending(
+            flow_hash=flow_hash,
+            client_id=client.client_id,
+            redirect_uri=str(params.redirect_uri),
+            redirect_explicit=params.redirect_uri_provided_explicitly,
+            code_challenge=params.code_challenge,
+            state=params.state,
+            scopes=" ".join(params.scopes) if params.scopes else None,
+            resource=self.resource,
+            verifier=self.sealer.seal(flow_hash, signin.new_verifier()),
+            expires=self._now() + PENDING_TTL_S,
+        )
+        await self.store.add_pending(pending)
+        return f"{self.base}{SIGNIN_PATH}{flow}"
+
+    # -------------------------------------------------------------------------------------------- /token
+
+    async def load_authorization_code(
+        self, client: OAuthClientInformationFull, authorization_code: str
+    ) -> SignedInCode | None:
+        found = await self.store.code(authorization_code) if len(authorization_code) <= MAX_TOKEN_CHARS else None
+        if found is None or found.client_id != client.client_id:
+            return None
+        if found.used:  # RFC 6749 §4.1.2: what was issued for a code used twice is revoked
+            await self._end(found.grant_id, "its authorization code was presented twice")
+            return None
+        if found.expires < self._now():
+            return None
+        return SignedInCode(
+            code=authorization_code,
+            scopes=_scopes(found.scopes),
+            expires_at=found.expires,
+            client_id=found.client_id,
+            code_challenge=found.code_challenge,
+            redirect_uri=AnyUrl(found.redirect_uri),
+            redirect_uri_provided_explicitly=found.redirect_explicit,
+            resource=found.resource,
+            grant_id=found.grant_id,
+        )
+
+    async def exchange_authorization_code(
+        self,
+        client: OAuthClientInformationFull,  # noqa: ARG002 - the SDK checked it is the code's
+        authorization_code: SignedInCode,
+    ) -> OAuthToken:
+        spent = ("code", hash_token(authorization_code.code))
+        return await self._issue(authorization_code.grant_id, spent, authorization_code.scopes)
+
+    async def load_refresh_token(
+        self, client: OAuthClientInformationFull, refresh_token: str
+    ) -> SignedInRefresh | None:
+        if not refresh_token.startswith(REFRESH_PREFIX) or len(refresh_token) > MAX_TOKEN_CHARS:
+            return None
+        found = await self.store.refresh(refresh_token)
+        if found is None or found.client_id != client.client_id:
+            return None
+        if found.used:  # a rotated refresh token, presented again: someone has a copy
+            await self._end(found.grant_id, "a rotated refresh token was presented again")
+            return None
+        if found.expires < self._now():
+            return None
+        return SignedInRefresh(
+            token=refresh_token,
+            client_id=found.client_id,
+            scopes=_scopes(found.scopes),
+            expires_at=int(found.expires),
+            resource=found.resource,
+            grant_id=found.grant_id,
+        )
+
+    async def exchange_refresh_token(
+        self,
+        client: OAuthClientInformationFull,  # noqa: ARG002 - the SDK checked it is the token's
+        refresh_token: SignedInRefresh,
+        scopes: list[str],
+    ) -> OAuthToken:
+        return await self._issue(refresh_token.grant_id, ("refresh", hash_token(refresh_token.token)), scopes)
+
+    async def exchange_identity_assertion(
+        self,
+        client: OAuthClientInformationFull,  # noqa: ARG002 - the SDK's signature
+        params: IdentityAssertionParams,  # noqa: ARG002
+    ) -> OAuthToken:
+        raise TokenError("unsupported_grant_type", "Sign in with OpenRouter: no other grant is taken here.")
+
+    async def _issue(self, grant_id: str, spent: tuple[str, str], scopes: list[str]) -> OAuthToken:
+        access, refresh = ACCESS_PREFIX + secrets.token_urlsafe(32), REFRESH_PREFIX + secrets.token_urlsafe(32)
+        now = self._now()
+        issued = await self.store.issue(
+            grant_id,
+            spent=spent,
+            access=(hash_token(access), now + ACCESS_TTL_S),
+            refresh=(hash_token(refresh), now + REFRESH_TTL_S),
+        )
+        if not issued:  # two requests raced with one code or refresh token
+            await self._end(grant_id, "one code or refresh token was used by two requests")
+            raise TokenError("invalid_grant", "This code or refresh token was used already; sign in again.")
+        grant = await self.store.grant(grant_id)
+        resealed = self.sealer.reseal(grant.sealed_key) if grant else None
+        if resealed:  # OPENROUTER_MCP_KEY_SECRET was rotated: sealed again under its first value
+            await self.store.reseal(grant_id, resealed)
+        return OAuthToken(
+            access_token=access,
+            expires_in=ACCESS_TTL_S,
+            refresh_token=refresh,
+            scope=" ".join(scopes) if scopes else None,
+        )
+
+    # ------------------------------------------------------------------------------ every request, /revoke
+
+    async def load_access_token(self, token: str) -> SignedInToken | None:
+        if not token.startswith(ACCESS_PREFIX) or len(token) > MAX_TOKEN_CHARS:
+            refused("malformed")
+            return None
+        try:
+            found = await self.store.access(token)
+        except StoreUnavailable as exc:
+            log.warning("%s A sign-in's access token could not be checked and was refused.", exc.message)
+            refused("unavailable")
+            return None
+        if found is None:
+            refused("unknown_token")
+            return None
+        grant = found.grant
+        key = self.sealer.open(grant.id, grant.sealed_key)
+        if key is None:
+            log.warning(
+                "the stored OpenRouter key of %s does not open with OPENROUTER_MCP_KEY_SECRET (was the secret "
+                "replaced without keeping the old one after it?): they must sign in again",
+                grant.principal,
+            )
+            refused("sealed_key")
+            return None
+        return SignedInToken(
+            token=token,
+            client_id=grant.client_id,
+            scopes=_scopes(grant.scopes),
+            expires_at=int(found.expires),
+            resource=self.resource,
+            subject=grant.principal,
+            claims=dict(zip(QUOTA_CLAIMS, found.quotas, strict=True)) if found.quotas else None,
+            grant_id=grant.id,
+            openrouter_key=SecretStr(key),
+        )
+
+    async def revoke_token(self, token: AccessToken | RefreshToken) -> None:
+        grant_id = getattr(token, "grant_id", None)
+        if isinstance(grant_id, str):
+            await self._end(grant_id, "its client revoked it")
+
+    async def _end(self, grant_id: str, why: str) -> None:
+        try:
+            if await self.store.end(grant_id):
+                log.info("a sign-in ended, with its stored OpenRouter key: %s", why)
+        except StoreUnavailable as exc:
+            log.warning("%s A sign-in could not be ended (%s).", exc.message, why)
+
+    # --------------------------------------------------------------------------- a user's key refused upstream
+
+    def key_refused(self, token: SignedInToken) -> Callable[[OpenRouterError], str | None]:
+        """What a caller signed in as `token` is told when OpenRouter refuses their key (None: the error's own
+        message); a 401 also ends their grant, so their client signs them in again."""
+
+        def told(exc: OpenRouterError) -> str | None:
+            if isinstance(exc, AuthError) and exc.status == 401:
+                task = asyncio.get_running_loop().create_task(self._end(token.grant_id, "OpenRouter refused its key"))
+                self._ending.add(task)
+                task.add_done_callback(self._ending.discard)
+                return KEY_GONE
+            if isinstance(exc, CreditsError) or (isinstance(exc, ModerationError) and "limit" in exc.message.lower()):
+                return exc.message + KEY_SPENT
+            return None
+
+        return told
+
+
+def signing_in(settings: Settings, public: str) -> tuple[OpenRouterSignIn, AuthSettings]:
+    """The provider and the SDK's settings for `OPENROUTER_MCP_AUTH=openrouter`, the MCP endpoint at `public`.
+
+    The issuer is the public URL's origin: the SDK serves `/authorize`, `/token`, `/register`, `/revoke` and the
+    RFC 8414 metadata at the root of the server, so it must be served at the root of its host (a reverse proxy
+    passes the whole host through)."""
+    secret = settings.mcp_key_secret.get_secret_value() if settings.mcp_key_secret else ""
+    sealer = Sealer(secret)  # a missing or weak secret: ConfigError, before anything is served
+    parts = urlsplit(public)
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme != "https" and not loopback:
+        raise ConfigError(
+            f"OPENROUTER_MCP_AUTH=openrouter signs people in, which needs https: set OPENROUTER_MCP_PUBLIC_URL to "
+            f"the https URL clients use (e.g. https://research.example.com/mcp), not {public}."
+        )
+    auth = AuthSettings(
+        issuer_url=f"{parts.scheme}://{parts.netloc}",  # type: ignore[arg-type]
+        resource_server_url=public,  # type: ignore[arg-type]
+        client_registration_options=ClientRegistrationOptions(enabled=True),
+        revocation_options=RevocationOptions(enabled=True),
+        validate_token_resource=True,  # every token of ours is for this resource (`SignedInToken.resource`)
+    )
+    provider = OpenRouterSignIn(settings, open_accounts(settings), sealer, issuer=str(auth.issuer_url), resource=public)
+    return provider, auth
