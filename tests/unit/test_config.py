@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -126,3 +127,30 @@ def test_constants_say_truly_where_the_tunables_they_do_not_hold_live() -> None:
     assert not any(n.startswith("VERIFY_") for n in vars(_constants))
     for setting in ("research_concurrency", "benchmark_concurrency"):
         assert f"`{setting}`" in doc and setting in Settings.model_fields
+
+
+def test_models_built_on_first_use_validate_alike_from_many_threads_at_once() -> None:
+    """`main()` has pydantic build models on first use (start-up is shorter); a subclass first used by many threads
+    at once must still validate with its own rules, never its parent's (pydantic before 2.14 could)."""
+    script = textwrap.dedent(
+        """
+        from concurrent.futures import ThreadPoolExecutor
+        from pydantic import BaseModel, ConfigDict
+        from openrouter_research_mcp import _defer_model_builds
+
+        _defer_model_builds()
+
+        class Base(BaseModel):
+            model_config = ConfigDict(extra="forbid")
+
+        class Sub(Base):
+            x: int
+
+        assert not Sub.__pydantic_complete__  # deferred indeed
+        with ThreadPoolExecutor(32) as pool:
+            made = list(pool.map(lambda i: Sub(x=i).x, range(256)))
+        assert made == list(range(256)), made
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-2000:]
