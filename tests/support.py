@@ -7,6 +7,7 @@ import ctypes
 import inspect
 import io
 import json
+import os
 import struct
 import time
 import zlib
@@ -28,6 +29,7 @@ from .fakes.openrouter import FakeOpenRouter
 
 __all__ = [
     "PROMPTLY",
+    "cli_env",
     "pdf_bytes",
     "tool_state",
     "eventually",
@@ -80,6 +82,21 @@ async def tool_state(
     )
     async with open_state(settings, sleep=sleep) as shared:
         yield shared.for_caller(shared.caller())
+
+
+def cli_env(fake: FakeOpenRouter, tmp_path: Path, **extra: str) -> dict[str, str]:
+    """The environment of a CLI or server subprocess: none of the caller's own OPENROUTER_ settings, the fake as
+    OpenRouter, its cache and data in `tmp_path`, and `extra` (a variable given as "" is left unset)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENROUTER_")}
+    env.update(
+        {
+            "OPENROUTER_BASE_URL": fake.base_url,
+            "OPENROUTER_CACHE_DIR": str(tmp_path / "cache"),
+            "OPENROUTER_DATA_DIR": str(tmp_path / "data"),
+            **extra,
+        }
+    )
+    return {k: v for k, v in env.items() if v}
 
 
 def exchange_names(a: Path, b: Path) -> None:

@@ -19,22 +19,9 @@ import pytest
 
 from ..fakes import FAKE_KEY
 from ..fakes.openrouter import FakeOpenRouter
-from ..support import PROMPTLY
+from ..support import PROMPTLY, cli_env
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def env_for(fake: FakeOpenRouter, tmp_path: Path, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENROUTER_")}
-    env.update(
-        {
-            "OPENROUTER_BASE_URL": fake.base_url,
-            "OPENROUTER_CACHE_DIR": str(tmp_path / "cache"),
-            "OPENROUTER_DATA_DIR": str(tmp_path / "data"),
-            **extra,
-        }
-    )
-    return {k: v for k, v in env.items() if v}
 
 
 def test_doctor_reports_without_the_key(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
@@ -43,7 +30,7 @@ def test_doctor_reports_without_the_key(fake_openrouter: FakeOpenRouter, tmp_pat
         capture_output=True,
         text=True,
         timeout=60,
-        env=env_for(fake_openrouter, tmp_path, OPENROUTER_API_KEY=FAKE_KEY),
+        env=cli_env(fake_openrouter, tmp_path, OPENROUTER_API_KEY=FAKE_KEY),
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
@@ -60,7 +47,7 @@ def test_doctor_says_what_to_fix(fake_openrouter: FakeOpenRouter, tmp_path: Path
         capture_output=True,
         text=True,
         timeout=60,
-        env=env_for(fake_openrouter, tmp_path, OPENROUTER_API_KEY=key),
+        env=cli_env(fake_openrouter, tmp_path, OPENROUTER_API_KEY=key),
         check=False,
     )
     assert done.returncode == 1 and words in done.stdout and "OPENROUTER_API_KEY" in done.stdout
@@ -84,7 +71,7 @@ def test_terminal_ctrl_c_quits_at_once_as_the_hint_says(
         stdin=follower,
         stdout=follower,
         stderr=follower,
-        env=env_for(fake_openrouter, tmp_path),
+        env=cli_env(fake_openrouter, tmp_path),
         start_new_session=True,
         preexec_fn=_controlling_terminal,
     ) as proc:
@@ -131,7 +118,7 @@ def test_every_classic_handshake_version(fake_openrouter: FakeOpenRouter, tmp_pa
         stdout=subprocess.PIPE,
         stderr=subprocess.DEVNULL,
         text=True,
-        env=env_for(fake_openrouter, tmp_path),
+        env=cli_env(fake_openrouter, tmp_path),
     ) as proc:
         assert proc.stdin is not None and proc.stdout is not None
         try:
@@ -155,7 +142,7 @@ def test_example_client_script(fake_openrouter: FakeOpenRouter, tmp_path: Path) 
         text=True,
         timeout=120,
         cwd=tmp_path,
-        env=env_for(fake_openrouter, tmp_path, OPENROUTER_API_KEY=FAKE_KEY),
+        env=cli_env(fake_openrouter, tmp_path, OPENROUTER_API_KEY=FAKE_KEY),
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]

@@ -4,7 +4,6 @@ file under the test's own XDG_CONFIG_HOME; the key must turn up nowhere else."""
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import stat
@@ -19,7 +18,7 @@ from mcp import ClientSession, stdio_client
 from openrouter_research_mcp._constants import KEYS_URL
 
 from ..fakes.openrouter import FakeOpenRouter
-from ..support import result_text
+from ..support import cli_env, result_text
 from .conftest import stdio_params
 
 CLI = [sys.executable, "-m", "openrouter_research_mcp"]
@@ -36,19 +35,14 @@ with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(sys.argv[
 
 def login_env(fake: FakeOpenRouter, tmp_path: Path, **extra: str) -> dict[str, str]:
     """The CLI's environment: the fake, every per-user directory inside `tmp_path`, no keyring."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENROUTER_")}
-    env.update(
-        {
-            "OPENROUTER_BASE_URL": fake.base_url,
-            "OPENROUTER_CACHE_DIR": str(tmp_path / "cache"),
-            "OPENROUTER_DATA_DIR": str(tmp_path / "data"),
-            "HOME": str(tmp_path / "home"),
-            "XDG_CONFIG_HOME": str(tmp_path / "config"),  # what stdio_params gives the server for cache_dir "cache"
-            "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
-            **extra,
-        }
+    return cli_env(
+        fake,
+        tmp_path,
+        HOME=str(tmp_path / "home"),
+        XDG_CONFIG_HOME=str(tmp_path / "config"),  # what stdio_params gives the server for cache_dir "cache"
+        PYTHON_KEYRING_BACKEND="keyring.backends.fail.Keyring",
+        **extra,
     )
-    return env
 
 
 def key_file(tmp_path: Path) -> Path:
