@@ -362,3 +362,31 @@ async def test_federation_e2e_a_remote_web_client_gets_a_consent_page_first(
     mine = dict(re.findall(r'name="(browser)" value="([^"]+)"', page.text))
     denied = await browser.http.post(action, data={"decision": "deny", **mine})
     assert denied.status_code == 303 and query(denied.headers["location"])["error"] == "access_denied"
+
+
+async def test_federation_e2e_a_loopback_ip_redirect_uri_takes_another_port_at_authorize(
+    signin_server: HttpServer, people: People
+) -> None:
+    base = f"http://127.0.0.1:{signin_server.port}"
+    registered, asked = "http://127.0.0.1:3036/callback", "http://127.0.0.1:45678/callback"
+    async with httpx.AsyncClient() as http:
+        client = (await http.post(f"{base}/register", json={"redirect_uris": [registered]})).json()
+    verifier = secrets.token_urlsafe(32)
+    params = {
+        "response_type": "code",
+        "client_id": client["client_id"],
+        "redirect_uri": asked,  # RFC 8252 §7.3: the port the app got from the OS just now
+        "code_challenge": challenge(verifier),
+        "state": "p",
+    }
+    browser = people.browser(asked)
+    landed = await browser.follow(f"{base}/authorize?{urlencode(params)}")
+    assert landed and query(landed)["state"] == "p", browser.pages and browser.pages[-1].text
+    creds = {"client_id": client["client_id"], "client_secret": client["client_secret"]}
+    token = {"grant_type": "authorization_code", "code": query(landed)["code"], "code_verifier": verifier}
+    async with httpx.AsyncClient() as http:
+        elsewhere = await http.post(f"{base}/token", data={**token, **creds, "redirect_uri": registered})
+        got = await http.post(f"{base}/token", data={**token, **creds, "redirect_uri": asked})
+    assert elsewhere.status_code == 400 and "redirect_uri" in elsewhere.json()["error_description"]
+    assert got.status_code == 200, got.text
+    assert await mcp_status(signin_server, got.json()["access_token"]) != 401  # taken (a bare ping: no session)

@@ -340,10 +340,10 @@ def test_redirects_what_may_be_registered(uri: str, refused: bool) -> None:
     assert (redirect_refusal(uri) is not None) == refused
 
 
-def test_redirects_only_a_remote_https_site_needs_consent() -> None:
+def test_redirects_all_but_this_machine_need_consent() -> None:
     assert needs_consent("https://claude.ai/api/mcp/auth_callback")
-    assert not needs_consent("http://127.0.0.1:9/cb") and not needs_consent("cursor://x/cb")
-    assert not needs_consent("https://localhost:8443/cb")
+    assert needs_consent("cursor://x/cb")  # an app's scheme goes to whichever program claims it (a browser, too)
+    assert not needs_consent("http://127.0.0.1:9/cb") and not needs_consent("https://localhost:8443/cb")
 
 
 async def test_federation_registration_refuses_a_redirect_that_could_leak_a_code(lite: World) -> None:

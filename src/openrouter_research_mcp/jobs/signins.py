@@ -168,12 +168,29 @@ class SignIns:
 
     # ---------------------------------------------------------------------------------------------- clients
 
-    async def save_client(self, client_id: str, info: str) -> None:
-        await self.accounts.run(
-            lambda db: db.execute(
-                "INSERT INTO signin_clients (client_id, info, created) VALUES (?, ?, ?)",
-                (client_id, info, self.now),
+    async def save_client(self, client_id: str, info: str, *, most_unused: int) -> None:
+        """Keep a newly registered client; beyond `most_unused` clients with no sign-in (none finished, none in
+        progress), the oldest such are forgotten, so registrations alone cannot grow the database without end."""
+
+        def save(db: Db) -> None:
+            db.execute(
+                "INSERT INTO signin_clients (client_id, info, created) VALUES (?, ?, ?)", (client_id, info, self.now)
             )
+            unused = (
+                "FROM signin_clients c WHERE NOT EXISTS (SELECT 1 FROM signin_grants g WHERE g.client_id = c.client_id)"
+                " AND NOT EXISTS (SELECT 1 FROM signin_pending p WHERE p.client_id = c.client_id)"
+            )
+            over = int(db.execute(f"SELECT COUNT(*) {unused}").fetchone()[0]) - most_unused
+            if over > 0:
+                oldest = [r[0] for r in db.execute(f"SELECT c.client_id {unused} ORDER BY c.created LIMIT ?", (over,))]
+                for old in oldest:
+                    db.execute("DELETE FROM signin_clients WHERE client_id = ?", (old,))
+
+        await self.accounts.run(save)
+
+    async def reseal_client(self, client_id: str, info: str) -> None:
+        await self.accounts.run(
+            lambda db: db.execute("UPDATE signin_clients SET info = ? WHERE client_id = ?", (info, client_id))
         )
 
     async def client(self, client_id: str) -> str | None:
@@ -185,10 +202,11 @@ class SignIns:
 
     # --------------------------------------------------------------------------------------------- pending
 
-    async def add_pending(self, pending: Pending) -> None:
-        """Keep a new sign-in in progress, and delete every row whose time has passed."""
+    async def add_pending(self, pending: Pending, *, most: int) -> bool:
+        """Keep a new sign-in in progress, and delete every row whose time has passed; False (nothing kept) when
+        `most` sign-ins are in progress already."""
 
-        def add(db: Db) -> None:
+        def add(db: Db) -> bool:
             now = self.now
             db.execute("DELETE FROM signin_pending WHERE expires < ?", (now,))
             db.execute("DELETE FROM signin_codes WHERE expires < ?", (now,))
@@ -198,6 +216,8 @@ class SignIns:
                     f"DELETE FROM {table} WHERE grant_id IN (SELECT id FROM signin_grants WHERE expires < ?)", (now,)
                 )
             db.execute("DELETE FROM signin_grants WHERE expires < ?", (now,))
+            if int(db.execute("SELECT COUNT(*) FROM signin_pending").fetchone()[0]) >= most:
+                return False
             p = pending
             db.execute(
                 f"INSERT INTO signin_pending ({_PENDING}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -206,8 +226,9 @@ class SignIns:
                     p.scopes, p.resource, p.verifier, p.expires, p.browser,
                 ),
             )  # fmt: skip
+            return True
 
-        await self.accounts.run(add)
+        return await self.accounts.run(add)
 
     async def pending(self, flow: str) -> Pending | None:
         """The live sign-in in progress with this flow id."""

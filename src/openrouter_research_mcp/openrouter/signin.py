@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 from .._constants import KEYS_URL
+from .._logging import scrub
 from ..errors import AuthError, BadResponseError, RequestError, UpstreamTimeoutError, UpstreamUnavailableError
 
 if TYPE_CHECKING:
@@ -100,11 +101,11 @@ def _upstream_message(response: httpx.Response, *hidden: str) -> str:
         error = body.get("error")
         inner = error.get("message") if isinstance(error, dict) else error or body.get("message")
         message = str(inner or "")
-    message = (message or response.reason_phrase or "no message").strip()[:200]
-    for secret in hidden:
+    message = (message or response.reason_phrase or "no message").strip()
+    for secret in hidden:  # before it is cut short, or a secret at the cut would be left in part
         if secret:
             message = message.replace(secret, "[redacted]")
-    return message
+    return scrub(message)[:200]  # and anything shaped like a key or a token of ours
 
 
 async def exchange_code(http: httpx.AsyncClient, base_url: str, code: str, verifier: str) -> MintedKey:

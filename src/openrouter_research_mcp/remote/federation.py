@@ -5,7 +5,7 @@ registration and revocation), and it federates the sign-in itself to OpenRouter'
 ```
 client ── /authorize (PKCE S256) ──▶ us: a sign-in in progress, under a random flow id
 browser ── /openrouter/signin/FLOW ──▶ us: bound to this browser by a cookie (a consent page first, for a client
-                                        whose redirect URI is a remote https site), then sent on to
+                                        whose redirect URI is not loopback: `redirects.py`), then sent on to
 browser ── openrouter.ai/auth?callback_url=…/openrouter/callback/FLOW&code_challenge=(ours) ──▶ consent
 browser ── /openrouter/callback/FLOW?code=… ──▶ us: same browser? exchange the code (POST /auth/keys, our verifier)
                                         for the user's key, sealed at rest (`sealed.py`); our own code
@@ -59,7 +59,7 @@ from ..jobs.signins import Pending, SignIns
 from ..jobs.store import StoreUnavailable
 from ..openrouter import signin
 from .auth import QUOTA_CLAIMS, refused
-from .redirects import redirect_refusal
+from .redirects import LoopbackPorts, redirect_refusal
 from .sealed import Sealer
 
 __all__ = [
@@ -87,6 +87,11 @@ SIGNIN_PATH = "/openrouter/signin/"
 CALLBACK_PATH = "/openrouter/callback/"
 MAX_TOKEN_CHARS = 512
 ACCESS_PREFIX, REFRESH_PREFIX, CODE_PREFIX = "orm_at_", "orm_rt_", "orm_code_"  # `orm_`: scrubbed from every log
+MAX_STATE_CHARS = 1000  # a client's `state` (and its scopes), kept with the sign-in in progress
+MAX_PENDING = 20_000  # sign-ins in progress at once (each lives PENDING_TTL_S): the table stays bounded
+MAX_CLIENT_CHARS = 8000  # a registered client's metadata, as JSON (a usual one is a few hundred characters)
+MAX_REDIRECT_URIS = 10
+MAX_UNUSED_CLIENTS = 10_000  # registered clients with no sign-in, kept: beyond it, the oldest such are forgotten
 S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # BASE64URL(SHA-256(verifier)), unpadded: 43 characters
 
 KEY_GONE = (
@@ -153,17 +158,41 @@ class OpenRouterSignIn:
             return None
         sealed = await self.store.client(client_id)
         info = self.sealer.open(client_id, sealed) if sealed else None  # (a confidential client's secret is in it)
-        return OAuthClientInformationFull.model_validate_json(info) if info else None
+        if info is None:
+            if sealed:
+                log.warning(
+                    "the registration of MCP client %s does not open with OPENROUTER_MCP_KEY_SECRET (was the secret "
+                    "replaced without keeping the old one after it?): it must register again",
+                    client_id,
+                )
+            return None
+        resealed = self.sealer.reseal(sealed) if sealed else None
+        if resealed:  # OPENROUTER_MCP_KEY_SECRET was rotated: sealed again under its first value
+            await self.store.reseal_client(client_id, resealed)
+        return LoopbackPorts.model_validate_json(info)
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
-        for uri in client_info.redirect_uris or []:
+        uris = client_info.redirect_uris or []
+        if not uris:
+            raise RegistrationError("invalid_redirect_uri", "Register at least one redirect URI.")
+        if len(uris) > MAX_REDIRECT_URIS:
+            raise RegistrationError(
+                "invalid_redirect_uri", f"Register at most {MAX_REDIRECT_URIS} redirect URIs ({len(uris)} were sent)."
+            )
+        for uri in uris:
             why = redirect_refusal(str(uri))
             if why:
                 raise RegistrationError("invalid_redirect_uri", why)
-        if not client_info.redirect_uris:
-            raise RegistrationError("invalid_redirect_uri", "Register at least one redirect URI.")
         info = client_info.model_dump_json(exclude_none=True)
-        await self.store.save_client(client_info.client_id, self.sealer.seal(client_info.client_id, info))
+        if len(info) > MAX_CLIENT_CHARS:
+            raise RegistrationError(
+                "invalid_client_metadata",
+                f"This client's metadata is {len(info):,} characters long; at most {MAX_CLIENT_CHARS:,} are kept. "
+                "Send shorter metadata (fewer or shorter redirect URIs, names and links).",
+            )
+        await self.store.save_client(
+            client_info.client_id, self.sealer.seal(client_info.client_id, info), most_unused=MAX_UNUSED_CLIENTS
+        )
 
     # ---------------------------------------------------------------------------------------- /authorize
 
@@ -174,6 +203,10 @@ class OpenRouterSignIn:
         if not S256_CHALLENGE.fullmatch(params.code_challenge):
             raise AuthorizeError(
                 "invalid_request", "code_challenge must be an S256 challenge (43 base64url characters)."
+            )
+        if len(params.state or "") > MAX_STATE_CHARS or len(" ".join(params.scopes or [])) > MAX_STATE_CHARS:
+            raise AuthorizeError(
+                "invalid_request", f"state and scope may be at most {MAX_STATE_CHARS} characters long each."
             )
         flow = secrets.token_urlsafe(32)
         flow_hash = hash_token(flow)
@@ -189,7 +222,19 @@ class OpenRouterSignIn:
             verifier=self.sealer.seal(flow_hash, signin.new_verifier()),
             expires=self._now() + PENDING_TTL_S,
         )
-        await self.store.add_pending(pending)
+        try:
+            kept = await self.store.add_pending(pending, most=MAX_PENDING)
+        except StoreUnavailable as exc:
+            log.warning("%s A sign-in could not be started.", exc.message)
+            raise AuthorizeError(
+                "temporarily_unavailable", "The server cannot reach its database just now; sign in again in a minute."
+            ) from None
+        if not kept:
+            log.warning("a sign-in was refused: %d sign-ins are in progress already (the most kept)", MAX_PENDING)
+            raise AuthorizeError(
+                "temporarily_unavailable",
+                "Too many sign-ins are in progress on this server; try again in a few minutes.",
+            )
         return f"{self.base}{SIGNIN_PATH}{flow}"
 
     # -------------------------------------------------------------------------------------------- /token

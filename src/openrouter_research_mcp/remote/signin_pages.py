@@ -1,6 +1,7 @@
 """The browser's side of signing in with OpenRouter (`federation.py`): between our `/authorize` and our code, as
-Starlette routes on the HTTP server: our sign-in page, a consent page for a client whose redirect URI is a remote
-site (`redirects.py`), and OpenRouter's callback, where the user's key is had for OpenRouter's code.
+Starlette routes on the HTTP server: our sign-in page, a consent page for a client whose redirect URI is not
+loopback http(s) on this machine (`redirects.py`), and OpenRouter's callback, where the user's key is had for
+OpenRouter's code.
 
 Each sign-in in progress is bound to the browser that opened our sign-in page by a cookie of its own
 (`orm_signin_…`: HttpOnly, SameSite=Lax, Secure over https, scoped to `/openrouter/`, for as long as the sign-in
@@ -24,12 +25,14 @@ from mcp.server.auth.provider import construct_redirect_uri
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from .._constants import KEYS_URL
 from ..errors import AuthError, OpenRouterError
 from ..jobs.accounts import hash_token
 from ..jobs.signins import Grant, Pending
+from ..jobs.store import StoreUnavailable
 from ..openrouter import signin
 from .federation import CALLBACK_PATH, CODE_PREFIX, CODE_TTL_S, PENDING_TTL_S, PRINCIPAL, SIGNIN_PATH, OpenRouterSignIn
-from .redirects import needs_consent
+from .redirects import needs_consent, shown
 
 __all__ = ["BrowserSignIn", "Consent", "SignInRefused", "signin_routes"]
 
@@ -49,6 +52,15 @@ STYLE = "body{font:16px/1.5 system-ui,sans-serif;max-width:36em;margin:3em auto;
 UNKNOWN = (
     "This sign-in link is unknown, was used already or has expired (a sign-in must be finished within "
     f"{int(PENDING_TTL_S // 60)} minutes). Start again from your MCP client."
+)
+STORE_AWAY = (
+    "This server cannot reach its database just now, so the sign-in cannot go on. Wait a minute and start again "
+    "from your MCP client (reconnect this server in its MCP settings); if it keeps happening, tell the server's "
+    "operator."
+)
+KEY_UNUSED = (
+    " OpenRouter made a key for this sign-in (labelled “{label}”) that this server could not keep and will never "
+    f"use: you may delete it at {KEYS_URL}."
 )
 OTHER_BROWSER = (
     "This sign-in was started in another browser, or this browser did not keep its cookie. Finish it in the "
@@ -94,7 +106,7 @@ class BrowserSignIn:
         if needs_consent(pending.redirect_uri):
             client = await self.provider.get_client(pending.client_id)
             name = (client.client_name if client else None) or "An application"
-            return browser, Consent(name, urlsplit(pending.redirect_uri).netloc)
+            return browser, Consent(name, shown(pending.redirect_uri))
         return browser, self._openrouter_page(flow, pending)
 
     async def consent(self, flow: str, cookie: str | None, allow: bool) -> str:
@@ -133,7 +145,11 @@ class BrowserSignIn:
         expires = self.store.now + CODE_TTL_S
         sealed = self.sealer.seal(grant_id, key)
         grant = Grant(grant_id, principal, pending.client_id, pending.scopes, pending.resource, sealed, expires)
-        await self.store.add_grant(grant, ours, pending, expires)
+        try:
+            await self.store.add_grant(grant, ours, pending, expires)
+        except StoreUnavailable as exc:  # the key is made, and cannot be kept: say so, and where to delete it
+            log.warning("%s The sign-in of %s was lost after OpenRouter made its key.", exc.message, principal)
+            raise SignInRefused(STORE_AWAY + KEY_UNUSED.format(label=self.provider.key_label)) from None
         log.info("%s signed in with OpenRouter (client %s)", principal, pending.client_id)
         return self._back(pending, code=ours)
 
@@ -168,6 +184,11 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 
 def _refused(exc: SignInRefused) -> HTMLResponse:
     return _page("This sign-in cannot go on", f"<p>{html.escape(exc.message)}</p>", status=400)
+
+
+def _store_away(exc: StoreUnavailable) -> HTMLResponse:
+    log.warning("%s A sign-in in a browser could not go on.", exc.message)
+    return _page("This sign-in cannot go on just now", f"<p>{html.escape(STORE_AWAY)}</p>", status=503)
 
 
 def _consent_page(consent: Consent, action: str, server: str, browser: str) -> HTMLResponse:
@@ -207,6 +228,8 @@ def signin_routes(
             browser, then = await steps.start(flow, cookie)
         except SignInRefused as exc:
             return _refused(exc)
+        except StoreUnavailable as exc:
+            return _store_away(exc)
         if isinstance(then, Consent):
             action = f"{provider.base}{SIGNIN_PATH}{flow}"
             response: Response = _consent_page(then, action, provider.resource, browser)
@@ -226,6 +249,8 @@ def signin_routes(
             then = await steps.consent(flow, cookie, allow=form.get("decision") == "allow")
         except SignInRefused as exc:
             return _refused(exc)
+        except StoreUnavailable as exc:
+            return _store_away(exc)
         return RedirectResponse(then, status_code=303, headers=HEADERS)
 
     async def callback(request: Request) -> Response:
@@ -235,6 +260,8 @@ def signin_routes(
             then = await steps.finish(flow, cookie, code, error)
         except SignInRefused as exc:
             return _refused(exc)
+        except StoreUnavailable as exc:
+            return _store_away(exc)
         response = RedirectResponse(then, status_code=302, headers=HEADERS)
         response.delete_cookie(name, path=cookie_path, secure=secure, httponly=True, samesite="lax")
         return response
