@@ -62,6 +62,22 @@ class Clock:
         return self.now
 
 
+def test_accounts_files_are_readable_by_their_owner_only(tmp_path: Path) -> None:
+    """accounts.db holds token hashes and users' sealed keys: 0600 with its write-ahead log, in a 0700 folder; an
+    earlier release's 0644 file is tightened."""
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / "accounts.db").touch()
+    (earlier / "accounts.db").chmod(0o644)
+    for folder in (tmp_path / "new" / "data", earlier):
+        accounts = Accounts(folder / "accounts.db")
+        accounts.add_token("alice")  # a write, so the write-ahead log exists too
+        files = [folder / "accounts.db", folder / "accounts.db-wal"]
+        assert {oct(p.stat().st_mode & 0o777) for p in files} == {"0o600"}
+        accounts.close()
+    assert oct((tmp_path / "new" / "data").stat().st_mode & 0o777) == "0o700"
+
+
 def test_tokens_are_stored_as_hashes_and_revoked_at_once(make: Books) -> None:
     accounts = make()
     token = accounts.add_token("alice", Limits(usd_per_day=1.5))

@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .._util import usd
+from .._util import private_file, usd
 from ..config import Settings
 from ..errors import QuotaExceededError
 from .store import StoreUnavailable
@@ -239,7 +239,7 @@ class Accounts:
                 raise self._unavailable(str(exc).strip().splitlines()[0] if str(exc).strip() else "") from exc
             self._failed_at = None
             return db
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)  # token hashes, quotas and users' sealed OpenRouter keys: the owner's alone
         lite = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
         lite.execute("PRAGMA busy_timeout = 30000")
         lite.execute("PRAGMA journal_mode = WAL")
