@@ -4,7 +4,7 @@
 
 Starts the installed server as a subprocess, lists its tools, asks one question and prints the answer and its cost
 (as the server renders it for a host).
-OPENROUTER_API_KEY must be set in the environment.
+Uses the key `openrouter-research-mcp login` stored, or OPENROUTER_API_KEY from the environment.
 """
 
 from __future__ import annotations
@@ -16,13 +16,16 @@ import sys
 
 from mcp import Client, StdioServerParameters
 
+PASSED = {"XDG_CONFIG_HOME", "DBUS_SESSION_BUS_ADDRESS", "PYTHON_KEYRING_BACKEND"}
+
 
 async def main(question: str) -> None:
     server = StdioServerParameters(
         command=shutil.which("openrouter-research-mcp") or sys.executable,
         args=[] if shutil.which("openrouter-research-mcp") else ["-m", "openrouter_research_mcp"],
-        # Only a few variables reach a spawned server by default: pass the key on explicitly.
-        env={name: value for name, value in os.environ.items() if name.startswith("OPENROUTER_")},
+        # Only a few variables (HOME, PATH, ...) reach a spawned server by default: pass on the settings, and what
+        # finds a key `login` stored (the config dir, the session's keyring).
+        env={name: value for name, value in os.environ.items() if name.startswith("OPENROUTER_") or name in PASSED},
     )
 
     async def on_progress(progress: float, total: float | None, message: str | None) -> None:

@@ -16,10 +16,12 @@ import time
 from pathlib import Path
 
 import pytest
+from mcp import ClientSession, stdio_client
 
 from ..fakes import FAKE_KEY
 from ..fakes.openrouter import FakeOpenRouter
-from ..support import PROMPTLY, cli_env
+from ..support import PROMPTLY, cli_env, result_text
+from .conftest import stdio_params
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -135,25 +137,53 @@ def test_every_classic_handshake_version(fake_openrouter: FakeOpenRouter, tmp_pa
     assert answer["result"]["capabilities"]["tools"] is not None
 
 
-def test_example_client_script(fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
+def store_signed_in_key(fake: FakeOpenRouter, config_home: Path) -> str:
+    """A key the fake's sign-in made, where `login` keeps it when there is no keyring (under `config_home`)."""
+    stored = config_home / "openrouter-research-mcp" / "openrouter-key"
+    stored.parent.mkdir(parents=True, mode=0o700)
+    key = fake.signin.mint_key("laptop")
+    stored.write_text(key + "\n")
+    stored.chmod(0o600)
+    return key
+
+
+@pytest.mark.parametrize("source", ["environment", "login"])
+def test_example_client_script(source: str, fake_openrouter: FakeOpenRouter, tmp_path: Path) -> None:
+    key = FAKE_KEY if source == "environment" else store_signed_in_key(fake_openrouter, tmp_path / "config")
+    env = cli_env(fake_openrouter, tmp_path, XDG_CONFIG_HOME=str(tmp_path / "config"))
+    env["PYTHON_KEYRING_BACKEND"] = "keyring.backends.fail.Keyring"
+    env.update({"OPENROUTER_API_KEY": key} if source == "environment" else {})
     done = subprocess.run(
         [sys.executable, str(ROOT / "examples" / "client.py"), "What is OpenRouter?"],
         capture_output=True,
         text=True,
         timeout=120,
         cwd=tmp_path,
-        env=cli_env(fake_openrouter, tmp_path, OPENROUTER_API_KEY=FAKE_KEY),
+        env=env,
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+    assert {r.key for r in fake_openrouter.chat_requests()} == {key}
     assert "tools: ask, compare_models, list_models, deep_research, get_research" in done.stdout
     assert "[openai/gpt-4o-mini] Answer: What is OpenRouter?" in done.stdout
     assert re.search(r"tokens · \$0\.\d+", done.stdout) and not re.search(r"\de-\d", done.stdout)  # no 3.195e-05
 
 
 @pytest.mark.parametrize("name", ["claude_desktop_config.json", "cursor-mcp.json", "vscode-mcp.json"])
-def test_example_configs_name_the_server(name: str) -> None:
+async def test_example_configs_need_no_key_after_a_login(
+    name: str, fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
+    """Each example starts the server with its own `env` block only (no key in it); the key `login` stored is
+    the one every call is billed to."""
     config = json.loads((ROOT / "examples" / name).read_text())
     servers = config.get("mcpServers") or config.get("servers")
     entry = servers["openrouter-research"]
-    assert entry["command"].endswith("openrouter-research-mcp") and "OPENROUTER_API_KEY" in entry["env"]
+    assert entry["command"].endswith("openrouter-research-mcp") and "OPENROUTER_API_KEY" not in entry.get("env", {})
+    key = store_signed_in_key(fake_openrouter, tmp_path / "config")  # XDG_CONFIG_HOME in stdio_params
+    params = stdio_params(fake_openrouter, tmp_path / "cache", OPENROUTER_API_KEY="", **entry.get("env", {}))
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as client:
+        await client.initialize()
+        answer = await client.call_tool("ask", {"prompt": "What causes tides?"})
+    assert not answer.is_error, result_text(answer)
+    chats = fake_openrouter.chat_requests()
+    assert chats and {r.key for r in chats} == {key}

@@ -51,7 +51,8 @@ def test_publish_server_json_lists_every_setting_truthfully() -> None:
             assert float(entry["default"]) == field.default, name
         elif "default" in entry:
             assert entry["default"] == str(field.default), name
-    assert variables["OPENROUTER_API_KEY"]["isSecret"] and variables["OPENROUTER_API_KEY"]["isRequired"]
+    key = variables["OPENROUTER_API_KEY"]
+    assert key["isSecret"] and not key["isRequired"] and "login" in key["description"]  # a stored key will do
 
 
 def test_publish_package_metadata_is_complete() -> None:
