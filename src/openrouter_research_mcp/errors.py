@@ -68,6 +68,7 @@ class OpenRouterError(Exception):
         self.generation_id: str | None = None  # the upstream generation this attempt started, when known
         self.received_tokens = 0  # the most tokens the answer text that arrived before the failure can be
         self.attempt_cost: float | None = None  # what this failed attempt was billed, when known
+        self.explained = False  # whether `message` already says what the caller's own sign-in makes of it
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.message!r}, status={self.status!r}, model={self.model!r})"

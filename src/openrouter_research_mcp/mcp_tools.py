@@ -74,8 +74,7 @@ def _tool_errors() -> Iterator[None]:
         caller = current_caller()
         if isinstance(exc, QuotaExceededError) and caller is not None:
             caller.refused_by = exc.limit
-        told = caller.key_refused(exc) if caller is not None and caller.key_refused is not None else None
-        raise ToolError(told or error_text(exc)) from None
+        raise ToolError(error_text(caller.explain(exc) if caller is not None else exc)) from None
 
 
 def _result(model: BaseModel, text: str, links: Sequence[ResourceLink] = ()) -> CallToolResult:

@@ -208,7 +208,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _route(self, path: str, query: dict[str, list[str]], body: Any, had_body: bool) -> None:
         fake = self.server.fake
         if fake.signin.handles(self.command, path):  # the sign-in page and the code exchange (signin.py)
-            reply = fake.signin.respond(self.command, path, query, body)
+            reply = fake.signin.respond(self.command, path, query, body, self.headers.get("Cookie"))
             return self._send(reply.status, reply.body, reply.content_type, reply.headers)
         if self.command == "POST" and path == "/chat/completions":
             if not self._authorized():

@@ -6,7 +6,9 @@ here and asks it whether a bearer key is good.
   user consents on, and consents at once: a 302 to `U?code=CODE` (`&code=` when U has a query). As upstream, only a
   `localhost` / `127.0.0.1` callback is accepted, unless `allow_any_callback` is set (then any http(s) URL: a team
   server's public callback). Without `callback_url`: an HTML page showing the code as `<code id="code">CODE</code>`
-  (headless sign-in). Only `S256` is accepted, so tests prove the client sends it.
+  (headless sign-in). Only `S256` is accepted, so tests prove the client sends it. As on OpenRouter, a browser stays
+  signed in: its first visit makes a new user and sets a `fake_openrouter_user` cookie; later visits with it sign in
+  the same user again (their keys share a `user_id`).
 - `POST /api/v1/auth/keys` `{"code", "code_verifier", "code_challenge_method": "S256"}` → `{"key": "sk-or-v1-…",
   "user_id": …}`. A code works once (the first exchange uses it up, right verifier or wrong), for `CODE_TTL` seconds
   on `clock`, only with the verifier whose challenge it was issued for: anything else is a 403 JSON error (400 when
@@ -36,6 +38,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from http.cookies import SimpleCookie
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -44,6 +47,7 @@ __all__ = ["CODE_TTL", "FakeSignIn", "MintedKey", "Reply"]
 CODE_TTL = 600.0  # seconds a code stays valid ("about 10 minutes")
 KEY_TTL = 7 * 86400.0  # the expiry OpenRouter's own hosted MCP server gives the keys it mints
 PAGE_PATH, EXCHANGE_PATH = "/auth", "/auth/keys"  # as the handler sees them (relative to /api/v1 where under it)
+USER_COOKIE = "fake_openrouter_user"  # who this browser is signed in to the fake as
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,7 @@ class _Code:
     label: str | None
     issued: float
     used: bool = False
+    user_id: str | None = None
 
 
 @dataclass
@@ -110,15 +115,18 @@ class FakeSignIn:
 
     # ------------------------------------------------------------------------------------------- for tests
 
-    def issue(self, challenge: str, *, label: str | None = None) -> str:
-        """A fresh code bound to `challenge` (what the page hands out on consent)."""
+    def issue(self, challenge: str, *, label: str | None = None, user_id: str | None = None) -> str:
+        """A fresh code bound to `challenge` (what the page hands out on consent), for `user_id` (None: a new user)."""
         code = f"code-{secrets.token_urlsafe(18)}"
         with self._lock:
-            self._codes[code] = _Code(challenge, label, self.clock())
+            self._codes[code] = _Code(challenge, label, self.clock(), user_id=user_id)
         return code
 
-    def mint_key(self, label: str | None = None) -> str:
-        """A new key, as a finished sign-in makes one."""
+    def new_user(self) -> str:
+        return f"user_signin_{next(self._users)}"
+
+    def mint_key(self, label: str | None = None, user_id: str | None = None) -> str:
+        """A new key, as a finished sign-in makes one, for `user_id` (None: a new user)."""
         key = f"sk-or-v1-{secrets.token_hex(32)}"
         now = self.clock()
         with self._lock:
@@ -126,7 +134,7 @@ class FakeSignIn:
                 label,
                 self.key_limit,
                 None if self.key_ttl is None else now + self.key_ttl,
-                user_id=f"user_signin_{next(self._users)}",
+                user_id=user_id or self.new_user(),
             )
         return key
 
@@ -165,10 +173,14 @@ class FakeSignIn:
         """Whether a request is the sign-in's to answer."""
         return (method, path) in (("GET", PAGE_PATH), ("POST", EXCHANGE_PATH))
 
-    def respond(self, method: str, path: str, query: dict[str, list[str]], body: Any) -> Reply:
-        """Answer a request `handles` took."""
+    def respond(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any, cookie: str | None = None
+    ) -> Reply:
+        """Answer a request `handles` took (`cookie`: its Cookie header)."""
         if method == "GET" and path == PAGE_PATH:
-            return self._authorize({name: values[0] for name, values in query.items() if values})
+            jar = SimpleCookie(cookie or "")
+            user = jar[USER_COOKIE].value if USER_COOKIE in jar else None
+            return self._authorize({name: values[0] for name, values in query.items() if values}, user)
         return self._exchange(body)
 
     def _callback_ok(self, url: str) -> bool:
@@ -177,19 +189,21 @@ class FakeSignIn:
             return False
         return self.allow_any_callback or parts.hostname in ("localhost", "127.0.0.1")
 
-    def _authorize(self, query: dict[str, str]) -> Reply:
+    def _authorize(self, query: dict[str, str], user: str | None) -> Reply:
         challenge, method = query.get("code_challenge", ""), query.get("code_challenge_method", "")
         if not challenge or method != "S256":
             return _page(400, "Bad sign-in request", "<p>Send code_challenge and code_challenge_method=S256.</p>")
         callback = query.get("callback_url")
         if callback is not None and not self._callback_ok(callback):
             return _page(400, "Bad sign-in request", "<p>callback_url must be on localhost or 127.0.0.1.</p>")
-        code = self.issue(challenge, label=query.get("key_label"))
+        user = user or self.new_user()  # this browser's OpenRouter user, signed in from now on
+        code = self.issue(challenge, label=query.get("key_label"), user_id=user)
+        remembered = {"Set-Cookie": f"{USER_COOKIE}={user}; Path=/; HttpOnly"}
         if callback is None:
             shown = f'<p>Paste this code where you started:</p><code id="code">{code}</code>'
-            return _page(200, "Your sign-in code", shown)
+            return Reply(200, _page(200, "Your sign-in code", shown).body, "text/html; charset=utf-8", remembered)
         joiner = "&" if urlsplit(callback).query else "?"
-        return Reply(302, b"", "text/plain", {"Location": f"{callback}{joiner}code={code}"})
+        return Reply(302, b"", "text/plain", {"Location": f"{callback}{joiner}code={code}", **remembered})
 
     def _exchange(self, body: Any) -> Reply:
         if not isinstance(body, dict) or not isinstance(body.get("code"), str):
@@ -205,7 +219,7 @@ class FakeSignIn:
             return _error(403, "Invalid code: it was used already, has expired or does not exist")
         if _challenge(body["code_verifier"]) != found.challenge:
             return _error(403, "Invalid code_verifier for this code")
-        key = self.mint_key(found.label)
+        key = self.mint_key(found.label, found.user_id)
         with self._lock:
             self.exchanges += 1
             user = self.keys[key].user_id

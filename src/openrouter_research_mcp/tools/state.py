@@ -59,6 +59,14 @@ class Caller:
     # OpenRouter refuses that key (None from it: the error's own message). None: every error says its own message.
     key_refused: Callable[[OpenRouterError], str | None] | None = field(default=None, repr=False)
 
+    def explain(self, exc: OpenRouterError) -> OpenRouterError:
+        """`exc`, its message now what this caller is told (a signed-in caller whose key OpenRouter refused: how to
+        sign in again), whether it ends a tool call or a job running in the background; once per error."""
+        if self.key_refused is not None and not exc.explained:
+            exc.explained = True
+            exc.message = self.key_refused(exc) or exc.message
+        return exc
+
 
 @dataclass
 class Shared:
@@ -155,6 +163,7 @@ class CallState:
                 if isinstance(exc.usage, Usage):
                     caller.spent_usd += exc.usage.cost_usd or 0.0
                     await _ledger(store, caller.principal, exc.model or "unknown", exc.usage, ok=False)
+                caller.explain(exc)
                 raise
             caller.spent_usd += result.usage.cost_usd or 0.0
             await _ledger(store, caller.principal, result.model, result.usage, ok=True)
@@ -186,7 +195,11 @@ class CallState:
         return shown
 
     async def get_json(self, path: str, *, auth: bool = False) -> Any:
-        return await self.shared.client.get_json(path, key=self.caller.key, auth=auth)
+        try:
+            return await self.shared.client.get_json(path, key=self.caller.key, auth=auth)
+        except OpenRouterError as exc:
+            self.caller.explain(exc)
+            raise
 
 
 def today() -> str:
