@@ -15,8 +15,8 @@ with FakeIssuer() as issuer:                       # one RSA (RS256) and one EC 
 It serves `/.well-known/oauth-authorization-server` and `/.well-known/openid-configuration` (with `path`, RFC 8414's
 `/.well-known/oauth-authorization-server{path}` and OpenID's `{path}/.well-known/openid-configuration`) and `/jwks`,
 public keys only. Attributes tests may change: `serve_oauth_metadata`, `serve_oidc_metadata`, `metadata_issuer`
-(the `issuer` the metadata names), `jwks_status`, `jwks_body` (served instead of the keys), `jwks_latency`;
-`requests` logs every path asked for.
+(the `issuer` the metadata names), `jwks_status`, `jwks_body` (served instead of the keys), `jwks_latency`,
+`jwks_gate` (a `threading.Event` the JWKS answer waits for, when set); `requests` logs every path asked for.
 """
 
 from __future__ import annotations
@@ -107,6 +107,7 @@ class FakeIssuer:
         self.jwks_status = 200
         self.jwks_body: Any = None  # served instead of the keys when set
         self.jwks_latency = 0.0
+        self.jwks_gate: threading.Event | None = None
         self.requests: list[str] = []
         self.errors: list[BaseException] = []
         self._lock = threading.Lock()
@@ -236,6 +237,8 @@ class FakeIssuer:
         if path == "/jwks":
             if self.jwks_latency:
                 self._stopping.wait(self.jwks_latency)
+            if self.jwks_gate is not None:
+                self.jwks_gate.wait()
             if self.jwks_status != 200:
                 return self.jwks_status, {"error": "unavailable"}
             return 200, self.jwks_body if self.jwks_body is not None else {"keys": keys}

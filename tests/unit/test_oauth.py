@@ -10,6 +10,7 @@ import hmac
 import json
 import logging
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -37,6 +38,7 @@ from openrouter_research_mcp.remote.oauth import (
 )
 
 from ..fakes.issuer import AUDIENCE, SUBJECT, FakeIssuer, SigningKey, b64url
+from ..support import eventually
 
 
 class Clock:
@@ -87,8 +89,10 @@ async def http() -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-def verifier(fake_issuer: FakeIssuer, http: httpx.AsyncClient) -> Verifier:
-    return Verifier(fake_issuer, http)
+async def verifier(fake_issuer: FakeIssuer, http: httpx.AsyncClient) -> AsyncIterator[Verifier]:
+    made = Verifier(fake_issuer, http)
+    yield made
+    await made.jwt.aclose()  # a background fetch a failed test left does not outlive it
 
 
 def forge(header: dict[str, Any], payload: dict[str, Any], signature: bytes = b"") -> str:
@@ -292,6 +296,8 @@ async def test_oauth_token_without_kid(fake_issuer: FakeIssuer, verifier: Verifi
     assert await verifier.jwt.verify_token(fake_issuer.mint(headers={"kid": None})) is not None  # one RSA key
     fake_issuer.rotate()
     verifier.clock.now += JWKS_MAX_AGE_S  # the keys are fetched again: now two RSA keys
+    await verifier.jwt.verify_token(fake_issuer.mint(headers={"kid": None}))  # judged by the old keys; starts the fetch
+    await verifier.jwt.refreshed()
     assert await verifier.refused(fake_issuer.mint(headers={"kid": None})) == "no_kid"
 
 
@@ -308,8 +314,31 @@ async def test_oauth_fetches_the_jwks_once(fake_issuer: FakeIssuer, verifier: Ve
         assert await verifier.jwt.verify_token(fake_issuer.mint(key=key)) is not None
     assert fake_issuer.jwks_fetches == 1
     verifier.clock.now += JWKS_MAX_AGE_S  # old keys are fetched again, so a withdrawn key stops working
-    assert await verifier.jwt.verify_token(fake_issuer.mint(now=verifier.clock.now)) is not None
+    withdrawn = fake_issuer.keys.pop()  # the EC key
+    assert await verifier.jwt.verify_token(fake_issuer.mint(key=withdrawn, now=verifier.clock.now)) is not None
+    await verifier.jwt.refreshed()
     assert fake_issuer.jwks_fetches == 2
+    assert await verifier.refused(fake_issuer.mint(key=withdrawn, now=verifier.clock.now)) == "unknown_kid"
+    assert await verifier.jwt.verify_token(fake_issuer.mint(now=verifier.clock.now)) is not None
+
+
+async def test_oauth_old_keys_are_fetched_again_without_stalling_any_call(
+    fake_issuer: FakeIssuer, verifier: Verifier
+) -> None:
+    """Once the keys are JWKS_MAX_AGE_S old, calls go on with them while one fetch runs in the background: an
+    issuer that is slow, or away, holds up no call."""
+    assert await verifier.jwt.verify_token(fake_issuer.mint()) is not None
+    fake_issuer.jwks_gate = threading.Event()  # the issuer answers its JWKS only when the test says
+    verifier.clock.now += JWKS_MAX_AGE_S
+    try:
+        for _ in range(3):
+            assert await verifier.jwt.verify_token(fake_issuer.mint(now=verifier.clock.now)) is not None
+            assert verifier.jwt.refreshing  # answered while the fetch is still waiting on the issuer
+        await eventually(lambda: fake_issuer.jwks_fetches == 2, what="the background fetch reaching the issuer")
+    finally:
+        fake_issuer.jwks_gate.set()
+    await verifier.jwt.refreshed()
+    assert not verifier.jwt.refreshing and fake_issuer.jwks_fetches == 2  # one fetch for all three calls
 
 
 async def test_oauth_key_rotation_and_a_flood_of_unknown_kids(fake_issuer: FakeIssuer, verifier: Verifier) -> None:

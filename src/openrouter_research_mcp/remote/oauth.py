@@ -11,7 +11,8 @@ Why each rule (this is where a forged token would get in):
 - The JWKS is held in memory, fetched on first use (concurrent first calls share one fetch), and fetched again when a
   token names a `kid` it lacks, so key rotation works, but at most once per REFETCH_INTERVAL_S (and not for that
   long after a fetch failed): a flood of random kids cannot make us hammer the issuer. After JWKS_MAX_AGE_S it is
-  fetched again on use, so a key the issuer withdrew stops working; if that fetch fails the keys held are kept.
+  fetched again, in the background, while calls go on with the keys held (an issuer that is slow or away never
+  stalls them): a key the issuer withdrew stops working once that fetch lands; if it fails the keys held are kept.
 - Claims: `iss` is our issuer and `aud` holds our audience (RFC 8707: this server's resource URL), so a token issued
   for another service is no key to this one; `exp` is required and it, `nbf` and `iat` are checked with leeway
   against the injected clock; `sub` is required and becomes the caller's principal, `oauth:<sub>`.
@@ -253,9 +254,23 @@ class JwtVerifier:
         self._loaded_at: float | None = None
         self._failed_at: float | None = None  # the last fetch that failed: none is tried again for a while
         self._refetched_at: float | None = None  # the last fetch made for an unknown kid: the same
+        self._behind: asyncio.Task[None] | None = None  # a fetch of keys grown old, while the old ones serve
+
+    @property
+    def refreshing(self) -> bool:
+        """Whether keys grown old are being fetched again in the background."""
+        return self._behind is not None and not self._behind.done()
+
+    async def refreshed(self) -> None:
+        """Wait for a background fetch of the keys, if one is under way."""
+        if self._behind is not None:
+            await asyncio.shield(self._behind)
 
     async def aclose(self) -> None:
-        """Close the HTTP client if this verifier made it."""
+        """Stop a background fetch, and close the HTTP client if this verifier made it."""
+        if self._behind is not None:
+            self._behind.cancel()
+            await asyncio.wait([self._behind])
         if self._owns_http and self._http is not None:
             await self._http.aclose()
             self._http = None
@@ -341,8 +356,10 @@ class JwtVerifier:
     # ------------------------------------------------------------------------------------------------ keys
 
     async def _key_for(self, kid: Any, alg: str) -> jwt.PyJWK:
-        if self._jwks is None or self._stale():
+        if self._jwks is None:
             await self._refresh(self._generation)
+        elif self._stale() and not self.refreshing:
+            self._behind = asyncio.get_running_loop().create_task(self._refresh(self._generation))
         if self._jwks is None:
             raise _Refused("jwks_unavailable")
         if kid is None:
