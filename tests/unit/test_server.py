@@ -8,13 +8,15 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import httpx
 import pytest
 import respx
 from mcp import Client, MCPError
+from mcp.shared.inbound import validate_mcp_param_headers, x_mcp_header_map
 from mcp.types import ElicitResult, PromptReference, ResourceTemplateReference
+from pydantic import Field
 
 from openrouter_research_mcp.config import load_settings
 from openrouter_research_mcp.server import build_server
@@ -64,6 +66,24 @@ async def test_server_lists_tools_with_schemas_and_annotations(tmp_path: Path) -
     assert tools["compare_models"].input_schema["properties"]["models"]["minItems"] == 2
     # What every host pays on every turn: kept under 10,000 characters (about 2,500 tokens).
     assert model_facing_chars(tools.values()) < 10_000
+
+
+def test_server_checks_mcp_param_headers_only_for_tools_that_declare_them(tmp_path: Path) -> None:
+    """Over HTTP the SDK compares `Mcp-Param-*` headers with the arguments of a tool whose schema declares an
+    `x-mcp-header`; ours declare none, so it is handed no schema (nothing to walk on each call), while a tool that
+    declares one still has its headers checked."""
+    made = server(tmp_path)
+
+    @made.tool()
+    def regional(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})]) -> str:
+        return region
+
+    lookup = made._lowlevel_server.get_tool_input_schema
+    assert all(lookup(name) is None for name in TOOLS) and lookup("no_such_tool") is None
+    schema = lookup("regional")
+    assert schema is not None and x_mcp_header_map(schema) == {("region",): "Region"}
+    assert validate_mcp_param_headers(schema, {"region": "eu"}, {"mcp-param-region": "us"}) is not None  # refused
+    assert validate_mcp_param_headers(schema, {"region": "eu"}, {"mcp-param-region": "eu"}) is None
 
 
 async def test_server_ask_returns_answer_usage_and_sources(tmp_path: Path, respx_openrouter: respx.MockRouter) -> None:
