@@ -53,7 +53,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PATH",
         help="a .env file that fills in variables missing from the environment (default: ./.env)",
     )
-    commands = parser.add_subparsers(dest="command", metavar="{serve,doctor,login,logout,token,quota,migrate}")
+    commands = parser.add_subparsers(dest="command", metavar="{serve,doctor,login,logout,token,quota,signin,migrate}")
     serve = commands.add_parser("serve", help="run the MCP server (the default): stdio, or HTTP for a team")
     serve.add_argument("--transport", choices=("stdio", "http"), help="default: OPENROUTER_MCP_TRANSPORT or stdio")
     serve.add_argument("--host", help="HTTP: the address to bind (default: OPENROUTER_MCP_HOST or 127.0.0.1)")
@@ -76,6 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     quotas.add_parser("list", help="list the subjects with quotas of their own")
     clear = quotas.add_parser("clear", help="give SUBJECT the default quotas (OPENROUTER_QUOTA_*) again")
     clear.add_argument("subject")
+    signin = commands.add_parser("signin", help="who is signed in with OpenRouter (OPENROUTER_MCP_AUTH=openrouter)")
+    signins = signin.add_subparsers(dest="signin_command", metavar="{list,end}", required=True)
+    signins.add_parser("list", help="list the people signed in, when, and until when (never a key or token)")
+    end = signins.add_parser("end", help="end every sign-in of USER (openrouter:<user id>, or the id) at once")
+    end.add_argument("user")
     commands.add_parser("migrate", help="bring the PostgreSQL schema (OPENROUTER_DATABASE_URL) up to date, then exit")
     return parser
 
@@ -200,11 +205,12 @@ def _run(args: argparse.Namespace) -> None:
     if args.command == "migrate":
         configure_logging("ERROR", secret)
         raise SystemExit(_migrate(settings))
-    if args.command in ("token", "quota"):
-        from .tokens_cli import run_quota_command, run_token_command
+    if args.command in ("token", "quota", "signin"):
+        from .tokens_cli import run_quota_command, run_signin_command, run_token_command
 
         configure_logging("ERROR", secret)
-        raise SystemExit((run_token_command if args.command == "token" else run_quota_command)(settings, args))
+        run = {"token": run_token_command, "quota": run_quota_command, "signin": run_signin_command}[args.command]
+        raise SystemExit(run(settings, args))
     configure_logging(settings.log_level, secret, settings.log_format)
     if settings.mcp_transport == "http":
         from .remote.http import serve_http

@@ -74,9 +74,10 @@ def test_server_checks_mcp_param_headers_only_for_tools_that_declare_them(tmp_pa
     declares one still has its headers checked."""
     made = server(tmp_path)
 
-    @made.tool()
     def regional(region: Annotated[str, Field(json_schema_extra={"x-mcp-header": "Region"})]) -> str:
         return region
+
+    made.add_tool(regional)
 
     lookup = made._lowlevel_server.get_tool_input_schema
     assert all(lookup(name) is None for name in TOOLS) and lookup("no_such_tool") is None

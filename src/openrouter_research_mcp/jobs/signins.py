@@ -22,7 +22,7 @@ from typing import Any
 
 from .accounts import Accounts, Db, hash_token
 
-__all__ = ["SIGNIN_SCHEMA", "Access", "Code", "Grant", "Pending", "Refresh", "SignIns"]
+__all__ = ["SIGNIN_SCHEMA", "Access", "Code", "Grant", "Pending", "Refresh", "SignIns", "SignedIn"]
 
 # The tables in SQLite, made with the accounts' own (`accounts.py`); on PostgreSQL they are the job store's
 # migration 3 (`postgres.MIGRATIONS`), the same tables in its types.
@@ -139,6 +139,17 @@ class Access:
     grant: Grant
     expires: float
     quotas: tuple[float | None, float | None, int | None, int | None] | None
+
+
+@dataclass(frozen=True)
+class SignedIn:
+    """One person's live sign-ins (`signin list`): how many, the first and the last, and when the last one ends."""
+
+    principal: str
+    grants: int
+    first: float
+    last: float
+    expires: float
 
 
 _PENDING = (
@@ -408,3 +419,16 @@ class SignIns:
             return len(ids)
 
         return await self.accounts.run(end)
+
+    async def people(self) -> list[SignedIn]:
+        """Everyone signed in now, by principal."""
+
+        def read(db: Db) -> list[SignedIn]:
+            rows = db.execute(
+                "SELECT principal, COUNT(*), MIN(created), MAX(created), MAX(expires) FROM signin_grants "
+                "WHERE expires >= ? GROUP BY principal ORDER BY principal",
+                (self.now,),
+            )
+            return [SignedIn(r[0], int(r[1]), float(r[2]), float(r[3]), float(r[4])) for r in rows]
+
+        return await self.accounts.run(read)
