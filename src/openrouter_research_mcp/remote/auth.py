@@ -12,15 +12,16 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
+from typing import Any, ClassVar
 
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 
 from ..jobs.accounts import TOKEN_PRINCIPAL, Accounts, Limits, TokenInfo, hash_token
 from ..jobs.store import StoreUnavailable
 
-__all__ = ["SubjectQuotas", "TokenTable", "limits_of", "refused", "refusals"]
+__all__ = ["Quiet", "QuietAccessToken", "SubjectQuotas", "TokenTable", "limits_of", "refused", "refusals"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,21 @@ OUTAGE_GRACE_S = 300.0  # while the accounts database is away: how recent a toke
 
 # Why the verifiers refused the current request's token, for the metrics (`remote/http.py` counts each 401 once).
 refusals: ContextVar[list[str] | None] = ContextVar("openrouter_research_auth_refusals", default=None)
+
+
+class Quiet:
+    """Mixed into the SDK's token and code models: their `token` and `code` never show in a repr or str (a log
+    line, a traceback's locals, an assertion's message), where the SDK's own models print them whole."""
+
+    HIDDEN: ClassVar[frozenset[str]] = frozenset({"token", "code"})
+
+    def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
+        for name, value in super().__repr_args__():  # type: ignore[misc]
+            yield name, "***" if name in self.HIDDEN else value
+
+
+class QuietAccessToken(Quiet, AccessToken):
+    """A verified bearer token that never shows itself."""
 
 
 def refused(reason: str) -> None:
@@ -65,7 +81,7 @@ class TokenTable:
             log.info("a request with an unknown or revoked bearer token was refused")
             refused("unknown_token")
             return None
-        return AccessToken(
+        return QuietAccessToken(
             token=token,
             client_id=found.name,
             scopes=[],

@@ -58,7 +58,7 @@ from ..jobs.accounts import Accounts, hash_token, open_accounts
 from ..jobs.signins import Pending, SignIns
 from ..jobs.store import StoreUnavailable
 from ..openrouter import signin
-from .auth import QUOTA_CLAIMS, refused
+from .auth import QUOTA_CLAIMS, Quiet, refused
 from .redirects import LoopbackPorts, redirect_refusal
 from .sealed import Sealer
 
@@ -107,15 +107,15 @@ KEY_SPENT = (
 )
 
 
-class SignedInCode(AuthorizationCode):
+class SignedInCode(Quiet, AuthorizationCode):
     grant_id: str
 
 
-class SignedInRefresh(RefreshToken):
+class SignedInRefresh(Quiet, RefreshToken):
     grant_id: str
 
 
-class SignedInToken(AccessToken):
+class SignedInToken(Quiet, AccessToken):
     """An access token of ours, verified: with its grant, and the user's OpenRouter key (never dumped or shown)."""
 
     grant_id: str = Field(exclude=True)

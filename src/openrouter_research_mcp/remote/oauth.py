@@ -49,6 +49,7 @@ from jwt.types import Options
 from mcp.server.auth.provider import AccessToken
 
 from ..jobs.accounts import OAUTH_PRINCIPAL
+from .auth import QuietAccessToken
 
 __all__ = [
     "ALLOWED_ALGORITHMS",
@@ -341,7 +342,7 @@ class JwtVerifier:
         claims: dict[str, Any] = {"iss": config.issuer, "sub": subject, "aud": audiences, "client_id": client_id}
         if isinstance(payload.get("jti"), str):
             claims["jti"] = payload["jti"]
-        return AccessToken(
+        return QuietAccessToken(
             token=token,
             client_id=client_id,
             scopes=scopes,
