@@ -58,7 +58,7 @@ from ..jobs.accounts import Accounts, hash_token, open_accounts
 from ..jobs.signins import Pending, SignIns
 from ..jobs.store import StoreUnavailable
 from ..openrouter import signin
-from .auth import QUOTA_CLAIMS, Quiet, refused
+from .auth import OUTAGE_GRACE_S, QUOTA_CLAIMS, Quiet, refused
 from .redirects import LoopbackPorts, redirect_refusal
 from .sealed import Sealer
 
@@ -92,6 +92,7 @@ MAX_PENDING = 20_000  # sign-ins in progress at once (each lives PENDING_TTL_S):
 MAX_CLIENT_CHARS = 8000  # a registered client's metadata, as JSON (a usual one is a few hundred characters)
 MAX_REDIRECT_URIS = 10
 MAX_UNUSED_CLIENTS = 10_000  # registered clients with no sign-in, kept: beyond it, the oldest such are forgotten
+MAX_REMEMBERED = 50_000  # access tokens remembered as checked good lately (for a database outage)
 S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # BASE64URL(SHA-256(verifier)), unpadded: 43 characters
 
 KEY_GONE = (
@@ -147,6 +148,9 @@ class OpenRouterSignIn:
         self.base = issuer.rstrip("/")
         self.key_label = f"{settings.app_title} ({urlsplit(issuer).netloc})"
         self._ending: set[asyncio.Task[None]] = set()
+        # Access tokens checked good lately, by hash, with when: accepted for OUTAGE_GRACE_S while the database is
+        # away (as the `tokens` mode does), so an outage does not sign everyone out; a grant ended here drops its own.
+        self._good: dict[str, tuple[SignedInToken, float]] = {}
 
     def _now(self) -> float:
         return self.store.now
@@ -336,13 +340,18 @@ class OpenRouterSignIn:
         if not token.startswith(ACCESS_PREFIX) or len(token) > MAX_TOKEN_CHARS:
             refused("malformed")
             return None
+        digest = hash_token(token)
         try:
             found = await self.store.access(token)
         except StoreUnavailable as exc:
+            now, recent = self._now(), self._good.get(digest)
+            if recent is not None and 0 <= now - recent[1] < OUTAGE_GRACE_S and now < (recent[0].expires_at or 0):
+                return recent[0]
             log.warning("%s A sign-in's access token could not be checked and was refused.", exc.message)
             refused("unavailable")
             return None
         if found is None:
+            self._good.pop(digest, None)
             refused("unknown_token")
             return None
         grant = found.grant
@@ -355,7 +364,7 @@ class OpenRouterSignIn:
             )
             refused("sealed_key")
             return None
-        return SignedInToken(
+        checked = SignedInToken(
             token=token,
             client_id=grant.client_id,
             scopes=_scopes(grant.scopes),
@@ -366,6 +375,15 @@ class OpenRouterSignIn:
             grant_id=grant.id,
             openrouter_key=SecretStr(key),
         )
+        self._remember(digest, checked)
+        return checked
+
+    def _remember(self, digest: str, checked: SignedInToken) -> None:
+        now = self._now()
+        if len(self._good) >= MAX_REMEMBERED:  # bounded: the stale go first, and past the bound none is added
+            self._good = {k: v for k, v in self._good.items() if 0 <= now - v[1] < OUTAGE_GRACE_S}
+        if len(self._good) < MAX_REMEMBERED:
+            self._good[digest] = (checked, now)
 
     async def revoke_token(self, token: AccessToken | RefreshToken) -> None:
         grant_id = getattr(token, "grant_id", None)
@@ -373,6 +391,7 @@ class OpenRouterSignIn:
             await self._end(grant_id, "its client revoked it")
 
     async def _end(self, grant_id: str, why: str) -> None:
+        self._good = {k: v for k, v in self._good.items() if v[0].grant_id != grant_id}  # even if the store is away
         try:
             if await self.store.end(grant_id):
                 log.info("a sign-in ended, with its stored OpenRouter key: %s", why)

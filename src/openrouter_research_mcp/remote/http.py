@@ -32,6 +32,7 @@ from .. import _metrics
 from ..config import Settings
 from ..errors import ConfigError, OpenRouterError
 from ..jobs.accounts import open_accounts
+from ..jobs.store import StoreUnavailable
 from ..server import ResearchServer, build_server
 from . import bounds
 from .auth import SubjectQuotas, TokenTable, refusals, refused
@@ -271,7 +272,22 @@ def build_http(settings: Settings) -> tuple[ResearchServer, Drain]:
         max_request_body_size=int(settings.mcp_max_body_mb * 1024 * 1024),
         host=settings.mcp_host,
     )
+    app.add_exception_handler(StoreUnavailable, store_away)
     return server, Drain(AuthFailures(app))
+
+
+STORE_AWAY = "This server cannot reach its database just now; try again in a minute."
+
+
+async def store_away(_request: Request, exc: Exception) -> Response:
+    """A route that needs the database while it is away (the OAuth endpoints' `/token`, `/register`, `/revoke`
+    with `OPENROUTER_MCP_AUTH=openrouter`): a 503 a client retries, in OAuth's error shape, not a bare 500."""
+    log.warning("%s A request was answered 503.", getattr(exc, "message", exc))
+    return JSONResponse(
+        {"error": "temporarily_unavailable", "error_description": STORE_AWAY},
+        status_code=503,
+        headers={"Retry-After": "60", "Cache-Control": "no-store"},
+    )
 
 
 def more_files() -> None:
