@@ -40,6 +40,7 @@ from .callers import http_caller, signed_in_callers
 from .federation import signing_in
 from .oauth import JwtVerifier, OAuthConfig
 from .signin_pages import signin_routes
+from .throttle import SignInThrottle
 
 __all__ = ["build_http", "serve_http"]
 
@@ -273,6 +274,8 @@ def build_http(settings: Settings) -> tuple[ResearchServer, Drain]:
         host=settings.mcp_host,
     )
     app.add_exception_handler(StoreUnavailable, store_away)
+    if settings.mcp_auth == "openrouter":  # /register and /authorize are open to all: bounded per address
+        return server, Drain(AuthFailures(SignInThrottle(app)))
     return server, Drain(AuthFailures(app))
 
 
