@@ -20,6 +20,7 @@ __all__ = [
     "quota_refused",
     "render",
     "retried",
+    "signin",
     "spent",
     "tool_called",
     "upstream_answered",
@@ -28,6 +29,10 @@ __all__ = [
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PREFIX = "openrouter_mcp"
+# started: /authorize; signed_in: a key kept, our code sent back; declined: the user or OpenRouter said no; failed:
+# OpenRouter or the database could not finish it; refused: a step out of turn (unknown, replayed, another browser);
+# throttled: past an address's bucket; key_refused: OpenRouter refused a signed-in key, which ended it; revoked.
+SIGNIN_OUTCOMES = ("started", "signed_in", "declined", "failed", "refused", "throttled", "key_refused", "revoked")
 LATENCY_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
 
@@ -65,6 +70,14 @@ class _Metrics:
             registry=r,
         )
         self.auth = Counter(f"{PREFIX}_auth_failures", "Requests refused by authentication.", ["reason"], registry=r)
+        self.signins = Counter(
+            f"{PREFIX}_signins",
+            "Sign-ins with OpenRouter (OPENROUTER_MCP_AUTH=openrouter), by outcome: "
+            + ", ".join(SIGNIN_OUTCOMES)
+            + ".",
+            ["outcome"],
+            registry=r,
+        )
         self.jobs: Callable[[], Mapping[str, int]] = dict
         r.register(_Jobs(self))
 
@@ -124,6 +137,12 @@ def quota_refused(limit: str) -> None:
 def auth_failed(reason: str) -> None:
     for m in _on:
         m.auth.labels(reason).inc()
+
+
+def signin(outcome: str) -> None:
+    """Count one step of a sign-in with OpenRouter (one of SIGNIN_OUTCOMES)."""
+    for m in _on:
+        m.signins.labels(outcome).inc()
 
 
 def watch_jobs(read: Callable[[], Mapping[str, int]]) -> None:

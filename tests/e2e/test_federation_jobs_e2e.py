@@ -3,6 +3,8 @@ says what a tool call says, how to sign in again, and never runs on anyone else'
 
 from __future__ import annotations
 
+import httpx
+
 from ..fakes.openrouter import FakeOpenRouter
 from ..support import eventually, result_text
 from . import test_federation_e2e as federation
@@ -37,3 +39,7 @@ async def test_federation_e2e_a_background_research_on_a_revoked_key_says_how_to
     assert run["status"] == "failed", run
     assert "sign in with OpenRouter again" in str(run["error"]) and key not in str(run)
     assert {r.key for r in fake_openrouter.chat_requests()} <= {key}  # refused on her key, never on another
+    async with httpx.AsyncClient() as http:  # the operator's view: two sign-ins, one ended by OpenRouter's refusal
+        scraped = (await http.get(f"http://127.0.0.1:{people.server.port}/metrics")).text
+    for outcome, count in (("started", 2), ("signed_in", 2), ("key_refused", 1)):
+        assert f'openrouter_mcp_signins_total{{outcome="{outcome}"}} {count}.0' in scraped, scraped

@@ -51,6 +51,7 @@ from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, Re
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from pydantic import AnyUrl, Field, SecretStr
 
+from .. import _metrics
 from .._constants import CREDITS_URL, KEYS_URL
 from ..config import Settings
 from ..errors import AuthError, ConfigError, CreditsError, ModerationError, OpenRouterError
@@ -239,6 +240,7 @@ class OpenRouterSignIn:
                 "temporarily_unavailable",
                 "Too many sign-ins are in progress on this server; try again in a few minutes.",
             )
+        _metrics.signin("started")
         return f"{self.base}{SIGNIN_PATH}{flow}"
 
     # -------------------------------------------------------------------------------------------- /token
@@ -388,6 +390,7 @@ class OpenRouterSignIn:
     async def revoke_token(self, token: AccessToken | RefreshToken) -> None:
         grant_id = getattr(token, "grant_id", None)
         if isinstance(grant_id, str):
+            _metrics.signin("revoked")
             await self._end(grant_id, "its client revoked it")
 
     async def _end(self, grant_id: str, why: str) -> None:
@@ -409,6 +412,7 @@ class OpenRouterSignIn:
                 task = asyncio.get_running_loop().create_task(self._end(token.grant_id, "OpenRouter refused its key"))
                 self._ending.add(task)
                 task.add_done_callback(self._ending.discard)
+                _metrics.signin("key_refused")
                 return KEY_GONE
             if isinstance(exc, CreditsError) or (isinstance(exc, ModerationError) and "limit" in exc.message.lower()):
                 return exc.message + KEY_SPENT

@@ -25,6 +25,7 @@ from mcp.server.auth.provider import construct_redirect_uri
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from .. import _metrics
 from .._constants import KEYS_URL
 from ..errors import AuthError, OpenRouterError
 from ..jobs.accounts import hash_token
@@ -129,15 +130,19 @@ class BrowserSignIn:
         if pending is None:
             raise SignInRefused(OTHER_BROWSER if await self.store.pending(flow) else UNKNOWN)
         if error or not code:
+            _metrics.signin("declined")
             return self._back(pending, error="access_denied", error_description="The sign-in on OpenRouter ended.")
         verifier = self.sealer.open(pending.flow_hash, pending.verifier)
         if verifier is None:
+            _metrics.signin("failed")
             return self._back(pending, error="server_error", error_description="Start the sign-in again.")
         try:
             key, user = await self._exchange(code, verifier)
         except AuthError as exc:
+            _metrics.signin("declined")
             return self._back(pending, error="access_denied", error_description=exc.message)
         except OpenRouterError as exc:
+            _metrics.signin("failed")
             return self._back(pending, error="temporarily_unavailable", error_description=exc.message)
         grant_id = secrets.token_urlsafe(18)
         principal = PRINCIPAL + (user or f"signin-{secrets.token_hex(16)}")
@@ -149,7 +154,9 @@ class BrowserSignIn:
             await self.store.add_grant(grant, ours, pending, expires)
         except StoreUnavailable as exc:  # the key is made, and cannot be kept: say so, and where to delete it
             log.warning("%s The sign-in of %s was lost after OpenRouter made its key.", exc.message, principal)
+            _metrics.signin("failed")
             raise SignInRefused(STORE_AWAY + KEY_UNUSED.format(label=self.provider.key_label)) from None
+        _metrics.signin("signed_in")
         log.info("%s signed in with OpenRouter (client %s)", principal, pending.client_id)
         return self._back(pending, code=ours)
 
@@ -183,6 +190,8 @@ def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
 
 
 def _refused(exc: SignInRefused) -> HTMLResponse:
+    if not exc.message.startswith(STORE_AWAY):  # (counted as failed where it was raised)
+        _metrics.signin("refused")
     return _page("This sign-in cannot go on", f"<p>{html.escape(exc.message)}</p>", status=400)
 
 

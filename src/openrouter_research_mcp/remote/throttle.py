@@ -19,6 +19,8 @@ from collections.abc import Callable
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .. import _metrics
+
 __all__ = ["BURST", "PATHS", "PER_MINUTE", "SignInThrottle"]
 
 log = logging.getLogger(__name__)
@@ -66,6 +68,7 @@ class SignInThrottle:
             await self.app(scope, receive, send)
             return
         seconds = max(1, math.ceil(wait))
+        _metrics.signin("throttled")
         log.warning("too many sign-in requests from %s: %s refused for %d s", address, scope["path"], seconds)
         body = json.dumps(
             {
