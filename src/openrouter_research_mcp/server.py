@@ -8,10 +8,11 @@ JSON-RPC's -32602 with a readable message, and stdio is served by our own wire (
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 import os
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -218,10 +219,12 @@ def build_server(
     auth: AuthSettings | None = None,
     token_verifier: TokenVerifier | None = None,
     auth_server_provider: OAuthAuthorizationServerProvider[Any, Any, Any] | None = None,
+    on_ready: Sequence[Callable[[], Coroutine[Any, Any, None]]] = (),
 ) -> ResearchServer:
     """The MCP server for `settings`: tools, resources, prompts, completions and views. `callers` says who each
     request's caller is (over stdio, the one local caller); `auth` and `token_verifier` (or, when this server is
-    the authorization server too, `auth_server_provider`) guard it over HTTP."""
+    the authorization server too, `auth_server_provider`) guard it over HTTP. `on_ready`: checks run in the
+    background once it serves (start-up is not held up by them)."""
 
     @asynccontextmanager
     async def lifespan(server: MCPServer) -> AsyncIterator[Shared]:
@@ -237,10 +240,13 @@ def build_server(
                 "present" if settings.has_api_key else "missing",
                 shared.store.description,
             )
+            checks = [asyncio.create_task(check()) for check in on_ready]
             try:
                 yield shared
             finally:
                 server.shared = None
+                for task in checks:
+                    task.cancel()
 
     # No `subscriptions/listen`: nothing here changes lists or resources under a client, and without it the
     # 2026-07-28 generation advertises the same capabilities as the classic one.

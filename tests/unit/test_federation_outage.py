@@ -1,8 +1,11 @@
 """The team server's sign-in while its accounts database is away: the OAuth endpoints answer 503
 `temporarily_unavailable` (which a client retries) rather than a bare 500, and an access token checked good in the
-last OUTAGE_GRACE_S is still accepted, as in the `tokens` mode, unless its grant was ended here."""
+last OUTAGE_GRACE_S is still accepted, as in the `tokens` mode, unless its grant was ended here. And a secret
+replaced rather than rotated is told once, at start-up."""
 
 from __future__ import annotations
+
+import logging
 
 import httpx
 import pytest
@@ -14,9 +17,10 @@ from starlette.applications import Starlette
 from openrouter_research_mcp.jobs.store import StoreUnavailable
 from openrouter_research_mcp.remote.auth import OUTAGE_GRACE_S
 from openrouter_research_mcp.remote.http import STORE_AWAY, store_away
+from openrouter_research_mcp.remote.sealed import Sealer
 
 from . import test_federation as federation
-from .test_federation import ISSUER, LOCAL_REDIRECT, World
+from .test_federation import ISSUER, LOCAL_REDIRECT, SECRET, World
 from .test_federation_attacks import _away
 
 lite = federation.lite  # its fixture: a sign-in provider on SQLite, against the fake OpenRouter
@@ -76,3 +80,20 @@ async def test_a_token_checked_lately_is_accepted_while_the_database_is_away(
         lite.clock.now += OUTAGE_GRACE_S
         assert await lite.provider.load_access_token(kept.access_token) is None  # the grace is over
     assert await lite.provider.load_access_token(kept.access_token) is not None  # back: checked again
+
+
+async def test_a_replaced_secret_is_told_once_at_start_up(lite: World, caplog: pytest.LogCaptureFixture) -> None:
+    client = await lite.client()
+    await lite.sign_in(client)
+    await lite.sign_in(client)
+    with caplog.at_level(logging.WARNING, logger="openrouter_research_mcp"):
+        await lite.provider.check_secret()  # the secret it was sealed with: nothing to say
+        assert not caplog.records
+        lite.provider.sealer = Sealer("r" * 40 + "," + SECRET)  # rotated, the old one kept after the new
+        await lite.provider.check_secret()
+        assert not caplog.records
+        lite.provider.sealer = Sealer("r" * 40)  # replaced: the old one is gone
+        await lite.provider.check_secret()
+    [told] = caplog.records
+    assert "3 of the 3 newest stored sign-ins and client registrations do not open" in told.getMessage()
+    assert "`new,old`" in told.getMessage() and SECRET not in caplog.text

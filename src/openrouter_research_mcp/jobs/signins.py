@@ -432,3 +432,14 @@ class SignIns:
             return [SignedIn(r[0], int(r[1]), float(r[2]), float(r[3]), float(r[4])) for r in rows]
 
         return await self.accounts.run(read)
+
+    async def sealed_sample(self, most: int) -> list[tuple[str, str]]:
+        """The newest `most` sealed keys and `most` sealed client registrations, each with the row it is bound to."""
+
+        def read(db: Db) -> list[tuple[str, str]]:
+            grants = db.execute("SELECT id, sealed_key FROM signin_grants ORDER BY created DESC LIMIT ?", (most,))
+            sample = [(str(r[0]), str(r[1])) for r in grants]
+            clients = db.execute("SELECT client_id, info FROM signin_clients ORDER BY created DESC LIMIT ?", (most,))
+            return sample + [(str(r[0]), str(r[1])) for r in clients]
+
+        return await self.accounts.run(read, write=False)

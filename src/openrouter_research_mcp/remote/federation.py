@@ -93,6 +93,7 @@ MAX_PENDING = 20_000  # sign-ins in progress at once (each lives PENDING_TTL_S):
 MAX_CLIENT_CHARS = 8000  # a registered client's metadata, as JSON (a usual one is a few hundred characters)
 MAX_REDIRECT_URIS = 10
 MAX_UNUSED_CLIENTS = 10_000  # registered clients with no sign-in, kept: beyond it, the oldest such are forgotten
+SECRET_SAMPLE = 50  # of each of sign-ins and registrations, checked at start-up against the secret
 MAX_REMEMBERED = 50_000  # access tokens remembered as checked good lately (for a database outage)
 S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # BASE64URL(SHA-256(verifier)), unpadded: 43 characters
 
@@ -155,6 +156,24 @@ class OpenRouterSignIn:
 
     def _now(self) -> float:
         return self.store.now
+
+    async def check_secret(self) -> None:
+        """Once the server serves: one warning when stored sign-ins or client registrations do not open with
+        OPENROUTER_MCP_KEY_SECRET (a secret replaced, not rotated), rather than one per person as they come back."""
+        try:
+            sample = await self.store.sealed_sample(SECRET_SAMPLE)
+        except StoreUnavailable as exc:
+            log.info("%s The stored sign-ins were not checked against OPENROUTER_MCP_KEY_SECRET.", exc.message)
+            return
+        shut = sum(1 for row, sealed in sample if self.sealer.open(row, sealed) is None)
+        if shut:
+            log.warning(
+                "%d of the %d newest stored sign-ins and client registrations do not open with "
+                "OPENROUTER_MCP_KEY_SECRET: was it replaced without keeping the old secret after it (`new,old`)? "
+                "Those people must sign in again, and their clients register again.",
+                shut,
+                len(sample),
+            )
 
     # ------------------------------------------------------------------------------------ clients (RFC 7591)
 

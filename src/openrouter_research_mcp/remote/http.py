@@ -220,7 +220,13 @@ def build_http(settings: Settings) -> tuple[ResearchServer, Drain]:
     _metrics.enable()
     if settings.mcp_auth == "openrouter":  # each user signs in with OpenRouter, and is billed to their account
         provider, signed = signing_in(settings, public_url(settings))
-        server = build_server(settings, callers=signed_in_callers(provider), auth=signed, auth_server_provider=provider)
+        server = build_server(
+            settings,
+            callers=signed_in_callers(provider),
+            auth=signed,
+            auth_server_provider=provider,
+            on_ready=[provider.check_secret],
+        )
         for path, methods, handler in signin_routes(provider):
             server.custom_route(path, methods=methods)(handler)
     else:
