@@ -34,8 +34,8 @@ from openrouter_research_mcp.remote.federation import (
     REFRESH_TTL_S,
     OpenRouterSignIn,
     SignedInToken,
-    signing_in,
 )
+from openrouter_research_mcp.remote.http import signing_in
 from openrouter_research_mcp.remote.redirects import needs_consent, redirect_refusal
 from openrouter_research_mcp.remote.sealed import Sealer
 from openrouter_research_mcp.remote.signin_pages import OTHER_BROWSER, UNKNOWN, BrowserSignIn, Consent, SignInRefused

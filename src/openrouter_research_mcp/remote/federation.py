@@ -44,23 +44,21 @@ from mcp.server.auth.provider import (
     AuthorizeError,
     IdentityAssertionParams,
     RefreshToken,
-    RegistrationError,
     TokenError,
 )
-from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, RevocationOptions
 from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
 from pydantic import AnyUrl, Field, SecretStr
 
 from .. import _metrics
 from .._constants import CREDITS_URL, KEYS_URL
 from ..config import Settings
-from ..errors import AuthError, ConfigError, CreditsError, ModerationError, OpenRouterError
-from ..jobs.accounts import Accounts, hash_token, open_accounts
+from ..errors import AuthError, CreditsError, ModerationError, OpenRouterError
+from ..jobs.accounts import Accounts, hash_token
 from ..jobs.signins import Pending, SignIns
 from ..jobs.store import StoreUnavailable
 from ..openrouter import signin
 from .auth import OUTAGE_GRACE_S, QUOTA_CLAIMS, Quiet, refused
-from .redirects import LoopbackPorts, redirect_refusal
+from .redirects import LoopbackPorts, registered
 from .sealed import Sealer
 
 __all__ = [
@@ -74,7 +72,6 @@ __all__ = [
     "SIGNIN_PATH",
     "OpenRouterSignIn",
     "SignedInToken",
-    "signing_in",
 ]
 
 log = logging.getLogger(__name__)
@@ -90,8 +87,6 @@ MAX_TOKEN_CHARS = 512
 ACCESS_PREFIX, REFRESH_PREFIX, CODE_PREFIX = "orm_at_", "orm_rt_", "orm_code_"  # `orm_`: scrubbed from every log
 MAX_STATE_CHARS = 1000  # a client's `state` (and its scopes), kept with the sign-in in progress
 MAX_PENDING = 20_000  # sign-ins in progress at once (each lives PENDING_TTL_S): the table stays bounded
-MAX_CLIENT_CHARS = 8000  # a registered client's metadata, as JSON (a usual one is a few hundred characters)
-MAX_REDIRECT_URIS = 10
 MAX_UNUSED_CLIENTS = 10_000  # registered clients with no sign-in, kept: beyond it, the oldest such are forgotten
 SECRET_SAMPLE = 50  # of each of sign-ins and registrations, checked at start-up against the secret
 MAX_REMEMBERED = 50_000  # access tokens remembered as checked good lately (for a database outage)
@@ -196,24 +191,7 @@ class OpenRouterSignIn:
         return LoopbackPorts.model_validate_json(info)
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
-        uris = client_info.redirect_uris or []
-        if not uris:
-            raise RegistrationError("invalid_redirect_uri", "Register at least one redirect URI.")
-        if len(uris) > MAX_REDIRECT_URIS:
-            raise RegistrationError(
-                "invalid_redirect_uri", f"Register at most {MAX_REDIRECT_URIS} redirect URIs ({len(uris)} were sent)."
-            )
-        for uri in uris:
-            why = redirect_refusal(str(uri))
-            if why:
-                raise RegistrationError("invalid_redirect_uri", why)
-        info = client_info.model_dump_json(exclude_none=True)
-        if len(info) > MAX_CLIENT_CHARS:
-            raise RegistrationError(
-                "invalid_client_metadata",
-                f"This client's metadata is {len(info):,} characters long; at most {MAX_CLIENT_CHARS:,} are kept. "
-                "Send shorter metadata (fewer or shorter redirect URIs, names and links).",
-            )
+        info = registered(client_info)  # or RegistrationError
         await self.store.save_client(
             client_info.client_id, self.sealer.seal(client_info.client_id, info), most_unused=MAX_UNUSED_CLIENTS
         )
@@ -438,29 +416,3 @@ class OpenRouterSignIn:
             return None
 
         return told
-
-
-def signing_in(settings: Settings, public: str) -> tuple[OpenRouterSignIn, AuthSettings]:
-    """The provider and the SDK's settings for `OPENROUTER_MCP_AUTH=openrouter`, the MCP endpoint at `public`.
-
-    The issuer is the public URL's origin: the SDK serves `/authorize`, `/token`, `/register`, `/revoke` and the
-    RFC 8414 metadata at the root of the server, so it must be served at the root of its host (a reverse proxy
-    passes the whole host through)."""
-    secret = settings.mcp_key_secret.get_secret_value() if settings.mcp_key_secret else ""
-    sealer = Sealer(secret)  # a missing or weak secret: ConfigError, before anything is served
-    parts = urlsplit(public)
-    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
-    if parts.scheme != "https" and not loopback:
-        raise ConfigError(
-            f"OPENROUTER_MCP_AUTH=openrouter signs people in, which needs https: set OPENROUTER_MCP_PUBLIC_URL to "
-            f"the https URL clients use (e.g. https://research.example.com/mcp), not {public}."
-        )
-    auth = AuthSettings(
-        issuer_url=f"{parts.scheme}://{parts.netloc}",  # type: ignore[arg-type]
-        resource_server_url=public,  # type: ignore[arg-type]
-        client_registration_options=ClientRegistrationOptions(enabled=True),
-        revocation_options=RevocationOptions(enabled=True),
-        validate_token_resource=True,  # every token of ours is for this resource (`SignedInToken.resource`)
-    )
-    provider = OpenRouterSignIn(settings, open_accounts(settings), sealer, issuer=str(auth.issuer_url), resource=public)
-    return provider, auth

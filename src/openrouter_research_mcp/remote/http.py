@@ -22,7 +22,7 @@ from urllib.parse import urlsplit
 
 import uvicorn
 from mcp.server.auth.provider import TokenVerifier
-from mcp.server.auth.settings import AuthSettings
+from mcp.server.auth.settings import AuthSettings, ClientRegistrationOptions, RevocationOptions
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -37,12 +37,13 @@ from ..server import ResearchServer, build_server
 from . import bounds
 from .auth import SubjectQuotas, TokenTable, refusals, refused
 from .callers import http_caller, signed_in_callers
-from .federation import signing_in
+from .federation import OpenRouterSignIn
 from .oauth import JwtVerifier, OAuthConfig
+from .sealed import Sealer
 from .signin_pages import signin_routes
 from .throttle import SignInThrottle
 
-__all__ = ["build_http", "serve_http"]
+__all__ = ["build_http", "serve_http", "signing_in"]
 
 log = logging.getLogger(__name__)
 
@@ -212,6 +213,32 @@ def _authentication(settings: Settings) -> tuple[TokenVerifier | None, AuthSetti
         validate_token_resource=False,  # the verifier checks `aud` itself, against an audience that may be no URL
     )
     return SubjectQuotas(JwtVerifier(config, on_refusal=refused), accounts), auth
+
+
+def signing_in(settings: Settings, public: str) -> tuple[OpenRouterSignIn, AuthSettings]:
+    """The provider and the SDK's settings for `OPENROUTER_MCP_AUTH=openrouter`, the MCP endpoint at `public`.
+
+    The issuer is the public URL's origin: the SDK serves `/authorize`, `/token`, `/register`, `/revoke` and the
+    RFC 8414 metadata at the root of the server, so it must be served at the root of its host (a reverse proxy
+    passes the whole host through)."""
+    secret = settings.mcp_key_secret.get_secret_value() if settings.mcp_key_secret else ""
+    sealer = Sealer(secret)  # a missing or weak secret: ConfigError, before anything is served
+    parts = urlsplit(public)
+    loopback = parts.hostname in ("localhost", "127.0.0.1", "::1")
+    if parts.scheme != "https" and not loopback:
+        raise ConfigError(
+            f"OPENROUTER_MCP_AUTH=openrouter signs people in, which needs https: set OPENROUTER_MCP_PUBLIC_URL to "
+            f"the https URL clients use (e.g. https://research.example.com/mcp), not {public}."
+        )
+    auth = AuthSettings(
+        issuer_url=f"{parts.scheme}://{parts.netloc}",  # type: ignore[arg-type]
+        resource_server_url=public,  # type: ignore[arg-type]
+        client_registration_options=ClientRegistrationOptions(enabled=True),
+        revocation_options=RevocationOptions(enabled=True),
+        validate_token_resource=True,  # every token of ours is for this resource (`SignedInToken.resource`)
+    )
+    provider = OpenRouterSignIn(settings, open_accounts(settings), sealer, issuer=str(auth.issuer_url), resource=public)
+    return provider, auth
 
 
 def build_http(settings: Settings) -> tuple[ResearchServer, Drain]:

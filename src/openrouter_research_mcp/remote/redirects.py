@@ -16,13 +16,16 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
+from mcp.server.auth.provider import RegistrationError
 from mcp.shared.auth import OAuthClientInformationFull
 from pydantic import AnyUrl
 
-__all__ = ["LoopbackPorts", "loopback_ip", "needs_consent", "redirect_refusal", "shown"]
+__all__ = ["LoopbackPorts", "loopback_ip", "needs_consent", "redirect_refusal", "registered", "shown"]
 
 REFUSED_SCHEMES = frozenset({"javascript", "data", "file", "vbscript", "about", "blob", "ftp", "ws", "wss"})
 MAX_SHOWN = 120
+MAX_CLIENT_CHARS = 8000  # a registered client's metadata, as JSON (a usual one is a few hundred characters)
+MAX_REDIRECT_URIS = 10
 
 
 def _loopback(host: str | None) -> bool:
@@ -54,6 +57,29 @@ def redirect_refusal(uri: str) -> str | None:
     if scheme in ("http", "https") and not parts.hostname:
         return f"{uri!r} names no host."
     return None
+
+
+def registered(client_info: OAuthClientInformationFull) -> str:
+    """The metadata of a client registering (RFC 7591), as the JSON kept; RegistrationError when it may not."""
+    uris = client_info.redirect_uris or []
+    if not uris:
+        raise RegistrationError("invalid_redirect_uri", "Register at least one redirect URI.")
+    if len(uris) > MAX_REDIRECT_URIS:
+        raise RegistrationError(
+            "invalid_redirect_uri", f"Register at most {MAX_REDIRECT_URIS} redirect URIs ({len(uris)} were sent)."
+        )
+    for uri in uris:
+        why = redirect_refusal(str(uri))
+        if why:
+            raise RegistrationError("invalid_redirect_uri", why)
+    info = client_info.model_dump_json(exclude_none=True)
+    if len(info) > MAX_CLIENT_CHARS:
+        raise RegistrationError(
+            "invalid_client_metadata",
+            f"This client's metadata is {len(info):,} characters long; at most {MAX_CLIENT_CHARS:,} are kept. "
+            "Send shorter metadata (fewer or shorter redirect URIs, names and links).",
+        )
+    return info
 
 
 def needs_consent(uri: str) -> bool:
