@@ -250,7 +250,10 @@ async def test_federation_two_refreshes_racing_with_one_refresh_token_end_the_gr
         world.provider.exchange_refresh_token(client, loaded, []),
         return_exceptions=True,
     )
-    assert sorted(type(r).__name__ for r in results) == ["OAuthToken", "TokenError"]
+    assert sorted("OAuthToken" if isinstance(r, OAuthToken) else type(r).__name__ for r in results) == [
+        "OAuthToken",
+        "TokenError",
+    ]
     [won] = [r for r in results if isinstance(r, OAuthToken)]
     assert await world.provider.load_access_token(won.access_token) is None
     assert won.refresh_token and await world.provider.load_refresh_token(client, won.refresh_token) is None
@@ -264,3 +267,19 @@ async def test_federation_a_revocation_racing_requests_leaves_no_request_after_i
     await asyncio.gather(world.provider.revoke_token(found), *loads)
     assert await world.provider.load_access_token(tokens.access_token) is None
     assert await world.accounts.run(_count("signin_grants"), write=False) == 0
+
+
+# ------------------------------------------------------------------------------------ secrets in a repr
+
+
+async def test_federation_the_tokens_answered_and_a_client_secret_never_show_in_a_repr(lite: World) -> None:
+    """What /token answers, and a registered client as we load it, may end up in a log line or a traceback's
+    locals: the SDK's own models print their tokens and the client's secret whole."""
+    client = await lite.client()
+    tokens, _ = await lite.sign_in(client)
+    assert tokens.refresh_token and client.client_secret
+    for secret in (tokens.access_token, tokens.refresh_token):
+        assert secret not in repr(tokens) + str(tokens) and secret in tokens.model_dump_json()  # still sent
+    loaded = await lite.provider.get_client(client.client_id)
+    assert loaded is not None and loaded.client_secret == client.client_secret
+    assert client.client_secret not in repr(loaded) + str(loaded) + f"{[loaded]}" and "***" in repr(loaded)

@@ -11,16 +11,21 @@ replicas), so every process and replica sees the same sign-ins and a revocation 
 - `signin_codes` and `signin_tokens`: our authorization codes, access and refresh tokens, by their SHA-256 hash only;
   a code or refresh token is marked `used` rather than deleted, so a replay is recognised (and ends the grant).
 
-Times are the injected clock's (`Accounts.clock`). Rows past their time are deleted when a sign-in starts. Nothing
-here seals, opens or logs a secret: the callers pass sealed values and hashes in, and get them back.
+A SQLite file that cannot be used just now (locked past its busy timeout, read-only, its folder unwritable, the
+disk full) is `StoreUnavailable`, as a PostgreSQL that is away is, so the OAuth endpoints answer it as an outage and
+not as a bug. Times are the injected clock's (`Accounts.clock`). Rows past their time are deleted when a sign-in
+starts. Nothing here seals, opens or logs a secret: the callers pass sealed values and hashes in, and get them back.
 """
 
 from __future__ import annotations
 
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 from .accounts import Accounts, Db, hash_token
+from .store import StoreUnavailable
 
 __all__ = ["SIGNIN_SCHEMA", "Access", "Code", "Grant", "Pending", "Refresh", "SignIns", "SignedIn"]
 
@@ -130,6 +135,7 @@ class Refresh:
     resource: str | None
     expires: float
     used: bool
+    sealed_key: str  # the grant's: a refresh is refused when it no longer opens
 
 
 @dataclass(frozen=True)
@@ -151,6 +157,8 @@ class SignedIn:
     last: float
     expires: float
 
+
+T = TypeVar("T")
 
 _PENDING = (
     "flow_hash, client_id, redirect_uri, redirect_explicit, code_challenge, state, scopes, resource, verifier, "
@@ -177,6 +185,17 @@ class SignIns:
     def now(self) -> float:
         return self.accounts.clock()
 
+    async def _run(self, fn: Callable[[Db], T], *, write: bool = True) -> T:
+        try:
+            return await self.accounts.run(fn, write=write)
+        except (sqlite3.OperationalError, OSError) as exc:  # PostgreSQL's are StoreUnavailable already
+            raise StoreUnavailable(
+                f"The accounts database ({self.accounts.path}) cannot be used just now "
+                f"({str(exc).strip() or type(exc).__name__}): sign-ins cannot be checked or kept. Try again in a "
+                "moment; if it lasts, check that the file and its folder are writable and that no other process "
+                "holds it locked."
+            ) from exc
+
     # ---------------------------------------------------------------------------------------------- clients
 
     async def save_client(self, client_id: str, info: str, *, most_unused: int) -> None:
@@ -197,15 +216,15 @@ class SignIns:
                 for old in oldest:
                     db.execute("DELETE FROM signin_clients WHERE client_id = ?", (old,))
 
-        await self.accounts.run(save)
+        await self._run(save)
 
     async def reseal_client(self, client_id: str, info: str) -> None:
-        await self.accounts.run(
+        await self._run(
             lambda db: db.execute("UPDATE signin_clients SET info = ? WHERE client_id = ?", (info, client_id))
         )
 
     async def client(self, client_id: str) -> str | None:
-        row = await self.accounts.run(
+        row = await self._run(
             lambda db: db.execute("SELECT info FROM signin_clients WHERE client_id = ?", (client_id,)).fetchone(),
             write=False,
         )
@@ -239,11 +258,11 @@ class SignIns:
             )  # fmt: skip
             return True
 
-        return await self.accounts.run(add)
+        return await self._run(add)
 
     async def pending(self, flow: str) -> Pending | None:
         """The live sign-in in progress with this flow id."""
-        row = await self.accounts.run(
+        row = await self._run(
             lambda db: db.execute(
                 f"SELECT {_PENDING} FROM signin_pending WHERE flow_hash = ? AND expires >= ?",
                 (hash_token(flow), self.now),
@@ -264,7 +283,7 @@ class SignIns:
             ).fetchone()
             return _pending(row) if row else None
 
-        return await self.accounts.run(bind)
+        return await self._run(bind)
 
     async def take(self, flow: str, browser: str) -> Pending | None:
         """Remove and return the live sign-in `flow` if the browser cookie `browser` is the one bound to it: each
@@ -277,7 +296,7 @@ class SignIns:
             ).fetchone()
             return _pending(row) if row else None
 
-        return await self.accounts.run(take)
+        return await self._run(take)
 
     # ---------------------------------------------------------------------------------------- grants, codes
 
@@ -298,11 +317,11 @@ class SignIns:
                  pending.code_challenge, code_expires),
             )  # fmt: skip
 
-        await self.accounts.run(add)
+        await self._run(add)
 
     async def code(self, code: str) -> Code | None:
         """The authorization code (used or not) and its grant; None when unknown or its grant has ended."""
-        row = await self.accounts.run(
+        row = await self._run(
             lambda db: db.execute(
                 "SELECT c.id_hash, c.grant_id, g.client_id, c.redirect_uri, c.redirect_explicit, c.code_challenge, "
                 "g.scopes, g.resource, c.expires, c.used FROM signin_codes c JOIN signin_grants g ON g.id = c.grant_id "
@@ -316,7 +335,7 @@ class SignIns:
         return Code(row[0], row[1], row[2], row[3], bool(row[4]), row[5], row[6], row[7], row[8], bool(row[9]))
 
     async def grant(self, grant_id: str) -> Grant | None:
-        row = await self.accounts.run(
+        row = await self._run(
             lambda db: db.execute(f"SELECT {_GRANT} FROM signin_grants g WHERE g.id = ?", (grant_id,)).fetchone(),
             write=False,
         )
@@ -354,7 +373,7 @@ class SignIns:
             )
             return True
 
-        return await self.accounts.run(issue)
+        return await self._run(issue)
 
     async def access(self, token: str) -> Access | None:
         """The grant of a live access token (looked up by hash on every request, so an ended grant is refused at
@@ -373,13 +392,13 @@ class SignIns:
             quotas = (row[8], row[9], row[10], row[11]) if row[12] is not None else None
             return Access(_grant(row[:7]), row[7], quotas)
 
-        return await self.accounts.run(read, write=False)
+        return await self._run(read, write=False)
 
     async def refresh(self, token: str) -> Refresh | None:
         """A refresh token (used or not) and its grant; None when unknown or its grant has ended."""
-        row = await self.accounts.run(
+        row = await self._run(
             lambda db: db.execute(
-                "SELECT t.id_hash, t.grant_id, g.client_id, g.scopes, g.resource, t.expires, t.used "
+                "SELECT t.id_hash, t.grant_id, g.client_id, g.scopes, g.resource, t.expires, t.used, g.sealed_key "
                 "FROM signin_tokens t JOIN signin_grants g ON g.id = t.grant_id "
                 "WHERE t.id_hash = ? AND t.kind = 'refresh'",
                 (hash_token(token),),
@@ -388,10 +407,10 @@ class SignIns:
         )
         if row is None:
             return None
-        return Refresh(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]))
+        return Refresh(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7])
 
     async def reseal(self, grant_id: str, sealed_key: str) -> None:
-        await self.accounts.run(
+        await self._run(
             lambda db: db.execute("UPDATE signin_grants SET sealed_key = ? WHERE id = ?", (sealed_key, grant_id))
         )
 
@@ -405,7 +424,7 @@ class SignIns:
             db.execute("DELETE FROM signin_codes WHERE grant_id = ?", (grant_id,))
             return bool(db.execute("DELETE FROM signin_grants WHERE id = ?", (grant_id,)).rowcount)
 
-        return await self.accounts.run(end)
+        return await self._run(end)
 
     async def end_principal(self, principal: str) -> int:
         """End every grant of one person (their stored keys with them); how many there were."""
@@ -418,7 +437,7 @@ class SignIns:
                 db.execute("DELETE FROM signin_grants WHERE id = ?", (grant_id,))
             return len(ids)
 
-        return await self.accounts.run(end)
+        return await self._run(end)
 
     async def people(self) -> list[SignedIn]:
         """Everyone signed in now, by principal."""
@@ -431,7 +450,7 @@ class SignIns:
             )
             return [SignedIn(r[0], int(r[1]), float(r[2]), float(r[3]), float(r[4])) for r in rows]
 
-        return await self.accounts.run(read)
+        return await self._run(read)
 
     async def sealed_sample(self, most: int) -> list[tuple[str, str]]:
         """The newest `most` sealed keys and `most` sealed client registrations, each with the row it is bound to."""
@@ -442,4 +461,4 @@ class SignIns:
             clients = db.execute("SELECT client_id, info FROM signin_clients ORDER BY created DESC LIMIT ?", (most,))
             return sample + [(str(r[0]), str(r[1])) for r in clients]
 
-        return await self.accounts.run(read, write=False)
+        return await self._run(read, write=False)

@@ -35,6 +35,7 @@ import logging
 import re
 import secrets
 from collections.abc import Callable
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from mcp.server.auth.provider import (
@@ -92,6 +93,7 @@ SECRET_SAMPLE = 50  # of each of sign-ins and registrations, checked at start-up
 MAX_REMEMBERED = 50_000  # access tokens remembered as checked good lately (for a database outage)
 S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # BASE64URL(SHA-256(verifier)), unpadded: 43 characters
 
+SHUT = "does not open with OPENROUTER_MCP_KEY_SECRET (was the secret replaced without keeping the old one after it?)"
 KEY_GONE = (
     "OpenRouter no longer accepts the key made when you signed in to this server (401: it was revoked, deleted or "
     "has expired). That sign-in has been ended here, so your MCP client will ask you to sign in with OpenRouter "
@@ -111,6 +113,13 @@ class SignedInCode(Quiet, AuthorizationCode):
 
 class SignedInRefresh(Quiet, RefreshToken):
     grant_id: str
+    key_opens: bool = Field(default=True, exclude=True)  # False: the secret that sealed its key is gone
+
+
+class IssuedTokens(Quiet, OAuthToken):
+    """What /token answers; its tokens never show in a repr or str."""
+
+    HIDDEN: ClassVar[frozenset[str]] = frozenset({"access_token", "refresh_token"})
 
 
 class SignedInToken(Quiet, AccessToken):
@@ -179,11 +188,7 @@ class OpenRouterSignIn:
         info = self.sealer.open(client_id, sealed) if sealed else None  # (a confidential client's secret is in it)
         if info is None:
             if sealed:
-                log.warning(
-                    "the registration of MCP client %s does not open with OPENROUTER_MCP_KEY_SECRET (was the secret "
-                    "replaced without keeping the old one after it?): it must register again",
-                    client_id,
-                )
+                log.warning("the registration of MCP client %s %s: it must register again", client_id, SHUT)
             return None
         resealed = self.sealer.reseal(sealed) if sealed else None
         if resealed:  # OPENROUTER_MCP_KEY_SECRET was rotated: sealed again under its first value
@@ -293,6 +298,7 @@ class OpenRouterSignIn:
             expires_at=int(found.expires),
             resource=found.resource,
             grant_id=found.grant_id,
+            key_opens=self.sealer.open(found.grant_id, found.sealed_key) is not None,
         )
 
     async def exchange_refresh_token(
@@ -301,6 +307,11 @@ class OpenRouterSignIn:
         refresh_token: SignedInRefresh,
         scopes: list[str],
     ) -> OAuthToken:
+        if not refresh_token.key_opens:  # new tokens would each be refused at /mcp, and refreshed again, and again
+            log.warning(
+                "a refresh was refused: the stored OpenRouter key of a sign-in %s; they must sign in again", SHUT
+            )
+            raise TokenError("invalid_grant", "This sign-in can no longer be used here; sign in with OpenRouter again.")
         return await self._issue(refresh_token.grant_id, ("refresh", hash_token(refresh_token.token)), scopes)
 
     async def exchange_identity_assertion(
@@ -322,11 +333,16 @@ class OpenRouterSignIn:
         if not issued:  # two requests raced with one code or refresh token
             await self._end(grant_id, "one code or refresh token was used by two requests")
             raise TokenError("invalid_grant", "This code or refresh token was used already; sign in again.")
-        grant = await self.store.grant(grant_id)
-        resealed = self.sealer.reseal(grant.sealed_key) if grant else None
-        if resealed:  # OPENROUTER_MCP_KEY_SECRET was rotated: sealed again under its first value
-            await self.store.reseal(grant_id, resealed)
-        return OAuthToken(
+        try:  # the code or refresh token is spent: a failure now must not lose the new tokens (a retry is a replay)
+            grant = await self.store.grant(grant_id)
+            resealed = self.sealer.reseal(grant.sealed_key) if grant else None
+            if resealed:  # OPENROUTER_MCP_KEY_SECRET was rotated: sealed again under its first value
+                await self.store.reseal(grant_id, resealed)
+        except StoreUnavailable as exc:
+            log.warning(
+                "%s A sign-in's key was not sealed again under the first secret; it will be next time.", exc.message
+            )
+        return IssuedTokens(
             access_token=access,
             expires_in=ACCESS_TTL_S,
             refresh_token=refresh,
@@ -356,11 +372,7 @@ class OpenRouterSignIn:
         grant = found.grant
         key = self.sealer.open(grant.id, grant.sealed_key)
         if key is None:
-            log.warning(
-                "the stored OpenRouter key of %s does not open with OPENROUTER_MCP_KEY_SECRET (was the secret "
-                "replaced without keeping the old one after it?): they must sign in again",
-                grant.principal,
-            )
+            log.warning("the stored OpenRouter key of %s %s: they must sign in again", grant.principal, SHUT)
             refused("sealed_key")
             return None
         checked = SignedInToken(
@@ -385,17 +397,21 @@ class OpenRouterSignIn:
             self._good[digest] = (checked, now)
 
     async def revoke_token(self, token: AccessToken | RefreshToken) -> None:
+        """End the token's grant. With the store away, StoreUnavailable: a 503 (`http.store_away`), which RFC 7009
+        §2.2.1 has the client retry, rather than a 200 for a grant that lives on in the database."""
         grant_id = getattr(token, "grant_id", None)
         if isinstance(grant_id, str):
             _metrics.signin("revoked")
-            await self._end(grant_id, "its client revoked it")
+            await self._end(grant_id, "its client revoked it", strict=True)
 
-    async def _end(self, grant_id: str, why: str) -> None:
+    async def _end(self, grant_id: str, why: str, *, strict: bool = False) -> None:
         self._good = {k: v for k, v in self._good.items() if v[0].grant_id != grant_id}  # even if the store is away
         try:
             if await self.store.end(grant_id):
                 log.info("a sign-in ended, with its stored OpenRouter key: %s", why)
         except StoreUnavailable as exc:
+            if strict:  # said by the caller
+                raise
             log.warning("%s A sign-in could not be ended (%s).", exc.message, why)
 
     # --------------------------------------------------------------------------- a user's key refused upstream

@@ -238,6 +238,7 @@ def signing_in(settings: Settings, public: str) -> tuple[OpenRouterSignIn, AuthS
         validate_token_resource=True,  # every token of ours is for this resource (`SignedInToken.resource`)
     )
     provider = OpenRouterSignIn(settings, open_accounts(settings), sealer, issuer=str(auth.issuer_url), resource=public)
+    logging.getLogger("mcp.server.auth.handlers.authorize").addFilter(said_by_store_away)
     return provider, auth
 
 
@@ -324,6 +325,12 @@ async def store_away(_request: Request, exc: Exception) -> Response:
         status_code=503,
         headers={"Retry-After": "60", "Cache-Control": "no-store"},
     )
+
+
+def said_by_store_away(record: logging.LogRecord) -> bool:
+    """A log filter: the SDK's `/authorize` logs whatever it did not expect with its traceback, then asks for the
+    client again, which raises again and reaches `store_away`; a database away is said there, once, as a warning."""
+    return not (record.exc_info and isinstance(record.exc_info[1], StoreUnavailable))
 
 
 def more_files() -> None:

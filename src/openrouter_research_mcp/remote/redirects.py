@@ -14,11 +14,14 @@ where their sign-in will be sent (`shown`), and says yes. A URI with a user name
 from __future__ import annotations
 
 import ipaddress
+from typing import ClassVar
 from urllib.parse import urlsplit
 
 from mcp.server.auth.provider import RegistrationError
 from mcp.shared.auth import OAuthClientInformationFull
 from pydantic import AnyUrl
+
+from .auth import Quiet
 
 __all__ = ["LoopbackPorts", "loopback_ip", "needs_consent", "redirect_refusal", "registered", "shown"]
 
@@ -102,9 +105,12 @@ def shown(uri: str) -> str:
     return bare if len(bare) <= MAX_SHOWN else bare[: MAX_SHOWN - 1] + "…"
 
 
-class LoopbackPorts(OAuthClientInformationFull):
+class LoopbackPorts(Quiet, OAuthClientInformationFull):
     """A registered client whose loopback IP redirect URIs take any port (RFC 8252 §7.3: a native app listens on a
-    port the OS gives it at the time of the request); every other redirect URI must be the registered one, exactly."""
+    port the OS gives it at the time of the request); every other redirect URI must be the registered one, exactly.
+    A confidential client's secret never shows in its repr or str."""
+
+    HIDDEN: ClassVar[frozenset[str]] = frozenset({"client_secret"})
 
     def validate_redirect_uri(self, redirect_uri: AnyUrl | None) -> AnyUrl:
         if redirect_uri is not None and redirect_uri not in (self.redirect_uris or []):

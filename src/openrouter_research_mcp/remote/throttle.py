@@ -3,7 +3,9 @@
 gets a bucket of BURST requests to those two, refilled at PER_MINUTE; past it, 429 with `Retry-After`, and nothing
 is stored. A person signs in once a month (refresh tokens last 30 days); a team behind one address shares a bucket,
 which is why it is roomy. The address is the one uvicorn reports: the peer's, or the `X-Forwarded-For` of a proxy
-it trusts (`FORWARDED_ALLOW_IPS`, 127.0.0.1 by default).
+it trusts (`FORWARDED_ALLOW_IPS`, 127.0.0.1 by default). An IPv6 address counts by its /64 (`IPV6_PREFIX`): one
+home or one server is given a whole /64, so counting each of its addresses would be no bound at all; an IPv4 address
+written as IPv6 (`::ffff:203.0.113.7`) counts as itself.
 
 In memory, per process: each replica bounds what reaches it. At most MAX_ADDRESSES buckets are kept; full ones
 are forgotten first (a full bucket is what a new address gets anyway).
@@ -11,6 +13,7 @@ are forgotten first (a full bucket is what a new address gets anyway).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import math
@@ -21,7 +24,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import _metrics
 
-__all__ = ["BURST", "PATHS", "PER_MINUTE", "SignInThrottle"]
+__all__ = ["BURST", "IPV6_PREFIX", "PATHS", "PER_MINUTE", "SignInThrottle", "bucket_of"]
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +32,20 @@ PATHS = frozenset({"/register", "/authorize"})
 BURST = 30
 PER_MINUTE = 30.0
 MAX_ADDRESSES = 100_000
+IPV6_PREFIX = 64
+
+
+def bucket_of(address: str) -> str:
+    """The bucket an address counts in: itself for IPv4, its /64 for IPv6, and as given when it is no address."""
+    try:
+        ip = ipaddress.ip_address(address.strip("[]"))
+    except ValueError:
+        return address
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, IPV6_PREFIX), strict=False))
+    return str(ip)
 
 
 class SignInThrottle:
@@ -63,7 +80,7 @@ class SignInThrottle:
             return
         client = scope.get("client")
         address = client[0] if client else "unknown"
-        wait = self._take(address)
+        wait = self._take(bucket_of(address))
         if not wait:
             await self.app(scope, receive, send)
             return
