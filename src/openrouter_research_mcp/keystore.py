@@ -13,6 +13,7 @@ first, then the stored key.
 from __future__ import annotations
 
 import contextlib
+import errno
 import logging
 import os
 import secrets
@@ -20,6 +21,8 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from .openrouter.signin import KEY_SHAPE
 
 if TYPE_CHECKING:
     from .config import Settings
@@ -42,6 +45,7 @@ log = logging.getLogger(__name__)
 KEYRING_SERVICE = "openrouter-research-mcp"
 KEYRING_USER = "openrouter-api-key"
 KEY_FILE_NAME = "openrouter-key"
+MAX_KEY_FILE = 4096  # bytes read of the key file at most: a key is about 80
 
 
 @dataclass(frozen=True)
@@ -92,23 +96,63 @@ def _keyring() -> tuple[Any, str | None]:
 
 
 def _read_file(path: Path) -> str | None:
+    """The key in `path`, or None: missing, unreadable, or not what `login` writes there (one key on one line, in a
+    plain file: never through a symbolic link, nor from a FIFO that would block the server's start), each logged,
+    without the content, with what to do."""
+    again = f"remove it, or run `{KEYRING_SERVICE} login` again"
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
     try:
-        info = path.stat()
-        text = path.read_text(encoding="utf-8").strip()
+        fd = os.open(path, flags)
     except FileNotFoundError:
         return None
     except OSError as exc:
+        if exc.errno == errno.ELOOP or path.is_symlink():
+            log.warning("the stored key file %s is a symbolic link, so it is not read: %s", path, again)
+        else:
+            log.warning("could not read the stored key file %s (%s)", path, _describe(exc))
+        return None
+    try:
+        with os.fdopen(fd, "rb") as handle:
+            info = os.fstat(handle.fileno())
+            data = handle.read(MAX_KEY_FILE + 1) if stat.S_ISREG(info.st_mode) else None
+    except OSError as exc:
         log.warning("could not read the stored key file %s (%s)", path, _describe(exc))
+        return None
+    if data is None:
+        log.warning("the stored key file %s is not a plain file, so it is not read: %s", path, again)
+        return None
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        text = None
+    if text == "":
+        return None
+    if text is None or len(data) > MAX_KEY_FILE or not KEY_SHAPE.fullmatch(text):
+        log.warning("the stored key file %s does not hold a key (it is damaged or was edited): %s", path, again)
         return None
     if os.name == "posix" and info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
         log.warning("%s may be read by other users: run `chmod 600 %s`, or `login` again", path, path)
-    return text or None
+    return text
+
+
+def _private_folder(folder: Path) -> None:
+    """Make sure only the user may change `folder`: one that others may write to (made before, under a loose
+    umask) would let them swap the key file for their own key, and see the research billed to it. Ours is narrowed
+    to 0700; one that belongs to someone else is refused."""
+    if os.name != "posix":
+        return
+    info = folder.stat()
+    if info.st_uid != os.getuid():
+        raise PermissionError(errno.EPERM, f"{folder} belongs to another user, so the key is not written there")
+    if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+        os.chmod(folder, 0o700)
 
 
 def _write_file(path: Path, key: str) -> None:
     """Write `key` to `path`: a new file made 0600 (O_EXCL, so never one that someone else prepared), then renamed
     over the old one, so no reader sees half a key and no moment exists when the key is readable by others."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _private_folder(path.parent)
     temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_BINARY", 0)
     fd = os.open(temporary, flags, 0o600)
@@ -139,8 +183,10 @@ def load_key(path: Path | None = None) -> tuple[str, str] | None:
         except Exception as exc:
             log.warning("could not read the OS keyring (%s); trying the key file", _describe(exc))
         else:
-            if key and key.strip():
+            if isinstance(key, str) and KEY_SHAPE.fullmatch(key.strip()):
                 return key.strip(), "keyring"
+            if key:
+                log.warning("the OS keyring holds something that is not a key: run `%s login` again", KEYRING_SERVICE)
     return None
 
 

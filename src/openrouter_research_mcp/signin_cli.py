@@ -91,16 +91,22 @@ class _Handler(BaseHTTPRequestHandler):
         # The page goes out before the outcome is settled: once it is, the process may finish and exit.
         if self.server.done.is_set():
             return self._reply(409, "Already done", "This sign-in has finished; the terminal says how it went.")
+        # Settled even when the page cannot go out: a browser that hung up (the tab closed) still brought the code.
         if query.get("code"):
-            self._reply(200, "Signed in", "You can close this tab and go back to the terminal.")
-            self.wfile.flush()
-            self.server.finish(code=query["code"])
+            try:
+                self._reply(200, "Signed in", "You can close this tab and go back to the terminal.")
+                self.wfile.flush()
+            finally:
+                self.server.finish(code=query["code"])
             return None
         if query.get("error"):
-            declined = query["error"][:100]
-            self._reply(400, "Sign-in cancelled", f"OpenRouter said: {declined}. Nothing was stored.")
-            self.wfile.flush()
-            self.server.finish(declined=declined)
+            # Shown in the terminal: no control characters (escape sequences) from an address.
+            declined = "".join(c for c in query["error"] if c.isprintable())[:100] or "no reason given"
+            try:
+                self._reply(400, "Sign-in cancelled", f"OpenRouter said: {declined}. Nothing was stored.")
+                self.wfile.flush()
+            finally:
+                self.server.finish(declined=declined)
             return None
         self.server.turn_away()
         return self._reply(400, "No code", "The address carries no sign-in code; the terminal is still waiting.")
@@ -202,10 +208,13 @@ class LoopbackCallback:
 def read_code(stream: Any, prompt: Callable[[], None]) -> str:
     """One code from `stream` (the page's code, or the whole address it was sent to, `...?code=CODE`)."""
     prompt()
-    line = stream.readline()
+    try:  # no stdin at all (`<&-`), a closed one, or bytes that are not text: no code either
+        line = stream.readline() if stream is not None else ""
+    except (OSError, ValueError):
+        line = ""
     text = line.strip() if isinstance(line, str) else ""
-    if "code=" in text:
-        text = (parse_qs(urlsplit(text).query).get("code") or [""])[0].strip()
+    if "code=" in text:  # the address, or just its `code=...`
+        text = (parse_qs(urlsplit(text).query or text).get("code") or [""])[0].strip()
     if not text:
         raise SignInError(f"No code was entered, so nothing was stored. Run `{PROG} login --headless` again.")
     return text
@@ -248,7 +257,7 @@ def _code(settings: Settings, args: argparse.Namespace, verifier: str) -> str:
     if args.headless:
         url = authorization_url(page, challenge=challenge, callback_url=None, key_label=args.key_label)
         _say(f"Open this address in a browser (on any device), sign in, and copy the code it shows:\n\n  {url}\n")
-        interactive = sys.stdin.isatty()
+        interactive = sys.stdin is not None and sys.stdin.isatty()
 
         def prompt() -> None:
             if interactive:  # piped in, the code needs no prompt

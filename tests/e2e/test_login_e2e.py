@@ -157,3 +157,41 @@ def test_login_gives_up_at_the_time_limit(fake_openrouter: FakeOpenRouter, tmp_p
     login = run(login_env(fake_openrouter, tmp_path, BROWSER="true"), "login", "--wait", "0.2")
     assert login.returncode == 1 and "No answer from the browser within 0.2 s" in login.stderr
     assert "--headless" in login.stderr and not key_file(tmp_path).exists() and not fake_openrouter.signin.keys
+
+
+def test_server_starts_past_a_damaged_key_file_with_only_json_rpc_on_stdout(
+    fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
+    """A stored key file that is not UTF-8 (a disk error, an editor): the stdio server still starts, says on stderr
+    what to do, and its stdout stays the JSON-RPC channel; it used to die at start-up with a traceback."""
+    import json
+
+    stored = key_file(tmp_path)
+    stored.parent.mkdir(parents=True, mode=0o700)
+    stored.write_bytes(b"\xff\xfe not a key \x00")
+    stored.chmod(0o600)
+    params = stdio_params(fake_openrouter, tmp_path / "cache", OPENROUTER_API_KEY="")
+    hello = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    pipe = subprocess.PIPE
+    with subprocess.Popen(
+        [params.command, *params.args], stdin=pipe, stdout=pipe, stderr=pipe, text=True, env=params.env, cwd=params.cwd
+    ) as server:
+        assert server.stdin is not None and server.stdout is not None and server.stderr is not None
+        try:
+            server.stdin.write(json.dumps(hello) + "\n")
+            server.stdin.flush()
+            first = server.stdout.readline()
+            server.stdin.close()
+            rest, err = server.stdout.read(), server.stderr.read()
+            server.wait(timeout=60)
+        finally:
+            if server.poll() is None:
+                server.kill()
+    assert json.loads(first)["id"] == 1 and "result" in json.loads(first), err
+    assert all(json.loads(line) for line in rest.splitlines() if line.strip())
+    assert "does not hold a key" in err and "login" in err and "Traceback" not in err

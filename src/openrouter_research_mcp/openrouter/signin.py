@@ -30,10 +30,21 @@ from ..errors import AuthError, BadResponseError, RequestError, UpstreamTimeoutE
 if TYPE_CHECKING:
     import httpx
 
-__all__ = ["MintedKey", "auth_page_url", "authorization_url", "code_challenge", "exchange_code", "new_verifier"]
+__all__ = [
+    "KEY_SHAPE",
+    "MintedKey",
+    "auth_page_url",
+    "authorization_url",
+    "code_challenge",
+    "exchange_code",
+    "new_verifier",
+]
 
 # What an OpenRouter user id may look like to be taken as one (the team server makes its principal of it).
 USER_ID = re.compile(r"[A-Za-z0-9_.:@-]{1,200}")
+# What may be taken as a key (from the exchange, or the key store): one token of visible ASCII, so it can go in an
+# Authorization header as it is (`sk-or-v1-` and 64 hex digits on OpenRouter; a gateway's may look otherwise).
+KEY_SHAPE = re.compile(r"[\x21-\x7e]{8,1000}")
 
 
 @dataclass(frozen=True)
@@ -160,6 +171,11 @@ async def exchange_code(http: httpx.AsyncClient, base_url: str, code: str, verif
         raise BadResponseError(
             f"OpenRouter answered the sign-in without a key (HTTP {status}). Sign in again, or create a key at "
             f"{KEYS_URL} and set OPENROUTER_API_KEY."
+        )
+    if not KEY_SHAPE.fullmatch(key.strip()):  # stored, it would break (or split) every request's headers
+        raise BadResponseError(
+            f"OpenRouter answered the sign-in with something that is not a key (HTTP {status}), so nothing was "
+            f"stored. Sign in again, or create a key at {KEYS_URL} and set OPENROUTER_API_KEY."
         )
     user = payload.get("user_id")
     return MintedKey(key.strip(), user if isinstance(user, str) and USER_ID.fullmatch(user) else None)
