@@ -33,6 +33,7 @@ from openrouter_research_mcp.remote.federation import (
     PENDING_TTL_S,
     REFRESH_TTL_S,
     OpenRouterSignIn,
+    SignedInRefresh,
     SignedInToken,
 )
 from openrouter_research_mcp.remote.http import signing_in
@@ -128,6 +129,13 @@ class World:
         loaded = await self.provider.load_authorization_code(client, code)
         assert loaded is not None and loaded.code_challenge == challenge(verifier)
         return await self.provider.exchange_authorization_code(client, loaded)
+
+    async def refresh_token(self, client: OAuthClientInformationFull, tokens: OAuthToken) -> SignedInRefresh:
+        """`tokens`' refresh token, loaded as the SDK's /token handler loads it."""
+        assert tokens.refresh_token
+        loaded = await self.provider.load_refresh_token(client, tokens.refresh_token)
+        assert loaded is not None
+        return loaded
 
     async def sign_in(self, client: OAuthClientInformationFull | None = None) -> tuple[OAuthToken, str]:
         """A full sign-in: our tokens, and the OpenRouter key the fake minted for it."""
@@ -241,14 +249,12 @@ def _grants(db: Any) -> list[Any]:
 async def test_federation_refresh_rotates_both_tokens_and_a_reused_refresh_token_ends_the_grant(world: World) -> None:
     client = await world.client()
     first, _ = await world.sign_in(client)
-    assert first.refresh_token
-    old = await world.provider.load_refresh_token(client, first.refresh_token)
-    assert old is not None
+    old = await world.refresh_token(client, first)
     second = await world.provider.exchange_refresh_token(client, old, [])
     assert second.access_token != first.access_token and second.refresh_token != first.refresh_token
     assert await world.provider.load_access_token(first.access_token) is None  # rotated: the old one ends
     assert await world.provider.load_access_token(second.access_token) is not None
-    assert await world.provider.load_refresh_token(client, first.refresh_token) is None  # replayed
+    assert first.refresh_token and await world.provider.load_refresh_token(client, first.refresh_token) is None
     assert await world.provider.load_access_token(second.access_token) is None  # ...and the grant ended
 
 

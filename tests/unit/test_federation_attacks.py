@@ -242,9 +242,7 @@ async def test_federation_openrouter_echoing_the_code_verifier_or_a_key_in_an_er
 async def test_federation_two_refreshes_racing_with_one_refresh_token_end_the_grant(world: World) -> None:
     client = await world.client()
     tokens, _ = await world.sign_in(client)
-    assert tokens.refresh_token
-    loaded = await world.provider.load_refresh_token(client, tokens.refresh_token)
-    assert loaded is not None
+    loaded = await world.refresh_token(client, tokens)
     results = await asyncio.gather(
         world.provider.exchange_refresh_token(client, loaded, []),
         world.provider.exchange_refresh_token(client, loaded, []),

@@ -14,10 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import keyring
 import pytest
 import respx
-from keyring.backends import fail
 
 from openrouter_research_mcp.config import load_settings
 from openrouter_research_mcp.errors import BadResponseError
@@ -25,19 +23,14 @@ from openrouter_research_mcp.keystore import default_key_file, load_key, save_ke
 from openrouter_research_mcp.openrouter.signin import exchange_code
 from openrouter_research_mcp.signin_cli import LoopbackCallback, SignInError, _Handler, read_code, run_login
 
+from . import test_keystore as keystore_tests
 from .helpers import BASE
 
 STORED = "sk-or-v1-" + "5" * 64
 VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
 
 
-@pytest.fixture
-def no_keyring() -> Iterator[None]:
-    """No usable keyring: the key goes to (and comes from) the file."""
-    before = keyring.get_keyring()
-    keyring.set_keyring(fail.Keyring())  # type: ignore[no-untyped-call]
-    yield
-    keyring.set_keyring(before)
+no_keyring = keystore_tests.no_keyring  # its fixture: the key goes to (and comes from) the file
 
 
 @pytest.fixture

@@ -14,19 +14,31 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from mcp.server.auth.provider import AccessToken, TokenVerifier
 
 from ..jobs.accounts import TOKEN_PRINCIPAL, Accounts, Limits, TokenInfo, hash_token
 from ..jobs.store import StoreUnavailable
 
-__all__ = ["Quiet", "QuietAccessToken", "SubjectQuotas", "TokenTable", "limits_of", "refused", "refusals"]
+__all__ = [
+    "Quiet",
+    "QuietAccessToken",
+    "RecentlyGood",
+    "SubjectQuotas",
+    "TokenTable",
+    "limits_of",
+    "refused",
+    "refusals",
+]
 
 log = logging.getLogger(__name__)
 
+V = TypeVar("V")
+
 MAX_TOKEN_CHARS = 512  # longer is no token of ours: refused without a database look-up
 OUTAGE_GRACE_S = 300.0  # while the accounts database is away: how recent a token's last good look-up must be
+MAX_REMEMBERED = 50_000  # tokens remembered as checked good lately, per verifier
 
 # Why the verifiers refused the current request's token, for the metrics (`remote/http.py` counts each 401 once).
 refusals: ContextVar[list[str] | None] = ContextVar("openrouter_research_auth_refusals", default=None)
@@ -54,12 +66,40 @@ def refused(reason: str) -> None:
         noted.append(reason)
 
 
+class RecentlyGood(Generic[V]):
+    """What a verifier found for each token it checked good lately, by the token's hash: taken for OUTAGE_GRACE_S
+    after that look-up while the accounts database is away, so an outage does not sign everyone out. At most
+    MAX_REMEMBERED: past it the stale go first, and then none is added."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        self.clock = clock
+        self._seen: dict[str, tuple[V, float]] = {}
+
+    def keep(self, digest: str, value: V) -> None:
+        now = self.clock()
+        if len(self._seen) >= MAX_REMEMBERED:
+            self._seen = {k: v for k, v in self._seen.items() if 0 <= now - v[1] < OUTAGE_GRACE_S}
+        if len(self._seen) < MAX_REMEMBERED:
+            self._seen[digest] = (value, now)
+
+    def forget(self, digest: str) -> None:
+        self._seen.pop(digest, None)
+
+    def forget_where(self, gone: Callable[[V], bool]) -> None:
+        self._seen = {k: v for k, v in self._seen.items() if not gone(v[0])}
+
+    def get(self, digest: str) -> V | None:
+        """The value kept for `digest`, if its look-up was less than OUTAGE_GRACE_S ago."""
+        known = self._seen.get(digest)
+        return known[0] if known is not None and 0 <= self.clock() - known[1] < OUTAGE_GRACE_S else None
+
+
 class TokenTable:
     """The SDK's `TokenVerifier` over the accounts database."""
 
     def __init__(self, accounts: Accounts, clock: Callable[[], float] = time.monotonic) -> None:
         self.accounts, self.clock = accounts, clock
-        self._good: dict[str, tuple[TokenInfo, float]] = {}  # by the token's hash: its last good look-up, and when
+        self._good: RecentlyGood[TokenInfo] = RecentlyGood(clock)
 
     async def verify_token(self, token: str) -> AccessToken | None:
         if not token or len(token) > MAX_TOKEN_CHARS:
@@ -74,9 +114,9 @@ class TokenTable:
         else:
             digest = hash_token(token)
             if found is None:
-                self._good.pop(digest, None)
+                self._good.forget(digest)
             else:
-                self._good[digest] = (found, self.clock())
+                self._good.keep(digest, found)
         if found is None:
             log.info("a request with an unknown or revoked bearer token was refused")
             refused("unknown_token")
@@ -91,9 +131,9 @@ class TokenTable:
 
     def _recent(self, token: str, exc: StoreUnavailable) -> TokenInfo | None:
         known = self._good.get(hash_token(token))
-        if known is not None and self.clock() - known[1] <= OUTAGE_GRACE_S:
-            log.warning("%s Token %r taken as it was at its last look-up.", exc.message, known[0].name)
-            return known[0]
+        if known is not None:
+            log.warning("%s Token %r taken as it was at its last look-up.", exc.message, known.name)
+            return known
         log.warning("%s A token not seen recently was refused.", exc.message)
         refused("unavailable")
         return None

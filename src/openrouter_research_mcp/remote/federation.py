@@ -58,7 +58,7 @@ from ..jobs.accounts import Accounts, hash_token
 from ..jobs.signins import Pending, SignIns
 from ..jobs.store import StoreUnavailable
 from ..openrouter import signin
-from .auth import OUTAGE_GRACE_S, QUOTA_CLAIMS, Quiet, refused
+from .auth import QUOTA_CLAIMS, Quiet, RecentlyGood, refused
 from .redirects import LoopbackPorts, registered
 from .sealed import Sealer
 
@@ -90,7 +90,6 @@ MAX_STATE_CHARS = 1000  # a client's `state` (and its scopes), kept with the sig
 MAX_PENDING = 20_000  # sign-ins in progress at once (each lives PENDING_TTL_S): the table stays bounded
 MAX_UNUSED_CLIENTS = 10_000  # registered clients with no sign-in, kept: beyond it, the oldest such are forgotten
 SECRET_SAMPLE = 50  # of each of sign-ins and registrations, checked at start-up against the secret
-MAX_REMEMBERED = 50_000  # access tokens remembered as checked good lately (for a database outage)
 S256_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")  # BASE64URL(SHA-256(verifier)), unpadded: 43 characters
 
 SHUT = "does not open with OPENROUTER_MCP_KEY_SECRET (was the secret replaced without keeping the old one after it?)"
@@ -154,9 +153,9 @@ class OpenRouterSignIn:
         self.base = issuer.rstrip("/")
         self.key_label = f"{settings.app_title} ({urlsplit(issuer).netloc})"
         self._ending: set[asyncio.Task[None]] = set()
-        # Access tokens checked good lately, by hash, with when: accepted for OUTAGE_GRACE_S while the database is
-        # away (as the `tokens` mode does), so an outage does not sign everyone out; a grant ended here drops its own.
-        self._good: dict[str, tuple[SignedInToken, float]] = {}
+        # Access tokens checked good lately, accepted while the database is away (as in the `tokens` mode); a grant
+        # ended here drops its own.
+        self._good: RecentlyGood[SignedInToken] = RecentlyGood(self._now)
 
     def _now(self) -> float:
         return self.store.now
@@ -359,14 +358,14 @@ class OpenRouterSignIn:
         try:
             found = await self.store.access(token)
         except StoreUnavailable as exc:
-            now, recent = self._now(), self._good.get(digest)
-            if recent is not None and 0 <= now - recent[1] < OUTAGE_GRACE_S and now < (recent[0].expires_at or 0):
-                return recent[0]
+            recent = self._good.get(digest)
+            if recent is not None and self._now() < (recent.expires_at or 0):
+                return recent
             log.warning("%s A sign-in's access token could not be checked and was refused.", exc.message)
             refused("unavailable")
             return None
         if found is None:
-            self._good.pop(digest, None)
+            self._good.forget(digest)
             refused("unknown_token")
             return None
         grant = found.grant
@@ -386,15 +385,8 @@ class OpenRouterSignIn:
             grant_id=grant.id,
             openrouter_key=SecretStr(key),
         )
-        self._remember(digest, checked)
+        self._good.keep(digest, checked)
         return checked
-
-    def _remember(self, digest: str, checked: SignedInToken) -> None:
-        now = self._now()
-        if len(self._good) >= MAX_REMEMBERED:  # bounded: the stale go first, and past the bound none is added
-            self._good = {k: v for k, v in self._good.items() if 0 <= now - v[1] < OUTAGE_GRACE_S}
-        if len(self._good) < MAX_REMEMBERED:
-            self._good[digest] = (checked, now)
 
     async def revoke_token(self, token: AccessToken | RefreshToken) -> None:
         """End the token's grant. With the store away, StoreUnavailable: a 503 (`http.store_away`), which RFC 7009
@@ -405,7 +397,7 @@ class OpenRouterSignIn:
             await self._end(grant_id, "its client revoked it", strict=True)
 
     async def _end(self, grant_id: str, why: str, *, strict: bool = False) -> None:
-        self._good = {k: v for k, v in self._good.items() if v[0].grant_id != grant_id}  # even if the store is away
+        self._good.forget_where(lambda token: token.grant_id == grant_id)  # even if the store is away
         try:
             if await self.store.end(grant_id):
                 log.info("a sign-in ended, with its stored OpenRouter key: %s", why)
