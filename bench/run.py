@@ -34,7 +34,7 @@ from tests.fakes.labelled_set import research_scenario  # noqa: E402
 from tests.fakes.openrouter import FakeOpenRouter  # noqa: E402
 
 from bench.exits import exit_after_fifo_swap, exit_latency  # noqa: E402
-from bench.remote import cpu_per_ask_http, cpu_per_ask_stdio, http_load  # noqa: E402
+from bench.remote import cpu_per_ask_http, cpu_per_ask_stdio, http_load, upstream_post  # noqa: E402
 from bench.replicas import replica_load  # noqa: E402
 from bench.sections import (  # noqa: E402
     benchmark_overhead,
@@ -510,6 +510,7 @@ async def run_async(bench: Bench) -> None:
     for step in steps:
         await step()
     await benchmark_overhead(bench)
+    await upstream_post(bench)
     await cpu_per_ask_http(bench)
     await http_load(bench)
 

@@ -13,13 +13,13 @@ from openrouter_research_mcp.tools.state import CallState
 
 from ..fakes.openrouter import FakeOpenRouter
 from ..support import tool_state
-from .helpers import BASE
+from .helpers import BASE, mock_upstream
 
 
 @pytest.fixture
 def respx_openrouter() -> Iterator[respx.MockRouter]:
     """OpenRouter faked at the transport by respx: tests add the routes they need."""
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+    with mock_upstream(base_url=BASE, assert_all_called=False) as router:
         yield router
 
 

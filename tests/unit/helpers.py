@@ -5,7 +5,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import respx
+
 BASE = "http://fake.test/api/v1"
+
+
+def mock_upstream(**options: Any) -> respx.MockRouter:
+    """respx, routing at httpx's client (`_transport_for_url`), where every OpenRouter request is routed: the
+    server's own upstream transport (`openrouter/pool.py`) is not httpcore, which respx patches by default."""
+    router: respx.MockRouter = respx.mock(using="httpx", **options)
+    return router
 
 
 def completion(

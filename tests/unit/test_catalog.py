@@ -11,7 +11,6 @@ from typing import Any
 
 import httpx
 import pytest
-import respx
 
 from openrouter_research_mcp.config import load_settings
 from openrouter_research_mcp.errors import (
@@ -31,6 +30,7 @@ from openrouter_research_mcp.openrouter.client import OpenRouterClient
 from tests.fakes.catalog_data import catalog, model_ids, with_extra_models
 from tests.fakes.models_fetch import FakeClock, FakeModelsFetch
 from tests.support import eventually
+from tests.unit.helpers import mock_upstream
 
 TTL = 3600.0
 BASE_URL = "http://fake.test/api/v1"
@@ -445,7 +445,7 @@ async def test_catalog_loads_through_openrouter_client(tmp_path: Path, clock: Fa
         clock=clock,
     )
     try:
-        with respx.mock(base_url=BASE_URL) as mock:
+        with mock_upstream(base_url=BASE_URL) as mock:
             route = mock.get("/models").mock(return_value=httpx.Response(200, json=catalog(2025)))
             snap = await models.get()
             assert (await models.lookup("openai/gpt-4o:online")).id == "openai/gpt-4o"
@@ -464,7 +464,7 @@ async def test_catalog_reports_upstream_outage_through_client(clock: FakeClock) 
     client = OpenRouterClient(settings)
     models = ModelCatalog(lambda: client.get_json("/models"), cache_dir=None, ttl=TTL, base_url=BASE_URL, clock=clock)
     try:
-        with respx.mock(base_url=BASE_URL) as mock:
+        with mock_upstream(base_url=BASE_URL) as mock:
             mock.get("/models").mock(
                 return_value=httpx.Response(503, json={"error": {"code": 503, "message": "maintenance"}})
             )

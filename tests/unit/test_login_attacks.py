@@ -24,7 +24,7 @@ from openrouter_research_mcp.openrouter.signin import exchange_code
 from openrouter_research_mcp.signin_cli import LoopbackCallback, SignInError, _Handler, read_code, run_login
 
 from . import test_keystore as keystore_tests
-from .helpers import BASE
+from .helpers import BASE, mock_upstream
 
 STORED = "sk-or-v1-" + "5" * 64
 VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
@@ -112,7 +112,7 @@ def test_keystore_narrows_a_key_folder_others_may_write_to() -> None:
 
 @pytest.fixture
 def respx_signin() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=True) as router:
+    with mock_upstream(base_url=BASE, assert_all_called=True) as router:
         yield router
 
 

@@ -25,12 +25,12 @@ from ..fakes import FAKE_KEY
 from ..fakes.catalog_data import catalog, with_extra_models
 from ..fakes.openrouter import FakeOpenRouter
 from ..support import PROMPTLY, TOOLS, model_facing_chars, resource_text, result_text
-from .helpers import BASE, citation, completion, error_body
+from .helpers import BASE, citation, completion, error_body, mock_upstream
 
 
 @pytest.fixture
 def respx_openrouter() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+    with mock_upstream(base_url=BASE, assert_all_called=False) as router:
         router.get("/models").mock(return_value=httpx.Response(200, json=catalog(2026)))
         yield router
 
@@ -228,7 +228,7 @@ async def test_server_default_model_page_fits_the_context_budget(tmp_path: Path)
     realistic = with_extra_models(catalog(2026), 400)
     for entry in realistic["data"][10:]:  # real names and ids are longer than the synthetic ones
         entry["name"] = f"Provider Name: {entry['name']} Instruct Preview (extended context)"
-    with respx.mock(base_url=BASE) as router:
+    with mock_upstream(base_url=BASE) as router:
         router.get("/models").mock(return_value=httpx.Response(200, json=realistic))
         async with Client(server(tmp_path)) as client:
             page = await client.call_tool("list_models", {})
@@ -313,7 +313,7 @@ async def test_server_fallback_reports_attempts(tmp_path: Path, respx_openrouter
 
 
 async def test_server_catalog_outage(tmp_path: Path) -> None:
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+    with mock_upstream(base_url=BASE, assert_all_called=False) as router:
         router.get("/models").mock(return_value=httpx.Response(503, json=error_body(503, "down")))
         chat = router.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion("still here")))
         async with Client(server(tmp_path, max_retries="0")) as client:
@@ -328,7 +328,7 @@ async def test_server_slow_catalog_does_not_stretch_ask_past_its_deadline(tmp_pa
         await asyncio.sleep(30)
         return httpx.Response(200, json=catalog(2026))
 
-    with respx.mock(base_url=BASE, assert_all_called=False) as router:
+    with mock_upstream(base_url=BASE, assert_all_called=False) as router:
         router.get("/models").mock(side_effect=hang)
         router.post("/chat/completions").mock(return_value=httpx.Response(200, json=completion("quick")))
         async with Client(server(tmp_path, timeout="2")) as client:

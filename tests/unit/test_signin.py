@@ -28,7 +28,7 @@ from openrouter_research_mcp.signin_cli import LoopbackCallback, SignInError, _H
 from ..fakes import FAKE_KEY
 from ..fakes.openrouter import FakeOpenRouter
 from ..fakes.signin import CODE_TTL
-from .helpers import BASE
+from .helpers import BASE, mock_upstream
 
 # RFC 7636, appendix B.
 RFC_VERIFIER = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"
@@ -83,7 +83,7 @@ def test_authorization_url_carries_the_challenge_callback_and_label() -> None:
 
 @pytest.fixture
 def respx_signin() -> Iterator[respx.MockRouter]:
-    with respx.mock(base_url=BASE, assert_all_called=True) as router:
+    with mock_upstream(base_url=BASE, assert_all_called=True) as router:
         yield router
 
 

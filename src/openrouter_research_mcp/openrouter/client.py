@@ -142,8 +142,8 @@ class OpenRouterClient:
         }
         self._transport = transport
         self._pool: httpx.AsyncClient | None = None
-        self._direct: httpx.AsyncBaseTransport | None = None  # where chat calls go, when no proxy is in the way
         self._chat_url = f"{settings.base_url.rstrip('/')}/chat/completions"
+        self._chat_endpoint: httpx.URL | None = None
 
     @property
     def _http(self) -> httpx.AsyncClient:
@@ -153,12 +153,11 @@ class OpenRouterClient:
             from . import pool
 
             http = _httpx()
-            limits = http.Limits(
-                max_connections=pool.SHARDS * pool.PER_SHARD, max_keepalive_connections=pool.SHARDS * pool.KEEPALIVE
-            )
             transport = self._transport
             if transport is None and not _proxied(self._chat_url):
-                transport = pool.ShardedTransport(pool.SHARDS, pool.PER_SHARD, pool.KEEPALIVE)
+                transport = pool.Upstream()
+            # Through a proxy (transport None), httpx's own pool and its proxy mounts from the environment serve.
+            limits = http.Limits(max_connections=pool.MAX_CONNECTIONS, max_keepalive_connections=pool.MAX_IDLE)
             self._pool = http.AsyncClient(
                 base_url=self.settings.base_url,
                 headers=self._headers,
@@ -166,25 +165,21 @@ class OpenRouterClient:
                 transport=transport,
                 limits=limits,
             )
-            self._direct = transport
+            self._chat_endpoint = http.URL(self._chat_url)  # parsed once: httpx's URL parser is slow Python
         return self._pool
 
     async def _post_chat(self, payload: dict[str, Any], timeout: httpx.Timeout, key: str) -> httpx.Response:
-        """POST /chat/completions, its body not yet read. Without a proxy the request goes straight to the pool's
-        transport: the client's per-request machinery (cookies, auth flows, redirects, URL merging) costs more
-        server CPU than the rest of a call, and a chat call needs none of it."""
-        http, client = _httpx(), self._http
-        content = pydantic_core.to_json(payload)
+        """POST /chat/completions, its body not yet read. The request goes straight to the transport that serves
+        the URL (the upstream pool, or httpx's proxy transport where the environment sets one): the client's
+        per-request machinery (cookies, auth flows, redirects, URL merging) costs more server CPU than the rest of a
+        call, and a chat call needs none of it."""
+        http, client, endpoint = _httpx(), self._http, self._chat_endpoint
+        assert endpoint is not None  # parsed with the client
         headers = {**self._headers, **self._auth(key), "Content-Type": "application/json"}
-        if self._direct is None:  # a proxy applies: the client routes the request
-            request = client.build_request(
-                "POST", "/chat/completions", content=content, headers=headers, timeout=timeout
-            )
-            response: httpx.Response = await client.send(request, stream=True)
-            return response
-        request = http.Request("POST", self._chat_url, headers=headers, content=content)
+        request = http.Request("POST", endpoint, headers=headers, content=pydantic_core.to_json(payload))
         request.extensions["timeout"] = timeout.as_dict()
-        response = await self._direct.handle_async_request(request)
+        # httpx's own routing (`AsyncClient.send` asks the same): proxies and NO_PROXY, and respx in the tests
+        response: httpx.Response = await client._transport_for_url(request.url).handle_async_request(request)
         response.request = request
         return response
 
