@@ -12,6 +12,7 @@ import struct
 import time
 import zlib
 from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -214,3 +215,15 @@ def model_facing_chars(tools: Iterable[Any]) -> int:
         )
         for t in tools
     )
+
+
+class CountingExecutor(ThreadPoolExecutor):
+    """A database's one thread, counting the work handed to it (what the event loop did not do itself)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=1)
+        self.handed = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+        self.handed += 1
+        return super().submit(fn, *args, **kwargs)

@@ -19,7 +19,7 @@ from openrouter_research_mcp.errors import QuotaExceededError
 from openrouter_research_mcp.jobs.accounts import Accounts, Limits, hash_token
 
 from ..fakes.openrouter import FakeOpenRouter
-from ..support import tool_state
+from ..support import CountingExecutor, tool_state
 
 NOON = calendar.timegm((2026, 12, 31, 12, 0, 30))  # 12:00:30 UTC on the last day of a month
 
@@ -95,6 +95,38 @@ def test_tokens_are_stored_as_hashes_and_revoked_at_once(make: Books) -> None:
     assert other.revoke_token("alice") and accounts.find_token(token) is None
     accounts.close()
     other.close()
+
+
+async def test_a_token_is_looked_up_on_the_event_loop_and_its_revocation_seen_at_once(tmp_path: Path) -> None:
+    """On SQLite the per-request look-up needs no handoff to the database's thread, and still sees another
+    process's revocation on the next request."""
+    accounts = Accounts(tmp_path / "accounts.db")
+    token = accounts.add_token("alice", Limits(calls_per_minute=3))
+    accounts._executor = counting = CountingExecutor()
+    found = await accounts.find_token_async(token)
+    assert found is not None and found.name == "alice" and found.limits.calls_per_minute == 3
+    assert await accounts.find_token_async(token + "x") is None
+    other = Accounts(tmp_path / "accounts.db")  # the CLI, in another process
+    assert other.revoke_token("alice")
+    assert await accounts.find_token_async(token) is None
+    assert counting.handed == 0
+    accounts.close()
+    other.close()
+
+
+async def test_a_token_look_up_the_event_loop_cannot_answer_goes_to_the_database_thread(tmp_path: Path) -> None:
+    """Whatever stops the event loop's read (here its connection broken; in life a lock it would wait for, with
+    busy timeout 0) hands the look-up to the database's thread, which answers."""
+    accounts = Accounts(tmp_path / "accounts.db")
+    token = accounts.add_token("alice", Limits(jobs=2))
+    accounts._executor = counting = CountingExecutor()
+    assert await accounts.find_token_async(token) is not None and counting.handed == 0
+    assert accounts._loop_side._db is not None
+    accounts._loop_side._db.close()  # any sqlite3.Error from now on
+    found = await accounts.find_token_async(token)
+    assert found is not None and found.limits.jobs == 2 and counting.handed == 1
+    assert await accounts.find_token_async(token) is not None and counting.handed == 1  # opened again
+    accounts.close()
 
 
 async def test_quota_holds_concurrent_attempts_and_names_the_limit(make: Books) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from openrouter_research_mcp.jobs.loopside import CHECKPOINT_EVERY
 from openrouter_research_mcp.jobs.postgres import SCHEMA as PG_SCHEMA
 from openrouter_research_mcp.jobs.sqlite import DB_FILE, SqliteStore
 from openrouter_research_mcp.jobs.store import (
@@ -25,6 +26,8 @@ from openrouter_research_mcp.jobs.store import (
     TooManyJobs,
     open_store,
 )
+
+from ..support import CountingExecutor, eventually
 
 
 class Clock:
@@ -294,4 +297,43 @@ async def test_store_opened_without_waiting_runs_every_call_after_the_opening(tm
     await store.create(record())
     assert await store.get(record().id, "alice") is not None
     assert store.durable and "new" in store.description
+    await store.close()
+
+
+async def test_store_a_usage_line_is_written_on_the_event_loop_and_seen_at_once(tmp_path: Path) -> None:
+    """The per-call ledger line needs no handoff to the database's thread; another connection (a replica's
+    `openrouter://usage`, the next process) sees it as soon as the call returns; every CHECKPOINT_EVERY lines
+    the thread is asked to fold the write-ahead log back."""
+    store = SqliteStore(tmp_path / DB_FILE)
+    await store.open()
+    store._executor = counting = CountingExecutor()
+    for _ in range(3):
+        await store.record_usage("alice", "2026-12-03", "m", ok=True, prompt_tokens=2, completion_tokens=1, cost=0.5)
+    assert counting.handed == 0
+    other = sqlite3.connect(tmp_path / DB_FILE)
+    assert other.execute("SELECT calls, prompt_tokens, cost_usd FROM usage").fetchall() == [(3, 6, 1.5)]
+    for _ in range(CHECKPOINT_EVERY - 3):
+        await store.record_usage("bob", "2026-12-03", "m", ok=False, prompt_tokens=1, completion_tokens=0, cost=0)
+    assert counting.handed == 1  # the checkpoint
+    assert [row.failed_calls for row in await store.usage("bob")] == [CHECKPOINT_EVERY - 3]
+    other.close()
+    await store.close()
+
+
+async def test_store_a_usage_line_that_would_wait_for_a_writer_is_written_once_by_the_thread(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / DB_FILE)
+    await store.open()
+    await store.record_usage("alice", "2026-12-03", "m", ok=True, prompt_tokens=1, completion_tokens=1, cost=0.25)
+    store._executor = counting = CountingExecutor()
+    writer = sqlite3.connect(tmp_path / DB_FILE, isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")  # another process in the middle of a write
+    line = asyncio.ensure_future(
+        store.record_usage("alice", "2026-12-03", "m", ok=True, prompt_tokens=1, completion_tokens=1, cost=0.25)
+    )
+    await eventually(lambda: counting.handed == 1, what="the line handed to the thread")
+    assert not line.done()  # the thread waits for the writer (its busy timeout); the event loop does not
+    writer.execute("COMMIT")
+    writer.close()
+    await line
+    assert [(row.calls, row.cost_usd) for row in await store.usage("alice")] == [(2, 0.5)]
     await store.close()

@@ -308,3 +308,171 @@ def test_pool_serves_on_both_event_loops(run: Callable[[Awaitable[None]], None])
             await upstream.aclose()
 
     run(calls())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Found by a hostile review: each failed on the first version of the transport.
+
+
+@pytest.mark.parametrize("apart", [False, True], ids=["one-write", "two-writes"])
+async def test_pool_an_informational_answer_is_skipped_for_the_real_one(apart: bool) -> None:
+    early = b"HTTP/1.1 103 Early Hints\r\nLink: </style.css>\r\n\r\n"
+
+    async def hints(_request: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(early)
+        if apart:
+            await writer.drain()
+            await asyncio.sleep(0)
+        writer.write(OK)
+
+    async with scripted(hints) as (server, url):
+        upstream = Upstream()
+        for _ in range(2):
+            response = await exchange(upstream, post(url))
+            assert (response.status_code, response.content, response.reason_phrase) == (200, b"{}", "OK")
+            assert "link" not in response.headers
+        assert server.connections == 1
+        await upstream.aclose()
+
+
+async def test_pool_head_and_a_body_that_ends_with_the_connection() -> None:
+    async def answer(request: bytes, writer: asyncio.StreamWriter) -> None:
+        if request.startswith(b"HEAD"):
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")  # the length a GET would have
+        else:
+            writer.write(b"HTTP/1.1 200 OK\r\n\r\nhello")  # no length, no chunks: until the server closes
+            await writer.drain()
+            writer.close()
+
+    async with scripted(answer) as (_server, url):
+        upstream = Upstream()
+        head = httpx.Request("HEAD", url)
+        head.extensions["timeout"] = httpx.Timeout(30).as_dict()
+        assert (await exchange(upstream, head)).content == b""
+        assert (await exchange(upstream, post(url))).content == b"hello"
+        await upstream.aclose()
+
+
+async def test_pool_bytes_after_an_answer_stay_out_of_it_and_end_the_connection() -> None:
+    async def extra(_request: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(OK + b"HTTP/1.1 500 Evil\r\nContent-Length: 5\r\n\r\nEVIL!")
+
+    async with scripted(extra) as (_server, url):
+        upstream = Upstream()
+        response = await exchange(upstream, post(url))
+        assert (response.status_code, response.content, response.headers["content-length"]) == (200, b"{}", "2")
+        assert upstream.idle == 0
+        await eventually(lambda: upstream.connections == 0)
+
+
+async def test_pool_a_streamed_upload_is_sent_in_chunked_framing() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"abc"
+
+    async with scripted(ok) as (server, url):
+        request = httpx.Request("POST", url, content=chunks())
+        request.extensions["timeout"] = httpx.Timeout(30).as_dict()
+        assert (await exchange(Upstream(), request)).status_code == 200
+        head, _ = server.requests[0].split(b"\r\n\r\n", 1)
+        assert b"transfer-encoding: chunked" in head.lower()
+    # Scripted reads only Content-Length bodies: read the framing straight off a socket instead.
+    seen: list[bytes] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        seen.append(await reader.readuntil(b"0\r\n\r\n"))
+        writer.write(OK)
+        await writer.drain()
+        writer.close()
+
+    listening = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = listening.sockets[0].getsockname()[1]
+    request = httpx.Request("POST", f"http://127.0.0.1:{port}/x", content=chunks())
+    request.extensions["timeout"] = httpx.Timeout(30).as_dict()
+    await exchange(Upstream(), request)
+    listening.close()
+    assert seen == [b"3\r\nabc\r\n0\r\n\r\n"]
+
+
+async def test_pool_a_waiter_woken_then_cancelled_passes_the_connection_on() -> None:
+    async with scripted(ok) as (_server, url):
+        upstream = Upstream(max_connections=1)
+        first = await upstream.handle_async_request(post(url))
+        second = asyncio.ensure_future(exchange(upstream, post(url)))
+        third = asyncio.ensure_future(exchange(upstream, post(url, pool=30)))
+        await eventually(lambda: len(upstream._waiters) == 2)
+        await first.aread()
+        await first.aclose()  # wakes the second waiter, which has not run yet…
+        second.cancel()  # …and never will
+        assert (await third).status_code == 200
+        await upstream.aclose()
+
+
+async def test_pool_a_method_that_is_no_http_token_is_never_sent() -> None:
+    async with scripted(ok) as (server, url):
+        request = httpx.Request("GET /a HTTP/1.1\r\nX-Injected: 1\r\nX:", url)
+        with pytest.raises(httpx.LocalProtocolError, match="method"):
+            await exchange(Upstream(), request)
+        assert server.requests == []
+
+
+async def test_pool_a_host_that_is_no_valid_name_is_a_connect_error() -> None:
+    with pytest.raises(httpx.ConnectError):
+        await exchange(Upstream(), post(f"http://{'a' * 64}.example.com/x"))
+
+
+async def test_pool_a_connection_closed_just_after_its_answer_is_not_reused() -> None:
+    """The server's close is in the socket (not yet seen by the event loop) when the next call comes."""
+    closed: list[int] = []
+
+    async def once(_request: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(OK)  # keep-alive by its headers, yet closed at once
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+        closed.append(1)
+
+    async with scripted(once) as (server, url):
+        upstream = Upstream()
+        for calls in range(1, 6):
+            assert (await exchange(upstream, post(url))).status_code == 200
+            await eventually(lambda: len(closed) >= calls)  # noqa: B023 - awaited within the iteration
+        assert server.connections == 5
+
+
+async def test_pool_an_unread_body_that_paused_reading_leaves_no_paused_connection() -> None:
+    big = b"x" * (pool.READ_AHEAD + 100_000)
+
+    async def answer(request: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(big), big) if b"/big" in request else OK)
+
+    async with scripted(answer) as (_server, url):
+        upstream = Upstream()
+        response = await upstream.handle_async_request(post(url.replace("/chat/completions", "/big")))
+        connection = response.stream.connection  # type: ignore[union-attr]
+        await eventually(lambda: connection.paused)
+        while connection.chunks:
+            connection.take()  # read on, unseen, until it all came
+            await asyncio.sleep(0)
+        await eventually(lambda: connection.complete)
+        await response.aclose()
+        assert (await exchange(upstream, post(url, read=5))).content == b"{}"
+        await upstream.aclose()
+
+
+async def test_pool_a_protocol_switch_and_a_closed_transport_are_refused() -> None:
+    async def upgrade(_request: bytes, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+
+    async with scripted(upgrade) as (_server, url):
+        with pytest.raises(httpx.RemoteProtocolError, match="101"):
+            await exchange(Upstream(), post(url))
+    async with scripted(ok) as (_server, url):
+        upstream = Upstream(max_connections=1)
+        held = await upstream.handle_async_request(post(url))
+        waiting = asyncio.ensure_future(upstream.handle_async_request(post(url)))
+        await eventually(lambda: upstream._waiters)
+        await upstream.aclose()
+        with pytest.raises(RuntimeError, match="closed"):
+            await waiting
+        await held.aclose()

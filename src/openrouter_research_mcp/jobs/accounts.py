@@ -43,6 +43,7 @@ from typing import Any, TypeVar
 from .._util import private_file, usd
 from ..config import Settings
 from ..errors import QuotaExceededError
+from .loopside import WOULD_WAIT, LoopSide
 from .store import StoreUnavailable
 
 __all__ = [
@@ -204,6 +205,12 @@ class _Postgres:
 
 Db = sqlite3.Connection | _Postgres
 
+_FIND_TOKEN = "SELECT name, created, usd_per_day, usd_per_month, calls_per_minute, jobs FROM tokens WHERE hash = ?"
+
+
+def _token_info(row: Any) -> TokenInfo | None:
+    return None if row is None else TokenInfo(row[0], row[1], Limits(row[2], row[3], row[4], row[5]))
+
 
 class Accounts:
     """Tokens and quotas in one SQLite file, or in PostgreSQL at `url` (see the module docstring). `clock` is wall
@@ -217,6 +224,7 @@ class Accounts:
         self._failed_at: float | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accounts-db")
         self._lock = threading.Lock()
+        self._loop_side = LoopSide(path)  # the event loop's read-only connection (loopside.py)
 
     # ---------------------------------------------------------------------------------------------- plumbing
 
@@ -317,6 +325,7 @@ class Accounts:
             if self._db is not None:
                 self._db.close()
                 self._db = None
+        self._loop_side.close()
         self._executor.shutdown(wait=False)
 
     # ---------------------------------------------------------------------------------------------- tokens
@@ -361,18 +370,17 @@ class Accounts:
     def find_token(self, token: str) -> TokenInfo | None:
         """The token's name and limits when it is a live token (looked up by its hash), else None."""
         digest = hash_token(token)
-        row = self._read(
-            lambda db: db.execute(
-                "SELECT name, created, usd_per_day, usd_per_month, calls_per_minute, jobs FROM tokens WHERE hash = ?",
-                (digest,),
-            ).fetchone()
-        )
-        if row is None:
-            return None
-        return TokenInfo(row[0], row[1], Limits(row[2], row[3], row[4], row[5]))
+        return _token_info(self._read(lambda db: db.execute(_FIND_TOKEN, (digest,)).fetchone()))
 
     async def find_token_async(self, token: str) -> TokenInfo | None:
-        """`find_token` off the event loop, on every request (so a revocation takes effect at once)."""
+        """`find_token` on every request (so a revocation takes effect at once). On SQLite it is first tried on
+        the event loop, on a connection of its own that never waits (`loopside.py`); when it would have to, and on
+        PostgreSQL, it runs on the database's thread."""
+        if self.url is None:
+            digest = hash_token(token)
+            row = self._loop_side.run(lambda db: db.execute(_FIND_TOKEN, (digest,)).fetchone())
+            if row is not WOULD_WAIT:
+                return _token_info(row)
         return await asyncio.get_running_loop().run_in_executor(self._executor, self.find_token, token)
 
     # -------------------------------------------------------------------------- quotas of OAuth subjects

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from .._util import private_file
+from .loopside import CHECKPOINT_EVERY, WOULD_WAIT, LoopSide
 from .store import (
     COLUMNS,
     SUMMARY_COLUMNS,
@@ -102,6 +103,7 @@ class SqliteStore:
         self.durable = path is not None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="jobs-db")
         self._db: sqlite3.Connection | None = None
+        self._loop_side: LoopSide | None = None  # once the file is open: the event loop's connection to it
         self._opened = False
         self._lock = threading.Lock()
 
@@ -170,6 +172,7 @@ class SqliteStore:
             private_file(self.path)  # jobs hold prompts, answers and reports: the owner's alone
             self._db = self._connect_patiently(str(self.path))
             self._db.execute("SELECT count(*) FROM jobs").fetchone()
+            self._loop_side = LoopSide(self.path, writes=True)  # the file is there and migrated
             return
         except sqlite3.DatabaseError as exc:
             if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
@@ -180,6 +183,7 @@ class SqliteStore:
                 reason = self._set_aside(exc)
                 with contextlib.suppress(sqlite3.Error, OSError):
                     self._db = self._connect(str(self.path))
+                    self._loop_side = LoopSide(self.path, writes=True)
                     self.description = f"SQLite at {self.path} (new: {reason})"
                     log.warning("the job database %s: %s; a new one was made", self.path, reason)
                     return
@@ -218,6 +222,10 @@ class SqliteStore:
             await asyncio.wrap_future(opening)
 
     async def close(self) -> None:
+        if self._loop_side is not None:
+            self._loop_side.close()
+            self._loop_side = None
+
         def shut() -> None:
             if self._db is not None:
                 with contextlib.suppress(sqlite3.Error):
@@ -443,7 +451,18 @@ class SqliteStore:
                 (owner, day, model, int(ok), int(not ok), prompt_tokens, completion_tokens, cost),
             )
 
+        # Every call writes a line: on the event loop's own connection when that need not wait (loopside.py)
+        if self._loop_side is not None and self._loop_side.run(add) is not WOULD_WAIT:
+            if self._loop_side.commits % CHECKPOINT_EVERY == 0:
+                with contextlib.suppress(RuntimeError):  # (the store is closing)
+                    self._executor.submit(self._checkpoint)
+            return
         await self._run(add)
+
+    def _checkpoint(self) -> None:
+        """Fold the write-ahead log back into the file (the event loop's connection never does: it syncs)."""
+        with contextlib.suppress(sqlite3.Error, StoreUnavailable):
+            self._call(lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)"))
 
     async def usage(self, owner: str, since_day: str | None = None) -> list[UsageRow]:
         def read(db: sqlite3.Connection) -> list[UsageRow]:

@@ -10,8 +10,11 @@ connection instead).
 
 What it does: HTTP/1.1 with Content-Length or chunked answers; TLS with httpx's trust (certifi, or SSL_CERT_FILE);
 connect, read and pool timeouts from httpx's `Timeout`; at most `max_connections`, at most `max_idle` kept idle for
-`idle_expiry` seconds. What it does not: HTTP/2, proxies (the client mounts httpx's own proxy transports for a
-proxied URL), streamed uploads (a request body is read whole first). Its failures are httpx's exceptions, so the
+`idle_expiry` seconds (and an idle one is looked at before reuse: one that is closing, or has bytes or an EOF
+waiting, is dropped, as httpcore does); informational (1xx) answers skipped; HEAD; bodies that end with the
+connection. What it does not: HTTP/2, protocol upgrades, proxies (the client mounts httpx's own proxy transports
+for a proxied URL), streamed uploads (a request body is read whole first, and sent chunked in one chunk when its
+headers say chunked). Its failures are httpx's exceptions, so the
 client's handling (`client._transport_error`) is the same whichever transport answered.
 """
 
@@ -19,6 +22,8 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import re
+import select
 import ssl
 from collections.abc import AsyncIterator, Callable
 from typing import Any, cast
@@ -32,8 +37,13 @@ MAX_CONNECTIONS, MAX_IDLE, IDLE_EXPIRY_S = 64, 32, 5.0  # as httpx's pool: 5 s i
 READ_AHEAD = 256 * 1024  # answer bytes buffered before the socket is paused until the reader catches up
 MAX_HEAD = 64 * 1024  # an answer's status line and headers, at most (h11, under httpcore, allows 16 KiB)
 _FORBIDDEN = frozenset(b"\r\n\0")
+_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 
 Origin = tuple[str, str, int]
+
+
+def _switched() -> httpx.RemoteProtocolError:
+    return httpx.RemoteProtocolError("The upstream switched protocols (101), which this client never asks for.")
 
 
 def _lost() -> httpx.RemoteProtocolError:
@@ -48,6 +58,7 @@ class _Connection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
         self.active = False  # an exchange is under way (idle connections get no bytes, or are closed)
+        self.head_request = False
         self.closed = False
         self.idle_since = 0.0
         self._reset()
@@ -65,6 +76,8 @@ class _Connection(asyncio.Protocol):
         self.error: Exception | None = None
         self.waiter: asyncio.Future[None] | None = None
         self.paused = False
+        self.informational = False
+        self.until_close = False
 
     # ------------------------------------------------------------------------------------------- the protocol
 
@@ -77,7 +90,14 @@ class _Connection(asyncio.Protocol):
             return
         try:
             self.parser.feed_data(data)
+        except httptools.HttpParserUpgrade:
+            self._fail(_switched())
+            self.close()
         except httptools.HttpParserError as exc:
+            if self.complete:  # bytes after the answer (another message, unasked for): it stands; the connection goes
+                self.keep_alive = False
+                self.close()
+                return
             why = self.refused or str(exc)
             self._fail(httpx.RemoteProtocolError(f"The upstream's answer was not valid HTTP/1.1 ({why})."))
             self.close()
@@ -87,6 +107,9 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
+        if self.active and not self.complete and exc is None and self.status and self.until_close:
+            self.complete = True  # a body that ends with the connection
+            self._wake()
         if self.active and not self.complete:
             error = httpx.ReadError(str(exc)) if exc is not None else _lost()
             self._fail(error)
@@ -99,6 +122,10 @@ class _Connection(asyncio.Protocol):
         pass
 
     # ----------------------------------------------------------------------------------- the parser's callbacks
+
+    def on_message_begin(self) -> None:
+        if self.complete:
+            raise ValueError("bytes after the answer")
 
     def on_status(self, reason: bytes) -> None:
         self._count_head(reason)
@@ -115,8 +142,20 @@ class _Connection(asyncio.Protocol):
             raise ValueError(self.refused)
 
     def on_headers_complete(self) -> None:
-        self.status = self.parser.get_status_code()
+        status = self.parser.get_status_code()
+        if status == 101:
+            self._fail(_switched())
+            raise ValueError("a protocol switch")  # stops the parser: data_received closes the connection
+        if 100 <= status < 200:  # informational: skip it, the real answer follows
+            self.informational = True
+            self.reason, self.headers = b"", []
+            return
+        self.status = status
         self.keep_alive = self.parser.should_keep_alive()  # llhttp forgets it once the message is complete
+        names = {name.lower() for name, _ in self.headers}
+        self.until_close = not self.keep_alive and b"content-length" not in names and b"transfer-encoding" not in names
+        if self.head_request:  # no body, whatever Content-Length says; the parser expects one, so no reuse
+            self.complete, self.keep_alive = True, False
         self._wake()
 
     def on_body(self, body: bytes) -> None:
@@ -128,6 +167,9 @@ class _Connection(asyncio.Protocol):
         self._wake()
 
     def on_message_complete(self) -> None:
+        if self.informational:
+            self.informational = False
+            return
         self.complete = True
         self._wake()
 
@@ -169,11 +211,27 @@ class _Connection(asyncio.Protocol):
             self.transport.resume_reading()
         return chunk
 
-    def begin(self, data: bytes) -> None:
+    def begin(self, data: bytes, head_request: bool = False) -> None:
         assert self.transport is not None
+        if self.paused:
+            self.transport.resume_reading()
         self._reset()
+        self.head_request = head_request
         self.active = True
         self.transport.write(data)
+
+    def quiet(self) -> bool:
+        """Idle, not closing, and nothing (an EOF, stray bytes) waiting in its socket."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return True
+        try:
+            return not select.select([sock.fileno()], [], [], 0)[0]
+        except (OSError, ValueError):
+            return False
 
     def reusable(self) -> bool:
         return self.complete and self.keep_alive and not self.closed and self.error is None
@@ -249,11 +307,14 @@ class Upstream(httpx.AsyncBaseTransport):
             raise httpx.UnsupportedProtocol(f"The URL {url} is not http or https.")
         origin = (url.scheme, url.host, url.port or (443 if url.scheme == "https" else 80))
         timeouts: dict[str, Any] = request.extensions.get("timeout", {})
-        data = self._head(request) + await request.aread()
+        body = await request.aread()
+        if request.headers.get("transfer-encoding", "").lower() == "chunked":
+            body = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
+        data = self._head(request) + body
         connection = await self._acquire(origin, timeouts.get("pool"), timeouts.get("connect"))
         read = timeouts.get("read")
         try:
-            connection.begin(data)
+            connection.begin(data, request.method == "HEAD")
             while not connection.status:
                 await connection.wait(read, "answer")
         except BaseException:
@@ -268,6 +329,8 @@ class Upstream(httpx.AsyncBaseTransport):
 
     @staticmethod
     def _head(request: httpx.Request) -> bytes:
+        if not _TOKEN.fullmatch(request.method):
+            raise httpx.LocalProtocolError("The request method is not an HTTP token; it was not sent.")
         lines = [b"%s %s HTTP/1.1\r\n" % (request.method.encode("ascii"), request.url.raw_path)]
         for name, value in request.headers.raw:
             if _FORBIDDEN.intersection(name) or _FORBIDDEN.intersection(value):
@@ -283,7 +346,7 @@ class Upstream(httpx.AsyncBaseTransport):
         idle = self._idle.get(origin)
         while idle:
             connection = idle.pop()
-            if not connection.closed and loop.time() - connection.idle_since <= self.idle_expiry:
+            if not connection.closed and loop.time() - connection.idle_since <= self.idle_expiry and connection.quiet():
                 return connection
             self._discard(connection)
         while self.connections >= self.max_connections:
@@ -294,11 +357,17 @@ class Upstream(httpx.AsyncBaseTransport):
             try:
                 async with asyncio.timeout(pool_timeout):
                     await waiter
-            except TimeoutError:
+            except BaseException as exc:
+                if waiter.done() and not waiter.cancelled():
+                    self._notify()  # woken, then cancelled or timed out: pass the wake-up on
+                if not isinstance(exc, TimeoutError):
+                    raise
                 raise httpx.PoolTimeout("Every upstream connection stayed busy for the time allowed.") from None
             finally:
                 if waiter in self._waiters:
                     self._waiters.remove(waiter)
+            if self._closed:
+                raise RuntimeError("The upstream transport is closed.")
             idle = self._idle.get(origin)
             if idle:
                 return await self._acquire(origin, pool_timeout, connect_timeout)
@@ -323,7 +392,7 @@ class Upstream(httpx.AsyncBaseTransport):
                 )
         except TimeoutError:
             raise httpx.ConnectTimeout(f"Could not connect to {host}:{port} in time.") from None
-        except OSError as exc:  # refused, unreachable, no such host, a certificate refused (ssl.SSLError)
+        except (OSError, UnicodeError) as exc:  # refused, unreachable, no such host (or no valid name), a certificate
             raise httpx.ConnectError(f"{type(exc).__name__}: {exc}") from None
         self._open.add(connection)
         return connection
@@ -370,6 +439,9 @@ class Upstream(httpx.AsyncBaseTransport):
 
     async def aclose(self) -> None:
         self._closed = True
+        for waiter in self._waiters:  # they find the transport closed
+            if not waiter.done():
+                waiter.set_result(None)
         for connection in list(self._open):
             if not connection.active:
                 self._discard(connection)
