@@ -77,6 +77,13 @@ class ViewPage:
     async def host(self, expression: str) -> Any:
         return await self.page.evaluate(expression)
 
+    async def settled(self) -> None:
+        """Wait until the host has sized the frame to the view's content as it is now. The host resizes the frame
+        when the view reports a new height, and a click while it does can land beside its target: a frame that
+        grows scrolls its content back, between the pointer's press and its release."""
+        height = await self.frame().evaluate("Math.ceil(document.body.getBoundingClientRect().height)")
+        await self.page.wait_for_function(f"window.viewSize !== null && window.viewSize.height === {height}")
+
     async def set_theme(self, theme: str) -> None:
         await self.page.evaluate(f"window.setTheme({json.dumps(theme)})")
 

@@ -115,11 +115,13 @@ async def test_research_view_every_citation_opens_its_source_card(
                 await card.wait_for(state="hidden")
                 assert await v.frame().evaluate("document.activeElement.dataset.n") == str(n)  # focus came back
             first = view.locator("button.cite").first
+            await v.settled()  # the card closed: the view shrank
             await first.click()
             button_box, card_box = await first.bounding_box(), await card.bounding_box()
             assert button_box is not None and card_box is not None
             below = button_box["y"] + button_box["height"]
             assert below <= card_box["y"] <= below + 40  # the card opens beside its citation, not at the page's end
+            await v.settled()  # the card opened: the view grew
             await card.locator(".url a").click()
             assert await v.host("window.opened") == [data["sources"][0]["url"]]
             assert question in await view.locator("#title").inner_text()
@@ -232,6 +234,7 @@ async def test_models_view_sorts_filters_charts_and_asks(
                 cells = await view.locator("#table tbody tr td:nth-child(2)").all_inner_texts()
                 return [int(c.replace(",", "")) for c in cells]
 
+            await v.settled()
             await view.locator("th[data-key='context'] button").click()  # widest first, as one would want
             assert await contexts() == sorted(await contexts(), reverse=True)
             assert await view.locator("th[data-key='context']").get_attribute("aria-sort") == "descending"
@@ -255,8 +258,10 @@ async def test_models_view_sorts_filters_charts_and_asks(
             await view.locator("#filter").fill("gemini")
             shown = await view.locator("#table tbody tr").evaluate_all("rows => rows.map(r => r.dataset.id)")
             assert shown and all("gemini" in s for s in shown)
+            await v.settled()  # the rows came back: the view grew
             await view.locator(f"button[aria-label='Choose {shown[0]}']").click()
             await view.locator("#ask-prompt").fill("Say hello.")
+            await v.settled()  # the prompt box opened: the view grew
             await view.locator("#ask-send").click()
             answer = view.locator("#ask-answer .answer")
             await answer.wait_for()
@@ -268,6 +273,7 @@ async def test_models_view_sorts_filters_charts_and_asks(
         ) as v:
             await v.view.locator("#table tbody tr").first.wait_for()
             assert await v.view.locator("#more").is_hidden()
+            await v.settled()
             await v.view.locator("#table tbody tr button").first.click()
             assert await v.view.locator("#ask-send").is_disabled()
             assert "does not let views call tools" in await v.view.locator("#ask-note").inner_text()
@@ -293,6 +299,7 @@ async def test_benchmark_view_ranking_table_and_chart(
             assert await view.locator("#tradeoffs").inner_text() == data["tradeoffs"].replace("`", "")
             assert await view.locator("#tradeoffs code").count() >= 2  # model ids set as code
             assert await view.locator("svg.chart circle").count() == 3
+            await v.settled()
             await view.locator("th[data-key='quality'] button").click()
             by_quality = await rows.evaluate_all("rows => rows.map(r => r.dataset.id)")
             assert by_quality == [models[0], models[2], models[1]]  # best first
@@ -368,6 +375,7 @@ async def test_views_show_hostile_answers_as_text(
             links = await column.locator("a").evaluate_all("links => links.map(a => a.getAttribute('href'))")
             assert links == ["https://example.org/page"]
             assert await v.frame().evaluate("document.title") != "owned"
+            await v.settled()
             await column.locator("a").click()
             assert await v.host("window.opened") == ["https://example.org/page"]
             assert v.problems == [] and v.requests == []
