@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import calendar
+import math
+import random
 import sqlite3
 import time
 from collections.abc import Callable
@@ -177,20 +179,73 @@ async def test_quota_counts_a_cost_that_is_no_real_number_as_the_whole_hold(make
     accounts.close()
 
 
-async def test_calls_per_minute_window_and_message(make: Books) -> None:
-    clock = Clock(NOON)
+async def test_calls_per_minute_window_slides_and_says_when_the_next_call_may_start(make: Books) -> None:
+    """A fixed minute would let 2 calls at 12:00:59 and 2 more at 12:01:00 through; the sliding window does not,
+    and the refusal says when the oldest counted call stops counting."""
+    clock = Clock(NOON)  # 12:00:30
     accounts = make(clock)
     limits = Limits(calls_per_minute=2)
     await accounts.count_call("o", limits)
+    clock.now = NOON + 29.5  # 12:00:59.5
     await accounts.count_call("o", limits)
+    clock.now = NOON + 40  # 12:01:10: another minute on the wall clock, but not another 60 seconds
     with pytest.raises(QuotaExceededError) as refused:
         await accounts.count_call("o", limits)
+    assert refused.value.limit == "calls_per_minute"
     assert refused.value.message == (
-        "You have made 2 of your 2 calls this minute; the next one may start in 30 s (at 12:01:00 UTC). Wait, or "
-        "ask the operator for a higher calls-per-minute quota."
+        "You have made 2 of your 2 calls in the last minute; the next one may start in 21 s (at 12:01:31 UTC). "
+        "Wait, or ask the operator for a higher calls-per-minute quota."
     )
-    clock.now += 30
-    await accounts.count_call("o", limits)  # a new minute, a new window
+    shown = (await accounts.standing("o", limits))["calls_per_minute"]
+    assert shown == {"limit": 2, "used": 2, "left": 0, "resets_at": "2026-12-31 12:01:31 UTC"}
+    clock.now = NOON + 60.9  # 12:01:30.9: the first call still counts (it counts for 60 to 61 s)
+    with pytest.raises(QuotaExceededError, match="next one may start in 1 s"):
+        await accounts.count_call("o", limits)
+    clock.now = NOON + 61  # 12:01:31
+    await accounts.count_call("o", limits)
+    with pytest.raises(QuotaExceededError, match="next one may start in 29 s \\(at 12:02:00 UTC\\)"):
+        await accounts.count_call("o", limits)
+    clock.now = NOON + 200
+    assert (await accounts.standing("o", limits))["calls_per_minute"] == {
+        "limit": 2,
+        "used": 0,
+        "left": 2,
+        "resets_at": None,
+    }
+    await accounts.count_call("o", limits)
+    assert make.query("SELECT second, n FROM call_seconds WHERE owner = 'o'") == [(math.floor(NOON + 200), 1)]
+    accounts.close()
+
+
+async def test_no_sixty_seconds_ever_hold_more_calls_than_the_limit(make: Books) -> None:
+    """Calls at random moments, in bursts and lulls, by two servers on one database: of those let through, no 60
+    seconds anywhere hold more than the limit, and none is refused while fewer were counted in the 61 s before it."""
+    rng = random.Random(19)
+    clock = Clock(NOON)
+    one, two = make(clock), make(clock)
+    limits = Limits(calls_per_minute=5)
+    passed: list[float] = []
+    for _ in range(400):
+        clock.now += rng.choice((0.0, 0.05, 0.3, 1.7, 7.0, 20.0))
+        try:
+            await rng.choice((one, two)).count_call("o", limits)
+        except QuotaExceededError:
+            assert sum(1 for at in passed if at >= math.floor(clock.now) - 60) >= 5, "refused below the limit"
+        else:
+            passed.append(clock.now)
+    assert len(passed) > 100  # enough of both let through to mean something
+    assert max(sum(1 for other in passed if at <= other < at + 60) for at in passed) == 5
+    one.close()
+    two.close()
+
+
+async def test_calls_per_minute_zero_refuses_every_call(make: Books) -> None:
+    accounts = make(Clock(NOON))
+    with pytest.raises(QuotaExceededError) as refused:
+        await accounts.count_call("o", Limits(calls_per_minute=0))
+    assert refused.value.message == (
+        "Your quota allows no tool calls (calls-per-minute 0). Ask the operator for a calls-per-minute quota."
+    )
     accounts.close()
 
 

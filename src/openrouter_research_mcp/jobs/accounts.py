@@ -2,10 +2,10 @@
 for several replicas, in PostgreSQL.
 
 `Accounts` keeps one database (`accounts.db` in the data directory, or the tables `tokens`, `subjects`, `holds`,
-`spend` and `calls`, and the `signin_*` tables of `signins.py`, in the database at `OPENROUTER_DATABASE_URL`) that
-every server and the `openrouter-research-mcp token …` commands share, so a token added or revoked from a shell takes
-effect at the next request, on every replica. Only a token's SHA-256 hash is stored; the token itself is printed
-once by `token add` and never again.
+`spend` and `call_seconds`, and the `signin_*` tables of `signins.py`, in the database at
+`OPENROUTER_DATABASE_URL`) that every server and the `openrouter-research-mcp token …` commands share, so a token
+added or revoked from a shell takes effect at the next request, on every replica. Only a token's SHA-256 hash is
+stored; the token itself is printed once by `token add` and never again.
 
 Quotas are held the way budgets are (see `openrouter/budget.py`): before each attempt of a paid call its worst case
 is *held* against the caller's daily and monthly USD quotas, in one `BEGIN IMMEDIATE` transaction that reads what is
@@ -14,7 +14,9 @@ cost, in one transaction too. SQLite serialises those transactions across thread
 each one first takes one transaction-scoped advisory lock (`ACCOUNTS_LOCK`), so concurrent calls (or two servers on
 one data directory, or replicas on one database) can never together pass a quota by more than what in-flight attempts
 cost beyond their worst cases. A hold left by a server killed mid-call stops counting after an hour (`HOLD_TTL_S`).
-Calls per minute are counted in fixed minute windows, atomically as well. A cost that is no real number (NaN,
+Calls per minute are counted per second in a sliding window, atomically as well: a call is let through only
+while fewer than the limit are counted in the 60 seconds before it and the second it falls in, so no 60 seconds
+anywhere ever hold more calls than the limit (a call counts for 60 to 61 s). A cost that is no real number (NaN,
 negative, missing) counts as the whole hold.
 
 The statements are written once, with SQLite's `?` placeholders; on PostgreSQL (`_Postgres`) they run through
@@ -104,11 +106,11 @@ CREATE TABLE IF NOT EXISTS spend (
     usd REAL NOT NULL,
     PRIMARY KEY (owner, day)
 );
-CREATE TABLE IF NOT EXISTS calls (
+CREATE TABLE IF NOT EXISTS call_seconds (
     owner TEXT NOT NULL,
-    minute INTEGER NOT NULL,
+    second INTEGER NOT NULL,
     n INTEGER NOT NULL,
-    PRIMARY KEY (owner, minute)
+    PRIMARY KEY (owner, second)
 );
 """
 
@@ -210,6 +212,28 @@ _FIND_TOKEN = "SELECT name, created, usd_per_day, usd_per_month, calls_per_minut
 
 def _token_info(row: Any) -> TokenInfo | None:
     return None if row is None else TokenInfo(row[0], row[1], Limits(row[2], row[3], row[4], row[5]))
+
+
+CALLS_WINDOW_S = 60  # calls per minute: a call counts in the second it falls in and the 60 seconds after
+
+
+def _counted(db: Db, owner: str, second: int) -> list[tuple[int, int]]:
+    """The calls `owner` made that count at `second`: (second, how many), oldest first."""
+    rows = db.execute(
+        "SELECT second, n FROM call_seconds WHERE owner = ? AND second >= ? ORDER BY second",
+        (owner, second - CALLS_WINDOW_S),
+    ).fetchall()
+    return [(int(at), int(n)) for at, n in rows]
+
+
+def _frees_at(rows: list[tuple[int, int]], calls: int) -> int:
+    """When `calls` of the counted calls `rows` (oldest first) have stopped counting."""
+    seen = 0
+    for second, n in rows:
+        seen += n
+        if seen >= calls:
+            return second + CALLS_WINDOW_S + 1
+    raise ValueError(f"only {seen} calls are counted, not {calls}")
 
 
 class Accounts:
@@ -530,30 +554,37 @@ class Accounts:
             log.warning("a call's cost could not be settled against its quota: %s", exc.message)
 
     async def count_call(self, owner: str, limits: Limits) -> None:
-        """Count one call in the current minute, or raise `QuotaExceededError` when the minute's calls are used."""
+        """Count one call, or raise `QuotaExceededError` when the last minute's calls are used (see the module
+        docstring: the window slides, a second at a time)."""
         if limits.calls_per_minute is None:
             return
         limit = limits.calls_per_minute
 
         def count(db: Db) -> None:
             now = self.clock()
-            minute = int(now // 60)
-            row = db.execute("SELECT n FROM calls WHERE owner = ? AND minute = ?", (owner, minute)).fetchone()
-            used = row[0] if row else 0
-            if used >= limit:
-                wait = max(1, math.ceil((minute + 1) * 60 - now))
+            second = math.floor(now)
+            rows = _counted(db, owner, second)
+            used = sum(n for _, n in rows)
+            if limit == 0:
                 raise QuotaExceededError(
-                    f"You have made {used} of your {limit} calls this minute; the next one may start in {wait} s "
-                    f"(at {time.strftime('%H:%M:%S UTC', time.gmtime((minute + 1) * 60))}). Wait, or ask the "
-                    "operator for a higher calls-per-minute quota.",
+                    "Your quota allows no tool calls (calls-per-minute 0). Ask the operator for a calls-per-minute "
+                    "quota.",
+                    limit="calls_per_minute",
+                )
+            if used >= limit:
+                frees = _frees_at(rows, used - limit + 1)
+                raise QuotaExceededError(
+                    f"You have made {used} of your {limit} calls in the last minute; the next one may start in "
+                    f"{max(1, math.ceil(frees - now))} s (at {time.strftime('%H:%M:%S UTC', time.gmtime(frees))}). "
+                    "Wait, or ask the operator for a higher calls-per-minute quota.",
                     limit="calls_per_minute",
                 )
             db.execute(
-                "INSERT INTO calls (owner, minute, n) VALUES (?, ?, 1) "
-                "ON CONFLICT (owner, minute) DO UPDATE SET n = calls.n + 1",
-                (owner, minute),
+                "INSERT INTO call_seconds (owner, second, n) VALUES (?, ?, 1) "
+                "ON CONFLICT (owner, second) DO UPDATE SET n = call_seconds.n + 1",
+                (owner, second),
             )
-            db.execute("DELETE FROM calls WHERE owner = ? AND minute < ?", (owner, minute))
+            db.execute("DELETE FROM call_seconds WHERE owner = ? AND second < ?", (owner, second - CALLS_WINDOW_S))
 
         await self._checked(count)
 
@@ -568,8 +599,8 @@ class Accounts:
         def read(db: Db) -> dict[str, Any]:
             now = self.clock()
             today, month, held = self._spent(db, owner, now)
-            minute = int(now // 60)
-            row = db.execute("SELECT n FROM calls WHERE owner = ? AND minute = ?", (owner, minute)).fetchone()
+            rows = _counted(db, owner, math.floor(now))
+            counted = sum(n for _, n in rows)
 
             def spend(limit: float | None, used: float, resets: str) -> dict[str, Any] | None:
                 if limit is None:
@@ -587,8 +618,12 @@ class Accounts:
                 if calls is None
                 else {
                     "limit": calls,
-                    "used": row[0] if row else 0,
-                    "resets_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime((minute + 1) * 60)),
+                    "used": counted,  # in the last minute
+                    "left": max(0, calls - counted),
+                    # when the oldest call counted stops counting (None: none is)
+                    "resets_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(_frees_at(rows, 1)))
+                    if rows
+                    else None,
                 },
             }
 
