@@ -129,6 +129,8 @@ class Settings(BaseSettings):
     mcp_key_secret: SecretStr | None = None
     mcp_max_body_mb: Annotated[float, Field(gt=0, le=100)] = 4.0
     mcp_drain_s: Annotated[float, Field(ge=0, le=600)] = 20.0
+    # A caller's classic sessions at most (remote/sessions.py): the least recently used idle one makes room.
+    mcp_sessions_per_caller: Annotated[int, Field(ge=1, le=10_000)] = 32
     quota_usd_per_day: Annotated[float | None, Field(ge=0)] = None
     quota_usd_per_month: Annotated[float | None, Field(ge=0)] = None
     quota_calls_per_minute: Annotated[int | None, Field(ge=0)] = None

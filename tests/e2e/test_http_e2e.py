@@ -216,6 +216,44 @@ async def test_http_calls_per_minute_are_counted(fake_openrouter: FakeOpenRouter
     assert "of your 2 calls in the last minute" in result_text(results[2]) and "Wait, or ask" in result_text(results[2])
 
 
+async def test_http_one_caller_cannot_hold_every_classic_session(
+    fake_openrouter: FakeOpenRouter, tmp_path: Path
+) -> None:
+    """A client that opens a classic session at every reconnect and never closes one: past
+    OPENROUTER_MCP_SESSIONS_PER_CALLER its oldest idle session is closed, and nobody else's."""
+    env = env_for(fake_openrouter, tmp_path, OPENROUTER_MCP_AUTH="tokens", OPENROUTER_MCP_SESSIONS_PER_CALLER="2")
+    alice, bob = (cli(env, "token", "add", name).stdout.strip() for name in ("alice", "bob"))
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
+    accept = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    with http_server(env, tmp_path) as server:
+        async with httpx.AsyncClient() as http:
+
+            async def opened(token: str) -> str:
+                answer = await http.post(server.url, json=init, headers={**accept, "Authorization": f"Bearer {token}"})
+                assert answer.status_code == 200, answer.text
+                return answer.headers["mcp-session-id"]
+
+            async def ping(token: str, session: str) -> int:
+                headers = {**accept, "Authorization": f"Bearer {token}", "mcp-session-id": session}
+                body = {"jsonrpc": "2.0", "id": 2, "method": "ping"}
+                answer = await http.post(
+                    server.url, json=body, headers={**headers, "mcp-protocol-version": "2025-11-25"}
+                )
+                return answer.status_code
+
+            bobs = await opened(bob)
+            alices = [await opened(alice) for _ in range(5)]
+            assert [await ping(alice, s) for s in alices] == [404, 404, 404, 200, 200]
+            assert await ping(bob, bobs) == 200
+        async with server.client(alice, mode="legacy") as client:  # a new session still opens, and works
+            assert not (await client.call_tool("list_models", {"limit": 1})).is_error
+
+
 async def test_http_jobs_quota_counts_running_jobs_and_usage_shows_every_limit(
     fake_openrouter: FakeOpenRouter, tmp_path: Path
 ) -> None:

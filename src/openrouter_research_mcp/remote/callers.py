@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from mcp.server.auth.middleware.auth_context import get_access_token
+from mcp.server.auth.provider import AccessToken
 from mcp.server.context import ServerRequestContext
 
 from ..callers import Resolver
@@ -19,10 +20,15 @@ from ..tools.state import LOCAL, Caller, Shared
 from .auth import limits_of
 from .federation import OpenRouterSignIn, SignedInToken
 
-__all__ = ["OWN_KEY_HEADER", "http_caller", "signed_in_callers"]
+__all__ = ["OWN_KEY_HEADER", "http_caller", "principal_of", "signed_in_callers"]
 
 OWN_KEY_HEADER = "x-openrouter-key"
 MAX_KEY_CHARS = 256
+
+
+def principal_of(token: AccessToken) -> str:
+    """Who a verified access token speaks for: its subject (`token:NAME` for our bearer tokens), else its client."""
+    return token.subject or token.client_id
 
 
 def http_caller(shared: Shared, ctx: ServerRequestContext[Any, Any]) -> Caller:
@@ -32,7 +38,7 @@ def http_caller(shared: Shared, ctx: ServerRequestContext[Any, Any]) -> Caller:
     own = (headers.get(OWN_KEY_HEADER) or "").strip() if headers is not None else ""
     if len(own) > MAX_KEY_CHARS or not (own.isascii() and own.isprintable()):
         own = ""  # no key of OpenRouter's looks like this: the operator's key and quotas apply
-    principal = (token.subject or token.client_id) if token is not None else LOCAL
+    principal = principal_of(token) if token is not None else LOCAL
     limits = limits_of(token).over(shared.default_limits())
     return shared.caller(principal, own or None, own_key=bool(own), limits=limits)
 

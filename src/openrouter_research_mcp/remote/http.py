@@ -40,6 +40,7 @@ from .callers import http_caller, signed_in_callers
 from .federation import OpenRouterSignIn
 from .oauth import JwtVerifier, OAuthConfig
 from .sealed import Sealer
+from .sessions import cap_sessions
 from .signin_pages import signin_routes
 from .throttle import SignInThrottle
 
@@ -307,6 +308,8 @@ def build_http(settings: Settings) -> tuple[ResearchServer, Drain]:
         max_request_body_size=int(settings.mcp_max_body_mb * 1024 * 1024),
         host=settings.mcp_host,
     )
+    if settings.database is None:  # (stateless: no sessions to cap)
+        cap_sessions(app, MCP_PATH, server.session_manager, settings.mcp_sessions_per_caller)
     app.add_exception_handler(StoreUnavailable, store_away)
     if settings.mcp_auth == "openrouter":  # /register and /authorize are open to all: bounded per address
         return server, Drain(AuthFailures(SignInThrottle(app)))

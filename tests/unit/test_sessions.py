@@ -1,0 +1,161 @@
+"""Each caller's classic sessions are capped (`remote/sessions.py`), on the SDK's real session manager: opening one
+more closes that caller's least recently used idle session, never another caller's, never one with a call in
+progress; when every one is busy the new one gets 429 with a message that says what to do."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+from mcp.server.auth.provider import AccessToken
+from mcp.server.auth.settings import AuthSettings
+from mcp.server.mcpserver import MCPServer
+
+from openrouter_research_mcp.remote.sessions import SessionsPerCaller, cap_sessions
+
+from ..support import eventually
+
+LIMIT = 3
+URL = "http://127.0.0.1:8000/mcp"
+VERSION = "2025-11-25"
+HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+
+
+class Verifier:
+    """`NAME/CLIENT` is a good token for subject NAME, sent by OAuth client CLIENT."""
+
+    async def verify_token(self, token: str) -> AccessToken | None:
+        name, _, client = token.partition("/")
+        return AccessToken(token=token, client_id=client or "c", scopes=[], subject=name) if name else None
+
+
+class World:
+    def __init__(self, http: httpx.AsyncClient, cap: SessionsPerCaller, release: asyncio.Event) -> None:
+        self.http, self.cap, self.release = http, cap, release
+
+    async def open(self, token: str) -> httpx.Response:
+        body = {
+            "jsonrpc": "2.0",
+            "id": 1,
+            "method": "initialize",
+            "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+        }
+        return await self.http.post(URL, json=body, headers={**HEADERS, "Authorization": f"Bearer {token}"})
+
+    async def session(self, token: str) -> str:
+        opened = await self.open(token)
+        assert opened.status_code == 200, opened.text
+        session = opened.headers["mcp-session-id"]
+        done = await self.send(token, session, {"jsonrpc": "2.0", "method": "notifications/initialized"})
+        assert done.status_code == 202, done.text
+        return session
+
+    async def send(self, token: str, session: str, body: dict[str, object]) -> httpx.Response:
+        headers = {**HEADERS, "Authorization": f"Bearer {token}", "mcp-session-id": session}
+        return await self.http.post(URL, json=body, headers={**headers, "mcp-protocol-version": VERSION})
+
+    async def ping(self, token: str, session: str) -> int:
+        return (await self.send(token, session, {"jsonrpc": "2.0", "id": 2, "method": "ping"})).status_code
+
+    async def wait_call(self, token: str, session: str) -> httpx.Response:
+        body = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "wait", "arguments": {}}}
+        return await self.send(token, session, body)
+
+
+@asynccontextmanager
+async def serving() -> AsyncIterator[World]:
+    """The SDK's server with the cap, in the test's own task (the manager's task group must end where it began)."""
+    release = asyncio.Event()
+    auth = AuthSettings(
+        issuer_url="https://issuer.example.test",  # type: ignore[arg-type]
+        resource_server_url=URL,  # type: ignore[arg-type]
+        validate_token_resource=False,
+    )
+    server = MCPServer("t", token_verifier=Verifier(), auth=auth)
+
+    @server.tool()
+    async def wait() -> str:
+        await release.wait()
+        return "done"
+
+    app = server.streamable_http_app(json_response=True)
+    assert cap_sessions(app, "/mcp", server.session_manager, LIMIT)
+    route = next(r for r in app.routes if getattr(r, "path", None) == "/mcp")
+    cap = route.app.app  # type: ignore[attr-defined]
+    assert isinstance(cap, SessionsPerCaller)
+    async with server.session_manager.run():
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
+            yield World(http, cap, release)
+        release.set()
+
+
+async def test_a_callers_least_recently_used_session_makes_room() -> None:
+    async with serving() as world:
+        first, second, third = [await world.session("alice") for _ in range(LIMIT)]
+        assert await world.ping("alice", first) == 200  # the first is used again: the second is now the oldest
+        fourth = await world.session("alice")
+        assert await world.ping("alice", second) == 404  # closed to make room; the client opens a new one
+        assert [await world.ping("alice", s) for s in (first, third, fourth)] == [200, 200, 200]
+
+
+async def test_sessions_of_one_subject_count_together_whatever_client_opened_them() -> None:
+    async with serving() as world:
+        sessions = [await world.session(f"alice/client{n}") for n in range(LIMIT + 2)]
+        alive = [await world.ping(f"alice/client{n}", s) for n, s in enumerate(sessions)]
+        assert alive == [404, 404] + [200] * LIMIT
+
+
+async def test_another_callers_sessions_are_never_closed_nor_counted() -> None:
+    async with serving() as world:
+        bobs = [await world.session("bob") for _ in range(LIMIT)]
+        for _ in range(2 * LIMIT):
+            await world.session("alice")
+        assert [await world.ping("bob", s) for s in bobs] == [200] * LIMIT
+        # Bob sending alice's session ids gets 404 from the SDK, and does not make her oldest session look used.
+        alices = list(world.cap.held["alice"])
+        assert await world.ping("bob", alices[0]) == 404
+        await world.session("alice")
+        assert await world.ping("alice", alices[0]) == 404
+
+
+async def test_a_closed_session_no_longer_counts() -> None:
+    async with serving() as world:
+        sessions = [await world.session("alice") for _ in range(LIMIT)]
+        headers = {"Authorization": "Bearer alice", "mcp-session-id": sessions[0], "mcp-protocol-version": VERSION}
+        assert (await world.http.delete(URL, headers=headers)).status_code == 200
+        await world.session("alice")
+        assert [await world.ping("alice", s) for s in sessions[1:]] == [200] * (LIMIT - 1)  # none had to go
+
+
+async def test_sessions_with_calls_in_progress_are_kept_and_the_new_one_is_refused() -> None:
+    async with serving() as world:
+        sessions = [await world.session("alice") for _ in range(LIMIT)]
+        calls = [asyncio.create_task(world.wait_call("alice", s)) for s in sessions]
+        await eventually(lambda: sum(world.cap.busy.values()) == LIMIT, what="three calls in progress")
+        refused = await world.open("alice")
+        assert refused.status_code == 429 and refused.headers["retry-after"] == "5"
+        assert refused.json()["error"]["message"] == (
+            "You have 3 sessions on this server, the most one caller may hold, and each has a request in progress. "
+            "Wait for one of those requests to end, or close a session you no longer use (DELETE /mcp with its "
+            "Mcp-Session-Id); clients of the 2026-07-28 protocol need no session."
+        )
+        assert (await world.open("bob")).status_code == 200  # others are not held up
+        world.release.set()
+        answers = await asyncio.gather(*calls)
+        assert all(a.status_code == 200 and a.json()["result"]["content"][0]["text"] == "done" for a in answers)
+        assert (await world.open("alice")).status_code == 200  # the calls ended: the oldest idle one makes room
+        assert await world.ping("alice", sessions[0]) == 404
+
+
+async def test_concurrent_opens_never_pass_the_cap() -> None:
+    """However the opens interleave: one being opened counts as busy, so at most LIMIT are ever open."""
+    async with serving() as world:
+        opened = await asyncio.gather(*(world.open("alice") for _ in range(4 * LIMIT)))
+        assert {o.status_code for o in opened} <= {200, 429}
+        ids = [o.headers["mcp-session-id"] for o in opened if o.status_code == 200]
+        assert len(ids) >= LIMIT
+        alive = [await world.ping("alice", s) for s in ids]
+        assert alive.count(200) == LIMIT == len(world.cap.held["alice"])
+        assert world.cap.opening == {} and world.cap.busy == {}
