@@ -20,6 +20,7 @@ from ..support import eventually
 LIMIT = 3
 URL = "http://127.0.0.1:8000/mcp"
 VERSION = "2025-11-25"
+MODERN = "2026-07-28"
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
 
 
@@ -58,6 +59,14 @@ class World:
 
     async def ping(self, token: str, session: str) -> int:
         return (await self.send(token, session, {"jsonrpc": "2.0", "id": 2, "method": "ping"})).status_code
+
+    async def modern_call(self, token: str) -> httpx.Response:
+        """A `tools/call` of the 2026-07-28 generation: no session, no `initialize`."""
+        envelope = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
+        params = {"name": "wait", "arguments": {}, "_meta": envelope}
+        body = {"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": params}
+        modern = {"mcp-protocol-version": MODERN, "mcp-method": "tools/call", "mcp-name": "wait"}
+        return await self.http.post(URL, json=body, headers={**HEADERS, "Authorization": f"Bearer {token}", **modern})
 
     async def wait_call(self, token: str, session: str) -> httpx.Response:
         body = {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "wait", "arguments": {}}}
@@ -158,4 +167,21 @@ async def test_concurrent_opens_never_pass_the_cap() -> None:
         assert len(ids) >= LIMIT
         alive = [await world.ping("alice", s) for s in ids]
         assert alive.count(200) == LIMIT == len(world.cap.held["alice"])
+        assert world.cap.opening == {} and world.cap.busy == {}
+
+
+async def test_the_2026_generation_is_never_counted_nor_refused() -> None:
+    """Its requests carry no session id and open no session: many at once, with every classic session busy, are
+    all answered, and nothing is kept for them."""
+    async with serving() as world:
+        sessions = [await world.session("alice") for _ in range(LIMIT)]
+        classic = [asyncio.create_task(world.wait_call("alice", s)) for s in sessions]
+        modern = [asyncio.create_task(world.modern_call("alice")) for _ in range(4 * LIMIT)]
+        await eventually(lambda: sum(world.cap.busy.values()) == LIMIT, what="the classic calls in progress")
+        assert (await world.open("alice")).status_code == 429  # the classic cap still holds meanwhile
+        world.release.set()
+        answers = await asyncio.gather(*classic, *modern)
+        assert [a.status_code for a in answers] == [200] * 5 * LIMIT
+        assert all(a.json()["result"]["content"][0]["text"] == "done" for a in answers)
+        assert list(world.cap.held) == ["alice"] and len(world.cap.held["alice"]) == LIMIT
         assert world.cap.opening == {} and world.cap.busy == {}

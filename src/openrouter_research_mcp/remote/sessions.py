@@ -8,7 +8,9 @@ any) gets 404 on its next request and opens a new session, as the spec says it m
 sessions has a call in progress is the new one refused, with 429 and a message that says why and what to do. A
 caller is the principal of `callers.principal_of`, so a person's sessions count together whatever client opened
 them; without authentication (loopback only, one person) there is no cap, and with `OPENROUTER_DATABASE_URL`
-there are no sessions to cap (the SDK's stateless mode).
+there are no sessions to cap (the SDK's stateless mode). Requests of the 2026-07-28 generation (an
+`MCP-Protocol-Version` that is no handshake version, routed by the SDK the same way) open no session and pass
+through untouched.
 
 The sessions are the SDK's (`StreamableHTTPSessionManager`): `SessionsPerCaller` wraps its `/mcp` endpoint inside
 authentication, notes each new session's id from the answer to its `initialize`, and asks the manager which are
@@ -27,6 +29,8 @@ from typing import Any
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, RequireAuthMiddleware
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
+from mcp.shared.inbound import MCP_PROTOCOL_VERSION_HEADER
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS
 from starlette.applications import Starlette
 from starlette.datastructures import Headers
 from starlette.responses import JSONResponse
@@ -65,7 +69,12 @@ class SessionsPerCaller:
         if scope["type"] != "http" or not isinstance(user, AuthenticatedUser):
             await self.app(scope, receive, send)
             return
-        session = Headers(scope=scope).get(MCP_SESSION_ID_HEADER)
+        headers = Headers(scope=scope)
+        version = headers.get(MCP_PROTOCOL_VERSION_HEADER)
+        if version is not None and version not in HANDSHAKE_PROTOCOL_VERSIONS:
+            await self.app(scope, receive, send)  # the 2026-07-28 generation (as the SDK routes it): no sessions
+            return
+        session = headers.get(MCP_SESSION_ID_HEADER)
         if session is None:
             if scope.get("method") == "POST":
                 await self._open(principal_of(user.access_token), scope, receive, send)
