@@ -239,6 +239,40 @@ async def test_no_sixty_seconds_ever_hold_more_calls_than_the_limit(make: Books)
     two.close()
 
 
+async def test_a_lowered_calls_limit_says_when_the_next_call_may_start(make: Books) -> None:
+    """Five calls counted, then the operator lowers the limit to 2: `resets_at` is when the next call may start
+    (when 4 of the 5 have stopped counting), as the refusal says, not when the oldest one stops."""
+    clock = Clock(NOON)  # 12:00:30
+    accounts = make(clock)
+    for step in range(5):
+        clock.now = NOON + 10 * step  # 12:00:30, :40, :50, 12:01:00, :10
+        await accounts.count_call("o", Limits(calls_per_minute=5))
+    lowered = Limits(calls_per_minute=2)
+    shown = (await accounts.standing("o", lowered))["calls_per_minute"]
+    assert shown == {"limit": 2, "used": 5, "left": 0, "resets_at": "2026-12-31 12:02:01 UTC"}
+    with pytest.raises(QuotaExceededError, match="next one may start in 51 s \\(at 12:02:01 UTC\\)"):
+        await accounts.count_call("o", lowered)
+    clock.now = NOON + 91  # 12:02:01: the fourth call has stopped counting
+    await accounts.count_call("o", lowered)
+    accounts.close()
+
+
+async def test_replicas_whose_clocks_differ_count_calls_on_the_databases_clock(pg_url: str, tmp_path: Path) -> None:
+    """Two replicas on one PostgreSQL, one of them an hour fast: on their own clocks each would count its calls
+    in a window of its own and let twice the limit through; on the database's clock the limit holds across both."""
+    one = Accounts(tmp_path / "unused.db", url=pg_url)
+    two = Accounts(tmp_path / "unused.db", url=pg_url)
+    assert one.database_time and two.database_time
+    two.clock = lambda: time.time() + 3600  # the fast replica's wall clock (never read for quotas on PostgreSQL)
+    limits = Limits(calls_per_minute=3)
+    for book in (one, two, one):
+        await book.count_call("o", limits)
+    with pytest.raises(QuotaExceededError, match="made 3 of your 3 calls in the last minute"):
+        await two.count_call("o", limits)  # (on its own clock, only its one call would count: let through)
+    one.close()
+    two.close()
+
+
 async def test_calls_per_minute_zero_refuses_every_call(make: Books) -> None:
     accounts = make(Clock(NOON))
     with pytest.raises(QuotaExceededError) as refused:

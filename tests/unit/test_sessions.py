@@ -18,6 +18,7 @@ from openrouter_research_mcp.remote.sessions import SessionsPerCaller, cap_sessi
 from ..support import eventually
 
 LIMIT = 3
+MAX_BODY = 64 * 1024  # the SDK's limit on a request's body, here
 URL = "http://127.0.0.1:8000/mcp"
 VERSION = "2025-11-25"
 MODERN = "2026-07-28"
@@ -36,14 +37,23 @@ class World:
     def __init__(self, http: httpx.AsyncClient, cap: SessionsPerCaller, release: asyncio.Event) -> None:
         self.http, self.cap, self.release = http, cap, release
 
-    async def open(self, token: str) -> httpx.Response:
+    async def open(self, token: str, *, pad: int = 0) -> httpx.Response:
+        info = {"name": "t", "version": "1"} | ({"pad": "x" * pad} if pad else {})
         body = {
             "jsonrpc": "2.0",
             "id": 1,
             "method": "initialize",
-            "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+            "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": info},
         }
         return await self.http.post(URL, json=body, headers={**HEADERS, "Authorization": f"Bearer {token}"})
+
+    async def sessionless(self, token: str, content: bytes) -> httpx.Response:
+        """A POST with no session id whose body is `content`."""
+        return await self.http.post(URL, content=content, headers={**HEADERS, "Authorization": f"Bearer {token}"})
+
+    async def close(self, token: str, session: str) -> int:
+        headers = {"Authorization": f"Bearer {token}", "mcp-session-id": session, "mcp-protocol-version": VERSION}
+        return (await self.http.delete(URL, headers=headers)).status_code
 
     async def session(self, token: str) -> str:
         opened = await self.open(token)
@@ -89,7 +99,7 @@ async def serving() -> AsyncIterator[World]:
         await release.wait()
         return "done"
 
-    app = server.streamable_http_app(json_response=True)
+    app = server.streamable_http_app(json_response=True, max_request_body_size=MAX_BODY)
     assert cap_sessions(app, "/mcp", server.session_manager, LIMIT)
     route = next(r for r in app.routes if getattr(r, "path", None) == "/mcp")
     cap = route.app.app  # type: ignore[attr-defined]
@@ -132,8 +142,7 @@ async def test_another_callers_sessions_are_never_closed_nor_counted() -> None:
 async def test_a_closed_session_no_longer_counts() -> None:
     async with serving() as world:
         sessions = [await world.session("alice") for _ in range(LIMIT)]
-        headers = {"Authorization": "Bearer alice", "mcp-session-id": sessions[0], "mcp-protocol-version": VERSION}
-        assert (await world.http.delete(URL, headers=headers)).status_code == 200
+        assert await world.close("alice", sessions[0]) == 200
         await world.session("alice")
         assert [await world.ping("alice", s) for s in sessions[1:]] == [200] * (LIMIT - 1)  # none had to go
 
@@ -185,3 +194,54 @@ async def test_the_2026_generation_is_never_counted_nor_refused() -> None:
         assert all(a.json()["result"]["content"][0]["text"] == "done" for a in answers)
         assert list(world.cap.held) == ["alice"] and len(world.cap.held["alice"]) == LIMIT
         assert world.cap.opening == {} and world.cap.busy == {}
+
+
+async def test_only_an_initialize_is_an_open_and_nothing_else_closes_a_session() -> None:
+    """A session-less ping, batch, malformed or oversized body opens no session (the SDK says why): none of them
+    closes one of the caller's idle sessions to make room, nor is refused for want of it."""
+    async with serving() as world:
+        sessions = [await world.session("alice") for _ in range(LIMIT)]
+        stray = [
+            b'{"jsonrpc": "2.0", "id": 7, "method": "ping"}',
+            b'[{"jsonrpc": "2.0", "id": 8, "method": "initialize", "params": {}}]',
+            b'{"jsonrpc": "2.0", "id": 9, "method": "initialize"',
+            b"\xff\xfe not json",
+        ]
+        for content in stray:
+            answer = await world.sessionless("alice", content)
+            assert answer.status_code == 400, (content, answer.status_code, answer.text)
+        assert (await world.open("alice", pad=MAX_BODY)).status_code == 413  # past the SDK's limit: never opened
+        assert [await world.ping("alice", s) for s in sessions] == [200] * LIMIT
+        assert world.cap.opening == {} and list(world.cap.held["alice"]) == sessions
+        assert (await world.open("alice", pad=MAX_BODY // 2)).status_code == 200  # a big one within it opens
+        assert await world.ping("alice", sessions[0]) == 404
+
+
+async def test_a_refusal_counts_the_sessions_being_opened() -> None:
+    async with serving() as world:
+        sessions = [await world.session("alice") for _ in range(LIMIT - 1)]
+        calls = [asyncio.create_task(world.wait_call("alice", s)) for s in sessions]
+        await eventually(lambda: sum(world.cap.busy.values()) == LIMIT - 1, what="two calls in progress")
+        world.cap.opening["alice"] += 1  # an `initialize` between its body and its answer
+        refused = await world.open("alice")
+        assert refused.status_code == 429
+        assert refused.json()["error"]["message"] == (
+            "You have 2 sessions on this server and 1 more being opened, 3 in all, the most one caller may hold, "
+            "and each open one has a request in progress. Wait for one of those requests or openings to end, or "
+            "close a session you no longer use (DELETE /mcp with its Mcp-Session-Id); clients of the 2026-07-28 "
+            "protocol need no session."
+        )
+        world.cap.opening["alice"] -= 1
+        world.release.set()
+        await asyncio.gather(*calls)
+
+
+async def test_callers_who_never_come_back_leave_nothing_behind() -> None:
+    """Sessions the SDK closed (here by DELETE) of callers who never open another are forgotten by a later open
+    of anyone's, once they outnumber those still open."""
+    async with serving() as world:
+        gone = [(f"user{n}", await world.session(f"user{n}")) for n in range(70)]
+        assert all([await world.close(name, session) == 200 for name, session in gone])
+        assert len(world.cap.owner) == 70  # not yet forgotten: nobody has opened a session since
+        kept = await world.session("zed")
+        assert list(world.cap.held) == ["zed"] and world.cap.owner == {kept: "zed"}

@@ -17,7 +17,9 @@ cost beyond their worst cases. A hold left by a server killed mid-call stops cou
 Calls per minute are counted per second in a sliding window, atomically as well: a call is let through only
 while fewer than the limit are counted in the 60 seconds before it and the second it falls in, so no 60 seconds
 anywhere ever hold more calls than the limit (a call counts for 60 to 61 s). A cost that is no real number (NaN,
-negative, missing) counts as the whole hold.
+negative, missing) counts as the whole hold. On PostgreSQL the time these transactions go by is the database's
+(`clock_timestamp()`, read inside the locked transaction), so replicas whose clocks differ still count calls, holds
+and days on one clock; on SQLite every process is on one machine, and its clock.
 
 The statements are written once, with SQLite's `?` placeholders; on PostgreSQL (`_Postgres`) they run through
 psycopg with `%s`, in the same worker thread. A PostgreSQL that cannot be reached is `StoreUnavailable`: for two
@@ -238,12 +240,15 @@ def _frees_at(rows: list[tuple[int, int]], calls: int) -> int:
 
 class Accounts:
     """Tokens and quotas in one SQLite file, or in PostgreSQL at `url` (see the module docstring). `clock` is wall
-    time, for the quota windows (days and months in UTC, minutes)."""
+    time, for the quota windows (days and months in UTC, minutes): left as `time.time`, on PostgreSQL the quota
+    transactions read the database's clock instead (one clock for every replica); a clock a test injects is used
+    as it is."""
 
     def __init__(self, path: Path, *, clock: Callable[[], float] = time.time, url: str | None = None) -> None:
         self.path = path
         self.url = url
         self.clock = clock
+        self.database_time = url is not None and clock is time.time
         self._db: Db | None = None
         self._failed_at: float | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accounts-db")
@@ -465,6 +470,12 @@ class Accounts:
 
     # ---------------------------------------------------------------------------------------------- quotas
 
+    def _now(self, db: Db) -> float:
+        """Wall time for a quota transaction on `db`: the database's on PostgreSQL (see `database_time`)."""
+        if self.database_time and isinstance(db, _Postgres):
+            return float(db.execute("SELECT extract(epoch FROM clock_timestamp())").fetchone()[0])
+        return self.clock()
+
     def _spent(self, db: Db, owner: str, now: float) -> tuple[float, float, float]:
         """Today's and this month's settled spend, and what is held now."""
         day = _day(now)
@@ -490,7 +501,7 @@ class Accounts:
             )
 
         def take(db: Db) -> Hold:
-            now = self.clock()
+            now = self._now(db)
             self._refuse_past(db, owner, limits, amount, f"{label} could cost up to {usd(amount)}, more than", now)
             db.execute("DELETE FROM holds WHERE owner = ? AND created < ?", (owner, now - HOLD_TTL_S))
             row = db.execute(
@@ -522,7 +533,7 @@ class Accounts:
         the attachments of a call that cannot be paid for are never decoded."""
         if limits.spends:
             await self._checked(
-                lambda db: self._refuse_past(db, owner, limits, 1e-9, f"{label}: nothing", self.clock())
+                lambda db: self._refuse_past(db, owner, limits, 1e-9, f"{label}: nothing", self._now(db))
             )
 
     async def _checked(self, fn: Callable[[Db], T]) -> T:
@@ -545,7 +556,7 @@ class Accounts:
             db.execute(
                 "INSERT INTO spend (owner, day, usd) VALUES (?, ?, ?) "
                 "ON CONFLICT (owner, day) DO UPDATE SET usd = spend.usd + excluded.usd",
-                (hold.owner, _day(self.clock()), spent),
+                (hold.owner, _day(self._now(db)), spent),
             )
 
         try:
@@ -561,7 +572,7 @@ class Accounts:
         limit = limits.calls_per_minute
 
         def count(db: Db) -> None:
-            now = self.clock()
+            now = self._now(db)
             second = math.floor(now)
             rows = _counted(db, owner, second)
             used = sum(n for _, n in rows)
@@ -590,14 +601,14 @@ class Accounts:
 
     async def usage(self, owner: str) -> tuple[float, float, float]:
         """Today's and this month's spend against the quotas, and what is held now."""
-        return await self._run(lambda db: self._spent(db, owner, self.clock()), write=False)
+        return await self._run(lambda db: self._spent(db, owner, self._now(db)), write=False)
 
     async def standing(self, owner: str, limits: Limits) -> dict[str, Any]:
         """`owner`'s USD and calls quotas as `openrouter://usage` shows them: for each limit set, the limit, what
         is used (and held by calls in progress) and when it resets; None for a limit that is not set."""
 
         def read(db: Db) -> dict[str, Any]:
-            now = self.clock()
+            now = self._now(db)
             today, month, held = self._spent(db, owner, now)
             rows = _counted(db, owner, math.floor(now))
             counted = sum(n for _, n in rows)
@@ -620,8 +631,11 @@ class Accounts:
                     "limit": calls,
                     "used": counted,  # in the last minute
                     "left": max(0, calls - counted),
-                    # when the oldest call counted stops counting (None: none is)
-                    "resets_at": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(_frees_at(rows, 1)))
+                    # when `left` next grows by one, as the refusal says (None: no call is counted): with
+                    # none left, the moment the next call may start, even past a limit lowered since
+                    "resets_at": time.strftime(
+                        "%Y-%m-%d %H:%M:%S UTC", time.gmtime(_frees_at(rows, max(1, counted - calls + 1)))
+                    )
                     if rows
                     else None,
                 },

@@ -309,7 +309,14 @@ def build_http(settings: Settings) -> tuple[ResearchServer, Drain]:
         host=settings.mcp_host,
     )
     if settings.database is None:  # (stateless: no sessions to cap)
-        cap_sessions(app, MCP_PATH, server.session_manager, settings.mcp_sessions_per_caller)
+        capped = cap_sessions(app, MCP_PATH, server.session_manager, settings.mcp_sessions_per_caller)
+        if not capped and settings.mcp_auth != "none":
+            log.warning(
+                "The classic sessions per caller are not capped (OPENROUTER_MCP_SESSIONS_PER_CALLER): this release "
+                "of the mcp SDK no longer wraps %s in its authentication as remote/sessions.py expects, so one "
+                "caller could hold every session. Report it with the SDK's version.",
+                MCP_PATH,
+            )
     app.add_exception_handler(StoreUnavailable, store_away)
     if settings.mcp_auth == "openrouter":  # /register and /authorize are open to all: bounded per address
         return server, Drain(AuthFailures(SignInThrottle(app)))

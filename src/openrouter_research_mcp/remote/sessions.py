@@ -5,7 +5,10 @@ and lock everyone else out (`initialize` would answer 503 "Too many open session
 A caller holds at most `OPENROUTER_MCP_SESSIONS_PER_CALLER` sessions. When one who holds that many opens another,
 their least recently used session with no POST in flight is closed to make room: the client that still holds it (if
 any) gets 404 on its next request and opens a new session, as the spec says it must. Only when each of their
-sessions has a call in progress is the new one refused, with 429 and a message that says why and what to do. A
+sessions has a call in progress (or is being opened) is the new one refused, with 429 and a message that says why
+and what to do. An open is what the SDK opens a session for: a POST with no session id whose body is one JSON-RPC
+`initialize` request (the body, bounded by the SDK's own limit, is read first and handed on intact); any other
+session-less request (a stray ping, a malformed body) passes through to the SDK's 400 and closes nothing. A
 caller is the principal of `callers.principal_of`, so a person's sessions count together whatever client opened
 them; without authentication (loopback only, one person) there is no cap, and with `OPENROUTER_DATABASE_URL`
 there are no sessions to cap (the SDK's stateless mode). Requests of the 2026-07-28 generation (an
@@ -21,11 +24,10 @@ ones; `tests/unit/test_sessions.py` runs against the real manager, so an SDK tha
 from __future__ import annotations
 
 import logging
-import time
-from collections import Counter, OrderedDict
-from collections.abc import Callable
+from collections import Counter, OrderedDict, deque
 from typing import Any
 
+import pydantic_core
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, RequireAuthMiddleware
 from mcp.server.streamable_http import MCP_SESSION_ID_HEADER
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
@@ -47,18 +49,10 @@ RETRY_AFTER_S = 5  # a refusal's Retry-After: a call in progress usually ends wi
 
 
 class SessionsPerCaller:
-    """ASGI middleware around the SDK's session manager (see the module docstring). `clock` orders sessions by
-    their last use."""
+    """ASGI middleware around the SDK's session manager (see the module docstring)."""
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        manager: StreamableHTTPSessionManager,
-        limit: int,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.app, self.manager, self.limit, self.clock = app, manager, limit, clock
+    def __init__(self, app: ASGIApp, manager: StreamableHTTPSessionManager, limit: int) -> None:
+        self.app, self.manager, self.limit = app, manager, limit
         self.held: dict[str, OrderedDict[str, None]] = {}  # caller → their sessions, least recently used first
         self.owner: dict[str, str] = {}  # session id → its caller
         self.busy: Counter[str] = Counter()  # POSTs in flight, by session id
@@ -76,9 +70,13 @@ class SessionsPerCaller:
             return
         session = headers.get(MCP_SESSION_ID_HEADER)
         if session is None:
-            if scope.get("method") == "POST":
+            if scope.get("method") != "POST":
+                await self.app(scope, receive, send)
+                return
+            body, receive = await _read_body(receive, self.manager.max_request_body_size)
+            if _is_initialize(body):
                 await self._open(principal_of(user.access_token), scope, receive, send)
-            else:
+            else:  # no session can come of it: the SDK answers (400, or 413 for a body past its limit)
                 await self.app(scope, receive, send)
             return
         caller = self.owner.get(session)
@@ -98,10 +96,19 @@ class SessionsPerCaller:
                     del self.busy[session]
 
     async def _open(self, caller: str, scope: Scope, receive: Receive, send: Send) -> None:
-        """A request with no session id: an `initialize` that opens a session if the SDK accepts it."""
-        if not await self._make_room(caller):
-            await self._refuse(scope, receive, send)
+        """An `initialize` with no session id, which opens a session if the SDK accepts it. The sessions that make
+        room for it are chosen, and its place taken (`opening`), before anything is awaited: opens that interleave
+        never count the same room twice."""
+        self._sweep()
+        mine = self._open_sessions(caller)
+        excess = len(mine) + self.opening[caller] + 1 - self.limit
+        idle = [s for s in mine if not self.busy.get(s)][: max(0, excess)]
+        if len(idle) < excess:
+            await self._refuse(len(mine), self.opening[caller], scope, receive, send)
             return
+        for session in idle:
+            del mine[session]
+            self.owner.pop(session, None)
         self.opening[caller] += 1  # counted until its answer says whether a session was opened
         counted = True
 
@@ -116,6 +123,7 @@ class SessionsPerCaller:
             await send(message)
 
         try:
+            await self._close(idle)
             await self.app(scope, receive, watched)
         finally:
             if counted:
@@ -144,44 +152,101 @@ class SessionsPerCaller:
             del self.held[caller]
         return mine
 
+    def _sweep(self) -> None:
+        """Forget every caller's sessions the SDK has closed once they are many more than those still open, so
+        callers who never come back leave nothing behind (each sweep is paid for by as many opens as it reads)."""
+        live = self._instances()
+        if len(self.owner) <= 2 * len(live) + 64:
+            return
+        for caller in list(self.held):
+            mine = self.held[caller]
+            for session in [s for s in mine if s not in live]:
+                del mine[session]
+                self.owner.pop(session, None)
+            if not mine and not self.opening.get(caller):
+                del self.held[caller]
+
     def _instances(self) -> dict[str, Any]:
         instances: dict[str, Any] = self.manager._server_instances  # private to the SDK (see the module docstring)
         return instances
 
-    async def _make_room(self, caller: str) -> bool:
-        """Close `caller`'s least recently used idle sessions until one more fits; False when none can go."""
-        mine = self._open_sessions(caller)
-        while len(mine) + self.opening[caller] >= self.limit:
-            idle = next((s for s in mine if not self.busy.get(s)), None)
-            if idle is None:
-                return False
-            del mine[idle]
-            self.owner.pop(idle, None)
-            transport = self._instances().get(idle)
+    async def _close(self, sessions: list[str]) -> None:
+        """Close sessions chosen to make room (already forgotten here)."""
+        for session in sessions:
             log.info(
                 "closed a caller's least recently used session (%s…) to open another: %d sessions per caller "
                 "(OPENROUTER_MCP_SESSIONS_PER_CALLER)",
-                idle[:8],
+                session[:8],
                 self.limit,
             )
+            transport = self._instances().get(session)
             if transport is not None:
-                await self.manager._discard_session(idle, transport)  # private to the SDK (see the module docstring)
-        return True
+                await self.manager._discard_session(session, transport)  # private to the SDK (see the docstring)
 
-    async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def _refuse(self, held: int, opening: int, scope: Scope, receive: Receive, send: Send) -> None:
+        """429 for an open that finds no room: `held` sessions open, each with a request in progress, and
+        `opening` more being opened."""
+        if opening:
+            have = (
+                f"You have {held} session{'s' if held != 1 else ''} on this server and {opening} more being "
+                f"opened, {self.limit} in all, the most one caller may hold, and each open one has a request in "
+                "progress. Wait for one of those requests or openings to end"
+            )
+        else:
+            have = (
+                f"You have {held} sessions on this server, the most one caller may hold, and each has a request "
+                "in progress. Wait for one of those requests to end"
+            )
         message = (
-            f"You have {self.limit} sessions on this server, the most one caller may hold, and each has a request "
-            "in progress. Wait for one of those requests to end, or close a session you no longer use (DELETE /mcp "
-            "with its Mcp-Session-Id); clients of the 2026-07-28 protocol need no session."
+            f"{have}, or close a session you no longer use (DELETE /mcp with its Mcp-Session-Id); clients of the "
+            "2026-07-28 protocol need no session."
         )
         body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32000, "message": message}}
         response = JSONResponse(body, status_code=429, headers={"Retry-After": str(RETRY_AFTER_S)})
         await response(scope, receive, send)
 
 
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
+    """A request's body, read up to `limit` bytes (None past it, or when the client went away), and a `receive`
+    that hands the app the same messages again, then the rest."""
+    read: list[Message] = []
+    size, whole = 0, False
+    while True:
+        message = await receive()
+        read.append(message)
+        if message["type"] != "http.request":
+            break
+        size += len(message.get("body", b""))
+        if size > limit:
+            break
+        if not message.get("more_body", False):
+            whole = True
+            break
+    replay = deque(read)
+
+    async def replayed() -> Message:
+        return replay.popleft() if replay else await receive()
+
+    body = b"".join(m.get("body", b"") for m in read) if whole else None
+    return body, replayed
+
+
+def _is_initialize(body: bytes | None) -> bool:
+    """Whether `body` is what the SDK opens a session for: one JSON-RPC request whose method is `initialize`
+    (parsed as the SDK parses it)."""
+    if body is None:
+        return False
+    try:
+        message = pydantic_core.from_json(body)
+    except ValueError:
+        return False
+    return isinstance(message, dict) and message.get("method") == "initialize"
+
+
 def cap_sessions(app: Starlette, path: str, manager: StreamableHTTPSessionManager, limit: int) -> bool:
     """Put `SessionsPerCaller` inside the authentication of `app`'s MCP endpoint at `path`; False (nothing done)
-    when that endpoint has no authentication (then every request is the one local caller's)."""
+    when no such endpoint has authentication (then every request is the one local caller's, or the SDK has moved
+    its routes: the server warns when authentication is on)."""
     for route in app.routes:
         if isinstance(route, Route) and route.path == path and isinstance(route.app, RequireAuthMiddleware):
             route.app.app = SessionsPerCaller(route.app.app, manager, limit)
