@@ -274,12 +274,16 @@ async def test_replicas_whose_clocks_differ_count_calls_on_the_databases_clock(p
 
 
 async def test_calls_per_minute_zero_refuses_every_call(make: Books) -> None:
+    """Also after calls were counted under a higher limit: `openrouter://usage` says none is left, and no reset."""
     accounts = make(Clock(NOON))
+    await accounts.count_call("o", Limits(calls_per_minute=5))
     with pytest.raises(QuotaExceededError) as refused:
         await accounts.count_call("o", Limits(calls_per_minute=0))
     assert refused.value.message == (
         "Your quota allows no tool calls (calls-per-minute 0). Ask the operator for a calls-per-minute quota."
     )
+    shown = (await accounts.standing("o", Limits(calls_per_minute=0)))["calls_per_minute"]
+    assert shown == {"limit": 0, "used": 1, "left": 0, "resets_at": None}
     accounts.close()
 
 

@@ -12,6 +12,8 @@ import httpx
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from openrouter_research_mcp.remote.sessions import SessionsPerCaller, cap_sessions
 
@@ -34,10 +36,10 @@ class Verifier:
 
 
 class World:
-    def __init__(self, http: httpx.AsyncClient, cap: SessionsPerCaller, release: asyncio.Event) -> None:
-        self.http, self.cap, self.release = http, cap, release
+    def __init__(self, http: httpx.AsyncClient, cap: SessionsPerCaller, release: asyncio.Event, app: ASGIApp) -> None:
+        self.http, self.cap, self.release, self.app = http, cap, release, app
 
-    async def open(self, token: str, *, pad: int = 0) -> httpx.Response:
+    async def open(self, token: str, *, pad: int = 0, headers: dict[str, str] | None = None) -> httpx.Response:
         info = {"name": "t", "version": "1"} | ({"pad": "x" * pad} if pad else {})
         body = {
             "jsonrpc": "2.0",
@@ -45,7 +47,8 @@ class World:
             "method": "initialize",
             "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": info},
         }
-        return await self.http.post(URL, json=body, headers={**HEADERS, "Authorization": f"Bearer {token}"})
+        sent = {**HEADERS, "Authorization": f"Bearer {token}", **(headers or {})}
+        return await self.http.post(URL, json=body, headers=sent)
 
     async def sessionless(self, token: str, content: bytes) -> httpx.Response:
         """A POST with no session id whose body is `content`."""
@@ -84,8 +87,9 @@ class World:
 
 
 @asynccontextmanager
-async def serving() -> AsyncIterator[World]:
-    """The SDK's server with the cap, in the test's own task (the manager's task group must end where it began)."""
+async def serving(*, json_response: bool = True) -> AsyncIterator[World]:
+    """The SDK's server with the cap, in the test's own task (the manager's task group must end where it began):
+    JSON answers, or SSE ones as the team server sends them."""
     release = asyncio.Event()
     auth = AuthSettings(
         issuer_url="https://issuer.example.test",  # type: ignore[arg-type]
@@ -99,15 +103,29 @@ async def serving() -> AsyncIterator[World]:
         await release.wait()
         return "done"
 
-    app = server.streamable_http_app(json_response=True, max_request_body_size=MAX_BODY)
+    app = server.streamable_http_app(json_response=json_response, max_request_body_size=MAX_BODY)
     assert cap_sessions(app, "/mcp", server.session_manager, LIMIT)
     route = next(r for r in app.routes if getattr(r, "path", None) == "/mcp")
     cap = route.app.app  # type: ignore[attr-defined]
     assert isinstance(cap, SessionsPerCaller)
     async with server.session_manager.run():
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app)) as http:
-            yield World(http, cap, release)
+            yield World(http, cap, release, app)
         release.set()
+
+
+def hold_opens(world: World) -> asyncio.Event:
+    """Hold every session-less POST inside the cap, before the SDK sees it, until the event returned is set."""
+    gate = asyncio.Event()
+    inner = world.cap.app
+
+    async def held(scope: Scope, receive: Receive, send: Send) -> None:
+        if "mcp-session-id" not in Headers(scope=scope):
+            await gate.wait()
+        await inner(scope, receive, send)
+
+    world.cap.app = held
+    return gate
 
 
 async def test_a_callers_least_recently_used_session_makes_room() -> None:
@@ -196,9 +214,9 @@ async def test_the_2026_generation_is_never_counted_nor_refused() -> None:
         assert world.cap.opening == {} and world.cap.busy == {}
 
 
-async def test_only_an_initialize_is_an_open_and_nothing_else_closes_a_session() -> None:
-    """A session-less ping, batch, malformed or oversized body opens no session (the SDK says why): none of them
-    closes one of the caller's idle sessions to make room, nor is refused for want of it."""
+async def test_no_session_is_closed_for_an_open_the_sdk_refuses() -> None:
+    """A session-less ping, batch, malformed or oversized body, and an `initialize` the SDK refuses (no id, a wrong
+    content type): no session comes of any of them, and none of the caller's idle sessions is closed for them."""
     async with serving() as world:
         sessions = [await world.session("alice") for _ in range(LIMIT)]
         stray = [
@@ -206,23 +224,69 @@ async def test_only_an_initialize_is_an_open_and_nothing_else_closes_a_session()
             b'[{"jsonrpc": "2.0", "id": 8, "method": "initialize", "params": {}}]',
             b'{"jsonrpc": "2.0", "id": 9, "method": "initialize"',
             b"\xff\xfe not json",
+            b'{"method": "initialize"}',
+            b'{"jsonrpc": "2.0", "method": "initialize"}',
+            b'{"jsonrpc": "2.0", "id": null, "method": "initialize"}',
         ]
         for content in stray:
             answer = await world.sessionless("alice", content)
             assert answer.status_code == 400, (content, answer.status_code, answer.text)
+        wrong_type = await world.open("alice", headers={"Content-Type": "text/plain"})
+        assert wrong_type.status_code == 400, wrong_type.text
         assert (await world.open("alice", pad=MAX_BODY)).status_code == 413  # past the SDK's limit: never opened
         assert [await world.ping("alice", s) for s in sessions] == [200] * LIMIT
-        assert world.cap.opening == {} and list(world.cap.held["alice"]) == sessions
+        assert world.cap.opening == {} and world.cap.aside == set() and list(world.cap.held["alice"]) == sessions
         assert (await world.open("alice", pad=MAX_BODY // 2)).status_code == 200  # a big one within it opens
         assert await world.ping("alice", sessions[0]) == 404
 
 
-async def test_a_refusal_counts_the_sessions_being_opened() -> None:
+async def test_a_body_declared_past_the_limit_is_refused_unread() -> None:
+    """The SDK answers 413 from `Content-Length` alone: the cap reads nothing of such a body first."""
     async with serving() as world:
-        sessions = [await world.session("alice") for _ in range(LIMIT - 1)]
-        calls = [asyncio.create_task(world.wait_call("alice", s)) for s in sessions]
+        pulled = 0
+
+        async def receive() -> Message:
+            nonlocal pulled
+            pulled += 1
+            return {"type": "http.request", "body": b"x" * 16384, "more_body": True}
+
+        sent: list[Message] = []
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        headers = {**HEADERS, "Authorization": "Bearer alice", "Host": "127.0.0.1:8000", "Content-Length": "1000000000"}
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/mcp",
+            "raw_path": b"/mcp",
+            "query_string": b"",
+            "root_path": "",
+            "server": ("127.0.0.1", 8000),
+            "client": ("127.0.0.1", 5555),
+            "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
+        }
+        await world.app(scope, receive, send)
+        assert sent[0]["status"] == 413 and pulled == 0
+
+
+async def test_a_session_set_aside_is_closed_only_once_the_new_one_is_open_and_its_call_has_ended() -> None:
+    """An open at the limit sets the least recently used idle session aside; a call that starts on it meanwhile
+    runs to its answer, and the session closes after. Another open meanwhile cannot take the same room: it is
+    refused with the real counts."""
+    async with serving() as world:
+        sessions = [await world.session("alice") for _ in range(LIMIT)]
+        busy = [asyncio.create_task(world.wait_call("alice", s)) for s in sessions[1:]]
         await eventually(lambda: sum(world.cap.busy.values()) == LIMIT - 1, what="two calls in progress")
-        world.cap.opening["alice"] += 1  # an `initialize` between its body and its answer
+        gate = hold_opens(world)
+        opening = asyncio.create_task(world.open("alice"))
+        await eventually(lambda: world.cap.aside == {sessions[0]}, what="the oldest idle session set aside")
+        late = asyncio.create_task(world.wait_call("alice", sessions[0]))  # a call on it before the open ends
+        await eventually(lambda: world.cap.busy.get(sessions[0]), what="a call on the session set aside")
         refused = await world.open("alice")
         assert refused.status_code == 429
         assert refused.json()["error"]["message"] == (
@@ -231,9 +295,28 @@ async def test_a_refusal_counts_the_sessions_being_opened() -> None:
             "close a session you no longer use (DELETE /mcp with its Mcp-Session-Id); clients of the 2026-07-28 "
             "protocol need no session."
         )
-        world.cap.opening["alice"] -= 1
+        gate.set()
+        opened = await opening
+        assert opened.status_code == 200
+        assert world.cap.closing == {sessions[0]} and not late.done()
         world.release.set()
-        await asyncio.gather(*calls)
+        answers = await asyncio.gather(late, *busy)
+        assert [a.json()["result"]["content"][0]["text"] for a in answers] == ["done"] * LIMIT
+        assert await world.ping("alice", sessions[0]) == 404  # closed once its call ended
+        new = opened.headers["mcp-session-id"]
+        assert [await world.ping("alice", s) for s in (*sessions[1:], new)] == [200] * LIMIT
+        assert world.cap.closing == set() and world.cap.aside == set()
+
+
+async def test_the_cap_holds_with_sse_answers() -> None:
+    """The team server answers over SSE: the body handed on after the cap read it still opens sessions, and the
+    cap holds."""
+    async with serving(json_response=False) as world:
+        opened = [await world.open("alice") for _ in range(LIMIT + 2)]
+        assert [o.status_code for o in opened] == [200] * (LIMIT + 2)
+        alive = [await world.ping("alice", o.headers["mcp-session-id"]) for o in opened]
+        assert alive == [404, 404] + [200] * LIMIT
+        assert world.cap.opening == {} and len(world.cap.held["alice"]) == LIMIT
 
 
 async def test_callers_who_never_come_back_leave_nothing_behind() -> None:

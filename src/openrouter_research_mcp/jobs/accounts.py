@@ -631,12 +631,13 @@ class Accounts:
                     "limit": calls,
                     "used": counted,  # in the last minute
                     "left": max(0, calls - counted),
-                    # when `left` next grows by one, as the refusal says (None: no call is counted): with
-                    # none left, the moment the next call may start, even past a limit lowered since
+                    # when `left` next grows by one, as the refusal says: with none left, the moment the next
+                    # call may start, even past a limit lowered since (None: no call is counted, or the limit
+                    # is 0 and no call may ever start)
                     "resets_at": time.strftime(
                         "%Y-%m-%d %H:%M:%S UTC", time.gmtime(_frees_at(rows, max(1, counted - calls + 1)))
                     )
-                    if rows
+                    if rows and calls > 0
                     else None,
                 },
             }

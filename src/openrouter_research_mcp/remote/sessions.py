@@ -3,17 +3,18 @@ and no client that opens a session at every reconnect and never sends `DELETE`, 
 and lock everyone else out (`initialize` would answer 503 "Too many open sessions" to all until they expire).
 
 A caller holds at most `OPENROUTER_MCP_SESSIONS_PER_CALLER` sessions. When one who holds that many opens another,
-their least recently used session with no POST in flight is closed to make room: the client that still holds it (if
-any) gets 404 on its next request and opens a new session, as the spec says it must. Only when each of their
-sessions has a call in progress (or is being opened) is the new one refused, with 429 and a message that says why
-and what to do. An open is what the SDK opens a session for: a POST with no session id whose body is one JSON-RPC
-`initialize` request (the body, bounded by the SDK's own limit, is read first and handed on intact); any other
-session-less request (a stray ping, a malformed body) passes through to the SDK's 400 and closes nothing. A
-caller is the principal of `callers.principal_of`, so a person's sessions count together whatever client opened
-them; without authentication (loopback only, one person) there is no cap, and with `OPENROUTER_DATABASE_URL`
-there are no sessions to cap (the SDK's stateless mode). Requests of the 2026-07-28 generation (an
-`MCP-Protocol-Version` that is no handshake version, routed by the SDK the same way) open no session and pass
-through untouched.
+their least recently used session with no POST in flight is set aside to make room, and closed once the SDK has
+opened the new one (a session set aside that has a call in flight by then is closed when that call ends; if the
+SDK opens nothing, it is kept). The client that still holds a closed session (if any) gets 404 on its next request
+and opens a new one, as the spec says it must. Only when each of their sessions has a call in progress (or is set
+aside, or being opened) is the new one refused, with 429 and a message that says why and what to do. An open is a
+POST with no session id whose body, read first (up to the SDK's own limit) and handed on intact, is one JSON object
+with the method `initialize`; any other session-less request (a stray ping, a batch, a body past the limit) passes
+straight through to the SDK's 400 or 413. A caller is the principal of `callers.principal_of`, so a person's
+sessions count together whatever client opened them; without authentication (loopback only, one person) there is
+no cap, and with `OPENROUTER_DATABASE_URL` there are no sessions to cap (the SDK's stateless mode). Requests of the
+2026-07-28 generation (an `MCP-Protocol-Version` that is no handshake version, routed by the SDK the same way)
+open no session and pass through untouched.
 
 The sessions are the SDK's (`StreamableHTTPSessionManager`): `SessionsPerCaller` wraps its `/mcp` endpoint inside
 authentication, notes each new session's id from the answer to its `initialize`, and asks the manager which are
@@ -57,6 +58,8 @@ class SessionsPerCaller:
         self.owner: dict[str, str] = {}  # session id → its caller
         self.busy: Counter[str] = Counter()  # POSTs in flight, by session id
         self.opening: Counter[str] = Counter()  # `initialize` requests in flight, by caller
+        self.aside: set[str] = set()  # sessions set aside to make room by opens in progress
+        self.closing: set[str] = set()  # set aside by an open that succeeded: closed when their call ends
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         user = scope.get("user")
@@ -70,14 +73,12 @@ class SessionsPerCaller:
             return
         session = headers.get(MCP_SESSION_ID_HEADER)
         if session is None:
-            if scope.get("method") != "POST":
-                await self.app(scope, receive, send)
-                return
-            body, receive = await _read_body(receive, self.manager.max_request_body_size)
-            if _is_initialize(body):
-                await self._open(principal_of(user.access_token), scope, receive, send)
-            else:  # no session can come of it: the SDK answers (400, or 413 for a body past its limit)
-                await self.app(scope, receive, send)
+            if scope.get("method") == "POST" and not _declared_past(headers, self.manager.max_request_body_size):
+                body, receive = await _read_body(receive, self.manager.max_request_body_size)
+                if _is_initialize(body):
+                    await self._open(principal_of(user.access_token), scope, receive, send)
+                    return
+            await self.app(scope, receive, send)  # no session can come of it: the SDK answers (400, 405, 413)
             return
         caller = self.owner.get(session)
         if caller is not None and caller != principal_of(user.access_token):
@@ -94,40 +95,46 @@ class SessionsPerCaller:
                 self.busy[session] -= 1
                 if self.busy[session] <= 0:
                     del self.busy[session]
+                    if session in self.closing:
+                        await self._close([session])  # set aside by an open that succeeded: its call has ended
 
     async def _open(self, caller: str, scope: Scope, receive: Receive, send: Send) -> None:
         """An `initialize` with no session id, which opens a session if the SDK accepts it. The sessions that make
-        room for it are chosen, and its place taken (`opening`), before anything is awaited: opens that interleave
-        never count the same room twice."""
+        room for it are set aside, and its place taken (`opening`), before anything is awaited, so opens that
+        interleave never count the same room twice; they are closed only once the SDK has opened the new one."""
         self._sweep()
         mine = self._open_sessions(caller)
-        excess = len(mine) + self.opening[caller] + 1 - self.limit
-        idle = [s for s in mine if not self.busy.get(s)][: max(0, excess)]
-        if len(idle) < excess:
-            await self._refuse(len(mine), self.opening[caller], scope, receive, send)
+        staying = [s for s in mine if s not in self.aside and s not in self.closing]
+        excess = len(staying) + self.opening[caller] + 1 - self.limit
+        aside = [s for s in staying if not self.busy.get(s)][: max(0, excess)]
+        if len(aside) < excess:
+            await self._refuse(len(staying), self.opening[caller], scope, receive, send)
             return
-        for session in idle:
-            del mine[session]
-            self.owner.pop(session, None)
+        self.aside.update(aside)
         self.opening[caller] += 1  # counted until its answer says whether a session was opened
-        counted = True
+        counted, opened = True, False
 
         async def watched(message: Message) -> None:
-            nonlocal counted
+            nonlocal counted, opened
             if message["type"] == "http.response.start":
                 session = Headers(raw=message.get("headers", [])).get(MCP_SESSION_ID_HEADER)
                 if session is not None and message["status"] < 400:
                     self._note(caller, session)
+                    opened = True
                 self._opened(caller)
                 counted = False
             await send(message)
 
         try:
-            await self._close(idle)
             await self.app(scope, receive, watched)
         finally:
             if counted:
                 self._opened(caller)
+            self.aside.difference_update(aside)
+            if opened:  # those with a call in flight now are closed when it ends (in `__call__`)
+                self.closing.update(s for s in aside if self.busy.get(s))
+                await self._close([s for s in aside if not self.busy.get(s)])
+            # (else nothing was opened: they stay)
 
     def _opened(self, caller: str) -> None:
         self.opening[caller] -= 1
@@ -138,6 +145,11 @@ class SessionsPerCaller:
         self.held.setdefault(caller, OrderedDict())[session] = None
         self.owner[session] = caller
 
+    def _forget(self, session: str) -> None:
+        self.owner.pop(session, None)
+        self.aside.discard(session)
+        self.closing.discard(session)
+
     def _open_sessions(self, caller: str) -> OrderedDict[str, None]:
         """`caller`'s sessions that are still open, least recently used first (those the SDK has closed, after
         an idle timeout, a DELETE or a crash, are forgotten here)."""
@@ -147,7 +159,7 @@ class SessionsPerCaller:
         live = self._instances()
         for session in [s for s in mine if s not in live]:
             del mine[session]
-            self.owner.pop(session, None)
+            self._forget(session)
         if not mine:
             del self.held[caller]
         return mine
@@ -162,7 +174,7 @@ class SessionsPerCaller:
             mine = self.held[caller]
             for session in [s for s in mine if s not in live]:
                 del mine[session]
-                self.owner.pop(session, None)
+                self._forget(session)
             if not mine and not self.opening.get(caller):
                 del self.held[caller]
 
@@ -171,21 +183,26 @@ class SessionsPerCaller:
         return instances
 
     async def _close(self, sessions: list[str]) -> None:
-        """Close sessions chosen to make room (already forgotten here)."""
+        """Close sessions set aside to make room, and forget them."""
         for session in sessions:
+            caller = self.owner.get(session)
+            if caller is not None and session in self.held.get(caller, {}):
+                del self.held[caller][session]
+            self._forget(session)
+            transport = self._instances().get(session)
+            if transport is None:
+                continue  # closed meanwhile (idle timeout, DELETE)
             log.info(
                 "closed a caller's least recently used session (%s…) to open another: %d sessions per caller "
                 "(OPENROUTER_MCP_SESSIONS_PER_CALLER)",
                 session[:8],
                 self.limit,
             )
-            transport = self._instances().get(session)
-            if transport is not None:
-                await self.manager._discard_session(session, transport)  # private to the SDK (see the docstring)
+            await self.manager._discard_session(session, transport)  # private to the SDK (see the docstring)
 
     async def _refuse(self, held: int, opening: int, scope: Scope, receive: Receive, send: Send) -> None:
-        """429 for an open that finds no room: `held` sessions open, each with a request in progress, and
-        `opening` more being opened."""
+        """429 for an open that finds no room: `held` sessions open (not counting those set aside), each with a
+        request in progress, and `opening` more being opened."""
         if opening:
             have = (
                 f"You have {held} session{'s' if held != 1 else ''} on this server and {opening} more being "
@@ -204,6 +221,12 @@ class SessionsPerCaller:
         body = {"jsonrpc": "2.0", "id": None, "error": {"code": -32000, "message": message}}
         response = JSONResponse(body, status_code=429, headers={"Retry-After": str(RETRY_AFTER_S)})
         await response(scope, receive, send)
+
+
+def _declared_past(headers: Headers, limit: int) -> bool:
+    """Whether a request's `Content-Length` already says its body is past `limit` (the SDK answers 413 unread)."""
+    declared = headers.get("content-length", "")
+    return declared.isdigit() and int(declared) > limit
 
 
 async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
