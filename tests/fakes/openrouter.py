@@ -352,18 +352,18 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     for signum in (signal.SIGINT, signal.SIGTERM):  # explicit: a shell's background job inherits SIGINT ignored
         signal.signal(signum, _interrupt)
-    with FakeOpenRouter(
-        latency=args.latency,
-        catalog_shape=args.catalog_shape,
-        api_key=args.api_key,
-        include_cost=not args.no_cost,
-        port=args.port,
-    ) as fake:
-        print(fake.base_url, flush=True)  # noqa: T201 - the point of the command
-        try:
+    try:  # (around it all: a signal may come at any moment once a client has read the URL, even within `print`)
+        with FakeOpenRouter(
+            latency=args.latency,
+            catalog_shape=args.catalog_shape,
+            api_key=args.api_key,
+            include_cost=not args.no_cost,
+            port=args.port,
+        ) as fake:
+            print(fake.base_url, flush=True)  # noqa: T201 - the point of the command
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
+    except KeyboardInterrupt:
+        pass
 
 
 def _interrupt(_signum: int, _frame: Any) -> None:
