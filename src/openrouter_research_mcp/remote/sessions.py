@@ -75,7 +75,9 @@ class SessionsPerCaller:
         if session is None:
             if scope.get("method") == "POST" and not _declared_past(headers, self.manager.max_request_body_size):
                 body, receive = await _read_body(receive, self.manager.max_request_body_size)
-                if _is_initialize(body):
+                opens = _is_initialize(body)
+                del body  # (the SDK reads its own copy: this one is not kept for the request's life)
+                if opens:
                     await self._open(principal_of(user.access_token), scope, receive, send)
                     return
             await self.app(scope, receive, send)  # no session can come of it: the SDK answers (400, 405, 413)
