@@ -235,7 +235,7 @@ async def test_no_session_is_closed_for_an_open_the_sdk_refuses() -> None:
         assert wrong_type.status_code == 400, wrong_type.text
         assert (await world.open("alice", pad=MAX_BODY)).status_code == 413  # past the SDK's limit: never opened
         assert [await world.ping("alice", s) for s in sessions] == [200] * LIMIT
-        assert world.cap.opening == {} and world.cap.aside == set() and list(world.cap.held["alice"]) == sessions
+        assert world.cap.opening == {} and world.cap.aside == {} and list(world.cap.held["alice"]) == sessions
         assert (await world.open("alice", pad=MAX_BODY // 2)).status_code == 200  # a big one within it opens
         assert await world.ping("alice", sessions[0]) == 404
 
@@ -274,19 +274,19 @@ async def test_a_body_declared_past_the_limit_is_refused_unread() -> None:
         assert sent[0]["status"] == 413 and pulled == 0
 
 
-async def test_a_session_set_aside_is_closed_only_once_the_new_one_is_open_and_its_call_has_ended() -> None:
-    """An open at the limit sets the least recently used idle session aside; a call that starts on it meanwhile
-    runs to its answer, and the session closes after. Another open meanwhile cannot take the same room: it is
-    refused with the real counts."""
+async def test_a_session_set_aside_closes_once_the_new_one_is_open_and_no_call_starts_on_it_meanwhile() -> None:
+    """An open at the limit sets the least recently used idle session aside. A call sent on it meanwhile waits for
+    the open: the SDK opens the new session, the old one closes, and the call gets 404 (its client opens a new
+    session), never a call cut off half-way; a caller never holds more than the limit. Another open meanwhile
+    cannot take the same room: it is refused with the real counts."""
     async with serving() as world:
         sessions = [await world.session("alice") for _ in range(LIMIT)]
         busy = [asyncio.create_task(world.wait_call("alice", s)) for s in sessions[1:]]
         await eventually(lambda: sum(world.cap.busy.values()) == LIMIT - 1, what="two calls in progress")
         gate = hold_opens(world)
         opening = asyncio.create_task(world.open("alice"))
-        await eventually(lambda: world.cap.aside == {sessions[0]}, what="the oldest idle session set aside")
+        await eventually(lambda: list(world.cap.aside) == [sessions[0]], what="the oldest idle session set aside")
         late = asyncio.create_task(world.wait_call("alice", sessions[0]))  # a call on it before the open ends
-        await eventually(lambda: world.cap.busy.get(sessions[0]), what="a call on the session set aside")
         refused = await world.open("alice")
         assert refused.status_code == 429
         assert refused.json()["error"]["message"] == (
@@ -295,17 +295,31 @@ async def test_a_session_set_aside_is_closed_only_once_the_new_one_is_open_and_i
             "close a session you no longer use (DELETE /mcp with its Mcp-Session-Id); clients of the 2026-07-28 "
             "protocol need no session."
         )
+        assert not late.done() and not world.cap.busy.get(sessions[0])  # waiting, not started
         gate.set()
         opened = await opening
         assert opened.status_code == 200
-        assert world.cap.closing == {sessions[0]} and not late.done()
+        assert (await late).status_code == 404
         world.release.set()
-        answers = await asyncio.gather(late, *busy)
-        assert [a.json()["result"]["content"][0]["text"] for a in answers] == ["done"] * LIMIT
-        assert await world.ping("alice", sessions[0]) == 404  # closed once its call ended
+        answers = await asyncio.gather(*busy)
+        assert [a.json()["result"]["content"][0]["text"] for a in answers] == ["done"] * (LIMIT - 1)
         new = opened.headers["mcp-session-id"]
         assert [await world.ping("alice", s) for s in (*sessions[1:], new)] == [200] * LIMIT
-        assert world.cap.closing == set() and world.cap.aside == set()
+        assert world.cap.aside == {} and list(world.cap.held["alice"]) == [*sessions[1:], new]
+
+
+async def test_a_session_set_aside_for_an_open_the_sdk_refuses_is_kept_and_its_call_goes_on() -> None:
+    async with serving() as world:
+        sessions = [await world.session("alice") for _ in range(LIMIT)]
+        gate = hold_opens(world)
+        opening = asyncio.create_task(world.open("alice", headers={"Accept": "text/html"}))  # the SDK refuses it
+        await eventually(lambda: list(world.cap.aside) == [sessions[0]], what="the oldest idle session set aside")
+        late = asyncio.create_task(world.ping("alice", sessions[0]))
+        gate.set()
+        assert (await opening).status_code >= 400
+        assert await late == 200
+        assert [await world.ping("alice", s) for s in sessions] == [200] * LIMIT
+        assert world.cap.aside == {} and world.cap.opening == {}
 
 
 async def test_the_cap_holds_with_sse_answers() -> None:

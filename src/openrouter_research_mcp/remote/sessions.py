@@ -4,10 +4,12 @@ and lock everyone else out (`initialize` would answer 503 "Too many open session
 
 A caller holds at most `OPENROUTER_MCP_SESSIONS_PER_CALLER` sessions. When one who holds that many opens another,
 their least recently used session with no POST in flight is set aside to make room, and closed once the SDK has
-opened the new one (a session set aside that has a call in flight by then is closed when that call ends; if the
-SDK opens nothing, it is kept). The client that still holds a closed session (if any) gets 404 on its next request
-and opens a new one, as the spec says it must. Only when each of their sessions has a call in progress (or is set
-aside, or being opened) is the new one refused, with 429 and a message that says why and what to do. An open is a
+opened the new one; if the SDK opens nothing, it is kept. A request on a session set aside waits for that outcome
+(a few milliseconds), so no call starts on a session about to close. The client that still holds a closed session
+(if any) gets 404 on its next request and opens a new one, as the spec says it must. Only when each of their
+sessions has a call in progress (or is set aside, or being opened) is the new one refused, with 429 and a message
+that says why and what to do. So a caller never holds more than the limit, but for the moment between the SDK's
+answer to an `initialize` and the closing of the session that made room for it. An open is a
 POST with no session id whose body, read first (up to the SDK's own limit) and handed on intact, is one JSON object
 with the method `initialize`; any other session-less request (a stray ping, a batch, a body past the limit) passes
 straight through to the SDK's 400 or 413. A caller is the principal of `callers.principal_of`, so a person's
@@ -24,6 +26,7 @@ ones; `tests/unit/test_sessions.py` runs against the real manager, so an SDK tha
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter, OrderedDict, deque
 from typing import Any
@@ -58,8 +61,7 @@ class SessionsPerCaller:
         self.owner: dict[str, str] = {}  # session id → its caller
         self.busy: Counter[str] = Counter()  # POSTs in flight, by session id
         self.opening: Counter[str] = Counter()  # `initialize` requests in flight, by caller
-        self.aside: set[str] = set()  # sessions set aside to make room by opens in progress
-        self.closing: set[str] = set()  # set aside by an open that succeeded: closed when their call ends
+        self.aside: dict[str, asyncio.Event] = {}  # sessions set aside to make room → their open's end
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         user = scope.get("user")
@@ -82,6 +84,8 @@ class SessionsPerCaller:
                     return
             await self.app(scope, receive, send)  # no session can come of it: the SDK answers (400, 405, 413)
             return
+        if (decided := self.aside.get(session)) is not None:
+            await decided.wait()  # closed (the SDK answers 404) or kept, as the open that set it aside went
         caller = self.owner.get(session)
         if caller is not None and caller != principal_of(user.access_token):
             caller = None  # another caller's session id: the SDK answers 404, and its owner's use is not counted
@@ -97,8 +101,6 @@ class SessionsPerCaller:
                 self.busy[session] -= 1
                 if self.busy[session] <= 0:
                     del self.busy[session]
-                    if session in self.closing:
-                        await self._close([session])  # set aside by an open that succeeded: its call has ended
 
     async def _open(self, caller: str, scope: Scope, receive: Receive, send: Send) -> None:
         """An `initialize` with no session id, which opens a session if the SDK accepts it. The sessions that make
@@ -106,13 +108,14 @@ class SessionsPerCaller:
         interleave never count the same room twice; they are closed only once the SDK has opened the new one."""
         self._sweep()
         mine = self._open_sessions(caller)
-        staying = [s for s in mine if s not in self.aside and s not in self.closing]
+        staying = [s for s in mine if s not in self.aside]
         excess = len(staying) + self.opening[caller] + 1 - self.limit
         aside = [s for s in staying if not self.busy.get(s)][: max(0, excess)]
         if len(aside) < excess:
             await self._refuse(len(staying), self.opening[caller], scope, receive, send)
             return
-        self.aside.update(aside)
+        decided = asyncio.Event()
+        self.aside.update(dict.fromkeys(aside, decided))
         self.opening[caller] += 1  # counted until its answer says whether a session was opened
         counted, opened = True, False
 
@@ -132,11 +135,13 @@ class SessionsPerCaller:
         finally:
             if counted:
                 self._opened(caller)
-            self.aside.difference_update(aside)
-            if opened:  # those with a call in flight now are closed when it ends (in `__call__`)
-                self.closing.update(s for s in aside if self.busy.get(s))
-                await self._close([s for s in aside if not self.busy.get(s)])
-            # (else nothing was opened: they stay)
+            try:
+                if opened:  # (else nothing was opened: they stay)
+                    await self._close(aside)
+            finally:
+                for session in aside:
+                    self.aside.pop(session, None)
+                decided.set()
 
     def _opened(self, caller: str) -> None:
         self.opening[caller] -= 1
@@ -147,11 +152,6 @@ class SessionsPerCaller:
         self.held.setdefault(caller, OrderedDict())[session] = None
         self.owner[session] = caller
 
-    def _forget(self, session: str) -> None:
-        self.owner.pop(session, None)
-        self.aside.discard(session)
-        self.closing.discard(session)
-
     def _open_sessions(self, caller: str) -> OrderedDict[str, None]:
         """`caller`'s sessions that are still open, least recently used first (those the SDK has closed, after
         an idle timeout, a DELETE or a crash, are forgotten here)."""
@@ -161,7 +161,7 @@ class SessionsPerCaller:
         live = self._instances()
         for session in [s for s in mine if s not in live]:
             del mine[session]
-            self._forget(session)
+            self.owner.pop(session, None)
         if not mine:
             del self.held[caller]
         return mine
@@ -176,7 +176,7 @@ class SessionsPerCaller:
             mine = self.held[caller]
             for session in [s for s in mine if s not in live]:
                 del mine[session]
-                self._forget(session)
+                self.owner.pop(session, None)
             if not mine and not self.opening.get(caller):
                 del self.held[caller]
 
@@ -190,7 +190,7 @@ class SessionsPerCaller:
             caller = self.owner.get(session)
             if caller is not None and session in self.held.get(caller, {}):
                 del self.held[caller][session]
-            self._forget(session)
+            self.owner.pop(session, None)
             transport = self._instances().get(session)
             if transport is None:
                 continue  # closed meanwhile (idle timeout, DELETE)
