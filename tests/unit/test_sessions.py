@@ -5,10 +5,12 @@ progress; when every one is busy the new one gets 429 with a message that says w
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.auth.settings import AuthSettings
 from mcp.server.mcpserver import MCPServer
@@ -25,6 +27,35 @@ URL = "http://127.0.0.1:8000/mcp"
 VERSION = "2025-11-25"
 MODERN = "2026-07-28"
 HEADERS = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+INITIALIZE = {
+    "jsonrpc": "2.0",
+    "id": 1,
+    "method": "initialize",
+    "params": {"protocolVersion": VERSION, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+}
+
+
+def post_scope(token: str, headers: dict[str, str] | None = None, *, user: bool = False) -> Scope:
+    """The ASGI scope of a session-less `POST /mcp` with `token`, as the app gets it, or (`user`) as the cap
+    does, authenticated as the Verifier would."""
+    sent = {**HEADERS, "Authorization": f"Bearer {token}", "Host": "127.0.0.1:8000", **(headers or {})}
+    scope: Scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/mcp",
+        "raw_path": b"/mcp",
+        "query_string": b"",
+        "root_path": "",
+        "server": ("127.0.0.1", 8000),
+        "client": ("127.0.0.1", 5555),
+        "headers": [(k.lower().encode(), v.encode()) for k, v in sent.items()],
+    }
+    if user:
+        scope["user"] = AuthenticatedUser(AccessToken(token=token, client_id="c", scopes=[], subject=token))
+    return scope
 
 
 class Verifier:
@@ -255,22 +286,7 @@ async def test_a_body_declared_past_the_limit_is_refused_unread() -> None:
         async def send(message: Message) -> None:
             sent.append(message)
 
-        headers = {**HEADERS, "Authorization": "Bearer alice", "Host": "127.0.0.1:8000", "Content-Length": "1000000000"}
-        scope = {
-            "type": "http",
-            "asgi": {"version": "3.0"},
-            "http_version": "1.1",
-            "method": "POST",
-            "scheme": "http",
-            "path": "/mcp",
-            "raw_path": b"/mcp",
-            "query_string": b"",
-            "root_path": "",
-            "server": ("127.0.0.1", 8000),
-            "client": ("127.0.0.1", 5555),
-            "headers": [(k.lower().encode(), v.encode()) for k, v in headers.items()],
-        }
-        await world.app(scope, receive, send)
+        await world.app(post_scope("alice", {"Content-Length": "1000000000"}), receive, send)
         assert sent[0]["status"] == 413 and pulled == 0
 
 
@@ -287,6 +303,7 @@ async def test_a_session_set_aside_closes_once_the_new_one_is_open_and_no_call_s
         opening = asyncio.create_task(world.open("alice"))
         await eventually(lambda: list(world.cap.aside) == [sessions[0]], what="the oldest idle session set aside")
         late = asyncio.create_task(world.wait_call("alice", sessions[0]))  # a call on it before the open ends
+        await eventually(lambda: world.cap.waiting.get(sessions[0]) == 1, what="the call waiting for the open")
         refused = await world.open("alice")
         assert refused.status_code == 429
         assert refused.json()["error"]["message"] == (
@@ -315,11 +332,12 @@ async def test_a_session_set_aside_for_an_open_the_sdk_refuses_is_kept_and_its_c
         opening = asyncio.create_task(world.open("alice", headers={"Accept": "text/html"}))  # the SDK refuses it
         await eventually(lambda: list(world.cap.aside) == [sessions[0]], what="the oldest idle session set aside")
         late = asyncio.create_task(world.ping("alice", sessions[0]))
+        await eventually(lambda: world.cap.waiting.get(sessions[0]) == 1, what="the ping waiting for the open")
         gate.set()
         assert (await opening).status_code >= 400
         assert await late == 200
         assert [await world.ping("alice", s) for s in sessions] == [200] * LIMIT
-        assert world.cap.aside == {} and world.cap.opening == {}
+        assert world.cap.aside == {} and world.cap.opening == {} and world.cap.waiting == {}
 
 
 async def test_the_cap_holds_with_sse_answers() -> None:
@@ -342,3 +360,73 @@ async def test_callers_who_never_come_back_leave_nothing_behind() -> None:
         assert len(world.cap.owner) == 70  # not yet forgotten: nobody has opened a session since
         kept = await world.session("zed")
         assert list(world.cap.held) == ["zed"] and world.cap.owner == {kept: "zed"}
+
+
+async def test_a_request_woken_on_a_session_set_aside_again_waits_again() -> None:
+    """An open the SDK refuses keeps the session it set aside, but another open, woken first, sets the same
+    session aside again before the request waiting on it resumes: the request waits for that open too, and gets
+    404 once the session has closed, rather than starting a call that would be cut off."""
+    async with serving() as world:
+        oldest = [await world.session("alice") for _ in range(LIMIT)][0]
+        gate = hold_opens(world)
+        refused = asyncio.create_task(world.open("alice", headers={"Accept": "text/html"}))  # the SDK refuses it
+        await eventually(lambda: list(world.cap.aside) == [oldest], what="the oldest idle session set aside")
+        decided = world.cap.aside[oldest]
+        queued = asyncio.Event()
+        sent: list[Message] = []
+
+        async def receive() -> Message:
+            return {"type": "http.request", "body": json.dumps(INITIALIZE).encode(), "more_body": False}
+
+        async def send(message: Message) -> None:
+            sent.append(message)
+
+        async def open_next() -> None:
+            """Waits on the first open's end from before the request does, so it is woken first, and reaches
+            the cap with nothing in its way that suspends."""
+            queued.set()
+            await decided.wait()
+            await world.cap(post_scope("alice", user=True), receive, send)
+
+        opener = asyncio.create_task(open_next())
+        await eventually(queued.is_set, what="the next open waiting")
+        late = asyncio.create_task(world.wait_call("alice", oldest))
+        await eventually(lambda: world.cap.waiting.get(oldest) == 1, what="the call waiting for the open")
+        gate.set()
+        assert (await refused).status_code >= 400
+        await opener
+        assert sent[0]["status"] == 200
+        world.release.set()
+        assert (await late).status_code == 404
+        assert world.cap.aside == {} and world.cap.waiting == {} and world.cap.busy == {}
+
+
+async def test_opens_answered_over_sse_never_pass_the_cap_while_their_streams_last() -> None:
+    """With SSE answers the SDK sends an open's headers (and its session id) before the result: the session set
+    aside closes then, not when the stream ends, so opens that overlap never leave more than the limit open."""
+    async with serving(json_response=False) as world:
+        sessions = [await world.session("alice") for _ in range(LIMIT)]
+        streams = asyncio.Event()
+        inner = world.cap.app
+
+        async def slow_streams(scope: Scope, receive: Receive, send: Send) -> None:
+            async def held(message: Message) -> None:
+                if message["type"] == "http.response.body" and "mcp-session-id" not in Headers(scope=scope):
+                    await streams.wait()  # an open's stream, after its headers
+                await send(message)
+
+            await inner(scope, receive, held)
+
+        world.cap.app = slow_streams
+        opens = [asyncio.create_task(world.open("alice")) for _ in range(2)]
+        closed = sessions[:2]  # the two least recently used, one for each open
+
+        def answered() -> bool:
+            return not world.cap.opening and all(s not in world.cap.manager._server_instances for s in closed)
+
+        await eventually(answered, what="both opens' headers sent and their room made, their streams still open")
+        assert not any(o.done() for o in opens)
+        live = [s for s in world.cap.manager._server_instances if world.cap.owner.get(s) == "alice"]
+        assert len(live) == LIMIT and sessions[2] in live
+        streams.set()
+        assert [o.status_code for o in await asyncio.gather(*opens)] == [200, 200]

@@ -4,8 +4,10 @@ and lock everyone else out (`initialize` would answer 503 "Too many open session
 
 A caller holds at most `OPENROUTER_MCP_SESSIONS_PER_CALLER` sessions. When one who holds that many opens another,
 their least recently used session with no POST in flight is set aside to make room, and closed once the SDK has
-opened the new one; if the SDK opens nothing, it is kept. A request on a session set aside waits for that outcome
-(a few milliseconds), so no call starts on a session about to close. The client that still holds a closed session
+opened the new one (when its answer starts with the new session's id: with SSE answers, before the result is
+sent); if the SDK opens nothing, it is kept. A request on a session set aside waits for that outcome (a few
+milliseconds), and again if another open has set it aside meanwhile, so no call starts on a session about to
+close. The client that still holds a closed session
 (if any) gets 404 on its next request and opens a new one, as the spec says it must. Only when each of their
 sessions has a call in progress (or is set aside, or being opened) is the new one refused, with 429 and a message
 that says why and what to do. So a caller never holds more than the limit, but for the moment between the SDK's
@@ -62,6 +64,7 @@ class SessionsPerCaller:
         self.busy: Counter[str] = Counter()  # POSTs in flight, by session id
         self.opening: Counter[str] = Counter()  # `initialize` requests in flight, by caller
         self.aside: dict[str, asyncio.Event] = {}  # sessions set aside to make room → their open's end
+        self.waiting: Counter[str] = Counter()  # requests waiting for the open that set their session aside
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         user = scope.get("user")
@@ -84,8 +87,14 @@ class SessionsPerCaller:
                     return
             await self.app(scope, receive, send)  # no session can come of it: the SDK answers (400, 405, 413)
             return
-        if (decided := self.aside.get(session)) is not None:
-            await decided.wait()  # closed (the SDK answers 404) or kept, as the open that set it aside went
+        while (decided := self.aside.get(session)) is not None:  # (kept, it may be set aside again at once)
+            self.waiting[session] += 1
+            try:
+                await decided.wait()  # closed (the SDK answers 404) or kept, as the open that set it aside went
+            finally:
+                self.waiting[session] -= 1
+                if self.waiting[session] <= 0:
+                    del self.waiting[session]
         caller = self.owner.get(session)
         if caller is not None and caller != principal_of(user.access_token):
             caller = None  # another caller's session id: the SDK answers 404, and its owner's use is not counted
@@ -117,17 +126,29 @@ class SessionsPerCaller:
         decided = asyncio.Event()
         self.aside.update(dict.fromkeys(aside, decided))
         self.opening[caller] += 1  # counted until its answer says whether a session was opened
-        counted, opened = True, False
+        counted = True
+
+        async def decide(opened: bool) -> None:
+            """Close the sessions set aside (the new one is open) or keep them, and let their requests go on."""
+            try:
+                if opened:
+                    await self._close(aside)
+            finally:
+                for session in aside:
+                    self.aside.pop(session, None)
+                decided.set()
 
         async def watched(message: Message) -> None:
-            nonlocal counted, opened
+            nonlocal counted
             if message["type"] == "http.response.start":
                 session = Headers(raw=message.get("headers", [])).get(MCP_SESSION_ID_HEADER)
+                opened = False
                 if session is not None and message["status"] < 400:
-                    self._note(caller, session)
+                    self._note(caller, session)  # (with SSE answers, before the result is sent)
                     opened = True
                 self._opened(caller)
                 counted = False
+                await decide(opened)  # at the answer's start: an SSE answer's stream may last a while
             await send(message)
 
         try:
@@ -135,13 +156,8 @@ class SessionsPerCaller:
         finally:
             if counted:
                 self._opened(caller)
-            try:
-                if opened:  # (else nothing was opened: they stay)
-                    await self._close(aside)
-            finally:
-                for session in aside:
-                    self.aside.pop(session, None)
-                decided.set()
+            if not decided.is_set():  # no answer began: nothing was opened
+                await decide(False)
 
     def _opened(self, caller: str) -> None:
         self.opening[caller] -= 1
@@ -200,7 +216,10 @@ class SessionsPerCaller:
                 session[:8],
                 self.limit,
             )
-            await self.manager._discard_session(session, transport)  # private to the SDK (see the docstring)
+            try:
+                await self.manager._discard_session(session, transport)  # private to the SDK (see the docstring)
+            except Exception:  # (it forgets the session before anything can fail: it answers 404 all the same)
+                log.warning("a session closed to make room did not end cleanly (%s…)", session[:8], exc_info=True)
 
     async def _refuse(self, held: int, opening: int, scope: Scope, receive: Receive, send: Send) -> None:
         """429 for an open that finds no room: `held` sessions open (not counting those set aside), each with a
