@@ -168,13 +168,14 @@ class SessionsPerCaller:
         self.held.setdefault(caller, OrderedDict())[session] = None
         self.owner[session] = caller
 
-    def _open_sessions(self, caller: str) -> OrderedDict[str, None]:
-        """`caller`'s sessions that are still open, least recently used first (those the SDK has closed, after
-        an idle timeout, a DELETE or a crash, are forgotten here)."""
+    def _open_sessions(self, caller: str, live: dict[str, Any] | None = None) -> OrderedDict[str, None]:
+        """`caller`'s sessions that are still open (in `live`, by default the manager's), least recently used
+        first; those the SDK has closed, after an idle timeout, a DELETE or a crash, are forgotten here (and a
+        caller left with none, whom `_note` adds again at their next session)."""
         mine = self.held.get(caller)
         if mine is None:
             return OrderedDict()
-        live = self._instances()
+        live = self._instances() if live is None else live
         for session in [s for s in mine if s not in live]:
             del mine[session]
             self.owner.pop(session, None)
@@ -186,15 +187,9 @@ class SessionsPerCaller:
         """Forget every caller's sessions the SDK has closed once they are many more than those still open, so
         callers who never come back leave nothing behind (each sweep is paid for by as many opens as it reads)."""
         live = self._instances()
-        if len(self.owner) <= 2 * len(live) + 64:
-            return
-        for caller in list(self.held):
-            mine = self.held[caller]
-            for session in [s for s in mine if s not in live]:
-                del mine[session]
-                self.owner.pop(session, None)
-            if not mine and not self.opening.get(caller):
-                del self.held[caller]
+        if len(self.owner) > 2 * len(live) + 64:
+            for caller in list(self.held):
+                self._open_sessions(caller, live)
 
     def _instances(self) -> dict[str, Any]:
         instances: dict[str, Any] = self.manager._server_instances  # private to the SDK (see the module docstring)
