@@ -118,7 +118,7 @@ class World:
 
 
 @asynccontextmanager
-async def serving(*, json_response: bool = True) -> AsyncIterator[World]:
+async def serving(*, json_response: bool = True, limit: int = LIMIT) -> AsyncIterator[World]:
     """The SDK's server with the cap, in the test's own task (the manager's task group must end where it began):
     JSON answers, or SSE ones as the team server sends them."""
     release = asyncio.Event()
@@ -135,7 +135,7 @@ async def serving(*, json_response: bool = True) -> AsyncIterator[World]:
         return "done"
 
     app = server.streamable_http_app(json_response=json_response, max_request_body_size=MAX_BODY)
-    assert cap_sessions(app, "/mcp", server.session_manager, LIMIT)
+    assert cap_sessions(app, "/mcp", server.session_manager, limit)
     route = next(r for r in app.routes if getattr(r, "path", None) == "/mcp")
     cap = route.app.app  # type: ignore[attr-defined]
     assert isinstance(cap, SessionsPerCaller)
@@ -430,3 +430,19 @@ async def test_opens_answered_over_sse_never_pass_the_cap_while_their_streams_la
         assert len(live) == LIMIT and sessions[2] in live
         streams.set()
         assert [o.status_code for o in await asyncio.gather(*opens)] == [200, 200]
+
+
+async def test_a_limit_of_one_session_is_refused_in_the_singular() -> None:
+    async with serving(limit=1) as world:
+        only = await world.session("alice")
+        call = asyncio.create_task(world.wait_call("alice", only))
+        await eventually(lambda: world.cap.busy.get(only), what="its call in progress")
+        refused = await world.open("alice")
+        assert refused.status_code == 429
+        assert refused.json()["error"]["message"] == (
+            "You have 1 session on this server, the most one caller may hold, and it has a request in progress. "
+            "Wait for that request to end, or close a session you no longer use (DELETE /mcp with its "
+            "Mcp-Session-Id); clients of the 2026-07-28 protocol need no session."
+        )
+        world.release.set()
+        assert (await call).status_code == 200

@@ -7,14 +7,14 @@ their least recently used session with no POST in flight is set aside to make ro
 opened the new one (when its answer starts with the new session's id: with SSE answers, before the result is
 sent); if the SDK opens nothing, it is kept. A request on a session set aside waits for that outcome (a few
 milliseconds), and again if another open has set it aside meanwhile, so no call starts on a session about to
-close. The client that still holds a closed session
-(if any) gets 404 on its next request and opens a new one, as the spec says it must. Only when each of their
-sessions has a call in progress (or is set aside, or being opened) is the new one refused, with 429 and a message
-that says why and what to do. So a caller never holds more than the limit, but for the moment between the SDK's
-answer to an `initialize` and the closing of the session that made room for it. An open is a
-POST with no session id whose body, read first (up to the SDK's own limit) and handed on intact, is one JSON object
-with the method `initialize`; any other session-less request (a stray ping, a batch, a body past the limit) passes
-straight through to the SDK's 400 or 413. A caller is the principal of `callers.principal_of`, so a person's
+close. The client that still holds a closed session (if any) gets 404 on its next request and opens a new one, as
+the spec says it must. Only when each of their sessions has a call in progress (or is set aside, or being opened)
+is the new one refused, with 429 and a message that says why and what to do. So a caller never holds more than the
+limit, but for the moment between the SDK's answer to an `initialize` and the closing of the session that made
+room for it. An open is a POST with no session id whose body, read first (up to the SDK's own limit) and handed on
+intact, is one JSON object with the method `initialize` (the SDK may still refuse it: then nothing is closed); any
+other session-less request (a stray ping, a batch, a body past the limit) passes straight through to the SDK's 400
+or 413. A caller is the principal of `callers.principal_of`, so a person's
 sessions count together whatever client opened them; without authentication (loopback only, one person) there is
 no cap, and with `OPENROUTER_DATABASE_URL` there are no sessions to cap (the SDK's stateless mode). Requests of the
 2026-07-28 generation (an `MCP-Protocol-Version` that is no handshake version, routed by the SDK the same way)
@@ -227,8 +227,9 @@ class SessionsPerCaller:
             )
         else:
             have = (
-                f"You have {held} sessions on this server, the most one caller may hold, and each has a request "
-                "in progress. Wait for one of those requests to end"
+                f"You have {held} session{'s' if held != 1 else ''} on this server, the most one caller may hold, "
+                f"and {'each has' if held != 1 else 'it has'} a request in progress. Wait for "
+                f"{'one of those requests' if held != 1 else 'that request'} to end"
             )
         message = (
             f"{have}, or close a session you no longer use (DELETE /mcp with its Mcp-Session-Id); clients of the "
@@ -271,8 +272,8 @@ async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, Receiv
 
 
 def _is_initialize(body: bytes | None) -> bool:
-    """Whether `body` is what the SDK opens a session for: one JSON-RPC request whose method is `initialize`
-    (parsed as the SDK parses it)."""
+    """Whether `body` may open a session: one JSON object whose method is `initialize`, parsed as the SDK parses
+    it. (The SDK asks more of it, an id and valid params; one it refuses opens nothing, and closes nothing here.)"""
     if body is None:
         return False
     try:
